@@ -1,0 +1,6 @@
+#pragma once
+#include <napi.h>
+
+namespace ipckit {
+void InitPipe(Napi::Env env, Napi::Object exports);
+}

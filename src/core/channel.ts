@@ -1,0 +1,364 @@
+/**
+ * The Channel contract and the lifecycle base every transport extends. The base owns what is the
+ * same everywhere: encoding with the codec, the bounded receive queue and its waiters, send
+ * backpressure, `{ signal, timeout }`, async iteration, and close/destroy semantics. A transport
+ * supplies only how bytes move (`transmit`, `pauseInput`, `resumeInput`, `endOutput`, `teardown`)
+ * and reports what happens to it (`deliver`, `writable`, `peerClosed`, `peerGone`, `fail`).
+ */
+import { type CodecOptions, type MessageCodec, resolveCodec } from './codec.js';
+import { closedError, ErrorCodes, IpcError } from './errors.js';
+import { checkMaxMessageBytes, frameTooLarge } from './framing.js';
+import { Queue } from './queue.js';
+import { armWait, checkWaitOptions, type WaitOptions } from './wait.js';
+
+export type { WaitOptions } from './wait.js';
+
+/** The sending half of a channel. */
+export interface Sender<T> {
+  /** Resolves once the transport accepted the message; waits while the peer is behind. */
+  send(message: T, opts?: WaitOptions): Promise<void>;
+  /** Flushes what was sent, ends the channel, and is idempotent. */
+  close(): Promise<void>;
+  /** Ends the channel at once; pending operations reject with ERR_IPC_CLOSED. */
+  destroy(reason?: Error): void;
+  readonly closed: boolean;
+}
+
+/** The receiving half of a channel. Async iteration ends cleanly when the peer closes. */
+export interface Receiver<T> extends AsyncIterable<T> {
+  /** The next message; ERR_IPC_TIMEOUT / ERR_IPC_ABORTED leave the channel intact. */
+  receive(opts?: WaitOptions): Promise<T>;
+  close(): Promise<void>;
+  destroy(reason?: Error): void;
+  readonly closed: boolean;
+}
+
+/** A duplex, message-oriented connection between two processes. `await using` closes it. */
+export interface Channel<T> extends Sender<T>, Receiver<T>, AsyncDisposable {}
+
+/** Options every channel accepts. */
+export interface ChannelOptions<T = unknown> extends CodecOptions<T> {
+  /** Largest encoded message accepted either way, in bytes. Default 64 MiB. */
+  maxMessageBytes?: number;
+  /**
+   * Messages buffered on the receiving side before the transport is paused, which in turn makes the
+   * peer's `send` wait. Default 1024.
+   */
+  receiveHighWaterMark?: number;
+}
+
+type Received<T> = { ok: true; value: T } | { ok: false; error: IpcError };
+
+interface ReceiveWaiter<T> {
+  resolve(value: T): void;
+  reject(err: unknown): void;
+  disarm(): void;
+}
+
+interface SendWaiter {
+  payload: Uint8Array;
+  resolve(): void;
+  reject(err: unknown): void;
+  disarm(): void;
+}
+
+const RESOLVED: Promise<void> = Promise.resolve();
+
+/** Where a channel is in its life. */
+type State =
+  | 'open'
+  /** close() was called: flushing queued sends, then ending the output. */
+  | 'closing'
+  /** Our side is finished; nothing more can be sent or received. */
+  | 'closed';
+
+/**
+ * The lifecycle base of every ipckit channel. Subclasses call {@link ChannelBase.deliver} for each
+ * incoming payload and report transport events; everything users see is implemented here.
+ */
+export abstract class ChannelBase<T> implements Channel<T> {
+  /** A label for messages: the resource name or transport. */
+  protected readonly what: string;
+  protected readonly codec: MessageCodec<T>;
+  protected readonly maxMessageBytes: number;
+  readonly #highWater: number;
+  readonly #lowWater: number;
+
+  #state: State = 'open';
+  /** Why input ended: undefined while the peer may still send. */
+  #inputEnd: IpcError | undefined;
+  /** Why output is unusable: undefined while sends can go out. */
+  #outputEnd: IpcError | undefined;
+  #received = new Queue<Received<T>>();
+  #receivers = new Queue<ReceiveWaiter<T>>();
+  #senders = new Queue<SendWaiter>();
+  #blocked = false;
+  #inputPaused = false;
+  #closing: Promise<void> | undefined;
+
+  protected constructor(what: string, opts: ChannelOptions<T> | undefined) {
+    this.what = what;
+    this.codec = resolveCodec(opts, what);
+    this.maxMessageBytes = checkMaxMessageBytes(opts?.maxMessageBytes);
+    const high = opts?.receiveHighWaterMark ?? 1024;
+    if (!Number.isInteger(high) || high < 1) {
+      throw new RangeError(`options.receiveHighWaterMark must be a positive integer, got ${high}`);
+    }
+    this.#highWater = high;
+    this.#lowWater = Math.max(0, Math.floor(high / 2));
+  }
+
+  // ---- what transports implement -------------------------------------------------------------
+
+  /** Hands one encoded payload to the transport. Returns false when the transport is now full. */
+  protected abstract transmit(payload: Uint8Array): boolean;
+  /** Stops reading input (the receive queue is full). */
+  protected abstract pauseInput(): void;
+  /** Starts reading input again. */
+  protected abstract resumeInput(): void;
+  /** Flushes everything transmitted, tells the peer goodbye and ends the output. */
+  protected abstract endOutput(): Promise<void>;
+  /** Releases every resource at once (fds, handles, timers). Called exactly once. */
+  protected abstract teardown(): void;
+
+  // ---- what transports report -----------------------------------------------------------------
+
+  /** One complete incoming payload; the view need only be valid during the call. */
+  protected deliver(payload: Uint8Array): void {
+    if (this.#state === 'closed') return;
+    let item: Received<T>;
+    try {
+      item = { ok: true, value: this.codec.decode(payload) };
+    } catch (err) {
+      item = { ok: false, error: err as IpcError };
+    }
+    const waiter = this.#receivers.shift();
+    if (waiter) {
+      waiter.disarm();
+      if (item.ok) waiter.resolve(item.value);
+      else waiter.reject(item.error);
+      return;
+    }
+    this.#received.push(item);
+    if (!this.#inputPaused && this.#received.length >= this.#highWater) {
+      this.#inputPaused = true;
+      this.pauseInput();
+    }
+  }
+
+  /**
+   * A receive-side error that concerns one message only (a corrupt or oversized record the
+   * transport skipped): it is received in order, and the channel stays usable.
+   */
+  protected deliverError(err: IpcError): void {
+    if (this.#state === 'closed') return;
+    const waiter = this.#receivers.shift();
+    if (waiter) {
+      waiter.disarm();
+      waiter.reject(err);
+      return;
+    }
+    this.#received.push({ ok: false, error: err });
+  }
+
+  /** The transport can take more: queued sends go out. */
+  protected writable(): void {
+    this.#blocked = false;
+    while (!this.#blocked && this.#senders.length > 0 && !this.#outputEnd) {
+      const waiter = this.#senders.shift()!;
+      waiter.disarm();
+      this.#blocked = !this.transmit(waiter.payload);
+      waiter.resolve();
+    }
+    if (this.#senders.length === 0 && this.#state === 'closing') this.#drainedForClose?.();
+  }
+
+  /** The peer said goodbye: input ends cleanly after what is queued, and the peer takes no more. */
+  protected peerClosed(): void {
+    const err = new IpcError(ErrorCodes.CLOSED, `${this.what}: the peer closed the channel`);
+    this.#endInput(err);
+    this.#endOutputWith(err);
+  }
+
+  /** The peer vanished without a goodbye (died, or the link broke). */
+  protected peerGone(detail: string, cause?: unknown): void {
+    const err = new IpcError(ErrorCodes.PEER_GONE, `${this.what}: ${detail}`, cause ? { cause } : undefined);
+    this.#endInput(err);
+    this.#endOutputWith(err);
+  }
+
+  /** Marks a one-way channel: the missing direction fails with ERR_IPC_CLOSED naming why. */
+  protected oneWay(missing: 'send' | 'receive'): void {
+    const err = new IpcError(
+      ErrorCodes.CLOSED,
+      `${this.what}: this end is ${missing === 'send' ? 'receive' : 'send'}-only`,
+    );
+    if (missing === 'send') this.#endOutputWith(err);
+    else this.#endInput(err);
+  }
+
+  /** An unrecoverable transport error (bad frames, I/O error): both directions end with it. */
+  protected fail(err: IpcError): void {
+    this.#endInput(err);
+    this.#endOutputWith(err);
+  }
+
+  // ---- the public surface ---------------------------------------------------------------------
+
+  get closed(): boolean {
+    return this.#state !== 'open';
+  }
+
+  send(message: T, opts?: WaitOptions): Promise<void> {
+    try {
+      checkWaitOptions(opts);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    if (this.#state !== 'open') return Promise.reject(closedError(this.what));
+    if (this.#outputEnd) return Promise.reject(this.#outputEnd);
+    let payload: Uint8Array;
+    try {
+      payload = this.codec.encode(message);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    if (payload.byteLength > this.maxMessageBytes) {
+      return Promise.reject(frameTooLarge(this.what, payload.byteLength, this.maxMessageBytes));
+    }
+    if (!this.#blocked && this.#senders.length === 0) {
+      this.#blocked = !this.transmit(payload);
+      return RESOLVED;
+    }
+    return new Promise<void>((resolve, reject) => {
+      const waiter: SendWaiter = { payload, resolve, reject, disarm: noop };
+      this.#senders.push(waiter);
+      waiter.disarm = armWait(`${this.what}: send`, opts, (err) => {
+        this.#senders.remove(waiter);
+        reject(err);
+      });
+    });
+  }
+
+  receive(opts?: WaitOptions): Promise<T> {
+    try {
+      checkWaitOptions(opts);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const item = this.#received.shift();
+    if (item) {
+      if (this.#inputPaused && this.#received.length <= this.#lowWater && this.#state === 'open') {
+        this.#inputPaused = false;
+        this.resumeInput();
+      }
+      return item.ok ? Promise.resolve(item.value) : Promise.reject(item.error);
+    }
+    if (this.#state === 'closed') return Promise.reject(closedError(this.what));
+    if (this.#inputEnd) return Promise.reject(this.#inputEnd);
+    return new Promise<T>((resolve, reject) => {
+      const waiter: ReceiveWaiter<T> = { resolve, reject, disarm: noop };
+      this.#receivers.push(waiter);
+      waiter.disarm = armWait(`${this.what}: receive`, opts, (err) => {
+        this.#receivers.remove(waiter);
+        reject(err);
+      });
+    });
+  }
+
+  /**
+   * Iterates incoming messages. Ends when the peer closes; throws ERR_IPC_PEER_GONE if it died and
+   * the codec/schema error of a bad message (iterate again to go on). Breaking out does not close
+   * the channel: it is duplex and may still send.
+   */
+  [Symbol.asyncIterator](): AsyncIterator<T> {
+    return {
+      next: async (): Promise<IteratorResult<T>> => {
+        try {
+          return { done: false, value: await this.receive() };
+        } catch (err) {
+          if (err instanceof IpcError && err.code === ErrorCodes.CLOSED)
+            return { done: true, value: undefined };
+          throw err;
+        }
+      },
+      return: async (): Promise<IteratorResult<T>> => ({ done: true, value: undefined }),
+    };
+  }
+
+  #drainedForClose: (() => void) | undefined;
+
+  close(): Promise<void> {
+    if (this.#closing) return this.#closing;
+    if (this.#state === 'closed') return RESOLVED;
+    this.#state = 'closing';
+    this.#closing = (async () => {
+      if (this.#senders.length > 0 && !this.#outputEnd) {
+        await new Promise<void>((resolve) => {
+          this.#drainedForClose = resolve;
+        });
+      }
+      if (!this.#outputEnd) {
+        try {
+          await this.endOutput();
+        } catch {
+          // The peer may be gone already; what was sent before close() was accepted, nothing to undo.
+        }
+      }
+      this.#finish(closedError(this.what));
+    })();
+    return this.#closing;
+  }
+
+  destroy(reason?: Error): void {
+    if (this.#state === 'closed') return;
+    this.#finish(closedError(this.what, reason));
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  // ---- internals ------------------------------------------------------------------------------
+
+  #finish(err: IpcError): void {
+    this.#state = 'closed';
+    this.#inputEnd ??= err;
+    this.#outputEnd ??= err;
+    for (const waiter of this.#receivers.drain()) {
+      waiter.disarm();
+      waiter.reject(err);
+    }
+    for (const waiter of this.#senders.drain()) {
+      waiter.disarm();
+      waiter.reject(err);
+    }
+    this.#received.drain();
+    this.#drainedForClose?.();
+    this.teardown();
+  }
+
+  #endInput(err: IpcError): void {
+    // Once close() has begun, what the transport reports is a consequence of closing: pending
+    // receives reject with ERR_IPC_CLOSED when it finishes, not with a transport error.
+    if (this.#inputEnd || this.#state !== 'open') return;
+    this.#inputEnd = err;
+    // Messages already queued stay receivable; waiters exist only when the queue is empty.
+    for (const waiter of this.#receivers.drain()) {
+      waiter.disarm();
+      waiter.reject(err);
+    }
+  }
+
+  #endOutputWith(err: IpcError): void {
+    if (this.#outputEnd) return;
+    this.#outputEnd = err;
+    for (const waiter of this.#senders.drain()) {
+      waiter.disarm();
+      waiter.reject(err);
+    }
+    if (this.#state === 'closing') this.#drainedForClose?.();
+  }
+}
+
+function noop(): void {}

@@ -1,0 +1,144 @@
+/**
+ * Codecs turn messages into bytes and back. msgpack is the default; json, v8 (structured clone) and
+ * raw bytes are built in, and any `{ encode, decode }` object works. Decoding is where untrusted bytes
+ * enter a process, so every failure becomes ERR_IPC_INVALID_MESSAGE and leaves the channel usable.
+ */
+import { deserialize as v8Deserialize, serialize as v8Serialize } from 'node:v8';
+import type { StandardSchemaV1 } from '@standard-schema/spec';
+import { Packr } from 'msgpackr';
+import { ErrorCodes, IpcError } from './errors.js';
+
+/** Turns messages of type T into bytes and back. `decode` receives a view it must not keep. */
+export interface Codec<T = unknown> {
+  /** A short name used in error messages and handshakes. */
+  readonly name?: string;
+  encode(message: T): Uint8Array;
+  decode(bytes: Uint8Array): T;
+}
+
+// Records (msgpackr's shared structures) are off: they make the bytes depend on state shared between
+// one encoder and one decoder, which two processes started at different times do not have.
+// `__proto__` keys decode as the plain key `__proto_`, so a payload cannot reach Object.prototype.
+const packr = new Packr({ useRecords: false, mapsAsObjects: true, moreTypes: false, int64AsType: 'number' });
+
+const textEncoder = new TextEncoder();
+const textDecoder = new TextDecoder('utf-8', { fatal: true });
+
+/** The built-in codecs. */
+export const codecs = {
+  /** MessagePack via msgpackr: compact and fast; Date, Map (as object), Set, typed arrays. The default. */
+  msgpack: {
+    name: 'msgpack',
+    encode: (message: unknown) => packr.encode(message),
+    decode: (bytes: Uint8Array) => packr.decode(bytes),
+  } satisfies Codec,
+  /** UTF-8 JSON: what any other language can read. */
+  json: {
+    name: 'json',
+    encode: (message: unknown) => {
+      const text = JSON.stringify(message);
+      if (text === undefined) throw new TypeError('json codec cannot encode undefined or a function');
+      return textEncoder.encode(text);
+    },
+    decode: (bytes: Uint8Array) => JSON.parse(textDecoder.decode(bytes)),
+  } satisfies Codec,
+  /** V8's structured clone (`v8.serialize`): Map, Set, Date, BigInt, typed arrays, cycles. Node to Node only. */
+  v8: {
+    name: 'v8',
+    encode: (message: unknown) => v8Serialize(message),
+    decode: (bytes: Uint8Array) => v8Deserialize(bytes),
+  } satisfies Codec,
+  /** No encoding: Uint8Array in, Uint8Array out (a copy the receiver owns). */
+  raw: {
+    name: 'raw',
+    encode: (message: Uint8Array) => {
+      if (!(message instanceof Uint8Array)) throw new TypeError('raw codec sends Uint8Array messages only');
+      return message;
+    },
+    decode: (bytes: Uint8Array) => Uint8Array.prototype.slice.call(bytes),
+  } satisfies Codec<Uint8Array>,
+} as const;
+
+/** The name of a built-in codec. */
+export type CodecName = keyof typeof codecs;
+
+/** Options shared by everything that carries messages. */
+export interface CodecOptions<T = unknown> {
+  /** A built-in codec name or a custom `{ encode, decode }`. Default `'msgpack'`. */
+  codec?: CodecName | Codec<T>;
+  /** A Standard Schema validator (zod, valibot, arktype, …) checked on every received message. */
+  schema?: StandardSchemaV1<unknown, T>;
+}
+
+/** A codec with the schema check folded into decode. */
+export interface MessageCodec<T> {
+  readonly name: string;
+  encode(message: T): Uint8Array;
+  /** Decodes and validates; throws ERR_IPC_INVALID_MESSAGE. */
+  decode(bytes: Uint8Array): T;
+}
+
+/** Resolves `codec` / `schema` options into one encoder/decoder, checking them eagerly. */
+export function resolveCodec<T>(opts: CodecOptions<T> | undefined, what: string): MessageCodec<T> {
+  const spec = opts?.codec ?? 'msgpack';
+  let codec: Codec<T>;
+  if (typeof spec === 'string') {
+    if (!Object.hasOwn(codecs, spec)) {
+      throw new RangeError(
+        `options.codec must be one of ${Object.keys(codecs).join(', ')} or a codec object`,
+      );
+    }
+    codec = codecs[spec] as unknown as Codec<T>;
+  } else if (spec && typeof spec.encode === 'function' && typeof spec.decode === 'function') {
+    codec = spec;
+  } else {
+    throw new TypeError('options.codec must be a codec name or an object with encode() and decode()');
+  }
+  const schema = opts?.schema;
+  if (schema !== undefined && typeof schema?.['~standard']?.validate !== 'function') {
+    throw new TypeError('options.schema must be a Standard Schema validator');
+  }
+  const name = codec.name ?? 'custom';
+  return {
+    name,
+    encode(message) {
+      try {
+        return codec.encode(message);
+      } catch (err) {
+        throw new IpcError(ErrorCodes.INVALID_MESSAGE, `${what}: cannot encode message with ${name}`, {
+          cause: err,
+        });
+      }
+    },
+    decode(bytes) {
+      let value: T;
+      try {
+        value = codec.decode(bytes);
+      } catch (err) {
+        throw new IpcError(ErrorCodes.INVALID_MESSAGE, `${what}: cannot decode message with ${name}`, {
+          cause: err,
+        });
+      }
+      return schema ? validate(schema, value, what) : value;
+    },
+  };
+}
+
+function validate<T>(schema: StandardSchemaV1<unknown, T>, value: unknown, what: string): T {
+  const result = schema['~standard'].validate(value);
+  if (result instanceof Promise) {
+    throw new TypeError('options.schema must validate synchronously');
+  }
+  if (result.issues) {
+    const first = result.issues[0];
+    const where = first?.path?.length
+      ? ` at ${first.path.map((p) => String(typeof p === 'object' ? p.key : p)).join('.')}`
+      : '';
+    throw new IpcError(
+      ErrorCodes.INVALID_MESSAGE,
+      `${what}: message failed schema validation${where}: ${first?.message ?? 'invalid'}`,
+      { cause: result.issues },
+    );
+  }
+  return result.value;
+}

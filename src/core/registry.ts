@@ -1,0 +1,79 @@
+/**
+ * The registry of named resources: one small JSON manifest per resource in
+ * `<runtime dir>/.registry/`, recording its kind, name, path and creator (pid + start time), so that
+ * `ipckit ls` can show who owns what and `ipckit gc` can find what dead processes left behind.
+ */
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { isAlive, type ProcessIdentity, selfIdentity } from './process-identity.js';
+import { runtimeDir } from './runtime-dir.js';
+
+/** The kinds of named resource ipckit creates. */
+export type ResourceKind =
+  | 'fifo'
+  | 'named-pipe'
+  | 'shm'
+  | 'mutex'
+  | 'semaphore'
+  | 'rwlock'
+  | 'condition'
+  | 'barrier'
+  | 'event'
+  | 'queue'
+  | 'socket';
+
+/** One registered resource, as `ipckit ls --json` prints it. */
+export interface ResourceEntry {
+  kind: ResourceKind;
+  name: string;
+  /** The file behind the resource, when it has one. */
+  path?: string;
+  /** The creator. */
+  owner: ProcessIdentity;
+  /** ISO time of creation. */
+  createdAt: string;
+}
+
+/** A registered resource with its creator's liveness. */
+export interface ResourceStatus extends ResourceEntry {
+  ownerAlive: boolean;
+}
+
+function registryDir(): string {
+  const dir = join(runtimeDir(), '.registry');
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  return dir;
+}
+
+function manifestPath(kind: ResourceKind, name: string): string {
+  return join(registryDir(), `${kind}.${name}.json`);
+}
+
+/** Records that this process created a resource. Written atomically, 0600. */
+export function register(kind: ResourceKind, name: string, path?: string): void {
+  const entry: ResourceEntry = { kind, name, owner: selfIdentity(), createdAt: new Date().toISOString() };
+  if (path !== undefined) entry.path = path;
+  const target = manifestPath(kind, name);
+  const temporary = `${target}.${process.pid}.tmp`;
+  writeFileSync(temporary, JSON.stringify(entry), { mode: 0o600 });
+  renameSync(temporary, target);
+}
+
+/** Forgets a resource (it was removed). */
+export function unregister(kind: ResourceKind, name: string): void {
+  rmSync(manifestPath(kind, name), { force: true });
+}
+
+/** Every registered resource, with whether its creator still runs. Unreadable manifests are skipped. */
+export function listResources(): ResourceStatus[] {
+  const dir = registryDir();
+  const entries: ResourceStatus[] = [];
+  for (const file of readdirSync(dir).sort()) {
+    if (!file.endsWith('.json')) continue;
+    try {
+      const entry = JSON.parse(readFileSync(join(dir, file), 'utf8')) as ResourceEntry;
+      entries.push({ ...entry, ownerAlive: isAlive(entry.owner) });
+    } catch {}
+  }
+  return entries;
+}

@@ -1,0 +1,98 @@
+/**
+ * Names and the runtime directory: where every named resource lives, and the checks that keep
+ * paths inside it. The directory is `$IPCKIT_DIR`, else `$XDG_RUNTIME_DIR/ipckit`, else
+ * `<tmpdir>/ipckit-<uid>`; created 0700 and refused if it is a symlink or belongs to another user.
+ */
+import { createHash } from 'node:crypto';
+import { chmodSync, lstatSync, mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { ErrorCodes, fromSystemError, IpcError } from './errors.js';
+
+/** What a resource name may be: a letter or digit, then up to 99 of `A-Za-z0-9._-`. */
+export const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
+
+/** Throws ERR_IPC_INVALID_NAME unless `name` matches {@link NAME_PATTERN}. */
+export function checkName(name: unknown, what: string): asserts name is string {
+  if (typeof name !== 'string' || !NAME_PATTERN.test(name)) {
+    const shown =
+      typeof name === 'string'
+        ? JSON.stringify(name.length > 40 ? `${name.slice(0, 40)}…` : name)
+        : typeof name;
+    throw new IpcError(
+      ErrorCodes.INVALID_NAME,
+      `${what}: invalid name ${shown}: use 1-100 characters of A-Z a-z 0-9 . _ - starting with a letter or digit`,
+    );
+  }
+}
+
+function uid(): number {
+  return typeof process.getuid === 'function' ? process.getuid() : -1;
+}
+
+/** The runtime directory path for this process's environment (not created). */
+export function runtimeDirPath(): string {
+  if (process.env.IPCKIT_DIR) return resolve(process.env.IPCKIT_DIR);
+  if (process.env.XDG_RUNTIME_DIR) return join(process.env.XDG_RUNTIME_DIR, 'ipckit');
+  return join(tmpdir(), `ipckit-${uid()}`);
+}
+
+const verified = new Set<string>();
+
+/**
+ * Returns the runtime directory, creating it 0700 if needed. Throws ERR_IPC_UNSAFE_PATH if it is a
+ * symlink or not a directory, ERR_IPC_PERMISSION if another user owns it.
+ */
+export function runtimeDir(): string {
+  const dir = runtimeDirPath();
+  if (verified.has(dir)) return dir;
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+  } catch (err) {
+    throw fromSystemError(err, `runtime directory ${dir}`);
+  }
+  const stat = lstatSync(dir);
+  if (stat.isSymbolicLink() || !stat.isDirectory()) {
+    throw new IpcError(
+      ErrorCodes.UNSAFE_PATH,
+      `runtime directory ${dir} is a symlink or not a directory; refusing it`,
+    );
+  }
+  if (uid() >= 0 && stat.uid !== uid()) {
+    throw new IpcError(
+      ErrorCodes.PERMISSION,
+      `runtime directory ${dir} belongs to uid ${stat.uid}, not to this user (${uid()}); refusing it`,
+    );
+  }
+  // mkdir's mode is filtered by the umask, and an existing directory keeps its mode: make it 0700.
+  if ((stat.mode & 0o777) !== 0o700) chmodSync(dir, 0o700);
+  verified.add(dir);
+  return dir;
+}
+
+/** A file path for a named resource inside the runtime directory (created if needed). */
+export function resourcePath(name: string, suffix: string, what: string): string {
+  checkName(name, what);
+  return join(runtimeDir(), name + suffix);
+}
+
+/**
+ * A short, stable tag of the runtime directory, for kernel namespaces that are not paths
+ * (POSIX shared memory names), so processes with different IPCKIT_DIR never meet.
+ */
+export function runtimeDirTag(): string {
+  return createHash('sha256').update(runtimeDir()).digest('hex').slice(0, 12);
+}
+
+/** Throws ERR_IPC_UNSAFE_PATH if `path` exists and is a symlink (a planted link must not be followed). */
+export function refuseSymlink(path: string, what: string): void {
+  let stat: ReturnType<typeof lstatSync> | undefined;
+  try {
+    stat = lstatSync(path);
+  } catch {
+    return;
+  }
+  if (stat.isSymbolicLink()) {
+    throw new IpcError(ErrorCodes.UNSAFE_PATH, `${what}: ${path} is a symlink; refusing to follow it`);
+  }
+}

@@ -1,0 +1,182 @@
+/**
+ * A Channel over byte streams (pipes, Unix sockets, TCP): the shared framing on top of Node sockets.
+ * Frames sent within one tick are gathered into one buffer and leave in one write syscall; a batch
+ * that reaches 64 KiB is flushed at once, so a tight `await send()` loop still streams.
+ */
+import type { Socket } from 'node:net';
+import { ChannelBase, type ChannelOptions } from './channel.js';
+import { ErrorCodes, IpcError } from './errors.js';
+import { Control, encodeHello, FrameBatch, FrameDecoder, parseHello } from './framing.js';
+
+/** Options for a {@link StreamChannel}. */
+export interface StreamChannelOptions<T> extends ChannelOptions<T> {
+  /** Exchange a versioned hello first (connection-oriented streams). Default true. */
+  handshake?: boolean;
+}
+
+const FLUSH_BYTES = 64 * 1024;
+
+/**
+ * A framed channel over an input stream and an output stream, which may be one duplex socket.
+ * Either may be absent for a one-way channel (an anonymous pipe's reader or writer).
+ */
+export class StreamChannel<T> extends ChannelBase<T> {
+  readonly #input: Socket | undefined;
+  readonly #output: Socket | undefined;
+  readonly #batch = new FrameBatch();
+  readonly #decoder: FrameDecoder;
+  #flushScheduled = false;
+  #outputFull = false;
+  #hello: Buffer | undefined;
+  #goodbyeReceived = false;
+  #settleReady: ((err?: IpcError) => void) | undefined;
+  /**
+   * Resolves once the peer's hello arrived (at once without a handshake); rejects if the stream
+   * ended or spoke another protocol first. Connects await it so a mismatch fails the connect.
+   */
+  readonly ready: Promise<void>;
+
+  constructor(
+    what: string,
+    input: Socket | undefined,
+    output: Socket | undefined,
+    opts?: StreamChannelOptions<T>,
+  ) {
+    super(what, opts);
+    this.#input = input;
+    this.#output = output;
+    this.#decoder = new FrameDecoder(what, this.maxMessageBytes, {
+      frame: (payload) => this.deliver(payload),
+      control: (code) => this.#onControl(code),
+    });
+    const handshake = (opts?.handshake ?? true) && input !== undefined && output !== undefined;
+    this.ready = handshake
+      ? new Promise<void>((resolve, reject) => {
+          this.#settleReady = (err) => {
+            this.#settleReady = undefined;
+            if (err) reject(err);
+            else resolve();
+          };
+        })
+      : Promise.resolve();
+    this.ready.catch(() => {}); // the same error reaches receive(); an unawaited ready is not a crash
+    if (handshake) {
+      this.#hello = Buffer.alloc(0);
+      output!.write(encodeHello(this.codec.name));
+    }
+    if (input) {
+      input.on('data', (chunk: Buffer) => this.#onData(chunk));
+      input.on('end', () => this.#onEnd());
+      input.on('error', (err) => this.#onError(err));
+    } else {
+      this.oneWay('receive');
+    }
+    if (output) {
+      output.on('drain', () => {
+        this.#outputFull = false;
+        this.writable();
+      });
+      if (output !== input) output.on('error', (err) => this.#onError(err));
+    } else {
+      this.oneWay('send');
+    }
+  }
+
+  protected transmit(payload: Uint8Array): boolean {
+    this.#batch.add(payload);
+    if (this.#batch.byteLength >= FLUSH_BYTES) this.#flush();
+    else if (!this.#flushScheduled) {
+      this.#flushScheduled = true;
+      process.nextTick(() => this.#flush());
+    }
+    return !this.#outputFull;
+  }
+
+  protected pauseInput(): void {
+    this.#input?.pause();
+  }
+
+  protected resumeInput(): void {
+    this.#input?.resume();
+  }
+
+  protected async endOutput(): Promise<void> {
+    const output = this.#output;
+    if (!output) return;
+    this.#batch.addControl(Control.GOODBYE);
+    this.#flush();
+    if (output.destroyed || output.writableFinished) return;
+    await new Promise<void>((resolve, reject) => {
+      output.once('error', reject);
+      output.end(() => resolve());
+    });
+  }
+
+  protected teardown(): void {
+    this.#settleReady?.(
+      new IpcError(ErrorCodes.CLOSED, `${this.what} was closed before the peer said hello`),
+    );
+    this.#output?.destroy();
+    if (this.#input !== this.#output) this.#input?.destroy();
+  }
+
+  #flush(): void {
+    this.#flushScheduled = false;
+    const output = this.#output;
+    if (this.#batch.byteLength === 0 || !output || output.destroyed) return;
+    if (!output.write(this.#batch.take())) this.#outputFull = true;
+  }
+
+  #onData(chunk: Buffer): void {
+    try {
+      if (this.#hello) {
+        chunk = this.#readHello(chunk);
+        if (chunk.length === 0) return;
+      }
+      this.#decoder.push(chunk);
+    } catch (err) {
+      this.#settleReady?.(err as IpcError);
+      this.fail(err as IpcError);
+      this.#input?.destroy();
+    }
+  }
+
+  /** Consumes the peer's hello; returns what follows it in the chunk. */
+  #readHello(chunk: Buffer): Buffer {
+    const bytes = this.#hello!.length ? Buffer.concat([this.#hello!, chunk]) : chunk;
+    const used = parseHello(bytes, this.codec.name, this.what);
+    if (used === 0) {
+      this.#hello = bytes;
+      return Buffer.alloc(0);
+    }
+    this.#hello = undefined;
+    this.#settleReady?.();
+    return bytes.subarray(used);
+  }
+
+  #onControl(code: number): void {
+    if (code === Control.GOODBYE) {
+      this.#goodbyeReceived = true;
+      this.peerClosed();
+      return;
+    }
+    throw new IpcError(ErrorCodes.BAD_FRAME, `${this.what}: unknown control frame ${code}`);
+  }
+
+  #onEnd(): void {
+    if (this.#goodbyeReceived) return;
+    const detail =
+      this.#decoder.midFrame || (this.#hello && this.#hello.length > 0)
+        ? 'the peer went away mid-message; the partial message was dropped'
+        : 'the peer went away without closing the channel';
+    this.#settleReady?.(new IpcError(ErrorCodes.PEER_GONE, `${this.what}: ${detail}`));
+    this.peerGone(detail);
+  }
+
+  #onError(err: Error & { code?: string }): void {
+    if (this.#goodbyeReceived && err.code === 'EPIPE') return;
+    const detail = `transport error ${err.code ?? err.message}`;
+    this.#settleReady?.(new IpcError(ErrorCodes.PEER_GONE, `${this.what}: ${detail}`, { cause: err }));
+    this.peerGone(detail, err);
+  }
+}

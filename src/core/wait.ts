@@ -1,0 +1,95 @@
+/**
+ * `{ signal, timeout }` for every wait: one place that turns them into ERR_IPC_ABORTED and
+ * ERR_IPC_TIMEOUT, and that cleans its timer and listener up whichever way the wait ends.
+ */
+import { ErrorCodes, IpcError } from './errors.js';
+
+/** Options accepted by every operation that can wait. */
+export interface WaitOptions {
+  /** Abort the wait; it rejects with ERR_IPC_ABORTED and the signal's reason as `cause`. */
+  signal?: AbortSignal;
+  /** Give up after this many milliseconds with ERR_IPC_TIMEOUT. */
+  timeout?: number;
+}
+
+/** Throws a RangeError/TypeError for malformed wait options, naming the option. */
+export function checkWaitOptions(opts: WaitOptions | undefined): void {
+  if (opts === undefined) return;
+  if (typeof opts !== 'object' || opts === null) throw new TypeError('options must be an object');
+  const { timeout, signal } = opts;
+  if (
+    timeout !== undefined &&
+    (typeof timeout !== 'number' || !(timeout >= 0) || !Number.isFinite(timeout))
+  ) {
+    throw new RangeError(`options.timeout must be a finite number >= 0, got ${String(timeout)}`);
+  }
+  if (signal !== undefined && !(signal instanceof AbortSignal)) {
+    throw new TypeError('options.signal must be an AbortSignal');
+  }
+}
+
+/** The error a wait rejects with when its signal fires. */
+export function abortedError(what: string, signal: AbortSignal): IpcError {
+  return new IpcError(ErrorCodes.ABORTED, `${what} was aborted`, { cause: signal.reason });
+}
+
+/** The error a wait rejects with when its timeout runs out. */
+export function timeoutError(what: string, ms: number): IpcError {
+  return new IpcError(ErrorCodes.TIMEOUT, `${what} timed out after ${ms} ms`);
+}
+
+/**
+ * Arms `opts` around a pending wait: calls `fail` once with the abort or timeout error and returns
+ * a disarm function the caller runs when the wait ends any other way.
+ */
+export function armWait(
+  what: string,
+  opts: WaitOptions | undefined,
+  fail: (err: IpcError) => void,
+): () => void {
+  if (!opts || (opts.signal === undefined && opts.timeout === undefined)) return noop;
+  const { signal, timeout } = opts;
+  let timer: NodeJS.Timeout | undefined;
+  const onAbort = () => {
+    disarm();
+    fail(abortedError(what, signal!));
+  };
+  const disarm = () => {
+    if (timer) clearTimeout(timer);
+    signal?.removeEventListener('abort', onAbort);
+  };
+  if (signal) {
+    if (signal.aborted) {
+      fail(abortedError(what, signal));
+      return noop;
+    }
+    signal.addEventListener('abort', onAbort, { once: true });
+  }
+  if (timeout !== undefined) {
+    timer = setTimeout(() => {
+      disarm();
+      fail(timeoutError(what, timeout));
+    }, timeout);
+  }
+  return disarm;
+}
+
+/** Runs `work` (which may finish on its own) bounded by `opts`; used by opens and connects. */
+export function withWait<T>(what: string, opts: WaitOptions | undefined, work: Promise<T>): Promise<T> {
+  if (!opts || (opts.signal === undefined && opts.timeout === undefined)) return work;
+  return new Promise<T>((resolve, reject) => {
+    const disarm = armWait(what, opts, reject);
+    work.then(
+      (value) => {
+        disarm();
+        resolve(value);
+      },
+      (err) => {
+        disarm();
+        reject(err);
+      },
+    );
+  });
+}
+
+function noop(): void {}

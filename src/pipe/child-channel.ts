@@ -1,0 +1,99 @@
+/**
+ * The channel between a parent and a child it spawned: two anonymous pipes, one each way, passed
+ * as the child's fds 3 (parent -> child) and 4 (child -> parent). The child finds them through the
+ * IPCKIT_CHANNEL environment variable and takes them with {@link parentChannel}.
+ */
+import { closeSync } from 'node:fs';
+import type { Channel, ChannelOptions } from '../core/channel.js';
+import { ErrorCodes, IpcError } from '../core/errors.js';
+import { StreamChannel } from '../core/stream-channel.js';
+import { native, nativeAvailable } from '../native/binding.js';
+import { readStream, writeStream } from './fd-stream.js';
+
+/** The environment variable that tells a child where its channel to the parent is. */
+export const CHANNEL_ENV = 'IPCKIT_CHANNEL';
+const CHILD_READ_FD = 3;
+const CHILD_WRITE_FD = 4;
+
+/** What spawn needs to give a child a pipe channel. */
+export interface ChildPipePlan {
+  /** Entries for the child's stdio at index 3 and 4. */
+  stdio: [number | 'pipe', number | 'pipe'];
+  /** Environment to add for the child. */
+  env: Record<string, string>;
+  /**
+   * Called once the child is spawned: closes the child's ends in this process and returns the
+   * parent's Channel. `extra` is child.stdio, used when the addon is missing (socketpairs instead).
+   */
+  attach<T>(what: string, opts: ChannelOptions<T> | undefined, extra: readonly unknown[]): Channel<T>;
+  /** Closes every fd if the spawn failed. */
+  abort(): void;
+}
+
+/**
+ * Prepares the two pipes of a parent-child channel. Without the native addon it falls back to the
+ * socketpairs Node makes for `stdio: 'pipe'`: same protocol, same API.
+ */
+export function planChildPipes(): ChildPipePlan {
+  const env = { [CHANNEL_ENV]: `pipe:${CHILD_READ_FD}:${CHILD_WRITE_FD}` };
+  if (!nativeAvailable()) {
+    return {
+      stdio: ['pipe', 'pipe'],
+      env,
+      attach: (what, opts, extra) => {
+        const toChild = extra[CHILD_READ_FD] as import('node:net').Socket;
+        const fromChild = extra[CHILD_WRITE_FD] as import('node:net').Socket;
+        return new StreamChannel(what, fromChild, toChild, opts);
+      },
+      abort: () => {},
+    };
+  }
+  const [toChildRead, toChildWrite] = native().pipe2();
+  const [fromChildRead, fromChildWrite] = native().pipe2();
+  return {
+    stdio: [toChildRead, fromChildWrite],
+    env,
+    attach: (what, opts) => {
+      closeSync(toChildRead);
+      closeSync(fromChildWrite);
+      return new StreamChannel(what, readStream(fromChildRead), writeStream(toChildWrite), opts);
+    },
+    abort: () => {
+      for (const fd of [toChildRead, toChildWrite, fromChildRead, fromChildWrite]) closeSync(fd);
+    },
+  };
+}
+
+let inherited: Channel<unknown> | undefined;
+
+/**
+ * The channel to the parent, in a child started by `spawn(..., { channel: 'pipe' })`. Use the same
+ * codec as the parent (default msgpack). Calling it again returns the same channel.
+ * @throws ERR_IPC_NOT_FOUND when this process was not spawned with a channel.
+ */
+export function parentChannel<T = unknown>(opts?: ChannelOptions<T>): Channel<T> {
+  if (inherited) return inherited as Channel<T>;
+  const spec = process.env[CHANNEL_ENV];
+  const match = spec ? /^pipe:(\d+):(\d+)$/.exec(spec) : null;
+  if (!match) {
+    throw new IpcError(
+      ErrorCodes.NOT_FOUND,
+      'parentChannel(): this process has no parent channel (spawn it with ipckit spawn(..., { channel: "pipe" }))',
+    );
+  }
+  const readFd = Number(match[1]);
+  const writeFd = Number(match[2]);
+  // Our own children must not inherit the channel: neither its fds nor the variable pointing at them.
+  delete process.env[CHANNEL_ENV];
+  if (nativeAvailable()) {
+    native().setCloexec(readFd, true);
+    native().setCloexec(writeFd, true);
+  }
+  inherited = new StreamChannel<unknown>(
+    'parent channel',
+    readStream(readFd),
+    writeStream(writeFd),
+    opts as ChannelOptions<unknown>,
+  );
+  return inherited as Channel<T>;
+}

@@ -1,0 +1,178 @@
+/**
+ * Named pipes in the POSIX sense: FIFOs, files any program can open and write to
+ * (`echo hi > "$(ipckit fifo path logs)"`). A FIFO lives in the runtime directory under its name,
+ * or at an explicit `{ path }`.
+ */
+import { spawnSync } from 'node:child_process';
+import { closeSync, constants, promises as fs, fstat, open } from 'node:fs';
+import { resolve } from 'node:path';
+import { promisify } from 'node:util';
+import type { ChannelOptions, Receiver, Sender } from '../core/channel.js';
+import { ErrorCodes, fromSystemError, IpcError } from '../core/errors.js';
+import { register, unregister } from '../core/registry.js';
+import { refuseSymlink, resourcePath } from '../core/runtime-dir.js';
+import { checkWaitOptions, type WaitOptions, withWait } from '../core/wait.js';
+import { native, nativeAvailable } from '../native/binding.js';
+import { readStream, writeStream } from './fd-stream.js';
+import { FifoReceiver, FifoSender } from './fifo-channel.js';
+import { checkFormat, type FifoFormat, formatCodec } from './fifo-format.js';
+
+export type { FifoFormat } from './fifo-format.js';
+
+/** A FIFO by name (in the runtime directory) or by explicit path. */
+export type FifoTarget = string | { path: string };
+
+/** Options for {@link Fifo.receiver} and {@link Fifo.sender}. */
+export interface FifoOptions<T = unknown> extends ChannelOptions<T>, WaitOptions {
+  /** `'frames'` (default; any codec), `'lines'` (strings, one per line) or `'bytes'` (raw chunks). */
+  format?: FifoFormat;
+}
+
+function pathOf(target: FifoTarget): { path: string; name: string | undefined } {
+  if (typeof target === 'string') return { path: resourcePath(target, '.fifo', 'fifo'), name: target };
+  if (target && typeof target.path === 'string' && target.path.length > 0) {
+    return { path: resolve(target.path), name: undefined };
+  }
+  throw new TypeError('a FIFO is named by a string or { path: string }');
+}
+
+function label(target: FifoTarget): string {
+  return typeof target === 'string' ? `fifo '${target}'` : `fifo ${target.path}`;
+}
+
+/** Opens an existing FIFO, refusing symlinks and anything that is not a FIFO; returns the fd. */
+async function openFifo(target: FifoTarget, flags: number): Promise<number> {
+  const { path } = pathOf(target);
+  refuseSymlink(path, label(target));
+  let fd: number;
+  try {
+    fd = await openAsync(path, flags | constants.O_NONBLOCK | constants.O_NOFOLLOW);
+  } catch (err) {
+    throw fromSystemError(err, label(target));
+  }
+  const stat = await fstatAsync(fd);
+  if (!stat.isFIFO()) {
+    closeSync(fd);
+    throw new IpcError(ErrorCodes.INCOMPATIBLE, `${label(target)}: ${path} exists but is not a FIFO`);
+  }
+  return fd;
+}
+
+function channelOptions<T>(format: FifoFormat, opts: FifoOptions<T> | undefined): ChannelOptions<T> {
+  const imposed = formatCodec(format);
+  if (imposed && opts?.codec !== undefined) {
+    throw new TypeError(`options.codec applies to the 'frames' format only, not '${format}'`);
+  }
+  return { ...opts, codec: (imposed as ChannelOptions<T>['codec']) ?? opts?.codec };
+}
+
+const openAsync = promisify(open);
+const fstatAsync = promisify(fstat);
+
+const RETRY_MIN_MS = 5;
+const RETRY_MAX_MS = 100;
+
+/** FIFOs (POSIX named pipes). */
+export const Fifo = {
+  /**
+   * Makes a FIFO, mode 0600 unless `mode` says otherwise (the umask does not apply).
+   * @throws ERR_IPC_EXISTS if something already has the name; ERR_IPC_INVALID_NAME.
+   */
+  async create(target: FifoTarget, opts?: { mode?: number }): Promise<string> {
+    const { path, name } = pathOf(target);
+    const mode = opts?.mode ?? 0o600;
+    if (!Number.isInteger(mode) || mode < 0 || mode > 0o777)
+      throw new RangeError(`options.mode must be 0..0o777`);
+    try {
+      if (nativeAvailable()) native().mkfifo(path, mode);
+      else mkfifoCommand(path, mode);
+      await fs.chmod(path, mode);
+    } catch (err) {
+      throw fromSystemError(err, label(target));
+    }
+    if (name !== undefined) register('fifo', name, path);
+    return path;
+  },
+
+  /**
+   * Opens a FIFO for reading. The receiver keeps the FIFO open read-write, so writers may come and
+   * go; iteration ends only when you close it.
+   */
+  async receiver<T = unknown>(target: FifoTarget, opts?: FifoOptions<T>): Promise<Receiver<T>> {
+    const format = checkFormat(opts?.format);
+    const channelOpts = channelOptions(format, opts);
+    checkWaitOptions(opts);
+    const fd = await openFifo(target, constants.O_RDWR);
+    return new FifoReceiver<T>(label(target), readStream(fd), format, channelOpts);
+  },
+
+  /**
+   * Opens a FIFO for writing. Like `echo > fifo`, it waits until the FIFO has a reader (bounded by
+   * `timeout` / `signal`).
+   */
+  async sender<T = unknown>(target: FifoTarget, opts?: FifoOptions<T>): Promise<Sender<T>> {
+    const format = checkFormat(opts?.format);
+    const channelOpts = channelOptions(format, opts);
+    checkWaitOptions(opts);
+    let stopped = false;
+    const open = (async () => {
+      let delay = RETRY_MIN_MS;
+      for (;;) {
+        try {
+          return await openFifo(target, constants.O_WRONLY);
+        } catch (err) {
+          // ENXIO: no reader yet. The kernel offers no event for "a reader opened", so back off.
+          if (
+            !(err instanceof IpcError) ||
+            (err.cause as NodeJS.ErrnoException)?.code !== 'ENXIO' ||
+            stopped
+          ) {
+            throw err;
+          }
+        }
+        await new Promise((r) => setTimeout(r, delay));
+        delay = Math.min(delay * 2, RETRY_MAX_MS);
+      }
+    })();
+    let fd: number;
+    try {
+      fd = await withWait(`${label(target)}: waiting for a reader`, opts, open);
+    } catch (err) {
+      stopped = true;
+      open.then(
+        (late) => writeStream(late).destroy(),
+        () => {},
+      );
+      throw err;
+    }
+    return new FifoSender<T>(label(target), writeStream(fd), format, channelOpts);
+  },
+
+  /** The FIFO's path, for other programs. */
+  path(target: FifoTarget): string {
+    return pathOf(target).path;
+  },
+
+  /** Removes a FIFO. @throws ERR_IPC_NOT_FOUND; ERR_IPC_INCOMPATIBLE if the path is not a FIFO. */
+  async unlink(target: FifoTarget): Promise<void> {
+    const { path, name } = pathOf(target);
+    let stat: Awaited<ReturnType<typeof fs.lstat>>;
+    try {
+      stat = await fs.lstat(path);
+    } catch (err) {
+      throw fromSystemError(err, label(target));
+    }
+    if (!stat.isFIFO())
+      throw new IpcError(ErrorCodes.INCOMPATIBLE, `${label(target)}: ${path} is not a FIFO`);
+    await fs.unlink(path);
+    if (name !== undefined) unregister('fifo', name);
+  },
+};
+
+function mkfifoCommand(path: string, mode: number): void {
+  const result = spawnSync('mkfifo', ['-m', mode.toString(8), '--', path], { encoding: 'utf8' });
+  if (result.status !== 0) {
+    const code = /exists/i.test(result.stderr) ? 'EEXIST' : 'EIO';
+    throw Object.assign(new Error(`mkfifo: ${result.stderr.trim()}`), { code, syscall: 'mkfifo', path });
+  }
+}

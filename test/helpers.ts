@@ -1,0 +1,52 @@
+/**
+ * Test helpers: a private IPCKIT_DIR per test, fixture paths, and watchdogs. Nothing here sleeps to
+ * synchronize: waits are on signals, bounded by a watchdog that fails the test with a reason.
+ */
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** Gives the current test its own runtime directory; returns it and a cleanup function. */
+export function isolateRuntimeDir(): { dir: string; cleanup(): void } {
+  const previous = process.env.IPCKIT_DIR;
+  const base = mkdtempSync(join(tmpdir(), 'ipckit-test-'));
+  const dir = join(base, 'rt');
+  process.env.IPCKIT_DIR = dir;
+  return {
+    dir,
+    cleanup() {
+      if (previous === undefined) delete process.env.IPCKIT_DIR;
+      else process.env.IPCKIT_DIR = previous;
+      rmSync(base, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Absolute path of a fixture program in test/fixtures/. */
+export function fixture(name: string): string {
+  return fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url));
+}
+
+/** Node arguments to run a TypeScript fixture. */
+export function fixtureArgs(name: string, ...args: string[]): string[] {
+  return ['--import', 'tsx', fixture(name), ...args];
+}
+
+/** Rejects with `reason` if `promise` has not settled within `ms`: a watchdog, not a timing assertion. */
+export function watchdog<T>(promise: Promise<T>, ms: number, reason: string): Promise<T> {
+  let timer: NodeJS.Timeout;
+  const guard = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`watchdog: ${reason} (not within ${ms} ms)`)), ms);
+  });
+  return Promise.race([promise, guard]).finally(() => clearTimeout(timer));
+}
+
+/** The number of open file descriptors of this process. */
+export function openFdCount(): number {
+  return readdirCount('/proc/self/fd');
+}
+
+function readdirCount(path: string): number {
+  return readdirSync(path).length;
+}

@@ -1,0 +1,12 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts'],
+    testTimeout: 30_000,
+    hookTimeout: 30_000,
+    // Two cores: run files two at a time so multi-process tests keep their watchdogs honest.
+    maxWorkers: 2,
+    pool: 'forks',
+  },
+});
