@@ -50,3 +50,15 @@ export function openFdCount(): number {
 function readdirCount(path: string): number {
   return readdirSync(path).length;
 }
+
+/** The error a promise rejects with (fails the test if it resolves). */
+export async function rejectionOf(
+  promise: Promise<unknown>,
+): Promise<Error & { code?: string; cause?: Error }> {
+  try {
+    await promise;
+  } catch (err) {
+    return err as Error & { code?: string; cause?: Error };
+  }
+  throw new Error('expected the promise to reject, but it resolved');
+}

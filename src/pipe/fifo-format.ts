@@ -3,8 +3,8 @@
  * write atomic only up to PIPE_BUF bytes, so:
  * - 'frames': a 10-byte header (magic, length, CRC-32 of the payload). Frames up to PIPE_BUF never
  *   interleave. A larger frame from concurrent writers can be cut into by another writer; the CRC
- *   detects it, the receiver reports ERR_IPC_BAD_FRAME once and resynchronizes at the next intact
- *   frame. Nothing corrupt is ever delivered.
+ *   detects it: the receiver reports ERR_IPC_BAD_FRAME for each corrupt stretch it skips and
+ *   resynchronizes at the next intact frame. Nothing corrupt is ever delivered.
  * - 'lines': UTF-8 text, one message per line (what `echo` writes), no codec.
  * - 'bytes': chunks as they arrive, no framing.
  */

@@ -1,0 +1,156 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { type Channel, ErrorCodes, NamedPipe, type NamedPipeServer } from '../../src/index.js';
+import { isolateRuntimeDir, rejectionOf, watchdog } from '../helpers.js';
+
+let env: ReturnType<typeof isolateRuntimeDir>;
+let server: NamedPipeServer<unknown>;
+let a: Channel<unknown>;
+let b: Channel<unknown>;
+
+beforeEach(async () => {
+  env = isolateRuntimeDir();
+  server = await NamedPipe.listen('lifecycle', { receiveHighWaterMark: 16 });
+  const accepted = server.accept();
+  a = await NamedPipe.connect('lifecycle');
+  b = await accepted;
+});
+afterEach(async () => {
+  a.destroy();
+  b.destroy();
+  await server.close();
+  env.cleanup();
+});
+
+/** True if `promise` is still pending after everything already queued has run. */
+async function isPending(promise: Promise<unknown>): Promise<boolean> {
+  const marker = Symbol('pending');
+  const settled = await Promise.race([
+    promise.then(
+      () => 'settled',
+      () => 'settled',
+    ),
+    new Promise((r) => setImmediate(() => r(marker))),
+  ]);
+  return settled === marker;
+}
+
+describe('Channel lifecycle', () => {
+  it('a receive that times out rejects with ERR_IPC_TIMEOUT and the channel keeps working', async () => {
+    await expect(a.receive({ timeout: 20 })).rejects.toMatchObject({ code: ErrorCodes.TIMEOUT });
+    await b.send('after timeout');
+    expect(await watchdog(a.receive(), 5000, 'receive')).toBe('after timeout');
+  });
+
+  it('an aborted receive rejects with ERR_IPC_ABORTED carrying the reason, and nothing is lost', async () => {
+    const controller = new AbortController();
+    const pending = a.receive({ signal: controller.signal });
+    controller.abort(new Error('user gave up'));
+    const error = await rejectionOf(pending);
+    expect(error.code).toBe(ErrorCodes.ABORTED);
+    expect(error.cause?.message).toBe('user gave up');
+    await b.send('next');
+    expect(await watchdog(a.receive(), 5000, 'receive')).toBe('next');
+    const already = AbortSignal.abort();
+    await expect(a.receive({ signal: already })).rejects.toMatchObject({ code: ErrorCodes.ABORTED });
+  });
+
+  it('checks wait options, rejecting (never throwing) with the option named', async () => {
+    const promise = a.receive({ timeout: -1 });
+    expect(promise).toBeInstanceOf(Promise);
+    await expect(promise).rejects.toThrow(/options.timeout/);
+    await expect(a.send('x', { signal: 'no' as never })).rejects.toThrow(/options.signal/);
+  });
+
+  it('refuses a message over maxMessageBytes on send, and the channel stays usable', async () => {
+    const small = await NamedPipe.connect('lifecycle', { maxMessageBytes: 1024 });
+    await expect(small.send('x'.repeat(2000))).rejects.toMatchObject({ code: ErrorCodes.FRAME_TOO_LARGE });
+    await small.send('fits');
+    const peer = await server.accept();
+    expect(await watchdog(peer.receive(), 5000, 'receive')).toBe('fits');
+    await small.close();
+  });
+
+  it('close() flushes what was sent, is idempotent, and the peer iteration ends cleanly', async () => {
+    for (let i = 0; i < 50; i++) void a.send(i);
+    const first = a.close();
+    const second = a.close();
+    await Promise.all([first, second]);
+    expect(a.closed).toBe(true);
+    const received: unknown[] = [];
+    for await (const message of b) received.push(message);
+    expect(received).toEqual(Array.from({ length: 50 }, (_, i) => i));
+    await expect(a.send('late')).rejects.toMatchObject({ code: ErrorCodes.CLOSED });
+    await expect(b.send('to a closed peer')).rejects.toMatchObject({ code: ErrorCodes.CLOSED });
+  });
+
+  it('pending receives reject with ERR_IPC_CLOSED on close() and on destroy()', async () => {
+    const onClose = a.receive();
+    await a.close();
+    await expect(onClose).rejects.toMatchObject({ code: ErrorCodes.CLOSED });
+    const onDestroy = b.receive();
+    b.destroy(new Error('because'));
+    const error = await rejectionOf(onDestroy);
+    expect(error.code).toBe(ErrorCodes.CLOSED);
+    expect(error.cause?.message).toBe('because');
+  });
+
+  it('await using closes the channel', async () => {
+    const extra = await NamedPipe.connect('lifecycle');
+    const peer = await server.accept();
+    {
+      await using scoped = extra;
+      await scoped.send('inside');
+    }
+    expect(extra.closed).toBe(true);
+    expect(await watchdog(peer.receive(), 5000, 'receive')).toBe('inside');
+    await expect(peer.receive()).rejects.toMatchObject({ code: ErrorCodes.CLOSED });
+  });
+
+  it('breaking out of for-await does not close the channel', async () => {
+    await b.send(1);
+    await b.send(2);
+    for await (const message of a) {
+      expect(message).toBe(1);
+      break;
+    }
+    expect(a.closed).toBe(false);
+    expect(await a.receive()).toBe(2);
+    await a.send('still duplex');
+    expect(await watchdog(b.receive(), 5000, 'receive')).toBe('still duplex');
+  });
+
+  it('send applies backpressure while the peer does not read, and resumes when it does', async () => {
+    // The receiver buffers 16 messages, the kernel and Node buffers some more; then sends must wait.
+    const payload = 'x'.repeat(64 * 1024);
+    let sent = 0;
+    let blocked: Promise<void> | undefined;
+    for (let i = 0; i < 2000 && !blocked; i++) {
+      const promise = b.send(payload);
+      sent++;
+      if (await isPending(promise)) blocked = promise;
+    }
+    expect(blocked).toBeDefined();
+    for (let i = 0; i < sent; i++) await watchdog(a.receive(), 10_000, `receive ${i}`);
+    await watchdog(blocked!, 10_000, 'blocked send resolves after the peer read');
+  });
+
+  it('a send that waits for room can time out without damaging the channel', async () => {
+    const payload = 'y'.repeat(64 * 1024);
+    let timedOut = false;
+    let sent = 0;
+    for (let i = 0; i < 2000 && !timedOut; i++) {
+      const error = await b.send(payload, { timeout: 30 }).then(
+        () => undefined,
+        (e) => e,
+      );
+      if (error) {
+        expect(error.code).toBe(ErrorCodes.TIMEOUT);
+        timedOut = true;
+      } else sent++;
+    }
+    expect(timedOut).toBe(true);
+    for (let i = 0; i < sent; i++) expect(await watchdog(a.receive(), 10_000, `receive ${i}`)).toBe(payload);
+    await b.send('after');
+    expect(await watchdog(a.receive(), 5000, 'after')).toBe('after');
+  });
+});

@@ -1,0 +1,126 @@
+import type { StandardSchemaV1 } from '@standard-schema/spec';
+import { describe, expect, it } from 'vitest';
+import { resolveCodec } from '../../src/core/codec.js';
+import { codecs, ErrorCodes, IpcError } from '../../src/index.js';
+
+/** A minimal Standard Schema validator: `{ n: number }`. */
+const numberRecord: StandardSchemaV1<unknown, { n: number }> = {
+  '~standard': {
+    version: 1,
+    vendor: 'test',
+    validate(value) {
+      if (typeof value === 'object' && value !== null && typeof (value as { n?: unknown }).n === 'number') {
+        return { value: value as { n: number } };
+      }
+      return { issues: [{ message: 'n must be a number', path: ['n'] }] };
+    },
+  },
+};
+
+function codeOf(fn: () => unknown): string | undefined {
+  try {
+    fn();
+  } catch (err) {
+    return (err as IpcError).code;
+  }
+  return undefined;
+}
+
+describe('codecs', () => {
+  it('round-trips plain data through msgpack, json and v8', () => {
+    const message = { id: 7, name: 'job', tags: ['a', 'b'], nested: { ok: true, n: null } };
+    for (const name of ['msgpack', 'json', 'v8'] as const) {
+      const codec = resolveCodec({ codec: name }, 'test');
+      expect(codec.decode(codec.encode(message))).toEqual(message);
+    }
+  });
+
+  it('v8 keeps Map, Date, BigInt and typed arrays', () => {
+    const codec = resolveCodec({ codec: 'v8' }, 'test');
+    const message = { m: new Map([[1, 'a']]), d: new Date(5), b: 2n ** 70n, t: new Float64Array([1.5]) };
+    const back = codec.decode(codec.encode(message)) as typeof message;
+    expect(back.m.get(1)).toBe('a');
+    expect(back.d.getTime()).toBe(5);
+    expect(back.b).toBe(2n ** 70n);
+    expect(Array.from(back.t)).toEqual([1.5]);
+  });
+
+  it('raw passes bytes through and hands the receiver its own copy', () => {
+    const codec = resolveCodec<Uint8Array>({ codec: 'raw' }, 'test');
+    const wire = new Uint8Array([1, 2, 3]);
+    const received = codec.decode(wire);
+    wire[0] = 9;
+    expect(Array.from(received)).toEqual([1, 2, 3]);
+    expect(codeOf(() => codec.encode('text' as unknown as Uint8Array))).toBe(ErrorCodes.INVALID_MESSAGE);
+  });
+
+  it('accepts a custom codec object', () => {
+    const upper = {
+      name: 'upper',
+      encode: (s: string) => Buffer.from(s.toUpperCase()),
+      decode: (b: Uint8Array) => Buffer.from(b).toString(),
+    };
+    const codec = resolveCodec({ codec: upper }, 'test');
+    expect(codec.name).toBe('upper');
+    expect(codec.decode(codec.encode('hi'))).toBe('HI');
+  });
+
+  it('rejects unknown codec names and malformed codec objects, naming the option', () => {
+    expect(() => resolveCodec({ codec: 'yaml' as 'json' }, 'test')).toThrow(/options.codec/);
+    expect(() => resolveCodec({ codec: { encode: 1 } as never }, 'test')).toThrow(TypeError);
+    expect(() => resolveCodec({ schema: {} as never }, 'test')).toThrow(/options.schema/);
+  });
+
+  it('checks received messages against a Standard Schema and reports the failing path', () => {
+    const codec = resolveCodec({ codec: 'json', schema: numberRecord }, 'test');
+    expect(codec.decode(codec.encode({ n: 1 }))).toEqual({ n: 1 });
+    let error: IpcError | undefined;
+    try {
+      codec.decode(Buffer.from('{"n":"one"}'));
+    } catch (err) {
+      error = err as IpcError;
+    }
+    expect(error).toBeInstanceOf(IpcError);
+    expect(error?.code).toBe(ErrorCodes.INVALID_MESSAGE);
+    expect(error?.message).toMatch(/at n: n must be a number/);
+  });
+
+  it('turns undecodable bytes into ERR_IPC_INVALID_MESSAGE', () => {
+    for (const name of ['msgpack', 'json', 'v8'] as const) {
+      const codec = resolveCodec({ codec: name }, 'test');
+      expect(codeOf(() => codec.decode(new Uint8Array([0xff, 0x00, 0xc1, 0x92])))).toBe(
+        ErrorCodes.INVALID_MESSAGE,
+      );
+    }
+  });
+
+  it('never lets a __proto__ key reach Object.prototype', () => {
+    const hostileJson = Buffer.from('{"__proto__":{"polluted":true},"a":1}');
+    const json = resolveCodec({ codec: 'json' }, 'test');
+    const fromJson = json.decode(hostileJson) as Record<string, unknown>;
+    expect(Object.getPrototypeOf(fromJson)).toBe(Object.prototype);
+    // A msgpack map { "__proto__": { polluted: true } } written by hand.
+    const hostileMsgpack = Buffer.from([
+      0x81,
+      0xa9,
+      ...Buffer.from('__proto__'),
+      0x81,
+      0xa8,
+      ...Buffer.from('polluted'),
+      0xc3,
+    ]);
+    const fromMsgpack = codecs.msgpack.decode(hostileMsgpack) as Record<string, unknown>;
+    expect(Object.getPrototypeOf(fromMsgpack)).toBe(Object.prototype);
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+    expect((fromMsgpack as { polluted?: unknown }).polluted).toBeUndefined();
+  });
+
+  it('bounds nesting: a deeply nested payload is an invalid message, not a crash', () => {
+    const deep = Buffer.alloc(500_000, 0x91); // fixarray(1) nested half a million deep
+    deep[deep.length - 1] = 0xc0;
+    const codec = resolveCodec({ codec: 'msgpack' }, 'test');
+    expect(codeOf(() => codec.decode(deep))).toBe(ErrorCodes.INVALID_MESSAGE);
+    // The decoder still works afterwards.
+    expect(codec.decode(codec.encode({ ok: 1 }))).toEqual({ ok: 1 });
+  });
+});

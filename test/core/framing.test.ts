@@ -1,0 +1,90 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { Control, encodeHello, FrameBatch, FrameDecoder, parseHello } from '../../src/core/framing.js';
+import { ErrorCodes, type IpcError } from '../../src/index.js';
+
+function decodeAll(bytes: Uint8Array, cuts: number[], max = 1 << 20) {
+  const frames: number[][] = [];
+  const controls: number[] = [];
+  const decoder = new FrameDecoder('test', max, {
+    frame: (p) => frames.push(Array.from(p)),
+    control: (c) => controls.push(c),
+  });
+  let start = 0;
+  for (const cut of [...cuts.filter((c) => c > 0 && c < bytes.length)].sort((a, b) => a - b)) {
+    decoder.push(bytes.subarray(start, cut));
+    start = cut;
+  }
+  decoder.push(bytes.subarray(start));
+  return { frames, controls, midFrame: decoder.midFrame };
+}
+
+describe('framing', () => {
+  it('yields the same frames however the stream is cut into chunks', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.uint8Array({ maxLength: 300 }), { maxLength: 20 }),
+        fc.array(fc.nat(7000), { maxLength: 30 }),
+        (payloads, cuts) => {
+          const batch = new FrameBatch(16);
+          for (const p of payloads) batch.add(p);
+          batch.addControl(Control.GOODBYE);
+          const { frames, controls, midFrame } = decodeAll(batch.take(), cuts);
+          expect(frames).toEqual(payloads.map((p) => Array.from(p)));
+          expect(controls).toEqual([Control.GOODBYE]);
+          expect(midFrame).toBe(false);
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  it('refuses a 2^32-1 length from its header alone, before allocating anything for it', () => {
+    const decoder = new FrameDecoder('test', 64 << 20, { frame: () => {}, control: () => {} });
+    let error: IpcError | undefined;
+    try {
+      decoder.push(Buffer.from([0xff, 0xff, 0xff, 0xff]));
+    } catch (err) {
+      error = err as IpcError;
+    }
+    expect(error?.code).toBe(ErrorCodes.FRAME_TOO_LARGE);
+  });
+
+  it('refuses a frame just over maxMessageBytes and accepts one exactly at it', () => {
+    const exact = new FrameBatch();
+    exact.add(new Uint8Array(100));
+    expect(decodeAll(exact.take(), [], 100).frames).toHaveLength(1);
+    const over = new FrameBatch();
+    over.add(new Uint8Array(101));
+    expect(() => decodeAll(over.take(), [], 100)).toThrow(/exceeds maxMessageBytes/);
+  });
+
+  it('reports a frame cut short as mid-frame, so EOF there means a truncated message', () => {
+    const batch = new FrameBatch();
+    batch.add(new Uint8Array(50));
+    const bytes = batch.take();
+    const { frames, midFrame } = decodeAll(bytes.subarray(0, 30), []);
+    expect(frames).toHaveLength(0);
+    expect(midFrame).toBe(true);
+  });
+
+  it('checks the hello: magic, version and codec', () => {
+    const hello = encodeHello('msgpack');
+    expect(parseHello(hello, 'msgpack', 'test')).toBe(hello.length);
+    expect(parseHello(hello.subarray(0, 5), 'msgpack', 'test')).toBe(0);
+    const codeOf = (fn: () => unknown) => {
+      try {
+        fn();
+      } catch (err) {
+        return (err as IpcError).code;
+      }
+    };
+    expect(codeOf(() => parseHello(hello, 'json', 'test'))).toBe(ErrorCodes.INCOMPATIBLE);
+    const otherVersion = Buffer.from(hello);
+    otherVersion[4] = 99;
+    expect(codeOf(() => parseHello(otherVersion, 'msgpack', 'test'))).toBe(ErrorCodes.INCOMPATIBLE);
+    expect(codeOf(() => parseHello(Buffer.from('GET / HTTP/1.1'), 'msgpack', 'test'))).toBe(
+      ErrorCodes.BAD_FRAME,
+    );
+  });
+});

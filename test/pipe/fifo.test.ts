@@ -1,0 +1,235 @@
+import { execFile } from 'node:child_process';
+import {
+  closeSync,
+  constants,
+  lstatSync,
+  openSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ErrorCodes, Fifo, listResources } from '../../src/index.js';
+import { wireBytes } from '../../src/pipe/fifo-format.js';
+import { fixtureArgs, isolateRuntimeDir, watchdog } from '../helpers.js';
+
+const run = promisify(execFile);
+let env: ReturnType<typeof isolateRuntimeDir>;
+beforeEach(() => {
+  env = isolateRuntimeDir();
+});
+afterEach(() => env.cleanup());
+
+/** Checks a frame written by fifo-frames-writer.ts; returns "writer:seq" or throws if torn. */
+function checkFrame(frame: Uint8Array, size: number): string {
+  const bytes = Buffer.from(frame);
+  expect(bytes.length).toBe(size);
+  const writer = bytes[0]!;
+  const seq = bytes.readUInt32BE(1);
+  for (let i = 5; i < size; i++) {
+    if (bytes[i] !== ((writer * 31 + seq + i) & 0xff))
+      throw new Error(`torn frame ${writer}:${seq} at byte ${i}`);
+  }
+  return `${writer}:${seq}`;
+}
+
+describe('Fifo', () => {
+  it('creates a FIFO 0600 in the runtime dir, registered with its creator, and refuses a duplicate', async () => {
+    const path = await Fifo.create('logs');
+    expect(path).toBe(Fifo.path('logs'));
+    expect(path.startsWith(env.dir)).toBe(true);
+    expect(lstatSync(path).isFIFO()).toBe(true);
+    expect(statSync(path).mode & 0o777).toBe(0o600);
+    const entry = listResources().find((r) => r.kind === 'fifo' && r.name === 'logs');
+    expect(entry?.owner.pid).toBe(process.pid);
+    expect(entry?.ownerAlive).toBe(true);
+    await expect(Fifo.create('logs')).rejects.toMatchObject({ code: ErrorCodes.EXISTS });
+    await Fifo.unlink('logs');
+    expect(listResources().some((r) => r.name === 'logs')).toBe(false);
+    await expect(Fifo.unlink('logs')).rejects.toMatchObject({ code: ErrorCodes.NOT_FOUND });
+  });
+
+  it('applies an explicit mode exactly, whatever the umask', async () => {
+    const old = process.umask(0o077);
+    try {
+      const path = await Fifo.create('shared', { mode: 0o640 });
+      expect(statSync(path).mode & 0o777).toBe(0o640);
+    } finally {
+      process.umask(old);
+    }
+  });
+
+  it("'lines' receives what shell tools write, one message per line", async () => {
+    await Fifo.create('shell');
+    const receiver = await Fifo.receiver<string>('shell', { format: 'lines' });
+    await run('sh', ['-c', `echo hello > "$0"; printf 'two\\nthree\\n' > "$0"`, Fifo.path('shell')]);
+    const lines = [];
+    for (let i = 0; i < 3; i++) lines.push(await watchdog(receiver.receive(), 5000, `line ${i}`));
+    expect(lines).toEqual(['hello', 'two', 'three']);
+    await receiver.close();
+  });
+
+  it("'lines' sender output is readable by cat, and a line containing a newline is refused", async () => {
+    await Fifo.create('out');
+    const reader = run('sh', ['-c', 'head -n 2 "$0"', Fifo.path('out')]);
+    const sender = await Fifo.sender<string>('out', { format: 'lines', timeout: 5000 });
+    await expect(sender.send('a\nb')).rejects.toMatchObject({ code: ErrorCodes.INVALID_MESSAGE });
+    await sender.send('first');
+    await sender.send('second');
+    await sender.close();
+    expect((await watchdog(reader, 5000, 'head')).stdout).toBe('first\nsecond\n');
+  });
+
+  it("'lines' reports a line over maxMessageBytes and resumes at the next line", async () => {
+    await Fifo.create('long');
+    const receiver = await Fifo.receiver<string>('long', { format: 'lines', maxMessageBytes: 10 });
+    await run('sh', ['-c', `printf 'ok\\n%s\\nafter\\n' "$1" > "$0"`, Fifo.path('long'), 'z'.repeat(5000)]);
+    expect(await watchdog(receiver.receive(), 5000, 'ok')).toBe('ok');
+    await expect(receiver.receive()).rejects.toMatchObject({ code: ErrorCodes.FRAME_TOO_LARGE });
+    expect(await watchdog(receiver.receive(), 5000, 'after')).toBe('after');
+    await receiver.close();
+  });
+
+  it("'bytes' passes raw chunks through", async () => {
+    await Fifo.create('raw');
+    const receiver = await Fifo.receiver<Uint8Array>('raw', { format: 'bytes' });
+    await run('sh', ['-c', `printf 'abc' > "$0"`, Fifo.path('raw')]);
+    const chunk = await watchdog(receiver.receive(), 5000, 'chunk');
+    expect(Buffer.from(chunk).toString()).toBe('abc');
+    await receiver.close();
+    await expect(Fifo.receiver('raw', { format: 'bytes', codec: 'json' })).rejects.toThrow(/options.codec/);
+  });
+
+  it('frames up to PIPE_BUF from 4 concurrent writer processes never interleave and none is lost', async () => {
+    await Fifo.create('many');
+    const receiver = await Fifo.receiver<Uint8Array>('many', { codec: 'raw' });
+    const writers = [1, 2, 3, 4].map((id) =>
+      run(process.execPath, fixtureArgs('fifo-frames-writer.ts', 'many', String(id), '500', '1000'), {
+        env: process.env,
+      }),
+    );
+    const seen = new Set<string>();
+    for (let i = 0; i < 2000; i++)
+      seen.add(checkFrame(await watchdog(receiver.receive(), 20_000, `frame ${i}`), 1000));
+    await Promise.all(writers);
+    expect(seen.size).toBe(2000);
+    await receiver.close();
+  });
+
+  it('large frames from concurrent writers are delivered whole or reported, never torn', async () => {
+    await Fifo.create('big');
+    const size = 200_000;
+    const receiver = await Fifo.receiver<Uint8Array>('big', { codec: 'raw', maxMessageBytes: 1 << 24 });
+    const writers = [1, 2].map((id) =>
+      run(process.execPath, fixtureArgs('fifo-frames-writer.ts', 'big', String(id), '20', String(size)), {
+        env: process.env,
+      }),
+    );
+    // Once both writers are done, a sentinel (writer id 0) marks the end of what can arrive.
+    void Promise.all(writers).then(async () => {
+      const sentinel = await Fifo.sender<Uint8Array>('big', { codec: 'raw' });
+      await sentinel.send(new Uint8Array(1));
+      await sentinel.close();
+    });
+    const intact = new Set<string>();
+    let reported = 0;
+    for (;;) {
+      try {
+        const frame = await watchdog(receiver.receive(), 30_000, 'frames until the sentinel');
+        if (frame.byteLength === 1) break;
+        intact.add(checkFrame(frame, size));
+      } catch (err) {
+        const code = (err as { code?: string }).code;
+        if (code === ErrorCodes.BAD_FRAME || code === ErrorCodes.FRAME_TOO_LARGE) reported++;
+        else throw err;
+      }
+    }
+    expect(intact.size + reported).toBeGreaterThan(0);
+    // Every frame either arrived intact (checked byte by byte) or was part of a reported corruption.
+    if (intact.size < 40) expect(reported).toBeGreaterThan(0);
+    await receiver.close();
+  });
+
+  it('detects a frame cut into by another writer, reports the corrupt bytes, and resynchronizes', async () => {
+    await Fifo.create('cut');
+    const receiver = await Fifo.receiver<Uint8Array>('cut', { codec: 'raw' });
+    const a = Buffer.from(wireBytes('frames', new Uint8Array(10_000).fill(0xaa)));
+    const b = Buffer.from(wireBytes('frames', new Uint8Array(100).fill(0xbb)));
+    const c = Buffer.from(wireBytes('frames', new Uint8Array(50).fill(0xcc)));
+    // What the kernel may produce when two writers race with frames over PIPE_BUF: b inside a.
+    const fd = openSync(Fifo.path('cut'), constants.O_WRONLY | constants.O_NONBLOCK);
+    writeSync(fd, Buffer.concat([a.subarray(0, 4096), b, a.subarray(4096), c]));
+    closeSync(fd);
+    const results: string[] = [];
+    for (;;) {
+      try {
+        const frame = Buffer.from(await watchdog(receiver.receive(), 5000, 'frames'));
+        expect(frame.every((x) => x === frame[0])).toBe(true);
+        results.push(`${frame[0]!.toString(16)}x${frame.length}`);
+        if (frame[0] === 0xcc) break;
+      } catch (err) {
+        results.push((err as { code: string }).code);
+      }
+    }
+    // The cut frame is never delivered; the intact frames around it are, in order.
+    expect(results.filter((r) => !r.startsWith('ERR_'))).toEqual(['bbx100', 'ccx50']);
+    expect(results[0]).toBe(ErrorCodes.BAD_FRAME);
+    expect(new Set(results.filter((r) => r.startsWith('ERR_')))).toEqual(new Set([ErrorCodes.BAD_FRAME]));
+    await receiver.close();
+  });
+
+  it('a sender waits for a reader, bounded by its timeout', async () => {
+    await Fifo.create('lonely');
+    await expect(Fifo.sender('lonely', { timeout: 50 })).rejects.toMatchObject({ code: ErrorCodes.TIMEOUT });
+    const pending = Fifo.sender<string>('lonely', { format: 'lines' });
+    const receiver = await Fifo.receiver<string>('lonely', { format: 'lines' });
+    const sender = await watchdog(pending, 5000, 'sender opens once a reader exists');
+    await sender.send('met');
+    expect(await watchdog(receiver.receive(), 5000, 'receive')).toBe('met');
+    await sender.close();
+    await receiver.close();
+  });
+
+  it('the receiver outlives its writers: a writer closing does not end iteration', async () => {
+    await Fifo.create('durable');
+    const receiver = await Fifo.receiver<number>('durable');
+    for (const n of [1, 2]) {
+      const sender = await Fifo.sender<number>('durable');
+      await sender.send(n);
+      await sender.close();
+    }
+    expect(await watchdog(receiver.receive(), 5000, 'first')).toBe(1);
+    expect(await watchdog(receiver.receive(), 5000, 'second')).toBe(2);
+    await expect(receiver.receive({ timeout: 20 })).rejects.toMatchObject({ code: ErrorCodes.TIMEOUT });
+    await receiver.close();
+  });
+
+  it('refuses a planted symlink and a path that is not a FIFO', async () => {
+    const target = join(env.dir, '..', 'target');
+    writeFileSync(target, 'secret');
+    Fifo.path('x'); // creates the runtime dir
+    symlinkSync(target, Fifo.path('planted'));
+    await expect(Fifo.receiver('planted')).rejects.toMatchObject({ code: ErrorCodes.UNSAFE_PATH });
+    await expect(Fifo.sender('planted', { timeout: 100 })).rejects.toMatchObject({
+      code: ErrorCodes.UNSAFE_PATH,
+    });
+    writeFileSync(Fifo.path('regular'), 'x');
+    await expect(Fifo.receiver('regular')).rejects.toMatchObject({ code: ErrorCodes.INCOMPATIBLE });
+    await expect(Fifo.unlink('regular')).rejects.toMatchObject({ code: ErrorCodes.INCOMPATIBLE });
+    await expect(Fifo.receiver('missing')).rejects.toMatchObject({ code: ErrorCodes.NOT_FOUND });
+  });
+
+  it('works at an explicit path outside the runtime dir', async () => {
+    const path = join(env.dir, '..', 'explicit.fifo');
+    await Fifo.create({ path });
+    expect(lstatSync(path).isFIFO()).toBe(true);
+    const receiver = await Fifo.receiver<string>({ path }, { format: 'lines' });
+    await run('sh', ['-c', 'echo there > "$0"', path]);
+    expect(await watchdog(receiver.receive(), 5000, 'line')).toBe('there');
+    await receiver.close();
+    await Fifo.unlink({ path });
+  });
+});
