@@ -18,4 +18,10 @@ export { parentChannel } from './pipe/child-channel.js';
 export { Fifo, type FifoFormat, type FifoOptions, type FifoTarget } from './pipe/fifo.js';
 export { NamedPipe, NamedPipeServer, type NamedPipeServerOptions } from './pipe/named-pipe.js';
 export { Pipe, type PipeOptions, PipeReader, PipeWriter } from './pipe/pipe.js';
-export { ChildProcess, type ExitStatus, type SpawnOptions, spawn } from './process/spawn.js';
+export {
+  ChildProcess,
+  type ChildProcessWithChannel,
+  type ExitStatus,
+  type SpawnOptions,
+  spawn,
+} from './process/spawn.js';

@@ -87,6 +87,19 @@ export class ChildProcess<T = unknown> {
   }
 }
 
+/** A {@link ChildProcess} spawned with a channel: `channel` is always there. */
+export type ChildProcessWithChannel<T> = ChildProcess<T> & { readonly channel: Channel<T> };
+
+export function spawn<T = unknown>(
+  command: string,
+  args: readonly string[],
+  opts: SpawnOptions<T> & { channel: 'pipe' },
+): ChildProcessWithChannel<T>;
+export function spawn<T = unknown>(
+  command: string,
+  args?: readonly string[],
+  opts?: SpawnOptions<T>,
+): ChildProcess<T>;
 /**
  * Starts `command` with `args`. With `{ channel: 'pipe' }` the returned handle's `channel` talks to
  * the child's `parentChannel()`.
