@@ -1,0 +1,58 @@
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { Fifo } from '../../src/index.js';
+import { isolateRuntimeDir } from '../helpers.js';
+import { runCli, runCliJson } from './run-cli.js';
+
+interface LsJsonEntry {
+  kind: string;
+  name: string;
+  path?: string;
+  owner: { pid: number; startTime: number };
+  ownerAlive: boolean;
+  createdAt: string;
+  ageMs: number;
+}
+
+let runtime: ReturnType<typeof isolateRuntimeDir>;
+beforeEach(() => {
+  runtime = isolateRuntimeDir();
+});
+afterEach(() => runtime.cleanup());
+
+describe('ipckit ls', () => {
+  it('prints [] for an empty runtime directory', async () => {
+    expect(await runCliJson(['ls', '--json'])).toEqual([]);
+    const run = await runCli(['ls']);
+    expect(run.code).toBe(0);
+    expect(run.stdout).toContain('no named resources');
+  });
+
+  it('shows a FIFO made by `ipckit fifo create` with its owner, who has exited', async () => {
+    const created = await runCli(['fifo', 'create', 'inbox']);
+    expect(created.code).toBe(0);
+    const entries = await runCliJson<LsJsonEntry[]>(['ls', '--json']);
+    expect(entries).toHaveLength(1);
+    const [entry] = entries;
+    expect(entry).toMatchObject({ kind: 'fifo', name: 'inbox', path: join(runtime.dir, 'inbox.fifo') });
+    expect(entry!.owner.pid).toBeGreaterThan(0);
+    expect(entry!.owner.pid).not.toBe(process.pid);
+    // The creator was the short-lived `ipckit fifo create` process.
+    expect(entry!.ownerAlive).toBe(false);
+    expect(Number.isNaN(Date.parse(entry!.createdAt))).toBe(false);
+    expect(entry!.ageMs).toBeGreaterThanOrEqual(0);
+  });
+
+  it('shows a live owner as alive, in the table and in JSON', async () => {
+    await Fifo.create('mine');
+    const entries = await runCliJson<LsJsonEntry[]>(['ls', '--json']);
+    expect(entries).toEqual([expect.objectContaining({ name: 'mine', ownerAlive: true })]);
+    expect(entries[0]!.owner.pid).toBe(process.pid);
+    const run = await runCli(['ls']);
+    expect(run.code).toBe(0);
+    const row = run.stdout.split('\n').find((line) => line.includes('mine'));
+    expect(row).toMatch(new RegExp(`^fifo\\s+mine\\s+${process.pid}\\s+alive\\s`));
+    // No color codes when stdout is not a terminal.
+    expect(run.stdout).not.toContain('\u001b[');
+  });
+});
