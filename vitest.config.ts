@@ -5,8 +5,8 @@ export default defineConfig({
     include: ['test/**/*.test.ts'],
     // Builds dist/ once, for the tests that run the real `ipckit` binary.
     globalSetup: ['test/setup/build.ts'],
-    testTimeout: 30_000,
-    hookTimeout: 30_000,
+    testTimeout: 60_000,
+    hookTimeout: 60_000,
     // Two cores: run files two at a time so multi-process tests keep their watchdogs honest.
     maxWorkers: 2,
     pool: 'forks',

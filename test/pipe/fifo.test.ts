@@ -113,7 +113,7 @@ describe('Fifo', () => {
     );
     const seen = new Set<string>();
     for (let i = 0; i < 2000; i++)
-      seen.add(checkFrame(await watchdog(receiver.receive(), 20_000, `frame ${i}`), 1000));
+      seen.add(checkFrame(await watchdog(receiver.receive(), 30_000, `frame ${i}`), 1000));
     await Promise.all(writers);
     expect(seen.size).toBe(2000);
     await receiver.close();
@@ -156,7 +156,7 @@ describe('Fifo', () => {
   it('detects a frame cut into by another writer, reports the corrupt bytes, and resynchronizes', async () => {
     await Fifo.create('cut');
     const receiver = await Fifo.receiver<Uint8Array>('cut', { codec: 'raw' });
-    const a = Buffer.from(wireBytes('frames', new Uint8Array(10_000).fill(0xaa)));
+    const a = Buffer.from(wireBytes('frames', new Uint8Array(30_000).fill(0xaa)));
     const b = Buffer.from(wireBytes('frames', new Uint8Array(100).fill(0xbb)));
     const c = Buffer.from(wireBytes('frames', new Uint8Array(50).fill(0xcc)));
     // What the kernel may produce when two writers race with frames over PIPE_BUF: b inside a.

@@ -81,16 +81,16 @@ describe('NamedPipe', () => {
     const child = nodeSpawn(process.execPath, fixtureArgs('connect-and-wait-for-kill.ts', server.path), {
       stdio: ['ignore', 'pipe', 'inherit'],
     });
-    const connection = await watchdog(server.accept(), 10_000, 'accept');
+    const connection = await watchdog(server.accept(), 30_000, 'accept');
     await watchdog(
       new Promise<void>((resolve) =>
         child.stdout!.on('data', (d: Buffer) => d.toString().includes('connected') && resolve()),
       ),
-      10_000,
+      30_000,
       'fixture connected',
     );
     child.kill('SIGKILL');
-    const error = await rejectionOf(watchdog(connection.receive(), 10_000, 'receive'));
+    const error = await rejectionOf(watchdog(connection.receive(), 30_000, 'receive'));
     expect(error.code).toBe(ErrorCodes.PEER_GONE);
     const next = await NamedPipe.connect<string>('victim');
     const accepted = await watchdog(server.accept(), 5000, 'accept after');
@@ -128,7 +128,7 @@ describe('NamedPipe', () => {
     const settled = async () => {
       while (openFdCount() > before) await new Promise((resolve) => setImmediate(resolve));
     };
-    await watchdog(settled(), 10_000, `fd count back to ${before}`);
+    await watchdog(settled(), 30_000, `fd count back to ${before}`);
     expect(openFdCount()).toBeLessThanOrEqual(before);
   });
 });

@@ -46,10 +46,10 @@ describe('spawn with a pipe channel', () => {
     const channel = child.channel!;
     for (let i = 0; i < 100; i++) await channel.send({ i, text: `message ${i}` });
     for (let i = 0; i < 100; i++) {
-      expect(await watchdog(channel.receive(), 10_000, `echo ${i}`)).toEqual({ i, text: `message ${i}` });
+      expect(await watchdog(channel.receive(), 30_000, `echo ${i}`)).toEqual({ i, text: `message ${i}` });
     }
     await channel.close();
-    expect(await watchdog(child.exited, 10_000, 'child exit')).toEqual({ code: 0, signal: null });
+    expect(await watchdog(child.exited, 30_000, 'child exit')).toEqual({ code: 0, signal: null });
   });
 
   it('carries 4 MiB messages intact with the raw codec', async () => {
@@ -60,7 +60,7 @@ describe('spawn with a pipe channel', () => {
     const big = new Uint8Array(4 << 20);
     for (let i = 0; i < big.length; i += 4096) big[i] = (i / 4096) & 0xff;
     await child.channel!.send(big);
-    const back = await watchdog(child.channel!.receive(), 20_000, 'big echo');
+    const back = await watchdog(child.channel!.receive(), 30_000, 'big echo');
     expect(back.byteLength).toBe(big.byteLength);
     expect(Buffer.compare(back, big)).toBe(0);
     await child.channel!.close();
@@ -68,21 +68,21 @@ describe('spawn with a pipe channel', () => {
 
   it('refuses to talk to a child using another codec, with ERR_IPC_INCOMPATIBLE', async () => {
     const child = start('echo-parent-channel.ts', [], { codec: 'json' });
-    await expect(watchdog(child.channel!.receive(), 10_000, 'receive')).rejects.toMatchObject({
+    await expect(watchdog(child.channel!.receive(), 30_000, 'receive')).rejects.toMatchObject({
       code: ErrorCodes.INCOMPATIBLE,
     });
   });
 
   it('parentChannel() in a process spawned without a channel is ERR_IPC_NOT_FOUND', async () => {
     const child = start('report-parent-channel.ts', [], { channel: false });
-    await watchdog(printed(child as ChildProcess<unknown>, ErrorCodes.NOT_FOUND), 10_000, 'report');
+    await watchdog(printed(child as ChildProcess<unknown>, ErrorCodes.NOT_FOUND), 30_000, 'report');
   });
 
   it('a child killed with SIGKILL mid-message is ERR_IPC_PEER_GONE and nothing partial is delivered', async () => {
     const child = start('raw-bytes-to-parent.ts', ['truncated']);
-    await watchdog(printed(child as ChildProcess<unknown>, 'written'), 10_000, 'fixture ready');
+    await watchdog(printed(child as ChildProcess<unknown>, 'written'), 30_000, 'fixture ready');
     child.kill('SIGKILL');
-    const error = await rejectionOf(watchdog(child.channel!.receive(), 10_000, 'receive after kill'));
+    const error = await rejectionOf(watchdog(child.channel!.receive(), 30_000, 'receive after kill'));
     expect(error.code).toBe(ErrorCodes.PEER_GONE);
     expect(error.message).toMatch(/mid-message/);
     await expect(child.channel!.send({ late: true })).rejects.toMatchObject({ code: ErrorCodes.PEER_GONE });
@@ -90,15 +90,15 @@ describe('spawn with a pipe channel', () => {
 
   it('a peer that exits without closing is ERR_IPC_PEER_GONE after its complete messages', async () => {
     const child = start('raw-bytes-to-parent.ts', ['exit']);
-    expect(await watchdog(child.channel!.receive(), 10_000, 'first')).toEqual({ n: 1 });
-    await expect(watchdog(child.channel!.receive(), 10_000, 'second')).rejects.toMatchObject({
+    expect(await watchdog(child.channel!.receive(), 30_000, 'first')).toEqual({ n: 1 });
+    await expect(watchdog(child.channel!.receive(), 30_000, 'second')).rejects.toMatchObject({
       code: ErrorCodes.PEER_GONE,
     });
   });
 
   it('refuses a 2^32-1 length prefix with ERR_IPC_FRAME_TOO_LARGE and keeps the process running', async () => {
     const child = start('raw-bytes-to-parent.ts', ['oversize']);
-    await expect(watchdog(child.channel!.receive(), 10_000, 'receive')).rejects.toMatchObject({
+    await expect(watchdog(child.channel!.receive(), 30_000, 'receive')).rejects.toMatchObject({
       code: ErrorCodes.FRAME_TOO_LARGE,
     });
     await expect(child.channel!.receive()).rejects.toMatchObject({ code: ErrorCodes.FRAME_TOO_LARGE });
@@ -106,14 +106,14 @@ describe('spawn with a pipe channel', () => {
 
   it('refuses a peer that does not speak ipckit with ERR_IPC_BAD_FRAME', async () => {
     const child = start('raw-bytes-to-parent.ts', ['garbage']);
-    await expect(watchdog(child.channel!.receive(), 10_000, 'receive')).rejects.toMatchObject({
+    await expect(watchdog(child.channel!.receive(), 30_000, 'receive')).rejects.toMatchObject({
       code: ErrorCodes.BAD_FRAME,
     });
   });
 
   it('decodes a __proto__ key without touching Object.prototype, and goes on', async () => {
     const child = start<Record<string, unknown>>('raw-bytes-to-parent.ts', ['proto']);
-    const hostile = await watchdog(child.channel!.receive(), 10_000, 'hostile');
+    const hostile = await watchdog(child.channel!.receive(), 30_000, 'hostile');
     expect(Object.getPrototypeOf(hostile)).toBe(Object.prototype);
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
     expect(await child.channel!.receive()).toEqual({ n: 1 });
@@ -121,7 +121,7 @@ describe('spawn with a pipe channel', () => {
 
   it('reports a too-deeply nested message as ERR_IPC_INVALID_MESSAGE and delivers the next one', async () => {
     const child = start('raw-bytes-to-parent.ts', ['deep']);
-    await expect(watchdog(child.channel!.receive(), 10_000, 'deep')).rejects.toMatchObject({
+    await expect(watchdog(child.channel!.receive(), 30_000, 'deep')).rejects.toMatchObject({
       code: ErrorCodes.INVALID_MESSAGE,
     });
     expect(await child.channel!.receive()).toEqual({ n: 1 });
@@ -143,7 +143,7 @@ describe('spawn with a pipe channel', () => {
       schema,
     });
     const channel = child.channel!;
-    await expect(watchdog(channel.receive(), 10_000, 'bad')).rejects.toMatchObject({
+    await expect(watchdog(channel.receive(), 30_000, 'bad')).rejects.toMatchObject({
       code: ErrorCodes.INVALID_MESSAGE,
     });
     const rest: number[] = [];
