@@ -123,12 +123,15 @@ export abstract class ChannelBase<T> implements Channel<T> {
 
   // ---- what transports report -----------------------------------------------------------------
 
-  /** One complete incoming payload; the view need only be valid during the call. */
-  protected deliver(payload: Uint8Array): void {
+  /**
+   * One complete incoming payload; the view need only be valid during the call, unless `owned`
+   * says it is a buffer of its own that the message may keep (the raw codec then skips its copy).
+   */
+  protected deliver(payload: Uint8Array, owned = false): void {
     if (this.#state === 'closed') return;
     let item: Received<T>;
     try {
-      item = { ok: true, value: this.codec.decode(payload) };
+      item = { ok: true, value: this.codec.decode(payload, owned) };
     } catch (err) {
       item = { ok: false, error: err as IpcError };
     }

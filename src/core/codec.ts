@@ -74,8 +74,11 @@ export interface CodecOptions<T = unknown> {
 export interface MessageCodec<T> {
   readonly name: string;
   encode(message: T): Uint8Array;
-  /** Decodes and validates; throws ERR_IPC_INVALID_MESSAGE. */
-  decode(bytes: Uint8Array): T;
+  /**
+   * Decodes and validates; throws ERR_IPC_INVALID_MESSAGE. `owned`: `bytes` is a buffer of its own
+   * that nothing else refers to, so the raw codec returns it instead of copying it.
+   */
+  decode(bytes: Uint8Array, owned?: boolean): T;
 }
 
 /** Resolves `codec` / `schema` options into one encoder/decoder, checking them eagerly. */
@@ -99,6 +102,9 @@ export function resolveCodec<T>(opts: CodecOptions<T> | undefined, what: string)
     throw new TypeError('options.schema must be a Standard Schema validator');
   }
   const name = codec.name ?? 'custom';
+  // The raw codec's decode is a copy; bytes the transport owns (a large frame assembled in a buffer
+  // of its own) already are one, and copying 1 MiB again cost more than the rest of its receive.
+  const keepsOwned = codec === (codecs.raw as Codec<unknown>);
   return {
     name,
     encode(message) {
@@ -110,10 +116,10 @@ export function resolveCodec<T>(opts: CodecOptions<T> | undefined, what: string)
         });
       }
     },
-    decode(bytes) {
+    decode(bytes, owned) {
       let value: T;
       try {
-        value = codec.decode(bytes);
+        value = owned && keepsOwned ? (bytes as T) : codec.decode(bytes);
       } catch (err) {
         throw new IpcError(ErrorCodes.INVALID_MESSAGE, `${what}: cannot decode message with ${name}`, {
           cause: err,

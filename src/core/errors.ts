@@ -18,12 +18,18 @@ export const ErrorCodes = {
   INVALID_MESSAGE: 'ERR_IPC_INVALID_MESSAGE',
   PEER_GONE: 'ERR_IPC_PEER_GONE',
   OWNER_DIED: 'ERR_IPC_OWNER_DIED',
+  /** A …Sync wait that could only ever be satisfied by the calling thread itself (it holds the lock). */
+  DEADLOCK: 'ERR_IPC_DEADLOCK',
   AUTH: 'ERR_IPC_AUTH',
   QUEUE_FULL: 'ERR_IPC_QUEUE_FULL',
+  /** Settling a queue message whose lease ran out, that was settled already, or that was only listed. */
+  LEASE_LOST: 'ERR_IPC_LEASE_LOST',
   NATIVE_UNAVAILABLE: 'ERR_IPC_NATIVE_UNAVAILABLE',
   PATH_TOO_LONG: 'ERR_IPC_PATH_TOO_LONG',
   UNSAFE_PATH: 'ERR_IPC_UNSAFE_PATH',
   SYSTEM: 'ERR_IPC_SYSTEM',
+  /** A request handler in another process failed with an error that carried no ipckit code. */
+  REMOTE: 'ERR_IPC_REMOTE',
 } as const;
 
 /** A stable ipckit error code such as `'ERR_IPC_TIMEOUT'`. */

@@ -20,6 +20,11 @@ const MAX_CONTROL_CODE = 0xff;
 export const Control = {
   /** The sender closed its end on purpose: the receiver ends cleanly instead of reporting a dead peer. */
   GOODBYE: 1,
+  /**
+   * "Still here": a heartbeat with no content. Every stream ignores it; transports that watch for
+   * a frozen peer (sockets) send it on a timer and count any incoming byte as a sign of life.
+   */
+  PING: 2,
 } as const;
 
 /** Checks a `maxMessageBytes` option, returning the default when absent. */
@@ -41,17 +46,33 @@ export function frameTooLarge(what: string, bytes: number, max: number): IpcErro
   );
 }
 
+const EMPTY = Buffer.alloc(0);
+/** Batches up to this size are copied out on take, and their buffer is kept for the next batch. */
+const SMALL_BATCH_BYTES = 4096;
+/** The first allocation of a batch: enough for a handshake or a few small messages. */
+const FIRST_BATCH_BYTES = 256;
+/** Written batches up to this size are kept for reuse; larger ones (huge messages) are left to the GC. */
+const MAX_SPARE_BYTES = 2 * 1024 * 1024;
+
 /**
  * Collects frames into one buffer so a tick's worth of messages leaves in one write syscall.
  * The caller takes the bytes with {@link FrameBatch.take} and hands them to the transport.
  */
 export class FrameBatch {
-  #buffer: Buffer;
+  // Allocated on the first add, not up front, and small until traffic needs more: an idle
+  // connection (a server may hold thousands) costs FIRST_BATCH_BYTES of batch memory.
+  #buffer: Buffer = EMPTY;
   #length = 0;
   #count = 0;
+  /** Size of the next allocation: what the last large batch reached. */
+  #nextBytes: number;
+  /** Memory of large batches handed out by take() and not yet given back with release(). */
+  readonly #lent = new WeakSet<ArrayBufferLike>();
+  /** A written large batch's memory, reused by the next large batch instead of a fresh allocation. */
+  #spare: Buffer | undefined;
 
-  constructor(initialBytes = 64 * 1024) {
-    this.#buffer = Buffer.allocUnsafe(initialBytes);
+  constructor(initialBytes = FIRST_BATCH_BYTES) {
+    this.#nextBytes = initialBytes;
   }
 
   /** Bytes waiting to be taken. */
@@ -71,6 +92,14 @@ export class FrameBatch {
     this.#buffer.set(payload, offset + FRAME_HEADER_BYTES);
   }
 
+  /** Appends one data frame whose payload is `head` followed by `body` (an envelope and a message). */
+  addParts(head: Uint8Array, body: Uint8Array): void {
+    const offset = this.#reserve(FRAME_HEADER_BYTES + head.byteLength + body.byteLength);
+    this.#buffer.writeUInt32BE(head.byteLength + body.byteLength, offset);
+    this.#buffer.set(head, offset + FRAME_HEADER_BYTES);
+    this.#buffer.set(body, offset + FRAME_HEADER_BYTES + head.byteLength);
+  }
+
   /** Appends one control frame. */
   addControl(code: number): void {
     const offset = this.#reserve(FRAME_HEADER_BYTES);
@@ -79,19 +108,51 @@ export class FrameBatch {
 
   /** Returns the collected bytes (owned by the caller from now on) and starts a fresh batch. */
   take(): Buffer {
-    const bytes = this.#buffer.subarray(0, this.#length);
-    // The transport keeps `bytes` until written, so the next batch needs its own memory. Start it at
-    // the size this batch reached: steady traffic allocates one buffer per flush, never more.
-    this.#buffer = Buffer.allocUnsafe(Math.max(64 * 1024, Math.min(this.#length, 1 << 20)));
+    const length = this.#length;
     this.#length = 0;
     this.#count = 0;
+    if (length <= SMALL_BATCH_BYTES) {
+      // A request or a few messages: copying them into a slice of Node's buffer pool is cheaper
+      // than a fresh allocation per flush, and this buffer is kept for the next batch.
+      const bytes = Buffer.allocUnsafe(length);
+      this.#buffer.copy(bytes, 0, 0, length);
+      this.#spare = undefined; // traffic is small again: hold no more than the batch buffer
+      return bytes;
+    }
+    // The transport keeps `bytes` until written, so the next batch needs its own memory. Size it
+    // at what this batch reached, allocated on the next add: steady traffic allocates one buffer
+    // per flush, never more.
+    const bytes = this.#buffer.subarray(0, length);
+    this.#nextBytes = Math.max(64 * 1024, Math.min(length, 1 << 20));
+    this.#lent.add(this.#buffer.buffer);
+    this.#buffer = EMPTY;
     return bytes;
+  }
+
+  /**
+   * Says the transport has written `bytes` (from {@link FrameBatch.take}) and holds it no more.
+   * A large batch's memory then serves a later batch: steady large traffic reuses a buffer instead
+   * of allocating, and page-faulting in, a fresh one per flush (that cost several times the copy
+   * itself for 1 MiB messages). Bytes that did not come from a large take are ignored.
+   */
+  release(bytes: Uint8Array): void {
+    const memory = bytes.buffer;
+    if (!this.#lent.delete(memory) || this.#spare || memory.byteLength > MAX_SPARE_BYTES) return;
+    this.#spare = Buffer.from(memory, 0, memory.byteLength);
   }
 
   #reserve(bytes: number): number {
     const offset = this.#length;
     if (offset + bytes > this.#buffer.length) {
-      const grown = Buffer.allocUnsafe(Math.max(this.#buffer.length * 2, offset + bytes));
+      const spare = this.#spare;
+      let grown: Buffer;
+      if (spare && spare.length >= offset + bytes) {
+        grown = spare;
+        this.#spare = undefined;
+      } else {
+        // Never from Node's shared pool: release() may reuse this memory as a whole.
+        grown = Buffer.allocUnsafeSlow(Math.max(this.#buffer.length * 2, this.#nextBytes, offset + bytes));
+      }
       this.#buffer.copy(grown, 0, 0, offset);
       this.#buffer = grown;
     }
@@ -103,8 +164,11 @@ export class FrameBatch {
 
 /** Receives what a {@link FrameDecoder} finds in the byte stream. */
 export interface FrameSink {
-  /** A complete payload. The view is valid until the sink returns; copy what you keep. */
-  frame(payload: Uint8Array): void;
+  /**
+   * A complete payload. The view is valid until the sink returns; copy what you keep. `owned`: the
+   * payload is a buffer of its own that nothing else refers to, which the sink may keep as it is.
+   */
+  frame(payload: Uint8Array, owned?: boolean): void;
   control(code: number): void;
 }
 
@@ -114,7 +178,7 @@ export interface FrameSink {
  * only after its length has been checked.
  */
 export class FrameDecoder {
-  readonly #max: number;
+  #max: number;
   readonly #what: string;
   readonly #sink: FrameSink;
   #header = Buffer.alloc(FRAME_HEADER_BYTES);
@@ -126,6 +190,19 @@ export class FrameDecoder {
     this.#what = what;
     this.#max = maxMessageBytes;
     this.#sink = sink;
+  }
+
+  /** The largest payload accepted from now on, checked before anything is allocated for a frame. */
+  get maxMessageBytes(): number {
+    return this.#max;
+  }
+
+  /**
+   * Changes the bound, for protocols that accept only small frames until the peer is known (a
+   * socket handshake) and the full `maxMessageBytes` after.
+   */
+  set maxMessageBytes(bytes: number) {
+    this.#max = Math.min(bytes, MAX_FRAME_PAYLOAD);
   }
 
   /** True while a frame has begun but not ended: EOF now means a truncated message. */
@@ -147,7 +224,7 @@ export class FrameDecoder {
         if (this.#partialFill === this.#partial.length) {
           const payload = this.#partial;
           this.#partial = undefined;
-          this.#sink.frame(payload);
+          this.#sink.frame(payload, true);
         }
         continue;
       }
@@ -173,7 +250,8 @@ export class FrameDecoder {
         this.#sink.frame(chunk.subarray(pos, pos + header));
         pos += header;
       } else {
-        this.#partial = Buffer.allocUnsafe(header);
+        // Its own memory, never a slice of Node's shared pool: it is handed on as `owned`.
+        this.#partial = Buffer.allocUnsafeSlow(header);
         this.#partialFill = 0;
       }
     }

@@ -46,7 +46,7 @@ export class StreamChannel<T> extends ChannelBase<T> {
     this.#input = input;
     this.#output = output;
     this.#decoder = new FrameDecoder(what, this.maxMessageBytes, {
-      frame: (payload) => this.deliver(payload),
+      frame: (payload, owned) => this.receiveFrame(payload, owned),
       control: (code) => this.#onControl(code),
     });
     const handshake = (opts?.handshake ?? true) && input !== undefined && output !== undefined;
@@ -84,12 +84,57 @@ export class StreamChannel<T> extends ChannelBase<T> {
 
   protected transmit(payload: Uint8Array): boolean {
     this.#batch.add(payload);
+    this.#scheduleFlush();
+    return !this.#outputFull;
+  }
+
+  // ---- hooks for protocols layered on the stream (sockets) --------------------------------------
+
+  /**
+   * One frame whose payload is a small `head` (an envelope) followed by `body`, sent without
+   * concatenating them first. Returns false when the output is now full.
+   */
+  protected transmitParts(head: Uint8Array, body: Uint8Array): boolean {
+    this.#batch.addParts(head, body);
+    this.#scheduleFlush();
+    return !this.#outputFull;
+  }
+
+  /** A control frame (a heartbeat), sent with this tick's batch. */
+  protected transmitControl(code: number): void {
+    this.#batch.addControl(code);
+    this.#scheduleFlush();
+  }
+
+  /** True while the output stream is over its high-water mark (the peer is not keeping up). */
+  protected get outputFull(): boolean {
+    return this.#outputFull;
+  }
+
+  /** Hands what is batched to the output now (before ending or destroying it). */
+  protected flushNow(): void {
+    this.#flush();
+  }
+
+  /** Changes the largest incoming frame accepted from now on (small until a handshake is done). */
+  protected setInputLimit(bytes: number): void {
+    this.#decoder.maxMessageBytes = bytes;
+  }
+
+  /**
+   * One incoming data frame. The default delivers it as a message; a protocol that wraps messages
+   * in an envelope overrides this. It may throw an IpcError: the stream then fails with it.
+   */
+  protected receiveFrame(payload: Uint8Array, owned?: boolean): void {
+    this.deliver(payload, owned);
+  }
+
+  #scheduleFlush(): void {
     if (this.#batch.byteLength >= FLUSH_BYTES) this.#flush();
     else if (!this.#flushScheduled) {
       this.#flushScheduled = true;
       process.nextTick(() => this.#flush());
     }
-    return !this.#outputFull;
   }
 
   protected pauseInput(): void {
@@ -124,7 +169,9 @@ export class StreamChannel<T> extends ChannelBase<T> {
     this.#flushScheduled = false;
     const output = this.#output;
     if (this.#batch.byteLength === 0 || !output || output.destroyed) return;
-    if (!output.write(this.#batch.take())) this.#outputFull = true;
+    const bytes = this.#batch.take();
+    // Once written, a large batch's memory goes back to the batch for reuse.
+    if (!output.write(bytes, () => this.#batch.release(bytes))) this.#outputFull = true;
   }
 
   #onData(chunk: Buffer): void {
@@ -155,6 +202,7 @@ export class StreamChannel<T> extends ChannelBase<T> {
   }
 
   #onControl(code: number): void {
+    if (code === Control.PING) return; // a heartbeat: its arrival is all it says
     if (code === Control.GOODBYE) {
       this.#goodbyeReceived = true;
       this.peerClosed();

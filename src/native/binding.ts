@@ -19,6 +19,91 @@ export interface NativeBinding {
   getPipeSize(fd: number): number;
   /** Sets or clears FD_CLOEXEC. */
   setCloexec(fd: number, on: boolean): void;
+  /**
+   * The credentials the kernel recorded for the peer of a connected Unix socket (SO_PEERCRED;
+   * getpeereid elsewhere, where `pid` is -1).
+   */
+  peerCredentials(fd: number): { pid: number; uid: number; gid: number };
+
+  // --- shared memory (native/shm.cc) ---
+  /** shm_open(3) O_RDWR | O_CLOEXEC (+ O_CREAT, O_EXCL) -> fd. `name` starts with '/'. */
+  shmOpen(name: string, create: boolean, exclusive: boolean, mode: number): number;
+  /** shm_unlink(3). */
+  shmUnlink(name: string): void;
+  /** memfd_create(2) with MFD_CLOEXEC | MFD_ALLOW_SEALING -> fd. */
+  memfdCreate(name: string): number;
+  /** Seals a memfd's size (F_SEAL_SHRINK | F_SEAL_GROW): nobody can truncate it under a mapping. */
+  sealSize(fd: number): void;
+  /**
+   * mmap(2) MAP_SHARED read-write of `length` bytes at `offset` (a page multiple) -> an external
+   * ArrayBuffer. Unmapped by {@link NativeBinding.munmap} or, failing that, by its finalizer.
+   */
+  mmap(fd: number, offset: number, length: number): ArrayBuffer;
+  /** Detaches a buffer from {@link NativeBinding.mmap} (its views become empty) and unmaps it. Idempotent. */
+  munmap(buffer: ArrayBuffer): void;
+  /** sysconf(_SC_PAGESIZE). */
+  pageSize(): number;
+
+  // --- futex (native/futex.cc): blocking, for ...Sync variants only ---
+  /**
+   * FUTEX_WAIT (shared, not private) on `words[index]` while it equals `expected`, up to
+   * `timeoutMs` (< 0: no deadline). 0 = woken or interrupted, 1 = value differed, 2 = timed out.
+   */
+  futexWait(words: Int32Array, index: number, expected: number, timeoutMs: number): 0 | 1 | 2;
+  /** FUTEX_WAKE up to `count` waiters on `words[index]` (count <= 0: all) -> number woken. */
+  futexWake(words: Int32Array, index: number, count: number): number;
+
+  // --- doorbells (native/doorbell.cc) and the event-loop watcher (native/watcher.cc) ---
+  /** eventfd(2), non-blocking, close-on-exec. */
+  eventfd(): number;
+  /** Adds 1 to an eventfd's counter (makes it readable). */
+  eventfdSignal(fd: number): void;
+  /** Reads a non-blocking fd until it would block -> number of reads that returned data. */
+  drain(fd: number): number;
+  /** A non-blocking Unix datagram socket bound to the abstract name `\0name` -> fd. EADDRINUSE if taken. */
+  doorbellBind(name: string): number;
+  /** An unbound non-blocking Unix datagram socket to ring doorbells with -> fd. */
+  doorbellSocket(): number;
+  /**
+   * Sends one byte from socket `fd` (-1: a process-wide sender) to the abstract name: 0 rung, 1 its
+   * queue is full (it is ringing already), 2 nobody has the name.
+   */
+  doorbellRing(fd: number, name: string): 0 | 1 | 2;
+  /**
+   * Watches `fd` for readability on this thread's event loop (uv_poll). With `drain`, the fd is read
+   * empty before `callback(reads, status)` runs; `status` < 0 is a libuv error. Starts stopped and
+   * referenced; `close()` stops it for good. With `closeFd` the watcher owns the fd and closes it
+   * when closed, or when the thread's environment is torn down (a terminated worker).
+   */
+  FdWatcher: new (
+    fd: number,
+    drain: boolean,
+    callback: (reads: number, status: number) => void,
+    closeFd?: boolean,
+  ) => NativeFdWatcher;
+
+  // --- process and thread identity (native/pidfd.cc) ---
+  /** pidfd_open(2) -> fd that becomes readable when the process exits (zombie or not). ESRCH if none. */
+  pidfdOpen(pid: number): number;
+  /** gettid(2): the calling thread's kernel id (equal to the pid on the main thread). */
+  gettid(): number;
+
+  // --- file locks (native/flock.cc) ---
+  /** flock(2) LOCK_EX or LOCK_SH, with LOCK_NB unless `wait` -> false if held elsewhere (only without wait). */
+  flock(fd: number, exclusive: boolean, wait: boolean): boolean;
+  /** flock(2) LOCK_UN. */
+  funlock(fd: number): void;
+}
+
+/** An fd watcher on the event loop (see {@link NativeBinding.FdWatcher}). */
+export interface NativeFdWatcher {
+  start(): void;
+  stop(): void;
+  /** Keep the event loop alive while started (the default). */
+  ref(): void;
+  /** Do not keep the event loop alive for this watcher. */
+  unref(): void;
+  close(): void;
 }
 
 let binding: NativeBinding | undefined;

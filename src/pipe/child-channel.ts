@@ -8,6 +8,7 @@ import type { Channel, ChannelOptions } from '../core/channel.js';
 import { ErrorCodes, IpcError } from '../core/errors.js';
 import { StreamChannel } from '../core/stream-channel.js';
 import { native, nativeAvailable } from '../native/binding.js';
+import { ShmChannel } from '../shm/shm-channel.js';
 import { readStream, writeStream } from './fd-stream.js';
 
 /** The environment variable that tells a child where its channel to the parent is. */
@@ -43,6 +44,7 @@ export function planChildPipes(): ChildPipePlan {
       attach: (what, opts, extra) => {
         const toChild = extra[CHILD_READ_FD] as import('node:net').Socket;
         const fromChild = extra[CHILD_WRITE_FD] as import('node:net').Socket;
+        releaseOutputWithInput(fromChild, toChild);
         return new StreamChannel(what, fromChild, toChild, opts);
       },
       abort: () => {},
@@ -56,7 +58,10 @@ export function planChildPipes(): ChildPipePlan {
     attach: (what, opts) => {
       closeSync(toChildRead);
       closeSync(fromChildWrite);
-      return new StreamChannel(what, readStream(fromChildRead), writeStream(toChildWrite), opts);
+      const input = readStream(fromChildRead);
+      const output = writeStream(toChildWrite);
+      releaseOutputWithInput(input, output);
+      return new StreamChannel(what, input, output, opts);
     },
     abort: () => {
       for (const fd of [toChildRead, toChildWrite, fromChildRead, fromChildWrite]) closeSync(fd);
@@ -64,16 +69,68 @@ export function planChildPipes(): ChildPipePlan {
   };
 }
 
+/**
+ * Closes the parent's write end once the child's side has ended (it exited, or closed the channel).
+ * The channel can send nothing more by then (a peer that closed or vanished takes no more), but the
+ * fd would otherwise stay open until the user closes the channel: one leaked fd per child whose
+ * channel nobody closed. An output already ending (a close() in progress) finishes on its own.
+ */
+function releaseOutputWithInput(input: import('node:net').Socket, output: import('node:net').Socket): void {
+  input.once('close', () => {
+    if (!output.writableEnded) output.destroy();
+  });
+}
+
+/** Options for {@link parentChannel}. */
+export interface ParentChannelOptions<T = unknown> extends ChannelOptions<T> {
+  /**
+   * Exit when the parent vanishes: when the channel ends with ERR_IPC_PEER_GONE (the parent died or
+   * exited without closing it), this process sends itself SIGTERM, so its SIGTERM handlers run (a
+   * process without one ends at once). A parent that closed the channel has said goodbye: that
+   * does not count. Detection rides on the channel, so it needs the event loop to turn and, while
+   * more than `receiveHighWaterMark` messages sit unreceived, waits until they are received.
+   * Default false. May be turned on by a later call.
+   */
+  exitWithParent?: boolean;
+}
+
 let inherited: Channel<unknown> | undefined;
+let exitWithParent = false;
+
+/** The parent channel: a StreamChannel that can end this process when the parent vanishes. */
+class ParentStreamChannel<T> extends StreamChannel<T> {
+  protected override peerGone(detail: string, cause?: unknown): void {
+    super.peerGone(detail, cause);
+    if (exitWithParent) process.kill(process.pid, 'SIGTERM');
+  }
+}
 
 /**
- * The channel to the parent, in a child started by `spawn(..., { channel: 'pipe' })`. Use the same
- * codec as the parent (default msgpack). Calling it again returns the same channel.
+ * The channel to the parent, in a child started by `spawn(..., { channel: 'pipe' | 'shm' })`. Use the same
+ * codec as the parent (default msgpack). Calling it again returns the same channel (its options are
+ * those of the first call, except that `exitWithParent: true` can be turned on later).
+ * If the parent dies, the channel ends with ERR_IPC_PEER_GONE; `exitWithParent` then ends this process.
  * @throws ERR_IPC_NOT_FOUND when this process was not spawned with a channel.
  */
-export function parentChannel<T = unknown>(opts?: ChannelOptions<T>): Channel<T> {
+export function parentChannel<T = unknown>(opts?: ParentChannelOptions<T>): Channel<T> {
+  const exitOption = opts?.exitWithParent;
+  if (exitOption !== undefined && typeof exitOption !== 'boolean') {
+    throw new TypeError('options.exitWithParent must be a boolean');
+  }
+  if (exitOption) exitWithParent = true;
   if (inherited) return inherited as Channel<T>;
   const spec = process.env[CHANNEL_ENV];
+  const shm = spec ? /^shm:(\d+)$/.exec(spec) : null;
+  if (shm) {
+    // spawn(..., { channel: 'shm' }): a ShmChannel in the anonymous segment at this fd.
+    delete process.env[CHANNEL_ENV];
+    const fd = Number(shm[1]);
+    native().setCloexec(fd, true);
+    inherited = ShmChannel.openInherited<unknown>(fd, opts as ChannelOptions<unknown>, () => {
+      if (exitWithParent) process.kill(process.pid, 'SIGTERM');
+    });
+    return inherited as Channel<T>;
+  }
   const match = spec ? /^pipe:(\d+):(\d+)$/.exec(spec) : null;
   if (!match) {
     throw new IpcError(
@@ -89,7 +146,7 @@ export function parentChannel<T = unknown>(opts?: ChannelOptions<T>): Channel<T>
     native().setCloexec(readFd, true);
     native().setCloexec(writeFd, true);
   }
-  inherited = new StreamChannel<unknown>(
+  inherited = new ParentStreamChannel<unknown>(
     'parent channel',
     readStream(readFd),
     writeStream(writeFd),

@@ -1,90 +1,47 @@
 /**
- * spawn(): start a process with a typed channel attached, and control it.
- * The channel is two anonymous pipes (see src/pipe/child-channel.ts); the child takes its end with
- * `parentChannel()`.
+ * spawn(): start a process with a typed channel attached, and control it through the returned
+ * {@link ChildProcess}. The channel transport is chosen in channel-plan.ts (two anonymous pipes
+ * today); the child takes its end with `parentChannel()`. Extra fds go with `share`.
  */
 import { type ChildProcess as NodeChild, spawn as nodeSpawn, type StdioOptions } from 'node:child_process';
 import type { Channel, ChannelOptions } from '../core/channel.js';
 import { ErrorCodes, fromSystemError, IpcError } from '../core/errors.js';
-import { planChildPipes } from '../pipe/child-channel.js';
+import {
+  CHANNEL_ENV_NAME,
+  type ChannelKind,
+  type ChannelPlan,
+  checkChannelKind,
+  checkChannelOptions,
+  planChannel,
+  type StdioEntry,
+} from './channel-plan.js';
+import { ChildProcess } from './child-process.js';
+import { planShares, SHARE_ENV, type ShareItem } from './share.js';
+
+export { ChildProcess, type ExitStatus, type ProcessState, type StopOptions } from './child-process.js';
 
 /** Options for {@link spawn}. */
 export interface SpawnOptions<T = unknown> extends ChannelOptions<T> {
-  /** Attach a message channel: `'pipe'` (two anonymous pipes) or `false` (default). */
-  channel?: 'pipe' | false;
+  /** Attach a message channel: `'pipe'` (two anonymous pipes), `'shm'` (a ShmChannel) or `false` (default). */
+  channel?: ChannelKind | false;
   /** Environment of the child. Default `process.env`. */
   env?: NodeJS.ProcessEnv;
   /** Working directory of the child. */
   cwd?: string;
   /** The child's stdin, stdout and stderr, as in `child_process.spawn`. Default `'inherit'`. */
   stdio?: 'inherit' | 'pipe' | 'ignore' | StdioOptions;
-}
-
-/** How a process ended. */
-export interface ExitStatus {
-  /** The exit code, or null when a signal ended it. */
-  code: number | null;
-  /** The signal that ended it, or null. */
-  signal: NodeJS.Signals | null;
-}
-
-/** A process started by {@link spawn}. */
-export class ChildProcess<T = unknown> {
-  /** The underlying Node ChildProcess (its stdout/stderr streams when stdio is 'pipe'). */
-  readonly process: NodeChild;
-  /** The message channel to the child, when spawned with `channel`. */
-  readonly channel: Channel<T> | undefined;
-  /** Resolves when the process has exited. Never rejects. */
-  readonly exited: Promise<ExitStatus>;
-  #state: 'running' | 'paused' | 'exited' = 'running';
-
-  constructor(child: NodeChild, channel: Channel<T> | undefined) {
-    this.process = child;
-    this.channel = channel;
-    this.exited = new Promise<ExitStatus>((resolve) => {
-      child.once('exit', (code, signal) => {
-        this.#state = 'exited';
-        resolve({ code, signal });
-      });
-    });
-  }
-
-  /** The process id. */
-  get pid(): number {
-    return this.process.pid!;
-  }
-
-  /** `'running'`, `'paused'` (SIGSTOP) or `'exited'`. */
-  get state(): 'running' | 'paused' | 'exited' {
-    return this.#state;
-  }
-
-  /** Sends a signal; false if the process has already exited. */
-  kill(signal: NodeJS.Signals | number = 'SIGTERM'): boolean {
-    if (this.#state === 'exited') return false;
-    return this.process.kill(signal);
-  }
-
-  /** Suspends the process (SIGSTOP). */
-  pause(): void {
-    if (this.kill('SIGSTOP')) this.#state = 'paused';
-  }
-
-  /** Continues a paused process (SIGCONT). */
-  resume(): void {
-    if (this.kill('SIGCONT')) this.#state = 'running';
-  }
-
-  /** SIGTERM, then SIGKILL if it has not exited after `graceMs` (default 5000). */
-  async stop(opts?: { graceMs?: number }): Promise<ExitStatus> {
-    const graceMs = opts?.graceMs ?? 5000;
-    if (this.#state === 'paused') this.resume();
-    this.kill('SIGTERM');
-    const timer = setTimeout(() => this.kill('SIGKILL'), graceMs);
-    const status = await this.exited;
-    clearTimeout(timer);
-    return status;
-  }
+  /**
+   * Extra fds for the child (numbers, or objects with an `fd` such as a `PipeReader`): it gets them
+   * as consecutive fds after its channel's and finds each with `inheritedFd(index)`. Your copies
+   * stay open; close them when the child has its own.
+   */
+  share?: readonly ShareItem[];
+  /**
+   * Start the child in a new process group (and session) that it leads: `kill`, `pause`, `resume`
+   * and `stop` then signal the whole group, and whatever is left of the group is SIGKILLed when the
+   * child exits, so grandchildren do not leak. Default false.
+   */
+  killGroup?: boolean;
 }
 
 /** A {@link ChildProcess} spawned with a channel: `channel` is always there. */
@@ -93,7 +50,7 @@ export type ChildProcessWithChannel<T> = ChildProcess<T> & { readonly channel: C
 export function spawn<T = unknown>(
   command: string,
   args: readonly string[],
-  opts: SpawnOptions<T> & { channel: 'pipe' },
+  opts: SpawnOptions<T> & { channel: ChannelKind },
 ): ChildProcessWithChannel<T>;
 export function spawn<T = unknown>(
   command: string,
@@ -103,26 +60,43 @@ export function spawn<T = unknown>(
 /**
  * Starts `command` with `args`. With `{ channel: 'pipe' }` the returned handle's `channel` talks to
  * the child's `parentChannel()`.
- * @throws ERR_IPC_NOT_FOUND if the command does not exist (reported by the promise `exited` too).
+ * @throws ERR_IPC_NOT_FOUND if the command cannot be started; TypeError/RangeError for bad options
+ * (checked before anything is started).
  */
 export function spawn<T = unknown>(
   command: string,
   args: readonly string[] = [],
   opts?: SpawnOptions<T>,
 ): ChildProcess<T> {
-  const channelKind = opts?.channel ?? false;
-  if (channelKind !== false && channelKind !== 'pipe') {
-    throw new RangeError(`options.channel must be 'pipe' or false, got ${String(channelKind)}`);
+  if (typeof command !== 'string' || command === '')
+    throw new TypeError('command must be a non-empty string');
+  if (!Array.isArray(args) || args.some((a) => typeof a !== 'string')) {
+    throw new TypeError('args must be an array of strings');
   }
+  if (opts !== undefined && (typeof opts !== 'object' || opts === null)) {
+    throw new TypeError('options must be an object');
+  }
+  const channelKind = checkChannelKind(opts?.channel);
+  if (channelKind) checkChannelOptions(opts as ChannelOptions<unknown>);
+  const killGroup = opts?.killGroup ?? false;
+  if (typeof killGroup !== 'boolean') throw new TypeError('options.killGroup must be a boolean');
   const base = normalizeStdio(opts?.stdio);
-  const plan = channelKind === 'pipe' ? planChildPipes() : undefined;
-  const stdio: StdioOptions = plan ? [...base, ...plan.stdio] : base;
+  const plan: ChannelPlan | undefined = channelKind ? planChannel(channelKind) : undefined;
+  let shares: ReturnType<typeof planShares>;
+  try {
+    shares = planShares(opts?.share, 3 + (plan?.stdio.length ?? 0));
+  } catch (err) {
+    plan?.abort();
+    throw err;
+  }
+  const stdio: StdioEntry[] = [...base, ...(plan?.stdio ?? []), ...shares.stdio];
   let child: NodeChild;
   try {
     child = nodeSpawn(command, args, {
       stdio,
       cwd: opts?.cwd,
-      env: plan ? { ...(opts?.env ?? process.env), ...plan.env } : (opts?.env ?? process.env),
+      env: childEnv(opts?.env ?? process.env, { ...plan?.env, ...shares.env }),
+      detached: killGroup,
     });
   } catch (err) {
     plan?.abort();
@@ -130,22 +104,42 @@ export function spawn<T = unknown>(
   }
   if (child.pid === undefined) {
     plan?.abort();
-    // Node reports ENOENT asynchronously; observe it so it is not an unhandled 'error'.
+    // Node reports ENOENT/EACCES asynchronously; observe it so it is not an unhandled 'error'.
     child.once('error', () => {});
     throw new IpcError(ErrorCodes.NOT_FOUND, `spawn ${command}: the command could not be started`);
   }
-  const channel = plan?.attach<T>(`channel to ${command} (pid ${child.pid})`, opts, child.stdio);
-  return new ChildProcess<T>(child, channel);
+  let channel: Channel<T> | undefined;
+  try {
+    channel = plan?.attach<T>(`channel to ${command} (pid ${child.pid})`, opts, child.stdio, child.pid);
+  } catch (err) {
+    // Never leave a running child nobody holds a handle to. Node still reaps it.
+    child.kill('SIGKILL');
+    throw err;
+  }
+  return new ChildProcess<T>(child, channel, { group: killGroup });
 }
 
-type StdioEntry = Extract<StdioOptions, readonly unknown[]>[number];
+/**
+ * The child's environment: the caller's plus what the channel and shares add. Variables this
+ * process inherited from its own parent for its own channel must not reach the child, which would
+ * take fds it does not have for its channel.
+ */
+function childEnv(base: NodeJS.ProcessEnv, add: Record<string, string>): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...base };
+  delete env[CHANNEL_ENV_NAME];
+  delete env[SHARE_ENV];
+  return Object.assign(env, add);
+}
 
 function normalizeStdio(stdio: SpawnOptions['stdio']): StdioEntry[] {
   if (stdio === undefined) return ['inherit', 'inherit', 'inherit'];
   if (typeof stdio === 'string') return [stdio, stdio, stdio];
+  if (!Array.isArray(stdio))
+    throw new TypeError("options.stdio must be 'inherit', 'pipe', 'ignore' or an array");
   const list: StdioEntry[] = [...(stdio as StdioEntry[])];
-  if (list.length > 3)
-    throw new RangeError('options.stdio takes at most 3 entries; fds 3 and 4 carry the channel');
+  if (list.length > 3) {
+    throw new RangeError('options.stdio takes at most 3 entries; pass further fds with options.share');
+  }
   while (list.length < 3) list.push('inherit');
   return list;
 }

@@ -1,0 +1,234 @@
+/**
+ * ShmChannel: ipckit's shared-memory channel (`spawn(..., { channel: 'shm' })`) against
+ * `process.send` ('json', 'advanced'), ipckit's pipe channel and a worker thread's `postMessage`,
+ * all in the same run and interleaved run by run. 64 B raw buffers and small objects (default
+ * codec) one way, 64 B object round trips, 1 MiB buffers one way. Every peer runs the same child
+ * protocol (bench/support/group-protocol.ts). Runnable alone through `bench/run.ts --only shm-channel`.
+ */
+import { randomBytes } from 'node:crypto';
+import { Worker } from 'node:worker_threads';
+import { Packr } from 'msgpackr';
+import { spawn } from '../src/index.js';
+import {
+  type CaseResult,
+  type Measurement,
+  type RunOptions,
+  ratio,
+  type Scenario,
+  summarize,
+} from './scenario.js';
+import { groupHeader, type PayloadKind } from './support/group-protocol.js';
+import { Inbox } from './support/inbox.js';
+import { startIpckitPeer } from './support/ipckit-peer.js';
+import { burst, calibrate, roundTripMedian, roundTrips, timeRoundTrips } from './support/measure.js';
+import { CHILD_STDIO, childArgs, type Peer } from './support/peer.js';
+import { startProcessSendPeer } from './support/process-send-peer.js';
+
+const MiB = 1 << 20;
+
+/** The subject: a child on `spawn(..., { channel: 'shm' })`, the same echo/count child as the pipe peer's. */
+function startShmPeer(kind: PayloadKind): Peer {
+  const child = spawn<unknown>(process.execPath, childArgs('echo-count-parent-channel.ts', kind), {
+    channel: 'shm',
+    stdio: CHILD_STDIO,
+    codec: kind === 'bytes' ? 'raw' : 'msgpack',
+  });
+  const channel = child.channel;
+  return {
+    subject: 'ipckit shm channel',
+    kind,
+    pid: child.pid,
+    send: (message) => channel.send(message),
+    receive: () => channel.receive(),
+    close: async () => {
+      await channel.close();
+      await child.exited;
+    },
+  };
+}
+
+/** The group protocol's follower, in plain JS for an eval'd worker (it cannot import TypeScript). */
+const WORKER_SOURCE = `
+const { parentPort } = require('node:worker_threads');
+let size = 0, repeat = 0, seen = 0;
+parentPort.on('message', (m) => {
+  if (repeat === 0) {
+    if (m instanceof Uint8Array) { const v = new DataView(m.buffer, m.byteOffset, m.byteLength); size = v.getUint32(0); repeat = v.getUint32(4); }
+    else { size = m.size; repeat = m.repeat; }
+    return;
+  }
+  if (++seen < size) return;
+  seen = 0; repeat--;
+  if (size === 1) { parentPort.postMessage(m); return; }
+  if (m instanceof Uint8Array) { const b = new Uint8Array(4); new DataView(b.buffer).setUint32(0, size); parentPort.postMessage(b); }
+  else parentPort.postMessage({ count: size });
+});`;
+
+/** Baseline: a worker thread and `postMessage` (structured clone; buffers are copied, not moved). */
+function startWorkerPeer(kind: PayloadKind): Peer {
+  const worker = new Worker(WORKER_SOURCE, { eval: true });
+  const inbox = new Inbox();
+  worker.on('message', (m) => inbox.push(m));
+  worker.once('error', (err) => inbox.fail(err));
+  return {
+    subject: 'worker postMessage',
+    kind,
+    pid: process.pid,
+    send: (message) => {
+      worker.postMessage(message);
+      return undefined;
+    },
+    receive: () => inbox.receive(),
+    close: async () => {
+      await worker.terminate();
+    },
+  };
+}
+
+/** `{ id, name }` padded so that its msgpack encoding is 64 bytes. */
+function smallObject(): { id: number; name: string } {
+  const packr = new Packr({ useRecords: false });
+  let name = '';
+  while (packr.encode({ id: 1_000_000, name: `${name}x` }).length <= 64) name += 'x';
+  return { id: 1_000_000, name };
+}
+
+interface CaseSpec {
+  case: string;
+  unit: string;
+  higherIsBetter: boolean;
+  size(peer: Peer, seconds: number, warmUp: number): Promise<number>;
+  measure(peer: Peer, size: number): Promise<number>;
+}
+
+/** Sizes each peer's runs, then takes `runs` rounds, rotating who goes first. */
+async function measureCase(peers: Peer[], spec: CaseSpec, opts: RunOptions): Promise<CaseResult> {
+  const seconds = opts.quick ? 0.08 : 0.2;
+  const warmUp = opts.quick ? 0.2 : 0.5;
+  const sizes: number[] = [];
+  for (const peer of peers) {
+    opts.progress(`shm-channel: ${spec.case}, sizing ${peer.subject}`);
+    sizes.push(await spec.size(peer, seconds, warmUp));
+  }
+  const values = peers.map(() => [] as number[]);
+  for (let run = 0; run < opts.runs; run++) {
+    opts.progress(`shm-channel: ${spec.case}, run ${run + 1}/${opts.runs}`);
+    for (let j = 0; j < peers.length; j++) {
+      const i = (j + run) % peers.length;
+      values[i]!.push(await spec.measure(peers[i]!, sizes[i]!));
+    }
+  }
+  const [ours, ...baselines] = peers.map((peer, i) => summarize(peer.subject, values[i]!)) as [
+    Measurement,
+    ...Measurement[],
+  ];
+  return { case: spec.case, unit: spec.unit, higherIsBetter: spec.higherIsBetter, ours, baselines };
+}
+
+function roundTripCase(label: string, message: unknown, limits: { min: number; max: number }): CaseSpec {
+  return {
+    case: `round trip, ${label}`,
+    unit: 'µs',
+    higherIsBetter: false,
+    size: (peer, seconds, warmUp) =>
+      calibrate(seconds, warmUp, (count) => timeRoundTrips(peer, message, count), limits),
+    measure: (peer, count) => roundTripMedian(peer, message, count),
+  };
+}
+
+function throughputCase(
+  label: string,
+  message: unknown,
+  unit: 'msg/s' | 'MB/s',
+  limits: { min: number; max: number },
+): CaseSpec {
+  const bytes = message instanceof Uint8Array ? message.byteLength : 0;
+  return {
+    case: `one-way throughput, ${label}`,
+    unit,
+    higherIsBetter: true,
+    size: (peer, seconds, warmUp) =>
+      calibrate(seconds, warmUp, (count) => burst(peer, message, count), limits),
+    measure: async (peer, count) => {
+      const seconds = await burst(peer, message, count);
+      return unit === 'msg/s' ? count / seconds : (count * bytes) / seconds / 1e6;
+    },
+  };
+}
+
+async function startPeers(kind: PayloadKind): Promise<Peer[]> {
+  const peers = [
+    startShmPeer(kind),
+    startProcessSendPeer(kind, 'json'),
+    startProcessSendPeer(kind, 'advanced'),
+    startIpckitPeer(kind),
+    startWorkerPeer(kind),
+  ];
+  // One exchange each, so no measurement includes a start-up.
+  await Promise.all(peers.map((peer) => roundTrips(peer, groupHeader(kind, 1, 1), 1)));
+  return peers;
+}
+
+async function closePeers(peers: Peer[]): Promise<void> {
+  await Promise.allSettled(peers.map((peer) => peer.close()));
+}
+
+/** Notes the issue's target against the named baseline, with whether this run met it. */
+function target(result: CaseResult, text: string, atLeast: number, subject: string): void {
+  const baseline = result.baselines.find((b) => b.subject.startsWith(subject));
+  if (!baseline) return;
+  const r = ratio(result, baseline);
+  const note = `target ${text}: ${r >= atLeast ? 'met' : 'NOT met'} (${r.toFixed(2)}x ${baseline.subject})`;
+  result.notes = result.notes ? `${result.notes}; ${note}` : note;
+}
+
+async function run(opts: RunOptions): Promise<CaseResult[]> {
+  const results: CaseResult[] = [];
+  opts.progress('shm-channel: starting children for objects');
+  let peers = await startPeers('object');
+  try {
+    const small = smallObject();
+    const tp = await measureCase(
+      peers,
+      throughputCase('64 B object (msgpack)', small, 'msg/s', { min: 1000, max: 4_000_000 }),
+      opts,
+    );
+    target(tp, '>= 10x process.send json', 10, 'process.send json');
+    const rt = await measureCase(peers, roundTripCase('64 B object', small, { min: 100, max: 20_000 }), opts);
+    target(rt, "<= 0.8x process.send's", 1.25, 'process.send json');
+    results.push(tp, rt);
+  } finally {
+    await closePeers(peers);
+  }
+  opts.progress('shm-channel: starting children for bytes');
+  peers = await startPeers('bytes');
+  try {
+    const raw = await measureCase(
+      peers,
+      throughputCase('64 B buffer (raw codec)', randomBytes(64), 'msg/s', { min: 1000, max: 8_000_000 }),
+      opts,
+    );
+    target(raw, '>= 5M msg/s and >= 40x process.send json', 40, 'process.send json');
+    raw.notes = `${raw.notes}; json carries the bytes as base64`;
+    const big = await measureCase(
+      peers,
+      throughputCase('1 MiB buffer (copied out)', randomBytes(MiB), 'MB/s', { min: 4, max: 4000 }),
+      opts,
+    );
+    target(big, ">= 10x process.send 'advanced'", 10, 'process.send advanced');
+    big.notes = `${big.notes}; ring 1 MiB each way (spawn's default), so a 1 MiB message goes in pieces and is copied out; receiveView not measured here`;
+    results.push(raw, big);
+  } finally {
+    await closePeers(peers);
+  }
+  return results;
+}
+
+const scenario: Scenario = {
+  name: 'shm-channel',
+  description:
+    "parent↔child: ipckit shm channel vs process.send ('json', 'advanced'), the pipe channel and worker postMessage",
+  run,
+};
+
+export default scenario;

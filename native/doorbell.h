@@ -1,0 +1,6 @@
+#pragma once
+#include <napi.h>
+
+namespace ipckit {
+void InitDoorbell(Napi::Env env, Napi::Object exports);
+}

@@ -1,0 +1,209 @@
+/**
+ * Demand for messages of one type filter, and the waiting that goes with it. `receive()` calls
+ * share one fetcher per filter that claims exactly as many messages as there are callers; a
+ * `consume()` loop has its own that keeps up to `prefetch` leased ahead.
+ *
+ * Waiting is event-driven: a claim that finds nothing arms the store's wake-up in the same
+ * transaction, and the fetcher claims again when the store calls back. A timer covers what no
+ * wake-up announces (a delay or lease running out: the store says when) and, as a safety net only,
+ * re-checks every `pollIntervalMs`.
+ */
+import { closedError, type IpcError } from '../core/errors.js';
+import { Queue } from '../core/queue.js';
+import { armWait, type WaitOptions } from '../core/wait.js';
+import type { ClaimedMessage, ClaimResult } from './store.js';
+
+/** What a fetcher needs from its queue. */
+export interface FetchSource {
+  /** A label for errors. */
+  readonly what: string;
+  readonly pollIntervalMs: number;
+  claim(types: readonly string[] | undefined, max: number, arm: boolean): Promise<ClaimResult>;
+  /** Gives leased messages nobody will take back to the queue. */
+  release(messages: ClaimedMessage[]): void;
+}
+
+interface Waiter {
+  resolve(message: ClaimedMessage): void;
+  reject(err: unknown): void;
+  disarm(): void;
+}
+
+/** Claims messages for callers of {@link Fetcher.next}. */
+export class Fetcher {
+  readonly #source: FetchSource;
+  readonly #types: readonly string[] | undefined;
+  readonly #prefetch: number;
+  readonly #buffer = new Queue<ClaimedMessage>();
+  readonly #waiters = new Queue<Waiter>();
+  #claiming = false;
+  #again = false;
+  /** The last claim got fewer messages than it asked for. */
+  #drained = false;
+  #timer: NodeJS.Timeout | undefined;
+  #closed: IpcError | undefined;
+
+  /**
+   * @param prefetch 0: claim only for waiting callers (receive); n: keep up to n leased ahead (consume).
+   */
+  constructor(source: FetchSource, types: readonly string[] | undefined, prefetch: number) {
+    this.#source = source;
+    this.#types = types;
+    this.#prefetch = prefetch;
+  }
+
+  /** True while a caller waits. */
+  get waiting(): boolean {
+    return this.#waiters.length > 0;
+  }
+
+  /** The next message, waiting for one if need be. */
+  next(opts?: WaitOptions): Promise<ClaimedMessage> {
+    if (this.#closed) return Promise.reject(this.#closed);
+    const ready = this.#take();
+    if (ready) {
+      this.#pump();
+      return Promise.resolve(ready);
+    }
+    return new Promise<ClaimedMessage>((resolve, reject) => {
+      const waiter: Waiter = { resolve, reject, disarm: noop };
+      waiter.disarm = armWait(`${this.#source.what}: receive`, opts, (err) => {
+        this.#waiters.remove(waiter);
+        if (this.#waiters.length === 0) this.#clearTimer();
+        reject(err);
+      });
+      if (opts?.signal?.aborted) return;
+      this.#waiters.push(waiter);
+      this.#pump();
+    });
+  }
+
+  /** Something may have changed: claim again if anyone waits. */
+  wake(): void {
+    if (this.#waiters.length > 0 || this.#wantsPrefetch()) this.#pump();
+  }
+
+  /**
+   * Stops: waiting callers reject with `err` (default ERR_IPC_CLOSED); returns the leased messages
+   * nobody took, for the caller to release.
+   */
+  close(err?: IpcError): ClaimedMessage[] {
+    if (!this.#closed) {
+      this.#closed = err ?? closedError(this.#source.what);
+      this.#clearTimer();
+      for (const waiter of this.#waiters.drain()) {
+        waiter.disarm();
+        waiter.reject(this.#closed);
+      }
+    }
+    return this.#buffer.drain();
+  }
+
+  /** A buffered message whose lease still runs; expired ones are left for the store to redeliver. */
+  #take(): ClaimedMessage | undefined {
+    const now = Date.now();
+    for (;;) {
+      const message = this.#buffer.shift();
+      if (!message || message.leaseUntil > now) return message;
+    }
+  }
+
+  /**
+   * Whether to top the buffer up ahead of demand: below half of `prefetch`, unless the last claim
+   * found the queue nearly empty. Then the fetcher waits until the buffer runs dry, so that a
+   * consumer keeping up with its producers claims in batches instead of one transaction per few
+   * messages.
+   */
+  #wantsPrefetch(): boolean {
+    return this.#prefetch > 0 && !this.#drained && this.#buffer.length <= this.#prefetch >> 1;
+  }
+
+  #pump(): void {
+    if (this.#closed) return;
+    if (this.#claiming) {
+      this.#again = true;
+      return;
+    }
+    const waiting = this.#waiters.length;
+    let want = 0;
+    if (this.#prefetch > 0) {
+      if (waiting > 0 || this.#wantsPrefetch())
+        want = Math.max(this.#prefetch, waiting) - this.#buffer.length;
+    } else {
+      want = waiting - this.#buffer.length;
+    }
+    if (want <= 0) return;
+    this.#claiming = true;
+    this.#again = false;
+    this.#clearTimer();
+    // The claim runs on the next turn of the event loop, not in this microtask chain: a store
+    // that answers synchronously (SQLite) would otherwise let a consumer with a backlog drain it
+    // without ever yielding, starving timers and I/O (its own wake-ups and IPC included).
+    setImmediate(() => this.#claim(want, waiting > 0));
+  }
+
+  #claim(want: number, arm: boolean): void {
+    if (this.#closed) {
+      this.#claiming = false;
+      return;
+    }
+    this.#source.claim(this.#types, want, arm || this.#waiters.length > 0).then(
+      (result) => {
+        this.#drained = result.messages.length < want;
+        this.#claimed(result);
+      },
+      (err) => {
+        this.#claiming = false;
+        for (const waiter of this.#waiters.drain()) {
+          waiter.disarm();
+          waiter.reject(err);
+        }
+      },
+    );
+  }
+
+  #claimed(result: ClaimResult): void {
+    this.#claiming = false;
+    if (this.#closed) {
+      this.#source.release(result.messages);
+      return;
+    }
+    for (const message of result.messages) this.#buffer.push(message);
+    while (this.#waiters.length > 0) {
+      const message = this.#take();
+      if (!message) break;
+      const waiter = this.#waiters.shift()!;
+      waiter.disarm();
+      waiter.resolve(message);
+    }
+    if (this.#prefetch === 0 && this.#buffer.length > 0) {
+      // A caller gave up while its claim was in flight: nobody asked for these.
+      this.#source.release(this.#buffer.drain());
+    }
+    if (this.#waiters.length === 0) {
+      if (this.#again && this.#wantsPrefetch()) this.#pump();
+      return;
+    }
+    if (result.messages.length > 0 || this.#again) {
+      this.#pump();
+      return;
+    }
+    // Nothing to claim and the wake-up is armed: wait for it, or for the next due moment.
+    const now = Date.now();
+    const due = result.nextDueAt === undefined ? Number.POSITIVE_INFINITY : result.nextDueAt - now;
+    const delay = Math.max(1, Math.min(due, this.#source.pollIntervalMs));
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      this.#pump();
+    }, delay);
+  }
+
+  #clearTimer(): void {
+    if (this.#timer) {
+      clearTimeout(this.#timer);
+      this.#timer = undefined;
+    }
+  }
+}
+
+function noop(): void {}

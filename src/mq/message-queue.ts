@@ -1,0 +1,549 @@
+/**
+ * MessageQueue: a durable, named, typed, prioritized queue shared by any number of producer and
+ * consumer processes, with at-least-once delivery. Written against the Store interface only: the
+ * store decides where messages live; this class gives them a codec, options, group commit, waiting
+ * by wake-up, and leases as objects (Message).
+ */
+import { type MessageCodec, resolveCodec } from '../core/codec.js';
+import { closedError, ErrorCodes, IpcError, isIpcError } from '../core/errors.js';
+import { frameTooLarge } from '../core/framing.js';
+import { checkName } from '../core/runtime-dir.js';
+import { checkWaitOptions, type WaitOptions } from '../core/wait.js';
+import { Batcher } from './batcher.js';
+import { Fetcher, type FetchSource } from './fetcher.js';
+import { newMessageId } from './ids.js';
+import { kSettled, Message, type Settle } from './message.js';
+import {
+  type BatchMessage,
+  type ConsumeOptions,
+  checkReceiveOptions,
+  checkSignal,
+  intOption,
+  type MessageQueueOptions,
+  type MessageSettings,
+  type ProcessOptions,
+  type QueueSettings,
+  type ReceiveOptions,
+  resolveMessageSettings,
+  resolveSettings,
+  resolveTypes,
+  type SendOptions,
+  type StoreSpec,
+} from './options.js';
+import { SendPipeline } from './send-pipeline.js';
+import type {
+  ClaimedMessage,
+  OutgoingMessage,
+  QueueStats,
+  SettleOp,
+  Store,
+  StoredMessage,
+  WakeKind,
+} from './store.js';
+import { resolveStoreDriver } from './store-drivers.js';
+
+const DEFAULT_PREFETCH = 32;
+const MAX_PREFETCH = 10_000;
+const MAX_LIST = 100_000;
+
+/** A durable message queue shared by every process that opens its name. */
+export class MessageQueue<T = unknown> implements AsyncDisposable {
+  /** The queue's name: its key in the store. */
+  readonly name: string;
+  readonly #what: string;
+  readonly #store: Store;
+  readonly #codec: MessageCodec<T>;
+  /** Decodes listed messages without the schema: a dead letter is often one that failed it. */
+  readonly #listCodec: MessageCodec<unknown>;
+  readonly #settings: QueueSettings;
+  readonly #sends: SendPipeline;
+  readonly #settles: Batcher<SettleOp, boolean>;
+  readonly #source: FetchSource;
+  readonly #receivers = new Map<string, Fetcher>();
+  readonly #fetchers = new Set<Fetcher>();
+  readonly #runs = new Set<Promise<void>>();
+  readonly #settle: Settle;
+  #closing: Promise<void> | undefined;
+  #storeClosed = false;
+
+  private constructor(
+    name: string,
+    store: Store,
+    codec: MessageCodec<T>,
+    listCodec: MessageCodec<unknown>,
+    settings: QueueSettings,
+  ) {
+    this.name = name;
+    this.#what = `message queue '${name}'`;
+    this.#store = store;
+    this.#codec = codec;
+    this.#listCodec = listCodec;
+    this.#settings = settings;
+    this.#sends = new SendPipeline({
+      what: this.#what,
+      store,
+      maxMessages: settings.maxMessages,
+      maxBytes: settings.maxBytes,
+      onFull: settings.onFull,
+      pollIntervalMs: settings.pollIntervalMs,
+    });
+    this.#settles = new Batcher((ops) => store.settle(ops));
+    this.#settle = (op) =>
+      this.#storeClosed ? Promise.reject(closedError(this.#what)) : this.#settles.push(op);
+    this.#source = {
+      what: this.#what,
+      pollIntervalMs: settings.pollIntervalMs,
+      claim: (types, max, arm) => this.#claim(types, max, arm),
+      release: (messages) => this.#release(messages),
+    };
+  }
+
+  /**
+   * Opens the queue `name`, creating it if needed. Every process that opens the same name (on the
+   * same runtime directory, or the same Redis) shares the queue.
+   */
+  static open<T = unknown>(name: string, opts?: MessageQueueOptions<T>): Promise<MessageQueue<T>> {
+    let settings: QueueSettings;
+    let codec: MessageCodec<T>;
+    let listCodec: MessageCodec<unknown>;
+    let driver: ReturnType<typeof resolveStoreDriver>;
+    try {
+      checkName(name, 'message queue');
+      settings = resolveSettings(opts as MessageQueueOptions<unknown> | undefined);
+      codec = resolveCodec(opts, `message queue '${name}'`);
+      listCodec = resolveCodec(
+        opts?.codec === undefined ? undefined : { codec: opts.codec as never },
+        `message queue '${name}'`,
+      );
+      driver = resolveStoreDriver(opts?.store);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    let queue: MessageQueue<T> | undefined;
+    const wakeUps: WakeKind[] = [];
+    return driver
+      .open(name, {
+        durability: settings.durability,
+        dedupeWindowMs: settings.dedupeWindowMs,
+        maxAttempts: settings.maxAttempts,
+        onWake: (kind) => (queue ? queue.#wake(kind) : wakeUps.push(kind)),
+      })
+      .then((store) => {
+        queue = new MessageQueue<T>(name, store, codec, listCodec, settings);
+        for (const kind of wakeUps) queue.#wake(kind);
+        return queue;
+      });
+  }
+
+  /** Deletes the queue `name` and every message in it; false if there was none. */
+  static remove(name: string, opts?: { store?: StoreSpec }): Promise<boolean> {
+    try {
+      checkName(name, 'message queue');
+      return resolveStoreDriver(opts?.store).remove(name);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /** True once `close()` was called. */
+  get closed(): boolean {
+    return this.#closing !== undefined;
+  }
+
+  /**
+   * Sends one message; resolves with its id once it is durable in the store. A rejection other
+   * than a bad argument, ERR_IPC_QUEUE_FULL, a timeout or an abort means the outcome is unknown:
+   * retry with the same `id` and the dedupe makes the retry safe.
+   */
+  send(body: T, opts?: SendOptions): Promise<string> {
+    let message: OutgoingMessage;
+    try {
+      this.#checkOpen();
+      checkWaitOptions(opts);
+      message = this.#outgoing(body, resolveMessageSettings(opts, 'options'));
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.#sends.pushOne(message, opts);
+  }
+
+  /** Sends several messages in one transaction, in order; resolves with their ids. */
+  sendBatch(messages: readonly BatchMessage<T>[], opts?: WaitOptions): Promise<string[]> {
+    let outgoing: OutgoingMessage[];
+    try {
+      this.#checkOpen();
+      checkWaitOptions(opts);
+      if (!Array.isArray(messages)) throw new TypeError('messages must be an array of { body, … }');
+      outgoing = messages.map((m, i) => {
+        if (typeof m !== 'object' || m === null) throw new TypeError(`messages[${i}] must be an object`);
+        return this.#outgoing(m.body, resolveMessageSettings(m, `messages[${i}]`));
+      });
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    if (outgoing.length === 0) return Promise.resolve([]);
+    return this.#sends.push(outgoing, opts);
+  }
+
+  /**
+   * The next message (of `types`, if given), leased to this consumer for `visibilityTimeoutMs`:
+   * `ack()` it when done. Waits for one; `timeout` and `signal` bound the wait.
+   */
+  receive(opts?: ReceiveOptions): Promise<Message<T>> {
+    let types: readonly string[] | undefined;
+    try {
+      this.#checkOpen();
+      types = checkReceiveOptions(opts);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const key = types ? types.join('\0') : '';
+    let fetcher = this.#receivers.get(key);
+    if (!fetcher) {
+      fetcher = new Fetcher(this.#source, types, 0);
+      this.#receivers.set(key, fetcher);
+      this.#fetchers.add(fetcher);
+    }
+    return fetcher.next(opts).then((claimed) => this.#toMessage(claimed));
+  }
+
+  /**
+   * Messages as an async iterable, leasing up to `prefetch` ahead. Leaving the loop gives the
+   * prefetched ones back at once; the loop ends when the queue closes or `signal` fires.
+   */
+  consume(opts?: ConsumeOptions): AsyncIterableIterator<Message<T>> {
+    if (opts !== undefined && (typeof opts !== 'object' || opts === null)) {
+      throw new TypeError('options must be an object');
+    }
+    const types = resolveTypes(opts?.types, 'options.types');
+    const prefetch = intOption(opts?.prefetch, 'options.prefetch', 1, MAX_PREFETCH, DEFAULT_PREFETCH);
+    const signal = checkSignal(opts?.signal, 'options.signal');
+    const fetcher = new Fetcher(this.#source, types, prefetch);
+    let finished = false;
+    const finish = () => {
+      if (finished) return;
+      finished = true;
+      signal?.removeEventListener('abort', finish);
+      this.#fetchers.delete(fetcher);
+      this.#release(fetcher.close());
+    };
+    if (this.#closing || signal?.aborted) finish();
+    else {
+      this.#fetchers.add(fetcher);
+      signal?.addEventListener('abort', finish, { once: true });
+    }
+    const done = { done: true, value: undefined } as IteratorReturnResult<undefined>;
+    const iterator: AsyncIterableIterator<Message<T>> = {
+      next: async () => {
+        if (finished) return done;
+        let claimed: ClaimedMessage;
+        try {
+          claimed = await fetcher.next();
+        } catch (err) {
+          const ended = finished || isIpcError(err, ErrorCodes.CLOSED);
+          finish();
+          if (ended) return done;
+          throw err;
+        }
+        try {
+          return { done: false, value: this.#toMessage(claimed) };
+        } catch (err) {
+          finish();
+          throw err;
+        }
+      },
+      return: async () => {
+        finish();
+        return done;
+      },
+      [Symbol.asyncIterator]() {
+        return iterator;
+      },
+    };
+    return iterator;
+  }
+
+  /**
+   * Runs `handler` for each message, `concurrency` at a time: a handler that returns acks its
+   * message, one that throws nacks it (unless it settled the message itself). Resolves when
+   * `signal` fires or the queue closes, once the running handlers are done.
+   */
+  process(handler: (body: T, message: Message<T>) => unknown, opts?: ProcessOptions): Promise<void> {
+    let run: Promise<void>;
+    try {
+      this.#checkOpen();
+      if (typeof handler !== 'function') throw new TypeError('handler must be a function');
+      if (opts !== undefined && (typeof opts !== 'object' || opts === null)) {
+        throw new TypeError('options must be an object');
+      }
+      const concurrency = intOption(opts?.concurrency, 'options.concurrency', 1, MAX_PREFETCH, 1);
+      const prefetch = intOption(
+        opts?.prefetch,
+        'options.prefetch',
+        1,
+        MAX_PREFETCH,
+        Math.max(16, Math.min(MAX_PREFETCH, concurrency * 2)),
+      );
+      const types = resolveTypes(opts?.types, 'options.types');
+      const signal = checkSignal(opts?.signal, 'options.signal');
+      if (opts?.onError !== undefined && typeof opts.onError !== 'function') {
+        throw new TypeError('options.onError must be a function');
+      }
+      run = this.#process(handler, { concurrency, prefetch, types, signal, onError: opts?.onError });
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    this.#runs.add(run);
+    const forget = () => this.#runs.delete(run);
+    run.then(forget, forget);
+    return run;
+  }
+
+  async #process(
+    handler: (body: T, message: Message<T>) => unknown,
+    o: {
+      concurrency: number;
+      prefetch: number;
+      types: readonly string[] | undefined;
+      signal: AbortSignal | undefined;
+      onError: ProcessOptions['onError'];
+    },
+  ): Promise<void> {
+    const fetcher = new Fetcher(this.#source, o.types, o.prefetch);
+    this.#fetchers.add(fetcher);
+    const stop = () => this.#release(fetcher.close());
+    if (o.signal?.aborted) stop();
+    o.signal?.addEventListener('abort', stop, { once: true });
+    const report = (err: unknown, message: { id: string } | undefined) => {
+      try {
+        o.onError?.(err, message);
+      } catch {}
+    };
+    // Settles are not awaited one by one: the next message starts while the ack joins a group
+    // commit; at most `prefetch` settles are outstanding.
+    let settling = 0;
+    let waiting: (() => void)[] = [];
+    const track = (settle: Promise<void>, message: Message<T>) => {
+      settling++;
+      const done = () => {
+        settling--;
+        const wake = waiting;
+        waiting = [];
+        for (const resolve of wake) resolve();
+      };
+      settle.then(done, (err) => {
+        report(err, message);
+        done();
+      });
+    };
+    const settledBelow = async (limit: number) => {
+      while (settling > limit) await new Promise<void>((resolve) => waiting.push(resolve));
+    };
+    let failure: unknown;
+    const worker = async () => {
+      for (;;) {
+        let claimed: ClaimedMessage;
+        try {
+          claimed = await fetcher.next();
+        } catch (err) {
+          if (!isIpcError(err, ErrorCodes.CLOSED)) {
+            failure ??= err;
+            stop();
+          }
+          return;
+        }
+        let message: Message<T>;
+        try {
+          message = this.#toMessage(claimed);
+        } catch (err) {
+          report(err, { id: claimed.id });
+          continue;
+        }
+        try {
+          await handler(message.body, message);
+          if (!message[kSettled]) track(message.ack(), message);
+        } catch (err) {
+          report(err, message);
+          if (!message[kSettled]) track(message.nack(), message);
+        }
+        if (settling >= o.prefetch) await settledBelow(o.prefetch - 1);
+      }
+    };
+    await Promise.all(Array.from({ length: o.concurrency }, worker));
+    await settledBelow(0);
+    o.signal?.removeEventListener('abort', stop);
+    this.#fetchers.delete(fetcher);
+    stop();
+    if (failure !== undefined) throw failure;
+  }
+
+  /** Counts: ready, delayed, in flight, dead, and the ready ones by priority and by type. */
+  stats(): Promise<QueueStats> {
+    return this.#ifOpen(() => this.#store.stats());
+  }
+
+  /** The next `limit` ready messages in delivery order, without leasing them. */
+  peek(limit = 10): Promise<Message<T>[]> {
+    return this.#ifOpen(() => {
+      const n = intOption(limit, 'limit', 1, MAX_LIST, 10);
+      return this.#store.peek(n).then((list) => list.map((m) => this.#listed(m)));
+    });
+  }
+
+  /** The dead letters, oldest first (at most `limit`, default 1000). */
+  deadLetters(limit = 1000): Promise<Message<T>[]> {
+    return this.#ifOpen(() => {
+      const n = intOption(limit, 'limit', 1, MAX_LIST, 1000);
+      return this.#store.deadLetters(n).then((list) => list.map((m) => this.#listed(m)));
+    });
+  }
+
+  /** Moves every dead letter back to the queue with its attempts reset; resolves with how many. */
+  replayDead(): Promise<number> {
+    return this.#ifOpen(() => this.#store.replayDead());
+  }
+
+  /** Deletes every message, dead letters included; resolves with how many. */
+  purge(): Promise<number> {
+    return this.#ifOpen(() => this.#store.purge());
+  }
+
+  /**
+   * Flushes sends issued before it, stops consumers (waiting receives reject with ERR_IPC_CLOSED,
+   * `consume` loops end, `process` runs finish their handlers), gives prefetched messages back, and
+   * closes the store. Idempotent.
+   */
+  close(): Promise<void> {
+    this.#closing ??= this.#shutdown();
+    return this.#closing;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  async #shutdown(): Promise<void> {
+    const err = closedError(this.#what);
+    const sendsDone = this.#sends.close();
+    for (const fetcher of this.#fetchers) this.#release(fetcher.close(err));
+    this.#fetchers.clear();
+    this.#receivers.clear();
+    await Promise.allSettled([...this.#runs]);
+    await sendsDone;
+    await this.#settles.drained();
+    this.#storeClosed = true;
+    await this.#store.close();
+  }
+
+  /** Claims for a fetcher; the settles waiting for their group commit ride along in the same transaction. */
+  async #claim(types: readonly string[] | undefined, max: number, arm: boolean) {
+    const settles = this.#settles.take();
+    try {
+      const result = await this.#store.claim({
+        types,
+        max,
+        leaseMs: this.#settings.visibilityTimeoutMs,
+        arm: arm && !this.#closing,
+        settle: settles?.items,
+      });
+      if (settles && result.settled === undefined) {
+        // A store that does not take settles along with a claim: commit them on their own.
+        this.#store.settle(settles.items).then(settles.settle, settles.fail);
+      } else {
+        settles?.settle(result.settled ?? []);
+      }
+      return result;
+    } catch (err) {
+      settles?.fail(err);
+      throw err;
+    }
+  }
+
+  #wake(kind: WakeKind): void {
+    if (kind === 'room') {
+      this.#sends.room();
+      return;
+    }
+    for (const fetcher of this.#fetchers) fetcher.wake();
+  }
+
+  #checkOpen(): void {
+    if (this.#closing) throw closedError(this.#what);
+  }
+
+  #ifOpen<R>(work: () => Promise<R>): Promise<R> {
+    try {
+      this.#checkOpen();
+      return work();
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  #outgoing(body: T, settings: MessageSettings): OutgoingMessage {
+    const bytes = this.#codec.encode(body);
+    if (bytes.byteLength > this.#settings.maxMessageBytes) {
+      throw frameTooLarge(this.#what, bytes.byteLength, this.#settings.maxMessageBytes);
+    }
+    const maxBytes = this.#settings.maxBytes;
+    if (maxBytes !== undefined && bytes.byteLength > maxBytes) {
+      throw new IpcError(
+        ErrorCodes.QUEUE_FULL,
+        `${this.#what}: a message of ${bytes.byteLength} bytes can never fit in maxBytes ${maxBytes}`,
+      );
+    }
+    return {
+      id: settings.id ?? newMessageId(),
+      dedupe: settings.id !== undefined,
+      body: bytes,
+      type: settings.type,
+      priority: settings.priority,
+      delayMs: settings.delayMs,
+      ttlMs: settings.ttlMs,
+    };
+  }
+
+  /** A delivered message; one whose body does not decode is nacked and reported. */
+  #toMessage(claimed: ClaimedMessage): Message<T> {
+    let body: T;
+    try {
+      body = this.#codec.decode(claimed.body);
+    } catch (err) {
+      this.#settle({ kind: 'nack', receipt: claimed.receipt, delayMs: 0 }).catch(() => {});
+      throw err;
+    }
+    return new Message<T>({
+      id: claimed.id,
+      body,
+      type: claimed.type,
+      priority: claimed.priority,
+      attempts: claimed.attempts,
+      enqueuedAt: claimed.enqueuedAt,
+      lease: { receipt: claimed.receipt, until: claimed.leaseUntil, settle: this.#settle, queue: this.name },
+    });
+  }
+
+  /** A listed message: decoded without the schema, raw bytes if even that fails. */
+  #listed(stored: StoredMessage): Message<T> {
+    let body: unknown;
+    try {
+      body = this.#listCodec.decode(stored.body);
+    } catch {
+      body = Uint8Array.prototype.slice.call(stored.body);
+    }
+    return new Message<T>({
+      id: stored.id,
+      body: body as T,
+      type: stored.type,
+      priority: stored.priority,
+      attempts: stored.attempts,
+      enqueuedAt: stored.enqueuedAt,
+    });
+  }
+
+  #release(messages: ClaimedMessage[]): void {
+    for (const message of messages) {
+      this.#settle({ kind: 'release', receipt: message.receipt }).catch(() => {});
+    }
+  }
+}

@@ -1,0 +1,253 @@
+/**
+ * The producer side of a queue: sends issued in the same turn of the event loop go to the store in
+ * one transaction (group commit), in the order they were issued. When the queue is full, the first
+ * send that did not fit and every send after it wait together for room (`onFull: 'wait'`), so one
+ * producer's messages keep their order; with `onFull: 'reject'` they fail with ERR_IPC_QUEUE_FULL.
+ */
+import { closedError, ErrorCodes, IpcError } from '../core/errors.js';
+import { Queue } from '../core/queue.js';
+import { armWait, type WaitOptions } from '../core/wait.js';
+import type { OutgoingMessage, SendOutcome, Store } from './store.js';
+
+/** Messages per transaction, at most. */
+const MAX_BATCH_MESSAGES = 1024;
+/** Body bytes per transaction, at most (one message may exceed it alone). */
+const MAX_BATCH_BYTES = 4 << 20;
+
+interface Entry {
+  messages: OutgoingMessage[];
+  /** Messages of this entry already in the store. */
+  done: number;
+  inFlight: boolean;
+  /** A timeout or abort that fired while in flight: applies if the entry then has to wait. */
+  expired: IpcError | undefined;
+  /** Resolve with the id alone (`send`) rather than the array of ids (`sendBatch`). */
+  single: boolean;
+  resolve(result: string | string[]): void;
+  reject(err: unknown): void;
+  disarm(): void;
+}
+
+/** What the pipeline needs from its queue. */
+export interface SendTarget {
+  readonly what: string;
+  readonly store: Store;
+  readonly maxMessages: number | undefined;
+  readonly maxBytes: number | undefined;
+  readonly onFull: 'wait' | 'reject';
+  readonly pollIntervalMs: number;
+}
+
+/** Group-commits sends to a store. */
+export class SendPipeline {
+  readonly #target: SendTarget;
+  /** Waiting entries that come first: the ones that found the queue full, in order. */
+  #head: Entry[] = [];
+  readonly #queue = new Queue<Entry>();
+  #scheduled = false;
+  #running = false;
+  /** True while the head waits for room. */
+  #parked = false;
+  #retryTimer: NodeJS.Timeout | undefined;
+  #closed: IpcError | undefined;
+  #idle: (() => void)[] = [];
+
+  constructor(target: SendTarget) {
+    this.#target = target;
+  }
+
+  /** Sends one message; resolves with its id. */
+  pushOne(message: OutgoingMessage, opts: WaitOptions | undefined): Promise<string> {
+    return this.#push([message], true, opts) as Promise<string>;
+  }
+
+  /** Sends `messages` (in one transaction when they fit in a batch); resolves with their ids. */
+  push(messages: OutgoingMessage[], opts: WaitOptions | undefined): Promise<string[]> {
+    return this.#push(messages, false, opts) as Promise<string[]>;
+  }
+
+  #push(
+    messages: OutgoingMessage[],
+    single: boolean,
+    opts: WaitOptions | undefined,
+  ): Promise<string | string[]> {
+    if (this.#closed) return Promise.reject(this.#closed);
+    return new Promise<string | string[]>((resolve, reject) => {
+      const entry: Entry = {
+        messages,
+        done: 0,
+        inFlight: false,
+        expired: undefined,
+        single,
+        resolve,
+        reject,
+        disarm: noop,
+      };
+      entry.disarm = armWait(`${this.#target.what}: send`, opts, (err) => {
+        if (entry.inFlight) {
+          entry.expired = err;
+          return;
+        }
+        this.#withdraw(entry);
+        reject(err);
+      });
+      if (opts?.signal?.aborted) return;
+      this.#queue.push(entry);
+      this.#schedule();
+    });
+  }
+
+  /** The store says there may be room now. */
+  room(): void {
+    if (!this.#parked) return;
+    this.#parked = false;
+    this.#clearRetry();
+    this.#schedule();
+  }
+
+  /**
+   * Stops taking sends; what is queued is still committed, except sends waiting for room, which
+   * reject with ERR_IPC_CLOSED. Resolves when nothing is in flight.
+   */
+  close(): Promise<void> {
+    this.#closed ??= closedError(this.#target.what);
+    if (this.#parked) this.#failWaiting(this.#closed);
+    if (!this.#running && this.#head.length === 0 && this.#queue.length === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#idle.push(resolve));
+  }
+
+  #withdraw(entry: Entry): void {
+    const index = this.#head.indexOf(entry);
+    if (index >= 0) this.#head.splice(index, 1);
+    else this.#queue.remove(entry);
+  }
+
+  #failWaiting(err: IpcError): void {
+    this.#parked = false;
+    this.#clearRetry();
+    for (const entry of [...this.#head, ...this.#queue.drain()]) {
+      entry.disarm();
+      entry.reject(err);
+    }
+    this.#head = [];
+  }
+
+  #schedule(): void {
+    if (this.#scheduled || this.#running || this.#parked) return;
+    this.#scheduled = true;
+    setImmediate(() => {
+      this.#scheduled = false;
+      void this.#flush();
+    });
+  }
+
+  /** Takes entries for one transaction: whole entries, up to the batch limits. */
+  #takeBatch(): Entry[] {
+    const batch: Entry[] = [];
+    let count = 0;
+    let bytes = 0;
+    for (;;) {
+      const entry = this.#head.length > 0 ? this.#head[0] : this.#queue.peek();
+      if (!entry) break;
+      const remaining = entry.messages.length - entry.done;
+      let size = 0;
+      for (let i = entry.done; i < entry.messages.length; i++) size += entry.messages[i]!.body.byteLength;
+      if (batch.length > 0 && (count + remaining > MAX_BATCH_MESSAGES || bytes + size > MAX_BATCH_BYTES))
+        break;
+      if (this.#head.length > 0) this.#head.shift();
+      else this.#queue.shift();
+      batch.push(entry);
+      count += remaining;
+      bytes += size;
+      if (count >= MAX_BATCH_MESSAGES || bytes >= MAX_BATCH_BYTES) break;
+    }
+    return batch;
+  }
+
+  async #flush(): Promise<void> {
+    if (this.#running || this.#parked) return;
+    const batch = this.#takeBatch();
+    if (batch.length === 0) return this.#settleIdle();
+    this.#running = true;
+    const messages: OutgoingMessage[] = [];
+    for (const entry of batch) {
+      entry.inFlight = true;
+      for (let i = entry.done; i < entry.messages.length; i++) messages.push(entry.messages[i]!);
+    }
+    let outcomes: SendOutcome[] | undefined;
+    let failure: unknown;
+    try {
+      outcomes = await this.#target.store.send({
+        messages,
+        maxMessages: this.#target.maxMessages,
+        maxBytes: this.#target.maxBytes,
+        armRoom: this.#target.onFull === 'wait',
+      });
+    } catch (err) {
+      failure = err;
+    }
+    this.#running = false;
+    const waiting: Entry[] = [];
+    let at = 0;
+    for (const entry of batch) {
+      entry.inFlight = false;
+      if (!outcomes) {
+        entry.disarm();
+        entry.reject(failure);
+        continue;
+      }
+      const first = entry.done;
+      while (entry.done < entry.messages.length && outcomes[at + entry.done - first] !== 'full') entry.done++;
+      at += entry.messages.length - first;
+      if (entry.done === entry.messages.length) {
+        entry.disarm();
+        entry.resolve(entry.single ? entry.messages[0]!.id : entry.messages.map((m) => m.id));
+      } else if (this.#target.onFull === 'reject') {
+        entry.disarm();
+        entry.reject(this.#fullError(entry));
+      } else if (entry.expired || this.#closed) {
+        entry.disarm();
+        entry.reject(entry.expired ?? this.#closed);
+      } else {
+        waiting.push(entry);
+      }
+    }
+    if (waiting.length > 0) {
+      this.#head = [...waiting, ...this.#head];
+      this.#parked = true;
+      // The store rings when room appears; this re-check is only the safety net.
+      this.#retryTimer = setTimeout(() => this.room(), this.#target.pollIntervalMs);
+      if (this.#closed) this.#failWaiting(this.#closed);
+    }
+    if (!this.#parked) this.#schedule();
+    this.#settleIdle();
+  }
+
+  #fullError(entry: Entry): IpcError {
+    const { maxMessages, maxBytes, what } = this.#target;
+    const limits = [
+      maxMessages === undefined ? '' : `maxMessages ${maxMessages}`,
+      maxBytes === undefined ? '' : `maxBytes ${maxBytes}`,
+    ]
+      .filter(Boolean)
+      .join(', ');
+    const partial = entry.done > 0 ? ` (${entry.done} of ${entry.messages.length} were sent)` : '';
+    return new IpcError(ErrorCodes.QUEUE_FULL, `${what} is full (${limits})${partial}`);
+  }
+
+  #settleIdle(): void {
+    if (this.#running || this.#scheduled || this.#head.length > 0 || this.#queue.length > 0) return;
+    const idle = this.#idle;
+    this.#idle = [];
+    for (const resolve of idle) resolve();
+  }
+
+  #clearRetry(): void {
+    if (this.#retryTimer) {
+      clearTimeout(this.#retryTimer);
+      this.#retryTimer = undefined;
+    }
+  }
+}
+
+function noop(): void {}

@@ -1,0 +1,136 @@
+/**
+ * Doorbells over Unix sockets: each waiting process listens on its own socket in
+ * `<runtime dir>/.mq-bells/`, and ringers keep one connection per bell and write one byte per ring.
+ * A ring is then a single write on an open connection (tens of µs) and the listener's event loop
+ * wakes on it like on any socket: no polling, no threadpool, no native addon needed.
+ * Where the runtime directory is too deep for a socket path, the bell uses the Linux abstract
+ * namespace instead; a stranger ringing it can only cause a harmless extra check.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, rmSync } from 'node:fs';
+import { createServer, connect as netConnect, type Server, type Socket } from 'node:net';
+import { join } from 'node:path';
+import { MAX_SOCKET_PATH_BYTES } from '../core/platform.js';
+import { runtimeDir, runtimeDirTag } from '../core/runtime-dir.js';
+import type { Doorbell, DoorbellTransport, Ringer } from './doorbell.js';
+
+/** Rings buffered for a bell whose process does not read (stopped): one pending ring says it all. */
+const MAX_PENDING_RING_BYTES = 16;
+
+function bellAddress(): { address: string; file?: string } {
+  const tag = `${process.pid.toString(36)}-${randomBytes(6).toString('base64url')}`;
+  const dir = join(runtimeDir(), '.mq-bells');
+  const path = join(dir, `${tag}.sock`);
+  if (Buffer.byteLength(path) <= MAX_SOCKET_PATH_BYTES || process.platform !== 'linux') {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    return { address: path, file: path };
+  }
+  return { address: `\0ipckit-${runtimeDirTag()}-bell-${tag}` };
+}
+
+class SocketDoorbell implements Doorbell {
+  readonly address: string;
+  readonly #server: Server;
+  readonly #file: string | undefined;
+  readonly #connections = new Set<Socket>();
+  #closed = false;
+
+  constructor(server: Server, address: string, file: string | undefined) {
+    this.#server = server;
+    this.address = address;
+    this.#file = file;
+  }
+
+  track(socket: Socket): void {
+    // Connections never keep the process alive; the server's ref decides that.
+    socket.unref();
+    this.#connections.add(socket);
+    socket.once('close', () => this.#connections.delete(socket));
+  }
+
+  ref(): void {
+    if (!this.#closed) this.#server.ref();
+  }
+
+  unref(): void {
+    this.#server.unref();
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#server.close();
+    for (const socket of this.#connections) socket.destroy();
+    if (this.#file) rmSync(this.#file, { force: true });
+  }
+}
+
+class SocketRinger implements Ringer {
+  readonly #sockets = new Map<string, Socket>();
+  readonly #onGone: (address: string) => void;
+
+  constructor(onGone: (address: string) => void) {
+    this.#onGone = onGone;
+  }
+
+  ring(address: string, kinds: number): void {
+    let socket = this.#sockets.get(address);
+    if (!socket) {
+      const fresh = netConnect(address);
+      socket = fresh;
+      fresh.unref();
+      fresh.setNoDelay?.(true);
+      fresh.on('error', (err: NodeJS.ErrnoException) => {
+        this.#forget(address, fresh);
+        if (err.code === 'ECONNREFUSED' || err.code === 'ENOENT') this.#onGone(address);
+      });
+      fresh.on('close', () => this.#forget(address, fresh));
+      // The listener never writes; reading keeps a half-closed peer from lingering unnoticed.
+      fresh.on('data', () => {});
+      this.#sockets.set(address, fresh);
+    }
+    if (socket.writableLength < MAX_PENDING_RING_BYTES) socket.write(Buffer.of(kinds));
+  }
+
+  #forget(address: string, socket: Socket): void {
+    socket.destroy();
+    if (this.#sockets.get(address) === socket) this.#sockets.delete(address);
+  }
+
+  close(): void {
+    for (const socket of this.#sockets.values()) socket.destroy();
+    this.#sockets.clear();
+  }
+}
+
+/** Doorbells on Unix sockets in the runtime directory. */
+export const socketDoorbells: DoorbellTransport = {
+  async listen(onRing) {
+    const { address, file } = bellAddress();
+    if (file) rmSync(file, { force: true });
+    const server = createServer();
+    let bell: SocketDoorbell | undefined;
+    server.on('connection', (socket) => {
+      bell?.track(socket);
+      socket.on('data', (chunk: Buffer) => {
+        let kinds = 0;
+        for (const byte of chunk) kinds |= byte;
+        onRing(kinds);
+      });
+      socket.on('error', () => socket.destroy());
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(address, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    server.unref();
+    bell = new SocketDoorbell(server, address, file);
+    return bell;
+  },
+  ringer(onGone) {
+    return new SocketRinger(onGone);
+  },
+};

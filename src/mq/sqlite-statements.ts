@@ -1,0 +1,158 @@
+/**
+ * Every SQL statement the SQLite store runs, prepared once per connection. Each one is written to
+ * walk one of the partial indexes of sqlite-schema.ts, so its cost does not grow with the number of
+ * messages waiting elsewhere in the queue.
+ */
+import type BetterSqlite3 from 'better-sqlite3';
+
+type Database = BetterSqlite3.Database;
+type Statement<P extends unknown[] | object = unknown[], R = unknown> = BetterSqlite3.Statement<
+  P extends unknown[] ? P : [P],
+  R
+>;
+
+/** A message row as the claim and listing statements return it. */
+export interface MessageRow {
+  seq: number;
+  id: string;
+  type: string;
+  priority: number;
+  attempts: number;
+  enqueued: number;
+  body: Buffer;
+}
+
+const CLAIMED = 'RETURNING seq, id, type, priority, attempts, enqueued, body';
+const LISTED = 'seq, id, type, priority, attempts, enqueued, body';
+
+/** The prepared statements of one connection. */
+export class Statements {
+  readonly insert: Statement<
+    [string, string, number, number, number | null, number | null, number, Uint8Array]
+  >;
+  readonly keyUntil: Statement<[string], number>;
+  readonly putKey: Statement<[string, number]>;
+  readonly pruneKeys: Statement<[number]>;
+  readonly totals: Statement<[], { live: number; bytes: number }>;
+  readonly addTotals: Statement<[number, number]>;
+  readonly resetTotals: Statement<[]>;
+
+  readonly disarm: Statement<[number, number], string>;
+  readonly arm: Statement<[number, string]>;
+  readonly addWaiter: Statement<[string, number, number]>;
+  readonly removeWaiter: Statement<[string]>;
+  readonly waiters: Statement<[], { address: string; pid: number; started: number }>;
+
+  readonly promote: Statement<[number]>;
+  readonly requeueExpired: Statement<[number, number]>;
+  readonly killExpired: Statement<[number, number, number], number>;
+  readonly dropStale: Statement<[number], number>;
+
+  readonly claimAny: Statement<[number, number, number], MessageRow>;
+  readonly claimType: Statement<[number, number, string, number], MessageRow>;
+  readonly readyOfType: Statement<[string, number], { seq: number; priority: number }>;
+  readonly claimOne: Statement<[number, number, number], MessageRow>;
+  readonly nextInflight: Statement<[], number>;
+  readonly nextDelayed: Statement<[], number>;
+
+  readonly ack: Statement<[number, number, number]>;
+  readonly nack: Statement<
+    { max: number; delay: number; now: number; seq: number; lease: number },
+    { state: number; size: number }
+  >;
+  readonly extend: Statement<[number, number, number, number]>;
+  readonly release: Statement<[number, number]>;
+
+  /** count(*) per state, indexed by state: a literal state lets SQLite count the partial index. */
+  readonly countState: Statement<[], number>[];
+  readonly byPriority: Statement<[], { priority: number; n: number }>;
+  readonly byType: Statement<[], { type: string; n: number }>;
+  readonly peek: Statement<[number], MessageRow>;
+  readonly dead: Statement<[number], MessageRow>;
+  readonly replay: Statement<[], number>;
+  readonly purge: Statement<[]>;
+
+  constructor(db: Database) {
+    // The statement types are declared on the fields above; `pluck` returns the first column only.
+    const p = <S>(sql: string, pluck = false): S => {
+      const statement = db.prepare(sql);
+      return (pluck ? statement.pluck() : statement) as unknown as S;
+    };
+    this.insert = p(
+      'INSERT INTO messages (id, type, priority, state, due, expires, enqueued, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+    );
+    this.keyUntil = p('SELECT until FROM keys WHERE id = ?', true);
+    this.putKey = p(
+      'INSERT INTO keys (id, until) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET until = excluded.until',
+    );
+    this.pruneKeys = p('DELETE FROM keys WHERE until <= ?');
+    this.totals = p('SELECT live, bytes FROM totals WHERE one = 1');
+    this.addTotals = p('UPDATE totals SET live = live + ?, bytes = bytes + ? WHERE one = 1');
+    this.resetTotals = p('UPDATE totals SET live = 0, bytes = 0 WHERE one = 1');
+
+    this.disarm = p('UPDATE waiters SET armed = armed & ~? WHERE armed & ? RETURNING address', true);
+    this.arm = p('UPDATE waiters SET armed = armed | ? WHERE address = ?');
+    this.addWaiter = p('INSERT OR REPLACE INTO waiters (address, pid, started, armed) VALUES (?, ?, ?, 0)');
+    this.removeWaiter = p('DELETE FROM waiters WHERE address = ?');
+    this.waiters = p('SELECT address, pid, started FROM waiters');
+
+    this.promote = p('UPDATE messages SET state = 0, due = NULL WHERE state = 3 AND due <= ?');
+    this.requeueExpired = p(
+      'UPDATE messages SET state = 0, due = NULL, lease = NULL WHERE state = 1 AND due <= ? AND attempts < ?',
+    );
+    this.killExpired = p(
+      'UPDATE messages SET state = 2, due = ?, lease = NULL, expires = NULL ' +
+        'WHERE state = 1 AND due <= ? AND attempts >= ? RETURNING length(body)',
+      true,
+    );
+    this.dropStale = p(
+      'DELETE FROM messages WHERE expires IS NOT NULL AND expires <= ? AND state IN (0, 3) RETURNING length(body)',
+      true,
+    );
+
+    this.claimAny = p(
+      'UPDATE messages SET state = 1, due = ?, attempts = attempts + 1, lease = ? WHERE seq IN ' +
+        `(SELECT seq FROM messages WHERE state = 0 ORDER BY priority DESC, seq LIMIT ?) ${CLAIMED}`,
+    );
+    this.claimType = p(
+      'UPDATE messages SET state = 1, due = ?, attempts = attempts + 1, lease = ? WHERE seq IN ' +
+        `(SELECT seq FROM messages WHERE state = 0 AND type = ? ORDER BY priority DESC, seq LIMIT ?) ${CLAIMED}`,
+    );
+    this.readyOfType = p(
+      'SELECT seq, priority FROM messages WHERE state = 0 AND type = ? ORDER BY priority DESC, seq LIMIT ?',
+    );
+    this.claimOne = p(
+      `UPDATE messages SET state = 1, due = ?, attempts = attempts + 1, lease = ? WHERE seq = ? AND state = 0 ${CLAIMED}`,
+    );
+    this.nextInflight = p('SELECT due FROM messages WHERE state = 1 ORDER BY due LIMIT 1', true);
+    this.nextDelayed = p('SELECT due FROM messages WHERE state = 3 ORDER BY due LIMIT 1', true);
+
+    // A settle matches only the delivery it belongs to (its lease token) while that lease lasts.
+    this.ack = p('DELETE FROM messages WHERE seq = ? AND lease = ? AND state = 1 AND due > ?');
+    this.nack = p(
+      'UPDATE messages SET ' +
+        'state = CASE WHEN attempts >= @max THEN 2 WHEN @delay > 0 THEN 3 ELSE 0 END, ' +
+        'due = CASE WHEN attempts >= @max THEN @now WHEN @delay > 0 THEN @now + @delay ELSE NULL END, ' +
+        'expires = CASE WHEN attempts >= @max THEN NULL ELSE expires END, lease = NULL ' +
+        'WHERE seq = @seq AND lease = @lease AND state = 1 AND due > @now RETURNING state, length(body) AS size',
+    );
+    this.extend = p('UPDATE messages SET due = ? WHERE seq = ? AND lease = ? AND state = 1 AND due > ?');
+    this.release = p(
+      'UPDATE messages SET state = 0, due = NULL, lease = NULL, attempts = attempts - 1 ' +
+        'WHERE seq = ? AND lease = ? AND state = 1',
+    );
+
+    this.countState = [0, 1, 2, 3].map((state) =>
+      p(`SELECT count(*) FROM messages WHERE state = ${state}`, true),
+    );
+    this.byPriority = p('SELECT priority, count(*) AS n FROM messages WHERE state = 0 GROUP BY priority');
+    this.byType = p('SELECT type, count(*) AS n FROM messages WHERE state = 0 GROUP BY type');
+    this.peek = p(`SELECT ${LISTED} FROM messages WHERE state = 0 ORDER BY priority DESC, seq LIMIT ?`);
+    this.dead = p(`SELECT ${LISTED} FROM messages WHERE state = 2 ORDER BY due, seq LIMIT ?`);
+    this.replay = p(
+      'UPDATE messages SET state = 0, due = NULL, attempts = 0 WHERE state = 2 RETURNING length(body)',
+      true,
+    );
+    this.purge = p('DELETE FROM messages');
+  }
+}

@@ -1,0 +1,543 @@
+/**
+ * The embedded store: one SQLite file (WAL) per queue in the runtime directory, shared by every
+ * process that opens the queue. Every operation is one `BEGIN IMMEDIATE` transaction; a busy
+ * database is retried asynchronously (the event loop never blocks on another process's lock, and
+ * the operations that pile up meanwhile join the next group commit).
+ *
+ * Timed transitions (a delay or lease running out, a ttl passing) are applied lazily by the next
+ * transaction that looks ("the sweep"), so nothing runs in the background; a waiting consumer is
+ * told when the next one is due and looks then.
+ *
+ * Wake-ups: a consumer that finds nothing arms its row in `waiters` in the same transaction; a
+ * producer disarms the armed rows in its send transaction and rings their doorbells after the
+ * commit. SQLite serializes the two transactions, so either the consumer saw the message or the
+ * producer saw the armed row: a wake-up is never lost.
+ */
+import { randomInt } from 'node:crypto';
+import { existsSync, rmSync } from 'node:fs';
+import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promises';
+import type BetterSqlite3 from 'better-sqlite3';
+import { closedError } from '../core/errors.js';
+import { isAlive, selfIdentity } from '../core/process-identity.js';
+import { register, unregister } from '../core/registry.js';
+import { resourcePath } from '../core/runtime-dir.js';
+import { crashpoint } from './crashpoint.js';
+import { type Doorbell, type DoorbellTransport, RING_MESSAGES, RING_ROOM, type Ringer } from './doorbell.js';
+import { socketDoorbells } from './socket-doorbell.js';
+import { isBusy, needsReopen, sqliteError } from './sqlite-errors.js';
+import { openDatabase, State } from './sqlite-schema.js';
+import { type MessageRow, Statements } from './sqlite-statements.js';
+import type {
+  ClaimedMessage,
+  ClaimRequest,
+  ClaimResult,
+  QueueStats,
+  SendOutcome,
+  SendRequest,
+  SettleOp,
+  Store,
+  StoreDriver,
+  StoredMessage,
+  StoreOpenOptions,
+} from './store.js';
+
+/** The file suffix of a queue database in the runtime directory. */
+export const SQLITE_SUFFIX = '.mq.sqlite';
+
+/** How long opening waits for another process that holds the new file's lock. */
+const OPEN_BUSY_TIMEOUT_MS = 10_000;
+
+/** How often, at most, a process deletes expired dedupe keys. */
+const KEY_PRUNE_INTERVAL_MS = 10_000;
+
+interface SqliteReceipt {
+  seq: number;
+  lease: number;
+  /** Body bytes, to keep the totals without reading the row back. */
+  size: number;
+}
+
+interface Connection {
+  db: BetterSqlite3.Database;
+  sql: Statements;
+  /** Runs a function in BEGIN IMMEDIATE … COMMIT. */
+  immediate<T>(work: () => T): T;
+}
+
+/** Addresses to ring after a commit, by RING_* kind. */
+interface Rings {
+  messages: string[];
+  room: string[];
+}
+
+const NO_RINGS: Rings = { messages: [], room: [] };
+
+function queuePath(name: string): string {
+  return resourcePath(name, SQLITE_SUFFIX, 'message queue');
+}
+
+function toStored(row: MessageRow): StoredMessage {
+  return {
+    id: row.id,
+    body: row.body,
+    type: row.type,
+    priority: row.priority,
+    attempts: row.attempts,
+    enqueuedAt: row.enqueued,
+  };
+}
+
+function byDeliveryOrder(a: { priority: number; seq: number }, b: { priority: number; seq: number }): number {
+  return b.priority - a.priority || a.seq - b.seq;
+}
+
+function sum(values: readonly number[]): number {
+  let total = 0;
+  for (const value of values) total += value;
+  return total;
+}
+
+/**
+ * Waits before retrying a busy database: a few turns of the event loop (the holder's transaction
+ * is usually a fraction of a millisecond), then 1, 2, 4 ms. Short sleeps keep the lock from idling
+ * while everyone waits; the event loop stays free throughout.
+ */
+async function backoff(attempt: number): Promise<void> {
+  if (attempt < 4) await nextTurn();
+  else await sleep(Math.min(1 << (attempt - 4), 4));
+}
+
+class SqliteStore implements Store {
+  readonly #path: string;
+  readonly #what: string;
+  readonly #options: StoreOpenOptions;
+  readonly #doorbells: DoorbellTransport;
+  readonly #ringer: Ringer;
+  #conn: Connection | undefined;
+  #bell: Promise<Doorbell> | undefined;
+  #bellAddress: string | undefined;
+  #closed = false;
+  #nextKeyPrune = 0;
+
+  constructor(path: string, what: string, options: StoreOpenOptions, conn: Connection) {
+    this.#path = path;
+    this.#what = what;
+    this.#options = options;
+    this.#conn = conn;
+    this.#doorbells = socketDoorbells;
+    this.#ringer = this.#doorbells.ringer((address) => this.#forgetWaiter(address));
+  }
+
+  // ---- the transaction runner -------------------------------------------------------------------
+
+  /** Runs `work` in one immediate transaction, retrying while the database is busy. */
+  async #write<T>(work: (sql: Statements) => T): Promise<T> {
+    for (let attempt = 0; ; attempt++) {
+      if (this.#closed) throw closedError(this.#what);
+      try {
+        this.#conn ??= connect(this.#path, this.#options.durability, this.#what).conn;
+        const conn = this.#conn;
+        return conn.immediate(() => work(conn.sql));
+      } catch (err) {
+        if (isBusy(err)) {
+          await backoff(attempt);
+          continue;
+        }
+        if (needsReopen(err)) this.#dropConnection();
+        throw sqliteError(err, this.#what);
+      }
+    }
+  }
+
+  #dropConnection(): void {
+    const conn = this.#conn;
+    this.#conn = undefined;
+    try {
+      conn?.db.close();
+    } catch {}
+  }
+
+  // ---- wake-ups --------------------------------------------------------------------------------
+
+  /** Starts this process's doorbell and registers it, once. */
+  #ensureBell(): Promise<Doorbell> {
+    this.#bell ??= (async () => {
+      const bell = await this.#doorbells.listen((kinds) => this.#onRing(kinds));
+      const me = selfIdentity();
+      try {
+        const stale = await this.#write((sql) => {
+          sql.addWaiter.run(bell.address, me.pid, me.startTime);
+          const gone = sql.waiters
+            .all()
+            .filter((w) => w.address !== bell.address && !isAlive({ pid: w.pid, startTime: w.started }));
+          for (const w of gone) sql.removeWaiter.run(w.address);
+          return gone;
+        });
+        for (const w of stale) {
+          if (!w.address.startsWith('\0')) rmSync(w.address, { force: true });
+        }
+      } catch (err) {
+        bell.close();
+        this.#bell = undefined;
+        throw err;
+      }
+      this.#bellAddress = bell.address;
+      return bell;
+    })();
+    return this.#bell;
+  }
+
+  #onRing(kinds: number): void {
+    if (this.#closed) return;
+    if (kinds & RING_MESSAGES) this.#options.onWake('messages');
+    if (kinds & RING_ROOM) this.#options.onWake('room');
+  }
+
+  /** Rings what a transaction disarmed; our own bell is answered without a socket. */
+  #ring(rings: Rings): void {
+    for (const [addresses, kind] of [
+      [rings.messages, RING_MESSAGES],
+      [rings.room, RING_ROOM],
+    ] as const) {
+      for (const address of addresses) {
+        if (address === this.#bellAddress) queueMicrotask(() => this.#onRing(kind));
+        else this.#ringer.ring(address, kind);
+      }
+    }
+  }
+
+  #forgetWaiter(address: string): void {
+    if (this.#closed) return;
+    this.#write((sql) => sql.removeWaiter.run(address)).catch(() => {});
+  }
+
+  /** Disarms the waiters for `kinds` in the current transaction; returns whom to ring. */
+  static #disarm(sql: Statements, messages: boolean, room: boolean): Rings {
+    if (!messages && !room) return NO_RINGS;
+    return {
+      messages: messages ? sql.disarm.all(RING_MESSAGES, RING_MESSAGES) : [],
+      room: room ? sql.disarm.all(RING_ROOM, RING_ROOM) : [],
+    };
+  }
+
+  // ---- the sweep ---------------------------------------------------------------------------------
+
+  /** Applies the timed transitions due by `now`; returns the live bytes it removed (and how many). */
+  #sweep(sql: Statements, now: number): { freed: number; bytes: number } {
+    sql.promote.run(now);
+    sql.requeueExpired.run(now, this.#options.maxAttempts);
+    const died = sql.killExpired.all(now, now, this.#options.maxAttempts);
+    const dropped = sql.dropStale.all(now);
+    const freed = died.length + dropped.length;
+    if (freed === 0) return { freed: 0, bytes: 0 };
+    const bytes = sum(died) + sum(dropped);
+    sql.addTotals.run(-freed, -bytes);
+    return { freed, bytes };
+  }
+
+  // ---- Store -----------------------------------------------------------------------------------
+
+  async send(request: SendRequest): Promise<SendOutcome[]> {
+    const { maxMessages, maxBytes } = request;
+    const bounded = maxMessages !== undefined || maxBytes !== undefined;
+    if (bounded && request.armRoom) await this.#ensureBell();
+    const window = this.#options.dedupeWindowMs;
+    const { outcomes, rings } = await this.#write((sql) => {
+      const now = Date.now();
+      const outcomes: SendOutcome[] = [];
+      let live = 0;
+      let bytes = 0;
+      let swept = 0;
+      if (bounded) {
+        swept = this.#sweep(sql, now).freed;
+        const totals = sql.totals.get()!;
+        live = totals.live;
+        bytes = totals.bytes;
+      }
+      if (now >= this.#nextKeyPrune && request.messages.some((m) => m.dedupe)) {
+        sql.pruneKeys.run(now);
+        this.#nextKeyPrune = now + KEY_PRUNE_INTERVAL_MS;
+      }
+      let sent = 0;
+      let sentBytes = 0;
+      let full = false;
+      for (const m of request.messages) {
+        if (full) {
+          outcomes.push('full');
+          continue;
+        }
+        if (m.dedupe) {
+          const until = sql.keyUntil.get(m.id);
+          if (until !== undefined && until > now) {
+            outcomes.push('duplicate');
+            continue;
+          }
+        }
+        const size = m.body.byteLength;
+        if (
+          (maxMessages !== undefined && live + sent + 1 > maxMessages) ||
+          (maxBytes !== undefined && bytes + sentBytes + size > maxBytes)
+        ) {
+          full = true;
+          outcomes.push('full');
+          continue;
+        }
+        if (m.dedupe) sql.putKey.run(m.id, now + window);
+        sql.insert.run(
+          m.id,
+          m.type,
+          m.priority,
+          m.delayMs > 0 ? State.DELAYED : State.READY,
+          m.delayMs > 0 ? now + m.delayMs : null,
+          m.ttlMs > 0 ? now + m.ttlMs : null,
+          now,
+          m.body,
+        );
+        sent++;
+        sentBytes += size;
+        outcomes.push('sent');
+      }
+      if (sent > 0) sql.addTotals.run(sent, sentBytes);
+      if (full && request.armRoom && this.#bellAddress) sql.arm.run(RING_ROOM, this.#bellAddress);
+      const rings = SqliteStore.#disarm(sql, sent > 0, swept > 0);
+      crashpoint('mq.commit:before');
+      return { outcomes, rings };
+    });
+    crashpoint('mq.commit:after');
+    this.#ring(rings);
+    return outcomes;
+  }
+
+  async claim(request: ClaimRequest): Promise<ClaimResult> {
+    if (request.arm) await this.#ensureBell();
+    const { rows, nextDueAt, rings, leaseUntil, lease, settled } = await this.#write((sql) => {
+      const now = Date.now();
+      const applied = request.settle?.length ? this.#applySettles(sql, request.settle, now) : undefined;
+      const { freed } = this.#sweep(sql, now);
+      const leaseUntil = now + request.leaseMs;
+      const lease = randomInt(1, 2 ** 47);
+      const types = request.types;
+      let rows: MessageRow[];
+      if (types === undefined) {
+        rows = sql.claimAny.all(leaseUntil, lease, request.max);
+      } else if (types.length === 1) {
+        rows = sql.claimType.all(leaseUntil, lease, types[0]!, request.max);
+      } else {
+        const candidates = types.flatMap((type) => sql.readyOfType.all(type, request.max));
+        candidates.sort(byDeliveryOrder);
+        rows = [];
+        for (const candidate of candidates.slice(0, request.max)) {
+          const row = sql.claimOne.get(leaseUntil, lease, candidate.seq);
+          if (row) rows.push(row);
+        }
+      }
+      let nextDueAt: number | undefined;
+      if (rows.length === 0) {
+        if (request.arm && this.#bellAddress) sql.arm.run(RING_MESSAGES, this.#bellAddress);
+        const inflight = sql.nextInflight.get();
+        const delayed = sql.nextDelayed.get();
+        nextDueAt =
+          inflight === undefined ? delayed : delayed === undefined ? inflight : Math.min(inflight, delayed);
+      }
+      const rings = SqliteStore.#disarm(
+        sql,
+        applied?.requeued ?? false,
+        freed > 0 || (applied?.freed ?? false),
+      );
+      return { rows, nextDueAt, rings, leaseUntil, lease, settled: applied?.results };
+    });
+    if (settled) crashpoint('mq.settle:after');
+    crashpoint('mq.claim:after');
+    this.#ring(rings);
+    rows.sort(byDeliveryOrder);
+    const messages: ClaimedMessage[] = rows.map((row) => ({
+      receipt: { seq: row.seq, lease, size: row.body.byteLength } satisfies SqliteReceipt,
+      id: row.id,
+      body: row.body,
+      type: row.type,
+      priority: row.priority,
+      attempts: row.attempts,
+      enqueuedAt: row.enqueued,
+      leaseUntil,
+    }));
+    return { messages, nextDueAt, settled };
+  }
+
+  async settle(ops: readonly SettleOp[]): Promise<boolean[]> {
+    const { results, rings } = await this.#write((sql) => {
+      const applied = this.#applySettles(sql, ops, Date.now());
+      return { results: applied.results, rings: SqliteStore.#disarm(sql, applied.requeued, applied.freed) };
+    });
+    crashpoint('mq.settle:after');
+    this.#ring(rings);
+    return results;
+  }
+
+  /** Applies settles in the current transaction. */
+  #applySettles(
+    sql: Statements,
+    ops: readonly SettleOp[],
+    now: number,
+  ): { results: boolean[]; freed: boolean; requeued: boolean } {
+    const results: boolean[] = [];
+    let freed = 0;
+    let freedBytes = 0;
+    let requeued = false;
+    for (const op of ops) {
+      const { seq, lease, size } = op.receipt as SqliteReceipt;
+      switch (op.kind) {
+        case 'ack': {
+          const ok = sql.ack.run(seq, lease, now).changes === 1;
+          results.push(ok);
+          if (ok) {
+            freed++;
+            freedBytes += size;
+          }
+          break;
+        }
+        case 'nack': {
+          const row = sql.nack.get({ max: this.#options.maxAttempts, delay: op.delayMs, now, seq, lease });
+          results.push(row !== undefined);
+          if (row?.state === State.DEAD) {
+            freed++;
+            freedBytes += size;
+          } else if (row) {
+            requeued = true;
+          }
+          break;
+        }
+        case 'extend':
+          results.push(sql.extend.run(now + op.leaseMs, seq, lease, now).changes === 1);
+          break;
+        case 'release': {
+          const changed = sql.release.run(seq, lease).changes === 1;
+          results.push(changed);
+          requeued ||= changed;
+          break;
+        }
+      }
+    }
+    if (freed > 0) sql.addTotals.run(-freed, -freedBytes);
+    return { results, freed: freed > 0, requeued };
+  }
+
+  async stats(): Promise<QueueStats> {
+    const { stats, rings } = await this.#write((sql) => {
+      const { freed } = this.#sweep(sql, Date.now());
+      const byPriority: Record<string, number> = {};
+      for (const row of sql.byPriority.all()) byPriority[String(row.priority)] = row.n;
+      const byType: Record<string, number> = {};
+      for (const row of sql.byType.all()) byType[row.type] = row.n;
+      const count = (state: number) => sql.countState[state]!.get()!;
+      const stats: QueueStats = {
+        ready: count(State.READY),
+        delayed: count(State.DELAYED),
+        inflight: count(State.INFLIGHT),
+        dead: count(State.DEAD),
+        byPriority,
+        byType,
+      };
+      return { stats, rings: SqliteStore.#disarm(sql, false, freed > 0) };
+    });
+    this.#ring(rings);
+    return stats;
+  }
+
+  async peek(limit: number): Promise<StoredMessage[]> {
+    const { rows, rings } = await this.#write((sql) => {
+      const { freed } = this.#sweep(sql, Date.now());
+      return { rows: sql.peek.all(limit), rings: SqliteStore.#disarm(sql, false, freed > 0) };
+    });
+    this.#ring(rings);
+    return rows.map(toStored);
+  }
+
+  async deadLetters(limit: number): Promise<StoredMessage[]> {
+    const { rows, rings } = await this.#write((sql) => {
+      const { freed } = this.#sweep(sql, Date.now());
+      return { rows: sql.dead.all(limit), rings: SqliteStore.#disarm(sql, false, freed > 0) };
+    });
+    this.#ring(rings);
+    return rows.map(toStored);
+  }
+
+  async replayDead(): Promise<number> {
+    const { count, rings } = await this.#write((sql) => {
+      this.#sweep(sql, Date.now());
+      const sizes = sql.replay.all();
+      if (sizes.length > 0) sql.addTotals.run(sizes.length, sum(sizes));
+      return { count: sizes.length, rings: SqliteStore.#disarm(sql, sizes.length > 0, false) };
+    });
+    this.#ring(rings);
+    return count;
+  }
+
+  async purge(): Promise<number> {
+    const { count, rings } = await this.#write((sql) => {
+      const count = sql.purge.run().changes;
+      sql.resetTotals.run();
+      return { count, rings: SqliteStore.#disarm(sql, false, count > 0) };
+    });
+    this.#ring(rings);
+    return count;
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    const bell = this.#bell ? await this.#bell.catch(() => undefined) : undefined;
+    if (bell) {
+      try {
+        await this.#write((sql) => sql.removeWaiter.run(bell.address));
+      } catch {
+        // Best effort: a stale row is removed by the next process that finds its owner dead.
+      }
+      bell.close();
+    }
+    this.#closed = true;
+    this.#ringer.close();
+    this.#dropConnection();
+  }
+}
+
+function connect(
+  path: string,
+  durability: 'normal' | 'fsync',
+  what: string,
+): { conn: Connection; created: boolean } {
+  const { db, created } = openDatabase(path, durability, what);
+  const runner = db.transaction((work: () => unknown) => work());
+  const conn: Connection = {
+    db,
+    sql: new Statements(db),
+    immediate: <T>(work: () => T) => runner.immediate(work) as T,
+  };
+  return { conn, created };
+}
+
+/** The embedded SQLite store: `store: 'sqlite'`, the default. */
+export const sqliteDriver: StoreDriver = {
+  name: 'sqlite',
+  async open(name, options) {
+    const path = queuePath(name);
+    const what = `message queue '${name}'`;
+    const deadline = Date.now() + OPEN_BUSY_TIMEOUT_MS;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const { conn, created } = connect(path, options.durability, what);
+        if (created) register('queue', name, path);
+        return new SqliteStore(path, what, options, conn);
+      } catch (err) {
+        // Another process is creating the file or switching it to WAL: wait for it.
+        if (!isBusy(err) || Date.now() > deadline) throw sqliteError(err, what);
+        await backoff(attempt);
+      }
+    }
+  },
+  async remove(name) {
+    const path = queuePath(name);
+    const existed = existsSync(path);
+    for (const suffix of ['', '-wal', '-shm', '-journal']) rmSync(path + suffix, { force: true });
+    unregister('queue', name);
+    return existed;
+  },
+};

@@ -1,0 +1,163 @@
+/**
+ * One pool worker, seen from the pool: the child process, the units out at it (in the order they
+ * were sent, which is the order it runs them), and what it reports. The pool decides what to do
+ * about a failure; this class only observes and reports it, once.
+ */
+import type { Channel } from '../core/channel.js';
+import { ErrorCodes, IpcError } from '../core/errors.js';
+import type { ExitStatus } from './child-process.js';
+import type { Unit } from './pool-jobs.js';
+import type { FromWorker, ToWorker } from './pool-protocol.js';
+import type { ChildProcessWithChannel } from './spawn.js';
+import { readWireError, type WireError } from './task-error.js';
+
+/** What a worker reports to its pool. */
+export interface WorkerHooks {
+  ready(worker: PoolWorker): void;
+  /** Results for part of a unit; `finished` when the unit is fully answered (or was cancelled). */
+  results(
+    worker: PoolWorker,
+    unit: Unit,
+    offset: number,
+    values: unknown[],
+    errors: [number, WireError][] | undefined,
+  ): void;
+  finished(worker: PoolWorker, unit: Unit): void;
+  /** A unit failed without running (the worker could not decode it); it is no longer out. */
+  failed(worker: PoolWorker, unit: Unit, err: IpcError): void;
+  /** A send to the worker failed; the unit is no longer counted as out at it. */
+  sendFailed(worker: PoolWorker, unit: Unit, err: unknown): void;
+  /**
+   * The worker is gone (reaped). `running` had started there (its 'start' arrived) and did not
+   * finish; `unstarted` were sent to it and never began.
+   */
+  exited(
+    worker: PoolWorker,
+    status: ExitStatus,
+    running: Unit[],
+    unstarted: Unit[],
+    initError: WireError | undefined,
+  ): void;
+}
+
+export class PoolWorker {
+  readonly child: ChildProcessWithChannel<ToWorker | FromWorker>;
+  /** Units sent and not yet answered, oldest first (a Map keeps insertion order). */
+  readonly inflight = new Map<number, Unit>();
+  /** Units whose 'start' has arrived. */
+  readonly #started = new Set<number>();
+  /** Items answered so far per unit, for units answered in several parts. */
+  readonly #answered = new Map<number, number>();
+  #ready = false;
+  #initError: WireError | undefined;
+  readonly #hooks: WorkerHooks;
+
+  constructor(child: ChildProcessWithChannel<ToWorker | FromWorker>, hooks: WorkerHooks) {
+    this.child = child;
+    this.#hooks = hooks;
+    void this.#read(child.channel);
+  }
+
+  get pid(): number {
+    return this.child.pid;
+  }
+
+  /** True once the task module has loaded. */
+  get ready(): boolean {
+    return this.#ready;
+  }
+
+  /** Sends a unit; it runs after those already out at this worker. */
+  dispatch(unit: Unit): void {
+    this.inflight.set(unit.id, unit);
+    this.child.channel.send({ t: 'run', id: unit.id, items: unit.items }).catch((err) => {
+      if (this.inflight.delete(unit.id)) this.#hooks.sendFailed(this, unit, err);
+    });
+  }
+
+  /** Asks the worker to drop a unit that has not started (its job settled meanwhile). */
+  cancel(unit: Unit): void {
+    if (this.inflight.has(unit.id)) this.child.channel.send({ t: 'cancel', id: unit.id }).catch(() => {});
+  }
+
+  /** Closes the channel: the worker finishes what it has, then exits. */
+  close(): void {
+    void this.child.channel.close();
+  }
+
+  async #read(channel: Channel<ToWorker | FromWorker>): Promise<void> {
+    try {
+      for await (const message of channel) this.#onMessage(message as FromWorker);
+    } catch {
+      // The worker died (ERR_IPC_PEER_GONE) or sent something unreadable: either way it is done.
+    }
+    // Every byte the worker wrote has been read by now (end of stream comes after the data), so
+    // results sent just before a crash were counted. A worker whose channel broke while it lives
+    // is of no use: end it.
+    this.child.kill('SIGKILL');
+    const status = await this.child.exited;
+    const inflight = [...this.inflight.values()];
+    this.inflight.clear();
+    const running = inflight.filter((u) => this.#started.has(u.id));
+    const unstarted = inflight.filter((u) => !this.#started.has(u.id));
+    this.#hooks.exited(this, status, running, unstarted, this.#initError);
+  }
+
+  #onMessage(message: FromWorker): void {
+    switch (message?.t) {
+      case 'ready':
+        this.#ready = true;
+        this.#hooks.ready(this);
+        return;
+      case 'start':
+        if (this.inflight.has(message.id)) this.#started.add(message.id);
+        return;
+      case 'init-error':
+        this.#initError = readWireError(message.error);
+        return;
+      case 'done': {
+        const unit = this.inflight.get(message.id);
+        if (!unit || !Array.isArray(message.values)) return;
+        const offset = Number(message.offset) || 0;
+        const errors = Array.isArray(message.errors)
+          ? message.errors.map(([i, e]): [number, WireError] => [Number(i), readWireError(e)])
+          : undefined;
+        this.#hooks.results(this, unit, offset, message.values, errors);
+        const answered = (this.#answered.get(unit.id) ?? 0) + message.values.length;
+        if (answered < unit.items.length) {
+          this.#answered.set(unit.id, answered);
+          return;
+        }
+        this.#answered.delete(unit.id);
+        this.#started.delete(unit.id);
+        this.inflight.delete(unit.id);
+        this.#hooks.finished(this, unit);
+        return;
+      }
+      case 'garbled': {
+        const after = Number(message.after) || 0;
+        const unit = [...this.inflight.values()].find((u) => u.id > after);
+        if (!unit) return;
+        this.inflight.delete(unit.id);
+        this.#answered.delete(unit.id);
+        const wire = readWireError(message.error);
+        this.#hooks.failed(
+          this,
+          unit,
+          new IpcError(
+            ErrorCodes.INVALID_MESSAGE,
+            `pool worker ${this.pid} could not decode a task's data: ${wire.message}`,
+          ),
+        );
+        return;
+      }
+      case 'cancelled': {
+        const unit = this.inflight.get(message.id);
+        if (!unit) return;
+        this.inflight.delete(unit.id);
+        this.#hooks.finished(this, unit);
+        return;
+      }
+    }
+  }
+}

@@ -1,0 +1,390 @@
+/**
+ * Supervisor: keeps named child processes running. Children start in the order they were added
+ * and stop in reverse. A child that exits is restarted according to its policy after a backoff
+ * (100 ms doubling to 5 s by default, counted over the restarts in the current window); more than
+ * `maxRestarts` restarts within `windowMs` and the supervisor gives up on that child and emits
+ * 'giveup'. Each name has one stable channel ({@link Supervisor.channel}) that follows the
+ * restarts. Failures are reported by events, never by an 'error' event (which would throw when
+ * nobody listens).
+ */
+import { EventEmitter } from 'node:events';
+import type { Channel } from '../core/channel.js';
+import { closedError, ErrorCodes, IpcError } from '../core/errors.js';
+import { ChildProcess, type ExitStatus } from './child-process.js';
+import { SupervisedChannel } from './supervised-channel.js';
+
+/** When a child that exited is started again. */
+export type RestartPolicy = 'always' | 'on-failure' | 'never';
+
+/** The delay before restart n (1-based, within the window): `min(maxMs, initialMs * factor^(n-1))`. */
+export interface BackoffOptions {
+  /** Default 100. */
+  initialMs?: number;
+  /** Default 5000. */
+  maxMs?: number;
+  /** Default 2. */
+  factor?: number;
+}
+
+/** Options for a {@link Supervisor}, and defaults for its children. */
+export interface SupervisorOptions {
+  /**
+   * `'always'` restarts whatever the exit; `'on-failure'` (default) restarts unless the child
+   * exited with code 0; `'never'` does not restart. A child stopped by the supervisor is never
+   * restarted.
+   */
+  restart?: RestartPolicy;
+  /** Restarts allowed within `windowMs`; one more failure and the supervisor gives up. Default 5. */
+  maxRestarts?: number;
+  /** The sliding window over which restarts are counted, in ms. Default 60000. */
+  windowMs?: number;
+  backoff?: BackoffOptions;
+  /** How long `stop()` lets each child exit after SIGTERM before SIGKILL. Default 5000. */
+  graceMs?: number;
+  /** Messages `channel(name).send` buffers while the child is down. Default 1024. */
+  maxBuffered?: number;
+}
+
+/** Options for one supervised child (overriding the supervisor's). */
+export interface SupervisedChildOptions extends SupervisorOptions {
+  /**
+   * Resolves when a freshly spawned child is ready (e.g. after its first message, read from
+   * `child.channel`); the next child starts only then, and the name's channel attaches only then.
+   * If it rejects, the child is killed: in `start()` that fails the start; later it counts as a
+   * failure to restart.
+   */
+  ready?: (child: ChildProcess<unknown>) => unknown;
+}
+
+/** What a 'restart' event says. */
+export interface RestartInfo {
+  /** The restart's number within the current window (1 for the first). */
+  attempt: number;
+  /** The backoff before the new child is spawned. */
+  delayMs: number;
+  /** How the previous child ended (`{ code: null, signal: null }` if it could not be spawned). */
+  lastExit: ExitStatus;
+}
+
+/** The events of a {@link Supervisor} and their arguments. */
+export interface SupervisorEvents {
+  /** A child (first or restarted) was spawned and is ready. */
+  start: [name: string, child: ChildProcess<unknown>];
+  /** A child exited (whatever the reason, including `stop()`). */
+  exit: [name: string, status: ExitStatus];
+  /** A child that exited will be started again after `info.delayMs`. */
+  restart: [name: string, info: RestartInfo];
+  /**
+   * The supervisor stopped restarting `name`: more than `maxRestarts` restarts in `windowMs`.
+   * `error` is set when the last attempt failed to spawn (or to get ready) rather than exited.
+   */
+  giveup: [name: string, lastExit: ExitStatus, error?: unknown];
+}
+
+type Phase = 'idle' | 'starting' | 'up' | 'backoff' | 'done' | 'gaveup' | 'stopped';
+
+interface Settings {
+  restart: RestartPolicy;
+  maxRestarts: number;
+  windowMs: number;
+  initialMs: number;
+  maxMs: number;
+  factor: number;
+  graceMs: number;
+  maxBuffered: number;
+  ready: ((child: ChildProcess<unknown>) => unknown) | undefined;
+}
+
+interface Entry {
+  name: string;
+  factory: () => ChildProcess<unknown>;
+  settings: Settings;
+  channel: SupervisedChannel<unknown>;
+  phase: Phase;
+  child: ChildProcess<unknown> | undefined;
+  /** When each restart in the current window happened (performance.now()). */
+  restarts: number[];
+  lastExit: ExitStatus | undefined;
+  timer: NodeJS.Timeout | undefined;
+}
+
+const NO_EXIT: ExitStatus = { code: null, signal: null };
+
+/** Keeps named child processes running. */
+export class Supervisor extends EventEmitter<SupervisorEvents> {
+  readonly #defaults: Settings;
+  readonly #entries = new Map<string, Entry>();
+  #state: 'idle' | 'running' | 'stopping' | 'stopped' = 'idle';
+  #starting: Promise<void> | undefined;
+  #stopping: Promise<void> | undefined;
+
+  constructor(opts?: SupervisorOptions) {
+    super();
+    this.#defaults = settings(opts, undefined, 'options');
+  }
+
+  /**
+   * Supervises `factory()` under `name`: it is called for the first start and for every restart
+   * and must return a fresh `spawn(...)` handle. Added after `start()`, the child starts at once.
+   * @throws ERR_IPC_EXISTS if the name is taken; TypeError/RangeError for bad arguments.
+   */
+  add(name: string, factory: () => ChildProcess<unknown>, opts?: SupervisedChildOptions): this {
+    if (typeof name !== 'string' || name === '') throw new TypeError('name must be a non-empty string');
+    if (typeof factory !== 'function') throw new TypeError('factory must be a function returning spawn(...)');
+    if (this.#entries.has(name))
+      throw new IpcError(ErrorCodes.EXISTS, `supervisor: '${name}' is already supervised`);
+    if (this.#state === 'stopping' || this.#state === 'stopped') throw closedError('supervisor');
+    const childSettings = settings(opts, this.#defaults, 'options');
+    const entry: Entry = {
+      name,
+      factory,
+      settings: childSettings,
+      channel: new SupervisedChannel(`supervised channel '${name}'`, childSettings.maxBuffered),
+      phase: 'idle',
+      child: undefined,
+      restarts: [],
+      lastExit: undefined,
+      timer: undefined,
+    };
+    this.#entries.set(name, entry);
+    if (this.#state === 'running') void this.#relaunch(entry);
+    return this;
+  }
+
+  /**
+   * Starts the children in the order they were added, each after the previous is ready. If one
+   * cannot be started, those already started are stopped and the promise rejects with its error.
+   */
+  start(): Promise<void> {
+    if (this.#state === 'stopping' || this.#state === 'stopped')
+      return Promise.reject(closedError('supervisor'));
+    if (this.#starting) return this.#starting;
+    this.#state = 'running';
+    this.#starting = (async () => {
+      for (const entry of this.#entries.values()) {
+        if (entry.phase !== 'idle') continue;
+        try {
+          await this.#launch(entry);
+        } catch (err) {
+          entry.phase = 'stopped';
+          await this.stop();
+          throw err;
+        }
+      }
+    })();
+    return this.#starting;
+  }
+
+  /**
+   * Stops every child in reverse order: its channel is closed, then it gets SIGTERM and, after
+   * `graceMs`, SIGKILL. Pending restarts are cancelled. Idempotent.
+   */
+  stop(): Promise<void> {
+    if (this.#stopping) return this.#stopping;
+    this.#state = 'stopping';
+    this.#stopping = (async () => {
+      for (const entry of [...this.#entries.values()].reverse()) {
+        if (entry.timer) clearTimeout(entry.timer);
+        entry.timer = undefined;
+        entry.phase = 'stopped';
+        const child = entry.child;
+        // Goodbye on the child's channel first (it may exit on its own), then the signals. The
+        // close cannot hang on a child that does not read: once the child is gone, its channel
+        // ends and the close completes.
+        const closing = entry.channel.close();
+        if (child) await child.stop({ graceMs: entry.settings.graceMs });
+        await closing;
+      }
+      this.#state = 'stopped';
+    })();
+    return this.#stopping;
+  }
+
+  /** The names, in start order. */
+  get names(): string[] {
+    return [...this.#entries.keys()];
+  }
+
+  /** The process currently running under `name`, if one is. */
+  child(name: string): ChildProcess<unknown> | undefined {
+    return this.#entry(name).child;
+  }
+
+  /**
+   * The channel to whichever process runs under `name`: one object for the supervisor's whole life
+   * (see SupervisedChannel for what happens to messages across restarts).
+   */
+  channel<T = unknown>(name: string): Channel<T> {
+    return this.#entry(name).channel as unknown as Channel<T>;
+  }
+
+  /** Restarts of `name` counted in the current window. */
+  restarts(name: string): number {
+    const entry = this.#entry(name);
+    const now = performance.now();
+    return entry.restarts.filter((t) => now - t < entry.settings.windowMs).length;
+  }
+
+  #entry(name: string): Entry {
+    const entry = this.#entries.get(name);
+    if (!entry) throw new IpcError(ErrorCodes.NOT_FOUND, `supervisor: no child named '${name}'`);
+    return entry;
+  }
+
+  /** Calls the factory and watches the child's exit. Throws what the factory threw. */
+  #spawnChild(entry: Entry): ChildProcess<unknown> {
+    entry.phase = 'starting';
+    const child = entry.factory();
+    if (!(child instanceof ChildProcess)) {
+      throw new TypeError(`supervisor: the factory of '${entry.name}' must return spawn(...)`);
+    }
+    entry.child = child;
+    void child.exited.then((status) => this.#exited(entry, child, status));
+    return child;
+  }
+
+  /** Waits for `ready`, then attaches the child's channel and reports the start. */
+  async #ready(entry: Entry, child: ChildProcess<unknown>): Promise<void> {
+    if (entry.settings.ready) await entry.settings.ready(child);
+    if (entry.child !== child || this.#state !== 'running') return;
+    entry.phase = 'up';
+    entry.channel.attach(child.channel);
+    this.emit('start', entry.name, child);
+  }
+
+  /** A first start within start(): any failure is start()'s. */
+  async #launch(entry: Entry): Promise<void> {
+    const child = this.#spawnChild(entry);
+    try {
+      await this.#ready(entry, child);
+    } catch (err) {
+      entry.phase = 'stopped';
+      child.kill('SIGKILL');
+      throw err;
+    }
+  }
+
+  /** A restart (or a start after `start()`): failures go through the restart policy. */
+  async #relaunch(entry: Entry): Promise<void> {
+    entry.timer = undefined;
+    if (this.#state !== 'running' || entry.phase === 'stopped') return;
+    let child: ChildProcess<unknown>;
+    try {
+      child = this.#spawnChild(entry);
+    } catch (err) {
+      this.#failed(entry, entry.lastExit ?? NO_EXIT, err);
+      return;
+    }
+    try {
+      await this.#ready(entry, child);
+    } catch {
+      // Killed; its exit goes through the restart policy like any other.
+      if (entry.child === child) child.kill('SIGKILL');
+    }
+  }
+
+  #exited(entry: Entry, child: ChildProcess<unknown>, status: ExitStatus): void {
+    if (entry.child !== child) return;
+    entry.child = undefined;
+    entry.lastExit = status;
+    entry.channel.detach();
+    this.emit('exit', entry.name, status);
+    if (this.#state !== 'running' || entry.phase === 'stopped') return;
+    this.#failed(entry, status, undefined);
+  }
+
+  /** Decides what follows an exit (or a failed spawn): restart after a backoff, or not. */
+  #failed(entry: Entry, status: ExitStatus, error: unknown): void {
+    const s = entry.settings;
+    const clean = error === undefined && status.code === 0 && status.signal === null;
+    if (s.restart === 'never' || (s.restart === 'on-failure' && clean)) {
+      entry.phase = 'done';
+      entry.channel.end(
+        clean
+          ? new IpcError(
+              ErrorCodes.CLOSED,
+              `supervised channel '${entry.name}': the child exited with code 0`,
+            )
+          : new IpcError(
+              ErrorCodes.PEER_GONE,
+              `supervised channel '${entry.name}': the child exited (${describe(status)}) and is not restarted`,
+            ),
+      );
+      return;
+    }
+    const now = performance.now();
+    entry.restarts = entry.restarts.filter((t) => now - t < s.windowMs);
+    if (entry.restarts.length >= s.maxRestarts) {
+      entry.phase = 'gaveup';
+      entry.channel.end(
+        new IpcError(
+          ErrorCodes.PEER_GONE,
+          `supervised channel '${entry.name}': gave up after ${entry.restarts.length} restarts in ${s.windowMs} ms (last: ${describe(status)})`,
+          error === undefined ? undefined : { cause: error },
+        ),
+      );
+      if (error === undefined) this.emit('giveup', entry.name, status);
+      else this.emit('giveup', entry.name, status, error);
+      return;
+    }
+    const attempt = entry.restarts.length + 1;
+    const delayMs = Math.min(s.maxMs, s.initialMs * s.factor ** (attempt - 1));
+    entry.restarts.push(now);
+    entry.phase = 'backoff';
+    entry.timer = setTimeout(() => void this.#relaunch(entry), delayMs);
+    this.emit('restart', entry.name, { attempt, delayMs, lastExit: status });
+  }
+}
+
+function describe(status: ExitStatus): string {
+  return status.signal ? `signal ${status.signal}` : `code ${status.code}`;
+}
+
+function settings(
+  opts: SupervisedChildOptions | undefined,
+  base: Settings | undefined,
+  where: string,
+): Settings {
+  if (opts !== undefined && (typeof opts !== 'object' || opts === null))
+    throw new TypeError(`${where} must be an object`);
+  const restart = opts?.restart ?? base?.restart ?? 'on-failure';
+  if (restart !== 'always' && restart !== 'on-failure' && restart !== 'never') {
+    throw new RangeError(
+      `${where}.restart must be 'always', 'on-failure' or 'never', got ${String(restart)}`,
+    );
+  }
+  const count = (key: string, value: number | undefined, fallback: number, min: number): number => {
+    const v = value ?? fallback;
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min) {
+      throw new RangeError(`${where}.${key} must be an integer >= ${min}, got ${String(v)}`);
+    }
+    return v;
+  };
+  const ms = (key: string, value: number | undefined, fallback: number, min: number): number => {
+    const v = value ?? fallback;
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < min) {
+      throw new RangeError(`${where}.${key} must be a finite number >= ${min}, got ${String(v)}`);
+    }
+    return v;
+  };
+  const backoff = opts?.backoff;
+  if (backoff !== undefined && (typeof backoff !== 'object' || backoff === null)) {
+    throw new TypeError(`${where}.backoff must be an object`);
+  }
+  const ready = (opts as SupervisedChildOptions | undefined)?.ready;
+  if (ready !== undefined && typeof ready !== 'function')
+    throw new TypeError(`${where}.ready must be a function`);
+  const initialMs = ms('backoff.initialMs', backoff?.initialMs, base?.initialMs ?? 100, 0);
+  const maxMs = ms('backoff.maxMs', backoff?.maxMs, base?.maxMs ?? 5000, 0);
+  return {
+    restart,
+    maxRestarts: count('maxRestarts', opts?.maxRestarts, base?.maxRestarts ?? 5, 0),
+    windowMs: ms('windowMs', opts?.windowMs, base?.windowMs ?? 60_000, 1),
+    initialMs,
+    maxMs: Math.max(maxMs, 0),
+    factor: ms('backoff.factor', backoff?.factor, base?.factor ?? 2, 1),
+    graceMs: ms('graceMs', opts?.graceMs, base?.graceMs ?? 5000, 0),
+    maxBuffered: count('maxBuffered', opts?.maxBuffered, base?.maxBuffered ?? 1024, 0),
+    ready,
+  };
+}

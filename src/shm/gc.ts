@@ -1,0 +1,146 @@
+/**
+ * Garbage collection of named resources whose creator died: the function behind `ipckit gc`.
+ * It walks the registry (and, on Linux, this runtime directory's objects in /dev/shm that never
+ * made it into the registry because their creator died between creating and registering them),
+ * and removes what belongs to a dead process. Removing a name never breaks a process that still
+ * has the object mapped or open; it only stops new opens from finding it.
+ */
+import { closeSync, openSync, readdirSync, readSync, rmSync } from 'node:fs';
+import { isAlive } from '../core/process-identity.js';
+import { listResources, type ResourceKind, type ResourceStatus, unregister } from '../core/registry.js';
+import { HEADER_BYTES, readHeader } from './header.js';
+import { kernelPath, kernelPrefix, type ShmObjectKind } from './kernel-name.js';
+import { unlinkNamed } from './mapping.js';
+
+/** Options for {@link gcResources}. */
+export interface GcOptions {
+  /** Report what would be removed without removing anything. */
+  dryRun?: boolean;
+  /**
+   * Kinds to collect. Default: everything except `'queue'` (a durable queue outlives its creator
+   * by design; pass it explicitly to remove dead creators' queue files too).
+   */
+  kinds?: readonly ResourceKind[];
+}
+
+/** One resource gc removed (or would remove, with `dryRun`). */
+export interface GcRemoved {
+  kind: ResourceKind;
+  name: string;
+  path?: string;
+  /** The dead creator. */
+  owner: { pid: number; startTime: number };
+  /** 'registry' for registered resources, 'orphan' for a /dev/shm object with no manifest. */
+  source: 'registry' | 'orphan';
+}
+
+/** What {@link gcResources} did. */
+export interface GcResult {
+  removed: GcRemoved[];
+  /** Resources that could not be removed, with the reason. */
+  failed: { kind: ResourceKind; name: string; error: string }[];
+}
+
+const SHM_KINDS: ReadonlySet<string> = new Set<ShmObjectKind>([
+  'shm',
+  'mutex',
+  'semaphore',
+  'rwlock',
+  'condition',
+  'barrier',
+  'event',
+]);
+
+const DEFAULT_KINDS: readonly ResourceKind[] = [
+  'fifo',
+  'named-pipe',
+  'socket',
+  'shm',
+  'mutex',
+  'semaphore',
+  'rwlock',
+  'condition',
+  'barrier',
+  'event',
+];
+
+function removeEntry(entry: ResourceStatus): void {
+  if (SHM_KINDS.has(entry.kind)) {
+    unlinkNamed(`${kernelPrefix()}${entry.kind}.${entry.name}`, `${entry.kind} '${entry.name}'`);
+  } else if (entry.path !== undefined) {
+    rmSync(entry.path, { force: true });
+  }
+  unregister(entry.kind, entry.name);
+}
+
+/** The creator recorded in a /dev/shm object's header, or undefined if it has no readable header. */
+function headerCreator(path: string): { pid: number; startTime: number } | undefined {
+  let fd: number | undefined;
+  try {
+    fd = openSync(path, 'r');
+    const page = new ArrayBuffer(HEADER_BYTES);
+    const got = readSync(fd, new Uint8Array(page), 0, HEADER_BYTES, 0);
+    if (got < 48) return undefined;
+    const state = readHeader(page, Number.MAX_SAFE_INTEGER);
+    return state.state === 'ready' ? state.info.creator : undefined;
+  } catch {
+    return undefined;
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}
+
+/**
+ * Removes named resources of this runtime directory whose creator is dead (pid + start time; a
+ * zombie is dead). Returns what was removed; with `dryRun`, what would be.
+ */
+export function gcResources(opts?: GcOptions): GcResult {
+  const kinds = new Set(opts?.kinds ?? DEFAULT_KINDS);
+  const result: GcResult = { removed: [], failed: [] };
+  const registered = new Set<string>();
+  for (const entry of listResources()) {
+    registered.add(`${entry.kind}.${entry.name}`);
+    if (entry.ownerAlive || !kinds.has(entry.kind)) continue;
+    const removed: GcRemoved = { kind: entry.kind, name: entry.name, owner: entry.owner, source: 'registry' };
+    if (entry.path !== undefined) removed.path = entry.path;
+    try {
+      if (!opts?.dryRun) removeEntry(entry);
+      result.removed.push(removed);
+    } catch (err) {
+      result.failed.push({
+        kind: entry.kind,
+        name: entry.name,
+        error: String((err as Error).message ?? err),
+      });
+    }
+  }
+  // Objects whose creator died before registering them: only visible in /dev/shm (Linux).
+  if (process.platform !== 'linux') return result;
+  const prefix = kernelPrefix().slice(1);
+  let files: string[] = [];
+  try {
+    files = readdirSync('/dev/shm');
+  } catch {
+    return result;
+  }
+  for (const file of files) {
+    if (!file.startsWith(prefix)) continue;
+    const rest = file.slice(prefix.length);
+    const dot = rest.indexOf('.');
+    const kind = rest.slice(0, dot) as ResourceKind;
+    const name = rest.slice(dot + 1);
+    if (dot < 0 || !SHM_KINDS.has(kind) || !kinds.has(kind) || registered.has(`${kind}.${name}`)) continue;
+    const path = kernelPath(`/${file}`);
+    const creator = headerCreator(path);
+    // No readable header: a creator died mid-creation, or it is being created right now. Leave
+    // those alone unless the header names a dead creator: racing a live creator would be worse.
+    if (!creator || isAlive(creator)) continue;
+    try {
+      if (!opts?.dryRun) unlinkNamed(`/${file}`, `${kind} '${name}'`);
+      result.removed.push({ kind, name, path, owner: creator, source: 'orphan' });
+    } catch (err) {
+      result.failed.push({ kind, name, error: String((err as Error).message ?? err) });
+    }
+  }
+  return result;
+}

@@ -1,0 +1,238 @@
+/**
+ * Creating, opening and mapping segment objects: the one place that talks to shm_open, memfd and
+ * mmap (through the addon) and enforces the header protocol. SharedMemory and the named sync
+ * primitives are both built on it.
+ *
+ * Creation is ordered so that a concurrent `open` never reads a half-made object: O_EXCL create,
+ * exact mode, size, map, let the caller initialize its data, then write the header with the magic
+ * last. An opener that meets magic 0 (or a size of 0) waits briefly for the creator to finish.
+ */
+import { closeSync, fchmodSync, fstatSync, ftruncateSync } from 'node:fs';
+import { ErrorCodes, fromSystemError, IpcError } from '../core/errors.js';
+import { native } from '../native/binding.js';
+import { HEADER_BYTES, incompatible, readHeader, type SegmentInfo, writeHeader } from './header.js';
+import { creatorIdentity } from './kernel-name.js';
+import { sleepSync } from './sleep.js';
+
+/** How long an opener waits for a creator that is between shm_open and writing the header. */
+const INIT_WAIT_MS = 250;
+
+/** A mapped segment: its header page, its data, what the header says, and the fd if kept. */
+export interface MappedSegment {
+  header: ArrayBuffer;
+  data: ArrayBuffer;
+  info: SegmentInfo;
+  /** Kept open only for anonymous (memfd) segments, which are shared by handing the fd on. */
+  fd: number | undefined;
+}
+
+/** Fills a fresh segment's data before the header makes it visible to openers. */
+export type Initializer = (data: ArrayBuffer) => void;
+
+/** Throws RangeError unless `size` is a usable segment size. */
+export function checkSize(size: unknown, option = 'options.size'): asserts size is number {
+  if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 1) {
+    throw new RangeError(`${option} must be a positive integer number of bytes, got ${String(size)}`);
+  }
+}
+
+/** Throws RangeError unless `mode` is a permission mode. */
+export function checkMode(mode: unknown, option = 'options.mode'): asserts mode is number {
+  if (typeof mode !== 'number' || !Number.isInteger(mode) || mode < 0 || mode > 0o777) {
+    throw new RangeError(`${option} must be a permission mode such as 0o600, got ${String(mode)}`);
+  }
+}
+
+function closeQuietly(fd: number): void {
+  try {
+    closeSync(fd);
+  } catch {}
+}
+
+/** Sizes, maps and initializes an fd that was just created; returns the mapped segment. */
+function initialize(fd: number, kind: number, size: number, init: Initializer | undefined): MappedSegment {
+  const n = native();
+  ftruncateSync(fd, HEADER_BYTES + size);
+  const header = n.mmap(fd, 0, HEADER_BYTES);
+  let data: ArrayBuffer;
+  try {
+    data = n.mmap(fd, HEADER_BYTES, size);
+  } catch (err) {
+    n.munmap(header);
+    throw err;
+  }
+  try {
+    init?.(data);
+    writeHeader(header, kind, size, creatorIdentity());
+  } catch (err) {
+    n.munmap(header);
+    n.munmap(data);
+    throw err;
+  }
+  const state = readHeader(header, HEADER_BYTES + size);
+  if (state.state !== 'ready') throw new Error('segment header did not read back');
+  return { header, data, info: state.info, fd: undefined };
+}
+
+/** Maps an existing segment behind `fd` after checking its header; waits out a creator in progress. */
+function mapExisting(fd: number, kind: number, what: string): MappedSegment {
+  const n = native();
+  const deadline = Date.now() + INIT_WAIT_MS;
+  for (;;) {
+    const bytes = fstatSync(fd).size;
+    if (bytes >= HEADER_BYTES) {
+      const header = n.mmap(fd, 0, HEADER_BYTES);
+      const state = readHeader(header, bytes);
+      if (state.state === 'ready') {
+        if (state.info.kind !== kind) {
+          n.munmap(header);
+          throw incompatible(what, `it holds content of kind ${state.info.kind}, expected ${kind}`);
+        }
+        try {
+          const data = n.mmap(fd, HEADER_BYTES, state.info.size);
+          return { header, data, info: state.info, fd: undefined };
+        } catch (err) {
+          n.munmap(header);
+          throw fromSystemError(err, what);
+        }
+      }
+      n.munmap(header);
+      if (state.state === 'bad') throw incompatible(what, state.reason);
+    } else if (bytes > 0) {
+      throw incompatible(what, `the object is ${bytes} bytes, smaller than a header`);
+    }
+    if (Date.now() >= deadline) {
+      throw incompatible(
+        what,
+        'its header was never completed (its creator may have died while creating it; unlink it)',
+      );
+    }
+    sleepSync(1);
+  }
+}
+
+/** Creates the named object `kernel` (ERR_IPC_EXISTS if it exists). */
+export function createNamed(
+  kernel: string,
+  what: string,
+  kind: number,
+  size: number,
+  mode: number,
+  init?: Initializer,
+): MappedSegment {
+  const n = native();
+  let fd: number;
+  try {
+    fd = n.shmOpen(kernel, true, true, mode);
+  } catch (err) {
+    throw fromSystemError(err, what);
+  }
+  try {
+    // shm_open's mode is filtered by the umask; the requested mode must hold exactly.
+    fchmodSync(fd, mode);
+    return initialize(fd, kind, size, init);
+  } catch (err) {
+    try {
+      n.shmUnlink(kernel);
+    } catch {}
+    throw fromSystemError(err, what);
+  } finally {
+    closeQuietly(fd);
+  }
+}
+
+/** Opens the named object `kernel` (ERR_IPC_NOT_FOUND if missing, ERR_IPC_INCOMPATIBLE if wrong). */
+export function openNamed(kernel: string, what: string, kind: number): MappedSegment {
+  const n = native();
+  let fd: number;
+  try {
+    fd = n.shmOpen(kernel, false, false, 0);
+  } catch (err) {
+    throw fromSystemError(err, what);
+  }
+  try {
+    return mapExisting(fd, kind, what);
+  } catch (err) {
+    throw fromSystemError(err, what);
+  } finally {
+    closeQuietly(fd);
+  }
+}
+
+/** Opens `kernel`, creating it first if it does not exist; `created` says which happened. */
+export function openOrCreateNamed(
+  kernel: string,
+  what: string,
+  kind: number,
+  size: number,
+  mode: number,
+  init?: Initializer,
+): { segment: MappedSegment; created: boolean } {
+  // Create and open race with other processes doing the same; a few rounds settle it
+  // (a create that meets EEXIST opens; an open that meets ENOENT, after an unlink, creates).
+  for (let round = 0; ; round++) {
+    try {
+      return { segment: createNamed(kernel, what, kind, size, mode, init), created: true };
+    } catch (err) {
+      if (!(err instanceof IpcError) || err.code !== ErrorCodes.EXISTS || round >= 5) throw err;
+    }
+    try {
+      return { segment: openNamed(kernel, what, kind), created: false };
+    } catch (err) {
+      if (!(err instanceof IpcError) || err.code !== ErrorCodes.NOT_FOUND || round >= 5) throw err;
+    }
+  }
+}
+
+/** Creates an anonymous (memfd) segment whose size is sealed; the fd stays open to be shared. */
+export function createAnonymous(what: string, kind: number, size: number, init?: Initializer): MappedSegment {
+  const n = native();
+  let fd: number;
+  try {
+    fd = n.memfdCreate('ipckit-anonymous');
+  } catch (err) {
+    throw fromSystemError(err, what);
+  }
+  try {
+    const segment = initialize(fd, kind, size, init);
+    n.sealSize(fd);
+    segment.fd = fd;
+    return segment;
+  } catch (err) {
+    closeQuietly(fd);
+    throw fromSystemError(err, what);
+  }
+}
+
+/** Maps a segment from an fd this process received (the fd stays open, owned by the segment). */
+export function mapFd(fd: number, what: string, kind: number): MappedSegment {
+  try {
+    const segment = mapExisting(fd, kind, what);
+    segment.fd = fd;
+    return segment;
+  } catch (err) {
+    throw fromSystemError(err, what);
+  }
+}
+
+/** Unmaps both mappings (views become empty) and closes a kept fd. Idempotent. */
+export function unmapSegment(segment: Pick<MappedSegment, 'header' | 'data' | 'fd'>): void {
+  const n = native();
+  n.munmap(segment.header);
+  n.munmap(segment.data);
+  if (segment.fd !== undefined) {
+    closeQuietly(segment.fd);
+    segment.fd = undefined;
+  }
+}
+
+/** shm_unlink; false if it was already gone. */
+export function unlinkNamed(kernel: string, what: string): boolean {
+  try {
+    native().shmUnlink(kernel);
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw fromSystemError(err, what);
+  }
+}

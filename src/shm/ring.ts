@@ -1,0 +1,275 @@
+/**
+ * A single-producer single-consumer ring of variable-size records in shared memory. The writer owns
+ * `head`, the reader owns `tail`; both are free-running u32 byte counters (the ring capacity is a
+ * power of two, so `counter & mask` is the position and `(head - tail) >>> 0` the bytes in use even
+ * after the counters wrap past 2^32).
+ *
+ * A record is an 8-byte header (i32 payload length, i32 kind) and its payload, padded to 8 bytes.
+ * The writer fills header and payload with plain stores and only then moves `head` with
+ * `Atomics.store`: a record becomes visible to the reader only once complete, so a writer killed in
+ * the middle of one leaves nothing torn behind. A record never wraps: when it does not fit before
+ * the end of the ring, the writer fills the rest with a PAD record and starts again at 0.
+ *
+ * The control words also carry the two flags of the doorbell protocol (see shm-channel.ts):
+ * `READER_IDLE` (the reader parked) and `WRITER_WAITING` (the writer waits for space).
+ */
+
+/** Bytes of a record header. Records start 8-byte aligned. */
+export const RECORD_HEADER = 8;
+/** Bytes of a ring's control block; head and tail sit on separate cache lines. */
+export const RING_CONTROL_BYTES = 128;
+
+/** Control word indices (Int32) inside a ring's control block. */
+export const Ctl = {
+  /** Written by the writer: bytes ever published. */
+  HEAD: 0,
+  /** Set by the writer before it parks waiting for space; cleared by whoever wakes it. */
+  WRITER_WAITING: 1,
+  /** Written by the reader: bytes ever freed. */
+  TAIL: 16,
+  /** Set by the reader before it parks; cleared by the writer that rings it. */
+  READER_IDLE: 17,
+} as const;
+
+/** Record kinds. 0 is never written, so a zeroed header reads as corrupt rather than valid. */
+export const RecordKind = {
+  /** A whole message, or the last piece of one. */
+  DATA: 1,
+  /** A piece of a message larger than a record may be; more pieces follow. */
+  PIECE: 2,
+  /** Filler up to the end of the ring: skip to position 0. */
+  PAD: 3,
+  /** The writer closed its end: nothing follows. */
+  GOODBYE: 4,
+} as const;
+
+/** Smallest and largest ring capacity accepted. */
+export const MIN_RING_CAPACITY = 4096;
+export const MAX_RING_CAPACITY = 1 << 30;
+
+function align8(n: number): number {
+  return (n + 7) & ~7;
+}
+
+/** Throws RangeError unless `capacity` is a power of two within the accepted range. */
+export function checkRingCapacity(
+  capacity: unknown,
+  option = 'options.capacity',
+): asserts capacity is number {
+  if (
+    typeof capacity !== 'number' ||
+    !Number.isInteger(capacity) ||
+    capacity < MIN_RING_CAPACITY ||
+    capacity > MAX_RING_CAPACITY ||
+    (capacity & (capacity - 1)) !== 0
+  ) {
+    throw new RangeError(
+      `${option} must be a power of two from ${MIN_RING_CAPACITY} to ${MAX_RING_CAPACITY} bytes, got ${String(capacity)}`,
+    );
+  }
+}
+
+/**
+ * The largest payload one record can always carry, whatever the ring position: a record of up to
+ * half the ring fits in an empty ring either before its end or, after a PAD, from its start.
+ */
+export function maxRecordPayload(capacity: number): number {
+  return capacity / 2 - RECORD_HEADER;
+}
+
+/** Views of one ring: its control words and its data bytes. */
+export interface RingViews {
+  control: Int32Array;
+  data: Uint8Array;
+}
+
+/** Makes the views of a ring whose control block starts at `controlOffset` and data at `dataOffset`. */
+export function ringViews(
+  buffer: ArrayBufferLike,
+  controlOffset: number,
+  dataOffset: number,
+  capacity: number,
+): RingViews {
+  return {
+    control: new Int32Array(buffer, controlOffset, RING_CONTROL_BYTES / 4),
+    data: new Uint8Array(buffer, dataOffset, capacity),
+  };
+}
+
+/** The producing end of a ring. One writer per ring at a time. */
+export class RingWriter {
+  readonly capacity: number;
+  readonly #mask: number;
+  readonly #control: Int32Array;
+  readonly #data: Uint8Array;
+  readonly #words: Int32Array;
+  #head: number;
+  #tail: number;
+
+  constructor(views: RingViews) {
+    this.#control = views.control;
+    this.#data = views.data;
+    this.capacity = views.data.byteLength;
+    this.#mask = this.capacity - 1;
+    this.#words = new Int32Array(views.data.buffer, views.data.byteOffset, this.capacity >> 2);
+    this.#head = Atomics.load(this.#control, Ctl.HEAD) >>> 0;
+    this.#tail = Atomics.load(this.#control, Ctl.TAIL) >>> 0;
+  }
+
+  /** Bytes free right now (re-reads the reader's tail). */
+  free(): number {
+    this.#tail = Atomics.load(this.#control, Ctl.TAIL) >>> 0;
+    return this.capacity - ((this.#head - this.#tail) >>> 0);
+  }
+
+  /**
+   * Makes room for one record of between `min` and `want` payload bytes (min <= want, and min at
+   * most {@link maxRecordPayload}): returns the payload length that fits now, or -1 if not even
+   * `min` does. May write (unpublished) a PAD record to wrap to the start of the ring.
+   */
+  reserve(want: number, min: number): number {
+    // Try with the cached tail first; only look at the reader's progress when that says no room.
+    const n = this.#place(want, min, this.capacity - ((this.#head - this.#tail) >>> 0));
+    return n >= 0 ? n : this.#place(want, min, this.free());
+  }
+
+  #place(want: number, min: number, free: number): number {
+    const offset = this.#head & this.#mask;
+    const contiguous = this.capacity - offset;
+    const here = Math.min(free, contiguous) - RECORD_HEADER;
+    if (here >= min) return Math.min(want, here);
+    const atStart = free - contiguous - RECORD_HEADER;
+    if (contiguous < free && atStart >= min) {
+      this.#writeHeader(offset, contiguous - RECORD_HEADER, RecordKind.PAD);
+      this.#head = (this.#head + contiguous) >>> 0;
+      return Math.min(want, atStart);
+    }
+    return -1;
+  }
+
+  /**
+   * Writes one record after a successful {@link RingWriter.reserve} of at least `length` bytes, and
+   * publishes it (with any PAD before it). `length` bytes are copied from `src` at `srcOffset`.
+   */
+  commit(kind: number, src: Uint8Array | undefined, srcOffset: number, length: number): void {
+    const offset = this.#head & this.#mask;
+    this.#writeHeader(offset, length, kind);
+    if (length > 0 && src) {
+      this.#data.set(
+        length === src.byteLength && srcOffset === 0 ? src : src.subarray(srcOffset, srcOffset + length),
+        offset + RECORD_HEADER,
+      );
+    }
+    this.#head = (this.#head + RECORD_HEADER + align8(length)) >>> 0;
+    // The release store: everything written above is visible to a reader that loads this head.
+    Atomics.store(this.#control, Ctl.HEAD, this.#head | 0);
+  }
+
+  #writeHeader(offset: number, length: number, kind: number): void {
+    this.#words[offset >> 2] = length;
+    this.#words[(offset >> 2) + 1] = kind;
+  }
+}
+
+/** One record as the reader sees it: where its payload is, how long, and what it is. */
+export interface RingRecord {
+  kind: number;
+  /** Offset of the payload in the ring's data. */
+  offset: number;
+  length: number;
+  /** The reader position just past this record (pass to {@link RingReader.free}). */
+  end: number;
+}
+
+/** The consuming end of a ring. One reader per ring. */
+export class RingReader {
+  readonly capacity: number;
+  readonly #mask: number;
+  readonly #control: Int32Array;
+  readonly #words: Int32Array;
+  readonly data: Uint8Array;
+  /** Next record to read. */
+  #cursor: number;
+  /** Freed up to here (published as the tail); trails the cursor while views are held. */
+  #tail: number;
+  #head: number;
+
+  constructor(views: RingViews) {
+    this.#control = views.control;
+    this.data = views.data;
+    this.capacity = views.data.byteLength;
+    this.#mask = this.capacity - 1;
+    this.#words = new Int32Array(views.data.buffer, views.data.byteOffset, this.capacity >> 2);
+    this.#tail = Atomics.load(this.#control, Ctl.TAIL) >>> 0;
+    this.#cursor = this.#tail;
+    this.#head = Atomics.load(this.#control, Ctl.HEAD) >>> 0;
+  }
+
+  /** True when a published record is waiting (re-reads the writer's head if needed). */
+  available(): boolean {
+    if (this.#cursor !== this.#head) return true;
+    this.#head = Atomics.load(this.#control, Ctl.HEAD) >>> 0;
+    return this.#cursor !== this.#head;
+  }
+
+  /**
+   * Takes the next record (skipping PAD), or returns undefined if none is published. Throws a
+   * RangeError if the header is impossible (the memory was scribbled on).
+   */
+  next(): RingRecord | undefined {
+    for (;;) {
+      if (!this.available()) return undefined;
+      const offset = this.#cursor & this.#mask;
+      const length = this.#words[offset >> 2]!;
+      const kind = this.#words[(offset >> 2) + 1]!;
+      const size = RECORD_HEADER + align8(length);
+      const published = (this.#head - this.#cursor) >>> 0;
+      if (length < 0 || size > this.capacity - offset || size > published || kind < 1 || kind > 4) {
+        throw new RangeError(
+          `corrupt ring record at ${offset}: kind ${kind}, length ${length}, ${published} bytes published`,
+        );
+      }
+      this.#cursor = (this.#cursor + size) >>> 0;
+      if (kind === RecordKind.PAD) continue;
+      return { kind, offset: offset + RECORD_HEADER, length, end: this.#cursor };
+    }
+  }
+
+  /** The position up to which everything read so far could be freed. */
+  get cursor(): number {
+    return this.#cursor;
+  }
+
+  /** Frees the ring up to `end` (a record's end or {@link RingReader.cursor}) for the writer. */
+  free(end: number): void {
+    if (end === this.#tail) return;
+    this.#tail = end;
+    Atomics.store(this.#control, Ctl.TAIL, end | 0);
+  }
+}
+
+/**
+ * Writes as much of `payload` (from byte `offset`) as fits now. A message whose record fits in half
+ * the ring goes whole, as one DATA record, or not at all; a larger one goes in PIECE records of at
+ * least an eighth of the ring each (or its remainder), the last of them DATA. Returns the new
+ * offset (`payload.byteLength` once the whole message is published), or -1 if nothing fitted.
+ */
+export function writeMessage(writer: RingWriter, payload: Uint8Array, offset: number): number {
+  const total = payload.byteLength;
+  const maxPayload = maxRecordPayload(writer.capacity);
+  if (offset === 0 && total <= maxPayload) {
+    if (writer.reserve(total, total) < 0) return -1;
+    writer.commit(RecordKind.DATA, payload, 0, total);
+    return total;
+  }
+  const piece = Math.min(writer.capacity / 8, maxPayload);
+  let at = offset;
+  while (at < total) {
+    const remaining = total - at;
+    const n = writer.reserve(Math.min(remaining, maxPayload), Math.min(remaining, piece));
+    if (n < 0) break;
+    writer.commit(n === remaining ? RecordKind.DATA : RecordKind.PIECE, payload, at, n);
+    at += n;
+  }
+  return at === offset ? -1 : at;
+}

@@ -1,0 +1,294 @@
+/**
+ * SharedMemory: named POSIX shared-memory segments, anonymous (memfd) segments handed to children,
+ * and memory-mapped files. `buffer` is an ArrayBuffer of exactly the requested size; the versioned
+ * header ipckit keeps (magic, layout version, size, creator) lives in a page in front of it.
+ */
+import { closeSync, constants, fstatSync, ftruncateSync, openSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { ErrorCodes, fromSystemError, IpcError } from '../core/errors.js';
+import type { ProcessIdentity } from '../core/process-identity.js';
+import { register, unregister } from '../core/registry.js';
+import { native } from '../native/binding.js';
+import { CONTENT_PLAIN } from './header.js';
+import { kernelName, kernelPath } from './kernel-name.js';
+import {
+  checkMode,
+  checkSize,
+  createAnonymous,
+  createNamed,
+  type MappedSegment,
+  mapFd,
+  openNamed,
+  openOrCreateNamed,
+  unlinkNamed,
+  unmapSegment,
+} from './mapping.js';
+
+/** Options for {@link SharedMemory.create} and {@link SharedMemory.openOrCreate}. */
+export interface SharedMemoryOptions {
+  /** Size of `buffer` in bytes (a positive integer). */
+  size: number;
+  /** Permission bits of a new segment. Default 0o600 (this user only). */
+  mode?: number;
+}
+
+/** Options for {@link SharedMemory.mapFile}. */
+export interface MapFileOptions {
+  /** Bytes to map. The file is extended to this size if shorter. Default: the file's size. */
+  size?: number;
+  /** Permission bits if the file is created. Default 0o600. */
+  mode?: number;
+}
+
+/** How a segment came to be: a named object, an anonymous memfd, or a mapped file. */
+export type SharedMemoryKind = 'named' | 'anonymous' | 'file';
+
+/** The environment variable that lists inherited segment fds, in order (see {@link SharedMemory.inherited}). */
+export const SHARE_FDS_ENV = 'IPCKIT_SHARE_FDS';
+
+/** A shared-memory segment mapped into this process. */
+export class SharedMemory implements Disposable {
+  /** The segment's name (named), `'anonymous'`, or the absolute path (mapped file). */
+  readonly name: string;
+  /** Size of {@link SharedMemory.buffer} in bytes. */
+  readonly size: number;
+  /** How the segment was made. */
+  readonly kind: SharedMemoryKind;
+  /** The process that created the segment (from its header); undefined for a mapped file. */
+  readonly creator: ProcessIdentity | undefined;
+  #buffer: ArrayBuffer;
+  #header: ArrayBuffer | undefined;
+  #fd: number | undefined;
+  #kernel: string | undefined;
+  #closed = false;
+
+  private constructor(
+    kind: SharedMemoryKind,
+    name: string,
+    buffer: ArrayBuffer,
+    header: ArrayBuffer | undefined,
+    fd: number | undefined,
+    kernel: string | undefined,
+    creator: ProcessIdentity | undefined,
+  ) {
+    this.kind = kind;
+    this.name = name;
+    this.size = buffer.byteLength;
+    this.#buffer = buffer;
+    this.#header = header;
+    this.#fd = fd;
+    this.#kernel = kernel;
+    this.creator = creator;
+  }
+
+  private static fromSegment(kind: SharedMemoryKind, name: string, segment: MappedSegment, kernel?: string) {
+    return new SharedMemory(
+      kind,
+      name,
+      segment.data,
+      segment.header,
+      segment.fd,
+      kernel,
+      segment.info.creator,
+    );
+  }
+
+  /**
+   * Creates the named segment `name` of `size` bytes, zero-filled, mode 0600 unless `mode` says
+   * otherwise. Throws ERR_IPC_EXISTS if it exists, ERR_IPC_INVALID_NAME for a bad name.
+   */
+  static create(name: string, opts: SharedMemoryOptions): SharedMemory {
+    const what = `shared memory '${String(name)}'`;
+    const kernel = kernelName('shm', name, 'shared memory');
+    checkSize(opts?.size);
+    const mode = opts.mode ?? 0o600;
+    checkMode(mode);
+    const segment = createNamed(kernel, what, CONTENT_PLAIN, opts.size, mode);
+    register('shm', name, kernelPath(kernel));
+    return SharedMemory.fromSegment('named', name, segment, kernel);
+  }
+
+  /**
+   * Opens the existing named segment `name` at its size. Throws ERR_IPC_NOT_FOUND if missing and
+   * ERR_IPC_INCOMPATIBLE if its header is wrong (bad magic, layout version or size).
+   */
+  static open(name: string): SharedMemory {
+    const what = `shared memory '${String(name)}'`;
+    const kernel = kernelName('shm', name, 'shared memory');
+    return SharedMemory.fromSegment('named', name, openNamed(kernel, what, CONTENT_PLAIN), kernel);
+  }
+
+  /**
+   * Opens `name`, creating it with `size` bytes if it does not exist. An existing segment of a
+   * different size is ERR_IPC_INCOMPATIBLE.
+   */
+  static openOrCreate(name: string, opts: SharedMemoryOptions): SharedMemory {
+    const what = `shared memory '${String(name)}'`;
+    const kernel = kernelName('shm', name, 'shared memory');
+    checkSize(opts?.size);
+    const mode = opts.mode ?? 0o600;
+    checkMode(mode);
+    const { segment, created } = openOrCreateNamed(kernel, what, CONTENT_PLAIN, opts.size, mode);
+    if (created) register('shm', name, kernelPath(kernel));
+    else if (segment.info.size !== opts.size) {
+      unmapSegment(segment);
+      throw new IpcError(
+        ErrorCodes.INCOMPATIBLE,
+        `${what} exists with ${segment.info.size} bytes, not the ${opts.size} requested`,
+      );
+    }
+    return SharedMemory.fromSegment('named', name, segment, kernel);
+  }
+
+  /** Removes the named segment `name`. Mappings stay valid until closed. ERR_IPC_NOT_FOUND if missing. */
+  static unlink(name: string): void {
+    const what = `shared memory '${String(name)}'`;
+    const kernel = kernelName('shm', name, 'shared memory');
+    unregister('shm', name);
+    if (!unlinkNamed(kernel, what)) throw new IpcError(ErrorCodes.NOT_FOUND, `${what} does not exist`);
+  }
+
+  /**
+   * An anonymous segment (memfd_create): no name, gone when the last process closes it. Hand it to
+   * a child through `spawn(..., { share: [seg] })` (or any fd inheritance, see {@link shareFds});
+   * the child maps it with {@link SharedMemory.inherited}. Its size is sealed.
+   */
+  static anonymous(size: number): SharedMemory {
+    checkSize(size, 'size');
+    const segment = createAnonymous('anonymous shared memory', CONTENT_PLAIN, size);
+    return SharedMemory.fromSegment('anonymous', 'anonymous', segment);
+  }
+
+  /**
+   * Maps the `index`-th segment this process inherited from its parent (in the order the parent
+   * listed them in `share`). Throws ERR_IPC_NOT_FOUND if there is none.
+   */
+  static inherited(index = 0): SharedMemory {
+    if (!Number.isInteger(index) || index < 0) {
+      throw new RangeError(`index must be an integer >= 0, got ${String(index)}`);
+    }
+    const fds = (process.env[SHARE_FDS_ENV] ?? '')
+      .split(',')
+      .filter((s) => s !== '')
+      .map(Number);
+    const fd = fds[index];
+    if (fd === undefined || !Number.isInteger(fd)) {
+      throw new IpcError(
+        ErrorCodes.NOT_FOUND,
+        `no inherited shared memory at index ${index} (${SHARE_FDS_ENV}=${process.env[SHARE_FDS_ENV] ?? ''})`,
+      );
+    }
+    const what = `inherited shared memory #${index} (fd ${fd})`;
+    try {
+      native().setCloexec(fd, true);
+    } catch (err) {
+      throw fromSystemError(err, what);
+    }
+    return SharedMemory.fromSegment('anonymous', 'anonymous', mapFd(fd, what, CONTENT_PLAIN));
+  }
+
+  /**
+   * Maps a regular file MAP_SHARED: processes that map the same file share its pages, and writes
+   * reach the file. The file is created (mode 0600) if missing and extended to `size` if shorter.
+   * No header: the bytes are the file's. Another program truncating the file under the mapping
+   * makes access beyond the new end fault (SIGBUS); only map files you control.
+   */
+  static mapFile(path: string, opts?: MapFileOptions): SharedMemory {
+    if (typeof path !== 'string' || path === '') throw new TypeError('path must be a non-empty string');
+    const absolute = resolve(path);
+    const what = `mapped file ${absolute}`;
+    const mode = opts?.mode ?? 0o600;
+    checkMode(mode);
+    if (opts?.size !== undefined) checkSize(opts.size);
+    let fd: number;
+    try {
+      fd = openSync(absolute, constants.O_RDWR | constants.O_CREAT, mode);
+    } catch (err) {
+      throw fromSystemError(err, what);
+    }
+    try {
+      const stat = fstatSync(fd);
+      if (!stat.isFile()) throw new IpcError(ErrorCodes.INCOMPATIBLE, `${what} is not a regular file`);
+      const size = opts?.size ?? stat.size;
+      if (size < 1) throw new RangeError(`${what} is empty: pass options.size to size it`);
+      if (stat.size < size) ftruncateSync(fd, size);
+      const buffer = native().mmap(fd, 0, size);
+      return new SharedMemory('file', absolute, buffer, undefined, undefined, undefined, undefined);
+    } catch (err) {
+      if (err instanceof RangeError) throw err;
+      throw fromSystemError(err, what);
+    } finally {
+      try {
+        closeSync(fd);
+      } catch {}
+    }
+  }
+
+  /**
+   * The segment's bytes: exactly `size` of them. After `close()` it is detached (length 0), so a
+   * stale view reads nothing instead of touching unmapped memory.
+   */
+  get buffer(): ArrayBuffer {
+    return this.#buffer;
+  }
+
+  /** The fd of an anonymous segment (to hand to a child); undefined for the other kinds or once closed. */
+  get fd(): number | undefined {
+    return this.#fd;
+  }
+
+  /** True once `close()` ran. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Unmaps the segment from this process (and closes an anonymous segment's fd). Idempotent. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (this.#header) {
+      unmapSegment({ header: this.#header, data: this.#buffer, fd: this.#fd });
+    } else {
+      native().munmap(this.#buffer);
+    }
+    this.#fd = undefined;
+  }
+
+  /**
+   * Removes a named segment's name: new opens fail, existing mappings stay valid until closed.
+   * Idempotent; a no-op for anonymous segments and mapped files (delete the file yourself).
+   */
+  unlink(): void {
+    if (this.kind !== 'named' || this.#kernel === undefined) return;
+    unregister('shm', this.name);
+    unlinkNamed(this.#kernel, `shared memory '${this.name}'`);
+  }
+
+  /** `close()`, for `using`. */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}
+
+/**
+ * How to hand anonymous segments to a child process: the `stdio` entries to append (their fds,
+ * which land at positions `firstFd`, `firstFd + 1`, …) and the environment variable that tells
+ * {@link SharedMemory.inherited} where they are. `spawn({ share })` uses it.
+ */
+export function shareFds(
+  segments: readonly SharedMemory[],
+  firstFd: number,
+): { stdio: number[]; env: Record<string, string> } {
+  const stdio = segments.map((segment, i) => {
+    if (!(segment instanceof SharedMemory)) throw new TypeError(`share[${i}] must be a SharedMemory`);
+    const fd = segment.fd;
+    if (fd === undefined) {
+      throw new TypeError(
+        `share[${i}] must be an open anonymous segment (SharedMemory.anonymous): named segments are opened by name`,
+      );
+    }
+    return fd;
+  });
+  const positions = stdio.map((_, i) => firstFd + i);
+  return { stdio, env: { [SHARE_FDS_ENV]: positions.join(',') } };
+}

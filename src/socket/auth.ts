@@ -1,0 +1,54 @@
+/**
+ * Authentication checks: a shared token compared in constant time, and the kernel's credentials of
+ * the process on the other end of a Unix socket (SO_PEERCRED through the addon).
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { Socket } from 'node:net';
+import { native, nativeAvailable } from '../native/binding.js';
+
+/** Who is on the other end of a Unix socket, as the kernel recorded it at connect time. */
+export interface PeerCredentials {
+  pid: number;
+  uid: number;
+  gid: number;
+}
+
+/** Checks presented tokens against one expected token without leaking where they differ. */
+export class TokenCheck {
+  readonly #digest: Buffer;
+
+  constructor(expected: Buffer) {
+    this.#digest = digest(expected);
+  }
+
+  /**
+   * Both sides are hashed first, so the comparison takes the same time whatever the presented
+   * token's length or content (timingSafeEqual alone needs equal lengths).
+   */
+  matches(presented: Buffer): boolean {
+    return timingSafeEqual(this.#digest, digest(presented));
+  }
+}
+
+function digest(bytes: Buffer): Buffer {
+  return createHash('sha256').update(bytes).digest();
+}
+
+/**
+ * The peer's credentials, or undefined where they cannot be had (TCP, no addon, a socket that is
+ * already closed). Reads the fd of Node's socket handle; a TLS socket passes its underlying socket.
+ */
+export function peerCredentials(socket: Socket): PeerCredentials | undefined {
+  const fd = (socket as unknown as { _handle?: { fd?: unknown } })._handle?.fd;
+  if (typeof fd !== 'number' || fd < 0 || !nativeAvailable()) return undefined;
+  try {
+    return native().peerCredentials(fd);
+  } catch {
+    return undefined;
+  }
+}
+
+/** The uid of this process (undefined on platforms without one). */
+export function ownUid(): number | undefined {
+  return typeof process.getuid === 'function' ? process.getuid() : undefined;
+}

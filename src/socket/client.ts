@@ -1,0 +1,597 @@
+/**
+ * `connect(url)`: a client that is a Channel of plain messages, sends requests, and subscribes to
+ * topics. With `reconnect` it outlives its connections: after a drop it redials with exponential
+ * backoff and jitter, queues sends and requests meanwhile (bounded), and resubscribes. Requests in
+ * flight on a connection that drops fail with ERR_IPC_PEER_GONE, never hang.
+ */
+import type { ConnectionOptions as TlsConnectionOptions } from 'node:tls';
+import { ChannelBase } from '../core/channel.js';
+import { type MessageCodec, resolveCodec } from '../core/codec.js';
+import { closedError, ErrorCodes, IpcError } from '../core/errors.js';
+import { frameTooLarge } from '../core/framing.js';
+import { Queue } from '../core/queue.js';
+import { armWait, checkWaitOptions, type WaitOptions, withWait } from '../core/wait.js';
+import { formatAddress, parseAddress, type SocketAddress } from './address.js';
+import { peerCredentials } from './auth.js';
+import { ClientLink, type ClientSide } from './client-link.js';
+import { Events } from './events.js';
+import { Hold } from './link.js';
+import {
+  authOption,
+  type ConnectOptions,
+  intOption,
+  type ReconnectPolicy,
+  reconnectPolicy,
+} from './options.js';
+import { PendingRequests } from './pending.js';
+import {
+  encodeName,
+  idHead,
+  Kind,
+  MESSAGE_HEAD,
+  requestHead,
+  subscribeHead,
+  unsubscribeFrame,
+  type WireError,
+} from './protocol.js';
+import { RemoteError } from './remote-error.js';
+import { type SubscribeOptions, Subscription } from './subscription.js';
+import { dial } from './transport.js';
+
+/** Events of a {@link SocketClient}. None is 'error': failures reach callers as rejections. */
+export type ClientEvents = {
+  /** The connection dropped; with `reconnect` the client will try again. */
+  disconnect: [reason: IpcError];
+  /** A reconnection attempt is scheduled. */
+  reconnecting: [attempt: number, delayMs: number];
+  /** Connected again after a drop (queued sends and requests are being sent, topics resubscribed). */
+  reconnect: [attempts: number];
+  /** Reconnection stopped (retries exhausted, or the server refused us); the client has failed. */
+  giveup: [reason: IpcError];
+};
+
+const EMPTY = new Uint8Array(0);
+
+interface Queued {
+  head: Uint8Array;
+  body: Uint8Array;
+  /** Set for a request: skipped if it timed out while queued. */
+  requestId?: number;
+}
+
+interface Topic {
+  name: Buffer;
+  subs: Set<Subscription<unknown>>;
+  ready: Promise<void>;
+  settle(err?: IpcError): void;
+}
+
+/** A connected client. Create it with {@link connect}. It is a Channel of plain messages. */
+export class SocketClient<T = unknown> extends ChannelBase<T> {
+  /** The address it connects to. */
+  readonly url: string;
+  readonly #address: SocketAddress;
+  readonly #opts: ConnectOptions<T> | undefined;
+  readonly #tls: boolean | TlsConnectionOptions | undefined;
+  readonly #token: Buffer | undefined;
+  readonly #serverUids: readonly number[] | undefined;
+  readonly #policy: ReconnectPolicy | undefined;
+  readonly #connectTimeoutMs: number;
+  readonly #subscriptionLimit: number;
+  readonly #bodyCodec: MessageCodec<unknown>;
+  readonly #pending: PendingRequests;
+  readonly #topics = new Map<string, Topic>();
+  readonly #events = new Events<ClientEvents>();
+  readonly #side: ClientSide;
+  readonly #offline = new Queue<Queued>();
+  #offlineBytes = 0;
+  #link: ClientLink<T> | undefined;
+  #generation = 0;
+  #holding = false;
+  #failure: IpcError | undefined;
+  #attempt = 0;
+  #timer: NodeJS.Timeout | undefined;
+  #abortDial: (() => void) | undefined;
+
+  /** Use {@link connect}. */
+  constructor(url: string, address: SocketAddress, opts: ConnectOptions<T> | undefined) {
+    super(`socket client ${url}`, opts);
+    this.url = url;
+    this.#address = address;
+    this.#opts = opts;
+    const tls = opts?.tls;
+    if (tls !== undefined && typeof tls !== 'boolean' && (typeof tls !== 'object' || tls === null)) {
+      throw new TypeError('options.tls must be a boolean or an object');
+    }
+    this.#tls = tls;
+    const { token, uids } = authOption(opts?.auth);
+    this.#token = token;
+    this.#serverUids = uids;
+    this.#policy = reconnectPolicy(opts?.reconnect);
+    this.#connectTimeoutMs = intOption(opts?.connectTimeoutMs, 'connectTimeoutMs', 10_000);
+    this.#subscriptionLimit = intOption(opts?.subscriptionHighWaterMark, 'subscriptionHighWaterMark', 1024);
+    this.#pending = new PendingRequests(intOption(opts?.maxPendingRequests, 'maxPendingRequests', 10_000));
+    this.#bodyCodec = resolveCodec<unknown>(
+      { codec: opts?.codec as ConnectOptions<unknown>['codec'] },
+      this.what,
+    );
+    this.#side = {
+      message: (body) => this.deliver(body),
+      reply: (id, noBody, body) => this.#onReply(id, noBody, body),
+      error: (id, wire) => this.#onError(id, wire),
+      publication: (topic, noBody, body) => this.#onPublication(topic, noBody, body),
+      dropped: (topic, count) => {
+        for (const sub of this.#topics.get(topic)?.subs ?? []) sub.addDropped(count);
+      },
+      writable: () => this.writable(),
+      closed: (link, reason) => this.#onLinkClosed(link as ClientLink<T>, reason),
+    };
+  }
+
+  /** True while a connection is up (false while reconnecting). */
+  get connected(): boolean {
+    return this.#link?.isOpen === true;
+  }
+
+  /** Requests awaiting their reply. */
+  get pendingRequests(): number {
+    return this.#pending.size;
+  }
+
+  /** Listens to a client event. */
+  on<K extends keyof ClientEvents & string>(event: K, listener: (...args: ClientEvents[K]) => void): this {
+    this.#events.on(event, listener);
+    return this;
+  }
+
+  /** Listens to the next occurrence of a client event. */
+  once<K extends keyof ClientEvents & string>(event: K, listener: (...args: ClientEvents[K]) => void): this {
+    this.#events.once(event, listener);
+    return this;
+  }
+
+  /** Stops listening to a client event. */
+  off<K extends keyof ClientEvents & string>(event: K, listener: (...args: ClientEvents[K]) => void): this {
+    this.#events.off(event, listener);
+    return this;
+  }
+
+  /**
+   * Flushes queued sends, says goodbye and closes. Requests still awaiting replies reject with
+   * ERR_IPC_CLOSED (await them first to keep their replies); while disconnected, what was queued
+   * for the next connection is discarded.
+   */
+  override close(): Promise<void> {
+    if (!this.closed) {
+      const reason = closedError(this.what);
+      this.#pending.failAll(() => reason);
+      if (!this.#link?.isOpen) {
+        this.destroy();
+        return Promise.resolve();
+      }
+    }
+    return super.close();
+  }
+
+  // ---- request/reply ----------------------------------------------------------------------------
+
+  /**
+   * Calls `method` on the server with `params` and resolves with its reply. Many may be in flight.
+   * Rejects with the handler's error (an IpcError with the remote code), ERR_IPC_TIMEOUT /
+   * ERR_IPC_ABORTED (the server is told to abort `ctx.signal`), ERR_IPC_PEER_GONE if the connection
+   * drops first, ERR_IPC_QUEUE_FULL past `maxPendingRequests`.
+   */
+  request<R = unknown, P = unknown>(method: string, params?: P, opts?: WaitOptions): Promise<R> {
+    let name: Buffer;
+    try {
+      checkWaitOptions(opts);
+      name = encodeName(method, 'method');
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const unusable = this.#unusable();
+    if (unusable) return Promise.reject(unusable);
+    if (this.#pending.full) {
+      return Promise.reject(
+        new IpcError(
+          ErrorCodes.QUEUE_FULL,
+          `${this.what}: ${this.#pending.size} requests already await replies (maxPendingRequests)`,
+        ),
+      );
+    }
+    let body: Uint8Array | undefined;
+    if (params !== undefined) {
+      try {
+        body = this.#bodyCodec.encode(params);
+      } catch (err) {
+        return Promise.reject(err);
+      }
+      if (body.byteLength > this.maxMessageBytes) {
+        return Promise.reject(
+          frameTooLarge(`${this.what}: request '${method}'`, body.byteLength, this.maxMessageBytes),
+        );
+      }
+    }
+    return new Promise<R>((resolve, reject) => {
+      const entry = {
+        method,
+        resolve: resolve as (value: unknown) => void,
+        reject,
+        disarm: noop,
+        generation: 0,
+      };
+      const id = this.#pending.add(entry);
+      entry.disarm = armWait(`${this.what}: request '${method}'`, opts, (err) => {
+        if (this.#pending.take(id) === undefined) return;
+        // Tell the server, so a handler watching ctx.signal can stop.
+        if (entry.generation === this.#generation && this.#link?.isOpen) {
+          this.#link.sendParts(idHead(Kind.CANCEL, id), EMPTY);
+        }
+        reject(err);
+      });
+      if (!this.#pending.has(id)) return; // the signal was already aborted
+      const head = requestHead(id, name, body === undefined);
+      const link = this.#link;
+      if (link?.isOpen) {
+        entry.generation = this.#generation;
+        link.sendParts(head, body ?? EMPTY);
+      } else if (!this.#enqueue({ head, body: body ?? EMPTY, requestId: id }, true)) {
+        this.#pending.take(id);
+        entry.disarm();
+        reject(
+          this.#policy
+            ? new IpcError(
+                ErrorCodes.QUEUE_FULL,
+                `${this.what}: disconnected, and the reconnect queue is full`,
+              )
+            : new IpcError(ErrorCodes.PEER_GONE, `${this.what}: the connection is ending`, {
+                cause: link?.endReason,
+              }),
+        );
+      }
+    });
+  }
+
+  #onReply(id: number, noBody: boolean, body: Uint8Array): void {
+    const entry = this.#pending.take(id);
+    if (!entry) return; // timed out or cancelled: the late reply is dropped
+    entry.disarm();
+    if (noBody) {
+      entry.resolve(undefined);
+      return;
+    }
+    let value: unknown;
+    try {
+      value = this.#bodyCodec.decode(body);
+    } catch (err) {
+      entry.reject(err);
+      return;
+    }
+    entry.resolve(value);
+  }
+
+  #onError(id: number, wire: WireError): void {
+    const entry = this.#pending.take(id);
+    if (!entry) return;
+    entry.disarm();
+    entry.reject(new RemoteError(entry.method, wire));
+  }
+
+  // ---- pub/sub ----------------------------------------------------------------------------------
+
+  /**
+   * Subscribes to `topic` (exact match). Iterate the result; leaving the loop unsubscribes.
+   * `await sub.ready` to know the server has registered it. With `reconnect`, subscriptions are
+   * renewed after a reconnection (publications sent while disconnected are lost).
+   */
+  subscribe<M = T>(topic: string, opts?: SubscribeOptions): Subscription<M> {
+    const name = encodeName(topic, 'topic');
+    const limit = intOption(opts?.highWaterMark, 'highWaterMark', this.#subscriptionLimit);
+    const unusable = this.#unusable();
+    if (unusable) throw unusable;
+    let entry = this.#topics.get(topic);
+    if (!entry) {
+      let settle!: (err?: IpcError) => void;
+      const ready = new Promise<void>((resolve, reject) => {
+        settle = (err) => (err ? reject(err) : resolve());
+      });
+      ready.catch(() => {});
+      entry = { name, subs: new Set(), ready, settle };
+      this.#topics.set(topic, entry);
+      if (this.#link?.isOpen) this.#sendSubscribe(topic, entry);
+    }
+    const sub = new Subscription<M>(topic, limit, entry.ready, (s) =>
+      this.#unsubscribe(s as Subscription<unknown>),
+    );
+    entry.subs.add(sub as Subscription<unknown>);
+    return sub;
+  }
+
+  #sendSubscribe(topic: string, entry: Topic): void {
+    const link = this.#link!;
+    const id = this.#pending.add({
+      method: `subscribe '${topic}'`,
+      resolve: () => entry.settle(),
+      reject: (err) => {
+        if (err instanceof RemoteError) {
+          // The server refused the topic: those subscriptions cannot work.
+          entry.settle(err);
+          for (const sub of [...entry.subs]) sub.end(err);
+        }
+      },
+      disarm: noop,
+      generation: this.#generation,
+    });
+    link.sendParts(subscribeHead(id, entry.name), EMPTY);
+  }
+
+  #unsubscribe(sub: Subscription<unknown>): void {
+    const entry = this.#topics.get(sub.topic);
+    if (!entry?.subs.delete(sub) || entry.subs.size > 0) return;
+    this.#topics.delete(sub.topic);
+    if (this.#link?.isOpen && !this.closed) this.#link.sendParts(unsubscribeFrame(entry.name), EMPTY);
+  }
+
+  #onPublication(topic: string, noBody: boolean, body: Uint8Array): void {
+    const entry = this.#topics.get(topic);
+    if (!entry) return; // unsubscribed meanwhile
+    let item: { ok: true; value: unknown } | { ok: false; error: IpcError };
+    if (noBody) item = { ok: true, value: undefined };
+    else {
+      try {
+        item = { ok: true, value: this.#bodyCodec.decode(body) };
+      } catch (err) {
+        item = { ok: false, error: err as IpcError };
+      }
+    }
+    for (const sub of entry.subs) sub.push(item);
+  }
+
+  // ---- the Channel transport --------------------------------------------------------------------
+
+  protected transmit(payload: Uint8Array): boolean {
+    const link = this.#link;
+    if (link?.isOpen) return link.sendMessage(payload);
+    // Reconnecting: queue a copy (a raw-codec caller may reuse its buffer once send resolves).
+    this.#enqueue({ head: MESSAGE_HEAD, body: Uint8Array.prototype.slice.call(payload) }, false);
+    return !this.#offlineFull();
+  }
+
+  protected pauseInput(): void {
+    this.#holding = true;
+    this.#link?.hold(Hold.OWNER);
+  }
+
+  protected resumeInput(): void {
+    this.#holding = false;
+    this.#link?.release(Hold.OWNER);
+  }
+
+  protected async endOutput(): Promise<void> {
+    this.#stopReconnecting();
+    const link = this.#link;
+    if (link?.isOpen) await link.close();
+  }
+
+  protected teardown(): void {
+    this.#stopReconnecting();
+    this.#abortDial?.();
+    this.#link?.destroy();
+    this.#link = undefined;
+    const reason = closedError(this.what);
+    this.#pending.failAll(() => reason);
+    this.#offline.drain();
+    this.#offlineBytes = 0;
+    this.#endTopics(reason);
+  }
+
+  // ---- connections ------------------------------------------------------------------------------
+
+  /** Opens the first connection; `connect` bounds it with the caller's timeout and signal. */
+  async start(opts: WaitOptions | undefined): Promise<void> {
+    this.#attach(await this.#open(opts));
+  }
+
+  /** Why requests and subscriptions cannot be made now (undefined when they can). */
+  #unusable(): IpcError | undefined {
+    if (this.closed) return closedError(this.what);
+    return this.#failure;
+  }
+
+  #enqueue(item: Queued, isRequest: boolean): boolean {
+    const policy = this.#policy;
+    if (!policy) return false;
+    if (isRequest && this.#offlineFull()) return false;
+    this.#offline.push(item);
+    this.#offlineBytes += item.head.byteLength + item.body.byteLength;
+    return true;
+  }
+
+  #offlineFull(): boolean {
+    const policy = this.#policy;
+    return !policy || this.#offline.length >= policy.maxQueued || this.#offlineBytes >= policy.maxQueuedBytes;
+  }
+
+  async #open(wait: WaitOptions | undefined): Promise<ClientLink<T>> {
+    const dialing = dial(this.#address, this.#tls, this.what);
+    let link: ClientLink<T> | undefined;
+    const abort = () => {
+      dialing.socket.destroy();
+      link?.destroy();
+    };
+    this.#abortDial = abort;
+    const work = (async () => {
+      await dialing.connected;
+      if (this.#serverUids && this.#address.kind !== 'tcp') this.#checkServer(dialing.raw);
+      link = new ClientLink<T>(this.what, dialing.socket, this.#opts, this.#side as ClientSide, this.#token);
+      await link.established;
+      return link;
+    })();
+    try {
+      return await withWait(`${this.what}: connect`, wait, work);
+    } catch (err) {
+      abort();
+      throw err;
+    } finally {
+      if (this.#abortDial === abort) this.#abortDial = undefined;
+    }
+  }
+
+  #checkServer(raw: import('node:net').Socket): void {
+    const creds = peerCredentials(raw);
+    if (!creds || !this.#serverUids!.includes(creds.uid)) {
+      throw new IpcError(
+        ErrorCodes.AUTH,
+        creds
+          ? `${this.what}: the server runs as uid ${creds.uid}, not one of ${this.#serverUids!.join(', ')}`
+          : `${this.what}: cannot read the server's credentials to check auth.uid`,
+      );
+    }
+  }
+
+  #attach(link: ClientLink<T>): void {
+    this.#link = link;
+    this.#generation++;
+    if (this.#holding) link.hold(Hold.OWNER);
+    for (const [topic, entry] of this.#topics) this.#sendSubscribe(topic, entry);
+    // What was queued while disconnected goes out first, in order.
+    while (this.#offline.length > 0) {
+      const item = this.#offline.shift()!;
+      if (item.requestId !== undefined) {
+        const entry = this.#pending.get(item.requestId);
+        if (!entry) continue; // timed out while queued
+        entry.generation = this.#generation;
+      }
+      link.sendParts(item.head, item.body);
+    }
+    this.#offlineBytes = 0;
+    this.writable();
+  }
+
+  #onLinkClosed(link: ClientLink<T>, reason: IpcError): void {
+    if (link !== this.#link) return; // a connection that never got attached
+    this.#link = undefined;
+    const generation = this.#generation;
+    this.#pending.failGeneration(
+      generation,
+      (entry) =>
+        new IpcError(
+          ErrorCodes.PEER_GONE,
+          `${this.what}: the connection dropped before the reply to '${entry.method}' (${reason.message})`,
+          { cause: reason },
+        ),
+    );
+    if (this.closed) return;
+    this.#events.emit('disconnect', reason);
+    if (this.#policy && !isFinal(reason)) {
+      this.#scheduleReconnect(reason);
+      return;
+    }
+    this.#giveUp(reason);
+  }
+
+  #giveUp(reason: IpcError): void {
+    this.#failure = reason.code === ErrorCodes.CLOSED ? closedError(this.what, reason) : reason;
+    if (this.#policy) this.#events.emit('giveup', reason);
+    const pendingError = new IpcError(ErrorCodes.PEER_GONE, `${this.what}: ${reason.message}`, {
+      cause: reason,
+    });
+    this.#pending.failAll(() => pendingError);
+    this.#offline.drain();
+    this.#offlineBytes = 0;
+    this.#endTopics(reason.code === ErrorCodes.CLOSED ? closedError(this.what) : reason);
+    if (reason.code === ErrorCodes.CLOSED) this.peerClosed();
+    else this.fail(reason);
+  }
+
+  #scheduleReconnect(reason: IpcError): void {
+    const policy = this.#policy!;
+    if (this.#attempt >= policy.retries) {
+      this.#giveUp(
+        new IpcError(
+          ErrorCodes.PEER_GONE,
+          `${this.what}: gave up reconnecting after ${this.#attempt} attempts: ${reason.message}`,
+          { cause: reason },
+        ),
+      );
+      return;
+    }
+    // Exponential backoff with "equal jitter": half the delay fixed, half random, so a crowd of
+    // clients dropped together does not come back together.
+    const ceiling = Math.min(policy.maxDelayMs, policy.minDelayMs * 2 ** Math.min(this.#attempt, 30));
+    const delay = Math.round(ceiling / 2 + (Math.random() * ceiling) / 2);
+    this.#attempt++;
+    this.#events.emit('reconnecting', this.#attempt, delay);
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      void this.#reconnect();
+    }, delay);
+  }
+
+  async #reconnect(): Promise<void> {
+    if (this.closed) return;
+    let link: ClientLink<T>;
+    try {
+      link = await this.#open({ timeout: this.#connectTimeoutMs });
+    } catch (err) {
+      if (this.closed) return;
+      const reason =
+        err instanceof IpcError ? err : new IpcError(ErrorCodes.PEER_GONE, String(err), { cause: err });
+      if (isFinal(reason)) this.#giveUp(reason);
+      else this.#scheduleReconnect(reason);
+      return;
+    }
+    if (this.closed) {
+      link.destroy();
+      return;
+    }
+    const attempts = this.#attempt;
+    this.#attempt = 0;
+    this.#attach(link);
+    this.#events.emit('reconnect', attempts);
+  }
+
+  #stopReconnecting(): void {
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+
+  #endTopics(reason: IpcError): void {
+    const subs = [...this.#topics.values()].flatMap((entry) => {
+      entry.settle(reason);
+      return [...entry.subs];
+    });
+    this.#topics.clear();
+    for (const sub of subs) sub.end(reason);
+  }
+}
+
+/** Failures that retrying cannot fix: the server refused us or speaks something else. */
+function isFinal(reason: IpcError): boolean {
+  return (
+    reason.code === ErrorCodes.AUTH ||
+    reason.code === ErrorCodes.INCOMPATIBLE ||
+    reason.code === ErrorCodes.BAD_FRAME
+  );
+}
+
+function noop(): void {}
+
+/**
+ * Connects to `tcp://host:port`, `unix:///path` or `pipe://name` and resolves once the handshake
+ * passed. `timeout` / `signal` bound this first connection.
+ * @throws ERR_IPC_NOT_FOUND when nobody listens; ERR_IPC_AUTH when refused; ERR_IPC_INCOMPATIBLE
+ *   for another protocol version or codec; ERR_IPC_TIMEOUT; TypeError/RangeError for bad options.
+ */
+export async function connect<T = unknown>(url: string, opts?: ConnectOptions<T>): Promise<SocketClient<T>> {
+  checkWaitOptions(opts);
+  const address = parseAddress(url);
+  const client = new SocketClient<T>(formatAddress(address), address, opts);
+  try {
+    await client.start(opts);
+  } catch (err) {
+    client.destroy();
+    throw err;
+  }
+  return client;
+}

@@ -1,0 +1,311 @@
+/**
+ * One socket connection speaking the socket protocol: the core StreamChannel (framing, hello,
+ * goodbye, write coalescing, backpressure) plus the envelope of protocol.ts, the handshake state,
+ * heartbeats and the reasons input is paused. The server's connections and the client's current
+ * connection both extend it; the kinds each side handles live in those subclasses.
+ */
+import type { Socket } from 'node:net';
+import type { ChannelOptions } from '../core/channel.js';
+import { type MessageCodec, resolveCodec } from '../core/codec.js';
+import { ErrorCodes, IpcError, type IpcErrorCode } from '../core/errors.js';
+import { Control } from '../core/framing.js';
+import { StreamChannel } from '../core/stream-channel.js';
+import { type Beating, joinHeartbeat, leaveHeartbeat } from './heartbeat.js';
+import {
+  badEnvelope,
+  HANDSHAKE_MAX_BYTES,
+  jsonFrame,
+  KIND_MASK,
+  Kind,
+  MAX_HEAD_BYTES,
+  MESSAGE_HEAD,
+  readJson,
+} from './protocol.js';
+
+/** What is known about the other end of a connection. */
+export interface PeerInfo {
+  transport: 'tcp' | 'unix' | 'pipe';
+  /** TCP: the peer's address. */
+  address?: string;
+  /** TCP: the peer's port. */
+  port?: number;
+  /** Unix sockets and named pipes, when the addon is available: the kernel's peer credentials. */
+  pid?: number;
+  uid?: number;
+  gid?: number;
+  /** The connection is encrypted. */
+  tls: boolean;
+  /** With TLS: the peer's certificate was verified against the configured CAs. */
+  authorized?: boolean;
+}
+
+/** Why input is paused; heartbeat checks stand still while any of these holds. */
+export const Hold = {
+  /** The Channel's receive queue is full (the application is not reading). */
+  QUEUE: 1,
+  /** The owner of a client link is not reading. */
+  OWNER: 2,
+  /** The server has maxConcurrentRequests handlers running for this connection. */
+  REQUESTS: 4,
+} as const;
+
+const EMPTY = new Uint8Array(0);
+/** Silent heartbeat ticks before the peer is declared dead: 2 ticks = 2–3 intervals of silence. */
+const MISSED_TICKS = 2;
+
+const knownCodes = new Set<string>(Object.values(ErrorCodes));
+
+/** The base of both ends of a socket connection. */
+export abstract class Link<T> extends StreamChannel<T> implements Beating {
+  /** The duplex stream (a TLS socket over the raw one when TLS is on). */
+  protected readonly socket: Socket;
+  /** The codec for request, reply and publication bodies: the channel's, without its schema. */
+  protected readonly bodyCodec: MessageCodec<unknown>;
+  /** Resolves when the handshake passed; rejects with why the connection failed before that. */
+  readonly established: Promise<void>;
+  #settle: ((err?: IpcError) => void) | undefined;
+  #open = false;
+  #ended = false;
+  #reason: IpcError | undefined;
+  #heartbeatMs = 0;
+  #chunks = 0;
+  #seen = 0;
+  #missed = 0;
+  #holds = 0;
+
+  protected constructor(what: string, socket: Socket, opts: ChannelOptions<T> | undefined) {
+    super(what, socket, socket, opts);
+    this.socket = socket;
+    this.bodyCodec = resolveCodec<unknown>({ codec: opts?.codec as ChannelOptions<unknown>['codec'] }, what);
+    // Until the peer has passed the handshake it may not make us allocate more than a handshake.
+    this.setInputLimit(HANDSHAKE_MAX_BYTES);
+    this.established = new Promise<void>((resolve, reject) => {
+      this.#settle = (err) => {
+        this.#settle = undefined;
+        if (err) reject(err);
+        else resolve();
+      };
+    });
+    this.established.catch(() => {}); // the reason also reaches the owner through linkClosed
+    // Any byte from the peer is a sign of life; counting chunks costs nothing per message.
+    socket.on('data', () => {
+      this.#chunks++;
+    });
+    socket.once('close', () => this.#onSocketClose());
+  }
+
+  /** True once the handshake passed and until the socket closes. */
+  get isOpen(): boolean {
+    return this.#open && !this.#ended;
+  }
+
+  /** True once the handshake passed, even after the connection ended. */
+  get wasEstablished(): boolean {
+    return this.#open;
+  }
+
+  /** Why the connection ended (or is ending); undefined while it is fine. */
+  get endReason(): IpcError | undefined {
+    return this.#reason;
+  }
+
+  // ---- what subclasses implement ----------------------------------------------------------------
+
+  /** A frame while the handshake is in progress. Throw an IpcError to refuse the peer. */
+  protected abstract receiveHandshake(kind: number, payload: Uint8Array): void;
+  /** Any kind other than MESSAGE and ABORT once established. */
+  protected abstract receiveEnvelope(kind: number, noBody: boolean, payload: Uint8Array): void;
+  /** The socket closed; `reason` says why (ERR_IPC_CLOSED for a clean goodbye either way). */
+  protected abstract linkClosed(reason: IpcError): void;
+
+  /** A Channel message from the peer (the body after the kind byte). */
+  protected receiveMessage(body: Uint8Array): void {
+    this.deliver(body);
+  }
+
+  // ---- the envelope -----------------------------------------------------------------------------
+
+  protected override transmit(payload: Uint8Array): boolean {
+    return this.transmitParts(MESSAGE_HEAD, payload);
+  }
+
+  /** Sends a frame whose whole payload is `frame` (a head with no body). */
+  protected transmitFrame(frame: Uint8Array): boolean {
+    return this.transmitParts(frame, EMPTY);
+  }
+
+  protected override receiveFrame(payload: Uint8Array): void {
+    const first = payload[0];
+    if (first === undefined) throw badEnvelope(this.what, 'empty frame');
+    const kind = first & KIND_MASK;
+    if (kind === Kind.ABORT) throw this.#remoteAbort(payload);
+    if (!this.#open) {
+      this.receiveHandshake(kind, payload);
+      return;
+    }
+    if (kind === Kind.MESSAGE) this.receiveMessage(payload.subarray(1));
+    else this.receiveEnvelope(kind, first !== kind, payload);
+  }
+
+  #remoteAbort(payload: Uint8Array): IpcError {
+    const body = readJson(payload, this.what);
+    const code =
+      typeof body.code === 'string' && knownCodes.has(body.code) ? body.code : ErrorCodes.PEER_GONE;
+    const message = typeof body.message === 'string' ? body.message.slice(0, 4096) : 'the peer hung up';
+    const err = new IpcError(code as IpcErrorCode, message);
+    this.#reason ??= err;
+    return err;
+  }
+
+  /**
+   * The handshake passed: full-size frames from now on, heartbeats every `heartbeatMs` (0: none).
+   * `peerMaxMessageBytes` is informational (each side enforces its own bound on receive).
+   */
+  protected markEstablished(heartbeatMs: number): void {
+    if (this.#ended) return;
+    this.#open = true;
+    this.setInputLimit(this.maxMessageBytes + MAX_HEAD_BYTES);
+    this.#heartbeatMs = heartbeatMs;
+    if (heartbeatMs > 0) joinHeartbeat(heartbeatMs, this);
+    this.#settle?.();
+  }
+
+  /**
+   * Sends ABORT (code and message) and returns the error, for `throw link.refuse(err)` inside a
+   * receive hook: the stream then fails with it and the socket is destroyed after the write.
+   */
+  protected refuse(err: IpcError): IpcError {
+    this.#reason ??= err;
+    this.#sendAbort(err);
+    return err;
+  }
+
+  /** Ends the connection now with `err`, telling the peer why when `tellPeer`. */
+  abort(err: IpcError, tellPeer = true): void {
+    if (this.#ended) return;
+    this.#reason ??= err;
+    if (tellPeer) this.#sendAbort(err);
+    this.fail(err);
+    this.socket.destroy();
+  }
+
+  #sendAbort(err: IpcError): void {
+    if (this.socket.destroyed) return;
+    this.transmitFrame(jsonFrame(Kind.ABORT, { code: err.code, message: err.message }));
+    // Written before the socket is destroyed: with an empty output queue the write is immediate.
+    this.flushNow();
+  }
+
+  // ---- heartbeats -------------------------------------------------------------------------------
+
+  /**
+   * Called every heartbeat interval: sends a PING (unless the output is full: it could not leave)
+   * and checks that something arrived since the last tick. Two silent ticks in a row mean 2 to 3
+   * intervals without a byte: the peer is dead, frozen or unreachable, even while our own data is
+   * stuck waiting to be written (which TCP keepalive cannot tell). Silence does not count while we
+   * hold input ourselves: the peer's bytes are then waiting in the kernel, unread.
+   */
+  beat(): void {
+    if (!this.isOpen) return;
+    if (!this.outputFull) this.transmitControl(Control.PING);
+    if (this.#holds !== 0 || this.#chunks !== this.#seen) {
+      this.#seen = this.#chunks;
+      this.#missed = 0;
+      return;
+    }
+    if (++this.#missed >= MISSED_TICKS) {
+      this.abort(
+        new IpcError(
+          ErrorCodes.PEER_GONE,
+          `${this.what}: no heartbeat from the peer for ${MISSED_TICKS * this.#heartbeatMs} ms (dead, frozen or unreachable)`,
+        ),
+        false,
+      );
+    }
+  }
+
+  // ---- input holds ------------------------------------------------------------------------------
+
+  /** Stops reading for `reason` (a {@link Hold} bit); reading resumes when no reason is left. */
+  hold(reason: number): void {
+    if (this.#holds === 0) super.pauseInput();
+    this.#holds |= reason;
+  }
+
+  /** Lifts one reason to stop reading. */
+  release(reason: number): void {
+    if ((this.#holds & reason) === 0) return;
+    this.#holds &= ~reason;
+    if (this.#holds === 0) super.resumeInput();
+  }
+
+  protected override pauseInput(): void {
+    this.hold(Hold.QUEUE);
+  }
+
+  protected override resumeInput(): void {
+    this.release(Hold.QUEUE);
+  }
+
+  // ---- ending -----------------------------------------------------------------------------------
+
+  override close(): Promise<void> {
+    this.#reason ??= new IpcError(ErrorCodes.CLOSED, `${this.what} was closed`);
+    return super.close();
+  }
+
+  override destroy(reason?: Error): void {
+    this.#reason ??= new IpcError(
+      ErrorCodes.CLOSED,
+      `${this.what} was destroyed`,
+      reason === undefined ? undefined : { cause: reason },
+    );
+    super.destroy(reason);
+  }
+
+  protected override peerClosed(): void {
+    this.#reason ??= new IpcError(ErrorCodes.CLOSED, `${this.what}: the peer closed the connection`);
+    super.peerClosed();
+  }
+
+  protected override peerGone(detail: string, cause?: unknown): void {
+    this.#reason ??= new IpcError(
+      ErrorCodes.PEER_GONE,
+      `${this.what}: ${detail}`,
+      cause === undefined ? undefined : { cause },
+    );
+    super.peerGone(detail, cause);
+  }
+
+  protected override fail(err: IpcError): void {
+    this.#reason ??= err;
+    super.fail(err);
+  }
+
+  protected override teardown(): void {
+    this.#reason ??= new IpcError(ErrorCodes.CLOSED, `${this.what} was closed`);
+    super.teardown();
+  }
+
+  #onSocketClose(): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    if (this.#heartbeatMs > 0) leaveHeartbeat(this.#heartbeatMs, this);
+    const reason =
+      this.#reason ?? new IpcError(ErrorCodes.PEER_GONE, `${this.what}: the connection closed unexpectedly`);
+    this.#reason = reason;
+    // A socket that closes mid-handshake without a word most likely met a server that wanted
+    // something else (TLS, another protocol) or refused us before reading.
+    this.#settle?.(reason.code === ErrorCodes.CLOSED && !this.#open ? this.#handshakeClosed() : reason);
+    // Stream end/error events have reported this already; a destroyed socket may not have.
+    this.peerGone('the connection closed');
+    this.linkClosed(reason);
+  }
+
+  #handshakeClosed(): IpcError {
+    return new IpcError(
+      ErrorCodes.PEER_GONE,
+      `${this.what}: the peer closed the connection during the handshake`,
+    );
+  }
+}

@@ -1,0 +1,436 @@
+/**
+ * The server's end of one connection: checks the client's handshake, runs request handlers (with
+ * a bound on how many run at once), and queues publications for a subscriber that is behind,
+ * dropping the oldest past a bound so a slow subscriber never blocks the publisher.
+ */
+import type { Socket } from 'node:net';
+import type { Channel, ChannelOptions } from '../core/channel.js';
+import { ErrorCodes, IpcError } from '../core/errors.js';
+import { frameTooLarge } from '../core/framing.js';
+import { Queue } from '../core/queue.js';
+import type { TokenCheck } from './auth.js';
+import { Hold, Link, type PeerInfo } from './link.js';
+import type { ServerLimits } from './options.js';
+import {
+  droppedFrame,
+  encodeName,
+  idHead,
+  jsonFrame,
+  Kind,
+  readJson,
+  readName,
+  readU32,
+  replyHead,
+  SOCKET_PROTOCOL_VERSION,
+  toWireError,
+} from './protocol.js';
+
+/** A connection accepted by a server: a Channel of plain messages, plus who is on the other end. */
+export interface SocketConnection<T = unknown> extends Channel<T> {
+  /** Unique within its server, in accept order. */
+  readonly id: number;
+  /** The peer: address or credentials, TLS state. */
+  readonly peer: PeerInfo;
+  /** The topics this connection is subscribed to. */
+  readonly topics: ReadonlySet<string>;
+}
+
+/** What a request handler receives besides the params. */
+export interface RequestContext {
+  /** The method called. */
+  readonly method: string;
+  /** The connection the request came on. */
+  readonly connection: SocketConnection<unknown>;
+  /** Who called. */
+  readonly peer: PeerInfo;
+  /** Aborted when the caller gives up (timeout, abort) or the connection ends. */
+  readonly signal: AbortSignal;
+}
+
+/** A request handler: its return value (or resolved value) is the reply; a throw is the error. */
+// biome-ignore lint/suspicious/noExplicitAny: params are whatever the client sent; the handler types them.
+export type Handler<P = any, R = unknown> = (params: P, ctx: RequestContext) => R | Promise<R>;
+
+/** What a connection needs from its server. */
+export interface ServerSide {
+  readonly url: string;
+  readonly limits: ServerLimits;
+  readonly token: TokenCheck | undefined;
+  readonly handlers: ReadonlyMap<string, Handler>;
+  /** True while the server is closing: new requests are refused. */
+  readonly draining: boolean;
+  established(conn: ServerConnection<unknown>): void;
+  closed(conn: ServerConnection<unknown>, reason: IpcError): void;
+  subscribe(conn: ServerConnection<unknown>, topic: string): void;
+  unsubscribe(conn: ServerConnection<unknown>, topic: string): void;
+  dropped(count: number): void;
+}
+
+const EMPTY = new Uint8Array(0);
+/** Publication bytes queued for one subscriber, whatever the count. */
+const MAX_QUEUED_PUBLICATION_BYTES = 16 << 20;
+/** Topics one connection may subscribe to. */
+const MAX_TOPICS_PER_CONNECTION = 10_000;
+/** Bytes a client may leave unread (replies it does not read) before it is cut off as a slow consumer. */
+const SLOW_CONSUMER_SLACK_BYTES = 16 << 20;
+
+interface QueuedPublication {
+  head: Uint8Array;
+  body: Uint8Array;
+  topic: string;
+}
+
+class Context implements RequestContext {
+  readonly method: string;
+  readonly connection: ServerConnection<unknown>;
+  readonly #id: number;
+  #controller: AbortController | undefined;
+
+  constructor(connection: ServerConnection<unknown>, id: number, method: string) {
+    this.connection = connection;
+    this.#id = id;
+    this.method = method;
+  }
+
+  get peer(): PeerInfo {
+    return this.connection.peer;
+  }
+
+  // Made on first use: most handlers never look, and an AbortController per request is not free.
+  get signal(): AbortSignal {
+    if (!this.#controller) {
+      this.#controller = new AbortController();
+      this.connection.watch(this.#id, this.#controller);
+    }
+    return this.#controller.signal;
+  }
+}
+
+/** The server's end of a connection. */
+export class ServerConnection<T> extends Link<T> implements SocketConnection<T> {
+  readonly id: number;
+  readonly peer: PeerInfo;
+  readonly topics = new Set<string>();
+  readonly #server: ServerSide;
+  #deadline: NodeJS.Timeout | undefined;
+  #running = 0;
+  #idle: (() => void)[] = [];
+  #watched: Map<number, AbortController> | undefined;
+  #publications = new Queue<QueuedPublication>();
+  #queuedBytes = 0;
+  #dropped: Map<string, number> | undefined;
+
+  constructor(
+    server: ServerSide,
+    id: number,
+    socket: Socket,
+    peer: PeerInfo,
+    opts: ChannelOptions<T> | undefined,
+  ) {
+    super(`socket ${server.url} connection #${id}`, socket, opts);
+    this.#server = server;
+    this.id = id;
+    this.peer = peer;
+    // Absolute, from accept: a client trickling its handshake a byte at a time is cut off here.
+    const ms = server.limits.handshakeTimeoutMs;
+    this.#deadline = setTimeout(() => {
+      this.abort(new IpcError(ErrorCodes.TIMEOUT, `${this.what}: handshake not completed within ${ms} ms`));
+    }, ms);
+    this.#deadline.unref();
+  }
+
+  /** Handlers running now. */
+  get running(): number {
+    return this.#running;
+  }
+
+  /** Resolves when no handler is running. */
+  whenIdle(): Promise<void> {
+    if (this.#running === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#idle.push(resolve));
+  }
+
+  /** Registers a handler's AbortController so CANCEL or the connection's end can abort it. */
+  watch(id: number, controller: AbortController): void {
+    if (!this.isOpen) {
+      controller.abort(this.endReason);
+      return;
+    }
+    this.#watched ??= new Map();
+    this.#watched.set(id, controller);
+  }
+
+  // ---- handshake --------------------------------------------------------------------------------
+
+  protected receiveHandshake(kind: number, payload: Uint8Array): void {
+    if (kind !== Kind.HANDSHAKE) {
+      throw this.refuse(
+        new IpcError(
+          ErrorCodes.INCOMPATIBLE,
+          `${this.what}: the client did not send the socket handshake (is it an ipckit socket client?)`,
+        ),
+      );
+    }
+    const hello = readJson(payload, this.what);
+    if (hello.v !== SOCKET_PROTOCOL_VERSION) {
+      throw this.refuse(
+        new IpcError(
+          ErrorCodes.INCOMPATIBLE,
+          `${this.what}: the client speaks socket protocol version ${String(hello.v)}, the server ${SOCKET_PROTOCOL_VERSION}`,
+        ),
+      );
+    }
+    const token = this.#server.token;
+    if (token) {
+      const presented = typeof hello.token === 'string' ? Buffer.from(hello.token, 'base64') : undefined;
+      if (!presented || !token.matches(presented)) {
+        throw this.refuse(
+          new IpcError(
+            ErrorCodes.AUTH,
+            `${this.what}: authentication failed: ${presented ? 'wrong token' : 'this server requires auth.token'}`,
+          ),
+        );
+      }
+    }
+    clearTimeout(this.#deadline);
+    this.#deadline = undefined;
+    const heartbeatMs = this.#server.limits.heartbeatMs;
+    this.transmitFrame(
+      jsonFrame(Kind.WELCOME, { v: SOCKET_PROTOCOL_VERSION, hb: heartbeatMs, max: this.maxMessageBytes }),
+    );
+    this.markEstablished(heartbeatMs);
+    this.#server.established(this as ServerConnection<unknown>);
+  }
+
+  // ---- requests and subscriptions ---------------------------------------------------------------
+
+  protected receiveEnvelope(kind: number, noBody: boolean, payload: Uint8Array): void {
+    switch (kind) {
+      case Kind.REQUEST:
+        this.#request(noBody, payload);
+        return;
+      case Kind.CANCEL: {
+        const id = readU32(payload, 1, this.what);
+        const controller = this.#watched?.get(id);
+        if (controller) {
+          this.#watched!.delete(id);
+          controller.abort(
+            new IpcError(ErrorCodes.ABORTED, `${this.what}: the client cancelled request ${id}`),
+          );
+        }
+        return;
+      }
+      case Kind.SUBSCRIBE: {
+        const id = readU32(payload, 1, this.what);
+        const { name: topic } = readName(payload, 5, this.what);
+        if (!this.topics.has(topic)) {
+          if (this.topics.size >= MAX_TOPICS_PER_CONNECTION) {
+            this.#replyError(
+              id,
+              new IpcError(
+                ErrorCodes.QUEUE_FULL,
+                `${this.what}: more than ${MAX_TOPICS_PER_CONNECTION} topics`,
+              ),
+            );
+            return;
+          }
+          this.topics.add(topic);
+          this.#server.subscribe(this as ServerConnection<unknown>, topic);
+        }
+        this.transmitFrame(replyHead(id, true));
+        return;
+      }
+      case Kind.UNSUBSCRIBE: {
+        const { name: topic } = readName(payload, 1, this.what);
+        if (this.topics.delete(topic)) this.#server.unsubscribe(this as ServerConnection<unknown>, topic);
+        return;
+      }
+      default:
+        throw this.refuse(
+          new IpcError(ErrorCodes.BAD_FRAME, `${this.what}: a client may not send frames of kind ${kind}`),
+        );
+    }
+  }
+
+  #request(noBody: boolean, payload: Uint8Array): void {
+    const id = readU32(payload, 1, this.what);
+    const { name: method, end } = readName(payload, 5, this.what);
+    let params: unknown;
+    if (!noBody) {
+      try {
+        params = this.bodyCodec.decode(payload.subarray(end));
+      } catch (err) {
+        this.#replyError(id, err);
+        return;
+      }
+    }
+    if (this.#server.draining) {
+      this.#replyError(id, new IpcError(ErrorCodes.CLOSED, `socket ${this.#server.url} is shutting down`));
+      return;
+    }
+    const handler = this.#server.handlers.get(method);
+    if (!handler) {
+      this.#replyError(
+        id,
+        new IpcError(ErrorCodes.NOT_FOUND, `socket ${this.#server.url}: no handler for method '${method}'`),
+      );
+      return;
+    }
+    if (++this.#running >= this.#server.limits.maxConcurrentRequests) this.hold(Hold.REQUESTS);
+    const ctx = new Context(this as ServerConnection<unknown>, id, method);
+    let result: unknown;
+    try {
+      result = handler(params, ctx);
+    } catch (err) {
+      this.#settled(id);
+      this.#replyError(id, err);
+      return;
+    }
+    if (isThenable(result)) {
+      result.then(
+        (value) => {
+          this.#settled(id);
+          this.#reply(id, value);
+        },
+        (err) => {
+          this.#settled(id);
+          this.#replyError(id, err);
+        },
+      );
+    } else {
+      this.#settled(id);
+      this.#reply(id, result);
+    }
+  }
+
+  #settled(id: number): void {
+    this.#watched?.delete(id);
+    this.#running--;
+    if (this.#running < this.#server.limits.maxConcurrentRequests) this.release(Hold.REQUESTS);
+    if (this.#running === 0 && this.#idle.length > 0) {
+      for (const resolve of this.#idle.splice(0)) resolve();
+    }
+  }
+
+  #reply(id: number, value: unknown): void {
+    if (!this.#canSend()) return;
+    let body: Uint8Array | undefined;
+    if (value !== undefined) {
+      try {
+        body = this.bodyCodec.encode(value);
+      } catch (err) {
+        this.#replyError(id, err);
+        return;
+      }
+      if (body.byteLength > this.maxMessageBytes) {
+        this.#replyError(
+          id,
+          frameTooLarge(`${this.what}: reply to request ${id}`, body.byteLength, this.maxMessageBytes),
+        );
+        return;
+      }
+    }
+    this.transmitParts(replyHead(id, body === undefined), body ?? EMPTY);
+    this.#checkSlowConsumer();
+  }
+
+  #replyError(id: number, err: unknown): void {
+    if (!this.#canSend()) return;
+    const wire = toWireError(err, this.#server.limits.exposeErrorStacks);
+    this.transmitParts(idHead(Kind.ERROR, id), Buffer.from(JSON.stringify(wire), 'utf8'));
+    this.#checkSlowConsumer();
+  }
+
+  #canSend(): boolean {
+    return this.isOpen && !this.closed;
+  }
+
+  /**
+   * Replies go out even while the socket is full (their number is bounded by the handlers allowed
+   * to run), but a client that sends requests and never reads the replies would grow them without
+   * end: past a slack it is cut off, as NATS does with a slow consumer.
+   */
+  #checkSlowConsumer(): void {
+    const waiting = this.socket.writableLength;
+    if (waiting > this.maxMessageBytes + SLOW_CONSUMER_SLACK_BYTES) {
+      this.abort(
+        new IpcError(
+          ErrorCodes.QUEUE_FULL,
+          `${this.what}: the client left ${waiting} bytes of replies unread`,
+        ),
+      );
+    }
+  }
+
+  // ---- publications -----------------------------------------------------------------------------
+
+  /**
+   * Sends one publication, or queues it while the socket is full. Past the bound the oldest queued
+   * one is dropped and counted; the subscriber is told how many with a DROPPED frame.
+   */
+  publish(head: Uint8Array, body: Uint8Array, topic: string): void {
+    if (!this.#canSend()) return;
+    if (this.#publications.length === 0 && !this.outputFull) {
+      this.transmitParts(head, body);
+      return;
+    }
+    this.#publications.push({ head, body, topic });
+    this.#queuedBytes += head.byteLength + body.byteLength;
+    const limit = this.#server.limits.subscriberHighWaterMark;
+    let dropped = 0;
+    while (
+      this.#publications.length > limit ||
+      (this.#queuedBytes > MAX_QUEUED_PUBLICATION_BYTES && this.#publications.length > 1)
+    ) {
+      const oldest = this.#publications.shift()!;
+      this.#queuedBytes -= oldest.head.byteLength + oldest.body.byteLength;
+      this.#dropped ??= new Map();
+      this.#dropped.set(oldest.topic, (this.#dropped.get(oldest.topic) ?? 0) + 1);
+      dropped++;
+    }
+    if (dropped > 0) this.#server.dropped(dropped);
+  }
+
+  /** Publications waiting for this subscriber's socket. */
+  get queuedPublications(): number {
+    return this.#publications.length;
+  }
+
+  protected override writable(): void {
+    super.writable();
+    if (!this.#canSend()) return;
+    if (this.#dropped) {
+      for (const [topic, count] of this.#dropped)
+        this.transmitFrame(droppedFrame(count, encodeName(topic, 'topic')));
+      this.#dropped = undefined;
+    }
+    while (this.#publications.length > 0 && !this.outputFull) {
+      const next = this.#publications.shift()!;
+      this.#queuedBytes -= next.head.byteLength + next.body.byteLength;
+      this.transmitParts(next.head, next.body);
+    }
+  }
+
+  // ---- end --------------------------------------------------------------------------------------
+
+  protected linkClosed(reason: IpcError): void {
+    clearTimeout(this.#deadline);
+    this.#deadline = undefined;
+    if (this.#watched) {
+      for (const controller of this.#watched.values()) controller.abort(reason);
+      this.#watched = undefined;
+    }
+    this.#publications.drain();
+    this.#queuedBytes = 0;
+    this.#dropped = undefined;
+    this.#server.closed(this as ServerConnection<unknown>, reason);
+  }
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return (
+    value !== null &&
+    (typeof value === 'object' || typeof value === 'function') &&
+    typeof (value as { then?: unknown }).then === 'function'
+  );
+}

@@ -1,0 +1,178 @@
+/**
+ * Binding and dialing per address kind: TCP, Unix socket files (stale-file replacement, mode,
+ * symlink refusal, registry) and TLS on top of either. Everything that touches node:net/node:tls
+ * for sockets is here; the protocol above sees only connected duplex streams.
+ */
+import { createHash } from 'node:crypto';
+import { chmodSync, lstatSync, unlinkSync } from 'node:fs';
+import { createServer, connect as netConnect, type Server, type Socket } from 'node:net';
+import { basename } from 'node:path';
+import { type ConnectionOptions as TlsConnectionOptions, connect as tlsConnect } from 'node:tls';
+import { ErrorCodes, fromSystemError, IpcError } from '../core/errors.js';
+import { register, unregister } from '../core/registry.js';
+import { NAME_PATTERN, refuseSymlink } from '../core/runtime-dir.js';
+import { formatAddress, type SocketAddress } from './address.js';
+
+/** Maps a listen/connect failure to a stable code naming the address. */
+export function socketError(err: unknown, label: string): IpcError {
+  const code = (err as { code?: string })?.code;
+  if (code === 'EADDRINUSE') {
+    return new IpcError(ErrorCodes.EXISTS, `${label}: the address is already in use`, { cause: err });
+  }
+  if (code === 'EADDRNOTAVAIL') {
+    return new IpcError(ErrorCodes.NOT_FOUND, `${label}: no such local address`, { cause: err });
+  }
+  if (
+    typeof code === 'string' &&
+    (code.startsWith('ERR_TLS') || code.includes('CERT') || code.startsWith('ERR_SSL'))
+  ) {
+    return new IpcError(ErrorCodes.AUTH, `${label}: TLS failed: ${(err as Error).message}`, { cause: err });
+  }
+  return fromSystemError(err, label);
+}
+
+/** The registry entry of a socket file: named pipes by name, unix:// sockets by file name + path hash. */
+function registryEntry(address: SocketAddress): { kind: 'named-pipe' | 'socket'; name: string } | undefined {
+  if (address.kind === 'pipe') return { kind: 'named-pipe', name: address.name };
+  if (address.kind !== 'unix') return undefined;
+  const base = basename(address.path)
+    .replace(/[^A-Za-z0-9._-]/g, '_')
+    .replace(/^[^A-Za-z0-9]+/, '');
+  const hash = createHash('sha256').update(address.path).digest('hex').slice(0, 8);
+  const name = `${base.slice(0, 80) || 'socket'}-${hash}`;
+  return NAME_PATTERN.test(name) ? { kind: 'socket', name } : undefined;
+}
+
+/** Is something accepting on the socket file `path`? One left by a dead server is not. */
+function probe(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = netConnect(path);
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}
+
+/** Removes a socket file (and only a socket file: never a regular file someone named by mistake). */
+export function removeSocketFile(path: string): void {
+  if (process.platform === 'win32') return;
+  try {
+    if (lstatSync(path).isSocket()) unlinkSync(path);
+  } catch {}
+}
+
+/** A bound listener. */
+export interface Bound {
+  server: Server;
+  /** The address with the port filled in. */
+  address: SocketAddress;
+  /** Undoes what binding did outside the server: the socket file and the registry entry. */
+  release(): void;
+}
+
+/**
+ * Binds a net.Server to `address`. A socket file left by a dead server is replaced; a live one is
+ * ERR_IPC_EXISTS, and so is a path holding something that is not a socket.
+ */
+export async function bind(address: SocketAddress, mode: number, label: string): Promise<Bound> {
+  const server = createServer({ noDelay: true });
+  if (address.kind === 'tcp') {
+    await listenOn(server, { host: address.host, port: address.port }, label);
+    const info = server.address();
+    const port = typeof info === 'object' && info ? info.port : address.port;
+    return { server, address: { ...address, port }, release: () => {} };
+  }
+  const path = address.path;
+  if (process.platform !== 'win32') {
+    refuseSymlink(path, label);
+    let stat: ReturnType<typeof lstatSync> | undefined;
+    try {
+      stat = lstatSync(path);
+    } catch {}
+    if (stat) {
+      if (!stat.isSocket())
+        throw new IpcError(ErrorCodes.EXISTS, `${label}: ${path} exists and is not a socket`);
+      if (await probe(path)) throw new IpcError(ErrorCodes.EXISTS, `${label}: a server is already listening`);
+      removeSocketFile(path);
+    }
+  }
+  await listenOn(server, { path }, label);
+  if (process.platform !== 'win32') {
+    try {
+      chmodSync(path, address.kind === 'pipe' ? 0o600 : mode);
+    } catch (err) {
+      server.close();
+      throw socketError(err, label);
+    }
+  }
+  const entry = registryEntry(address);
+  if (entry) register(entry.kind, entry.name, path);
+  return {
+    server,
+    address,
+    release: () => {
+      removeSocketFile(path);
+      if (entry) unregister(entry.kind, entry.name);
+    },
+  };
+}
+
+function listenOn(server: Server, where: { host?: string; port?: number; path?: string }, label: string) {
+  return new Promise<void>((resolve, reject) => {
+    const onError = (err: Error) => reject(socketError(err, label));
+    server.once('error', onError);
+    server.listen({ ...where, backlog: 511 }, () => {
+      server.off('error', onError);
+      resolve();
+    });
+  });
+}
+
+/** A connection being dialed: the socket (to destroy on timeout) and when it is usable. */
+export interface Dialing {
+  socket: Socket;
+  /** The raw socket under TLS (for peer credentials), the socket itself otherwise. */
+  raw: Socket;
+  connected: Promise<void>;
+}
+
+/** Dials `address`, with TLS when `tls` is set. `connected` resolves after the TLS handshake. */
+export function dial(
+  address: SocketAddress,
+  tls: boolean | TlsConnectionOptions | undefined,
+  label: string,
+): Dialing {
+  const where = address.kind === 'tcp' ? { host: address.host, port: address.port } : { path: address.path };
+  let socket: Socket;
+  let raw: Socket;
+  let event: string;
+  if (tls) {
+    const options = tls === true ? {} : tls;
+    raw = address.kind === 'tcp' ? netConnect({ ...where, noDelay: true }) : netConnect(where);
+    // SNI takes a host name, never an IP address.
+    const servername =
+      options.servername ??
+      (address.kind === 'tcp' && !/^[\d.:]+$/.test(address.host) ? address.host : undefined);
+    const tlsOptions: TlsConnectionOptions = { ...options, socket: raw };
+    if (address.kind === 'tcp') tlsOptions.host = address.host;
+    if (servername !== undefined) tlsOptions.servername = servername;
+    socket = tlsConnect(tlsOptions);
+    event = 'secureConnect';
+  } else {
+    socket = address.kind === 'tcp' ? netConnect({ ...where, noDelay: true }) : netConnect(where);
+    raw = socket;
+    event = 'connect';
+  }
+  const connected = new Promise<void>((resolve, reject) => {
+    const onError = (err: Error) =>
+      reject(socketError(err, `${label}: connect to ${formatAddress(address)}`));
+    // Kept after connecting: a late error then settles nothing, and is never an unhandled 'error'.
+    socket.on('error', onError);
+    if (raw !== socket) raw.on('error', onError);
+    socket.once(event, () => resolve());
+  });
+  connected.catch(() => socket.destroy());
+  return { socket, raw, connected };
+}

@@ -1,0 +1,188 @@
+/**
+ * Condition: wait until notified, atomically releasing a Mutex while waiting, as in Python's
+ * threading.Condition or pthread_cond_t, but between processes and worker threads.
+ *
+ * A waiter takes a slot in the condition's wait queue *before* releasing the mutex, so a notify
+ * issued by whoever takes the mutex next always finds it: no lost wake-ups. `notify(n)` wakes the n
+ * oldest waiters, `notifyAll()` all of them; a waiter that times out or is aborted after being
+ * notified counts as notified (the wait resolves), so a notification is never swallowed.
+ * A wait always re-takes the mutex before it settles, even when it rejects.
+ *
+ * Use it the usual way: hold the mutex, check your predicate in a loop, wait; change the state and
+ * notify while holding the mutex. Layout: 0-3 header, 4-7 reserved, 8.. wait queue.
+ */
+import { ErrorCodes, IpcError } from '../core/errors.js';
+import { checkWaitOptions, type WaitOptions } from '../core/wait.js';
+import { threadDoorbell } from '../shm/doorbell.js';
+import { HeldGuard } from './guard.js';
+import { Mutex, type MutexGuard } from './mutex.js';
+import {
+  type KindSpec,
+  openNamedStorage,
+  Primitive,
+  type PrimitiveOptions,
+  placedStorage,
+  type Storage,
+  unlinkNamedPrimitive,
+} from './primitive.js';
+import type { PlacementTarget } from './region.js';
+import { selfThread } from './thread.js';
+import { NOTIFIED, type Registration, WAIT_QUEUE_WORDS, WAIT_SLOTS, WaitQueue } from './wait-queue.js';
+import { type WaitTarget, waitAsync, waitSync } from './waiter.js';
+
+const QUEUE = 8;
+const WORDS = QUEUE + WAIT_QUEUE_WORDS;
+
+const spec: KindSpec = {
+  kind: 'condition',
+  byteLength: WORDS * 4,
+  init: (region) => WaitQueue.init(region, QUEUE),
+};
+
+/** A cross-process, cross-thread condition variable used with a {@link Mutex}. */
+export class Condition extends Primitive {
+  /** Bytes a Condition occupies when placed with {@link Condition.createAt}. */
+  static readonly byteLength = spec.byteLength;
+  readonly #queue: WaitQueue;
+
+  private constructor(storage: Storage) {
+    super('condition', storage);
+    this.#queue = new WaitQueue(this.region, QUEUE);
+  }
+
+  /** Creates the named condition `name`. ERR_IPC_EXISTS if it exists. */
+  static create(name: string, opts?: PrimitiveOptions): Condition {
+    return new Condition(openNamedStorage(spec, name, 'create', 0, opts));
+  }
+
+  /** Opens the existing named condition `name`. */
+  static open(name: string): Condition {
+    return new Condition(openNamedStorage(spec, name, 'open', 0, undefined));
+  }
+
+  /** Opens `name`, creating it if needed. */
+  static openOrCreate(name: string, opts?: PrimitiveOptions): Condition {
+    return new Condition(openNamedStorage(spec, name, 'openOrCreate', 0, opts));
+  }
+
+  /** Initializes a condition at `offset` of memory you own. */
+  static createAt(target: PlacementTarget, offset = 0): Condition {
+    return new Condition(placedStorage(spec, target, offset, 'create', 0));
+  }
+
+  /** Attaches to a condition placed at `offset`. */
+  static openAt(target: PlacementTarget, offset = 0): Condition {
+    return new Condition(placedStorage(spec, target, offset, 'open', 0));
+  }
+
+  /** Removes the named condition `name`. ERR_IPC_NOT_FOUND if it does not exist. */
+  static unlink(name: string): void {
+    if (!unlinkNamedPrimitive('condition', name)) {
+      throw new IpcError(ErrorCodes.NOT_FOUND, `condition '${name}' does not exist`);
+    }
+  }
+
+  /** Threads waiting right now (a snapshot). */
+  get waiting(): number {
+    this.assertOpen();
+    return this.#queue.waiting;
+  }
+
+  /**
+   * Releases `guard`'s mutex, waits to be notified, and re-takes the mutex before settling (the
+   * guard is held again, with `ownerDied` set if the mutex was recovered from a dead holder).
+   * Rejects with ERR_IPC_TIMEOUT / ERR_IPC_ABORTED per `opts` (mutex re-taken all the same).
+   * Spurious wake-ups do not happen, but check your predicate in a loop anyway: another thread may
+   * have changed it between the notify and your re-taking the mutex.
+   */
+  async wait(guard: MutexGuard, opts?: WaitOptions): Promise<void> {
+    checkWaitOptions(opts);
+    this.assertOpen();
+    const mutex = this.#mutexOf(guard);
+    const reg = this.#register(threadDoorbell().nonce);
+    this.#releaseOrLeave(mutex, reg);
+    let failure: unknown;
+    try {
+      await waitAsync(this.#target(reg), opts);
+    } catch (err) {
+      failure = err;
+    }
+    const died = await waitAsync(mutex.relockTarget(), undefined);
+    if (died) (guard as HeldGuard).ownerDied = true;
+    if (failure !== undefined) throw failure;
+  }
+
+  /** {@link Condition.wait} blocking this thread (workers, scripts). */
+  waitSync(guard: MutexGuard, opts?: WaitOptions): void {
+    checkWaitOptions(opts);
+    this.assertOpen();
+    const mutex = this.#mutexOf(guard);
+    const reg = this.#register(0);
+    this.#releaseOrLeave(mutex, reg);
+    let failure: unknown;
+    try {
+      waitSync(this.#target(reg), opts);
+    } catch (err) {
+      failure = err;
+    }
+    const died = waitSync(mutex.relockTarget(), undefined);
+    if (died) (guard as HeldGuard).ownerDied = true;
+    if (failure !== undefined) throw failure;
+  }
+
+  /** Wakes up to `n` waiters (oldest first). Returns how many were woken. */
+  notify(n = 1): number {
+    if (!Number.isInteger(n) || n < 0) throw new RangeError(`n must be an integer >= 0, got ${String(n)}`);
+    this.assertOpen();
+    return n === 0 ? 0 : this.#queue.wake(n);
+  }
+
+  /** Wakes every waiter. Returns how many were woken. */
+  notifyAll(): number {
+    this.assertOpen();
+    return this.#queue.wake(Number.POSITIVE_INFINITY);
+  }
+
+  #mutexOf(guard: MutexGuard): Mutex {
+    if (!(guard instanceof HeldGuard) || !(guard.source instanceof Mutex)) {
+      throw new TypeError('guard must be a MutexGuard (from Mutex.lock, lockSync or tryLock)');
+    }
+    if (guard.released) throw new TypeError('guard was already released: wait needs the mutex held');
+    return guard.source;
+  }
+
+  #releaseOrLeave(mutex: Mutex, reg: Registration): void {
+    try {
+      mutex.releaseWord();
+    } catch (err) {
+      this.#queue.leave(reg);
+      throw err;
+    }
+  }
+
+  #register(nonce: number): Registration {
+    const reg = this.#queue.register(selfThread(), nonce);
+    if (!reg) {
+      throw new IpcError(
+        ErrorCodes.QUEUE_FULL,
+        `${this.what}: too many threads waiting at once (the limit is ${WAIT_SLOTS})`,
+      );
+    }
+    return reg;
+  }
+
+  #target(reg: Registration): WaitTarget<true> {
+    return {
+      what: `${this.what}: wait`,
+      queue: this.#queue,
+      spin: this.spinner,
+      registration: reg,
+      attempt: () => {
+        this.assertOpen();
+        return this.#queue.state(reg.slot) === NOTIFIED ? true : undefined;
+      },
+      resultIfNotified: () => true,
+      track: (kick) => this.trackWait(kick),
+    };
+  }
+}

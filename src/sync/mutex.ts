@@ -1,0 +1,254 @@
+/**
+ * Mutex: a robust, non-recursive mutual-exclusion lock in shared memory, usable between processes
+ * and between worker threads. The lock word holds the owner's thread id; taking it is one
+ * compare-and-swap (~tens of ns uncontended). A holder that dies (SIGKILL, a zombie, a terminated
+ * worker) is detected by its waiters and the next `lock()` gets the lock with `ownerDied: true`,
+ * without any timeout chosen by the user.
+ *
+ * Layout (32-bit words): 0-3 header, 4 lock word (0 or owner tid), 6-11 owner record,
+ * 12 recoveries (times a dead owner's lock was taken over), 16.. wait queue.
+ */
+import { ErrorCodes, IpcError } from '../core/errors.js';
+import type { WaitOptions } from '../core/wait.js';
+import { type Guard, HeldGuard } from './guard.js';
+import { OWNER_WORDS, OwnerRecord } from './owner.js';
+import {
+  type KindSpec,
+  openNamedStorage,
+  Primitive,
+  type PrimitiveOptions,
+  placedStorage,
+  type Storage,
+  unlinkNamedPrimitive,
+} from './primitive.js';
+import type { PlacementTarget } from './region.js';
+import { selfThread } from './thread.js';
+import { WAIT_QUEUE_WORDS, WaitQueue } from './wait-queue.js';
+import { type WaitTarget, waitAsync, waitSync } from './waiter.js';
+
+const STATE = 4;
+const OWNER = 6;
+const RECOVERIES = OWNER + OWNER_WORDS;
+// The wait queue starts on the next 64-byte cache line, away from the lock word that spinners read.
+const QUEUE = 16;
+const WORDS = QUEUE + WAIT_QUEUE_WORDS;
+/**
+ * Eventual fairness: a release hands the lock straight to the oldest waiter once it has waited this
+ * long, instead of letting the releaser (or anyone spinning) barge in again. Short enough that no
+ * waiter starves, long enough that a busy lock mostly runs at uncontended speed.
+ */
+const FAIR_MS = 0.5;
+
+const spec: KindSpec = {
+  kind: 'mutex',
+  byteLength: WORDS * 4,
+  init: (region) => WaitQueue.init(region, QUEUE),
+};
+
+/** A held Mutex. */
+export type MutexGuard = Guard;
+
+/** A cross-process, cross-thread mutual-exclusion lock. */
+export class Mutex extends Primitive {
+  /** Bytes a Mutex occupies when placed with {@link Mutex.createAt} (offsets must be multiples of 8). */
+  static readonly byteLength = spec.byteLength;
+  readonly #queue: WaitQueue;
+  readonly #owner: OwnerRecord;
+  readonly #i32: Int32Array;
+  readonly #lockTarget: WaitTarget<MutexGuard>;
+  // One unlock function for all guards: no closure allocated per lock on the fast path.
+  readonly #unlock = () => this.releaseWord();
+
+  private constructor(storage: Storage) {
+    super('mutex', storage);
+    this.#i32 = this.region.i32;
+    this.#queue = new WaitQueue(this.region, QUEUE);
+    this.#owner = new OwnerRecord(this.region, OWNER);
+    this.#lockTarget = {
+      what: `${this.what}: lock`,
+      queue: this.#queue,
+      spin: this.spinner,
+      attempt: (deathCheck, handed) => {
+        this.assertOpen();
+        const died = this.acquireWord(deathCheck, handed);
+        return died === undefined ? undefined : this.#guard(died);
+      },
+      ready: () => Atomics.load(this.#i32, STATE) === 0,
+      watchPids: () => {
+        const tid = Atomics.load(this.#i32, STATE);
+        return tid === 0 ? [] : [this.#owner.pidOf(tid)];
+      },
+      track: (kick) => this.trackWait(kick),
+    };
+  }
+
+  /** Creates the named mutex `name` (unlocked). ERR_IPC_EXISTS if it exists. */
+  static create(name: string, opts?: PrimitiveOptions): Mutex {
+    return new Mutex(openNamedStorage(spec, name, 'create', 0, opts));
+  }
+
+  /** Opens the existing named mutex `name`. ERR_IPC_NOT_FOUND if missing. */
+  static open(name: string): Mutex {
+    return new Mutex(openNamedStorage(spec, name, 'open', 0, undefined));
+  }
+
+  /** Opens the named mutex `name`, creating it if needed. */
+  static openOrCreate(name: string, opts?: PrimitiveOptions): Mutex {
+    return new Mutex(openNamedStorage(spec, name, 'openOrCreate', 0, opts));
+  }
+
+  /**
+   * Initializes a mutex at `offset` of memory you own (a SharedMemory, or a SharedArrayBuffer shared
+   * with workers) and returns it. Other processes or threads attach with {@link Mutex.openAt}.
+   */
+  static createAt(target: PlacementTarget, offset = 0): Mutex {
+    return new Mutex(placedStorage(spec, target, offset, 'create', 0));
+  }
+
+  /** Attaches to a mutex that {@link Mutex.createAt} placed at `offset`. ERR_IPC_INCOMPATIBLE if there is none. */
+  static openAt(target: PlacementTarget, offset = 0): Mutex {
+    return new Mutex(placedStorage(spec, target, offset, 'open', 0));
+  }
+
+  /** Removes the named mutex `name`. ERR_IPC_NOT_FOUND if it does not exist. */
+  static unlink(name: string): void {
+    if (!unlinkNamedPrimitive('mutex', name)) {
+      throw new IpcError(ErrorCodes.NOT_FOUND, `mutex '${name}' does not exist`);
+    }
+  }
+
+  /** True while some thread holds the lock (a snapshot). */
+  get locked(): boolean {
+    this.assertOpen();
+    return Atomics.load(this.#i32, STATE) !== 0;
+  }
+
+  /**
+   * Takes the lock if it is free, or if its holder is dead (then `ownerDied` is true). Never waits.
+   * Returns undefined if another live thread (or another task of this thread) holds it.
+   */
+  tryLock(): MutexGuard | undefined {
+    this.assertOpen();
+    const died = this.acquireWord(true);
+    return died === undefined ? undefined : this.#guard(died);
+  }
+
+  /**
+   * Waits for the lock without blocking the event loop. Rejects with ERR_IPC_TIMEOUT /
+   * ERR_IPC_ABORTED per `opts`, ERR_IPC_CLOSED if this handle is closed meanwhile.
+   */
+  lock(opts?: WaitOptions): Promise<MutexGuard> {
+    if (this.closed) return Promise.reject(new IpcError(ErrorCodes.CLOSED, `${this.what} is closed`));
+    return waitAsync(this.#lockTarget, opts);
+  }
+
+  /**
+   * Waits for the lock blocking this thread (workers, scripts). ERR_IPC_DEADLOCK if this thread
+   * already holds it: nothing else could release it while this thread is blocked.
+   */
+  lockSync(opts?: WaitOptions): MutexGuard {
+    this.assertOpen();
+    if (Atomics.load(this.#i32, STATE) === selfThread().tid) {
+      throw new IpcError(
+        ErrorCodes.DEADLOCK,
+        `${this.what}: lockSync by the thread that holds it would never return (release the other guard first)`,
+      );
+    }
+    return waitSync(this.#lockTarget, opts);
+  }
+
+  /** Runs `fn` holding the lock and releases it however `fn` ends. */
+  async withLock<R>(fn: (guard: MutexGuard) => R | Promise<R>, opts?: WaitOptions): Promise<R> {
+    const guard = await this.lock(opts);
+    try {
+      return await fn(guard);
+    } finally {
+      guard.release();
+    }
+  }
+
+  /** How many times a dead holder's lock was taken over (since creation). */
+  get recoveries(): number {
+    this.assertOpen();
+    return Atomics.load(this.#i32, RECOVERIES);
+  }
+
+  #guard(ownerDied: boolean): MutexGuard {
+    return new HeldGuard(this, this.#unlock, ownerDied);
+  }
+
+  /**
+   * @internal Tries to take the lock word: undefined if held by someone alive, else whether the
+   * previous holder died. Used by Condition to re-take the lock after a wait.
+   */
+  acquireWord(deathCheck: boolean, handed = false): boolean | undefined {
+    const i32 = this.#i32;
+    const me = selfThread();
+    if (handed) {
+      // The releaser made (or is making) this thread the owner; only a dead releaser needs more.
+      const holder = Atomics.load(i32, STATE);
+      if (holder === me.tid) return false;
+      if (!deathCheck || holder === 0 || !this.#owner.isDead(holder)) return undefined;
+      if (Atomics.compareExchange(i32, STATE, holder, me.tid) !== holder) return undefined;
+      this.#owner.record(me);
+      Atomics.add(i32, RECOVERIES, 1);
+      return true;
+    }
+    const prev = Atomics.compareExchange(i32, STATE, 0, me.tid);
+    if (prev === 0) {
+      this.#owner.record(me);
+      return false;
+    }
+    if (!deathCheck || prev === me.tid || !this.#owner.isDead(prev)) return undefined;
+    if (Atomics.compareExchange(i32, STATE, prev, me.tid) !== prev) return undefined;
+    this.#owner.record(me);
+    Atomics.add(i32, RECOVERIES, 1);
+    return true;
+  }
+
+  /**
+   * @internal Releases the lock word held by this thread: hands it to a waiter that has waited
+   * FAIR_MS or more, else frees it and wakes one waiter.
+   */
+  releaseWord(): void {
+    this.assertOpen();
+    const i32 = this.#i32;
+    const me = selfThread();
+    if (Atomics.load(i32, STATE) !== me.tid) {
+      throw new IpcError(
+        ErrorCodes.OWNER_DIED,
+        `${this.what}: released by a thread that does not hold it (it was recovered as if this thread had died)`,
+      );
+    }
+    const queue = this.#queue;
+    if (queue.waiting > 0) {
+      const next = queue.handOff(FAIR_MS);
+      if (next) {
+        this.#owner.record(next);
+        Atomics.store(i32, STATE, next.tid);
+        if (queue.deliverHandOff(next.slot)) return;
+        // Its thread is gone: take the lock back from it and release it the ordinary way.
+        if (Atomics.compareExchange(i32, STATE, next.tid, 0) === next.tid && queue.waiting > 0) queue.wake(1);
+        return;
+      }
+    }
+    Atomics.store(i32, STATE, 0);
+    if (queue.waiting > 0) queue.wake(1);
+  }
+
+  /** @internal A wait target that re-takes the lock for a Condition wait (same engine as lock()). */
+  relockTarget(): WaitTarget<boolean> {
+    return {
+      what: `${this.what}: re-lock after a condition wait`,
+      queue: this.#queue,
+      spin: this.spinner,
+      attempt: (deathCheck, handed) => {
+        this.assertOpen();
+        return this.acquireWord(deathCheck, handed);
+      },
+      ready: this.#lockTarget.ready!,
+      watchPids: this.#lockTarget.watchPids!,
+      track: (kick) => this.trackWait(kick),
+    };
+  }
+}

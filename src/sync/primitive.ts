@@ -1,0 +1,197 @@
+/**
+ * What every synchronization primitive shares: where its state lives (its own named segment, or a
+ * place in memory the user owns), how it is opened and closed, and the bookkeeping that fails
+ * pending waits with ERR_IPC_CLOSED before the memory goes away.
+ */
+import { closedError, ErrorCodes, IpcError } from '../core/errors.js';
+import { register, unregister } from '../core/registry.js';
+import { kernelName, kernelPath } from '../shm/kernel-name.js';
+import {
+  checkMode,
+  createNamed,
+  type MappedSegment,
+  openNamed,
+  openOrCreateNamed,
+  unlinkNamed,
+  unmapSegment,
+} from '../shm/mapping.js';
+import {
+  checkHeader,
+  initHeader,
+  Kind,
+  type KindName,
+  type PlacementTarget,
+  placeRegion,
+  Region,
+} from './region.js';
+import { Spinner } from './waiter.js';
+
+/** Options shared by the named constructors of every primitive. */
+export interface PrimitiveOptions {
+  /** Permission bits of a new primitive's segment. Default 0o600. */
+  mode?: number;
+}
+
+/** How a primitive is reached: by name (with its segment) or placed at an offset. */
+export type OpenHow = 'create' | 'open' | 'openOrCreate';
+
+/** The fixed description of one primitive kind. */
+export interface KindSpec {
+  kind: KindName;
+  byteLength: number;
+  /** Fills a zeroed region after its header (slot counts, initial values). */
+  init(region: Region, param: number): void;
+}
+
+/** Opened storage: the region, the segment behind a named primitive, and its header parameter. */
+export interface Storage {
+  region: Region;
+  param: number;
+  name: string | undefined;
+  segment: MappedSegment | undefined;
+  kernel: string | undefined;
+  what: string;
+}
+
+/** Opens or creates the named primitive `name` of `spec`'s kind. */
+export function openNamedStorage(
+  spec: KindSpec,
+  name: string,
+  how: OpenHow,
+  param: number,
+  opts: PrimitiveOptions | undefined,
+): Storage {
+  const what = `${spec.kind} '${String(name)}'`;
+  const kernel = kernelName(spec.kind, name, spec.kind);
+  const mode = opts?.mode ?? 0o600;
+  checkMode(mode);
+  const code = Kind[spec.kind];
+  const init = (data: ArrayBuffer) => {
+    const region = new Region(data, 0, spec.byteLength);
+    initHeader(region, code, param);
+    spec.init(region, param);
+  };
+  let segment: MappedSegment;
+  let created = false;
+  if (how === 'create') {
+    segment = createNamed(kernel, what, code, spec.byteLength, mode, init);
+    created = true;
+  } else if (how === 'open') {
+    segment = openNamed(kernel, what, code);
+  } else {
+    ({ segment, created } = openOrCreateNamed(kernel, what, code, spec.byteLength, mode, init));
+  }
+  try {
+    if (segment.info.size < spec.byteLength) {
+      throw new IpcError(ErrorCodes.INCOMPATIBLE, `${what}: its segment is too small for this layout`);
+    }
+    const region = new Region(segment.data, 0, spec.byteLength);
+    const stored = checkHeader(region, code, what);
+    if (created) register(spec.kind, name, kernelPath(kernel));
+    return { region, param: stored, name, segment, kernel, what };
+  } catch (err) {
+    unmapSegment(segment);
+    throw err;
+  }
+}
+
+/** Places a primitive of `spec`'s kind in user memory: initializes it (`create`) or checks it (`open`). */
+export function placedStorage(
+  spec: KindSpec,
+  target: PlacementTarget,
+  offset: number,
+  how: 'create' | 'open',
+  param: number,
+): Storage {
+  const what = `${spec.kind} at offset ${String(offset)}`;
+  const region = placeRegion(target, offset, spec.byteLength, what);
+  const code = Kind[spec.kind];
+  if (how === 'create') {
+    initHeader(region, code, param);
+    spec.init(region, param);
+  }
+  const stored = checkHeader(region, code, what);
+  return { region, param: stored, name: undefined, segment: undefined, kernel: undefined, what };
+}
+
+/** Removes the named primitive `name` of `kind`; false if it did not exist. */
+export function unlinkNamedPrimitive(kind: KindName, name: string): boolean {
+  const kernel = kernelName(kind, name, kind);
+  unregister(kind, name);
+  return unlinkNamed(kernel, `${kind} '${name}'`);
+}
+
+/** Base class: lifecycle, naming and pending-wait bookkeeping. */
+export abstract class Primitive implements Disposable {
+  /** The primitive's name, or undefined when it was placed in user memory. */
+  readonly name: string | undefined;
+  /** @internal */
+  protected readonly region: Region;
+  /** @internal For errors: "mutex 'jobs'". */
+  protected readonly what: string;
+  /** @internal Adaptive spin state of this handle. */
+  protected readonly spinner = new Spinner();
+  readonly #kind: KindName;
+  readonly #segment: MappedSegment | undefined;
+  readonly #kernel: string | undefined;
+  readonly #pending = new Set<() => void>();
+  #closed = false;
+
+  /** @internal */
+  protected constructor(kind: KindName, storage: Storage) {
+    this.#kind = kind;
+    this.name = storage.name;
+    this.region = storage.region;
+    this.what = storage.what;
+    this.#segment = storage.segment;
+    this.#kernel = storage.kernel;
+  }
+
+  /** True once `close()` ran. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** @internal Throws ERR_IPC_CLOSED once closed. */
+  protected assertOpen(): void {
+    if (this.#closed) throw closedError(this.what);
+  }
+
+  /**
+   * @internal Tracks a parked wait so `close()` can end it (its `kick` re-checks, and the closed
+   * primitive's attempt throws ERR_IPC_CLOSED) before the memory is unmapped.
+   */
+  protected trackWait(kick: () => void): () => void {
+    this.#pending.add(kick);
+    return () => this.#pending.delete(kick);
+  }
+
+  /** @internal Subclasses release per-handle shares (barrier membership) here, before unmapping. */
+  protected onClose(): void {}
+
+  /**
+   * Closes this handle: pending waits of this handle reject with ERR_IPC_CLOSED and a named
+   * primitive's memory is unmapped. Locks still held through this handle stay held (other processes
+   * see them as held until this process exits): release guards first. Idempotent.
+   */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const kick of [...this.#pending]) kick();
+    this.#pending.clear();
+    this.onClose();
+    if (this.#segment) unmapSegment(this.#segment);
+  }
+
+  /** Removes a named primitive's name (open handles keep working). A no-op for placed ones. */
+  unlink(): void {
+    if (this.name === undefined || this.#kernel === undefined) return;
+    unregister(this.#kind, this.name);
+    unlinkNamed(this.#kernel, this.what);
+  }
+
+  /** `close()`, for `using`. */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}

@@ -1,0 +1,357 @@
+/**
+ * The one waiting engine behind every primitive. A primitive describes a wait as an `attempt`
+ * (finish now or say "not yet") plus its WaitQueue; this file turns that into
+ *  - an async wait that keeps the event loop free: a short adaptive spin, then a slot in the
+ *    queue and a doorbell ring (or a death check) to come back; never a blocking syscall on the
+ *    calling thread and never a task on the libuv threadpool;
+ *  - a …Sync wait that blocks the calling thread in futex(2) on its slot, in slices, checking for
+ *    dead owners between slices.
+ *
+ * Dead owners are looked for with `attempt(true)`, which reads /proc and is therefore not done on
+ * every wake-up: it runs when a watched owner process exits (pidfd on the event loop, ~1 ms), and
+ * on a backoff timer (5 ms doubling to 100 ms) that also covers owners that are threads of this
+ * process and systems without pidfd.
+ */
+import { ErrorCodes, IpcError } from '../core/errors.js';
+import { abortedError, armWait, checkWaitOptions, timeoutError, type WaitOptions } from '../core/wait.js';
+import { native } from '../native/binding.js';
+import { threadDoorbell } from '../shm/doorbell.js';
+import { watchProcess } from '../shm/process-watch.js';
+import { sleepSync } from '../shm/sleep.js';
+import { selfThread } from './thread.js';
+import { HANDED, NOTIFIED, type Registration, type WaitQueue } from './wait-queue.js';
+
+/** What a primitive hands the engine for one wait. */
+export interface WaitTarget<T> {
+  /** Names the wait in errors: "mutex 'jobs': lock". */
+  what: string;
+  queue: WaitQueue;
+  /**
+   * Tries to finish the wait: a result, or undefined for "not yet". `deathCheck` asks it to also
+   * recover from dead owners (slow: reads /proc). `handed` says a Mutex release handed this waiter
+   * the lock (its slot reads HANDED); only Mutex targets see it. May throw to end the wait.
+   */
+  attempt(deathCheck: boolean, handed?: boolean): T | undefined;
+  /** Processes whose exit should trigger `attempt(true)` at once (lock owners, barrier parties). */
+  watchPids?(): readonly number[];
+  /** Undoes partial progress when the wait fails (a writer giving back its claim, a barrier breaking). */
+  cancel?(): void;
+  /**
+   * When a failing wait (timeout, abort) finds it had been notified meanwhile, end with this result
+   * instead of the error (a Condition wait that was notified counts as notified).
+   */
+  resultIfNotified?(): T;
+  /**
+   * A read-only check that an attempt could succeed now (a Mutex: the word is 0). Spinning polls
+   * it and only attempts when it says yes, so spinners read the lock's cache line instead of
+   * invalidating it with failed compare-and-swaps under the holder's feet.
+   */
+  ready?(): boolean;
+  /** Adaptive spin state of the primitive handle. */
+  spin: Spinner;
+  /** A slot the primitive registered itself before releasing something (Condition). */
+  registration?: Registration;
+  /**
+   * Lets the primitive end a parked wait early (on close): it calls `kick`, which re-checks
+   * (the closed primitive's attempt then throws). Returns the function that stops tracking.
+   */
+  track?(kick: () => void): () => void;
+}
+
+/** How long to spin before parking, adapted to whether spinning paid off recently. */
+export class Spinner {
+  limit = 32;
+  succeeded(): void {
+    this.limit = Math.min(512, this.limit * 2);
+  }
+  failed(): void {
+    this.limit = Math.max(4, this.limit >> 1);
+  }
+}
+
+const FIRST_CHECK_MS = 5;
+/** How long a waiter that lost a race after a wake-up stays out of wake-one's choice (async: timer granularity). */
+const THROTTLE_MS = 1;
+const SYNC_THROTTLE_MS = 0.2;
+const MAX_CHECK_MS = 100;
+const SYNC_FIRST_SLICE_MS = 1;
+const SYNC_MAX_SLICE_MS = 50;
+
+function spin<T>(target: WaitTarget<T>): T | undefined {
+  const limit = target.spin.limit;
+  const ready = target.ready;
+  for (let i = 0; i < limit; i++) {
+    if (ready && !ready()) continue;
+    const result = target.attempt(false);
+    if (result !== undefined) {
+      target.spin.succeeded();
+      return result;
+    }
+  }
+  target.spin.failed();
+  return undefined;
+}
+
+/** Waits asynchronously; never throws synchronously. */
+export function waitAsync<T>(target: WaitTarget<T>, opts: WaitOptions | undefined): Promise<T> {
+  try {
+    checkWaitOptions(opts);
+    if (!target.registration) {
+      const now = target.attempt(false);
+      if (now !== undefined) return Promise.resolve(now);
+      if (opts?.signal?.aborted) throw abortedError(target.what, opts.signal);
+      const spun = spin(target);
+      if (spun !== undefined) return Promise.resolve(spun);
+      if (opts?.timeout === 0) {
+        const last = target.attempt(true);
+        if (last !== undefined) return Promise.resolve(last);
+        throw timeoutError(target.what, 0);
+      }
+    }
+    return new Promise<T>((resolve, reject) => {
+      new ParkedWait(target, opts, resolve, reject).start();
+    });
+  } catch (err) {
+    if (target.registration) target.queue.leave(target.registration);
+    target.cancel?.();
+    return Promise.reject(err);
+  }
+}
+
+/** One async wait parked on its thread's doorbell. */
+class ParkedWait<T> {
+  readonly #target: WaitTarget<T>;
+  readonly #opts: WaitOptions | undefined;
+  readonly #resolve: (value: T) => void;
+  readonly #reject: (err: unknown) => void;
+  #registration: Registration | undefined;
+  #done = false;
+  #disarm: () => void = () => {};
+  #unsubscribe: () => void = () => {};
+  #timer: NodeJS.Timeout | undefined;
+  #throttleTimer: NodeJS.Timeout | undefined;
+  #checkMs = FIRST_CHECK_MS;
+  readonly #pidWatches = new Map<number, () => void>();
+  #holding = false;
+  #untrack: () => void = () => {};
+
+  constructor(
+    target: WaitTarget<T>,
+    opts: WaitOptions | undefined,
+    resolve: (value: T) => void,
+    reject: (err: unknown) => void,
+  ) {
+    this.#target = target;
+    this.#opts = opts;
+    this.#resolve = resolve;
+    this.#reject = reject;
+  }
+
+  start(): void {
+    const target = this.#target;
+    const doorbell = threadDoorbell();
+    this.#registration = target.registration ?? target.queue.register(selfThread(), doorbell.nonce);
+    doorbell.hold();
+    this.#holding = true;
+    this.#unsubscribe = doorbell.subscribe(() => this.check(false));
+    this.#untrack = target.track?.(() => this.check(true)) ?? this.#untrack;
+    // Re-check after publishing the slot: a release that happened before it saw no waiter to wake.
+    this.check(false, true);
+    if (this.#done) return;
+    this.#disarm = armWait(target.what, this.#opts, (err) => this.#finish(undefined, err));
+    if (this.#done) return;
+    this.#schedule();
+  }
+
+  /** Looks again: on a ring (only if this waiter was notified), a pid exit, or the backoff timer. */
+  check(deathCheck: boolean, force = false): void {
+    if (this.#done) return;
+    const target = this.#target;
+    const reg = this.#registration;
+    const state = reg === undefined ? 0 : target.queue.state(reg.slot);
+    const handed = state === HANDED;
+    const notified = state === NOTIFIED;
+    // A ring wakes every waiter of the thread; only the notified one (or an unregistered poller) looks.
+    if (!notified && !handed && !deathCheck && !force && reg !== undefined) return;
+    try {
+      let result = target.attempt(deathCheck, handed);
+      if (result === undefined && notified && reg) {
+        target.queue.rearm(reg, true);
+        result = target.attempt(false);
+        if (result === undefined) this.#scheduleUnthrottle();
+      }
+      if (result !== undefined) {
+        this.#finish(result, undefined);
+        return;
+      }
+    } catch (err) {
+      this.#finish(undefined, err);
+      return;
+    }
+    this.#watchPids();
+  }
+
+  #scheduleUnthrottle(): void {
+    if (this.#throttleTimer) return;
+    this.#throttleTimer = setTimeout(() => {
+      this.#throttleTimer = undefined;
+      if (this.#done || !this.#registration) return;
+      this.#target.queue.unthrottle(this.#registration);
+      this.check(false, true);
+    }, THROTTLE_MS);
+    this.#throttleTimer.unref();
+  }
+
+  #schedule(): void {
+    // Without a slot (table full) nobody rings us: poll at the fast end of the backoff.
+    const delay = this.#registration ? this.#checkMs : Math.min(this.#checkMs, 10);
+    this.#timer = setTimeout(() => {
+      this.#checkMs = Math.min(this.#checkMs * 2, MAX_CHECK_MS);
+      this.#target.queue.reapDeadNotified(this.#registration?.slot ?? -1);
+      this.check(true);
+      if (!this.#done) this.#schedule();
+    }, delay);
+    // The doorbell hold keeps the loop alive; the timer must not (or a dead wait would pin it).
+    this.#timer.unref();
+  }
+
+  #watchPids(): void {
+    const pids = this.#target.watchPids?.();
+    if (!pids) return;
+    // Owners change while we wait: stop watching processes that no longer matter.
+    for (const [pid, unwatch] of this.#pidWatches) {
+      if (!pids.includes(pid)) {
+        unwatch();
+        this.#pidWatches.delete(pid);
+      }
+    }
+    for (const pid of pids) {
+      if (pid <= 0 || pid === process.pid || this.#pidWatches.has(pid)) continue;
+      this.#pidWatches.set(
+        pid,
+        watchProcess(pid, () => {
+          this.#pidWatches.delete(pid);
+          this.check(true);
+        }),
+      );
+    }
+  }
+
+  #finish(result: T | undefined, error: unknown): void {
+    if (this.#done) return;
+    this.#done = true;
+    const target = this.#target;
+    this.#disarm();
+    if (this.#timer) clearTimeout(this.#timer);
+    if (this.#throttleTimer) clearTimeout(this.#throttleTimer);
+    this.#unsubscribe();
+    this.#untrack();
+    for (const unwatch of this.#pidWatches.values()) unwatch();
+    this.#pidWatches.clear();
+    if (this.#holding) threadDoorbell().release();
+    const departure = this.#registration ? target.queue.leave(this.#registration) : 'waiting';
+    if (error === undefined) {
+      this.#resolve(result as T);
+      return;
+    }
+    try {
+      // Handed the lock while giving up: it is ours, so the wait succeeded after all.
+      if (departure === 'handed') {
+        this.#resolve(takeHanded(target));
+        return;
+      }
+      if (departure === 'notified' && target.resultIfNotified) {
+        this.#resolve(target.resultIfNotified());
+        return;
+      }
+    } catch (err) {
+      this.#reject(err);
+      return;
+    }
+    // A notification meant for this waiter must not die with it.
+    if (departure === 'notified') target.queue.wake(1);
+    target.cancel?.();
+    this.#reject(error);
+  }
+}
+
+/** Waits blocking the calling thread (…Sync variants). Only `timeout` applies; a signal is checked once. */
+export function waitSync<T>(target: WaitTarget<T>, opts: WaitOptions | undefined): T {
+  checkWaitOptions(opts);
+  let reg = target.registration;
+  try {
+    if (!reg) {
+      const now = target.attempt(false);
+      if (now !== undefined) return now;
+      if (opts?.signal?.aborted) throw abortedError(target.what, opts.signal);
+      const spun = spin(target);
+      if (spun !== undefined) return spun;
+    }
+    const timeout = opts?.timeout;
+    const deadline = timeout === undefined ? Number.POSITIVE_INFINITY : Date.now() + timeout;
+    reg ??= target.queue.register(selfThread(), 0);
+    const futexWait = native().futexWait;
+    let slice = SYNC_FIRST_SLICE_MS;
+    let deathCheck = false;
+    for (;;) {
+      const state = reg === undefined ? 0 : target.queue.state(reg.slot);
+      let result = target.attempt(deathCheck, state === HANDED);
+      if (result === undefined && state === NOTIFIED && reg) {
+        target.queue.rearm(reg, true);
+        result = target.attempt(false);
+      }
+      if (result !== undefined) {
+        if (reg) target.queue.leave(reg);
+        return result;
+      }
+      const remaining = deadline - Date.now();
+      if (remaining <= 0) throw timeoutError(target.what, timeout ?? 0);
+      if (!reg) {
+        sleepSync(Math.min(slice, remaining));
+        slice = Math.min(slice * 2, SYNC_MAX_SLICE_MS);
+        deathCheck = true;
+        continue;
+      }
+      if (state === HANDED) {
+        // The releaser is making us the owner; its wake-up follows.
+        deathCheck = futexWait(target.queue.i32, reg.slot, HANDED, Math.min(1, remaining)) === 2;
+        continue;
+      }
+      if (reg.armed !== reg.ticket) {
+        // Throttled after losing a race: look again shortly by ourselves, no death check.
+        if (futexWait(target.queue.i32, reg.slot, reg.armed, Math.min(SYNC_THROTTLE_MS, remaining)) === 2) {
+          target.queue.unthrottle(reg);
+        }
+        deathCheck = false;
+        continue;
+      }
+      const outcome = futexWait(target.queue.i32, reg.slot, reg.armed, Math.min(slice, remaining));
+      deathCheck = outcome === 2;
+      if (deathCheck) {
+        target.queue.reapDeadNotified(reg.slot);
+        slice = Math.min(slice * 2, SYNC_MAX_SLICE_MS);
+      }
+    }
+  } catch (err) {
+    const departure = reg ? target.queue.leave(reg) : 'waiting';
+    if (departure === 'handed') return takeHanded(target);
+    const timedOut = err instanceof IpcError && err.code === ErrorCodes.TIMEOUT;
+    if (departure === 'notified' && target.resultIfNotified && timedOut) return target.resultIfNotified();
+    if (departure === 'notified') target.queue.wake(1);
+    target.cancel?.();
+    throw err;
+  }
+}
+
+/**
+ * Completes a wait whose slot was handed the lock while it was giving up: the releaser makes this
+ * thread the owner right after marking the slot, so this spins only for that instant (or, if the
+ * releaser died in between, recovers the lock from it).
+ */
+function takeHanded<T>(target: WaitTarget<T>): T {
+  for (let i = 0; i < 100_000; i++) {
+    const result = target.attempt(i % 1000 === 999, true);
+    if (result !== undefined) return result;
+  }
+  throw new IpcError(ErrorCodes.SYSTEM, `${target.what}: a lock hand-off did not complete`);
+}

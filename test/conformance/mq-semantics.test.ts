@@ -1,0 +1,447 @@
+/**
+ * The MessageQueue contract, in one process, against every store in stores.ts: ordering,
+ * selective receive, leases, dead letters, delays, expiry, dedupe, bounds, listing and lifecycle.
+ * Nothing here sleeps: where time must pass (a lease, a delay), a receive waits for it.
+ */
+import { describe, expect, it } from 'vitest';
+import { ErrorCodes, isIpcError, MessageQueue } from '../../src/index.js';
+import { watchdog } from '../helpers.js';
+import { useQueueContext } from './context.js';
+import { stores } from './stores.js';
+
+async function code(promise: Promise<unknown>): Promise<string | undefined> {
+  try {
+    await promise;
+    return undefined;
+  } catch (err) {
+    return isIpcError(err) ? err.code : (err as Error).name;
+  }
+}
+
+for (const store of stores) {
+  const skip = store.unavailable();
+  describe.skipIf(skip !== undefined)(
+    `MessageQueue conformance: ${store.name}${skip ? ` (${skip})` : ''}`,
+    () => {
+      const ctx = useQueueContext(store);
+
+      it('delivers what was sent, with its metadata, and forgets it once acked', async () => {
+        const q = await ctx.open<{ to: string }>();
+        const before = Date.now();
+        const id = await q.send({ to: 'a@b' }, { type: 'email', priority: 7 });
+        const m = await q.receive({ timeout: 10_000 });
+        expect(m.id).toBe(id);
+        expect(m.body).toEqual({ to: 'a@b' });
+        expect(m.type).toBe('email');
+        expect(m.priority).toBe(7);
+        expect(m.attempts).toBe(1);
+        expect(m.enqueuedAt).toBeGreaterThanOrEqual(before - 1000);
+        expect(m.leaseUntil).toBeGreaterThan(m.enqueuedAt);
+        await m.ack();
+        expect(await q.stats()).toMatchObject({ ready: 0, delayed: 0, inflight: 0, dead: 0 });
+        expect(await code(q.receive({ timeout: 30 }))).toBe(ErrorCodes.TIMEOUT);
+      });
+
+      it('shares the queue between handles that open the same name', async () => {
+        const a = await ctx.open<string>();
+        const b = await ctx.open<string>();
+        await a.send('hello');
+        const m = await b.receive({ timeout: 10_000 });
+        expect(m.body).toBe('hello');
+        await m.ack();
+      });
+
+      it('delivers higher priorities first and one producer’s messages in order within a priority', async () => {
+        const q = await ctx.open<number>();
+        const priorities = [0, 5, 0, 9, 5, 0, 9, 1];
+        await q.sendBatch(priorities.map((priority, i) => ({ body: i, priority })));
+        const order: number[] = [];
+        for (let i = 0; i < priorities.length; i++) {
+          const m = await q.receive({ timeout: 10_000 });
+          order.push(m.body);
+          await m.ack();
+        }
+        expect(order).toEqual([3, 6, 1, 4, 7, 0, 2, 5]);
+      });
+
+      it('receives selectively by type, so one type is not blocked behind another', async () => {
+        const q = await ctx.open<string>();
+        for (let i = 0; i < 20; i++) await q.send(`sms${i}`, { type: 'sms', priority: 9 });
+        await q.send('mail', { type: 'email' });
+        const m = await q.receive({ types: ['email'], timeout: 10_000 });
+        expect(m.body).toBe('mail');
+        await m.ack();
+        const either = await q.receive({ types: ['push', 'sms'], timeout: 10_000 });
+        expect(either.type).toBe('sms');
+        expect(await code(q.receive({ types: ['email'], timeout: 30 }))).toBe(ErrorCodes.TIMEOUT);
+        expect((await q.stats()).byType).toEqual({ sms: 19 });
+      });
+
+      it('puts a nacked message back with attempts + 1 and dead-letters it after maxAttempts', async () => {
+        const q = await ctx.open<string>({ maxAttempts: 2 });
+        await q.send('poison', { id: 'p1' });
+        const first = await q.receive({ timeout: 10_000 });
+        expect(first.attempts).toBe(1);
+        await first.nack();
+        const second = await q.receive({ timeout: 10_000 });
+        expect(second.id).toBe('p1');
+        expect(second.attempts).toBe(2);
+        await second.nack();
+        expect(await code(q.receive({ timeout: 30 }))).toBe(ErrorCodes.TIMEOUT);
+        expect(await q.stats()).toMatchObject({ ready: 0, inflight: 0, dead: 1 });
+        const dead = await q.deadLetters();
+        expect(dead.map((m) => [m.id, m.body, m.attempts])).toEqual([['p1', 'poison', 2]]);
+        expect(await code(dead[0]!.ack())).toBe(ErrorCodes.LEASE_LOST);
+        expect(await q.replayDead()).toBe(1);
+        const again = await q.receive({ timeout: 10_000 });
+        expect([again.id, again.attempts]).toEqual(['p1', 1]);
+        await again.ack();
+        expect(await q.stats()).toMatchObject({ ready: 0, dead: 0 });
+      });
+
+      it('redelivers after the visibility timeout and refuses the stale ack', async () => {
+        const q = await ctx.open<string>({ visibilityTimeoutMs: 150 });
+        await q.send('job');
+        const first = await q.receive({ timeout: 10_000 });
+        // The lease running out is what lets this receive return.
+        const second = await q.receive({ timeout: 10_000 });
+        expect(second.id).toBe(first.id);
+        expect(second.attempts).toBe(2);
+        expect(await code(first.ack())).toBe(ErrorCodes.LEASE_LOST);
+        await second.ack();
+        expect(await code(second.ack())).toBe(ErrorCodes.LEASE_LOST);
+        expect(await q.stats()).toMatchObject({ ready: 0, inflight: 0, dead: 0 });
+      });
+
+      it('dead-letters a message whose last lease runs out', async () => {
+        const q = await ctx.open<string>({ visibilityTimeoutMs: 100, maxAttempts: 1 });
+        await q.send('slow');
+        const m = await q.receive({ timeout: 10_000 });
+        await q.send('marker', { delayMs: 300 });
+        // The marker becomes ready after the lease ran out: the expired message must not come first.
+        const next = await q.receive({ timeout: 10_000 });
+        expect(next.body).toBe('marker');
+        await next.ack();
+        expect(await code(m.ack())).toBe(ErrorCodes.LEASE_LOST);
+        expect((await q.deadLetters()).map((d) => d.body)).toEqual(['slow']);
+      });
+
+      it('extends a lease so the message is not redelivered meanwhile', async () => {
+        const q = await ctx.open<string>({ visibilityTimeoutMs: 150 });
+        await q.send('long');
+        const m = await q.receive({ timeout: 10_000 });
+        await m.extend(60_000);
+        expect(m.leaseUntil).toBeGreaterThan(Date.now() + 30_000);
+        expect(await code(q.receive({ timeout: 400 }))).toBe(ErrorCodes.TIMEOUT);
+        await m.ack();
+      });
+
+      it('nacks with a delay: the message is delayed, then delivered again', async () => {
+        const q = await ctx.open<string>();
+        await q.send('retry-me');
+        const m = await q.receive({ timeout: 10_000 });
+        const nackedAt = Date.now();
+        await m.nack({ delayMs: 200 });
+        expect(await q.stats()).toMatchObject({ ready: 0, delayed: 1, inflight: 0 });
+        const again = await q.receive({ timeout: 10_000 });
+        expect(Date.now() - nackedAt).toBeGreaterThanOrEqual(190);
+        expect(again.attempts).toBe(2);
+        await again.ack();
+      });
+
+      it('holds a delayed message back until its delay has passed', async () => {
+        const q = await ctx.open<string>();
+        const sentAt = Date.now();
+        await q.send('later', { delayMs: 250 });
+        await q.send('now');
+        expect(await q.stats()).toMatchObject({ ready: 1, delayed: 1 });
+        const first = await q.receive({ timeout: 10_000 });
+        expect(first.body).toBe('now');
+        await first.ack();
+        const second = await q.receive({ timeout: 10_000 });
+        expect(second.body).toBe('later');
+        expect(Date.now() - sentAt).toBeGreaterThanOrEqual(240);
+        await second.ack();
+      });
+
+      it('drops a message whose ttl passed before delivery', async () => {
+        const q = await ctx.open<string>();
+        await q.send('stale', { ttlMs: 50, type: 'x' });
+        await q.send('marker', { delayMs: 200, type: 'y' });
+        // Only the marker's type is received: by the time it is ready, the ttl has passed.
+        const m = await q.receive({ types: ['y'], timeout: 10_000 });
+        expect(m.body).toBe('marker');
+        await m.ack();
+        expect(await q.stats()).toMatchObject({ ready: 0, delayed: 0, inflight: 0, dead: 0 });
+      });
+
+      it('deduplicates by id within the window, also after the first copy was acked', async () => {
+        const q = await ctx.open<string>();
+        expect(await q.send('one', { id: 'order-1' })).toBe('order-1');
+        expect(await q.send('two', { id: 'order-1' })).toBe('order-1');
+        expect((await q.stats()).ready).toBe(1);
+        const m = await q.receive({ timeout: 10_000 });
+        expect(m.body).toBe('one');
+        await m.ack();
+        await q.send('three', { id: 'order-1' });
+        expect((await q.stats()).ready).toBe(0);
+        const ids = await q.sendBatch([
+          { body: 'x', id: 'order-2' },
+          { body: 'y', id: 'order-2' },
+          { body: 'z' },
+        ]);
+        expect(ids[0]).toBe('order-2');
+        expect(ids[1]).toBe('order-2');
+        expect(ids[2]).not.toBe('order-2');
+        expect((await q.stats()).ready).toBe(2);
+      });
+
+      it('does not deduplicate once the window has passed', async () => {
+        const q = await ctx.open<string>({ dedupeWindowMs: 0 });
+        await q.send('a', { id: 'k' });
+        await q.send('b', { id: 'k' });
+        expect((await q.stats()).ready).toBe(2);
+      });
+
+      it("refuses a send to a full queue with onFull: 'reject'", async () => {
+        const q = await ctx.open<string>({ maxMessages: 2, onFull: 'reject' });
+        await q.send('1');
+        await q.send('2');
+        const err = await q.send('3').catch((e) => e);
+        expect(isIpcError(err, ErrorCodes.QUEUE_FULL)).toBe(true);
+        expect((await q.stats()).ready).toBe(2);
+        const m = await q.receive({ timeout: 10_000 });
+        await m.ack();
+        await q.send('3');
+        expect((await q.stats()).ready).toBe(2);
+      });
+
+      it("makes a send wait for room with onFull: 'wait', in order, bounded by its timeout", async () => {
+        const q = await ctx.open<number>({ maxMessages: 2 });
+        await q.sendBatch([{ body: 1 }, { body: 2 }]);
+        expect(await code(q.send(0, { timeout: 50 }))).toBe(ErrorCodes.TIMEOUT);
+        const third = q.send(3);
+        const fourth = q.send(4);
+        let sent = 0;
+        third.then(() => sent++);
+        fourth.then(() => sent++);
+        const m1 = await q.receive({ timeout: 10_000 });
+        expect(m1.body).toBe(1);
+        await m1.ack();
+        await watchdog(third, 10_000, 'the waiting send to get room');
+        const m2 = await q.receive({ timeout: 10_000 });
+        await m2.ack();
+        await watchdog(fourth, 10_000, 'the second waiting send to get room');
+        expect(sent).toBe(2);
+        const rest: number[] = [];
+        for (let i = 0; i < 2; i++) {
+          const m = await q.receive({ timeout: 10_000 });
+          rest.push(m.body);
+          await m.ack();
+        }
+        expect(rest).toEqual([3, 4]);
+      });
+
+      it('bounds the queue by body bytes with maxBytes', async () => {
+        const q = await ctx.open<Uint8Array>({ codec: 'raw', maxBytes: 100, onFull: 'reject' });
+        await q.send(new Uint8Array(60));
+        expect(await code(q.send(new Uint8Array(60)))).toBe(ErrorCodes.QUEUE_FULL);
+        await q.send(new Uint8Array(40));
+        expect(await code(q.send(new Uint8Array(101)))).toBe(ErrorCodes.QUEUE_FULL);
+      });
+
+      it('peeks without leasing, counts in stats, and purges everything', async () => {
+        const q = await ctx.open<string>();
+        await q.send('low', { priority: 1, type: 'a' });
+        await q.send('high', { priority: 8, type: 'b' });
+        await q.send('high2', { priority: 8, type: 'a' });
+        await q.send('later', { delayMs: 60_000 });
+        const peeked = await q.peek(2);
+        expect(peeked.map((m) => m.body)).toEqual(['high', 'high2']);
+        expect(await code(peeked[0]!.ack())).toBe(ErrorCodes.LEASE_LOST);
+        const held = await q.receive({ timeout: 10_000 });
+        expect(held.body).toBe('high');
+        expect(await q.stats()).toEqual({
+          ready: 2,
+          delayed: 1,
+          inflight: 1,
+          dead: 0,
+          byPriority: { '1': 1, '8': 1 },
+          byType: { a: 2 },
+        });
+        expect(await q.purge()).toBe(4);
+        expect(await q.stats()).toMatchObject({ ready: 0, delayed: 0, inflight: 0, dead: 0 });
+        expect(await code(held.ack())).toBe(ErrorCodes.LEASE_LOST);
+      });
+
+      it('consumes with prefetch and gives unprocessed messages back when the loop is left', async () => {
+        const q = await ctx.open<number>();
+        await q.sendBatch(Array.from({ length: 10 }, (_, i) => ({ body: i })));
+        const seen: number[] = [];
+        for await (const m of q.consume({ prefetch: 4 })) {
+          seen.push(m.body);
+          await m.ack();
+          if (seen.length === 3) break;
+        }
+        expect(seen).toEqual([0, 1, 2]);
+        const next = await q.receive({ timeout: 10_000 });
+        expect(next.body).toBe(3);
+        expect(next.attempts).toBe(1);
+        await next.ack();
+        expect((await q.stats()).ready).toBe(6);
+      });
+
+      it('processes with a handler: acks on return, nacks on throw, stops on abort', async () => {
+        const q = await ctx.open<number>({ maxAttempts: 1 });
+        await q.sendBatch(Array.from({ length: 20 }, (_, i) => ({ body: i })));
+        const stop = new AbortController();
+        const handled = new Set<number>();
+        const errors: unknown[] = [];
+        let done = 0;
+        let allDone: () => void = () => {};
+        const finished = new Promise<void>((resolve) => {
+          allDone = resolve;
+        });
+        const run = q.process(
+          async (body) => {
+            handled.add(body);
+            if (++done === 20) allDone();
+            if (body % 5 === 0) throw new Error(`refuse ${body}`);
+          },
+          { concurrency: 3, signal: stop.signal, onError: (err) => errors.push(err) },
+        );
+        await watchdog(finished, 20_000, 'every message to be handled');
+        stop.abort();
+        await watchdog(run, 20_000, 'process() to resolve after abort');
+        expect(handled.size).toBe(20);
+        expect(errors).toHaveLength(4);
+        const stats = await q.stats();
+        expect(stats).toMatchObject({ ready: 0, inflight: 0, dead: 4 });
+        expect((await q.deadLetters()).map((m) => m.body).sort((a, b) => a - b)).toEqual([0, 5, 10, 15]);
+      });
+
+      it('keeps the event loop turning while a consumer drains a backlog', async () => {
+        const q = await ctx.open<number>();
+        const total = 5000;
+        for (let i = 0; i < total; i += 1000) {
+          await q.sendBatch(Array.from({ length: 1000 }, (_, k) => ({ body: i + k })));
+        }
+        let handled = 0;
+        let allDone: () => void = () => {};
+        const finished = new Promise<void>((resolve) => {
+          allDone = resolve;
+        });
+        const stop = new AbortController();
+        // A timer queued now must run before the consumer is through: the drain may not hog the loop.
+        const seenByTimer = new Promise<number>((resolve) => setTimeout(() => resolve(handled), 0));
+        const run = q.process(
+          () => {
+            if (++handled === total) allDone();
+          },
+          { concurrency: 4, prefetch: 256, signal: stop.signal },
+        );
+        expect(await seenByTimer).toBeLessThan(total);
+        await watchdog(finished, 30_000, 'the backlog to be drained');
+        stop.abort();
+        await run;
+      });
+
+      it('rejects a message that fails the schema, nacks it, and stays usable', async () => {
+        const schema = {
+          '~standard': {
+            version: 1 as const,
+            vendor: 'test',
+            validate: (value: unknown) =>
+              typeof value === 'number' ? { value } : { issues: [{ message: 'not a number' }] },
+          },
+        };
+        const q = await ctx.open<number>({ schema, maxAttempts: 1 });
+        const raw = await ctx.open<unknown>();
+        await raw.send('not a number');
+        await raw.send(42);
+        expect(await code(q.receive({ timeout: 10_000 }))).toBe(ErrorCodes.INVALID_MESSAGE);
+        const good = await q.receive({ timeout: 10_000 });
+        expect(good.body).toBe(42);
+        await good.ack();
+        const dead = await q.deadLetters();
+        expect(dead.map((m) => m.body)).toEqual(['not a number']);
+      });
+
+      it('closes: waiting receives reject, consume loops end, later calls reject ERR_IPC_CLOSED', async () => {
+        const q = await ctx.open<string>();
+        const waiting = q.receive();
+        const loop = (async () => {
+          let n = 0;
+          for await (const _ of q.consume()) n++;
+          return n;
+        })();
+        await q.close();
+        expect(await code(waiting)).toBe(ErrorCodes.CLOSED);
+        expect(await watchdog(loop, 10_000, 'the consume loop to end')).toBe(0);
+        expect(await code(q.send('x'))).toBe(ErrorCodes.CLOSED);
+        expect(await code(q.stats())).toBe(ErrorCodes.CLOSED);
+        expect(q.closed).toBe(true);
+        await q.close();
+      });
+
+      it('flushes sends issued before close', async () => {
+        const q = await ctx.open<number>();
+        const sends = Array.from({ length: 50 }, (_, i) => q.send(i));
+        await q.close();
+        expect((await Promise.all(sends)).length).toBe(50);
+        const again = await ctx.open<number>();
+        expect((await again.stats()).ready).toBe(50);
+      });
+
+      it('times out and aborts a receive without damaging the queue', async () => {
+        const q = await ctx.open<string>();
+        const controller = new AbortController();
+        const aborted = q.receive({ signal: controller.signal });
+        controller.abort(new Error('enough'));
+        const err = await aborted.catch((e) => e);
+        expect(isIpcError(err, ErrorCodes.ABORTED)).toBe(true);
+        expect((err as Error).cause).toEqual(new Error('enough'));
+        expect(await code(q.receive({ timeout: 20 }))).toBe(ErrorCodes.TIMEOUT);
+        await q.send('still works');
+        const m = await q.receive({ timeout: 10_000 });
+        expect(m.body).toBe('still works');
+        await m.ack();
+      });
+
+      it('checks arguments: bad names, options and bodies fail without throwing synchronously', async () => {
+        expect(await code(MessageQueue.open('../etc', { store: ctx.handle.store }))).toBe(
+          ErrorCodes.INVALID_NAME,
+        );
+        const bad = MessageQueue.open(ctx.name, { store: ctx.handle.store, maxAttempts: 0 });
+        await expect(bad).rejects.toThrow(/options\.maxAttempts/);
+        await expect(MessageQueue.open(ctx.name, { onFull: 'drop' as never })).rejects.toThrow(RangeError);
+        const q = await ctx.open<unknown>();
+        let sent: Promise<string> | undefined;
+        expect(() => {
+          sent = q.send('x', { priority: 1.5 });
+        }).not.toThrow();
+        await expect(sent).rejects.toThrow(/options\.priority/);
+        await expect(q.send('x', { type: '' })).rejects.toThrow(TypeError);
+        await expect(q.send('x', { delayMs: -1 })).rejects.toThrow(RangeError);
+        await expect(q.receive({ types: [] })).rejects.toThrow(/options\.types/);
+        await expect(q.receive({ timeout: -5 })).rejects.toThrow(RangeError);
+        await expect(q.peek(0)).rejects.toThrow(RangeError);
+        expect(await code(q.send(Symbol('not encodable')))).toBe(ErrorCodes.INVALID_MESSAGE);
+        expect(() => q.consume({ prefetch: 0 })).toThrow(/options\.prefetch/);
+        const m = (await q.sendBatch([{ body: 1 }])) && (await q.receive({ timeout: 10_000 }));
+        await expect(m.nack({ delayMs: -1 })).rejects.toThrow(RangeError);
+        await expect(m.extend(0)).rejects.toThrow(RangeError);
+        await m.ack();
+      });
+
+      it('removes a queue and everything in it', async () => {
+        const q = await ctx.open<string>();
+        await q.send('x');
+        await q.close();
+        expect(await MessageQueue.remove(ctx.name, { store: ctx.handle.store })).toBe(true);
+        const fresh = await ctx.open<string>();
+        expect((await fresh.stats()).ready).toBe(0);
+      });
+    },
+  );
+}

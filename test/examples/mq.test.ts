@@ -1,0 +1,84 @@
+// Runs each program in examples/mq/ as a user would, in its own runtime directory, and checks what
+// it prints and that it leaves no queue behind.
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { listResources } from '../../src/index.js';
+import { isolateRuntimeDir, watchdog } from '../helpers.js';
+
+let runtime: ReturnType<typeof isolateRuntimeDir>;
+beforeEach(() => {
+  runtime = isolateRuntimeDir();
+});
+afterEach(() => runtime.cleanup());
+
+/** Runs `examples/mq/<file>` with tsx; resolves with its exit code and output. */
+function runExample(file: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const path = fileURLToPath(new URL(`../../examples/mq/${file}`, import.meta.url));
+  const child = spawn(process.execPath, ['--import', 'tsx', path], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+    stdout += chunk;
+  });
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+    stderr += chunk;
+  });
+  const done = new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
+    child.once('error', reject);
+    child.once('close', (code) => resolve({ code, stdout, stderr }));
+  });
+  return watchdog(done, 60_000, `example ${file} to exit`).catch((err) => {
+    child.kill('SIGKILL');
+    throw err;
+  });
+}
+
+describe('examples/mq', () => {
+  it('work-queue.ts: two worker processes take every job once', {
+    timeout: 70_000,
+  }, async () => {
+    const run = await runExample('work-queue.ts');
+    expect(run.stderr).toBe('');
+    expect(run.code).toBe(0);
+    expect(run.stdout).toContain('queued 6 jobs: {"ready":6,');
+    const workers = /started workers (\d+) and (\d+)/.exec(run.stdout)?.slice(1);
+    expect(workers).toHaveLength(2);
+    const sent = [...run.stdout.matchAll(/sent to (\S+) by worker (\d+) \(attempt 1\)/g)];
+    expect(sent.map((m) => m[1]).sort()).toEqual(
+      ['ada', 'barbara', 'grace', 'ken', 'linus', 'margaret'].map((n) => `${n}@example.com`),
+    );
+    for (const m of sent) expect(workers).toContain(m[2]);
+    expect(run.stdout).toContain('after the workers stopped: {"ready":0,"delayed":0,"inflight":0,"dead":0,');
+    expect(listResources()).toEqual([]);
+  });
+
+  it('retries-and-dead-letters.ts: a failing message is retried, dead-lettered, then replayed', async () => {
+    const run = await runExample('retries-and-dead-letters.ts');
+    expect(run.stderr).toBe('');
+    expect(run.code).toBe(0);
+    expect(run.stdout).toContain('queued: 2 (the duplicate of A-1 was dropped)');
+    expect(run.stdout).toContain('charged A-1 on attempt 1');
+    for (const attempt of [1, 2, 3]) expect(run.stdout).toContain(`attempt ${attempt} of B-2 failed`);
+    expect(run.stdout).toContain('dead letters: order-B-2 after 3 attempts');
+    expect(run.stdout).toContain('replayed 1 dead letter(s)');
+    expect(run.stdout).toContain('charged B-2 on attempt 1 after the replay');
+    expect(run.stdout).toContain('left: {"ready":0,"delayed":0,"inflight":0,"dead":0,');
+    expect(listResources()).toEqual([]);
+  });
+
+  it('delayed-and-bounded.ts: delays, expiry, selective receive and a producer waiting for room', async () => {
+    const run = await runExample('delayed-and-bounded.ts');
+    expect(run.stderr).toBe('');
+    expect(run.code).toBe(0);
+    expect(run.stdout).toContain('now: {"ready":1,"delayed":1,');
+    expect(run.stdout).toContain('"stand up and stretch" arrived after its delay (not before)');
+    expect(run.stdout).toContain('the expired offer is gone: {"ready":0,"delayed":0,"inflight":0,"dead":0,');
+    const took = [...run.stdout.matchAll(/took "(task \d)"/g)].map((m) => m[1]);
+    expect(took).toEqual(['task 1', 'task 2', 'task 3', 'task 4']);
+    expect(run.stdout.indexOf('task 4 was queued once there was room')).toBeGreaterThan(
+      run.stdout.indexOf('took "task 1"'),
+    );
+    expect(listResources()).toEqual([]);
+  });
+});

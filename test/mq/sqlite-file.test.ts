@@ -1,0 +1,145 @@
+/**
+ * The SQLite store's file: where it lives, its permissions, its registry entry, and the files it
+ * refuses (not a database, another application's database, a newer schema, a planted symlink).
+ */
+
+import {
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readFileSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import type BetterSqlite3 from 'better-sqlite3';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ErrorCodes, isIpcError, listResources, MessageQueue } from '../../src/index.js';
+import { Fixture } from '../conformance/harness.js';
+import { isolateRuntimeDir } from '../helpers.js';
+
+const Database = createRequire(import.meta.url)('better-sqlite3') as typeof BetterSqlite3;
+
+async function openError(name: string): Promise<unknown> {
+  return MessageQueue.open(name).then(
+    async (q) => {
+      await q.close();
+      return undefined;
+    },
+    (err) => err,
+  );
+}
+
+describe('SQLite store file', () => {
+  let rt: { dir: string; cleanup(): void };
+  beforeEach(() => {
+    rt = isolateRuntimeDir();
+    mkdirSync(rt.dir, { recursive: true, mode: 0o700 });
+  });
+  afterEach(() => rt.cleanup());
+
+  it('lives in the runtime directory, 0600 with its WAL even under umask 000, and is registered', async () => {
+    const previous = process.umask(0);
+    try {
+      const q = await MessageQueue.open<string>('perm');
+      await q.send('x');
+      // A wait sets up the doorbell, whose socket directory must be private too.
+      await q.receive({ types: ['none'], timeout: 1 }).catch(() => {});
+      const file = join(rt.dir, 'perm.mq.sqlite');
+      for (const path of [file, `${file}-wal`, `${file}-shm`]) {
+        expect(statSync(path).mode & 0o777, path).toBe(0o600);
+      }
+      expect(statSync(join(rt.dir, '.mq-bells')).mode & 0o777).toBe(0o700);
+      expect(listResources()).toContainEqual(
+        expect.objectContaining({ kind: 'queue', name: 'perm', path: file, ownerAlive: true }),
+      );
+      await q.close();
+    } finally {
+      process.umask(previous);
+    }
+  });
+
+  it('refuses a file that is not a database, and leaves it as it was', async () => {
+    const file = join(rt.dir, 'junk.mq.sqlite');
+    const junk = Buffer.alloc(8192, 'not a database. ');
+    writeFileSync(file, junk, { mode: 0o600 });
+    const err = await openError('junk');
+    expect(isIpcError(err, ErrorCodes.INCOMPATIBLE)).toBe(true);
+    expect(readFileSync(file).equals(junk)).toBe(true);
+  });
+
+  it("refuses another application's SQLite database without changing it", async () => {
+    const file = join(rt.dir, 'foreign.mq.sqlite');
+    const foreign = new Database(file);
+    foreign.exec('CREATE TABLE accounts (id INTEGER PRIMARY KEY, balance INTEGER)');
+    foreign.close();
+    const err = await openError('foreign');
+    expect(isIpcError(err, ErrorCodes.INCOMPATIBLE)).toBe(true);
+    expect((err as Error).message).toMatch(/another application/);
+    const check = new Database(file, { readonly: true });
+    expect(check.pragma('journal_mode', { simple: true })).toBe('delete');
+    expect(check.prepare('SELECT name FROM sqlite_schema').pluck().all()).toEqual(['accounts']);
+    check.close();
+  });
+
+  it('refuses a queue file written by a newer schema version', async () => {
+    const q = await MessageQueue.open('future');
+    await q.close();
+    const db = new Database(join(rt.dir, 'future.mq.sqlite'));
+    db.pragma('user_version = 99');
+    db.close();
+    const err = await openError('future');
+    expect(isIpcError(err, ErrorCodes.INCOMPATIBLE)).toBe(true);
+    expect((err as Error).message).toMatch(/schema version 99/);
+  });
+
+  it('refuses to follow a planted symlink', async () => {
+    const target = join(rt.dir, '..', 'elsewhere.db');
+    writeFileSync(target, '');
+    symlinkSync(target, join(rt.dir, 'linked.mq.sqlite'));
+    const err = await openError('linked');
+    expect(isIpcError(err, ErrorCodes.UNSAFE_PATH)).toBe(true);
+    expect(statSync(target).size).toBe(0);
+    expect(lstatSync(join(rt.dir, 'linked.mq.sqlite')).isSymbolicLink()).toBe(true);
+  });
+
+  it('is created once when many processes open a new queue at the same moment', async () => {
+    const producers = Array.from({ length: 6 }, (_, i) => new Fixture('mq-send.ts', ['race', String(i)]));
+    for (const p of producers) expect(await p.waitFor('sent ')).toMatch(/^sent /);
+    for (const p of producers) expect((await p.exit()).code).toBe(0);
+    const q = await MessageQueue.open<number>('race');
+    expect((await q.stats()).ready).toBe(6);
+    await q.close();
+  });
+
+  it('removes the file, its WAL and its registry entry', async () => {
+    const q = await MessageQueue.open('gone');
+    await q.send('x');
+    await q.close();
+    expect(await MessageQueue.remove('gone')).toBe(true);
+    for (const suffix of ['', '-wal', '-shm'])
+      expect(existsSync(join(rt.dir, `gone.mq.sqlite${suffix}`))).toBe(false);
+    expect(listResources().some((r) => r.kind === 'queue' && r.name === 'gone')).toBe(false);
+    expect(await MessageQueue.remove('gone')).toBe(false);
+  });
+
+  it('keeps queues of different runtime directories apart', async () => {
+    const a = await MessageQueue.open<string>('same');
+    await a.send('in a');
+    await a.close();
+    const other = isolateRuntimeDir();
+    try {
+      const b = await MessageQueue.open<string>('same');
+      expect((await b.stats()).ready).toBe(0);
+      await b.close();
+    } finally {
+      other.cleanup();
+      process.env.IPCKIT_DIR = rt.dir;
+    }
+    const again = await MessageQueue.open<string>('same');
+    expect((await again.stats()).ready).toBe(1);
+    await again.close();
+  });
+});

@@ -1,0 +1,313 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { isAlive } from '../../src/core/process-identity.js';
+import { ErrorCodes, IpcError, Pool, TaskError } from '../../src/index.js';
+import { fixture, isolateRuntimeDir, rejectionOf, watchdog } from '../helpers.js';
+
+let env: ReturnType<typeof isolateRuntimeDir>;
+const pools: Pool<never, unknown>[] = [];
+beforeEach(() => {
+  env = isolateRuntimeDir();
+});
+afterEach(async () => {
+  await Promise.all(pools.splice(0).map((p) => p.destroy()));
+  env.cleanup();
+});
+
+function pool<In, Out>(task: string, opts: Parameters<typeof Pool.create>[1] = {}): Pool<In, Out> {
+  const p = Pool.create<In, Out>(fixture(task), { size: 2, ...opts });
+  pools.push(p as unknown as Pool<never, unknown>);
+  return p;
+}
+
+describe('Pool: results', () => {
+  it('map over 10k items returns every result in input order', async () => {
+    const p = pool<number, number>('pool-square.ts');
+    const items = Array.from({ length: 10_000 }, (_, i) => i);
+    const out = await watchdog(p.map(items), 60_000, 'map');
+    expect(out).toHaveLength(10_000);
+    expect(out.every((v, i) => v === i * i)).toBe(true);
+    // With one item per message, too (the order does not come from chunking).
+    const fine = await watchdog(p.map(items.slice(0, 200), { chunkSize: 1 }), 60_000, 'map by 1');
+    expect(fine).toEqual(items.slice(0, 200).map((i) => i * i));
+    expect(await p.map([])).toEqual([]);
+    expect(await p.map(new Set([3, 4]))).toEqual([9, 16]);
+  });
+
+  it('run returns the task result, computed in a worker', async () => {
+    const p = pool<string, { ok: string; pid: number }>('pool-throw.ts');
+    const result = await watchdog(p.run('hi'), 30_000, 'run');
+    expect(result.ok).toBe('hi');
+    expect(p.pids).toContain(result.pid);
+    expect(result.pid).not.toBe(process.pid);
+  });
+
+  it('runs and maps share the workers in turns: a run is not stuck behind a long map', async () => {
+    const p = pool<number, number>('pool-square.ts', { size: 1 });
+    await p.run(0);
+    const big = p.map(
+      Array.from({ length: 2000 }, (_, i) => i),
+      { chunkSize: 10 },
+    );
+    let mapDone = false;
+    void big.then(() => {
+      mapDone = true;
+    });
+    expect(await watchdog(p.run(12), 30_000, 'run')).toBe(144);
+    expect(mapDone).toBe(false);
+    await big;
+  });
+
+  it('splits a chunk too large for one message, and fails only an item that cannot fit alone', async () => {
+    const p = pool<Uint8Array, Uint8Array>('pool-echo.ts', { maxMessageBytes: 1 << 20 });
+    const items = Array.from({ length: 8 }, (_, i) => new Uint8Array(300_000).fill(i));
+    const echoed = await watchdog(p.map(items, { chunkSize: 8 }), 30_000, 'map');
+    expect(echoed.map((b) => [b.length, b[0]])).toEqual(items.map((_, i) => [300_000, i]));
+    const tooBig = await rejectionOf(p.run(new Uint8Array(2 << 20)));
+    expect(tooBig.code).toBe(ErrorCodes.FRAME_TOO_LARGE);
+
+    const maker = pool<number, Uint8Array>('pool-make-bytes.ts', { maxMessageBytes: 1 << 20 });
+    // Small inputs, results that only fit a few per message: the worker splits its answers.
+    const made = await watchdog(
+      maker.map([300_000, 300_000, 300_000, 300_000, 5], { chunkSize: 5 }),
+      30_000,
+      'make',
+    );
+    expect(made.map((b) => b.length)).toEqual([300_000, 300_000, 300_000, 300_000, 5]);
+    const alone = await rejectionOf(maker.run(2 << 20));
+    expect(alone).toBeInstanceOf(TaskError);
+    expect(alone.code).toBe(ErrorCodes.FRAME_TOO_LARGE);
+  });
+});
+
+describe('Pool: failures', () => {
+  it('a task that throws rejects with a TaskError carrying the remote name, message and code', async () => {
+    const p = pool<string, unknown>('pool-throw.ts', { size: 1 });
+    const plain = (await rejectionOf(p.run('plain'))) as TaskError;
+    expect(plain).toBeInstanceOf(TaskError);
+    expect(plain).toBeInstanceOf(IpcError);
+    expect(plain.code).toBe(ErrorCodes.REMOTE);
+    expect(plain.remote).toBe(true);
+    expect(plain.remoteName).toBe('Error');
+    expect(plain.remoteMessage).toBe('bad input');
+    expect(plain.remoteCode).toBe('E_BAD');
+    expect(plain.remoteStack).toMatch(/pool-throw/);
+    expect(plain.message).toContain('bad input');
+
+    const custom = (await rejectionOf(p.run('custom'))) as TaskError;
+    expect([custom.remoteName, custom.remoteMessage]).toEqual(['ValidationError', 'field x is required']);
+    const thrown = (await rejectionOf(p.run('string'))) as TaskError;
+    expect(thrown.remoteMessage).toContain('just a string');
+    // An ipckit code thrown remotely is kept as the code; `remote` tells it from a local timeout.
+    const timeout = (await rejectionOf(p.run('ipc-timeout'))) as TaskError;
+    expect(timeout.code).toBe(ErrorCodes.TIMEOUT);
+    expect(timeout.remote).toBe(true);
+    // Text that looks like code stays text.
+    const hostile = (await rejectionOf(p.run('hostile'))) as TaskError;
+    expect(hostile.remoteName).toBe('__proto__');
+    expect(Object.getPrototypeOf(hostile)).toBe(TaskError.prototype);
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+
+    // The worker survives its tasks' errors.
+    const pid = p.pids[0];
+    expect(await p.run('fine')).toEqual({ ok: 'fine', pid });
+  });
+
+  it('data a worker cannot decode fails that call with ERR_IPC_INVALID_MESSAGE, and the worker goes on', async () => {
+    // A worker with a small stack overflows decoding what this process encoded fine.
+    const p = pool<unknown, unknown>('pool-echo.ts', { size: 1, execArgv: ['--stack-size=200'] });
+    expect(await p.run('warm')).toBe('warm');
+    const pid = p.pids[0];
+    let deep: unknown = 1;
+    for (let i = 0; i < 1200; i++) deep = [deep];
+    const before = p.run('before');
+    const garbled = rejectionOf(watchdog(p.run(deep), 30_000, 'garbled'));
+    const after = p.run('after');
+    expect(await watchdog(before, 30_000, 'before')).toBe('before');
+    const err = await garbled;
+    expect(err.code).toBe(ErrorCodes.INVALID_MESSAGE);
+    expect(err.message).toMatch(/could not decode/);
+    expect(await watchdog(after, 30_000, 'after')).toBe('after');
+    expect(p.pids).toEqual([pid]);
+  });
+
+  it('map rejects with the first failing item', async () => {
+    const p = pool<string, unknown>('pool-throw.ts');
+    const err = (await rejectionOf(p.map(['a', 'b', 'plain', 'c'], { chunkSize: 1 }))) as TaskError;
+    expect(err.remoteMessage).toBe('bad input');
+  });
+
+  it('a crashing task fails with ERR_IPC_PEER_GONE, its worker is replaced, and the tasks queued behind it run', async () => {
+    const p = pool<string, number>('pool-crash.ts', { size: 1 });
+    const first = await p.run('who');
+    const crash = p.run('crash');
+    const behind = Array.from({ length: 10 }, () => p.run('who'));
+    const err = await rejectionOf(watchdog(crash, 30_000, 'crash'));
+    expect(err.code).toBe(ErrorCodes.PEER_GONE);
+    expect(err.message).toMatch(/SIGKILL/);
+    const pids = await watchdog(Promise.all(behind), 30_000, 'the tasks behind it');
+    expect(new Set(pids).size).toBe(1);
+    expect(pids[0]).not.toBe(first);
+    expect(p.pids).toEqual([pids[0]]);
+    expect(isAlive({ pid: first, startTime: 0 })).toBe(false);
+  });
+
+  it('a worker killed from outside while idle is replaced', async () => {
+    const p = pool<string, number>('pool-crash.ts', { size: 2 });
+    await p.map(['a', 'b', 'c', 'd'], { chunkSize: 1 });
+    const [victim, survivor] = p.pids;
+    process.kill(victim!, 'SIGKILL');
+    // Sent at once, before the pool can know: a unit that went to the dead worker never started
+    // there, so it is given to another worker rather than failed.
+    const mapUntil = async (done: (pids: number[]) => boolean) => {
+      for (;;) {
+        const pids = await p.map(['x', 'y', 'z', 'w'], { chunkSize: 1 });
+        expect(pids).not.toContain(victim);
+        if (done(pids)) return;
+      }
+    };
+    // The pool learns of the death when the worker's channel ends; calls succeed meanwhile.
+    await watchdog(
+      mapUntil(() => !p.pids.includes(victim!)),
+      30_000,
+      'the death noticed',
+    );
+    expect(p.pids).toHaveLength(2);
+    const successor = p.pids.find((pid) => pid !== survivor)!;
+    // The successor takes work once it is ready.
+    await watchdog(
+      mapUntil((pids) => pids.includes(successor)),
+      30_000,
+      'the successor at work',
+    );
+  });
+
+  it('a task module that fails to load breaks the pool: every call rejects with its error', async () => {
+    const p = pool<number, number>('pool-load-error.ts');
+    const err = (await rejectionOf(watchdog(p.run(1), 30_000, 'run'))) as TaskError;
+    expect(err).toBeInstanceOf(TaskError);
+    expect(err.remoteMessage).toBe('this task module cannot load');
+    expect(err.message).toMatch(/failed to load/);
+    await expect(p.map([1, 2])).rejects.toBe(err);
+    await watchdog(p.close(), 15_000, 'close');
+    expect(p.pids).toEqual([]);
+  });
+
+  it('a module without a default-export function is refused the same way', async () => {
+    const p = pool<number, number>('pool-no-default.ts', { size: 1 });
+    const err = (await rejectionOf(watchdog(p.run(1), 30_000, 'run'))) as TaskError;
+    expect(err.remoteName).toBe('TypeError');
+    expect(err.remoteMessage).toMatch(/default-export a function/);
+  });
+});
+
+describe('Pool: cancellation, closing, limits', () => {
+  it('an aborted queued task never runs; a running one is left to finish', async () => {
+    const p = pool<string, unknown>('pool-hold-and-record.ts', { size: 1 });
+    expect(await p.run('warm')).toBe('warm');
+    const held = p.run('hold');
+    const controller = new AbortController();
+    const cancelled = p.run('cancelled', { signal: controller.signal });
+    const after = p.run('after');
+    controller.abort(new Error('no longer needed'));
+    const err = await rejectionOf(cancelled);
+    expect(err.code).toBe(ErrorCodes.ABORTED);
+    expect(err.cause?.message).toBe('no longer needed');
+    process.kill(p.pids[0]!, 'SIGUSR2');
+    expect(await watchdog(held, 15_000, 'held task')).toBe('released');
+    expect(await after).toBe('after');
+    expect(await p.run('records')).toEqual(['warm', 'after']);
+    // Already aborted: refused at once.
+    await expect(p.run('x', { signal: AbortSignal.abort() })).rejects.toMatchObject({
+      code: ErrorCodes.ABORTED,
+    });
+  });
+
+  it('a timeout rejects a task that waits too long with ERR_IPC_TIMEOUT', async () => {
+    const p = pool<string, unknown>('pool-hold-and-record.ts', { size: 1 });
+    await p.run('warm');
+    const held = p.run('hold');
+    const err = await rejectionOf(p.run('late', { timeout: 50 }));
+    expect(err.code).toBe(ErrorCodes.TIMEOUT);
+    process.kill(p.pids[0]!, 'SIGUSR2');
+    await held;
+    expect(await p.run('records')).toEqual(['warm']);
+  });
+
+  it('close() lets queued work finish, refuses new calls, and ends the workers', async () => {
+    const p = pool<number, number>('pool-square.ts');
+    const pending = Array.from({ length: 20 }, (_, i) => p.run(i));
+    const mapped = p.map([5, 6, 7]);
+    const closing = p.close();
+    expect(p.closed).toBe(true);
+    await expect(p.run(1)).rejects.toMatchObject({ code: ErrorCodes.CLOSED });
+    expect(await watchdog(Promise.all(pending), 30_000, 'pending')).toEqual(
+      Array.from({ length: 20 }, (_, i) => i * i),
+    );
+    expect(await mapped).toEqual([25, 36, 49]);
+    const pids = p.pids;
+    await watchdog(closing, 15_000, 'close');
+    expect(p.pids).toEqual([]);
+    for (const pid of pids) expect(isAlive({ pid, startTime: 0 })).toBe(false);
+    expect(p.close()).toBe(closing);
+  });
+
+  it('destroy() rejects what is queued or running with ERR_IPC_CLOSED and kills the workers', async () => {
+    const p = pool<string, unknown>('pool-hold-and-record.ts', { size: 1 });
+    await p.run('warm');
+    const held = p.run('hold');
+    const queued = p.run('queued');
+    const pid = p.pids[0]!;
+    const outcomes = Promise.all([rejectionOf(held), rejectionOf(queued)]);
+    await p.destroy(new Error('shutting down'));
+    const errors = await outcomes;
+    for (const err of errors) {
+      expect(err.code).toBe(ErrorCodes.CLOSED);
+      expect(err.cause?.message).toBe('shutting down');
+    }
+    expect(isAlive({ pid, startTime: 0 })).toBe(false);
+  });
+
+  it('rejects calls beyond maxQueue with ERR_IPC_QUEUE_FULL', async () => {
+    const p = pool<string, unknown>('pool-hold-and-record.ts', { size: 1, maxQueue: 2 });
+    await p.run('warm');
+    const held = p.run('hold'); // at the worker
+    const second = p.run('second'); // at the worker, behind it (two units out per worker)
+    const queued = [p.run('q1'), p.run('q2')];
+    await expect(p.run('q3')).rejects.toMatchObject({ code: ErrorCodes.QUEUE_FULL });
+    process.kill(p.pids[0]!, 'SIGUSR2');
+    await Promise.all([held, second, ...queued]);
+  });
+
+  it('takes a .mjs task module given as a file: URL', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ipckit-pool-'));
+    try {
+      const file = join(dir, 'double.mjs');
+      writeFileSync(file, 'export default (n) => n * 2;\n');
+      const p = Pool.create<number, number>(pathToFileURL(file), { size: 1 });
+      pools.push(p as unknown as Pool<never, unknown>);
+      expect(await watchdog(p.map([1, 2, 3]), 30_000, 'map')).toEqual([2, 4, 6]);
+      await p.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('refuses bad arguments', async () => {
+    expect(() => Pool.create(fixture('pool-square.ts'), { size: 0 })).toThrow(RangeError);
+    expect(() => Pool.create(fixture('pool-square.ts'), { codec: 'raw' as never })).toThrow(/codec/);
+    expect(() => Pool.create(fixture('pool-square.ts'), { channel: 'tcp' as never })).toThrow(/channel/);
+    expect(() => Pool.create(fixture('pool-square.ts'), { maxQueue: -1 })).toThrow(/maxQueue/);
+    expect(() => Pool.create(fixture('no-such-task.ts'))).toThrow(
+      expect.objectContaining({ code: ErrorCodes.NOT_FOUND }),
+    );
+    expect(() => Pool.create(42 as never)).toThrow(TypeError);
+    const p = pool<number, number>('pool-square.ts', { size: 1 });
+    await expect(p.map([1], { chunkSize: 0 })).rejects.toBeInstanceOf(RangeError);
+    await expect(p.map(5 as never)).rejects.toBeInstanceOf(TypeError);
+    await expect(p.run(1, { timeout: -1 })).rejects.toBeInstanceOf(RangeError);
+  });
+});

@@ -1,0 +1,217 @@
+import { once } from 'node:events';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import {
+  type ChildProcess,
+  ErrorCodes,
+  type ExitStatus,
+  IpcError,
+  type RestartInfo,
+  Supervisor,
+  spawn,
+} from '../../src/index.js';
+import { fixtureArgs, isolateRuntimeDir, rejectionOf, watchdog } from '../helpers.js';
+
+let env: ReturnType<typeof isolateRuntimeDir>;
+const supervisors: Supervisor[] = [];
+beforeEach(() => {
+  env = isolateRuntimeDir();
+});
+afterEach(async () => {
+  await Promise.all(supervisors.splice(0).map((s) => s.stop()));
+  env.cleanup();
+});
+
+function supervisor(opts?: ConstructorParameters<typeof Supervisor>[0]): Supervisor {
+  const sup = new Supervisor(opts);
+  supervisors.push(sup);
+  return sup;
+}
+
+const node =
+  (fixture: string, ...args: string[]) =>
+  () =>
+    spawn(process.execPath, fixtureArgs(fixture, ...args), { channel: 'pipe' });
+
+/** Records every event in order. */
+function record(sup: Supervisor): string[] {
+  const log: string[] = [];
+  sup.on('start', (name) => log.push(`start ${name}`));
+  sup.on('exit', (name, status) => log.push(`exit ${name} ${status.code ?? status.signal}`));
+  sup.on('restart', (name, info) => log.push(`restart ${name} #${info.attempt} after ${info.delayMs}`));
+  sup.on('giveup', (name, last) => log.push(`giveup ${name} ${last.code ?? last.signal}`));
+  return log;
+}
+
+describe('Supervisor: restarts', () => {
+  it('restarts a crashing child with a doubling backoff and gives up after maxRestarts', async () => {
+    const sup = supervisor({
+      restart: 'on-failure',
+      maxRestarts: 2,
+      windowMs: 60_000,
+      backoff: { initialMs: 20 },
+    });
+    const log = record(sup);
+    sup.add('crasher', node('process-hello-then-exit.ts', '7'));
+    const channel = sup.channel<{ hello: number }>('crasher');
+    const gaveUp = once(sup, 'giveup') as Promise<[string, ExitStatus]>;
+    await sup.start();
+    const [name, lastExit] = await watchdog(gaveUp, 60_000, 'giveup');
+    expect(name).toBe('crasher');
+    expect(lastExit).toEqual({ code: 7, signal: null });
+    expect(log).toEqual([
+      'start crasher',
+      'exit crasher 7',
+      'restart crasher #1 after 20',
+      'start crasher',
+      'exit crasher 7',
+      'restart crasher #2 after 40',
+      'start crasher',
+      'exit crasher 7',
+      'giveup crasher 7',
+    ]);
+    expect(sup.child('crasher')).toBeUndefined();
+    expect(sup.restarts('crasher')).toBe(2);
+    // Every child's hello came through the one channel, from three different processes.
+    const hellos = new Set<number>();
+    for (let i = 0; i < 3; i++) hellos.add((await watchdog(channel.receive(), 10_000, `hello ${i}`)).hello);
+    expect(hellos.size).toBe(3);
+    // Then the channel says why nothing more will come.
+    const err = await rejectionOf(channel.receive());
+    expect(err.code).toBe(ErrorCodes.PEER_GONE);
+    expect(err.message).toMatch(/gave up after 2 restarts/);
+    await expect(channel.send({ hello: 0 })).rejects.toMatchObject({ code: ErrorCodes.PEER_GONE });
+  });
+
+  it("'on-failure' does not restart a clean exit, 'always' does, 'never' never does", async () => {
+    const sup = supervisor({ backoff: { initialMs: 1 }, maxRestarts: 1 });
+    const log = record(sup);
+    sup.add('clean', node('process-hello-then-exit.ts', '0'));
+    sup.add('always', node('process-hello-then-exit.ts', '0'), { restart: 'always' });
+    sup.add('never', node('process-hello-then-exit.ts', '3'), { restart: 'never' });
+    const gaveUp = once(sup, 'giveup');
+    await sup.start();
+    expect(await watchdog(gaveUp, 60_000, 'always gives up')).toEqual(['always', { code: 0, signal: null }]);
+    // 'clean' ended cleanly: its channel ends like a closed channel (iteration just stops).
+    const clean: unknown[] = [];
+    for await (const m of sup.channel('clean')) clean.push(m);
+    expect(clean).toHaveLength(1);
+    const never = sup.channel('never');
+    await never.receive();
+    expect((await rejectionOf(never.receive())).code).toBe(ErrorCodes.PEER_GONE);
+    expect(log.filter((l) => l.startsWith('restart'))).toEqual(['restart always #1 after 1']);
+    expect(log.filter((l) => l.startsWith('start always'))).toHaveLength(2);
+  });
+
+  it('re-attaches the channel to the new child transparently; sends while it is down wait for it, up to maxBuffered', async () => {
+    const sup = supervisor({ restart: 'always', maxBuffered: 2, backoff: { initialMs: 50 } });
+    sup.add('echo', node('echo-parent-channel.ts'));
+    const channel = sup.channel<string>('echo');
+    await sup.start();
+    await channel.send('before');
+    expect(await watchdog(channel.receive(), 15_000, 'echo before')).toBe('before');
+    const firstPid = sup.child('echo')!.pid;
+
+    const restarted = once(sup, 'start') as Promise<[string, ChildProcess<unknown>]>;
+    const sentWhileDown = new Promise<Promise<void>[]>((resolve) => {
+      sup.once('exit', () => {
+        // The child is down now: these wait for the next one; the third is over the bound.
+        resolve([channel.send('while down 1'), channel.send('while down 2'), channel.send('one too many')]);
+      });
+    });
+    sup.child('echo')!.kill('SIGKILL');
+    const [first, second, third] = await watchdog(sentWhileDown, 15_000, 'exit');
+    await first;
+    await second;
+    const full = await rejectionOf(third!);
+    expect(full.code).toBe(ErrorCodes.QUEUE_FULL);
+
+    const [, child] = await watchdog(restarted, 15_000, 'restart');
+    expect(child.pid).not.toBe(firstPid);
+    expect(await watchdog(channel.receive(), 15_000, 'echo 1')).toBe('while down 1');
+    expect(await watchdog(channel.receive(), 15_000, 'echo 2')).toBe('while down 2');
+    await channel.send('after');
+    expect(await watchdog(channel.receive(), 15_000, 'echo after')).toBe('after');
+  });
+
+  it("a 'ready' hook gates the start; the next child starts only after it", async () => {
+    const sup = supervisor();
+    const log = record(sup);
+    const readyOrder: string[] = [];
+    for (const name of ['db', 'api']) {
+      sup.add(name, node('process-hello-then-exit.ts', '0'), {
+        restart: 'never',
+        ready: async (child) => {
+          const hello = (await child.channel!.receive()) as { hello: number };
+          readyOrder.push(`${name} ${hello.hello === child.pid}`);
+        },
+      });
+    }
+    await watchdog(sup.start(), 30_000, 'start');
+    expect(readyOrder).toEqual(['db true', 'api true']);
+    expect(log.filter((l) => l.startsWith('start'))).toEqual(['start db', 'start api']);
+  });
+});
+
+describe('Supervisor: start and stop', () => {
+  it('starts in order and stops in reverse order', async () => {
+    const sup = supervisor({ restart: 'always' });
+    const log = record(sup);
+    for (const name of ['a', 'b', 'c']) sup.add(name, () => spawn('sleep', ['1000']));
+    await sup.start();
+    expect(log).toEqual(['start a', 'start b', 'start c']);
+    const pids = sup.names.map((n) => sup.child(n)!.pid);
+    await watchdog(sup.stop(), 30_000, 'stop');
+    expect(log.slice(3)).toEqual(['exit c SIGTERM', 'exit b SIGTERM', 'exit a SIGTERM']);
+    for (const pid of pids) expect(() => process.kill(pid, 0)).toThrow();
+    // No restart happened after stop.
+    expect(log.some((l) => l.startsWith('restart'))).toBe(false);
+    await expect(sup.start()).rejects.toMatchObject({ code: ErrorCodes.CLOSED });
+    await expect(sup.channel('a').receive()).rejects.toMatchObject({ code: ErrorCodes.CLOSED });
+  });
+
+  it('a factory that throws fails start(), and the children already started are stopped', async () => {
+    const sup = supervisor();
+    const log = record(sup);
+    sup.add('ok', () => spawn('sleep', ['1000']));
+    sup.add('broken', () => spawn('/nonexistent/ipckit-command'));
+    const err = await rejectionOf(sup.start());
+    expect(err).toBeInstanceOf(IpcError);
+    expect(err.code).toBe(ErrorCodes.NOT_FOUND);
+    expect(log).toEqual(['start ok', 'exit ok SIGTERM']);
+  });
+
+  it('a factory that fails during a restart counts as a failure, and never raises an error event', async () => {
+    const sup = supervisor({ maxRestarts: 2, backoff: { initialMs: 1 } });
+    const restarts: RestartInfo[] = [];
+    sup.on('restart', (_, info) => restarts.push(info));
+    let calls = 0;
+    sup.add('flaky', () => {
+      calls++;
+      if (calls === 1) return spawn('sh', ['-c', 'exit 1']);
+      throw new Error('cannot spawn any more');
+    });
+    const gaveUp = once(sup, 'giveup');
+    await sup.start();
+    const [name, lastExit, error] = await watchdog(gaveUp, 30_000, 'giveup');
+    expect(name).toBe('flaky');
+    expect(lastExit).toEqual({ code: 1, signal: null });
+    expect((error as Error).message).toBe('cannot spawn any more');
+    expect(calls).toBe(3);
+    expect(restarts.map((r) => r.attempt)).toEqual([1, 2]);
+    expect(sup.listenerCount('error')).toBe(0);
+  });
+
+  it('refuses bad arguments', () => {
+    expect(() => new Supervisor({ restart: 'sometimes' as never })).toThrow(RangeError);
+    expect(() => new Supervisor({ maxRestarts: -1 })).toThrow(/maxRestarts/);
+    expect(() => new Supervisor({ windowMs: 0 })).toThrow(/windowMs/);
+    expect(() => new Supervisor({ backoff: { initialMs: -5 } })).toThrow(/backoff.initialMs/);
+    const sup = supervisor();
+    sup.add('x', () => spawn('true'));
+    expect(() => sup.add('x', () => spawn('true'))).toThrow(
+      expect.objectContaining({ code: ErrorCodes.EXISTS }),
+    );
+    expect(() => sup.add('y', 'spawn' as never)).toThrow(TypeError);
+    expect(() => sup.child('nobody')).toThrow(expect.objectContaining({ code: ErrorCodes.NOT_FOUND }));
+  });
+});

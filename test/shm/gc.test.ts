@@ -1,0 +1,64 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ErrorCodes, gcResources, isIpcError, listResources, Mutex, SharedMemory } from '../../src/index.js';
+import { kernelName } from '../../src/shm/kernel-name.js';
+import { createNamed } from '../../src/shm/mapping.js';
+import { isolateRuntimeDir } from '../helpers.js';
+import { killAll, removeShmObjects, startFixture, succeeded } from '../sync/children.js';
+
+let env: ReturnType<typeof isolateRuntimeDir>;
+beforeEach(() => {
+  env = isolateRuntimeDir();
+});
+afterEach(async () => {
+  await killAll();
+  removeShmObjects();
+  env.cleanup();
+});
+
+function exists(open: () => { close(): void }): boolean {
+  try {
+    open().close();
+    return true;
+  } catch (err) {
+    if (isIpcError(err, ErrorCodes.NOT_FOUND)) return false;
+    throw err;
+  }
+}
+
+describe('gcResources', () => {
+  it('removes the segments and primitives of a dead creator and keeps a live one', async () => {
+    const mine = SharedMemory.create('mine', { size: 64 });
+    await succeeded(startFixture('shm-create-and-exit.ts', ['orphan', 'orphan-lock']), 20_000, 'creator');
+    const dead = listResources().filter((r) => !r.ownerAlive);
+    expect(dead.map((r) => `${r.kind}:${r.name}`).sort()).toEqual(['mutex:orphan-lock', 'shm:orphan']);
+
+    const dry = gcResources({ dryRun: true });
+    expect(dry.removed.map((r) => r.name).sort()).toEqual(['orphan', 'orphan-lock']);
+    expect(exists(() => SharedMemory.open('orphan'))).toBe(true);
+
+    const result = gcResources();
+    expect(result.failed).toEqual([]);
+    expect(result.removed.map((r) => `${r.kind}:${r.name}`).sort()).toEqual([
+      'mutex:orphan-lock',
+      'shm:orphan',
+    ]);
+    expect(exists(() => SharedMemory.open('orphan'))).toBe(false);
+    expect(exists(() => Mutex.open('orphan-lock'))).toBe(false);
+    expect(exists(() => SharedMemory.open('mine'))).toBe(true);
+    expect(listResources().map((r) => r.name)).toEqual(['mine']);
+    mine.close();
+    mine.unlink();
+  });
+
+  it('finds an object whose creator died before registering it (orphan in /dev/shm)', () => {
+    // A header naming a creator that is not running: pid 0x7ffffffe cannot exist.
+    const kernel = kernelName('shm', 'unregistered', 'x');
+    const segment = createNamed(kernel, 'test', 0, 64, 0o600);
+    new Int32Array(segment.header)[6] = 0x7ffffffe;
+    const result = gcResources();
+    expect(result.removed).toEqual([
+      expect.objectContaining({ kind: 'shm', name: 'unregistered', source: 'orphan' }),
+    ]);
+    expect(exists(() => SharedMemory.open('unregistered'))).toBe(false);
+  });
+});

@@ -1,0 +1,252 @@
+import { closeSync, openSync, readdirSync, readFileSync, statSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ErrorCodes, isIpcError, listResources, SharedMemory, shareFds, spawn } from '../../src/index.js';
+import { kernelName, kernelPath } from '../../src/shm/kernel-name.js';
+import { fixtureArgs, isolateRuntimeDir, openFdCount, watchdog } from '../helpers.js';
+import { killAll, removeShmObjects, startFixture, succeeded } from '../sync/children.js';
+
+let env: ReturnType<typeof isolateRuntimeDir>;
+const opened: SharedMemory[] = [];
+beforeEach(() => {
+  env = isolateRuntimeDir();
+});
+afterEach(async () => {
+  await killAll();
+  for (const segment of opened.splice(0)) {
+    segment.close();
+    segment.unlink();
+  }
+  removeShmObjects();
+  env.cleanup();
+});
+
+function track(segment: SharedMemory): SharedMemory {
+  opened.push(segment);
+  return segment;
+}
+
+function codeOf(fn: () => unknown): string | undefined {
+  try {
+    fn();
+  } catch (err) {
+    return isIpcError(err) ? err.code : `not an IpcError: ${String(err)}`;
+  }
+  return undefined;
+}
+
+/** The /dev/shm entries of this test's runtime directory. */
+function ourShmEntries(): string[] {
+  const prefix = kernelName('shm', 'x', 'probe').slice(1, -'shm.x'.length);
+  return readdirSync('/dev/shm').filter((f) => f.startsWith(prefix));
+}
+
+describe('SharedMemory (named)', () => {
+  it('creates a zeroed segment whose buffer is exactly the requested size, mode 0600', () => {
+    const segment = track(SharedMemory.create('frames', { size: 1000 }));
+    expect(segment.buffer.byteLength).toBe(1000);
+    expect(segment.size).toBe(1000);
+    expect(new Uint8Array(segment.buffer).every((b) => b === 0)).toBe(true);
+    const stat = statSync(kernelPath(kernelName('shm', 'frames', 'x')));
+    expect(stat.mode & 0o777).toBe(0o600);
+  });
+
+  it('applies an explicit mode exactly, whatever the umask', () => {
+    const old = process.umask(0o077);
+    try {
+      track(SharedMemory.create('shared', { size: 64, mode: 0o640 }));
+    } finally {
+      process.umask(old);
+    }
+    expect(statSync(kernelPath(kernelName('shm', 'shared', 'x'))).mode & 0o777).toBe(0o640);
+  });
+
+  it('shares bytes with another process that opens it by name', async () => {
+    const segment = track(SharedMemory.create('pattern', { size: 1 << 16 }));
+    const child = startFixture('shm-write-pattern.ts', ['pattern']);
+    await succeeded(child, 20_000, 'writer');
+    const bytes = new Uint8Array(segment.buffer);
+    let mismatches = 0;
+    for (let i = 0; i < bytes.length; i++) if (bytes[i] !== ((i * 7) & 255)) mismatches++;
+    expect(mismatches).toBe(0);
+  });
+
+  it('reports EXISTS, NOT_FOUND and INVALID_NAME with stable codes', () => {
+    track(SharedMemory.create('taken', { size: 16 }));
+    expect(codeOf(() => SharedMemory.create('taken', { size: 16 }))).toBe(ErrorCodes.EXISTS);
+    expect(codeOf(() => SharedMemory.open('missing'))).toBe(ErrorCodes.NOT_FOUND);
+    expect(codeOf(() => SharedMemory.open('../escape'))).toBe(ErrorCodes.INVALID_NAME);
+    expect(codeOf(() => SharedMemory.create('x'.repeat(101), { size: 1 }))).toBe(ErrorCodes.INVALID_NAME);
+  });
+
+  it('rejects bad sizes and modes with RangeErrors naming the option', () => {
+    expect(() => SharedMemory.create('a', { size: 0 })).toThrow(/options\.size/);
+    expect(() => SharedMemory.create('a', { size: 1.5 })).toThrow(RangeError);
+    expect(() => SharedMemory.create('a', { size: 8, mode: 0o1777 })).toThrow(/options\.mode/);
+  });
+
+  it('openOrCreate creates once, then opens; a different size is INCOMPATIBLE', () => {
+    const first = track(SharedMemory.openOrCreate('table', { size: 256 }));
+    new Uint8Array(first.buffer)[5] = 42;
+    const second = track(SharedMemory.openOrCreate('table', { size: 256 }));
+    expect(new Uint8Array(second.buffer)[5]).toBe(42);
+    expect(codeOf(() => SharedMemory.openOrCreate('table', { size: 512 }))).toBe(ErrorCodes.INCOMPATIBLE);
+  });
+
+  it('records the creator in the header and in the registry for ipckit ls', () => {
+    const segment = track(SharedMemory.create('listed', { size: 8 }));
+    expect(segment.creator?.pid).toBe(process.pid);
+    const entry = listResources().find((r) => r.kind === 'shm' && r.name === 'listed');
+    expect(entry?.owner.pid).toBe(process.pid);
+    expect(entry?.ownerAlive).toBe(true);
+    expect(entry?.path).toBe(kernelPath(kernelName('shm', 'listed', 'x')));
+    segment.unlink();
+    expect(listResources().some((r) => r.kind === 'shm' && r.name === 'listed')).toBe(false);
+  });
+
+  it('detaches the buffer on close, so stale views read nothing instead of faulting', () => {
+    const segment = SharedMemory.create('closing', { size: 4096 });
+    const view = new Int32Array(segment.buffer);
+    view[0] = 7;
+    segment.close();
+    segment.close();
+    expect(segment.closed).toBe(true);
+    expect(segment.buffer.byteLength).toBe(0);
+    expect(view.length).toBe(0);
+    expect(view[0]).toBeUndefined();
+    segment.unlink();
+  });
+
+  it('keeps a mapping valid after unlink, while new opens fail', () => {
+    const segment = track(SharedMemory.create('gone', { size: 64 }));
+    new Uint8Array(segment.buffer)[0] = 9;
+    segment.unlink();
+    expect(new Uint8Array(segment.buffer)[0]).toBe(9);
+    expect(codeOf(() => SharedMemory.open('gone'))).toBe(ErrorCodes.NOT_FOUND);
+    expect(codeOf(() => SharedMemory.unlink('gone'))).toBe(ErrorCodes.NOT_FOUND);
+  });
+
+  it('isolates runtime directories: another IPCKIT_DIR does not see the segment', () => {
+    track(SharedMemory.create('private', { size: 8 }));
+    const other = isolateRuntimeDir();
+    try {
+      expect(codeOf(() => SharedMemory.open('private'))).toBe(ErrorCodes.NOT_FOUND);
+      const mine = SharedMemory.create('private', { size: 8 });
+      mine.close();
+      mine.unlink();
+    } finally {
+      other.cleanup();
+      process.env.IPCKIT_DIR = env.dir;
+    }
+    expect(SharedMemory.open('private').size).toBe(8);
+  });
+});
+
+describe('SharedMemory header checks', () => {
+  function corrupt(name: string, offset: number, bytes: number[]): void {
+    const fd = openSync(kernelPath(kernelName('shm', name, 'x')), 'r+');
+    try {
+      writeSync(fd, Buffer.from(bytes), 0, bytes.length, offset);
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  it('refuses a wrong magic with INCOMPATIBLE', () => {
+    track(SharedMemory.create('bad-magic', { size: 64 }));
+    corrupt('bad-magic', 0, [0xde, 0xad, 0xbe, 0xef]);
+    expect(codeOf(() => SharedMemory.open('bad-magic'))).toBe(ErrorCodes.INCOMPATIBLE);
+  });
+
+  it('refuses an unknown layout version with INCOMPATIBLE', () => {
+    track(SharedMemory.create('bad-version', { size: 64 }));
+    corrupt('bad-version', 4, [99, 0, 0, 0]);
+    expect(codeOf(() => SharedMemory.open('bad-version'))).toBe(ErrorCodes.INCOMPATIBLE);
+  });
+
+  it('refuses a header that claims more bytes than the object has (no SIGBUS)', () => {
+    track(SharedMemory.create('bad-size', { size: 64 }));
+    // f64 at byte 16: 1 GiB.
+    const size = Buffer.alloc(8);
+    size.writeDoubleLE(1 << 30);
+    corrupt('bad-size', 16, [...size]);
+    expect(codeOf(() => SharedMemory.open('bad-size'))).toBe(ErrorCodes.INCOMPATIBLE);
+  });
+
+  it('refuses an object too small to hold a header, and one whose header never completed', () => {
+    const path = kernelPath(kernelName('shm', 'foreign', 'x'));
+    const fd = openSync(path, 'w', 0o600);
+    writeSync(fd, Buffer.from('not ipckit'));
+    closeSync(fd);
+    expect(codeOf(() => SharedMemory.open('foreign'))).toBe(ErrorCodes.INCOMPATIBLE);
+    const blank = kernelPath(kernelName('shm', 'blank', 'x'));
+    const fd2 = openSync(blank, 'w', 0o600);
+    writeSync(fd2, Buffer.alloc(8192));
+    closeSync(fd2);
+    expect(codeOf(() => SharedMemory.open('blank'))).toBe(ErrorCodes.INCOMPATIBLE);
+    SharedMemory.unlink('foreign');
+    SharedMemory.unlink('blank');
+  });
+});
+
+describe('SharedMemory (anonymous and files)', () => {
+  it('hands an anonymous segment to a child that maps it with inherited(0)', async () => {
+    const segment = SharedMemory.anonymous(4096);
+    const words = new Int32Array(segment.buffer);
+    for (let i = 0; i < words.length; i++) words[i] = i;
+    const share = shareFds([segment], 3);
+    const child = startFixture('shm-inherited-double.ts', [], {
+      env: { ...process.env, ...share.env },
+      stdio: ['ignore', 'pipe', 'inherit', ...share.stdio],
+    });
+    await succeeded(child, 20_000, 'inheriting child');
+    let wrong = 0;
+    for (let i = 0; i < words.length; i++) if (words[i] !== i * 2) wrong++;
+    expect(wrong).toBe(0);
+    segment.close();
+    expect(segment.fd).toBeUndefined();
+  });
+
+  it('hands an anonymous segment to a child with spawn({ share })', async () => {
+    const segment = SharedMemory.anonymous(64);
+    new Int32Array(segment.buffer).fill(21);
+    const child = spawn(process.execPath, fixtureArgs('shm-inherited-double.ts'), {
+      share: [segment],
+      stdio: ['ignore', 'ignore', 'inherit'],
+    });
+    expect(await watchdog(child.exited, 20_000, 'child')).toEqual({ code: 0, signal: null });
+    expect([...new Int32Array(segment.buffer)].every((v) => v === 42)).toBe(true);
+    segment.close();
+  });
+
+  it('reports a missing inherited segment as NOT_FOUND', () => {
+    expect(codeOf(() => SharedMemory.inherited(3))).toBe(ErrorCodes.NOT_FOUND);
+  });
+
+  it('shares a mapped file between processes, and the writes reach the file', async () => {
+    const path = join(env.dir, '..', 'table.bin');
+    const file = SharedMemory.mapFile(path, { size: 8192 });
+    expect(statSync(path).size).toBe(8192);
+    const children = [0, 1].map(() => startFixture('shm-map-file-increment.ts', [path, '20000']));
+    for (const child of children) await succeeded(child, 20_000, 'file incrementer');
+    expect(new Int32Array(file.buffer)[0]).toBe(40_000);
+    file.close();
+    expect(readFileSync(path).readInt32LE(0)).toBe(40_000);
+  });
+});
+
+describe('SharedMemory leaks', () => {
+  it('leaves no fds and no /dev/shm entries after 10k create/close/unlink cycles', () => {
+    const fdsBefore = openFdCount();
+    for (let i = 0; i < 10_000; i++) {
+      const segment = SharedMemory.create(`cycle-${i % 7}`, { size: 4096 });
+      new Uint8Array(segment.buffer)[0] = 1;
+      segment.close();
+      segment.unlink();
+    }
+    for (let i = 0; i < 1000; i++) SharedMemory.anonymous(4096).close();
+    expect(openFdCount()).toBe(fdsBefore);
+    expect(ourShmEntries()).toEqual([]);
+    expect(listResources().filter((r) => r.kind === 'shm')).toEqual([]);
+  });
+});

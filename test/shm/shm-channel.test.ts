@@ -1,0 +1,217 @@
+/**
+ * ShmChannel: in-process behaviour (both ends in this process), a spawned child over
+ * `spawn(..., { channel: 'shm' })`, SIGKILLed writers, and fd/segment leaks. Messages carry a
+ * sequence number and checksum (test/fixtures/shm-channel-message.ts) so loss, reordering and
+ * torn records are all detected. Sizes are scaled to a shared 2-core machine (200k, not 1M).
+ */
+import { spawn as nodeSpawn } from 'node:child_process';
+import { readdirSync, readlinkSync } from 'node:fs';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { type ChildProcess, ErrorCodes, ShmChannel, spawn } from '../../src/index.js';
+import { checkMessage, makeMessage, sizeFor } from '../fixtures/shm-channel-message.js';
+import { fixtureArgs, isolateRuntimeDir, rejectionOf, watchdog } from '../helpers.js';
+
+let env: ReturnType<typeof isolateRuntimeDir>;
+const children: ChildProcess<unknown>[] = [];
+beforeEach(() => {
+  env = isolateRuntimeDir();
+});
+afterEach(async () => {
+  for (const child of children.splice(0)) {
+    child.kill('SIGKILL');
+    await child.exited;
+  }
+  env.cleanup();
+});
+
+/**
+ * The fds a channel could leak (segments, memfds, pidfds, sockets), by target. Not the raw count:
+ * the test runner opens files of its own at moments of its choosing.
+ */
+function channelFds(): string[] {
+  return readdirSync('/proc/self/fd')
+    .map((fd) => {
+      try {
+        return `${fd} -> ${readlinkSync(`/proc/self/fd/${fd}`)}`;
+      } catch {
+        return '';
+      }
+    })
+    .filter((t) => /\/dev\/shm|memfd:|pidfd|socket:/.test(t))
+    .sort();
+}
+
+function shmEntries(): string[] {
+  return readdirSync('/dev/shm').filter((n) => n.startsWith('ipckit.'));
+}
+
+function pair(capacity = 4096) {
+  const a = ShmChannel.create<Uint8Array>('pair', { capacity, codec: 'raw' });
+  const b = ShmChannel.open<Uint8Array>('pair', { codec: 'raw' });
+  return { a, b };
+}
+
+describe('ShmChannel in one process', () => {
+  it('carries random sizes from 0 B to 4x the ring capacity whole and in order, both ways', async () => {
+    const { a, b } = pair(4096);
+    const sizes = Array.from({ length: 300 }, (_, i) => (i % 10 === 0 ? 0 : sizeFor(i, 4 * 4096)));
+    const received = (async () => {
+      const out: number[] = [];
+      for await (const m of b) {
+        if (m.byteLength > 0) expect(checkMessage(m)).toBe(out.length);
+        out.push(m.byteLength);
+      }
+      return out;
+    })();
+    for (let i = 0; i < sizes.length; i++) {
+      await a.send(sizes[i] === 0 ? new Uint8Array(0) : makeMessage(i, sizes[i]!));
+    }
+    await a.close();
+    expect(await watchdog(received, 20_000, 'all messages')).toEqual(
+      sizes.map((s) => (s === 0 ? 0 : Math.max(8, s))),
+    );
+    await b.close();
+  });
+
+  it('send waits while the ring is full (never drops) and goes on once the reader catches up', async () => {
+    const { a, b } = pair(4096);
+    const sends: Promise<void>[] = [];
+    for (let i = 0; i < 40; i++) sends.push(a.send(makeMessage(i, 500)));
+    let settled = 0;
+    for (const s of sends) s.then(() => settled++);
+    await new Promise((r) => setImmediate(r));
+    // 40 x 508 B records do not fit in 4 KiB: the later sends are still waiting.
+    expect(settled).toBeLessThan(40);
+    for (let i = 0; i < 40; i++) expect(checkMessage(await watchdog(b.receive(), 5_000, `msg ${i}`))).toBe(i);
+    await watchdog(Promise.all(sends), 5_000, 'all sends accepted');
+    await a.close();
+    await b.close();
+  });
+
+  it('receiveView reads in place until release(), and a peer close ends the views', async () => {
+    const { a, b } = pair(4096);
+    await a.send(makeMessage(1, 100));
+    await a.send(makeMessage(2, 9000)); // larger than half the ring: assembled from pieces
+    const v1 = await watchdog(b.receiveView(), 5_000, 'view 1');
+    expect(checkMessage(v1.bytes)).toBe(1);
+    const p2 = b.receiveView();
+    v1.release();
+    const v2 = await watchdog(p2, 5_000, 'view 2');
+    expect(checkMessage(v2.bytes)).toBe(2);
+    v2.release();
+    await a.close();
+    expect((await rejectionOf(b.receiveView())).code).toBe(ErrorCodes.CLOSED);
+    await b.close();
+  });
+
+  it('a destroyed end makes the other end report ERR_IPC_PEER_GONE', async () => {
+    const { a, b } = pair();
+    const pending = b.receive();
+    a.destroy();
+    expect((await watchdog(rejectionOf(pending), 5_000, 'receive rejects')).code).toBe(ErrorCodes.PEER_GONE);
+    expect((await rejectionOf(b.send(new Uint8Array(1)))).code).toBe(ErrorCodes.PEER_GONE);
+    b.destroy();
+  });
+
+  it('refuses a second opener and a bad capacity', () => {
+    const { a, b } = pair();
+    expect(() => ShmChannel.open('pair')).toThrow(expect.objectContaining({ code: ErrorCodes.EXISTS }));
+    expect(() => ShmChannel.create('other', { capacity: 5000 })).toThrow(RangeError);
+    a.destroy();
+    b.destroy();
+  });
+
+  it('close/reopen cycles leak no fds and no segments', async () => {
+    const warm = pair();
+    await warm.a.close();
+    await warm.b.close();
+    const fds = channelFds();
+    const segments = shmEntries().length;
+    for (let i = 0; i < 50; i++) {
+      const { a, b } = pair();
+      await a.send(makeMessage(i, 64));
+      expect(checkMessage(await b.receive())).toBe(i);
+      await a.close();
+      await b.close();
+    }
+    expect(channelFds()).toEqual(fds);
+    expect(shmEntries().length).toBe(segments);
+  });
+});
+
+describe('ShmChannel between processes', () => {
+  it("spawn(..., { channel: 'shm' }): 200k self-checking messages parent -> child", async () => {
+    const count = 200_000;
+    const child = spawn<Uint8Array>(process.execPath, fixtureArgs('shm-channel-reader.ts', String(count)), {
+      channel: 'shm',
+      codec: 'raw',
+    });
+    children.push(child as ChildProcess<unknown>);
+    let bytes = 0;
+    for (let i = 0; i < count; i++) {
+      const m = makeMessage(i, sizeFor(i, 200));
+      bytes += m.byteLength;
+      await child.channel.send(m);
+    }
+    const reply = await watchdog(child.channel.receive(), 60_000, 'the child reports');
+    expect(new TextDecoder().decode(reply)).toBe(`${count} ${bytes}`);
+    await child.channel.close();
+    expect(await watchdog(child.exited, 15_000, 'child exits')).toEqual({ code: 0, signal: null });
+  });
+
+  it('a writer killed with SIGKILL mid-stream: every received message whole, then ERR_IPC_PEER_GONE', async () => {
+    for (let round = 0; round < 5; round++) {
+      const name = `kill-${round}`;
+      const reader = ShmChannel.create<Uint8Array>(name, { capacity: 64 * 1024, codec: 'raw' });
+      const writer = nodeSpawn(
+        process.execPath,
+        fixtureArgs('shm-channel-writer.ts', name, String(100_000)),
+        {
+          stdio: ['ignore', 'pipe', 'inherit'],
+        },
+      );
+      // Kill it after a number of messages that varies by round, so it dies at different points.
+      const killAfter = 50 + round * 137;
+      let next = 0;
+      const error = await watchdog(
+        (async () => {
+          try {
+            for (;;) {
+              const m = await reader.receive();
+              expect(checkMessage(m)).toBe(next++);
+              if (next === killAfter) writer.kill('SIGKILL');
+            }
+          } catch (err) {
+            return err as { code?: string };
+          }
+        })(),
+        30_000,
+        `round ${round}: the reader ends`,
+      );
+      expect(error.code).toBe(ErrorCodes.PEER_GONE);
+      expect(next).toBeGreaterThanOrEqual(killAfter);
+      expect((await rejectionOf(reader.send(new Uint8Array(1)))).code).toBe(ErrorCodes.PEER_GONE);
+      reader.destroy();
+    }
+  });
+
+  it("spawn(..., { channel: 'shm' }): echoes objects; a child killed with SIGKILL is ERR_IPC_PEER_GONE", async () => {
+    const child = spawn<{ n: number }>(process.execPath, fixtureArgs('echo-parent-channel.ts'), {
+      channel: 'shm',
+    });
+    children.push(child as ChildProcess<unknown>);
+    await child.channel.send({ n: 1 });
+    expect(await watchdog(child.channel.receive(), 15_000, 'echo')).toEqual({ n: 1 });
+    const pending = child.channel.receive();
+    child.kill('SIGKILL');
+    expect((await watchdog(rejectionOf(pending), 15_000, 'receive rejects')).code).toBe(ErrorCodes.PEER_GONE);
+    expect((await rejectionOf(child.channel.send({ n: 2 }))).code).toBe(ErrorCodes.PEER_GONE);
+  });
+
+  it("spawn(..., { channel: 'shm' }): a child that exits without ever attaching is ERR_IPC_PEER_GONE", async () => {
+    const child = spawn(process.execPath, ['-e', 'process.exit(0)'], { channel: 'shm' });
+    children.push(child as ChildProcess<unknown>);
+    const err = await watchdog(rejectionOf(child.channel.receive()), 15_000, 'receive rejects');
+    expect(err.code).toBe(ErrorCodes.PEER_GONE);
+  });
+});

@@ -1,0 +1,147 @@
+import { createServer as netCreateServer } from 'node:net';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { connect, ErrorCodes, type IpcError, listen } from '../../src/index.js';
+import { cert, key } from '../fixtures/socket-tls-cert.js';
+import { isolateRuntimeDir, rejectionOf, watchdog } from '../helpers.js';
+import { closed, greeting, rawConnect } from './raw.js';
+import { listenUrl, transports } from './transports.js';
+
+let env: ReturnType<typeof isolateRuntimeDir>;
+beforeEach(() => {
+  env = isolateRuntimeDir();
+});
+afterEach(() => env.cleanup());
+
+function nextRefusal(server: { once(event: 'refused', fn: (reason: IpcError) => void): unknown }) {
+  return watchdog(
+    new Promise<IpcError>((resolve) => server.once('refused', resolve)),
+    5000,
+    'server refusal',
+  );
+}
+
+describe.each(transports)('handshake and authentication over %s', (transport) => {
+  it('a client with another codec is ERR_IPC_INCOMPATIBLE on both sides', async () => {
+    await using server = await listen(listenUrl(transport, env.dir), { codec: 'msgpack' });
+    const refused = nextRefusal(server);
+    const error = await rejectionOf(connect(server.url, { codec: 'json' }));
+    expect(error.code).toBe(ErrorCodes.INCOMPATIBLE);
+    expect(error.message).toContain("codec 'msgpack'");
+    expect((await refused).code).toBe(ErrorCodes.INCOMPATIBLE);
+  });
+
+  it('a peer that is not ipckit is refused with ERR_IPC_BAD_FRAME, and so is a server that is not', async () => {
+    await using server = await listen(listenUrl(transport, env.dir));
+    const refused = nextRefusal(server);
+    const raw = await rawConnect(server.url);
+    raw.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
+    expect((await refused).code).toBe(ErrorCodes.BAD_FRAME);
+    await closed(raw);
+
+    // A plain TCP/Unix server that answers with something else.
+    const plain = netCreateServer((socket) => socket.end('HTTP/1.1 400 Bad Request\r\n\r\n'));
+    const where =
+      transport === 'tcp' ? { host: '127.0.0.1', port: 0 } : { path: join(env.dir, 'plain.sock') };
+    await new Promise<void>((resolve) => plain.listen(where, resolve));
+    const address = plain.address();
+    const url =
+      typeof address === 'object' && address ? `tcp://127.0.0.1:${address.port}` : `unix://${address}`;
+    try {
+      expect((await rejectionOf(connect(url))).code).toBe(ErrorCodes.BAD_FRAME);
+    } finally {
+      plain.close();
+    }
+  });
+
+  it('a hello followed by something other than the socket handshake is ERR_IPC_INCOMPATIBLE', async () => {
+    await using server = await listen(listenUrl(transport, env.dir));
+    const refused = nextRefusal(server);
+    const raw = await rawConnect(server.url);
+    const hello = greeting().subarray(0, 6 + 'msgpack'.length);
+    const frame = Buffer.from([0, 0, 0, 2, 0, 0x90]); // a MESSAGE frame instead of HANDSHAKE
+    raw.write(Buffer.concat([hello, frame]));
+    const reason = await refused;
+    expect(reason.code).toBe(ErrorCodes.INCOMPATIBLE);
+    expect(reason.message).toContain('handshake');
+    await closed(raw);
+  });
+
+  it('auth.token: a wrong or missing token fails with ERR_IPC_AUTH on the client; the right one connects', async () => {
+    await using server = await listen(listenUrl(transport, env.dir), { auth: { token: 's3cret' } });
+    server.handle('who', (_p, ctx) => ctx.peer.transport);
+    const refusals: string[] = [];
+    server.on('refused', (reason) => refusals.push(reason.code));
+    const wrong = await rejectionOf(connect(server.url, { auth: { token: 's3cref' } }));
+    expect(wrong.code).toBe(ErrorCodes.AUTH);
+    expect(wrong.message).toContain('wrong token');
+    const missing = await rejectionOf(connect(server.url));
+    expect(missing.code).toBe(ErrorCodes.AUTH);
+    expect(missing.message).toContain('requires auth.token');
+    const longer = await rejectionOf(connect(server.url, { auth: { token: 's3cret-and-more' } }));
+    expect(longer.code).toBe(ErrorCodes.AUTH);
+    const client = await connect(server.url, { auth: { token: new TextEncoder().encode('s3cret') } });
+    expect(await client.request('who')).toBe(transport);
+    expect(refusals).toEqual([ErrorCodes.AUTH, ErrorCodes.AUTH, ErrorCodes.AUTH]);
+    expect(server.stats()).toMatchObject({ accepted: 1, refused: 3 });
+    await client.close();
+  });
+
+  it('tls: an encrypted, verified connection; plain and unverified clients are refused', async () => {
+    await using server = await listen(listenUrl(transport, env.dir), { tls: { key, cert } });
+    server.handle('secure', (_p, ctx) => ctx.peer.tls);
+    const client = await connect(server.url, { tls: { ca: cert } });
+    expect(await client.request('secure')).toBe(true);
+    const conn = await server.accept({ timeout: 5000 });
+    expect(conn.peer.tls).toBe(true);
+    await client.close();
+
+    const unverified = await rejectionOf(connect(server.url, { tls: true, timeout: 5000 }));
+    expect(unverified.code).toBe(ErrorCodes.AUTH);
+    const plain = await rejectionOf(connect(server.url, { timeout: 5000 }));
+    expect([ErrorCodes.BAD_FRAME, ErrorCodes.PEER_GONE]).toContain(plain.code);
+  });
+
+  it('a TLS client to a plain server fails with ERR_IPC_AUTH', async () => {
+    await using server = await listen(listenUrl(transport, env.dir));
+    const error = await rejectionOf(connect(server.url, { tls: { ca: cert }, timeout: 5000 }));
+    expect(error.code).toBe(ErrorCodes.AUTH);
+  });
+
+  it('bad options are TypeError/RangeError naming the option, as rejections', async () => {
+    const url = listenUrl(transport, env.dir);
+    await expect(listen(url, { maxConnections: 0 })).rejects.toThrow(/maxConnections/);
+    await expect(listen(url, { heartbeatMs: -1 })).rejects.toThrow(/heartbeatMs/);
+    await expect(listen(url, { auth: { token: 42 as unknown as string } })).rejects.toThrow(TypeError);
+    await expect(listen(url, { codec: 'yaml' as 'json' })).rejects.toThrow(/codec/);
+    await expect(connect(url, { reconnect: { retries: -1 } })).rejects.toThrow(/reconnect.retries/);
+    await expect(connect(url, { timeout: Number.NaN })).rejects.toThrow(/timeout/);
+    await expect(listen('http://x:1')).rejects.toThrow(TypeError);
+    await expect(connect('tcp://127.0.0.1:99999')).rejects.toThrow(RangeError);
+  });
+});
+
+describe('address rules', () => {
+  it('a TCP listener on a non-loopback address refuses to start without auth or TLS', async () => {
+    const error = await rejectionOf(listen('tcp://0.0.0.0:0'));
+    expect(error.code).toBe(ErrorCodes.AUTH);
+    expect(error.message).toContain('non-loopback');
+    expect((await rejectionOf(listen('tcp://[::]:0'))).code).toBe(ErrorCodes.AUTH);
+    expect((await rejectionOf(listen('tcp://example.com:0'))).code).toBe(ErrorCodes.AUTH);
+    // Loopback in every spelling is fine.
+    for (const url of ['tcp://127.0.0.1:0', 'tcp://localhost:0', 'tcp://[::1]:0']) {
+      const server = await listen(url);
+      await server.close();
+    }
+  });
+
+  it('auth.uid is for unix sockets and named pipes: on TCP it is a TypeError', async () => {
+    await expect(listen('tcp://127.0.0.1:0', { auth: { uid: 0 } })).rejects.toThrow(TypeError);
+  });
+
+  it('a unix socket path too long for the kernel is ERR_IPC_PATH_TOO_LONG, never truncated', async () => {
+    const long = `unix:///tmp/${'d'.repeat(120)}/s.sock`;
+    expect((await rejectionOf(listen(long))).code).toBe(ErrorCodes.PATH_TOO_LONG);
+    expect((await rejectionOf(connect(long))).code).toBe(ErrorCodes.PATH_TOO_LONG);
+  });
+});

@@ -1,0 +1,135 @@
+import fc from 'fast-check';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { connect, ErrorCodes, type IpcError, listen } from '../../src/index.js';
+import { isolateRuntimeDir, openFdCount, rejectionOf, watchdog } from '../helpers.js';
+import { startFixture } from './child.js';
+import { closed, greeting, rawConnect } from './raw.js';
+import { listenUrl, transports } from './transports.js';
+
+let env: ReturnType<typeof isolateRuntimeDir>;
+beforeEach(() => {
+  env = isolateRuntimeDir();
+});
+afterEach(() => env.cleanup());
+
+const knownCodes = new Set<string>(Object.values(ErrorCodes));
+
+function header(length: number): Buffer {
+  const bytes = Buffer.alloc(4);
+  bytes.writeUInt32BE(length >>> 0);
+  return bytes;
+}
+
+describe.each(transports)('limits over %s', (transport) => {
+  it('an oversized length prefix is refused before allocation; the server keeps serving others', async () => {
+    await using server = await listen(listenUrl(transport, env.dir), { maxMessageBytes: 1024 });
+    server.handle('ping', () => 'pong');
+    const healthy = await connect(server.url);
+    const reasons: IpcError[] = [];
+    server.on('disconnect', (_conn, reason) => reasons.push(reason));
+    for (const length of [0xffff_fffe, 0x7fff_ffff, 1024 + 262]) {
+      const raw = await rawConnect(server.url);
+      const rssBefore = process.memoryUsage().rss;
+      raw.write(Buffer.concat([greeting(), header(length), Buffer.from([1, 2, 3])]));
+      await closed(raw);
+      // Nothing near `length` was allocated for the frame.
+      expect(process.memoryUsage().rss - rssBefore).toBeLessThan(64 << 20);
+    }
+    expect(reasons.map((r) => r.code)).toEqual(Array(3).fill(ErrorCodes.FRAME_TOO_LARGE));
+    expect(await healthy.request('ping')).toBe('pong');
+    await healthy.close();
+  });
+
+  it('before the handshake, frames over 4 KiB are refused', async () => {
+    await using server = await listen(listenUrl(transport, env.dir));
+    const refused = new Promise<IpcError>((resolve) => server.once('refused', resolve));
+    const raw = await rawConnect(server.url);
+    raw.write(Buffer.concat([greeting().subarray(0, 13), header(64 * 1024)]));
+    expect((await watchdog(refused, 5000, 'refusal')).code).toBe(ErrorCodes.FRAME_TOO_LARGE);
+    await closed(raw);
+  });
+
+  it('a too-large request or message is refused locally and the connection stays usable', async () => {
+    await using server = await listen(listenUrl(transport, env.dir), { maxMessageBytes: 1024 });
+    server.handle('len', (s: string) => s.length);
+    const client = await connect(server.url, { maxMessageBytes: 1024 });
+    expect((await rejectionOf(client.request('len', 'x'.repeat(2000)))).code).toBe(
+      ErrorCodes.FRAME_TOO_LARGE,
+    );
+    expect((await rejectionOf(client.send('x'.repeat(2000)))).code).toBe(ErrorCodes.FRAME_TOO_LARGE);
+    expect(await client.request('len', 'x'.repeat(1000))).toBe(1000);
+    expect(() => server.publish('t', 'x'.repeat(2000))).not.toThrow(); // nobody subscribed: nothing sent
+    const sub = client.subscribe('t');
+    await sub.ready;
+    expect(() => server.publish('t', 'x'.repeat(2000))).toThrow(
+      expect.objectContaining({ code: ErrorCodes.FRAME_TOO_LARGE }),
+    );
+    await client.close();
+  });
+
+  it('fuzzed bytes into a live server yield only typed refusals, and the server keeps serving', async () => {
+    await using server = await listen(listenUrl(transport, env.dir), { maxMessageBytes: 1 << 16 });
+    server.handle('ping', () => 'pong');
+    server.handle('echo', (value) => value);
+    const healthy = await connect(server.url);
+    const reasons: IpcError[] = [];
+    server.on('refused', (reason) => reasons.push(reason));
+    server.on('disconnect', (_conn, reason) => reasons.push(reason));
+    const seed = Number(process.env.FUZZ_SEED ?? Date.now() % 1_000_000);
+    console.log(`socket fuzz seed: ${seed} (FUZZ_SEED=${seed} to replay)`);
+    const frame = fc
+      .tuple(fc.integer({ min: 0, max: 40 }), fc.uint8Array({ maxLength: 40 }))
+      .map(([kind, body]) => Buffer.concat([header(body.length + 1), Buffer.from([kind]), body]));
+    const input = fc.oneof(
+      fc.uint8Array({ minLength: 1, maxLength: 300 }).map((bytes) => Buffer.from(bytes)),
+      fc.array(frame, { minLength: 1, maxLength: 8 }).map((frames) => Buffer.concat([greeting(), ...frames])),
+      fc.uint8Array({ maxLength: 64 }).map((bytes) => Buffer.concat([greeting(), Buffer.from(bytes)])),
+    );
+    await fc.assert(
+      fc.asyncProperty(input, async (bytes) => {
+        const raw = await rawConnect(server.url);
+        raw.end(bytes);
+        await closed(raw);
+        expect(await watchdog(healthy.request('ping'), 5000, 'healthy request')).toBe('pong');
+      }),
+      { seed, numRuns: 150 },
+    );
+    expect(reasons.length).toBeGreaterThan(0);
+    for (const reason of reasons) expect(knownCodes.has(reason.code)).toBe(true);
+    expect(await healthy.request('echo', { still: 'fine' })).toEqual({ still: 'fine' });
+    await healthy.close();
+  }, 60_000);
+
+  it('200 slow clients trickling a byte every 500 ms are cut at the handshake deadline; fds return to baseline', async () => {
+    await using server = await listen(listenUrl(transport, env.dir), { handshakeTimeoutMs: 1500 });
+    server.handle('ping', () => 'pong');
+    const deadlines: string[] = [];
+    server.on('refused', (reason) => deadlines.push(reason.code));
+    const baseline = openFdCount();
+    const target = server.url.replace(/^tcp:\/\//, '').replace(/^unix:\/\//, '');
+    const slow = startFixture('socket-slow-clients.ts', [target, '200', '500']);
+    try {
+      await slow.line('OPEN');
+      // Served meanwhile.
+      const client = await connect(server.url);
+      expect(await client.request('ping')).toBe('pong');
+      await client.close();
+      await slow.line('CUT', 30_000);
+      // The child sees its sockets close before this process has run their close events.
+      await watchdog(
+        (async () => {
+          while (deadlines.length < 200 || openFdCount() > baseline) {
+            await new Promise((resolve) => setImmediate(resolve));
+          }
+        })(),
+        10_000,
+        `200 refusals and the fd count back to ${baseline}`,
+      );
+      expect(deadlines).toEqual(Array(200).fill(ErrorCodes.TIMEOUT));
+      expect(openFdCount()).toBeLessThanOrEqual(baseline);
+      expect(server.stats().handshaking).toBe(0);
+    } finally {
+      slow.kill();
+    }
+  }, 60_000);
+});

@@ -1,0 +1,128 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { connect, ErrorCodes, type IpcError, listen } from '../../src/index.js';
+import { isolateRuntimeDir, rejectionOf, watchdog } from '../helpers.js';
+import { startFixture } from './child.js';
+import { listenUrl, transports } from './transports.js';
+
+let env: ReturnType<typeof isolateRuntimeDir>;
+beforeEach(() => {
+  env = isolateRuntimeDir();
+});
+afterEach(() => env.cleanup());
+
+const fast = { minDelayMs: 10, maxDelayMs: 100 };
+
+describe.each(transports)('reconnecting clients over %s', (transport) => {
+  it('survive a server restart: in-flight requests fail, queued ones go to the new server', async () => {
+    let server = startFixture('socket-echo-server.ts', [listenUrl(transport, env.dir)]);
+    try {
+      const url = await server.line('LISTENING');
+      const client = await connect<string>(url, { reconnect: fast });
+      const events: string[] = [];
+      const disconnected = new Promise<IpcError>((resolve) =>
+        client.on('disconnect', (reason) => {
+          events.push('disconnect');
+          resolve(reason);
+        }),
+      );
+      const reconnected = new Promise<number>((resolve) =>
+        client.on('reconnect', (attempts) => {
+          events.push('reconnect');
+          resolve(attempts);
+        }),
+      );
+      client.on('reconnecting', () => events.push('reconnecting'));
+      const firstPid = await client.request('pid');
+      expect(firstPid).toBe(server.process.pid);
+      const inFlight = rejectionOf(client.request('hang'));
+      await server.line('HANGING 1');
+      server.kill();
+      expect((await watchdog(inFlight, 10_000, 'in-flight request fails')).code).toBe(ErrorCodes.PEER_GONE);
+      expect((await watchdog(disconnected, 10_000, 'disconnect')).code).toBe(ErrorCodes.PEER_GONE);
+      expect(client.connected).toBe(false);
+
+      // While disconnected: a request and a message wait in the bounded queue.
+      const queuedRequest = client.request('pid');
+      const queuedSend = client.send('after restart');
+
+      server = startFixture('socket-echo-server.ts', [url]);
+      expect(await server.line('LISTENING')).toBe(url);
+      expect(await watchdog(reconnected, 10_000, 'reconnect')).toBeGreaterThan(0);
+      expect(await watchdog(queuedRequest, 10_000, 'queued request answered')).toBe(server.process.pid);
+      await queuedSend;
+      expect(await watchdog(client.receive(), 5000, 'echo from the new server')).toBe('after restart');
+      expect(events[0]).toBe('disconnect');
+      expect(events).toContain('reconnecting');
+      expect(events.at(-1)).toBe('reconnect');
+      await client.close();
+    } finally {
+      server.kill();
+    }
+  }, 60_000);
+
+  it('resubscribe after reconnecting', async () => {
+    let server = await listen(listenUrl(transport, env.dir));
+    const url = server.url;
+    const client = await connect(url, { reconnect: fast });
+    const sub = client.subscribe<string>('news');
+    await sub.ready;
+    server.publish('news', 'before');
+    expect(await sub.receive({ timeout: 5000 })).toBe('before');
+    const reconnected = new Promise((resolve) => client.once('reconnect', resolve));
+    await server.close({ graceMs: 0 });
+    server = await listen(url);
+    const subscribed = new Promise((resolve) => server.once('subscribe', resolve));
+    await watchdog(reconnected, 10_000, 'reconnect');
+    await watchdog(subscribed, 10_000, 'resubscribed');
+    server.publish('news', 'after');
+    expect(await sub.receive({ timeout: 5000 })).toBe('after');
+    await client.close();
+    await server.close();
+  });
+
+  it('the queue while disconnected is bounded: past it requests fail and sends wait', async () => {
+    const server = await listen(listenUrl(transport, env.dir));
+    const client = await connect(server.url, { reconnect: { ...fast, retries: 1000, maxQueued: 2 } });
+    const disconnected = new Promise((resolve) => client.once('disconnect', resolve));
+    await server.close({ graceMs: 0 });
+    await watchdog(disconnected, 5000, 'disconnect');
+    const first = client.request('x');
+    void first.catch(() => {});
+    await client.send('one'); // queued: resolves
+    expect((await rejectionOf(client.request('y'))).code).toBe(ErrorCodes.QUEUE_FULL);
+    expect((await rejectionOf(client.send('two', { timeout: 30 }))).code).toBe(ErrorCodes.TIMEOUT);
+    const closing = rejectionOf(first);
+    await client.close();
+    expect((await closing).code).toBe(ErrorCodes.CLOSED);
+  });
+
+  it('gives up after `retries` attempts: giveup event, and the client fails with ERR_IPC_PEER_GONE', async () => {
+    const server = await listen(listenUrl(transport, env.dir));
+    const client = await connect(server.url, { reconnect: { ...fast, retries: 2 } });
+    const attempts: number[] = [];
+    client.on('reconnecting', (attempt) => attempts.push(attempt));
+    const gaveUp = new Promise<IpcError>((resolve) => client.once('giveup', resolve));
+    await server.close({ graceMs: 0 });
+    const reason = await watchdog(gaveUp, 10_000, 'giveup');
+    expect(reason.code).toBe(ErrorCodes.PEER_GONE);
+    expect(reason.message).toContain('gave up reconnecting after 2 attempts');
+    expect(attempts).toEqual([1, 2]);
+    expect((await rejectionOf(client.request('x'))).code).toBe(ErrorCodes.PEER_GONE);
+    expect((await rejectionOf(client.receive())).code).toBe(ErrorCodes.PEER_GONE);
+    await client.close();
+  });
+
+  it('without reconnect, a server goodbye ends the client cleanly and it stays ended', async () => {
+    const server = await listen(listenUrl(transport, env.dir));
+    const client = await connect(server.url);
+    const gone = new Promise<IpcError>((resolve) => client.once('disconnect', resolve));
+    await server.close({ graceMs: 0 });
+    expect((await watchdog(gone, 5000, 'disconnect')).code).toBe(ErrorCodes.CLOSED);
+    const rest: unknown[] = [];
+    for await (const message of client) rest.push(message);
+    expect(rest).toEqual([]);
+    expect((await rejectionOf(client.request('x'))).code).toBe(ErrorCodes.CLOSED);
+    expect(() => client.subscribe('t')).toThrow(expect.objectContaining({ code: ErrorCodes.CLOSED }));
+    await client.close();
+  });
+});

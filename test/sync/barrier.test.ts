@@ -1,0 +1,84 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { Barrier, ErrorCodes, isIpcError, SharedMemory } from '../../src/index.js';
+import { isolateRuntimeDir, watchdog } from '../helpers.js';
+import { killAll, removeShmObjects, startFixture, succeeded } from './children.js';
+
+let env: ReturnType<typeof isolateRuntimeDir>;
+beforeEach(() => {
+  env = isolateRuntimeDir();
+});
+afterEach(async () => {
+  await killAll();
+  removeShmObjects();
+  env.cleanup();
+});
+
+describe('Barrier', () => {
+  it('releases all parties together and gives each a distinct arrival index', async () => {
+    const barrier = Barrier.create('start', { parties: 3 });
+    const others = [Barrier.open('start'), Barrier.open('start')];
+    const results = await watchdog(
+      Promise.all([barrier.wait(), others[0]!.wait(), others[1]!.wait()]),
+      2000,
+      'three parties',
+    );
+    expect([...results].sort()).toEqual([0, 1, 2]);
+    expect(() => Barrier.openOrCreate('start', { parties: 4 })).toThrow(
+      expect.objectContaining({ code: ErrorCodes.INCOMPATIBLE }),
+    );
+    expect(() => Barrier.create('x', { parties: 0 })).toThrow(/options\.parties/);
+    for (const b of [barrier, ...others]) b.close();
+  });
+
+  it('synchronizes 3 processes over 200 rounds', async () => {
+    const words = new Int32Array(SharedMemory.create('counter', { size: 64 }).buffer);
+    Barrier.create('start', { parties: 3 }).close();
+    const parties = [0, 1, 2].map((p) => startFixture('sync-barrier-rounds.ts', [String(p), '200', '3']));
+    for (const party of parties) await succeeded(party, 60_000, 'barrier party');
+    expect(Atomics.load(words, 8)).toBe(0);
+    expect([0, 1, 2].map((p) => words[p])).toEqual([200, 200, 200]);
+  }, 90_000);
+
+  it('fails the waiting parties with ERR_IPC_PEER_GONE when a party is killed', async () => {
+    const barrier = Barrier.create('start', { parties: 3 });
+    const victim = startFixture('sync-hold-until-killed.ts', ['barrier-member']);
+    const waiter = startFixture('sync-barrier-wait.ts');
+    await victim.line('held');
+    await waiter.line('waiting');
+    const mine = barrier.wait().catch((e: unknown) => e);
+    victim.child.kill('SIGKILL');
+    const err = await watchdog(mine, 1000, 'broken barrier');
+    expect(isIpcError(err, ErrorCodes.PEER_GONE)).toBe(true);
+    expect(await waiter.line('error', 2000)).toBe(`error ${ErrorCodes.PEER_GONE}`);
+    expect(barrier.broken).toBe(true);
+    // Broken until reset; then usable again.
+    expect(isIpcError(await barrier.wait().catch((e: unknown) => e), ErrorCodes.PEER_GONE)).toBe(true);
+    barrier.reset();
+    expect(barrier.broken).toBe(false);
+    const again = [Barrier.open('start'), Barrier.open('start')];
+    const indexes = await watchdog(
+      Promise.all([barrier.wait(), ...again.map((b) => b.wait())]),
+      2000,
+      'reuse',
+    );
+    expect(indexes.length).toBe(3);
+  });
+
+  it('breaks when a waiter times out, since the others could never complete', async () => {
+    const barrier = Barrier.create('start', { parties: 3 });
+    const other = Barrier.open('start');
+    const waiting = other.wait();
+    const err = await barrier.wait({ timeout: 10 }).catch((e: unknown) => e);
+    expect(isIpcError(err, ErrorCodes.TIMEOUT)).toBe(true);
+    expect(
+      isIpcError(
+        await watchdog(
+          waiting.catch((e: unknown) => e),
+          2000,
+          'other',
+        ),
+        ErrorCodes.PEER_GONE,
+      ),
+    ).toBe(true);
+  });
+});

@@ -1,0 +1,114 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { Condition, ErrorCodes, Event, isIpcError, Mutex, SharedMemory } from '../../src/index.js';
+import { isolateRuntimeDir, watchdog } from '../helpers.js';
+import { killAll, removeShmObjects, startFixture, succeeded } from './children.js';
+
+let env: ReturnType<typeof isolateRuntimeDir>;
+beforeEach(() => {
+  env = isolateRuntimeDir();
+});
+afterEach(async () => {
+  await killAll();
+  removeShmObjects();
+  env.cleanup();
+});
+
+describe('Condition', () => {
+  it('releases the mutex while waiting and holds it again when notified', async () => {
+    using mutex = Mutex.create('lock');
+    using cond = Condition.create('cond');
+    const guard = await mutex.lock();
+    const waiting = cond.wait(guard);
+    // While the waiter waits, the mutex is free for the notifier.
+    const notifier = await watchdog(mutex.lock(), 2000, 'mutex free during wait');
+    expect(cond.waiting).toBe(1);
+    expect(cond.notify()).toBe(1);
+    notifier.release();
+    await watchdog(waiting, 2000, 'notified wait');
+    expect(mutex.locked).toBe(true);
+    expect(guard.released).toBe(false);
+    guard.release();
+    mutex.unlink();
+    cond.unlink();
+  });
+
+  it('re-takes the mutex before rejecting on timeout, and counts a late notify as notified', async () => {
+    using mutex = Mutex.create('lock');
+    using cond = Condition.create('cond');
+    const guard = mutex.lockSync();
+    const err = await cond.wait(guard, { timeout: 20 }).catch((e: unknown) => e);
+    expect(isIpcError(err, ErrorCodes.TIMEOUT)).toBe(true);
+    expect(guard.released).toBe(false);
+    expect(mutex.tryLock()).toBeUndefined();
+    expect(() => cond.waitSync(guard, { timeout: 5 })).toThrow(
+      expect.objectContaining({ code: ErrorCodes.TIMEOUT }),
+    );
+    expect(cond.waiting).toBe(0);
+    guard.release();
+    expect(() => cond.waitSync(guard)).toThrow(TypeError);
+    mutex.unlink();
+    cond.unlink();
+  });
+
+  it('notify(n) wakes n waiters and notifyAll the rest', async () => {
+    using mutex = Mutex.create('lock');
+    using cond = Condition.create('cond');
+    let woken = 0;
+    const waiters = [0, 1, 2, 3].map(async () => {
+      const g = await mutex.lock();
+      await cond.wait(g);
+      woken++;
+      g.release();
+    });
+    while (cond.waiting < 4) await new Promise((r) => setImmediate(r));
+    expect(cond.notify(2)).toBe(2);
+    await watchdog(Promise.race([Promise.all(waiters.slice(0, 2)), Promise.all(waiters)]), 2000, 'two woken');
+    expect(cond.notifyAll()).toBe(2);
+    await watchdog(Promise.all(waiters), 2000, 'all woken');
+    expect(woken).toBe(4);
+    mutex.unlink();
+    cond.unlink();
+  });
+
+  it('hands 5000 items between two processes without a lost wake-up', async () => {
+    const words = new Int32Array(SharedMemory.create('counter', { size: 64 }).buffer);
+    Mutex.create('lock');
+    Condition.create('not-full');
+    Condition.create('not-empty');
+    const consumer = startFixture('sync-condition-handoff.ts', ['consumer', '5000']);
+    const producer = startFixture('sync-condition-handoff.ts', ['producer', '5000']);
+    await succeeded(producer, 60_000, 'producer');
+    await succeeded(consumer, 60_000, 'consumer');
+    expect(consumer.output()).toContain(`sum ${(5000 * 5001) / 2}`);
+    expect(words[0]).toBe(0);
+  }, 90_000);
+});
+
+describe('Event', () => {
+  it('sets, clears and wakes waiters; a set-then-clear pulse is not lost', async () => {
+    using event = Event.create('flag');
+    expect(event.isSet()).toBe(false);
+    const waiting = event.wait();
+    event.set();
+    event.clear();
+    await watchdog(waiting, 2000, 'pulse seen');
+    expect(event.isSet()).toBe(false);
+    event.set();
+    await event.wait();
+    event.waitSync();
+    event.clear();
+    const err = await event.wait({ timeout: 10 }).catch((e: unknown) => e);
+    expect(isIpcError(err, ErrorCodes.TIMEOUT)).toBe(true);
+    event.unlink();
+  });
+
+  it('ping-pongs 2000 rounds between two processes without a lost wake-up', async () => {
+    Event.create('ping');
+    Event.create('pong');
+    const pong = startFixture('sync-event-pingpong.ts', ['pong', '2000']);
+    const ping = startFixture('sync-event-pingpong.ts', ['ping', '2000']);
+    await succeeded(ping, 60_000, 'ping side');
+    await succeeded(pong, 60_000, 'pong side');
+    expect(ping.output()).toContain('rounds 2000');
+  }, 90_000);
+});

@@ -1,0 +1,250 @@
+import { readFileSync } from 'node:fs';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ErrorCodes, Event, isIpcError, Mutex, SharedMemory } from '../../src/index.js';
+import { fixture, isolateRuntimeDir, watchdog } from '../helpers.js';
+import { killAll, removeShmObjects, startFixture, succeeded } from './children.js';
+
+let env: ReturnType<typeof isolateRuntimeDir>;
+beforeEach(() => {
+  env = isolateRuntimeDir();
+});
+afterEach(async () => {
+  await killAll();
+  removeShmObjects();
+  env.cleanup();
+});
+
+async function rejection(promise: Promise<unknown>): Promise<unknown> {
+  try {
+    await promise;
+  } catch (err) {
+    return err;
+  }
+  throw new Error('expected a rejection');
+}
+
+describe('Mutex within one process', () => {
+  it('excludes: tryLock fails while held, succeeds after release; guards release once', () => {
+    using mutex = Mutex.create('jobs');
+    const guard = mutex.tryLock();
+    expect(guard).toBeDefined();
+    expect(guard!.ownerDied).toBe(false);
+    expect(mutex.locked).toBe(true);
+    expect(mutex.tryLock()).toBeUndefined();
+    guard!.release();
+    guard!.release();
+    expect(mutex.locked).toBe(false);
+    const again = mutex.tryLock();
+    expect(again).toBeDefined();
+    again!.release();
+    mutex.unlink();
+  });
+
+  it('serializes async tasks of one thread and releases with using / withLock', async () => {
+    using mutex = Mutex.create('tasks');
+    const order: string[] = [];
+    const first = await mutex.lock();
+    const second = mutex.lock().then((g) => {
+      order.push('second');
+      return g;
+    });
+    order.push('first');
+    first.release();
+    {
+      await using g = await watchdog(second, 2000, 'second lock');
+      expect(g.released).toBe(false);
+    }
+    expect(await mutex.withLock(async () => (mutex.locked ? 'held' : 'free'))).toBe('held');
+    expect(mutex.locked).toBe(false);
+    expect(order).toEqual(['first', 'second']);
+    mutex.unlink();
+  });
+
+  it('times out and aborts with stable codes without damaging the lock', async () => {
+    using mutex = Mutex.create('waits');
+    const guard = mutex.tryLock()!;
+    const timedOut = await rejection(mutex.lock({ timeout: 20 }));
+    expect(isIpcError(timedOut, ErrorCodes.TIMEOUT)).toBe(true);
+    const controller = new AbortController();
+    const pending = mutex.lock({ signal: controller.signal });
+    controller.abort(new Error('stop'));
+    const aborted = await rejection(pending);
+    expect(isIpcError(aborted, ErrorCodes.ABORTED)).toBe(true);
+    expect((aborted as Error).cause).toEqual(new Error('stop'));
+    expect(isIpcError(await rejection(mutex.lock({ timeout: 0 })), ErrorCodes.TIMEOUT)).toBe(true);
+    guard.release();
+    const next = await watchdog(mutex.lock(), 2000, 'lock after timeouts');
+    next.release();
+    mutex.unlink();
+  });
+
+  it('rejects bad options synchronously-free: the promise rejects with a RangeError', async () => {
+    using mutex = Mutex.create('options');
+    const promise = mutex.lock({ timeout: -1 });
+    expect(await rejection(promise)).toBeInstanceOf(RangeError);
+    mutex.unlink();
+  });
+
+  it('lockSync by the holding thread is ERR_IPC_DEADLOCK, lockSync with a timeout times out', () => {
+    using mutex = Mutex.create('self');
+    const guard = mutex.lockSync();
+    expect(() => mutex.lockSync()).toThrow(expect.objectContaining({ code: ErrorCodes.DEADLOCK }));
+    guard.release();
+    mutex.lockSync({ timeout: 10 }).release();
+    mutex.unlink();
+  });
+
+  it('hands the lock to a waiter that waited past the fairness bound, else lets the releaser barge', async () => {
+    const sab = new SharedArrayBuffer(Mutex.byteLength);
+    const mutex = Mutex.createAt(sab);
+    const i32 = new Int32Array(sab);
+    const f64 = new Float64Array(sab);
+    // Layout: wait queue at word 16 (count), slot 0 at word 20, its waiting-since time at f64 13.
+    const parked = async () => {
+      while (i32[16] !== 1) await new Promise((resolve) => setImmediate(resolve));
+    };
+    let guard = mutex.lockSync();
+    let waiting = mutex.lock();
+    await parked();
+    f64[13] = performance.timeOrigin + performance.now() + 60_000; // waited "no time at all"
+    guard.release();
+    const barged = mutex.tryLock();
+    expect(barged).toBeDefined();
+    barged!.release();
+    (await watchdog(waiting, 2000, 'woken waiter')).release();
+
+    guard = mutex.lockSync();
+    waiting = mutex.lock();
+    await parked();
+    f64[13] = 0; // waited "forever"
+    guard.release();
+    expect(mutex.tryLock()).toBeUndefined();
+    const handed = await watchdog(waiting, 2000, 'handed waiter');
+    expect(handed.ownerDied).toBe(false);
+    handed.release();
+    expect(mutex.locked).toBe(false);
+  });
+
+  it('close() rejects pending waits with ERR_IPC_CLOSED', async () => {
+    const holder = Mutex.create('closing');
+    const waiter = Mutex.open('closing');
+    const guard = holder.tryLock()!;
+    const pending = waiter.lock();
+    waiter.close();
+    expect(isIpcError(await watchdog(rejection(pending), 2000, 'closed wait'), ErrorCodes.CLOSED)).toBe(true);
+    guard.release();
+    holder.close();
+    holder.unlink();
+  });
+
+  it('opens by name (EXISTS / NOT_FOUND) and is placeable at an offset of a segment', () => {
+    Mutex.create('named').close();
+    expect(() => Mutex.create('named')).toThrow(expect.objectContaining({ code: ErrorCodes.EXISTS }));
+    expect(() => Mutex.open('nope')).toThrow(expect.objectContaining({ code: ErrorCodes.NOT_FOUND }));
+    Mutex.unlink('named');
+    const segment = SharedMemory.create('with-lock', { size: 64 + Mutex.byteLength });
+    const placed = Mutex.createAt(segment, 64);
+    const other = Mutex.openAt(segment, 64);
+    const guard = placed.tryLock()!;
+    expect(other.tryLock()).toBeUndefined();
+    guard.release();
+    expect(() => Mutex.openAt(segment, 0)).toThrow(
+      expect.objectContaining({ code: ErrorCodes.INCOMPATIBLE }),
+    );
+    expect(() => Mutex.createAt(segment, 4)).toThrow(RangeError);
+    expect(() => Mutex.createAt(segment, 128)).toThrow(RangeError);
+    segment.close();
+    segment.unlink();
+  });
+});
+
+describe('Mutex between processes', () => {
+  it('keeps an exact counter: 4 processes x 100k increments (async lock)', async () => {
+    const counter = SharedMemory.create('counter', { size: 64 });
+    Mutex.create('lock');
+    const go = Event.create('go');
+    const children = [0, 1, 2, 3].map(() => startFixture('sync-mutex-increment.ts', ['100000', 'async']));
+    for (const child of children) await child.line('ready');
+    go.set();
+    for (const child of children) await succeeded(child, 60_000, 'incrementer');
+    expect(new Int32Array(counter.buffer)[0]).toBe(400_000);
+  }, 90_000);
+
+  it('keeps an exact counter with lockSync and lock mixed: 2 x 50k each', async () => {
+    const counter = SharedMemory.create('counter', { size: 64 });
+    Mutex.create('lock');
+    const go = Event.create('go');
+    const children = ['sync', 'async', 'sync', 'async'].map((mode) =>
+      startFixture('sync-mutex-increment.ts', ['50000', mode]),
+    );
+    for (const child of children) await child.line('ready');
+    go.set();
+    for (const child of children) await succeeded(child, 60_000, 'incrementer');
+    expect(new Int32Array(counter.buffer)[0]).toBe(200_000);
+  }, 90_000);
+
+  it('recovers a lock whose holder was SIGKILLed: ownerDied within 1 s', async () => {
+    const mutex = Mutex.create('lock');
+    const holder = startFixture('sync-hold-until-killed.ts', ['mutex']);
+    await holder.line('held');
+    expect(mutex.tryLock()).toBeUndefined();
+    const waiting = mutex.lock();
+    holder.child.kill('SIGKILL');
+    const guard = await watchdog(waiting, 1000, 'owner-died recovery');
+    expect(guard.ownerDied).toBe(true);
+    expect(mutex.recoveries).toBe(1);
+    guard.release();
+    const next = mutex.tryLock();
+    expect(next?.ownerDied).toBe(false);
+    next!.release();
+  });
+
+  it('recovers from a holder left as a zombie (never reaped)', async () => {
+    const mutex = Mutex.create('lock');
+    // sh starts the holder in the background, then execs into sleep, which never reaps it.
+    const wrapper = startFixture('', [], {
+      command: 'sh',
+      argv: [
+        '-c',
+        `"${process.execPath}" --import tsx "${fixture('sync-hold-until-killed.ts')}" mutex & exec sleep 60`,
+      ],
+    });
+    const held = await wrapper.line('held');
+    const pid = Number(held.split(' ')[1]);
+    const waiting = mutex.lock();
+    process.kill(pid, 'SIGKILL');
+    const guard = await watchdog(waiting, 1000, 'recovery from a zombie');
+    expect(readFileSync(`/proc/${pid}/stat`, 'latin1')).toMatch(/\) Z /);
+    expect(guard.ownerDied).toBe(true);
+    guard.release();
+  });
+
+  it('judges an owner with a live pid but the wrong start time dead (pid reuse)', async () => {
+    const segment = SharedMemory.create('forged', { size: Mutex.byteLength });
+    const mutex = Mutex.createAt(segment, 0);
+    const live = startFixture('sleep', [], { command: 'sleep', argv: ['60'] });
+    const stat = readFileSync(`/proc/${live.pid}/stat`, 'latin1');
+    expect(stat).not.toMatch(/\) Z /);
+    // Forge the state a holder with this pid would leave, but with another start time: the
+    // record (words 6..11: seq, tid, pid, -, start) says "pid X started at tick 12345".
+    const words = new Int32Array(segment.buffer);
+    words[7] = live.pid;
+    words[8] = live.pid;
+    new Float64Array(segment.buffer)[5] = 12345;
+    Atomics.store(words, 6, 2);
+    Atomics.store(words, 4, live.pid);
+    expect(mutex.locked).toBe(true);
+    const guard = await watchdog(mutex.lock(), 1000, 'recovery from a reused pid');
+    expect(guard.ownerDied).toBe(true);
+    guard.release();
+    // The same forgery with the right start time is a live owner: no recovery.
+    const startTime = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]);
+    words[7] = live.pid;
+    new Float64Array(segment.buffer)[5] = startTime;
+    Atomics.store(words, 6, 4);
+    Atomics.store(words, 4, live.pid);
+    expect(mutex.tryLock()).toBeUndefined();
+    segment.close();
+    segment.unlink();
+  });
+});

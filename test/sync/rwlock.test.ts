@@ -1,0 +1,108 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ErrorCodes, Event, RwLock, SharedMemory } from '../../src/index.js';
+import { isolateRuntimeDir, watchdog } from '../helpers.js';
+import { killAll, removeShmObjects, startFixture, succeeded } from './children.js';
+
+let env: ReturnType<typeof isolateRuntimeDir>;
+beforeEach(() => {
+  env = isolateRuntimeDir();
+});
+afterEach(async () => {
+  await killAll();
+  removeShmObjects();
+  env.cleanup();
+});
+
+describe('RwLock', () => {
+  it('lets readers share and keeps writers out, in one process', async () => {
+    using lock = RwLock.create('lock');
+    const r1 = lock.tryReadLock()!;
+    const r2 = (await lock.readLock())!;
+    expect(lock.readers).toBe(2);
+    expect(lock.tryWriteLock()).toBeUndefined();
+    const writing = lock.writeLock();
+    // A waiting writer keeps new readers out (writer preference).
+    expect(lock.tryReadLock()).toBeUndefined();
+    r1.release();
+    r2.release();
+    const w = await watchdog(writing, 2000, 'writer after readers left');
+    expect(lock.writing).toBe(true);
+    expect(lock.tryReadLock()).toBeUndefined();
+    w.release();
+    expect(lock.tryReadLock()).toBeDefined();
+    lock.unlink();
+  });
+
+  it('detects self-deadlock in the Sync variants', () => {
+    using lock = RwLock.create('lock');
+    const r = lock.readLockSync();
+    expect(() => lock.writeLockSync()).toThrow(expect.objectContaining({ code: ErrorCodes.DEADLOCK }));
+    r.release();
+    const w = lock.writeLockSync();
+    expect(() => lock.readLockSync()).toThrow(expect.objectContaining({ code: ErrorCodes.DEADLOCK }));
+    w.release();
+    lock.unlink();
+  });
+
+  it('lets a reader in another process share, and keeps a writer there out', async () => {
+    using lock = RwLock.create('lock');
+    const mine = lock.tryReadLock()!;
+    const reader = startFixture('sync-hold-until-killed.ts', ['rwlock-read']);
+    await reader.line('held');
+    expect(lock.readers).toBe(2);
+    reader.child.kill('SIGKILL');
+    await reader.exited;
+    const writer = startFixture('sync-hold-until-killed.ts', ['rwlock-write']);
+    await writer.line('trying');
+    // The writer claims the lock (new readers now wait) but cannot get in while we read.
+    await watchdog(
+      (async () => {
+        while (!lock.writing) await new Promise((resolve) => setImmediate(resolve));
+      })(),
+      10_000,
+      'writer claiming the lock',
+    );
+    expect(lock.tryReadLock()).toBeUndefined();
+    expect(writer.output()).not.toContain('held');
+    mine.release();
+    await writer.line('held', 10_000);
+    expect(lock.tryReadLock()).toBeUndefined();
+  });
+
+  it('keeps readers and writers exclusive under load: 4 processes, 10k operations each', async () => {
+    const words = new Int32Array(SharedMemory.create('counter', { size: 64 }).buffer);
+    RwLock.create('lock');
+    const go = Event.create('go');
+    const children = ['async', 'sync', 'async', 'sync'].map((mode) =>
+      startFixture('sync-rwlock-readers-writers.ts', ['10000', mode]),
+    );
+    for (const child of children) await child.line('ready');
+    go.set();
+    for (const child of children) await succeeded(child, 60_000, 'reader/writer');
+    expect(words[0]).toBe(4 * 2500);
+    expect(Atomics.load(words, 2)).toBe(0);
+  }, 90_000);
+
+  it('recovers from a killed writer: the next writer gets ownerDied', async () => {
+    const lock = RwLock.create('lock');
+    const writer = startFixture('sync-hold-until-killed.ts', ['rwlock-write']);
+    await writer.line('held');
+    const waiting = lock.writeLock();
+    writer.child.kill('SIGKILL');
+    const guard = await watchdog(waiting, 1000, 'write lock recovery');
+    expect(guard.ownerDied).toBe(true);
+    guard.release();
+  });
+
+  it('recovers from a killed reader: a waiting writer gets in with ownerDied', async () => {
+    const lock = RwLock.create('lock');
+    const reader = startFixture('sync-hold-until-killed.ts', ['rwlock-read']);
+    await reader.line('held');
+    const waiting = lock.writeLock();
+    reader.child.kill('SIGKILL');
+    const guard = await watchdog(waiting, 1000, 'writer past a dead reader');
+    expect(guard.ownerDied).toBe(true);
+    expect(lock.readers).toBe(0);
+    guard.release();
+  });
+});
