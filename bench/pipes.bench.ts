@@ -1,0 +1,233 @@
+/**
+ * Pipes: ipckit's parent↔child pipe channel against Node's `process.send` ('json' and 'advanced')
+ * and a hand-framed `node:net` Unix socket, all measured in the same run, interleaved run by run.
+ * 64 B objects and 1 MiB buffers, each as ping-pong round trips and one-way bursts; then a leak
+ * check that pushes a million small messages through the pipe channel.
+ */
+import { randomBytes } from 'node:crypto';
+import { Packr } from 'msgpackr';
+import {
+  type CaseResult,
+  type Measurement,
+  type RunOptions,
+  ratio,
+  type Scenario,
+  summarize,
+  withPeakRss,
+} from './scenario.js';
+import { groupHeader, type PayloadKind } from './support/group-protocol.js';
+import { startIpckitPeer } from './support/ipckit-peer.js';
+import { burst, calibrate, roundTripMedian, roundTrips, timeRoundTrips } from './support/measure.js';
+import { childPeakRssMiB, collectGarbage, rssMiB } from './support/memory.js';
+import { startNetPeer } from './support/net-peer.js';
+import type { Peer } from './support/peer.js';
+import { startProcessSendPeer } from './support/process-send-peer.js';
+
+const MiB = 1 << 20;
+
+/** `{ id, name }` padded so that its msgpack encoding is 64 bytes, as ipckit's default codec sends it. */
+function smallObject(): { id: number; name: string } {
+  const packr = new Packr({ useRecords: false });
+  let name = '';
+  while (packr.encode({ id: 1_000_000, name: `${name}x` }).length <= 64) name += 'x';
+  return { id: 1_000_000, name };
+}
+
+/** One case: how to size a run, how to take one figure. */
+interface CaseSpec {
+  case: string;
+  unit: string;
+  higherIsBetter: boolean;
+  /** Work units (round trips, messages) that fill one run of about `seconds`. */
+  size(peer: Peer, seconds: number, warmUp: number): Promise<number>;
+  /** One run's figure. */
+  measure(peer: Peer, size: number): Promise<number>;
+}
+
+/**
+ * Measures one case on every peer: sizes each peer's runs, then takes `runs` rounds in which every
+ * peer runs once, rotating who goes first so drift in the machine's load spreads over all of them.
+ */
+async function measureCase(peers: Peer[], spec: CaseSpec, opts: RunOptions): Promise<CaseResult> {
+  const seconds = opts.quick ? 0.08 : 0.2;
+  const warmUp = opts.quick ? 0.2 : 0.5;
+  const sizes: number[] = [];
+  for (const peer of peers) {
+    opts.progress(`pipes: ${spec.case}, sizing ${peer.subject}`);
+    sizes.push(await spec.size(peer, seconds, warmUp));
+  }
+  const values = peers.map(() => [] as number[]);
+  const peaks = peers.map(() => 0);
+  for (let run = 0; run < opts.runs; run++) {
+    opts.progress(`pipes: ${spec.case}, run ${run + 1}/${opts.runs}`);
+    for (let j = 0; j < peers.length; j++) {
+      const i = (j + run) % peers.length;
+      const { value, peakRssMiB } = await withPeakRss(() => spec.measure(peers[i]!, sizes[i]!));
+      values[i]!.push(value);
+      peaks[i] = Math.max(peaks[i]!, peakRssMiB);
+    }
+  }
+  const [ours, ...baselines] = peers.map((peer, i) =>
+    summarize(peer.subject, values[i]!, Math.round(peaks[i]!)),
+  ) as [Measurement, ...Measurement[]];
+  return { case: spec.case, unit: spec.unit, higherIsBetter: spec.higherIsBetter, ours, baselines };
+}
+
+function roundTripCase(label: string, message: unknown, limits: { min: number; max: number }): CaseSpec {
+  return {
+    case: `round trip, ${label}`,
+    unit: 'µs',
+    higherIsBetter: false,
+    size: (peer, seconds, warmUp) =>
+      calibrate(seconds, warmUp, (count) => timeRoundTrips(peer, message, count), limits),
+    measure: (peer, count) => roundTripMedian(peer, message, count),
+  };
+}
+
+function throughputCase(
+  label: string,
+  message: unknown,
+  unit: 'msg/s' | 'MB/s',
+  limits: { min: number; max: number },
+): CaseSpec {
+  const bytes = message instanceof Uint8Array ? message.byteLength : 0;
+  return {
+    case: `one-way throughput, ${label}`,
+    unit,
+    higherIsBetter: true,
+    size: (peer, seconds, warmUp) =>
+      calibrate(seconds, warmUp, (count) => burst(peer, message, count), limits),
+    measure: async (peer, count) => {
+      const seconds = await burst(peer, message, count);
+      return unit === 'msg/s' ? count / seconds : (count * bytes) / seconds / 1e6;
+    },
+  };
+}
+
+/** Starts one peer per subject, ipckit first; the others are the baselines. */
+async function startPeers(kind: PayloadKind): Promise<Peer[]> {
+  // Each half starts from a collected heap, so the 1 MiB cases do not pay for the garbage of the
+  // small-message ones (a major GC of a large heap shows up as a slow run of whoever is measured).
+  collectGarbage();
+  const started = [
+    Promise.resolve(startIpckitPeer(kind)),
+    Promise.resolve(startProcessSendPeer(kind, 'json')),
+    Promise.resolve(startProcessSendPeer(kind, 'advanced')),
+    startNetPeer(kind),
+  ];
+  const settled = await Promise.allSettled(started);
+  const peers = settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
+  const failed = settled.find((s) => s.status === 'rejected');
+  if (failed) {
+    await closePeers(peers);
+    throw failed.reason;
+  }
+  // One exchange each, so no measurement includes a child's start-up.
+  await Promise.all(peers.map((peer) => roundTrips(peer, groupHeader(kind, 1, 1), 1)));
+  return peers;
+}
+
+async function closePeers(peers: Peer[]): Promise<void> {
+  await Promise.allSettled(peers.map((peer) => peer.close()));
+}
+
+/** "vs process.send json 12.3x, …": each baseline's ratio, > 1 meaning ipckit is better. */
+function ratios(result: CaseResult, filter: (subject: string) => boolean): string[] {
+  return result.baselines
+    .filter((b) => filter(b.subject))
+    .map((b) => `${b.subject} ${ratio(result, b).toFixed(2)}x`);
+}
+
+/** Appends the issue's target to a result's notes, with whether this run met it. */
+function target(result: CaseResult, text: string, atLeast: number, subjects: (s: string) => boolean): void {
+  const compared = result.baselines.filter((b) => subjects(b.subject));
+  const met = compared.every((b) => ratio(result, b) >= atLeast);
+  const note = `target ${text}: ${met ? 'met' : 'NOT met'} (${ratios(result, subjects).join(', ')})`;
+  result.notes = result.notes ? `${result.notes}; ${note}` : note;
+}
+
+const isProcessSend = (subject: string) => subject.startsWith('process.send');
+const isAdvanced = (subject: string) => subject.startsWith('process.send advanced');
+
+function childRssNote(peers: Peer[]): string {
+  const parts = peers.map((p) => `${p.subject} ${Math.round(childPeakRssMiB(p.pid) ?? Number.NaN)} MiB`);
+  return `child peak RSS (VmHWM): ${parts.join(', ')}`;
+}
+
+/**
+ * A million small messages one way through the pipe channel: the parent's RSS should end near
+ * where it began. Measured once (it is long); the figure is the growth, after minus before.
+ */
+async function memoryCheck(peer: Peer, message: unknown, opts: RunOptions): Promise<CaseResult> {
+  const count = opts.quick ? 200_000 : 1_000_000;
+  opts.progress(`pipes: memory, ${count.toLocaleString('en-US')} messages one-way`);
+  collectGarbage();
+  const before = rssMiB();
+  const { value: seconds, peakRssMiB } = await withPeakRss(() => burst(peer, message, count));
+  const after = rssMiB();
+  collectGarbage();
+  const afterGc = rssMiB();
+  const growth = after - before;
+  const met = Math.abs(growth * 1.048576) <= 20; // MiB -> MB
+  return {
+    case: `memory, ${count.toLocaleString('en-US')} x 64 B one-way (parent RSS growth)`,
+    unit: 'MiB',
+    higherIsBetter: false,
+    ours: summarize(peer.subject, [growth], Math.round(peakRssMiB)),
+    baselines: [],
+    notes:
+      `RSS before ${before.toFixed(1)} MiB, after ${after.toFixed(1)} MiB (${afterGc.toFixed(1)} after a GC), ` +
+      `peak ${peakRssMiB.toFixed(1)} MiB; ${Math.round(count / seconds).toLocaleString('en-US')} msg/s; ` +
+      `target ends within ±20 MB of the start: ${met ? 'met' : 'NOT met'}`,
+  };
+}
+
+async function run(opts: RunOptions): Promise<CaseResult[]> {
+  const results: CaseResult[] = [];
+  const small = smallObject();
+  const big = randomBytes(MiB);
+
+  opts.progress('pipes: starting children for 64 B objects');
+  let peers = await startPeers('object');
+  try {
+    const rt = await measureCase(peers, roundTripCase('64 B object', small, { min: 100, max: 20_000 }), opts);
+    target(rt, 'no slower than process.send', 1, isProcessSend);
+    const tp = await measureCase(
+      peers,
+      throughputCase('64 B object', small, 'msg/s', { min: 1000, max: 2_000_000 }),
+      opts,
+    );
+    target(tp, '>= 10x process.send', 10, isProcessSend);
+    tp.notes = `${tp.notes}; ${childRssNote(peers)}`;
+    results.push(rt, tp, await memoryCheck(peers[0]!, small, opts));
+  } finally {
+    await closePeers(peers);
+  }
+
+  opts.progress('pipes: starting children for 1 MiB buffers');
+  peers = await startPeers('bytes');
+  try {
+    const rt = await measureCase(peers, roundTripCase('1 MiB buffer', big, { min: 5, max: 2000 }), opts);
+    target(rt, 'no slower than process.send', 1, isProcessSend);
+    const tp = await measureCase(
+      peers,
+      throughputCase('1 MiB buffer', big, 'MB/s', { min: 4, max: 4000 }),
+      opts,
+    );
+    target(tp, ">= 2x process.send 'advanced'", 2, isAdvanced);
+    tp.notes = `${tp.notes}; ${childRssNote(peers)}; json carries the bytes as base64 strings`;
+    results.push(rt, tp);
+  } finally {
+    await closePeers(peers);
+  }
+  return results;
+}
+
+const scenario: Scenario = {
+  name: 'pipes',
+  description:
+    "parent↔child: ipckit pipe channel vs process.send ('json', 'advanced') and a hand-framed net Unix socket",
+  run,
+};
+
+export default scenario;

@@ -1,0 +1,25 @@
+/** The subject under test: ipckit's parent↔child pipe channel, via `spawn(..., { channel: 'pipe' })`. */
+import { spawn } from '../../src/index.js';
+import type { PayloadKind } from './group-protocol.js';
+import { CHILD_STDIO, childArgs, type Peer } from './peer.js';
+
+/** Starts a child on the pipe channel: msgpack for objects, the raw codec for bytes. */
+export function startIpckitPeer(kind: PayloadKind): Peer {
+  const child = spawn<unknown>(process.execPath, childArgs('echo-count-parent-channel.ts', kind), {
+    channel: 'pipe',
+    stdio: CHILD_STDIO,
+    codec: kind === 'bytes' ? 'raw' : 'msgpack',
+  });
+  const channel = child.channel!;
+  return {
+    subject: 'ipckit pipe channel',
+    kind,
+    pid: child.pid,
+    send: (message) => channel.send(message),
+    receive: () => channel.receive(),
+    close: async () => {
+      await channel.close();
+      await child.exited;
+    },
+  };
+}

@@ -1,0 +1,36 @@
+/** Memory readings for the leak checks: this process's RSS, a forced GC, a child's peak RSS. */
+import { readFileSync } from 'node:fs';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+
+const MiB = 1 << 20;
+
+/** This process's resident set size, in MiB. */
+export function rssMiB(): number {
+  return process.memoryUsage.rss() / MiB;
+}
+
+let gc: (() => void) | undefined;
+
+/**
+ * Runs a full garbage collection, so a reading shows what is still referenced rather than what the
+ * collector has not reached yet. The runner is started without --expose-gc; the flag can still be
+ * set at run time, and a fresh context then sees `gc`.
+ */
+export function collectGarbage(): void {
+  if (!gc) {
+    setFlagsFromString('--expose-gc');
+    gc = runInNewContext('gc') as () => void;
+  }
+  gc();
+}
+
+/** A child's peak RSS (VmHWM) in MiB, or undefined once it is gone. */
+export function childPeakRssMiB(pid: number): number | undefined {
+  try {
+    const match = /^VmHWM:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return match ? Number(match[1]) / 1024 : undefined;
+  } catch {
+    return undefined;
+  }
+}

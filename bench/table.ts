@@ -1,0 +1,61 @@
+/** Renders suite results as plain-text tables: one per scenario, one line per subject of a case. */
+import type { Measurement } from './scenario.js';
+import type { Environment, ResultRow } from './suite.js';
+
+/** 3 significant figures at most, thousands separated: 41.2, 1,234,567, 0.873. */
+export function formatNumber(value: number): string {
+  if (!Number.isFinite(value)) return String(value);
+  const abs = Math.abs(value);
+  const digits = abs >= 100 ? 0 : abs >= 10 ? 1 : 2;
+  return value.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+}
+
+export function renderHeader(env: Environment): string {
+  const mode = env.quick ? 'quick' : 'full';
+  const load = `load average ${env.load.start.toFixed(2)} at start, ${env.load.end.toFixed(2)} at end`;
+  return `ipckit benchmarks: ${env.date}, Node ${env.node}, ${env.platform}, ${env.cpus} CPUs, ${load}, ${mode}, median of ${env.runs} runs`;
+}
+
+/** The tables for all rows, grouped by scenario, each followed by its notes. */
+export function renderTables(rows: readonly ResultRow[], descriptions: ReadonlyMap<string, string>): string {
+  const out: string[] = [];
+  const scenarios = [...new Set(rows.map((row) => row.scenario))];
+  for (const scenario of scenarios) {
+    const own = rows.filter((row) => row.scenario === scenario);
+    out.push('', `${scenario}: ${descriptions.get(scenario) ?? ''}`, '');
+    const lines: string[][] = [['case', 'unit', 'subject', 'median', '[min–max]', 'ratio', 'peak RSS']];
+    for (const row of own) {
+      lines.push(subjectLine(row.case, row.unit, row.ours, ''));
+      for (const b of row.baselines) {
+        lines.push(subjectLine('', '', b, `${formatNumber(row.ratios[b.subject]!)}x`));
+      }
+    }
+    out.push(...align(lines, [false, false, false, true, false, true, true]));
+    const notes = own.filter((row) => row.notes);
+    if (notes.length > 0) out.push('', ...notes.map((row) => `  ${row.case}: ${row.notes}`));
+  }
+  return out.join('\n');
+}
+
+function subjectLine(label: string, unit: string, m: Measurement, ratioText: string): string[] {
+  return [
+    label,
+    unit,
+    m.subject,
+    formatNumber(m.median),
+    `[${formatNumber(m.min)}–${formatNumber(m.max)}]`,
+    ratioText,
+    m.peakRssMiB === undefined ? '' : `${Math.round(m.peakRssMiB)} MiB`,
+  ];
+}
+
+/** Pads columns to a common width; numbers right-aligned. */
+function align(lines: string[][], right: boolean[]): string[] {
+  const widths = lines[0]!.map((_, c) => Math.max(...lines.map((line) => line[c]!.length)));
+  return lines.map((line) =>
+    line
+      .map((cell, c) => (right[c] ? cell.padStart(widths[c]!) : cell.padEnd(widths[c]!)))
+      .join('  ')
+      .trimEnd(),
+  );
+}
