@@ -1,8 +1,6 @@
-// Runs each program in examples/process/ as a user would, and checks what it prints.
-import { spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { isolateRuntimeDir, watchdog } from '../helpers.js';
+import { isolateRuntimeDir } from '../helpers.js';
+import { runExample } from './run-example.js';
 
 let runtime: ReturnType<typeof isolateRuntimeDir>;
 beforeEach(() => {
@@ -10,31 +8,9 @@ beforeEach(() => {
 });
 afterEach(() => runtime.cleanup());
 
-/** Runs `examples/process/<file>` with tsx; resolves with its exit code and output. */
-function runExample(file: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const path = fileURLToPath(new URL(`../../examples/process/${file}`, import.meta.url));
-  const child = spawn(process.execPath, ['--import', 'tsx', path], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
-    stdout += chunk;
-  });
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
-    stderr += chunk;
-  });
-  const done = new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
-    child.once('error', reject);
-    child.once('close', (code) => resolve({ code, stdout, stderr }));
-  });
-  return watchdog(done, 60_000, `example ${file} to exit`).catch((err) => {
-    child.kill('SIGKILL');
-    throw err;
-  });
-}
-
 describe('examples/process', () => {
   it('supervised-workers.ts: a crashed worker is restarted and the same channel reaches the new one', async () => {
-    const run = await runExample('supervised-workers.ts');
+    const run = await runExample('process', 'supervised-workers.ts');
     expect(run.stderr).toBe('');
     expect(run.code).toBe(0);
     const pids = [...run.stdout.matchAll(/\[upper\] started, pid (\d+)/g)].map((m) => m[1]);
@@ -48,7 +24,7 @@ describe('examples/process', () => {
   });
 
   it('pool.ts: counts primes in worker processes, and reports a task error', async () => {
-    const run = await runExample('pool.ts');
+    const run = await runExample('process', 'pool.ts');
     expect(run.stderr).toBe('');
     expect(run.code).toBe(0);
     expect(run.stdout).toMatch(/pool of 4 workers: \d+, \d+, \d+, \d+/);

@@ -1,9 +1,7 @@
-// Runs each program in examples/sockets/ as a user would, and checks what it prints.
-import { spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { listResources } from '../../src/index.js';
-import { isolateRuntimeDir, watchdog } from '../helpers.js';
+import { isolateRuntimeDir } from '../helpers.js';
+import { runExample } from './run-example.js';
 
 let runtime: ReturnType<typeof isolateRuntimeDir>;
 beforeEach(() => {
@@ -11,31 +9,9 @@ beforeEach(() => {
 });
 afterEach(() => runtime.cleanup());
 
-/** Runs `examples/sockets/<file>` with tsx in the test's IPCKIT_DIR; resolves with its exit code and output. */
-function runExample(file: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const path = fileURLToPath(new URL(`../../examples/sockets/${file}`, import.meta.url));
-  const child = spawn(process.execPath, ['--import', 'tsx', path], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
-    stdout += chunk;
-  });
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
-    stderr += chunk;
-  });
-  const done = new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
-    child.once('error', reject);
-    child.once('close', (code) => resolve({ code, stdout, stderr }));
-  });
-  return watchdog(done, 25_000, `example ${file} to exit`).catch((err) => {
-    child.kill('SIGKILL');
-    throw err;
-  });
-}
-
 describe('examples/sockets', () => {
   it('echo.ts: a client process gets its words back upper-cased over TCP', async () => {
-    const run = await runExample('echo.ts');
+    const run = await runExample('sockets', 'echo.ts');
     expect(run.stderr).toBe('');
     expect(run.code).toBe(0);
     expect(run.stdout).toMatch(/server listening on tcp:\/\/127\.0\.0\.1:\d+/);
@@ -49,7 +25,7 @@ describe('examples/sockets', () => {
   });
 
   it('rpc.ts: concurrent requests over a named pipe; remote errors keep their code, no stack', async () => {
-    const run = await runExample('rpc.ts');
+    const run = await runExample('sockets', 'rpc.ts');
     expect(run.stderr).toBe('');
     expect(run.code).toBe(0);
     expect(run.stdout).toContain(`(${runtime.dir}/example-rpc-`);
@@ -65,7 +41,7 @@ describe('examples/sockets', () => {
   });
 
   it('pubsub.ts: a token-authenticated subscriber process prints every price in order', async () => {
-    const run = await runExample('pubsub.ts');
+    const run = await runExample('sockets', 'pubsub.ts');
     expect(run.stderr).toBe('');
     expect(run.code).toBe(0);
     const ticks = run.stdout

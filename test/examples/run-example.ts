@@ -1,0 +1,33 @@
+// Runs one program from examples/ as a user would, in the current test's IPCKIT_DIR.
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { watchdog } from '../helpers.js';
+
+/** What an example printed and how it exited. */
+export interface ExampleRun {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `examples/<dir>/<file>` with tsx; resolves with its exit code and output (watchdog 25 s). */
+export function runExample(dir: string, file: string): Promise<ExampleRun> {
+  const path = fileURLToPath(new URL(`../../examples/${dir}/${file}`, import.meta.url));
+  const child = spawn(process.execPath, ['--import', 'tsx', path], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+    stdout += chunk;
+  });
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+    stderr += chunk;
+  });
+  const done = new Promise<ExampleRun>((resolve, reject) => {
+    child.once('error', reject);
+    child.once('close', (code) => resolve({ code, stdout, stderr }));
+  });
+  return watchdog(done, 25_000, `example ${file} to exit`).catch((err) => {
+    child.kill('SIGKILL');
+    throw err;
+  });
+}
