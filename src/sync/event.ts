@@ -4,7 +4,12 @@
  * the flag is cleared again before the waiter runs (each set bumps a generation the waiter checks),
  * so set-then-clear pulses are never lost.
  *
- * Layout (32-bit words): 0-3 header, 4 flag, 5 set generation, 8.. wait queue.
+ * The flag and the generation share one word (generation << 1 | flag) and change together in one
+ * compare-and-swap. As two words, a waiter could see the flag of a set whose generation bump had
+ * not landed yet, start its next wait, and then take that late bump for a new set: a wake-up
+ * without a set, which desynchronized a two-process ping-pong until it hung.
+ *
+ * Layout (32-bit words): 0-3 header, 4 state (generation << 1 | flag), 8.. wait queue.
  */
 import { ErrorCodes, IpcError } from '../core/errors.js';
 import type { WaitOptions } from '../core/wait.js';
@@ -21,8 +26,8 @@ import type { PlacementTarget } from './region.js';
 import { WAIT_QUEUE_WORDS, WaitQueue } from './wait-queue.js';
 import { type WaitTarget, waitAsync, waitSync } from './waiter.js';
 
-const FLAG = 4;
-const GENERATION = 5;
+const STATE = 4;
+const FLAG_BIT = 1;
 const QUEUE = 8;
 const WORDS = QUEUE + WAIT_QUEUE_WORDS;
 
@@ -80,21 +85,28 @@ export class Event extends Primitive {
   /** Raises the flag and wakes every waiter. */
   set(): void {
     this.assertOpen();
-    Atomics.store(this.#i32, FLAG, 1);
-    Atomics.add(this.#i32, GENERATION, 1);
+    const i32 = this.#i32;
+    for (let seen = Atomics.load(i32, STATE); ; ) {
+      // (generation + 1) << 1 | 1; the generation wraps around in 31 bits, which is fine: a waiter
+      // only compares it for change.
+      const next = ((seen & ~FLAG_BIT) + 2) | FLAG_BIT;
+      const found = Atomics.compareExchange(i32, STATE, seen, next);
+      if (found === seen) break;
+      seen = found;
+    }
     if (this.#queue.waiting > 0) this.#queue.wake(Number.POSITIVE_INFINITY);
   }
 
   /** Lowers the flag. */
   clear(): void {
     this.assertOpen();
-    Atomics.store(this.#i32, FLAG, 0);
+    Atomics.and(this.#i32, STATE, ~FLAG_BIT);
   }
 
   /** True while the flag is raised. */
   isSet(): boolean {
     this.assertOpen();
-    return Atomics.load(this.#i32, FLAG) === 1;
+    return (Atomics.load(this.#i32, STATE) & FLAG_BIT) !== 0;
   }
 
   /** Resolves once the flag is set (at once if it is). */
@@ -111,16 +123,15 @@ export class Event extends Primitive {
 
   #target(): WaitTarget<true> {
     const i32 = this.#i32;
-    const generation = Atomics.load(i32, GENERATION);
+    const generation = Atomics.load(i32, STATE) & ~FLAG_BIT;
     return {
       what: `${this.what}: wait`,
       queue: this.#queue,
       spin: this.spinner,
       attempt: () => {
         this.assertOpen();
-        return Atomics.load(i32, FLAG) === 1 || Atomics.load(i32, GENERATION) !== generation
-          ? true
-          : undefined;
+        const state = Atomics.load(i32, STATE);
+        return (state & FLAG_BIT) !== 0 || (state & ~FLAG_BIT) !== generation ? true : undefined;
       },
       track: (kick) => this.trackWait(kick),
     };

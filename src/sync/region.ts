@@ -13,7 +13,7 @@ import { ErrorCodes, IpcError } from '../core/errors.js';
 /** 'SYNC' as a little-endian i32. */
 export const SYNC_MAGIC = 0x434e5953;
 /** Layout version of all primitives; bump on any incompatible change. */
-export const SYNC_LAYOUT_VERSION = 1;
+export const SYNC_LAYOUT_VERSION = 2;
 /** Header words: magic, kind << 8 | version, parameter, reserved. */
 export const HEADER_WORDS = 4;
 
