@@ -77,9 +77,23 @@ export class StreamChannel<T> extends ChannelBase<T> {
         this.writable();
       });
       if (output !== input) output.on('error', (err) => this.#onError(err));
+      if (input && output !== input) StreamChannel.#releaseOutputWithInput(input, output);
     } else {
       this.oneWay('send');
     }
+  }
+
+  /**
+   * Two streams, one each way (a pair of pipes): closes the write end once the peer's side has
+   * ended (it exited, or closed the channel). Nothing more can be sent by then (a peer that closed
+   * or vanished takes no more), but the fd would otherwise stay open until the user closes the
+   * channel: one leaked fd per child whose channel nobody closed. An output already ending (a
+   * close() in progress) finishes on its own.
+   */
+  static #releaseOutputWithInput(input: Socket, output: Socket): void {
+    input.once('close', () => {
+      if (!output.writableEnded) output.destroy();
+    });
   }
 
   protected transmit(payload: Uint8Array): boolean {

@@ -44,7 +44,6 @@ export function planChildPipes(): ChildPipePlan {
       attach: (what, opts, extra) => {
         const toChild = extra[CHILD_READ_FD] as import('node:net').Socket;
         const fromChild = extra[CHILD_WRITE_FD] as import('node:net').Socket;
-        releaseOutputWithInput(fromChild, toChild);
         return new StreamChannel(what, fromChild, toChild, opts);
       },
       abort: () => {},
@@ -60,25 +59,12 @@ export function planChildPipes(): ChildPipePlan {
       closeSync(fromChildWrite);
       const input = readStream(fromChildRead);
       const output = writeStream(toChildWrite);
-      releaseOutputWithInput(input, output);
       return new StreamChannel(what, input, output, opts);
     },
     abort: () => {
       for (const fd of [toChildRead, toChildWrite, fromChildRead, fromChildWrite]) closeSync(fd);
     },
   };
-}
-
-/**
- * Closes the parent's write end once the child's side has ended (it exited, or closed the channel).
- * The channel can send nothing more by then (a peer that closed or vanished takes no more), but the
- * fd would otherwise stay open until the user closes the channel: one leaked fd per child whose
- * channel nobody closed. An output already ending (a close() in progress) finishes on its own.
- */
-function releaseOutputWithInput(input: import('node:net').Socket, output: import('node:net').Socket): void {
-  input.once('close', () => {
-    if (!output.writableEnded) output.destroy();
-  });
 }
 
 /** Options for {@link parentChannel}. */
