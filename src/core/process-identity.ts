@@ -28,9 +28,12 @@ function readStat(pid: number): ProcStat | undefined {
   return { state: fields[0] ?? '?', startTime: Number(fields[19] ?? 0) };
 }
 
-/** The identity of the calling process. */
+let self: ProcessIdentity | undefined;
+
+/** The identity of the calling process (read once: a Node process never changes its pid). */
 export function selfIdentity(): ProcessIdentity {
-  return identityOf(process.pid) ?? { pid: process.pid, startTime: 0 };
+  self ??= identityOf(process.pid) ?? { pid: process.pid, startTime: 0 };
+  return { ...self };
 }
 
 /** The identity of a running process, or undefined if there is none with that pid. */
