@@ -87,4 +87,59 @@ describe('framing', () => {
       ErrorCodes.BAD_FRAME,
     );
   });
+
+  it("reuses a large batch's memory once the transport released it, and only then", () => {
+    const batch = new FrameBatch();
+    const payload = new Uint8Array(100_000).fill(7);
+    batch.add(payload);
+    const first = batch.take();
+    // Not released: the transport may still be writing it, so the next batch gets other memory.
+    batch.add(payload);
+    const second = batch.take();
+    expect(second.buffer).not.toBe(first.buffer);
+    batch.release(second);
+    batch.add(payload);
+    const third = batch.take();
+    expect(third.buffer).toBe(second.buffer);
+    expect(third.readUInt32BE(0)).toBe(payload.byteLength);
+    expect(third.subarray(4).every((b) => b === 7)).toBe(true);
+    // Bytes it never lent change nothing: the next batch does not write into them.
+    batch.release(Buffer.alloc(100_004));
+    batch.add(payload);
+    expect(batch.take().buffer).not.toBe(third.buffer);
+  });
+
+  it('never lends small batches: they are copies the transport may keep', () => {
+    const batch = new FrameBatch();
+    batch.add(new Uint8Array([1, 2, 3]));
+    const small = batch.take();
+    batch.release(small);
+    batch.add(new Uint8Array([4, 5]));
+    const next = batch.take();
+    expect(Array.from(small)).toEqual([0, 0, 0, 3, 1, 2, 3]);
+    expect(Array.from(next)).toEqual([0, 0, 0, 2, 4, 5]);
+  });
+
+  it('hands a frame whole in its chunk as a view, and a frame split across chunks as owned memory', () => {
+    const delivered: { payload: Uint8Array; owned: boolean | undefined }[] = [];
+    const decoder = new FrameDecoder('test', 1 << 20, {
+      frame: (payload, owned) => delivered.push({ payload, owned }),
+      control: () => {},
+    });
+    const batch = new FrameBatch();
+    batch.add(new Uint8Array([1, 2, 3, 4]));
+    batch.add(new Uint8Array(1000).fill(9));
+    const bytes = batch.take();
+    decoder.push(bytes.subarray(0, 8 + 500));
+    decoder.push(bytes.subarray(8 + 500));
+    expect(delivered).toHaveLength(2);
+    const [whole, split] = delivered;
+    expect(whole!.owned).toBeFalsy();
+    expect(whole!.payload.buffer).toBe(bytes.buffer);
+    expect(split!.owned).toBe(true);
+    expect(split!.payload.byteLength).toBe(1000);
+    // Owned means nothing else refers to it: its own ArrayBuffer, exactly its size.
+    expect(split!.payload.buffer.byteLength).toBe(1000);
+    expect(split!.payload.every((b) => b === 9)).toBe(true);
+  });
 });
