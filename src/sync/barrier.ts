@@ -118,9 +118,7 @@ export class Barrier extends Primitive {
 
   /** Removes the named barrier `name`. ERR_IPC_NOT_FOUND if it does not exist. */
   static unlink(name: string): void {
-    if (!unlinkNamedPrimitive('barrier', name)) {
-      throw new IpcError(ErrorCodes.NOT_FOUND, `barrier '${name}' does not exist`);
-    }
+    unlinkNamedPrimitive('barrier', name);
   }
 
   /** Parties waiting in the current generation (a snapshot). */

@@ -77,9 +77,7 @@ export class Condition extends Primitive {
 
   /** Removes the named condition `name`. ERR_IPC_NOT_FOUND if it does not exist. */
   static unlink(name: string): void {
-    if (!unlinkNamedPrimitive('condition', name)) {
-      throw new IpcError(ErrorCodes.NOT_FOUND, `condition '${name}' does not exist`);
-    }
+    unlinkNamedPrimitive('condition', name);
   }
 
   /** Threads waiting right now (a snapshot). */

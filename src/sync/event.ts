@@ -77,9 +77,7 @@ export class Event extends Primitive {
 
   /** Removes the named event `name`. ERR_IPC_NOT_FOUND if it does not exist. */
   static unlink(name: string): void {
-    if (!unlinkNamedPrimitive('event', name)) {
-      throw new IpcError(ErrorCodes.NOT_FOUND, `event '${name}' does not exist`);
-    }
+    unlinkNamedPrimitive('event', name);
   }
 
   /** Raises the flag and wakes every waiter. */

@@ -112,9 +112,7 @@ export class Mutex extends Primitive {
 
   /** Removes the named mutex `name`. ERR_IPC_NOT_FOUND if it does not exist. */
   static unlink(name: string): void {
-    if (!unlinkNamedPrimitive('mutex', name)) {
-      throw new IpcError(ErrorCodes.NOT_FOUND, `mutex '${name}' does not exist`);
-    }
+    unlinkNamedPrimitive('mutex', name);
   }
 
   /** True while some thread holds the lock (a snapshot). */

@@ -114,11 +114,13 @@ export function placedStorage(
   return { region, param: stored, name: undefined, segment: undefined, kernel: undefined, what };
 }
 
-/** Removes the named primitive `name` of `kind`; false if it did not exist. */
-export function unlinkNamedPrimitive(kind: KindName, name: string): boolean {
+/** Removes the named primitive `name` of `kind`. ERR_IPC_NOT_FOUND if it does not exist. */
+export function unlinkNamedPrimitive(kind: KindName, name: string): void {
   const kernel = kernelName(kind, name, kind);
   unregister(kind, name);
-  return unlinkNamed(kernel, `${kind} '${name}'`);
+  if (!unlinkNamed(kernel, `${kind} '${name}'`)) {
+    throw new IpcError(ErrorCodes.NOT_FOUND, `${kind} '${name}' does not exist`);
+  }
 }
 
 /** Base class: lifecycle, naming and pending-wait bookkeeping. */

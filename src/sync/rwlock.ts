@@ -97,9 +97,7 @@ export class RwLock extends Primitive {
 
   /** Removes the named lock `name`. ERR_IPC_NOT_FOUND if it does not exist. */
   static unlink(name: string): void {
-    if (!unlinkNamedPrimitive('rwlock', name)) {
-      throw new IpcError(ErrorCodes.NOT_FOUND, `rwlock '${name}' does not exist`);
-    }
+    unlinkNamedPrimitive('rwlock', name);
   }
 
   /** Read locks held right now, over all threads (a snapshot). */

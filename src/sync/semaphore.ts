@@ -119,9 +119,7 @@ export class Semaphore extends Primitive {
 
   /** Removes the named semaphore `name`. ERR_IPC_NOT_FOUND if it does not exist. */
   static unlink(name: string): void {
-    if (!unlinkNamedPrimitive('semaphore', name)) {
-      throw new IpcError(ErrorCodes.NOT_FOUND, `semaphore '${name}' does not exist`);
-    }
+    unlinkNamedPrimitive('semaphore', name);
   }
 
   /** Permits available now (a snapshot). */
