@@ -19,7 +19,15 @@ export interface Codec<T = unknown> {
 // Records (msgpackr's shared structures) are off: they make the bytes depend on state shared between
 // one encoder and one decoder, which two processes started at different times do not have.
 // `__proto__` keys decode as the plain key `__proto_`, so a payload cannot reach Object.prototype.
-const packr = new Packr({ useRecords: false, mapsAsObjects: true, moreTypes: false, int64AsType: 'number' });
+// copyBuffers: a binary field decodes to its own copy, not a view into the frame, which may be a
+// read buffer the transport reuses (and a view would pin the whole chunk in memory anyway).
+const packr = new Packr({
+  useRecords: false,
+  mapsAsObjects: true,
+  moreTypes: false,
+  int64AsType: 'number',
+  copyBuffers: true,
+});
 
 const textEncoder = new TextEncoder();
 const textDecoder = new TextDecoder('utf-8', { fatal: true });

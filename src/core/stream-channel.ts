@@ -207,7 +207,8 @@ export class StreamChannel<T> extends ChannelBase<T> {
     const bytes = this.#hello!.length ? Buffer.concat([this.#hello!, chunk]) : chunk;
     const used = parseHello(bytes, this.codec.name, this.what);
     if (used === 0) {
-      this.#hello = bytes;
+      // A copy: the chunk may be a view into a read buffer the transport reuses.
+      this.#hello = Buffer.from(bytes);
       return Buffer.alloc(0);
     }
     this.#hello = undefined;

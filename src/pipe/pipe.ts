@@ -8,7 +8,7 @@ import type { ChannelOptions, Receiver, Sender } from '../core/channel.js';
 import { ErrorCodes, fromSystemError, IpcError } from '../core/errors.js';
 import { StreamChannel } from '../core/stream-channel.js';
 import { native } from '../native/binding.js';
-import { readStream, writeStream } from './fd-stream.js';
+import { framedReadStream, readStream, writeStream } from './fd-stream.js';
 
 /** Options for {@link Pipe.create}. */
 export interface PipeOptions {
@@ -57,10 +57,15 @@ export class PipeReader extends PipeEnd {
 
   /** Framed messages written by a {@link PipeWriter.sender} on the other end. */
   receiver<T = unknown>(opts?: ChannelOptions<T>): Receiver<T> {
-    return new StreamChannel<T>(`pipe reader (fd ${this.fd})`, readStream(this.take('read')), undefined, {
-      ...opts,
-      handshake: false,
-    });
+    return new StreamChannel<T>(
+      `pipe reader (fd ${this.fd})`,
+      framedReadStream(this.take('read')),
+      undefined,
+      {
+        ...opts,
+        handshake: false,
+      },
+    );
   }
 }
 

@@ -66,6 +66,24 @@ describe('spawn with a pipe channel', () => {
     await child.channel!.close();
   });
 
+  it('keeps binary fields of received messages intact while later reads arrive', async () => {
+    // The receiver reuses one read buffer: a decoded message must not keep a view into it.
+    const child = start<{ i: number; data: Uint8Array }>('echo-parent-channel.ts');
+    const channel = child.channel!;
+    const count = 3000;
+    const sending = (async () => {
+      for (let i = 0; i < count; i++) await channel.send({ i, data: new Uint8Array(100).fill(i % 256) });
+    })();
+    const received: { i: number; data: Uint8Array }[] = [];
+    for (let i = 0; i < count; i++) received.push(await watchdog(channel.receive(), 30_000, `echo ${i}`));
+    await sending;
+    for (const [i, message] of received.entries()) {
+      expect(message.i).toBe(i);
+      expect(message.data.every((b) => b === i % 256)).toBe(true);
+    }
+    await channel.close();
+  });
+
   it('refuses to talk to a child using another codec, with ERR_IPC_INCOMPATIBLE', async () => {
     const child = start('echo-parent-channel.ts', [], { codec: 'json' });
     await expect(watchdog(child.channel!.receive(), 30_000, 'receive')).rejects.toMatchObject({
