@@ -275,16 +275,14 @@ export abstract class ChannelBase<T> implements Channel<T> {
    * the channel: it is duplex and may still send.
    */
   [Symbol.asyncIterator](): AsyncIterator<T> {
+    const endAtClose = (err: unknown): IteratorResult<T> => {
+      if (err instanceof IpcError && err.code === ErrorCodes.CLOSED) return { done: true, value: undefined };
+      throw err;
+    };
     return {
-      next: async (): Promise<IteratorResult<T>> => {
-        try {
-          return { done: false, value: await this.receive() };
-        } catch (err) {
-          if (err instanceof IpcError && err.code === ErrorCodes.CLOSED)
-            return { done: true, value: undefined };
-          throw err;
-        }
-      },
+      // Not an async function: a message already queued costs one settled promise, not three.
+      next: (): Promise<IteratorResult<T>> =>
+        this.receive().then((value) => ({ done: false, value }), endAtClose),
       return: async (): Promise<IteratorResult<T>> => ({ done: true, value: undefined }),
     };
   }
