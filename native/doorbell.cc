@@ -122,6 +122,16 @@ static int SharedSender() {
   return fd;
 }
 
+// One datagram of one byte to `addr`, never blocking; retried on EINTR. Returns sendto's result.
+static ssize_t SendRing(int fd, const struct sockaddr_un* addr, socklen_t len) {
+  char byte = 1;
+  ssize_t n;
+  do {
+    n = sendto(fd, &byte, 1, MSG_DONTWAIT | MSG_NOSIGNAL, reinterpret_cast<const struct sockaddr*>(addr), len);
+  } while (n < 0 && errno == EINTR);
+  return n;
+}
+
 // doorbellRing(fd, name) -> 0 rung, 1 already full of rings (fine: it will wake),
 // 2 nobody has that name any more (its owner closed it or died). fd -1: the process's own sender.
 static Napi::Value DoorbellRing(const Napi::CallbackInfo& info) {
@@ -135,11 +145,19 @@ static Napi::Value DoorbellRing(const Napi::CallbackInfo& info) {
   std::string name = info[1].As<Napi::String>().Utf8Value();
   struct sockaddr_un addr;
   socklen_t len = AbstractAddress(name, &addr);
-  char byte = 1;
-  ssize_t n;
-  do {
-    n = sendto(fd, &byte, 1, MSG_DONTWAIT | MSG_NOSIGNAL, reinterpret_cast<struct sockaddr*>(&addr), len);
-  } while (n < 0 && errno == EINTR);
+  ssize_t n = SendRing(fd, &addr, len);
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && info[0].As<Napi::Number>().Int32Value() < 0) {
+    // EAGAIN means the doorbell's queue is full (it is ringing: fine) or the shared sender's own
+    // send buffer is full of rings other receivers have not read yet (a stopped process's, say):
+    // then this ring would be lost. A fresh socket has an empty send buffer and tells them apart.
+    int fresh = DatagramSocket();
+    if (fresh >= 0) {
+      n = SendRing(fresh, &addr, len);
+      int err = errno;
+      close(fresh);
+      errno = err;
+    }
+  }
   if (n >= 0) return Napi::Number::New(env, 0);
   if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS) return Napi::Number::New(env, 1);
   if (errno == ECONNREFUSED || errno == ENOENT) return Napi::Number::New(env, 2);

@@ -1,5 +1,6 @@
 // The wake-up plumbing ShmChannel and the sync primitives share: doorbells and process watches.
 import { spawn } from 'node:child_process';
+import { closeSync } from 'node:fs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { native } from '../../src/native/binding.js';
 import { ringDoorbell, threadDoorbell } from '../../src/shm/doorbell.js';
@@ -18,6 +19,36 @@ afterEach(async () => {
 });
 
 describe('doorbells', () => {
+  it('delivers a ring even when unread rings to stalled doorbells have filled the sending socket', () => {
+    const n = native();
+    const name = (kind: string, i: number) => `ipckit.db.test.${process.pid}.${kind}${i}`;
+    const fds: number[] = [];
+    /** Binds a doorbell nobody reads (its owner is stopped, say) and rings it until it is full. */
+    const fillStalled = (kind: string, i: number, sender: number): number => {
+      fds.push(n.doorbellBind(name(kind, i)));
+      let accepted = 0;
+      while (accepted < 100 && n.doorbellRing(sender, name(kind, i)) === 0) accepted++;
+      return accepted;
+    };
+    try {
+      // Every unread ring is charged to the socket that sent it: with one sending socket, rings to
+      // a fresh, empty doorbell start failing once enough are parked at stalled ones.
+      const own = n.doorbellSocket();
+      fds.push(own);
+      let refusedFresh = false;
+      for (let i = 0; i < 200 && !refusedFresh; i++) refusedFresh = fillStalled('own', i, own) === 0;
+      expect(refusedFresh).toBe(true);
+      // The process-wide sender (-1) fills up the same way, yet a ring to a live doorbell arrives.
+      for (let i = 0; i < 200; i++) fillStalled('shared', i, -1);
+      const target = n.doorbellBind(name('target', 0));
+      fds.push(target);
+      expect(n.doorbellRing(-1, name('target', 0))).toBe(0);
+      expect(n.drain(target)).toBe(1);
+    } finally {
+      for (const fd of fds) closeSync(fd);
+    }
+  });
+
   it('wakes this thread when rung from another process, and reports a dead address as gone', async () => {
     const doorbell = threadDoorbell();
     const rung = new Promise<void>((resolve) => {
