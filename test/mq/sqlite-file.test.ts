@@ -10,6 +10,7 @@ import {
   readFileSync,
   statSync,
   symlinkSync,
+  watch,
   writeFileSync,
 } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -18,9 +19,23 @@ import type BetterSqlite3 from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ErrorCodes, isIpcError, listResources, MessageQueue } from '../../src/index.js';
 import { Fixture } from '../conformance/harness.js';
-import { isolateRuntimeDir } from '../helpers.js';
+import { isolateRuntimeDir, watchdog } from '../helpers.js';
 
 const Database = createRequire(import.meta.url)('better-sqlite3') as typeof BetterSqlite3;
+
+/** Resolves once `name` exists in `dir` (inotify, not polling). */
+function appears(dir: string, name: string): Promise<void> {
+  return new Promise((resolve) => {
+    const watcher = watch(dir, () => {
+      if (existsSync(join(dir, name))) done();
+    });
+    const done = () => {
+      watcher.close();
+      resolve();
+    };
+    if (existsSync(join(dir, name))) done();
+  });
+}
 
 async function openError(name: string): Promise<unknown> {
   return MessageQueue.open(name).then(
@@ -45,13 +60,19 @@ describe('SQLite store file', () => {
     try {
       const q = await MessageQueue.open<string>('perm');
       await q.send('x');
-      // A wait sets up the doorbell, whose socket directory must be private too.
-      await q.receive({ types: ['none'], timeout: 1 }).catch(() => {});
+      // A wait sets up the doorbell, whose socket directory must be private too. The wait parks
+      // after a claim transaction finds nothing: watch for the directory instead of guessing when.
+      const bells = join(rt.dir, '.mq-bells');
+      const stop = new AbortController();
+      const waiting = q.receive({ types: ['none'], signal: stop.signal }).catch(() => {});
+      await watchdog(appears(rt.dir, '.mq-bells'), 30_000, 'the doorbell directory');
+      stop.abort();
+      await waiting;
+      expect(statSync(bells).mode & 0o777).toBe(0o700);
       const file = join(rt.dir, 'perm.mq.sqlite');
       for (const path of [file, `${file}-wal`, `${file}-shm`]) {
         expect(statSync(path).mode & 0o777, path).toBe(0o600);
       }
-      expect(statSync(join(rt.dir, '.mq-bells')).mode & 0o777).toBe(0o700);
       expect(listResources()).toContainEqual(
         expect.objectContaining({ kind: 'queue', name: 'perm', path: file, ownerAlive: true }),
       );
