@@ -16,6 +16,7 @@ import {
   ratio,
   type Scenario,
   summarize,
+  withPeakRss,
 } from './scenario.js';
 import { groupHeader, type PayloadKind } from './support/group-protocol.js';
 import { Inbox } from './support/inbox.js';
@@ -26,16 +27,27 @@ import { startProcessSendPeer } from './support/process-send-peer.js';
 
 const MiB = 1 << 20;
 
+/** How a shm peer is set up: ring size, reader mode, and whether its child receives with receiveView. */
+interface ShmPeerOptions {
+  capacity?: number;
+  mode?: 'default' | 'latency';
+  view?: boolean;
+  subject?: string;
+}
+
 /** The subject: a child on `spawn(..., { channel: 'shm' })`, the same echo/count child as the pipe peer's. */
-function startShmPeer(kind: PayloadKind): Peer {
-  const child = spawn<unknown>(process.execPath, childArgs('echo-count-parent-channel.ts', kind), {
+function startShmPeer(kind: PayloadKind, opts: ShmPeerOptions = {}): Peer {
+  const args = opts.view ? childArgs('shm-view-count.ts') : childArgs('echo-count-parent-channel.ts', kind);
+  const child = spawn<unknown>(process.execPath, args, {
     channel: 'shm',
     stdio: CHILD_STDIO,
     codec: kind === 'bytes' ? 'raw' : 'msgpack',
+    ...(opts.capacity ? { capacity: opts.capacity } : {}),
+    ...(opts.mode ? { mode: opts.mode } : {}),
   });
   const channel = child.channel;
   return {
-    subject: 'ipckit shm channel',
+    subject: opts.subject ?? 'ipckit shm channel',
     kind,
     pid: child.pid,
     send: (message) => channel.send(message),
@@ -103,25 +115,27 @@ interface CaseSpec {
 
 /** Sizes each peer's runs, then takes `runs` rounds, rotating who goes first. */
 async function measureCase(peers: Peer[], spec: CaseSpec, opts: RunOptions): Promise<CaseResult> {
-  const seconds = opts.quick ? 0.08 : 0.2;
-  const warmUp = opts.quick ? 0.2 : 0.5;
+  const seconds = opts.quick ? 0.04 : 0.2;
+  const warmUp = opts.quick ? 0.1 : 0.5;
   const sizes: number[] = [];
   for (const peer of peers) {
     opts.progress(`shm-channel: ${spec.case}, sizing ${peer.subject}`);
     sizes.push(await spec.size(peer, seconds, warmUp));
   }
   const values = peers.map(() => [] as number[]);
+  const peaks = peers.map(() => 0);
   for (let run = 0; run < opts.runs; run++) {
     opts.progress(`shm-channel: ${spec.case}, run ${run + 1}/${opts.runs}`);
     for (let j = 0; j < peers.length; j++) {
       const i = (j + run) % peers.length;
-      values[i]!.push(await spec.measure(peers[i]!, sizes[i]!));
+      const { value, peakRssMiB } = await withPeakRss(() => spec.measure(peers[i]!, sizes[i]!));
+      values[i]!.push(value);
+      peaks[i] = Math.max(peaks[i]!, peakRssMiB);
     }
   }
-  const [ours, ...baselines] = peers.map((peer, i) => summarize(peer.subject, values[i]!)) as [
-    Measurement,
-    ...Measurement[],
-  ];
+  const [ours, ...baselines] = peers.map((peer, i) =>
+    summarize(peer.subject, values[i]!, Math.round(peaks[i]!)),
+  ) as [Measurement, ...Measurement[]];
   return { case: spec.case, unit: spec.unit, higherIsBetter: spec.higherIsBetter, ours, baselines };
 }
 
@@ -139,7 +153,7 @@ function roundTripCase(label: string, message: unknown, limits: { min: number; m
 function throughputCase(
   label: string,
   message: unknown,
-  unit: 'msg/s' | 'MB/s',
+  unit: 'msg/s' | 'MB/s' | 'GB/s',
   limits: { min: number; max: number },
 ): CaseSpec {
   const bytes = message instanceof Uint8Array ? message.byteLength : 0;
@@ -151,13 +165,14 @@ function throughputCase(
       calibrate(seconds, warmUp, (count) => burst(peer, message, count), limits),
     measure: async (peer, count) => {
       const seconds = await burst(peer, message, count);
-      return unit === 'msg/s' ? count / seconds : (count * bytes) / seconds / 1e6;
+      if (unit === 'msg/s') return count / seconds;
+      return (count * bytes) / seconds / (unit === 'GB/s' ? 1e9 : 1e6);
     },
   };
 }
 
-async function startPeers(kind: PayloadKind): Promise<Peer[]> {
-  const peers = [
+async function startPeers(kind: PayloadKind, list?: Peer[]): Promise<Peer[]> {
+  const peers = list ?? [
     startShmPeer(kind),
     startProcessSendPeer(kind, 'json'),
     startProcessSendPeer(kind, 'advanced'),
@@ -218,6 +233,44 @@ async function run(opts: RunOptions): Promise<CaseResult[]> {
     target(big, ">= 10x process.send 'advanced'", 10, 'process.send advanced');
     big.notes = `${big.notes}; ring 1 MiB each way (spawn's default), so a 1 MiB message goes in pieces and is copied out; receiveView not measured here`;
     results.push(raw, big);
+  } finally {
+    await closePeers(peers);
+  }
+  opts.progress('shm-channel: starting children for receiveView');
+  // Rings of 4 MiB: a 1 MiB message is one record, read in place by the child and released.
+  peers = await startPeers('bytes', [
+    startShmPeer('bytes', { capacity: 4 * MiB, view: true, subject: 'ipckit shm channel, receiveView' }),
+    startShmPeer('bytes', { subject: 'ipckit shm channel, receive (copied out)' }),
+    startProcessSendPeer('bytes', 'advanced'),
+    startWorkerPeer('bytes'),
+  ]);
+  try {
+    const view = await measureCase(
+      peers,
+      throughputCase('1 MiB buffer (receiveView)', randomBytes(MiB), 'GB/s', { min: 4, max: 8000 }),
+      opts,
+    );
+    target(view, ">= 10x process.send 'advanced'", 10, 'process.send advanced');
+    view.notes = `${view.notes}; target >= 4 GB/s: ${view.ours.median >= 4 ? 'met' : 'NOT met'}`;
+    results.push(view);
+  } finally {
+    await closePeers(peers);
+  }
+  opts.progress("shm-channel: starting children for mode: 'latency'");
+  peers = await startPeers('object', [
+    startShmPeer('object', { mode: 'latency', subject: "ipckit shm channel, mode 'latency'" }),
+    startShmPeer('object', { subject: "ipckit shm channel, mode 'default'" }),
+    startProcessSendPeer('object', 'json'),
+    startWorkerPeer('object'),
+  ]);
+  try {
+    const rt = await measureCase(
+      peers,
+      roundTripCase("64 B object, mode 'latency'", smallObject(), { min: 100, max: 50_000 }),
+      opts,
+    );
+    rt.notes = `target median <= 3 µs: ${rt.ours.median <= 3 ? 'met' : 'NOT met'}; both ends spin while messages come < 2 ms apart (a busy core each)`;
+    results.push(rt);
   } finally {
     await closePeers(peers);
   }

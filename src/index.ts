@@ -76,7 +76,7 @@ export {
   type SharedMemoryOptions,
   shareFds,
 } from './shm/shared-memory.js';
-export { ShmChannel, type ShmChannelOptions, type ShmView } from './shm/shm-channel.js';
+export { ShmChannel, type ShmChannelMode, type ShmChannelOptions, type ShmView } from './shm/shm-channel.js';
 export { formatAddress, parseAddress, type SocketAddress, type SocketTransport } from './socket/address.js';
 export { type ClientEvents, connect, SocketClient } from './socket/client.js';
 export type { PeerInfo } from './socket/link.js';

@@ -8,7 +8,8 @@ import type { Channel, ChannelOptions } from '../core/channel.js';
 import { resolveCodec } from '../core/codec.js';
 import { checkMaxMessageBytes } from '../core/framing.js';
 import { CHANNEL_ENV, planChildPipes } from '../pipe/child-channel.js';
-import { planChildShm } from '../shm/shm-channel.js';
+import { checkRingCapacity } from '../shm/ring.js';
+import { planChildShm, type ShmChannelMode } from '../shm/shm-channel.js';
 
 /** The transports a spawned child's channel can use: two anonymous pipes, or a ShmChannel. */
 export type ChannelKind = 'pipe' | 'shm';
@@ -59,8 +60,31 @@ export function checkChannelOptions(opts: ChannelOptions<unknown> | undefined): 
   }
 }
 
+/** The options of a shm channel to a child. */
+export interface ShmPlanOptions {
+  capacity?: number | undefined;
+  mode?: ShmChannelMode | undefined;
+}
+
+/**
+ * Checks the options only a shm channel takes (`capacity`, `mode`): a RangeError if they are bad,
+ * or given for another transport, where they would be silently ignored.
+ */
+export function checkShmOptions(kind: ChannelKind | false, capacity: unknown, mode: unknown): ShmPlanOptions {
+  if (kind !== 'shm') {
+    if (capacity !== undefined) throw new RangeError("options.capacity applies only to channel: 'shm'");
+    if (mode !== undefined) throw new RangeError("options.mode applies only to channel: 'shm'");
+    return {};
+  }
+  if (capacity !== undefined) checkRingCapacity(capacity);
+  if (mode !== undefined && mode !== 'default' && mode !== 'latency') {
+    throw new RangeError(`options.mode must be 'default' or 'latency', got ${String(mode)}`);
+  }
+  return { capacity: capacity as number | undefined, mode: mode as ShmChannelMode | undefined };
+}
+
 /** Prepares the channel of the given kind. */
-export function planChannel(kind: ChannelKind): ChannelPlan {
+export function planChannel(kind: ChannelKind, shm?: ShmPlanOptions): ChannelPlan {
   switch (kind) {
     case 'pipe': {
       const plan = planChildPipes();
@@ -68,7 +92,7 @@ export function planChannel(kind: ChannelKind): ChannelPlan {
     }
     case 'shm': {
       // The segment goes at the child's fd 3, where the pipe plan puts its first pipe.
-      const plan = planChildShm(3, CHANNEL_ENV);
+      const plan = planChildShm(3, CHANNEL_ENV, shm);
       return { ...plan, stdio: [...plan.stdio] };
     }
   }

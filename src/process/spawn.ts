@@ -6,12 +6,14 @@
 import { type ChildProcess as NodeChild, spawn as nodeSpawn, type StdioOptions } from 'node:child_process';
 import type { Channel, ChannelOptions } from '../core/channel.js';
 import { ErrorCodes, fromSystemError, IpcError } from '../core/errors.js';
+import type { ShmChannelMode } from '../shm/shm-channel.js';
 import {
   CHANNEL_ENV_NAME,
   type ChannelKind,
   type ChannelPlan,
   checkChannelKind,
   checkChannelOptions,
+  checkShmOptions,
   planChannel,
   type StdioEntry,
 } from './channel-plan.js';
@@ -24,6 +26,13 @@ export { ChildProcess, type ExitStatus, type ProcessState, type StopOptions } fr
 export interface SpawnOptions<T = unknown> extends ChannelOptions<T> {
   /** Attach a message channel: `'pipe'` (two anonymous pipes), `'shm'` (a ShmChannel) or `false` (default). */
   channel?: ChannelKind | false;
+  /**
+   * With `channel: 'shm'`: bytes of each of its two rings, a power of two from 4 KiB to 1 GiB.
+   * Messages larger than half a ring still go, in pieces. Default 1 MiB.
+   */
+  capacity?: number;
+  /** With `channel: 'shm'`: how its readers wait, `'default'` or `'latency'` (see ShmChannel). */
+  mode?: ShmChannelMode;
   /** Environment of the child. Default `process.env`. */
   env?: NodeJS.ProcessEnv;
   /** Working directory of the child. */
@@ -78,10 +87,11 @@ export function spawn<T = unknown>(
   }
   const channelKind = checkChannelKind(opts?.channel);
   if (channelKind) checkChannelOptions(opts as ChannelOptions<unknown>);
+  const shm = checkShmOptions(channelKind, opts?.capacity, opts?.mode);
   const killGroup = opts?.killGroup ?? false;
   if (typeof killGroup !== 'boolean') throw new TypeError('options.killGroup must be a boolean');
   const base = normalizeStdio(opts?.stdio);
-  const plan: ChannelPlan | undefined = channelKind ? planChannel(channelKind) : undefined;
+  const plan: ChannelPlan | undefined = channelKind ? planChannel(channelKind, shm) : undefined;
   let shares: ReturnType<typeof planShares>;
   try {
     shares = planShares(opts?.share, 3 + (plan?.stdio.length ?? 0));

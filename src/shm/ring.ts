@@ -10,6 +10,9 @@
  * the middle of one leaves nothing torn behind. A record never wraps: when it does not fit before
  * the end of the ring, the writer fills the rest with a PAD record and starts again at 0.
  *
+ * The reader also serves a ring with many producers (mp-ring.ts), where `head` counts claimed
+ * bytes and each record is published by its own header's kind word instead.
+ *
  * The control words also carry the two flags of the doorbell protocol (see shm-channel.ts):
  * `READER_IDLE` (the reader parked) and `WRITER_WAITING` (the writer waits for space).
  */
@@ -41,6 +44,11 @@ export const RecordKind = {
   PAD: 3,
   /** The writer closed its end: nothing follows. */
   GOODBYE: 4,
+  /**
+   * A new writer took over the ring (its payload: the u32 session it starts): drop any message
+   * being assembled, since the old writer may have died between its pieces.
+   */
+  RESET: 5,
 } as const;
 
 /** Smallest and largest ring capacity accepted. */
@@ -96,8 +104,16 @@ export function ringViews(
   };
 }
 
+/** What writes records into a ring: a {@link RingWriter}, or one producer of many (mp-ring.ts). */
+export interface RecordWriter {
+  readonly capacity: number;
+  free(): number;
+  reserve(want: number, min: number): number;
+  commit(kind: number, src: Uint8Array | undefined, srcOffset: number, length: number): void;
+}
+
 /** The producing end of a ring. One writer per ring at a time. */
-export class RingWriter {
+export class RingWriter implements RecordWriter {
   readonly capacity: number;
   readonly #mask: number;
   readonly #control: Int32Array;
@@ -179,6 +195,8 @@ export interface RingRecord {
   length: number;
   /** The reader position just past this record (pass to {@link RingReader.free}). */
   end: number;
+  /** The reader position of this record's header (pass to {@link RingReader.rewind}). */
+  start: number;
 }
 
 /** The consuming end of a ring. One reader per ring. */
@@ -190,11 +208,19 @@ export class RingReader {
   readonly data: Uint8Array;
   /** Next record to read. */
   #cursor: number;
+  /** The record next() returns, reused: reading allocates nothing. */
+  readonly #record: RingRecord = { kind: 0, offset: 0, length: 0, end: 0, start: 0 };
   /** Freed up to here (published as the tail); trails the cursor while views are held. */
   #tail: number;
   #head: number;
+  /**
+   * Many producers (mp-ring.ts): `head` counts claimed bytes, a record is published by its kind
+   * word, and freed bytes are zeroed so that an uncommitted header always reads kind 0.
+   */
+  readonly #many: boolean;
 
-  constructor(views: RingViews) {
+  constructor(views: RingViews, many = false) {
+    this.#many = many;
     this.#control = views.control;
     this.data = views.data;
     this.capacity = views.data.byteLength;
@@ -207,14 +233,27 @@ export class RingReader {
 
   /** True when a published record is waiting (re-reads the writer's head if needed). */
   available(): boolean {
-    if (this.#cursor !== this.#head) return true;
-    this.#head = Atomics.load(this.#control, Ctl.HEAD) >>> 0;
-    return this.#cursor !== this.#head;
+    if (this.#cursor === this.#head) {
+      this.#head = Atomics.load(this.#control, Ctl.HEAD) >>> 0;
+      if (this.#cursor === this.#head) return false;
+    }
+    return !this.#many || Atomics.load(this.#words, ((this.#cursor & this.#mask) >> 2) + 1) !== 0;
+  }
+
+  /** Many producers: a record is claimed at the cursor but not committed (yet, or ever). */
+  stalled(): boolean {
+    return this.#many && !this.available() && this.#cursor !== this.#head;
+  }
+
+  /** Many producers: passes over `size` claimed bytes whose producer died before committing them. */
+  skip(size: number): void {
+    this.#cursor = (this.#cursor + size) >>> 0;
   }
 
   /**
-   * Takes the next record (skipping PAD), or returns undefined if none is published. Throws a
-   * RangeError if the header is impossible (the memory was scribbled on).
+   * Takes the next record (skipping PAD), or returns undefined if none is published. The record
+   * object is reused by the next call: read its fields first. Throws a RangeError if the header is
+   * impossible (the memory was scribbled on).
    */
   next(): RingRecord | undefined {
     for (;;) {
@@ -224,14 +263,21 @@ export class RingReader {
       const kind = this.#words[(offset >> 2) + 1]!;
       const size = RECORD_HEADER + align8(length);
       const published = (this.#head - this.#cursor) >>> 0;
-      if (length < 0 || size > this.capacity - offset || size > published || kind < 1 || kind > 4) {
+      if (length < 0 || size > this.capacity - offset || size > published || kind < 1 || kind > 5) {
         throw new RangeError(
           `corrupt ring record at ${offset}: kind ${kind}, length ${length}, ${published} bytes published`,
         );
       }
+      const start = this.#cursor;
       this.#cursor = (this.#cursor + size) >>> 0;
       if (kind === RecordKind.PAD) continue;
-      return { kind, offset: offset + RECORD_HEADER, length, end: this.#cursor };
+      const rec = this.#record;
+      rec.kind = kind;
+      rec.offset = offset + RECORD_HEADER;
+      rec.length = length;
+      rec.end = this.#cursor;
+      rec.start = start;
+      return rec;
     }
   }
 
@@ -240,9 +286,22 @@ export class RingReader {
     return this.#cursor;
   }
 
+  /** Puts the cursor back to `start` (a record's start, not freed yet): that record is read again next. */
+  rewind(start: number): void {
+    this.#cursor = start;
+  }
+
   /** Frees the ring up to `end` (a record's end or {@link RingReader.cursor}) for the writer. */
   free(end: number): void {
     if (end === this.#tail) return;
+    if (this.#many) {
+      // Zeroed before the tail moves: a producer claims only bytes behind the tail it read.
+      const from = this.#tail & this.#mask;
+      const bytes = (end - this.#tail) >>> 0;
+      const first = Math.min(bytes, this.capacity - from);
+      this.data.fill(0, from, from + first);
+      if (first < bytes) this.data.fill(0, 0, bytes - first);
+    }
     this.#tail = end;
     Atomics.store(this.#control, Ctl.TAIL, end | 0);
   }
@@ -254,7 +313,7 @@ export class RingReader {
  * least an eighth of the ring each (or its remainder), the last of them DATA. Returns the new
  * offset (`payload.byteLength` once the whole message is published), or -1 if nothing fitted.
  */
-export function writeMessage(writer: RingWriter, payload: Uint8Array, offset: number): number {
+export function writeMessage(writer: RecordWriter, payload: Uint8Array, offset: number): number {
   const total = payload.byteLength;
   const maxPayload = maxRecordPayload(writer.capacity);
   if (offset === 0 && total <= maxPayload) {

@@ -14,23 +14,34 @@
  * Peer death: each side records its pid in the segment and watches the other's with a pidfd; a
  * peer that exits without its GOODBYE record ends the channel with ERR_IPC_PEER_GONE once what it
  * published is received. Records are published only when complete, so nothing torn is delivered.
+ * A new process may take a dead end over (ShmChannel.open; shm-channel-layout.ts); the survivor
+ * accepts it with reattach(), which hands its end to a new channel object in a new session. Each
+ * session starts with a RESET record in both rings, and readers skip what came before theirs.
  *
- * Segment layout: a 4 KiB control page (magic, version, capacity, one block per side, two ring
- * control blocks), then ring 0 (creator -> opener) and ring 1 (opener -> creator).
+ * `producers: 'many'`: ring 1 takes records from any number of producer processes (mp-ring.ts);
+ * the creator only receives from it, the openers only send.
+ *
+ * Segment layout: a 4 KiB control page (magic, version, capacity, session, flags, one block per
+ * side, two ring control blocks at byte 512, producer slots at byte 1024), then ring 0 (creator ->
+ * opener) and ring 1 (opener -> creator).
  */
 import { closeSync } from 'node:fs';
 import { ChannelBase, type ChannelOptions } from '../core/channel.js';
 import { closedError, ErrorCodes, IpcError } from '../core/errors.js';
+import { checkMaxMessageBytes } from '../core/framing.js';
 import { Queue } from '../core/queue.js';
 import { armWait, checkWaitOptions, type WaitOptions } from '../core/wait.js';
 import { type DoorbellAddress, ringDoorbell, type ThreadDoorbell, threadDoorbell } from './doorbell.js';
 import { CONTENT_PLAIN } from './header.js';
 import { createAnonymous, mapFd, unmapSegment } from './mapping.js';
+import { MpRingWriter, ProducerSlots, SLOT_COUNT } from './mp-ring.js';
 import { watchProcess } from './process-watch.js';
 import {
   Ctl,
   checkRingCapacity,
+  maxRecordPayload,
   RecordKind,
+  type RecordWriter,
   RING_CONTROL_BYTES,
   RingReader,
   type RingRecord,
@@ -39,13 +50,43 @@ import {
   writeMessage,
 } from './ring.js';
 import { SharedMemory } from './shared-memory.js';
+import {
+  CONTROL_PAGE,
+  checkLayout,
+  claimOpenerSide,
+  controlWords,
+  Flag,
+  initLayout,
+  S,
+  SIDE_BASE,
+  SIDE_WORDS,
+  State,
+  shmChannelBytes,
+  W,
+} from './shm-channel-layout.js';
+
+export { shmChannelBytes } from './shm-channel-layout.js';
 
 /** Options for {@link ShmChannel.create}. */
 export interface ShmChannelOptions<T = unknown> extends ChannelOptions<T> {
   /** Bytes of each ring (one per direction): a power of two from 4 KiB to 1 GiB. Default 1 MiB. */
   capacity?: number;
+  /**
+   * How readers wait, for both ends (the creator decides): `'default'` re-polls an empty ring for a
+   * few event-loop turns, then parks (no CPU while idle); `'latency'` busy-polls up to 50 µs per
+   * turn and re-polls for 2 ms before parking: the lowest round trip, at the cost of a busy core
+   * per reading end while messages come less than 2 ms apart.
+   * A number is taken as `permissions` (the option's meaning before modes existed).
+   */
+  mode?: ShmChannelMode | number;
   /** Permission bits of the segment. Default 0o600. */
-  mode?: number;
+  permissions?: number;
+  /**
+   * `'many'`: any number of processes (up to 96 at once) open the channel and send into one ring;
+   * the creator only receives, each opener only sends, and a message must fit in one record (half
+   * the ring). Default `'one'`: a duplex channel between two ends.
+   */
+  producers?: 'one' | 'many';
 }
 
 /** A message received without copying: `bytes` stays valid (in the ring) until `release()`. */
@@ -62,17 +103,24 @@ interface SegmentHandle {
   close(): void;
   /** Removes the segment's name (named segments created by this side). */
   unlink?(): void;
+  /** True for a named segment, which a new process can open to take over a dead end. */
+  named?: boolean;
 }
 
-const MAGIC = 0x43484d53; // 'SMHC'
-const VERSION = 1;
-const CONTROL_PAGE = 4096;
-const W = { MAGIC: 0, VERSION: 1, CAPACITY: 2 } as const;
-/** Per-side words: side s starts at word SIDE_BASE + s * SIDE_WORDS. */
-const SIDE_BASE = 8;
-const SIDE_WORDS = 8;
-const S = { STATE: 0, PID: 1, TID: 2, NONCE: 3 } as const;
-const State = { FREE: 0, ATTACHED: 1, DETACHED: 2 } as const;
+/** Which end a channel object is, and in which session (see shm-channel-layout.ts). */
+interface Attachment {
+  side: 0 | 1;
+  session: number;
+  /** A new conversation on used rings: write a RESET first and skip the old one's records. */
+  fresh: boolean;
+  /** The peer's side must belong to at least this session to count as attached. */
+  peerSession?: number;
+  peerPid?: number;
+  onGone?: () => void;
+  /** `producers: 'many'`: this producer's slot. */
+  slot?: number;
+}
+
 /** Byte offset of ring r's control block. */
 const ringControlOffset = (r: number) => 512 + r * RING_CONTROL_BYTES;
 const DEFAULT_CAPACITY = 1 << 20;
@@ -83,60 +131,55 @@ const RING_EARLY_BYTES = 16 * 1024;
 /** Bounds of the adaptive spin, in event-loop turns spent re-polling an empty ring before parking. */
 const SPIN_MIN = 2;
 const SPIN_MAX = 64;
+/** `mode: 'latency'`: how long a reader keeps re-polling an empty ring, every event-loop turn, before parking. */
+const LATENCY_SPIN_MS = 2;
+/** `mode: 'latency'`: how long one event-loop turn may busy-poll an empty ring (50 µs). */
+const LATENCY_SYNC_SPIN_MS = 0.05;
 
-/** The segment bytes a channel of ring capacity `capacity` needs. */
-export function shmChannelBytes(capacity: number): number {
-  return CONTROL_PAGE + 2 * capacity;
+/** How readers wait for the next record: see {@link ShmChannelOptions.mode}. */
+export type ShmChannelMode = 'default' | 'latency';
+
+/** Checks `options.producers`; returns its flag. */
+function producersFlag(producers: unknown): number {
+  if (producers === undefined || producers === 'one') return 0;
+  if (producers === 'many') return Flag.MANY_PRODUCERS;
+  throw new RangeError(`options.producers must be 'one' or 'many', got ${String(producers)}`);
 }
 
-/** Lays a fresh channel out in `buffer` (zero-filled) and claims side 0 for this thread. */
-function initLayout(buffer: ArrayBuffer, capacity: number): void {
-  const words = new Int32Array(buffer, 0, CONTROL_PAGE / 4);
-  words[W.VERSION] = VERSION;
-  words[W.CAPACITY] = capacity;
-  claimSide(words, 0);
-  Atomics.store(words, W.MAGIC, MAGIC);
+/** Checks `options.mode` (a number is permission bits, as in SharedMemory.create); returns the flags. */
+function modeFlags(mode: unknown): number {
+  if (mode === undefined || mode === 'default' || typeof mode === 'number') return 0;
+  if (mode === 'latency') return Flag.LATENCY;
+  throw new RangeError(`options.mode must be 'default' or 'latency', got ${String(mode)}`);
 }
 
-/** Records this thread's pid and doorbell in side `side`'s block; the pid is written last. */
-function claimSide(words: Int32Array, side: number): void {
-  const base = SIDE_BASE + side * SIDE_WORDS;
-  const bell = threadDoorbell();
-  words[base + S.TID] = bell.tid;
-  words[base + S.NONCE] = bell.nonce;
-  Atomics.store(words, base + S.PID, process.pid);
-}
-
-/** Checks the control page of a mapped channel; returns its ring capacity. */
-function checkLayout(buffer: ArrayBuffer, what: string): number {
-  if (buffer.byteLength < CONTROL_PAGE) {
-    throw new IpcError(ErrorCodes.INCOMPATIBLE, `${what} is not a ShmChannel segment (too small)`);
-  }
-  const words = new Int32Array(buffer, 0, CONTROL_PAGE / 4);
-  const magic = Atomics.load(words, W.MAGIC);
-  const version = words[W.VERSION]!;
-  const capacity = words[W.CAPACITY]!;
-  if (magic !== MAGIC) throw new IpcError(ErrorCodes.INCOMPATIBLE, `${what} is not a ShmChannel segment`);
-  if (version !== VERSION) {
-    throw new IpcError(ErrorCodes.INCOMPATIBLE, `${what} has ShmChannel layout ${version}, not ${VERSION}`);
-  }
-  try {
-    checkRingCapacity(capacity);
-  } catch {
-    throw new IpcError(ErrorCodes.INCOMPATIBLE, `${what} declares a bad ring capacity ${capacity}`);
-  }
-  if (buffer.byteLength !== shmChannelBytes(capacity)) {
-    throw new IpcError(
-      ErrorCodes.INCOMPATIBLE,
-      `${what} is ${buffer.byteLength} bytes, not the ${shmChannelBytes(capacity)} its capacity needs`,
-    );
-  }
-  return capacity;
+/**
+ * A producer of a `producers: 'many'` channel sends only what fits in one record (pieces of
+ * producers would interleave): its `maxMessageBytes` is capped at half the ring.
+ */
+function producerOptions<T>(
+  buffer: ArrayBuffer,
+  side: number,
+  opts: ChannelOptions<T> | undefined,
+): ChannelOptions<T> | undefined {
+  const words = controlWords(buffer);
+  if (side !== 1 || (words[W.FLAGS]! & Flag.MANY_PRODUCERS) === 0) return opts;
+  const limit = maxRecordPayload(words[W.CAPACITY]!);
+  const max = checkMaxMessageBytes(opts?.maxMessageBytes);
+  return { ...opts, maxMessageBytes: Math.min(max, limit) };
 }
 
 interface Outgoing {
+  /** A message (DATA), the session of a RESET, or undefined for the GOODBYE. */
   bytes: Uint8Array | undefined;
   offset: number;
+  kind: number;
+}
+
+interface ReattachWaiter<T> {
+  resolve(channel: ShmChannel<T>): void;
+  reject(err: unknown): void;
+  disarm(): void;
 }
 
 interface ViewWaiter {
@@ -151,9 +194,18 @@ interface ViewWaiter {
  */
 export class ShmChannel<T = unknown> extends ChannelBase<T> {
   readonly #segment: SegmentHandle;
-  readonly #side: number;
+  readonly #opts: ChannelOptions<T> | undefined;
+  readonly #side: 0 | 1;
+  readonly #session: number;
+  readonly #peerSession: number;
+  readonly #latency: boolean;
   readonly #words: Int32Array;
-  readonly #writer: RingWriter;
+  readonly #writer: RecordWriter;
+  /** `producers: 'many'`: the producer slots (both ends), and this producer's slot (-1 for the reader). */
+  readonly #slots: ProducerSlots | undefined;
+  readonly #slot: number;
+  /** `producers: 'many'`: producer pids the reader watches, to skip claims they leave uncommitted. */
+  readonly #producerWatches = new Map<number, () => void>();
   readonly #reader: RingReader;
   readonly #out: Int32Array;
   readonly #in: Int32Array;
@@ -165,6 +217,10 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
   #unwatch: (() => void) | undefined;
   #holding = false;
   #torn = false;
+  /** reattach() moved the segment and this end to a new channel object: teardown lets go of nothing. */
+  #handedOver = false;
+  /** Skipping the previous session's records until this session's RESET. */
+  #skipping: boolean;
 
   readonly #pending = new Queue<Outgoing>();
   #drainWaiters: Array<{ resolve(): void; reject(err: unknown): void }> = [];
@@ -174,30 +230,47 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
   #inputDone = false;
   /** Why the peer ended without a goodbye (reported once its published records are received). */
   #peerEnded: string | undefined;
+  /** ERR_IPC_PEER_GONE was reported: the reader stops (what follows belongs to a later session). */
+  #peerReported = false;
+  /** The reader stopped before a later session's RESET. */
+  #replaced = false;
   #pieces: Uint8Array[] = [];
+  /** Whether the last message #assemble returned is a buffer of its own (not a view into the ring). */
+  #owned = false;
+  readonly #rawCodec: boolean;
   #piecesBytes = 0;
   #pumpScheduled: NodeJS.Immediate | undefined;
   #ringScheduled: NodeJS.Immediate | undefined;
   #idleTurns = 0;
   #spinLimit = SPIN_MIN;
+  #spinUntil = 0;
 
   #viewMode = false;
   readonly #views: Array<{ end: number; released: boolean }> = [];
   readonly #viewWaiters = new Queue<ViewWaiter>();
+  readonly #reattachWaiters = new Queue<ReattachWaiter<T>>();
+  /** A producer of a `producers: 'many'` channel: it has nothing to read. */
+  #sendOnly = false;
 
   private constructor(
     what: string,
     segment: SegmentHandle,
-    side: 0 | 1,
+    attachment: Attachment,
     opts: ChannelOptions<T> | undefined,
-    extra?: { peerPid?: number; onGone?: () => void },
   ) {
-    super(what, opts);
+    super(what, producerOptions(segment.buffer, attachment.side, opts));
     this.#segment = segment;
+    this.#opts = opts;
+    this.#rawCodec = this.codec.name === 'raw';
+    const { side, session } = attachment;
     this.#side = side;
+    this.#session = session;
+    this.#peerSession = attachment.peerSession ?? 0;
+    this.#skipping = attachment.fresh;
     const buffer = segment.buffer;
     const capacity = checkLayout(buffer, what);
-    this.#words = new Int32Array(buffer, 0, CONTROL_PAGE / 4);
+    this.#words = controlWords(buffer);
+    this.#latency = (this.#words[W.FLAGS]! & Flag.LATENCY) !== 0;
     const outRing = side;
     const inRing = 1 - side;
     const outViews = ringViews(
@@ -207,17 +280,34 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
       capacity,
     );
     const inViews = ringViews(buffer, ringControlOffset(inRing), CONTROL_PAGE + inRing * capacity, capacity);
-    this.#writer = new RingWriter(outViews);
-    this.#reader = new RingReader(inViews);
+    const many = (this.#words[W.FLAGS]! & Flag.MANY_PRODUCERS) !== 0;
+    this.#slots = many ? new ProducerSlots(this.#words) : undefined;
+    this.#slot = attachment.slot ?? -1;
+    this.#writer =
+      many && side === 1 ? new MpRingWriter(outViews, this.#slots!, this.#slot) : new RingWriter(outViews);
+    this.#reader = new RingReader(inViews, many && side === 0);
     this.#out = outViews.control;
     this.#in = inViews.control;
-    this.#onGone = extra?.onGone;
+    this.#onGone = attachment.onGone;
     this.#bell = threadDoorbell();
     this.#unsubscribe = this.#bell.subscribe(() => this.#onBell());
     // An open channel keeps the process alive while its peer may still send, like a readable pipe.
     this.#bell.hold();
     this.#holding = true;
-    if (extra?.peerPid) this.#watchPeer(extra.peerPid);
+    if (attachment.fresh) {
+      // The previous writer of our ring may have died between the pieces of a message: the RESET
+      // tells the reader to drop it, and marks where this session's records begin.
+      const mark = new Uint8Array(4);
+      new DataView(mark.buffer).setUint32(0, session, true);
+      this.#pending.push({ bytes: mark, offset: 0, kind: RecordKind.RESET });
+      this.#flushPending();
+    }
+    if (many) {
+      // One reader, many producers: the reader only receives, producers only send.
+      this.#sendOnly = side === 1;
+      this.oneWay(side === 0 ? 'send' : 'receive');
+    }
+    if (attachment.peerPid) this.#watchPeer(attachment.peerPid);
     this.#checkPeer();
     // Whatever the peer published before we attached; and tell it we are here.
     this.#schedulePump();
@@ -227,17 +317,24 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
   /**
    * Creates the channel `name` (a shared-memory segment of that name, so it shares their
    * namespace) and takes its first end. The peer takes the other with {@link ShmChannel.open}.
-   * Throws ERR_IPC_EXISTS if the name is taken, RangeError for a bad `capacity`.
+   * Throws ERR_IPC_EXISTS if the name is taken, RangeError for a bad `capacity` or `mode`.
    */
   static create<T = unknown>(name: string, opts?: ShmChannelOptions<T>): ShmChannel<T> {
     const capacity = opts?.capacity ?? DEFAULT_CAPACITY;
     checkRingCapacity(capacity);
+    const flags = modeFlags(opts?.mode) | producersFlag(opts?.producers);
+    const permissions = opts?.permissions ?? (typeof opts?.mode === 'number' ? opts.mode : 0o600);
     const what = `shm channel '${String(name)}'`;
-    const segment = SharedMemory.create(name, { size: shmChannelBytes(capacity), mode: opts?.mode ?? 0o600 });
+    const segment = SharedMemory.create(name, { size: shmChannelBytes(capacity), mode: permissions });
     try {
-      initLayout(segment.buffer, capacity);
-      Atomics.store(new Int32Array(segment.buffer), SIDE_BASE + S.STATE, State.ATTACHED);
-      return new ShmChannel<T>(what, segment, 0, opts);
+      initLayout(segment.buffer, capacity, flags);
+      const handle: SegmentHandle = {
+        buffer: segment.buffer,
+        close: () => segment.close(),
+        unlink: () => segment.unlink(),
+        named: true,
+      };
+      return new ShmChannel<T>(what, handle, { side: 0, session: 0, fresh: false }, opts);
     } catch (err) {
       segment.unlink();
       segment.close();
@@ -246,17 +343,34 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
   }
 
   /**
-   * Opens the other end of the channel `name`. Throws ERR_IPC_NOT_FOUND if it does not exist,
-   * ERR_IPC_INCOMPATIBLE if it is not a ShmChannel, ERR_IPC_EXISTS if its second end is taken.
-   * Use the codec of the creating side.
+   * Opens the other end of the channel `name`. If an end's process died (or let go of it without
+   * closing the channel), this takes that end over: the previous conversation's records still in
+   * the rings are dropped, and the survivor talks to this process once it calls
+   * {@link ShmChannel.reattach}. Throws ERR_IPC_NOT_FOUND if the channel does not exist,
+   * ERR_IPC_INCOMPATIBLE if it is not a ShmChannel, ERR_IPC_EXISTS if both ends are held by live
+   * processes. Use the codec of the creating side.
    */
   static open<T = unknown>(name: string, opts?: ChannelOptions<T>): ShmChannel<T> {
     const what = `shm channel '${String(name)}'`;
     const segment = SharedMemory.open(name);
     try {
       checkLayout(segment.buffer, what);
-      claimOpenerSide(segment.buffer, what);
-      return new ShmChannel<T>(what, { buffer: segment.buffer, close: () => segment.close() }, 1, opts);
+      const handle: SegmentHandle = { buffer: segment.buffer, close: () => segment.close(), named: true };
+      if (controlWords(segment.buffer)[W.FLAGS]! & Flag.MANY_PRODUCERS) {
+        return new ShmChannel<T>(
+          what,
+          handle,
+          { side: 1, session: 0, fresh: false, slot: registerProducer(segment.buffer, what) },
+          opts,
+        );
+      }
+      const claim = claimOpenerSide(segment.buffer, what);
+      return new ShmChannel<T>(
+        what,
+        handle,
+        { side: claim.side, session: claim.session, fresh: claim.takenOver },
+        opts,
+      );
     } catch (err) {
       segment.close();
       throw err;
@@ -270,7 +384,7 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
     opts: ChannelOptions<T> | undefined,
     peerPid: number | undefined,
   ): ShmChannel<T> {
-    return new ShmChannel<T>(what, segment, 0, opts, peerPid ? { peerPid } : undefined);
+    return new ShmChannel<T>(what, segment, { side: 0, session: 0, fresh: false, peerPid }, opts);
   }
 
   /** @internal parentChannel(): the child's end over the inherited segment fd. */
@@ -284,12 +398,93 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
     const handle = { buffer: segment.data, close: () => unmapSegment(segment) };
     try {
       checkLayout(handle.buffer, what);
-      claimOpenerSide(handle.buffer, what);
-      return new ShmChannel<T>(what, handle, 1, opts, { onGone });
+      const claim = claimOpenerSide(handle.buffer, what);
+      return new ShmChannel<T>(
+        what,
+        handle,
+        { side: claim.side, session: claim.session, fresh: claim.takenOver, onGone },
+        opts,
+      );
     } catch (err) {
       handle.close();
       throw err;
     }
+  }
+
+  /**
+   * After the peer died (ERR_IPC_PEER_GONE) or closed its end: waits until a new process takes the
+   * peer's end over with {@link ShmChannel.open}, then returns a channel to it, with this one's
+   * options. This channel is then closed (without closing the segment, which the new one keeps).
+   * Nothing of the old conversation crosses over: what the dead peer had not received is dropped.
+   * Release views first: the new channel frees the ring under them.
+   * Rejects with ERR_IPC_EXISTS while the peer is still attached, ERR_IPC_INCOMPATIBLE for a
+   * channel no other process can open (spawn's), ERR_IPC_CLOSED once this channel is closed, and
+   * ERR_IPC_TIMEOUT / ERR_IPC_ABORTED per `opts`.
+   */
+  reattach(opts?: WaitOptions): Promise<ShmChannel<T>> {
+    try {
+      checkWaitOptions(opts);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    if (this.#torn) return Promise.reject(closedError(this.what));
+    if (!this.#segment.named || this.#slots) {
+      return Promise.reject(
+        new IpcError(
+          ErrorCodes.INCOMPATIBLE,
+          `${this.what}: only a named channel with one producer (ShmChannel.create/open) has an end to take over`,
+        ),
+      );
+    }
+    if (this.#peerEnded === undefined && !this.#inputDone) {
+      return Promise.reject(
+        new IpcError(
+          ErrorCodes.EXISTS,
+          `${this.what}: the peer is still attached; reattach() is for after it died or closed`,
+        ),
+      );
+    }
+    return new Promise<ShmChannel<T>>((resolve, reject) => {
+      const waiter: ReattachWaiter<T> = { resolve, reject, disarm: noop };
+      this.#reattachWaiters.push(waiter);
+      // Waiting for a newcomer keeps the process alive, like any pending receive.
+      this.#bell.hold();
+      waiter.disarm = armWait(`${this.what}: reattach`, opts, (err) => {
+        this.#reattachWaiters.remove(waiter);
+        this.#bell.release();
+        reject(err);
+      });
+      this.#tryReattach();
+    });
+  }
+
+  /** Hands this end to a new channel object if a newcomer has taken the peer's side over. */
+  #tryReattach(): void {
+    if (this.#reattachWaiters.length === 0 || this.#torn) return;
+    const peer = 1 - this.#side;
+    const base = SIDE_BASE + peer * SIDE_WORDS;
+    if (Atomics.load(this.#words, base + S.STATE) !== State.ATTACHED) return;
+    const session = Atomics.load(this.#words, base + S.SESSION);
+    if (session <= this.#session || session <= this.#peerSession) return;
+    const waiter = this.#reattachWaiters.shift()!;
+    waiter.disarm();
+    this.#bell.release();
+    let next: ShmChannel<T>;
+    try {
+      next = new ShmChannel<T>(
+        this.what,
+        this.#segment,
+        { side: this.#side, session, fresh: true, peerSession: session },
+        this.#opts,
+      );
+    } catch (err) {
+      waiter.reject(err);
+      return;
+    }
+    Atomics.store(this.#words, SIDE_BASE + this.#side * SIDE_WORDS + S.SESSION, session);
+    this.#handedOver = true;
+    this.destroy();
+    waiter.resolve(next);
   }
 
   /**
@@ -336,9 +531,9 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
       if (at >= 0) this.#notifyReader();
       if (at === payload.byteLength) return true;
       // Accepted but not all in the ring: keep a copy (the caller may reuse its buffer).
-      this.#pending.push({ bytes: payload.slice(), offset: Math.max(at, 0) });
+      this.#pending.push({ bytes: payload.slice(), offset: Math.max(at, 0), kind: RecordKind.DATA });
     } else {
-      this.#pending.push({ bytes: payload.slice(), offset: 0 });
+      this.#pending.push({ bytes: payload.slice(), offset: 0, kind: RecordKind.DATA });
     }
     return this.#flushPending();
   }
@@ -353,8 +548,14 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
   }
 
   protected async endOutput(): Promise<void> {
+    if (this.#slots) {
+      // One producer's goodbye must not end the reader, which others may still feed: none is sent.
+      if (this.#flushPending()) return;
+      await new Promise<void>((resolve, reject) => this.#drainWaiters.push({ resolve, reject }));
+      return;
+    }
     // GOODBYE goes after everything accepted; an empty record never needs more than the header.
-    this.#pending.push({ bytes: undefined, offset: 0 });
+    this.#pending.push({ bytes: undefined, offset: 0, kind: RecordKind.GOODBYE });
     if (this.#flushPending()) return;
     await new Promise<void>((resolve, reject) => this.#drainWaiters.push({ resolve, reject }));
   }
@@ -363,8 +564,15 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
     this.#torn = true;
     this.#unsubscribe();
     this.#releaseHold();
+    for (const waiter of this.#reattachWaiters.drain()) {
+      waiter.disarm();
+      this.#bell.release();
+      waiter.reject(closedError(this.what));
+    }
     this.#unwatch?.();
     this.#unwatch = undefined;
+    for (const unwatch of this.#producerWatches.values()) unwatch();
+    this.#producerWatches.clear();
     if (this.#pumpScheduled) clearImmediate(this.#pumpScheduled);
     if (this.#ringScheduled) clearImmediate(this.#ringScheduled);
     const err = closedError(this.what);
@@ -374,9 +582,29 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
     }
     for (const waiter of this.#drainWaiters.splice(0)) waiter.reject(err);
     this.#pending.drain();
+    // reattach(): this end lives on in a new channel object, which owns the segment now.
+    if (this.#handedOver) return;
+    if (this.#slots) {
+      if (this.#slot >= 0) {
+        // A producer leaves: its slot serves the next one; the reader and the others go on.
+        this.#slots.release(this.#slot);
+        this.#segment.close();
+        return;
+      }
+      // The reader leaves: producers learn it from its side's state, each on its doorbell.
+      Atomics.store(this.#words, SIDE_BASE + S.STATE, State.DETACHED);
+      for (const address of this.#slots.doorbells()) ringDoorbell(address);
+      this.#segment.unlink?.();
+      this.#segment.close();
+      return;
+    }
     // Tell the peer this end is gone (after a GOODBYE, if close() wrote one, which it reads first).
+    // The peer may be a newcomer we never talked to: ring whoever holds its side now.
     Atomics.store(this.#words, SIDE_BASE + this.#side * SIDE_WORDS + S.STATE, State.DETACHED);
-    this.#ringPeer();
+    const peer = SIDE_BASE + (1 - this.#side) * SIDE_WORDS;
+    if (Atomics.load(this.#words, peer + S.PID) !== 0) {
+      ringDoorbell({ tid: this.#words[peer + S.TID]!, nonce: this.#words[peer + S.NONCE]! });
+    }
     this.#segment.unlink?.();
     this.#segment.close();
   }
@@ -405,11 +633,12 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
 
   /** Puts as much of the first pending message (or the GOODBYE) in the ring as fits; true on progress. */
   #writeSome(head: Outgoing): boolean {
-    if (head.bytes === undefined) {
-      if (this.#writer.reserve(0, 0) < 0) return false;
-      this.#writer.commit(RecordKind.GOODBYE, undefined, 0, 0);
+    if (head.kind !== RecordKind.DATA) {
+      const length = head.bytes?.byteLength ?? 0;
+      if (this.#writer.reserve(length, length) < 0) return false;
+      this.#writer.commit(head.kind, head.bytes, 0, length);
       this.#pending.shift();
-    } else {
+    } else if (head.bytes) {
       const at = writeMessage(this.#writer, head.bytes, head.offset);
       if (at < 0) return false;
       head.offset = at;
@@ -443,7 +672,7 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
   // ---- reading ----------------------------------------------------------------------------------
 
   #schedulePump(): void {
-    if (this.#pumpScheduled || this.#torn) return;
+    if (this.#pumpScheduled || this.#torn || this.#sendOnly) return;
     this.#pumpScheduled = setImmediate(() => {
       this.#pumpScheduled = undefined;
       this.#pump();
@@ -452,7 +681,7 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
 
   /** Delivers published records; when the ring stays empty, spins a few turns, then parks. */
   #pump(): void {
-    if (this.#torn || this.#inputDone) return;
+    if (this.#torn || this.#inputDone || this.#peerReported) return;
     if (this.#viewMode) {
       this.#serveViews();
       return;
@@ -464,7 +693,7 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
     while ((force || !this.#inputPaused) && delivered < BATCH) {
       let rec: RingRecord | undefined;
       try {
-        rec = this.#reader.next();
+        rec = this.#next();
       } catch (err) {
         this.fail(new IpcError(ErrorCodes.BAD_FRAME, `${this.what}: ${(err as Error).message}`));
         return;
@@ -477,11 +706,11 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
         this.peerClosed();
         return;
       }
-      const message = this.#assemble(rec);
+      const message = this.#assemble(rec, this.#rawCodec);
       if (message) {
         delivered++;
         if (message instanceof IpcError) this.deliverError(message);
-        else this.deliver(message.bytes, message.owned);
+        else this.deliver(message, this.#owned);
       }
       if (this.#torn) return;
     }
@@ -500,6 +729,11 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
 
   /** After a turn that found `gotData` or not: re-poll on a later turn, or park. */
   #idleOrSpin(gotData: boolean): void {
+    if (!gotData && this.#latency && this.#spinSync()) {
+      // Caught the next record without an event-loop turn in between: the lowest round trip.
+      this.#pump();
+      return;
+    }
     if (gotData) {
       // Data came while we were re-polling: polling pays off for this stream, poll longer.
       if (this.#idleTurns > 0) this.#spinLimit = Math.min(SPIN_MAX, this.#spinLimit * 2);
@@ -511,6 +745,16 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
       this.#schedulePump();
       return;
     }
+    if (this.#latency) {
+      // Keep polling every turn until the ring has been empty for LATENCY_SPIN_MS.
+      const now = performance.now();
+      if (this.#idleTurns === this.#spinLimit + 1) this.#spinUntil = now + LATENCY_SPIN_MS;
+      if (now < this.#spinUntil) {
+        this.#schedulePump();
+        return;
+      }
+    }
+    if (this.#skipDeadClaim()) return;
     // Park: announce idleness, then re-check so a record published in between is not slept through.
     this.#spinLimit = Math.max(SPIN_MIN, this.#spinLimit >> 1);
     this.#idleTurns = 0;
@@ -522,10 +766,79 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
   }
 
   /**
-   * Turns a DATA/PIECE record into a message: returns the payload (a view into the ring, or an
-   * assembled buffer of its own) when complete, undefined for a piece, an error for an oversize one.
+   * The next record of this session: skips what a previous session left in the ring, drops a
+   * message cut short by a RESET, and stops before the RESET of a later session (the peer was
+   * replaced: what follows is for the channel that reattach() returns).
    */
-  #assemble(rec: RingRecord): { bytes: Uint8Array; owned: boolean } | IpcError | undefined {
+  #next(): RingRecord | undefined {
+    for (;;) {
+      const rec = this.#reader.next();
+      if (!rec) return undefined;
+      if (rec.kind === RecordKind.RESET) {
+        const session =
+          rec.length >= 4
+            ? new DataView(this.#reader.data.buffer).getUint32(
+                this.#reader.data.byteOffset + rec.offset,
+                true,
+              )
+            : 0;
+        if (session > this.#session) {
+          this.#reader.rewind(rec.start);
+          this.#peerEnded ??= 'the peer was replaced by a new process that took over its end';
+          this.#replaced = true;
+          return undefined;
+        }
+        this.#pieces = [];
+        this.#piecesBytes = 0;
+        if (session === this.#session) this.#skipping = false;
+        continue;
+      }
+      if (!this.#skipping) return rec;
+    }
+  }
+
+  /**
+   * `mode: 'latency'`: busy-polls the ring for up to LATENCY_SYNC_SPIN_MS, blocking the event loop
+   * that long; true if a record came. Only after a turn that delivered nothing, so that the code a
+   * delivery resolves (a reply to send) runs first.
+   */
+  #spinSync(): boolean {
+    const until = performance.now() + LATENCY_SYNC_SPIN_MS;
+    do {
+      if (this.#reader.available()) return true;
+    } while (performance.now() < until);
+    return false;
+  }
+
+  /**
+   * Many producers: when the next record stays uncommitted because its producer died between claim
+   * and commit, skips the claimed bytes (and schedules reading on). True if it skipped.
+   */
+  #skipDeadClaim(): boolean {
+    if (!this.#slots || !this.#reader.stalled()) return false;
+    const size = this.#slots.deadClaimAt(this.#reader.cursor);
+    if (size === 0) return false;
+    if (size < 0) {
+      this.fail(
+        new IpcError(
+          ErrorCodes.BAD_FRAME,
+          `${this.what}: producers that died at the same position left claims of different sizes`,
+        ),
+      );
+      return true;
+    }
+    this.#reader.skip(size);
+    this.#freeRead();
+    this.#schedulePump();
+    return true;
+  }
+
+  /**
+   * Turns a DATA/PIECE record into a message: returns the payload (a view into the ring, or a
+   * buffer of its own: see #owned) when complete, undefined for a piece, an error for an oversize
+   * one. `copy`: the caller wants a buffer of its own even for a message in one record.
+   */
+  #assemble(rec: RingRecord, copy: boolean): Uint8Array | IpcError | undefined {
     const data = this.#reader.data;
     if (rec.kind === RecordKind.PIECE) {
       this.#piecesBytes += rec.length;
@@ -535,7 +848,11 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
     }
     if (this.#pieces.length === 0 && this.#piecesBytes === 0) {
       if (rec.length > this.maxMessageBytes) return this.#tooLarge(rec.length);
-      return { bytes: data.subarray(rec.offset, rec.offset + rec.length), owned: false };
+      // The raw codec would copy a view anyway: one copy of our own spares it the view.
+      this.#owned = copy;
+      return copy
+        ? data.slice(rec.offset, rec.offset + rec.length)
+        : data.subarray(rec.offset, rec.offset + rec.length);
     }
     const total = this.#piecesBytes + rec.length;
     const pieces = this.#pieces;
@@ -549,7 +866,8 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
       at += piece.byteLength;
     }
     bytes.set(data.subarray(rec.offset, rec.offset + rec.length), at);
-    return { bytes, owned: true };
+    this.#owned = true;
+    return bytes;
   }
 
   #tooLarge(bytes: number): IpcError {
@@ -571,7 +889,25 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
       Atomics.load(this.#in, Ctl.WRITER_WAITING) === 1 &&
       Atomics.compareExchange(this.#in, Ctl.WRITER_WAITING, 1, 0) === 1
     ) {
-      this.#ringPeer();
+      if (this.#slots) {
+        // Which producers wait is not recorded: ring them all, each re-checks for room.
+        for (const address of this.#slots.doorbells()) ringDoorbell(address);
+      } else this.#ringPeer();
+    }
+  }
+
+  /** Many producers: watches every registered producer, to skip a claim one dies holding. */
+  #watchProducers(): void {
+    if (!this.#slots || this.#side !== 0) return;
+    for (const pid of this.#slots.pids()) {
+      if (pid === process.pid || this.#producerWatches.has(pid)) continue;
+      this.#producerWatches.set(
+        pid,
+        watchProcess(pid, () => {
+          this.#producerWatches.delete(pid);
+          if (!this.#torn) this.#schedulePump();
+        }),
+      );
     }
   }
 
@@ -583,7 +919,7 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
     for (;;) {
       let rec: RingRecord | undefined;
       try {
-        rec = this.#reader.next();
+        rec = this.#next();
       } catch (err) {
         const error = new IpcError(ErrorCodes.BAD_FRAME, `${this.what}: ${(err as Error).message}`);
         this.fail(error);
@@ -597,7 +933,7 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
         this.peerClosed();
         return undefined;
       }
-      const message = this.#assemble(rec);
+      const message = this.#assemble(rec, false);
       if (!message) {
         this.#freeRead();
         continue;
@@ -606,14 +942,14 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
         this.#freeRead();
         throw message;
       }
-      if (message.owned) {
+      if (this.#owned) {
         this.#freeRead();
-        return { bytes: message.bytes, release: noop };
+        return { bytes: message, release: noop };
       }
       const entry = { end: rec.end, released: false };
       this.#views.push(entry);
       return {
-        bytes: message.bytes,
+        bytes: message,
         release: () => {
           if (entry.released) return;
           entry.released = true;
@@ -669,7 +1005,7 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
   /** Why no further view can come, if none can. */
   #viewEndError(): IpcError | undefined {
     if (this.#inputDone) return new IpcError(ErrorCodes.CLOSED, `${this.what}: the peer closed the channel`);
-    if (this.#peerEnded !== undefined && !this.#reader.available()) {
+    if (this.#peerEnded !== undefined && (this.#replaced || !this.#reader.available())) {
       return new IpcError(ErrorCodes.PEER_GONE, `${this.what}: ${this.#peerEnded}`);
     }
     return undefined;
@@ -679,6 +1015,9 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
 
   #onBell(): void {
     if (this.#torn) return;
+    this.#tryReattach();
+    if (this.#torn) return;
+    this.#watchProducers();
     this.#checkPeer();
     if (this.#pending.length > 0) {
       if (this.#flushPending()) this.writable();
@@ -699,6 +1038,14 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
     const base = SIDE_BASE + (1 - this.#side) * SIDE_WORDS;
     const pid = Atomics.load(this.#words, base + S.PID);
     if (pid === 0) return;
+    // After reattach(): the newcomer we were handed, or a later one that replaced it already.
+    const session = Atomics.load(this.#words, base + S.SESSION);
+    if (session < this.#peerSession) return;
+    if (this.#peerSession > 0 && session > this.#peerSession) {
+      this.#peerEnded ??= 'the peer was replaced by another process before it was reached';
+      this.#schedulePump();
+      return;
+    }
     this.#peerAddress = { tid: this.#words[base + S.TID]!, nonce: this.#words[base + S.NONCE]! };
     if (this.#peerPid === 0) this.#watchPeer(pid);
   }
@@ -718,6 +1065,8 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
   }
 
   #reportPeerEnded(): void {
+    if (this.#peerReported) return;
+    this.#peerReported = true;
     const detail = this.#peerEnded!;
     this.#releaseHold();
     for (const waiter of this.#drainWaiters.splice(0)) {
@@ -759,16 +1108,6 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
   }
 }
 
-/** Claims side 1 of a laid-out channel for this thread, or throws ERR_IPC_EXISTS. */
-function claimOpenerSide(buffer: ArrayBuffer, what: string): void {
-  const words = new Int32Array(buffer, 0, CONTROL_PAGE / 4);
-  const base = SIDE_BASE + SIDE_WORDS;
-  if (Atomics.compareExchange(words, base + S.STATE, State.FREE, State.ATTACHED) !== State.FREE) {
-    throw new IpcError(ErrorCodes.EXISTS, `${what} already has its second end open`);
-  }
-  claimSide(words, 1);
-}
-
 /** What spawn needs for a shm channel to a child (see src/process/channel-plan.ts). */
 export interface ChildShmPlan {
   stdio: [number];
@@ -786,12 +1125,17 @@ export interface ChildShmPlan {
  * Prepares a shm channel to a child: an anonymous (memfd) segment laid out and claimed by this
  * side before the fork, handed to the child as fd `childFd`; `env` says where it is.
  */
-export function planChildShm(childFd: number, envName: string, capacity = DEFAULT_CAPACITY): ChildShmPlan {
+export function planChildShm(
+  childFd: number,
+  envName: string,
+  opts?: { capacity?: number | undefined; mode?: ShmChannelMode | undefined },
+): ChildShmPlan {
+  const capacity = opts?.capacity ?? DEFAULT_CAPACITY;
   checkRingCapacity(capacity);
+  const flags = modeFlags(opts?.mode);
   const segment = createAnonymous('shm channel segment', CONTENT_PLAIN, shmChannelBytes(capacity), (data) =>
-    initLayout(data, capacity),
+    initLayout(data, capacity, flags),
   );
-  Atomics.store(new Int32Array(segment.data), SIDE_BASE + S.STATE, State.ATTACHED);
   const fd = segment.fd!;
   return {
     stdio: [fd],
@@ -814,6 +1158,23 @@ export function planChildShm(childFd: number, envName: string, capacity = DEFAUL
     },
     abort: () => unmapSegment(segment),
   };
+}
+
+/** Takes a producer slot of a `producers: 'many'` channel, or throws ERR_IPC_EXISTS if all are taken. */
+function registerProducer(buffer: ArrayBuffer, what: string): number {
+  const words = controlWords(buffer);
+  const tail = new Int32Array(buffer, ringControlOffset(1), RING_CONTROL_BYTES / 4);
+  // A dead producer's intent matters until the reader has freed past it.
+  const slot = new ProducerSlots(words).register(
+    (position) => ((Atomics.load(tail, Ctl.TAIL) - position) | 0) > 0,
+  );
+  if (slot < 0) {
+    throw new IpcError(
+      ErrorCodes.EXISTS,
+      `${what} has as many live producers as it can take (${SLOT_COUNT})`,
+    );
+  }
+  return slot;
 }
 
 function noop(): void {}

@@ -2,12 +2,13 @@
  * ShmChannel: in-process behaviour (both ends in this process), a spawned child over
  * `spawn(..., { channel: 'shm' })`, SIGKILLed writers, and fd/segment leaks. Messages carry a
  * sequence number and checksum (test/fixtures/shm-channel-message.ts) so loss, reordering and
- * torn records are all detected. Sizes are scaled to a shared 2-core machine (200k, not 1M).
+ * torn records are all detected. Sizes are scaled to a shared 2-core machine (200k, not 1M: 1M
+ * took over 10 s there; the benchmark pushes millions through the same path).
  */
-import { spawn as nodeSpawn } from 'node:child_process';
 import { readdirSync, readlinkSync } from 'node:fs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { type ChildProcess, ErrorCodes, ShmChannel, spawn } from '../../src/index.js';
+import { kernelPrefix } from '../../src/shm/kernel-name.js';
 import { checkMessage, makeMessage, sizeFor } from '../fixtures/shm-channel-message.js';
 import { fixtureArgs, isolateRuntimeDir, rejectionOf, watchdog } from '../helpers.js';
 
@@ -41,8 +42,10 @@ function channelFds(): string[] {
     .sort();
 }
 
+/** This test's segments: of its own runtime directory, since other test files run alongside. */
 function shmEntries(): string[] {
-  return readdirSync('/dev/shm').filter((n) => n.startsWith('ipckit.'));
+  const prefix = kernelPrefix().slice(1);
+  return readdirSync('/dev/shm').filter((n) => n.startsWith(prefix));
 }
 
 function pair(capacity = 4096) {
@@ -159,41 +162,8 @@ describe('ShmChannel between processes', () => {
     expect(await watchdog(child.exited, 15_000, 'child exits')).toEqual({ code: 0, signal: null });
   });
 
-  it('a writer killed with SIGKILL mid-stream: every received message whole, then ERR_IPC_PEER_GONE', async () => {
-    for (let round = 0; round < 5; round++) {
-      const name = `kill-${round}`;
-      const reader = ShmChannel.create<Uint8Array>(name, { capacity: 64 * 1024, codec: 'raw' });
-      const writer = nodeSpawn(
-        process.execPath,
-        fixtureArgs('shm-channel-writer.ts', name, String(100_000)),
-        {
-          stdio: ['ignore', 'pipe', 'inherit'],
-        },
-      );
-      // Kill it after a number of messages that varies by round, so it dies at different points.
-      const killAfter = 50 + round * 137;
-      let next = 0;
-      const error = await watchdog(
-        (async () => {
-          try {
-            for (;;) {
-              const m = await reader.receive();
-              expect(checkMessage(m)).toBe(next++);
-              if (next === killAfter) writer.kill('SIGKILL');
-            }
-          } catch (err) {
-            return err as { code?: string };
-          }
-        })(),
-        30_000,
-        `round ${round}: the reader ends`,
-      );
-      expect(error.code).toBe(ErrorCodes.PEER_GONE);
-      expect(next).toBeGreaterThanOrEqual(killAfter);
-      expect((await rejectionOf(reader.send(new Uint8Array(1)))).code).toBe(ErrorCodes.PEER_GONE);
-      reader.destroy();
-    }
-  });
+  // A writer SIGKILLed mid-stream, round after round, with a new one taking over each time:
+  // shm-channel-reattach.test.ts.
 
   it("spawn(..., { channel: 'shm' }): echoes objects; a child killed with SIGKILL is ERR_IPC_PEER_GONE", async () => {
     const child = spawn<{ n: number }>(process.execPath, fixtureArgs('echo-parent-channel.ts'), {
@@ -201,7 +171,7 @@ describe('ShmChannel between processes', () => {
     });
     children.push(child as ChildProcess<unknown>);
     await child.channel.send({ n: 1 });
-    expect(await watchdog(child.channel.receive(), 15_000, 'echo')).toEqual({ n: 1 });
+    expect(await watchdog(child.channel.receive(), 30_000, 'echo')).toEqual({ n: 1 });
     const pending = child.channel.receive();
     child.kill('SIGKILL');
     expect((await watchdog(rejectionOf(pending), 15_000, 'receive rejects')).code).toBe(ErrorCodes.PEER_GONE);
