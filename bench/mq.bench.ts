@@ -1,6 +1,7 @@
 /**
- * Message queues: ipckit's MessageQueue on its embedded SQLite store against BullMQ on a local
- * redis-server (the baseline users would pick), measured in the same run, interleaved run by run.
+ * Message queues: ipckit's MessageQueue on its embedded SQLite store and on its Redis store against
+ * BullMQ on a local redis-server (the baseline users would pick; the Redis store uses the same
+ * server), measured in the same run, interleaved run by run.
  *
  * - end-to-end throughput: 2 producer and 2 consumer processes, 64 B bodies, send → receive → ack;
  * - idle wake-up: a consumer waiting on an empty queue, one message at a time, send → receive;
@@ -30,10 +31,11 @@ import {
 } from './scenario.js';
 import { childArgs } from './support/peer.js';
 
-type Subject = 'ipckit' | 'bullmq';
+type Subject = 'ipckit' | 'redis' | 'bullmq';
 
 const SUBJECT_NAMES: Record<Subject, string> = {
   ipckit: 'ipckit MessageQueue (SQLite, WAL)',
+  redis: 'ipckit MessageQueue (Redis store, same redis-server)',
   bullmq: 'BullMQ 6 + redis-server 7 (AOF everysec)',
 };
 
@@ -53,7 +55,7 @@ class WorkerProcess {
     env: NodeJS.ProcessEnv,
     port?: number,
   ) {
-    const file = subject === 'ipckit' ? 'mq-ipckit-worker.ts' : 'mq-bullmq-worker.ts';
+    const file = subject === 'bullmq' ? 'mq-bullmq-worker.ts' : 'mq-ipckit-worker.ts';
     const extra = port === undefined ? [] : [String(port)];
     const [loader, loaderUrl, path, ...args] = childArgs(
       file,
@@ -191,7 +193,13 @@ interface Env {
 }
 
 function workerEnv(env: Env, subject: Subject): NodeJS.ProcessEnv {
+  if (subject === 'redis') return { ...env.ipckitEnv, MQ_BENCH_STORE: redisStoreUrl(env) };
   return subject === 'ipckit' ? env.ipckitEnv : process.env;
+}
+
+/** The ipckit Redis store on the benchmark's redis-server, the one BullMQ uses. */
+function redisStoreUrl(env: Env): `redis://${string}` {
+  return `redis://127.0.0.1:${env.redis!.port}?prefix=ipckit-bench`;
 }
 
 /** One end-to-end run: 2 producers send `total` messages, 2 consumers take and ack them. */
@@ -222,14 +230,14 @@ async function throughputRun(
         if (counts[0]! + counts[1]! >= total) finish(performance.now());
       });
     });
-    const redisCpuBefore = subject === 'bullmq' && env.redis ? processCpuMs(env.redis.pid) : 0;
+    const redisCpuBefore = subject !== 'ipckit' && env.redis ? processCpuMs(env.redis.pid) : 0;
     const start = performance.now();
     for (const p of producers) p.send({ cmd: 'go' });
     const produced = await Promise.all(producers.map((p) => p.done));
     const end = await finished;
     for (const c of consumers) c.send({ cmd: 'stop' });
     const reports = await Promise.all(consumers.map((c) => c.done));
-    const redisCpu = subject === 'bullmq' && env.redis ? processCpuMs(env.redis.pid) - redisCpuBefore : 0;
+    const redisCpu = subject !== 'ipckit' && env.redis ? processCpuMs(env.redis.pid) - redisCpuBefore : 0;
     const consumed = reports.reduce((n, r) => n + r.count, 0);
     if (consumed !== total) throw new Error(`${subject}: consumers counted ${consumed} of ${total}`);
     const cpuMs = [...produced, ...reports].reduce((n, r) => n + r.cpuMs, 0) + redisCpu;
@@ -288,10 +296,12 @@ async function wakeUpRun(env: Env, subject: Subject, queue: string, count: numbe
 type Send = ((body: BenchBody) => Promise<unknown>) & { close(): Promise<void> };
 
 async function senderFor(env: Env, subject: Subject, queue: string): Promise<Send> {
-  if (subject === 'ipckit') {
+  if (subject !== 'bullmq') {
     const previous = process.env.IPCKIT_DIR;
     process.env.IPCKIT_DIR = env.ipckitEnv.IPCKIT_DIR;
-    const q = await MessageQueue.open<BenchBody>(queue);
+    const q = await MessageQueue.open<BenchBody>(queue, {
+      store: subject === 'redis' ? redisStoreUrl(env) : 'sqlite',
+    });
     if (previous === undefined) delete process.env.IPCKIT_DIR;
     else process.env.IPCKIT_DIR = previous;
     return Object.assign((body: BenchBody) => q.send(body), { close: () => q.close() });
@@ -350,9 +360,9 @@ async function run(opts: RunOptions): Promise<CaseResult[]> {
   } else {
     env.redis = redis;
   }
-  const subjects: Subject[] = env.redis ? ['ipckit', 'bullmq'] : ['ipckit'];
-  const total = opts.quick ? 20_000 : 100_000;
-  const wakeUps = opts.quick ? 40 : 200;
+  const subjects: Subject[] = env.redis ? ['ipckit', 'redis', 'bullmq'] : ['ipckit'];
+  const total = opts.quick ? 5_000 : 100_000;
+  const wakeUps = opts.quick ? 15 : 200;
   const results: CaseResult[] = [];
   try {
     // -- throughput
@@ -364,7 +374,7 @@ async function run(opts: RunOptions): Promise<CaseResult[]> {
         opts.progress(`mq: end-to-end, ${SUBJECT_NAMES[subject]}, run ${r + 1}/${opts.runs}`);
         // BullMQ moves a quarter as many messages (it is several times slower), so that its runs
         // take about as long as ours; rates are per second either way.
-        const n = subject === 'bullmq' ? Math.max(5000, total >> 2) : total;
+        const n = subject === 'bullmq' ? Math.max(opts.quick ? 1000 : 5000, total >> 2) : total;
         const { rate, peakRssMiB, cpuUsPerMessage } = await throughputRun(
           env,
           subject,
@@ -383,7 +393,7 @@ async function run(opts: RunOptions): Promise<CaseResult[]> {
       unit: 'msg/s',
       higherIsBetter: true,
       ours: measure('ipckit', rates.get('ipckit')!, rss.get('ipckit')),
-      baselines: subjects.filter((s) => s !== 'ipckit').map((s) => measure(s, rates.get(s)!, rss.get(s))),
+      baselines: subjects.filter((s) => s === 'bullmq').map((s) => measure(s, rates.get(s)!, rss.get(s))),
       notes: `target >= 50k msg/s and >= 3x BullMQ; peak RSS is the largest consumer's${skipped ? `; ${skipped}` : ''}`,
     });
 
@@ -392,10 +402,31 @@ async function run(opts: RunOptions): Promise<CaseResult[]> {
       unit: 'µs',
       higherIsBetter: false,
       ours: measure('ipckit', cpus.get('ipckit')!),
-      baselines: subjects.filter((s) => s !== 'ipckit').map((s) => measure(s, cpus.get(s)!)),
+      baselines: subjects.filter((s) => s === 'bullmq').map((s) => measure(s, cpus.get(s)!)),
       notes:
         'user + system CPU of the producers and consumers from ready to done, over the messages moved: what the throughput costs the machine, steadier than msg/s on a shared one',
     });
+
+    if (env.redis) {
+      // The Redis store against BullMQ on the same redis-server, with the SQLite store's figure
+      // from the same runs beside it.
+      results.push({
+        case: 'Redis store: end to end, 2 producers + 2 consumers, 64 B, send → receive → ack',
+        unit: 'msg/s',
+        higherIsBetter: true,
+        ours: measure('redis', rates.get('redis')!, rss.get('redis')),
+        baselines: (['bullmq', 'ipckit'] as const).map((s) => measure(s, rates.get(s)!, rss.get(s))),
+        notes: 'target >= 1.5x BullMQ on the same redis-server (AOF, fsync every second)',
+      });
+      results.push({
+        case: 'Redis store: CPU per message, end to end (all processes, redis-server included)',
+        unit: 'µs',
+        higherIsBetter: false,
+        ours: measure('redis', cpus.get('redis')!),
+        baselines: [measure('bullmq', cpus.get('bullmq')!)],
+        notes: 'user + system CPU of every process, redis-server included, over the messages moved',
+      });
+    }
 
     // -- idle wake-up
     const latencies = new Map<Subject, number[]>(subjects.map((s) => [s, []]));
@@ -411,16 +442,27 @@ async function run(opts: RunOptions): Promise<CaseResult[]> {
       unit: 'ms',
       higherIsBetter: false,
       ours: measure('ipckit', latencies.get('ipckit')!),
-      baselines: subjects.filter((s) => s !== 'ipckit').map((s) => measure(s, latencies.get(s)!)),
+      baselines: subjects.filter((s) => s === 'bullmq').map((s) => measure(s, latencies.get(s)!)),
       notes: `target median <= 2 ms; ${wakeUps} messages per run, one at a time${skipped ? `; ${skipped}` : ''}`,
     });
 
+    if (env.redis) {
+      results.push({
+        case: 'Redis store: idle consumer wake-up, send → receive (median)',
+        unit: 'ms',
+        higherIsBetter: false,
+        ours: measure('redis', latencies.get('redis')!),
+        baselines: [measure('bullmq', latencies.get('bullmq')!)],
+        notes: `pub/sub wake-up; ${wakeUps} messages per run, one at a time`,
+      });
+    }
+
     // -- memory with a backlog
-    const backlog = opts.quick ? 50_000 : 200_000;
-    const drain = 10_000;
+    const backlog = opts.quick ? 10_000 : 200_000;
+    const drain = opts.quick ? 2_000 : 10_000;
     const withBacklog: number[] = [];
     const empty: number[] = [];
-    for (let r = 0; r < Math.min(opts.runs, 3); r++) {
+    for (let r = 0; r < Math.min(opts.runs, opts.quick ? 1 : 3); r++) {
       opts.progress(`mq: consumer memory, ${backlog} waiting vs none, run ${r + 1}`);
       withBacklog.push(await memoryRun(env, `mem-full-${r}`, drain, backlog));
       empty.push(await memoryRun(env, `mem-empty-${r}`, drain, 0));
@@ -443,7 +485,7 @@ async function run(opts: RunOptions): Promise<CaseResult[]> {
 const scenario: Scenario = {
   name: 'mq',
   description:
-    'Message queues: ipckit MessageQueue on its embedded SQLite store against BullMQ on a local redis-server, same run',
+    'Message queues: ipckit MessageQueue on its embedded SQLite store and on its Redis store against BullMQ on a local redis-server, same run',
   run,
 };
 

@@ -4,9 +4,9 @@
  * consumer (q.process until told to stop, reporting its count), waker (an idle consumer measuring
  * send → receive latency from the timestamp in each body).
  *
- *   node --import tsx mq-ipckit-worker.ts <role> <queue> <count> <window>
+ *   [MQ_BENCH_STORE=redis://…] node --import tsx mq-ipckit-worker.ts <role> <queue> <count> <window>
  */
-import { MessageQueue } from '../../src/index.js';
+import { MessageQueue, type StoreSpec } from '../../src/index.js';
 import { childPeakRssMiB } from '../support/memory.js';
 import { type BenchBody, cpuMsSince, nowUs, padBody, reportTo, Window, waitFor } from './mq-protocol.js';
 
@@ -17,7 +17,10 @@ const report = reportTo(process);
 /** CPU is counted from the moment the process is ready: start-up is not the queue's cost. */
 let started = process.cpuUsage();
 
-const q = await MessageQueue.open<BenchBody>(queueName!);
+// MQ_BENCH_STORE: the store under measurement (a redis:// URL for the Redis store); SQLite by default.
+const q = await MessageQueue.open<BenchBody>(queueName!, {
+  store: (process.env.MQ_BENCH_STORE ?? 'sqlite') as StoreSpec,
+});
 
 if (role === 'producer') {
   started = process.cpuUsage();

@@ -1,9 +1,10 @@
 /**
  * Which driver serves a `store` option: 'sqlite' (the default), a URL whose scheme has a driver
- * (`redis://…` once the Redis store is built in), or a StoreDriver object given directly.
+ * (`redis://…`, `rediss://…`), or a StoreDriver object given directly.
  */
 import { ErrorCodes, IpcError } from '../core/errors.js';
 import type { StoreSpec } from './options.js';
+import { redisDriver } from './redis-store.js';
 import { sqliteDriver } from './sqlite-store.js';
 import type { StoreDriver } from './store.js';
 
@@ -11,7 +12,7 @@ import type { StoreDriver } from './store.js';
  * URL schemes and the drivers for them. A new store registers here: one line, e.g.
  * `['redis', (url) => redisDriver(url)]`, loading its client lazily inside `open`.
  */
-const schemes = new Map<string, (url: string) => StoreDriver>([]);
+const schemes = new Map<string, (url: string) => StoreDriver>([['redis', (url) => redisDriver(url)]]);
 
 function isDriver(value: unknown): value is StoreDriver {
   const v = value as StoreDriver;

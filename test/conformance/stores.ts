@@ -5,6 +5,7 @@
  * Every test gets its own runtime directory (IPCKIT_DIR) and its own queue names, whatever the
  * store; child processes learn the store from IPCKIT_TEST_STORE (see test/fixtures/mq-store.ts).
  */
+import { spawnSync } from 'node:child_process';
 import type { StoreSpec } from '../../src/index.js';
 
 /** A store set up for one test. */
@@ -37,5 +38,51 @@ const sqlite: StoreUnderTest = {
   },
 };
 
+/**
+ * The Redis store on a private redis-server (test/support/redis-server.ts): one server per test
+ * file, started by the first test that needs it and killed when the file's process exits; each
+ * test gets its own key prefix, whose keys are deleted afterwards.
+ */
+let redisServer: Promise<import('../support/redis-server.js').RedisServer> | undefined;
+let redisPrefixes = 0;
+
+const redis: StoreUnderTest = {
+  name: 'redis',
+  unavailable: () => redisUnavailableHere(),
+  async setup() {
+    const { RedisServer } = await import('../support/redis-server.js');
+    // fsync every second, like the SQLite store's default durability: what a resolved send
+    // survives is a process crash, which is what this suite kills. test/mq/redis-restart.test.ts
+    // tests appendfsync always.
+    redisServer ??= RedisServer.start({ appendfsync: 'everysec' }).then((server) => {
+      process.once('exit', () => server.stopSync());
+      return server;
+    });
+    const server = await redisServer;
+    const prefix = `t${process.pid}x${++redisPrefixes}`;
+    const spec = server.url(`?prefix=${prefix}`) as `redis://${string}`;
+    return {
+      store: spec,
+      spec,
+      async teardown() {
+        const { Redis } = await import('ioredis');
+        const client = new Redis(server.url());
+        try {
+          const keys = await client.keys(`${prefix}:*`);
+          if (keys.length > 0) await client.del(...keys);
+        } finally {
+          client.disconnect();
+        }
+      },
+    };
+  },
+};
+
+function redisUnavailableHere(): string | undefined {
+  return spawnSync('redis-server', ['--version']).error
+    ? 'redis-server is not installed (apt-get install redis-server)'
+    : undefined;
+}
+
 /** Every store the suite runs against. */
-export const stores: StoreUnderTest[] = [sqlite];
+export const stores: StoreUnderTest[] = [sqlite, redis];

@@ -1,0 +1,204 @@
+/**
+ * The Redis store beyond the conformance suite: bad URLs and unreachable or refusing servers give
+ * clear IpcErrors; keys that are not an ipckit queue are refused; the key prefix separates
+ * namespaces; two "hosts" (processes with separate runtime directories) share one queue; and a
+ * receive waiting across a redis-server restart is woken by a message sent after it. Every test
+ * runs its own redis-server on a free loopback port (test/support/redis-server.ts).
+ */
+import { readdirSync } from 'node:fs';
+import { Redis } from 'ioredis';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { ErrorCodes, isIpcError, MessageQueue, type StoreSpec } from '../../src/index.js';
+import { gotJson, startFixture } from '../conformance/harness.js';
+import { isolateRuntimeDir, rejectionOf, watchdog } from '../helpers.js';
+import { RedisServer, redisUnavailable } from '../support/redis-server.js';
+
+const skip = redisUnavailable();
+
+describe.skipIf(skip !== undefined)(`Redis store${skip ? ` (${skip})` : ''}`, () => {
+  let server: RedisServer;
+  let rt: { dir: string; cleanup(): void };
+  let n = 0;
+  let prefix: string;
+  let store: StoreSpec;
+
+  beforeAll(async () => {
+    server = await RedisServer.start();
+  });
+  afterAll(async () => {
+    await server?.stop();
+  });
+  beforeEach(() => {
+    rt = isolateRuntimeDir();
+    prefix = `rs${process.pid}x${++n}`;
+    store = server.url(`?prefix=${prefix}`) as StoreSpec;
+  });
+  afterEach(() => rt.cleanup());
+
+  it('refuses malformed URLs and prefixes with ERR_IPC_INVALID_NAME', async () => {
+    for (const url of [
+      'redis://127.0.0.1:6379/not-a-db',
+      'redis://127.0.0.1:6379/0?prefix=has%20space',
+      'redis://127.0.0.1:99999',
+      'redis:///0',
+    ]) {
+      const err = await rejectionOf(MessageQueue.open('q', { store: url as StoreSpec }));
+      expect([url, err.code]).toEqual([url, ErrorCodes.INVALID_NAME]);
+    }
+    const removal = await rejectionOf(MessageQueue.remove('q', { store: 'redis://h:1/x' }));
+    expect(removal.code).toBe(ErrorCodes.INVALID_NAME);
+  });
+
+  it('reports a server nobody listens on as ERR_IPC_NOT_FOUND, naming the address', async () => {
+    const stopped = await RedisServer.start();
+    const url = stopped.url();
+    await stopped.stop();
+    const err = await rejectionOf(MessageQueue.open('q', { store: url as StoreSpec }));
+    expect(err.code).toBe(ErrorCodes.NOT_FOUND);
+    expect(err.message).toContain(`127.0.0.1:${stopped.port}`);
+    expect((err.cause as NodeJS.ErrnoException).code).toBe('ECONNREFUSED');
+  });
+
+  it('reports wrong or missing credentials as ERR_IPC_AUTH and works with the right ones', async () => {
+    const locked = await RedisServer.start({ args: ['--requirepass', 's3cret'] });
+    try {
+      const wrong = await rejectionOf(
+        MessageQueue.open('q', { store: `redis://:nope@127.0.0.1:${locked.port}` }),
+      );
+      expect(wrong.code).toBe(ErrorCodes.AUTH);
+      expect(wrong.message).not.toContain('nope');
+      const missing = await rejectionOf(MessageQueue.open('q', { store: locked.url() as StoreSpec }));
+      expect(missing.code).toBe(ErrorCodes.AUTH);
+      const q = await MessageQueue.open<string>('q', { store: `redis://:s3cret@127.0.0.1:${locked.port}` });
+      await q.send('in');
+      const m = await q.receive({ timeout: 10_000 });
+      expect(m.body).toBe('in');
+      await m.ack();
+      await q.close();
+    } finally {
+      await locked.stop();
+    }
+  });
+
+  it('refuses keys that are not an ipckit queue, or a queue of another schema version', async () => {
+    const client = new Redis(server.url());
+    try {
+      await client.set(`${prefix}:mq:{clash}:meta`, 'a string, not a hash');
+      expect((await rejectionOf(MessageQueue.open('clash', { store }))).code).toBe(ErrorCodes.INCOMPATIBLE);
+      await client.hset(`${prefix}:mq:{future}:meta`, 'v', '99');
+      const err = await rejectionOf(MessageQueue.open('future', { store }));
+      expect(err.code).toBe(ErrorCodes.INCOMPATIBLE);
+      expect(err.message).toMatch(/schema version 99/);
+    } finally {
+      client.disconnect();
+    }
+  });
+
+  it('keeps namespaces apart by prefix, and puts every key of a queue under it', async () => {
+    const other = server.url(`?prefix=${prefix}-other`) as StoreSpec;
+    const a = await MessageQueue.open<string>('jobs', { store });
+    const b = await MessageQueue.open<string>('jobs', { store: other });
+    await a.send('for a', { id: 'same-id', type: 't', delayMs: 60_000 });
+    await a.send('ready in a', { ttlMs: 60_000 });
+    await b.send('for b', { id: 'same-id' });
+    expect((await a.stats()).delayed).toBe(1);
+    expect(await b.stats()).toMatchObject({ ready: 1, delayed: 0 });
+    const client = new Redis(server.url());
+    try {
+      const keys = await client.keys(`${prefix}:*`);
+      expect(keys.length).toBeGreaterThan(0);
+      expect(
+        keys.every((k) => k.startsWith(`${prefix}:mq:{jobs}:`) || k.startsWith(`${prefix}-other:`)),
+      ).toBe(true);
+      await a.close();
+      expect(await MessageQueue.remove('jobs', { store })).toBe(true);
+      expect(await client.keys(`${prefix}:mq:*`)).toEqual([]);
+      expect(await MessageQueue.remove('jobs', { store })).toBe(false);
+      expect((await b.stats()).ready).toBe(1);
+    } finally {
+      client.disconnect();
+      await b.close();
+    }
+  });
+
+  it('shares one queue between two "hosts": processes with separate runtime directories', async () => {
+    const hostA = isolateRuntimeDir();
+    const hostB = isolateRuntimeDir();
+    try {
+      const spec = String(store);
+      const consumer = startFixture('mq-wait-receive.ts', ['shared', '{"types":["job"]}'], spec, {
+        IPCKIT_DIR: hostB.dir,
+      });
+      await consumer.waitFor('waiting', 60_000);
+      const producer = startFixture('mq-send.ts', ['shared', '{"from":"A"}', '{"type":"job"}'], spec, {
+        IPCKIT_DIR: hostA.dir,
+      });
+      await producer.waitFor('sent ', 60_000);
+      expect((await producer.exit(60_000)).code).toBe(0);
+      // The consumer's poll is 10 minutes: only the pub/sub wake-up delivers within the watchdog.
+      expect(gotJson(await consumer.waitFor('got ', 10_000))).toEqual({ from: 'A' });
+      expect((await consumer.exit(60_000)).code).toBe(0);
+      // Nothing of the queue lives on either host's file system.
+      for (const host of [hostA, hostB]) {
+        const files = (() => {
+          try {
+            return readdirSync(host.dir);
+          } catch {
+            return [];
+          }
+        })();
+        expect(files.filter((f) => f.includes('shared'))).toEqual([]);
+      }
+    } finally {
+      hostA.cleanup();
+      hostB.cleanup();
+    }
+  });
+
+  it('wakes a receive that was waiting across a redis-server restart', async () => {
+    const own = await RedisServer.start();
+    try {
+      const url = own.url() as StoreSpec;
+      const consumer = await MessageQueue.open<string>('restart', { store: url, pollIntervalMs: 600_000 });
+      const producer = await MessageQueue.open<string>('restart', { store: url });
+      const waiting = consumer.receive();
+      // The receive has armed its wake-up once the flag is in Redis.
+      const client = new Redis(own.url());
+      await watchdog(
+        (async () => {
+          while ((await client.exists('ipckit:mq:{restart}:wait:messages')) === 0) {
+            await new Promise((resolve) => setImmediate(resolve));
+          }
+        })(),
+        10_000,
+        'the receive to arm its wake-up',
+      );
+      client.disconnect();
+      await own.restart();
+      await producer.send('after the restart');
+      const m = await watchdog(waiting, 20_000, 'the waiting receive to get the message');
+      expect(m.body).toBe('after the restart');
+      await m.ack();
+      expect(await consumer.stats()).toMatchObject({ ready: 0, inflight: 0 });
+      await consumer.close();
+      await producer.close();
+    } finally {
+      await own.stop();
+    }
+  });
+
+  it('reports redis errors during use as IpcErrors with the cause', async () => {
+    const q = await MessageQueue.open<string>('typed', { store });
+    const client = new Redis(server.url());
+    try {
+      // Another program overwrote one of the queue's keys with another type.
+      await client.set(`${prefix}:mq:{typed}:ready`, 'clobbered');
+      const err = await rejectionOf(q.send('x'));
+      expect(isIpcError(err, ErrorCodes.INCOMPATIBLE)).toBe(true);
+      expect(String(err.cause)).toMatch(/WRONGTYPE/);
+    } finally {
+      client.disconnect();
+      await q.close();
+    }
+  });
+});
