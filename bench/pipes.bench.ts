@@ -49,8 +49,8 @@ interface CaseSpec {
  * peer runs once, rotating who goes first so drift in the machine's load spreads over all of them.
  */
 async function measureCase(peers: Peer[], spec: CaseSpec, opts: RunOptions): Promise<CaseResult> {
-  const seconds = opts.quick ? 0.08 : 0.2;
-  const warmUp = opts.quick ? 0.2 : 0.5;
+  const seconds = opts.quick ? 0.04 : 0.2;
+  const warmUp = opts.quick ? 0.1 : 0.5;
   const sizes: number[] = [];
   for (const peer of peers) {
     opts.progress(`pipes: ${spec.case}, sizing ${peer.subject}`);
@@ -159,7 +159,7 @@ function childRssNote(peers: Peer[]): string {
  * where it began. Measured once (it is long); the figure is the growth, after minus before.
  */
 async function memoryCheck(peer: Peer, message: unknown, opts: RunOptions): Promise<CaseResult> {
-  const count = opts.quick ? 200_000 : 1_000_000;
+  const count = opts.quick ? 50_000 : 1_000_000;
   opts.progress(`pipes: memory, ${count.toLocaleString('en-US')} messages one-way`);
   collectGarbage();
   const before = rssMiB();

@@ -140,7 +140,7 @@ function childrenRss(pids: number[]): string {
 }
 
 async function poolCases(opts: RunOptions): Promise<CaseResult[]> {
-  const n = opts.quick ? 20_000 : 100_000;
+  const n = opts.quick ? 5_000 : 100_000;
   const items = Array.from({ length: n }, (_, i) => i);
   opts.progress(`process: starting a Pool and two fork pools of ${SIZE} workers`);
   const pool = Pool.create<number, number>(childPath('process-square-task.ts'), { size: SIZE });
@@ -152,7 +152,7 @@ async function poolCases(opts: RunOptions): Promise<CaseResult[]> {
       check(await pool.map(items), n, 'Pool');
       check(await chunked.map(items, defaultChunk(n), 2), n, 'fork chunked');
     }
-    check(await naive.map(items.slice(0, 20_000), 1, 1), 20_000, 'fork');
+    check(await naive.map(items.slice(0, 20_000), 1, 1), Math.min(n, 20_000), 'fork');
     const throughput = (work: () => Promise<number[]>, who: string) => async () => {
       const start = performance.now();
       check(await work(), n, who);
@@ -175,11 +175,11 @@ async function poolCases(opts: RunOptions): Promise<CaseResult[]> {
     );
     const [ours, ...baselines] = map.measurements as [Measurement, ...Measurement[]];
 
-    const calls = opts.quick ? 200 : 500;
+    const calls = opts.quick ? 100 : 500;
     // The first few thousand calls are several times slower on both sides (the JIT settles on the
     // per-call path, which the maps above did not exercise): warm both subjects up first.
     opts.progress('process: warming up the round-trip path');
-    for (let i = 0; i < (opts.quick ? 3000 : 6000); i++) {
+    for (let i = 0; i < (opts.quick ? 1000 : 6000); i++) {
       await pool.run(i);
       await naive.run(i);
     }

@@ -76,8 +76,8 @@ async function processSendCounter(iterations: number): Promise<CounterRun> {
 }
 
 async function counters(opts: RunOptions): Promise<CaseResult[]> {
-  const iterations = opts.quick ? 100_000 : 500_000;
-  const sendIterations = opts.quick ? 50_000 : 200_000;
+  const iterations = opts.quick ? 30_000 : 500_000;
+  const sendIterations = opts.quick ? 10_000 : 200_000;
   const atomics: CounterRun[] = [];
   const locked: CounterRun[] = [];
   const send: CounterRun[] = [];
@@ -153,7 +153,7 @@ print((time.perf_counter() - t) / n * 1e6)`);
 }
 
 async function lifecycle(opts: RunOptions): Promise<CaseResult> {
-  const cycles = opts.quick ? 1000 : 5000;
+  const cycles = opts.quick ? 300 : 5000;
   const ours: number[] = [];
   const python: number[] = [];
   const withPython = hasPython();

@@ -593,8 +593,8 @@ async function idleMemory(kind: 'ipckit' | 'net', dir: string, count: number): P
 async function run(opts: RunOptions): Promise<CaseResult[]> {
   const dir = mkdtempSync(join(tmpdir(), 'ipckit-bench-sockets-'));
   const sock = (name: string) => join(dir, `${name}.sock`);
-  const rtSize = opts.quick ? 2000 : 10_000;
-  const owSize = opts.quick ? 200_000 : 1_000_000;
+  const rtSize = opts.quick ? 500 : 10_000;
+  const owSize = opts.quick ? 50_000 : 1_000_000;
   const results: CaseResult[] = [];
   try {
     if (wanted('round trip, unix, 64 B')) {
@@ -712,7 +712,7 @@ async function run(opts: RunOptions): Promise<CaseResult[]> {
     }
     // 64 clients, 16 requests in flight each.
     if (wanted('requests/s, 64 clients')) {
-      const total = opts.quick ? 50_000 : 200_000;
+      const total = opts.quick ? 10_000 : 200_000;
       const ipckit = new ChildHandle('ipckit', [`unix://${sock('many')}`, 'msgpack']);
       const net = new ChildHandle('net', [sock('net-many')]);
       try {

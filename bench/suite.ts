@@ -31,6 +31,8 @@ export interface SuiteOptions {
   quick: boolean;
   runs: number;
   progress(note: string): void;
+  /** Told before each scenario starts, for a progress bar. */
+  scenarioStarted?(name: string, index: number, total: number): void;
 }
 
 export interface SuiteResult {
@@ -38,6 +40,8 @@ export interface SuiteResult {
   rows: ResultRow[];
   /** Scenarios that threw: the rest of the suite still ran. */
   failures: { scenario: string; error: unknown }[];
+  /** Wall-clock seconds each scenario took, by name. */
+  seconds: Record<string, number>;
 }
 
 const benchDir = fileURLToPath(new URL('.', import.meta.url));
@@ -84,16 +88,20 @@ export async function runSuite(scenarios: readonly Scenario[], opts: SuiteOption
   };
   const rows: ResultRow[] = [];
   const failures: SuiteResult['failures'] = [];
-  for (const scenario of scenarios) {
+  const seconds: Record<string, number> = {};
+  for (const [index, scenario] of scenarios.entries()) {
+    opts.scenarioStarted?.(scenario.name, index, scenarios.length);
+    const started = performance.now();
     try {
       const results = await scenario.run({ quick: opts.quick, runs: opts.runs, progress: opts.progress });
       for (const result of results) rows.push(toRow(scenario.name, result));
     } catch (error) {
       failures.push({ scenario: scenario.name, error });
     }
+    seconds[scenario.name] = (performance.now() - started) / 1000;
   }
   environment.load.end = loadavg()[0]!;
-  return { environment, rows, failures };
+  return { environment, rows, failures, seconds };
 }
 
 function toRow(scenario: string, result: CaseResult): ResultRow {

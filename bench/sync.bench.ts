@@ -60,7 +60,7 @@ print((time.perf_counter() - t) / n * 1e9)`);
 }
 
 async function uncontended(opts: RunOptions): Promise<CaseResult[]> {
-  const iterations = opts.quick ? 200_000 : 1_000_000;
+  const iterations = opts.quick ? 50_000 : 1_000_000;
   const mutex = Mutex.create('bench-uncontended');
   const spin = new Int32Array(new SharedArrayBuffer(4));
   const sync: number[] = [];
@@ -206,7 +206,7 @@ if __name__ == '__main__':
 }
 
 async function contended(opts: RunOptions): Promise<CaseResult[]> {
-  const iterations = opts.quick ? 50_000 : 200_000;
+  const iterations = opts.quick ? 10_000 : 200_000;
   const withPython = hasPython();
   const runs = { sync: [] as ContendedRun[], async: [] as ContendedRun[], python: [] as ContendedRun[] };
   for (let run = 0; run < opts.runs; run++) {

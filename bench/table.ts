@@ -59,3 +59,42 @@ function align(lines: string[][], right: boolean[]): string[] {
       .trimEnd(),
   );
 }
+
+/** True for a baseline that is Node's own `process.send` (any serialization). */
+export function isProcessSend(subject: string): boolean {
+  return /process\.send/.test(subject);
+}
+
+/**
+ * One line per case that has a `process.send` baseline: ipckit's median, the best `process.send`
+ * variant's, and the ratio (> 1 means ipckit is better). The comparison most Node users care about.
+ */
+export function renderProcessSendSummary(rows: readonly ResultRow[]): string {
+  const lines: string[][] = [
+    ['scenario', 'case', 'unit', 'ipckit', 'process.send', 'ratio', 'process.send variant'],
+  ];
+  for (const row of rows) {
+    const candidates = row.baselines.filter((b) => isProcessSend(b.subject));
+    if (candidates.length === 0) continue;
+    // The fairest comparison is against the best process.send variant of the case.
+    const best = candidates.reduce((a, b) =>
+      (row.ratios[a.subject] ?? 0) <= (row.ratios[b.subject] ?? 0) ? a : b,
+    );
+    lines.push([
+      row.scenario,
+      row.case,
+      row.unit,
+      formatNumber(row.ours.median),
+      formatNumber(best.median),
+      `${formatNumber(row.ratios[best.subject]!)}x`,
+      best.subject,
+    ]);
+  }
+  if (lines.length === 1) return '';
+  return [
+    '',
+    'ipckit vs process.send (ratio > 1: ipckit is better)',
+    '',
+    ...align(lines, [false, false, false, true, true, true, false]),
+  ].join('\n');
+}
