@@ -2,6 +2,7 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { ErrorCodes, Fifo, isIpcError } from '../index.js';
 import { createOutput } from './output.js';
+import { keepResource, releaseResource } from './persistent.js';
 
 /** Parses `--mode` as octal (`600`, `0600` or `0o600`), the way chmod reads it. */
 export function parseMode(value: string): number {
@@ -28,6 +29,8 @@ Examples:
     .action(async (name: string, opts: { mode?: number; json?: boolean }) => {
       const out = createOutput();
       const path = await Fifo.create(name, opts.mode === undefined ? undefined : { mode: opts.mode });
+      // Made for shell scripts to outlive this command: `ipckit gc` leaves it unless given --kept.
+      keepResource('fifo', name);
       if (opts.json) out.json({ kind: 'fifo', name, path });
       else out.line(path);
     });
@@ -45,6 +48,8 @@ function rmCommand(): Command {
         } catch (err) {
           if (opts.force && isIpcError(err, ErrorCodes.NOT_FOUND)) continue;
           throw err;
+        } finally {
+          releaseResource('fifo', name);
         }
       }
     });

@@ -5,9 +5,16 @@
  */
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
+import { benchCommand } from './bench.js';
+import { callCommand } from './call.js';
 import { describeError, exitCodeFor, oneLine } from './errors.js';
 import { fifoCommand } from './fifo.js';
+import { gcCommand } from './gc.js';
+import { inspectCommand } from './inspect.js';
 import { lsCommand } from './ls.js';
+import { mqCommand } from './mq.js';
+import { serveCommand } from './serve.js';
+import { shmCommand } from './shm.js';
 import { tourCommand } from './tour.js';
 
 /** The package version, read from package.json (two levels up from both src/cli and dist/cli). */
@@ -47,8 +54,15 @@ export function createProgram(): Command {
     .version(packageVersion(), '-v, --version', 'print the version')
     .helpCommand(true)
     .addCommand(tourCommand())
+    .addCommand(benchCommand())
     .addCommand(lsCommand())
+    .addCommand(inspectCommand())
+    .addCommand(gcCommand())
     .addCommand(fifoCommand())
+    .addCommand(mqCommand())
+    .addCommand(shmCommand())
+    .addCommand(serveCommand())
+    .addCommand(callCommand())
     .addHelpText(
       'after',
       `

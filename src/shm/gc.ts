@@ -21,6 +21,15 @@ export interface GcOptions {
    * by design; pass it explicitly to remove dead creators' queue files too).
    */
   kinds?: readonly ResourceKind[];
+  /**
+   * Resources to leave although their creator is dead: those made to outlive it on purpose (the
+   * CLI's `shm create` and `fifo create`, whose creator is the short-lived `ipckit` process).
+   */
+  keep?: (resource: {
+    kind: ResourceKind;
+    name: string;
+    owner: { pid: number; startTime: number };
+  }) => boolean;
 }
 
 /** One resource gc removed (or would remove, with `dryRun`). */
@@ -100,7 +109,7 @@ export function gcResources(opts?: GcOptions): GcResult {
   const registered = new Set<string>();
   for (const entry of listResources()) {
     registered.add(`${entry.kind}.${entry.name}`);
-    if (entry.ownerAlive || !kinds.has(entry.kind)) continue;
+    if (entry.ownerAlive || !kinds.has(entry.kind) || opts?.keep?.(entry)) continue;
     const removed: GcRemoved = { kind: entry.kind, name: entry.name, owner: entry.owner, source: 'registry' };
     if (entry.path !== undefined) removed.path = entry.path;
     try {
@@ -134,7 +143,7 @@ export function gcResources(opts?: GcOptions): GcResult {
     const creator = headerCreator(path);
     // No readable header: a creator died mid-creation, or it is being created right now. Leave
     // those alone unless the header names a dead creator: racing a live creator would be worse.
-    if (!creator || isAlive(creator)) continue;
+    if (!creator || isAlive(creator) || opts?.keep?.({ kind, name, owner: creator })) continue;
     try {
       if (!opts?.dryRun) unlinkNamed(`/${file}`, `${kind} '${name}'`);
       result.removed.push({ kind, name, path, owner: creator, source: 'orphan' });

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { Fifo } from '../../src/index.js';
+import { Fifo, MessageQueue, SharedMemory } from '../../src/index.js';
 import { isolateRuntimeDir } from '../helpers.js';
 import { runCli, runCliJson } from './run-cli.js';
 
@@ -12,6 +12,9 @@ interface LsJsonEntry {
   ownerAlive: boolean;
   createdAt: string;
   ageMs: number;
+  kept: boolean;
+  sizeBytes?: number;
+  depth?: number;
 }
 
 let runtime: ReturnType<typeof isolateRuntimeDir>;
@@ -39,6 +42,8 @@ describe('ipckit ls', () => {
     expect(entry!.owner.pid).not.toBe(process.pid);
     // The creator was the short-lived `ipckit fifo create` process.
     expect(entry!.ownerAlive).toBe(false);
+    // ...but it was made to outlive that process: `ipckit gc` leaves it (see gc.test.ts).
+    expect(entry!.kept).toBe(true);
     expect(Number.isNaN(Date.parse(entry!.createdAt))).toBe(false);
     expect(entry!.ageMs).toBeGreaterThanOrEqual(0);
   });
@@ -54,5 +59,28 @@ describe('ipckit ls', () => {
     expect(row).toMatch(new RegExp(`^fifo\\s+mine\\s+${process.pid}\\s+alive\\s`));
     // No color codes when stdout is not a terminal.
     expect(run.stdout).not.toContain('\u001b[');
+  });
+
+  it('shows the size of a segment and the ready messages of a queue', async () => {
+    const segment = SharedMemory.create('frames', { size: 64 * 1024 });
+    const queue = await MessageQueue.open('orders');
+    try {
+      await queue.sendBatch([{ body: 1 }, { body: 2 }, { body: 3 }]);
+      const entries = await runCliJson<LsJsonEntry[]>(['ls', '--json']);
+      expect(entries.find((e) => e.kind === 'shm')).toMatchObject({ name: 'frames', sizeBytes: 65536 });
+      expect(entries.find((e) => e.kind === 'queue')).toMatchObject({ name: 'orders', depth: 3 });
+      const run = await runCli(['ls']);
+      expect(run.code).toBe(0);
+      expect(run.stdout).toMatch(/^KIND\s+NAME\s+SIZE\s+OWNER\s+STATE\s+AGE\s+PATH$/m);
+      expect(run.stdout).toMatch(new RegExp(`^shm\\s+frames\\s+64 KiB\\s+${process.pid}\\s+alive\\s`, 'm'));
+      expect(run.stdout).toMatch(
+        new RegExp(`^queue\\s+orders\\s+3 ready\\s+${process.pid}\\s+alive\\s`, 'm'),
+      );
+    } finally {
+      await queue.close();
+      await MessageQueue.remove('orders');
+      segment.close();
+      segment.unlink();
+    }
   });
 });

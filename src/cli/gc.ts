@@ -1,0 +1,72 @@
+/** `ipckit gc`: removes the named resources whose creator is dead; never a live creator's. */
+import { Command } from 'commander';
+import { type GcResult, gcResources, listResources, type ResourceKind } from '../index.js';
+import { createOutput } from './output.js';
+import { isKept, keptMarks, releaseResource } from './persistent.js';
+import { RESOURCE_KINDS } from './resource-details.js';
+
+/** What `ipckit gc --json` prints. */
+export interface GcReport extends GcResult {
+  dryRun: boolean;
+}
+
+/** Builds the `gc` command. */
+export function gcCommand(): Command {
+  return new Command('gc')
+    .description('remove the named resources whose creator has exited (segments, locks, FIFOs, sockets)')
+    .option('-n, --dry-run', 'print what would be removed, and remove nothing')
+    .option(
+      '--queues',
+      'also remove message queues whose creator has exited (durable by design: off by default)',
+    )
+    .option('--kept', "also remove what 'ipckit shm create' and 'ipckit fifo create' made (kept by default)")
+    .option(
+      '--json',
+      'print { dryRun, removed: [{ kind, name, path, owner, source }], failed: [{ kind, name, error }] }',
+    )
+    .addHelpText(
+      'after',
+      `
+A creator is a pid plus its start time, so a reused pid does not keep a dead creator's resources
+alive, and nothing whose creator still runs is ever removed. Removing a name does not break a
+process that has the object open: it only stops new opens from finding it. Exit code 1 if a
+resource could not be removed (each failure is listed).
+
+Examples:
+  $ ipckit gc --dry-run
+  $ ipckit gc --queues --json`,
+    )
+    .action((opts: { dryRun?: boolean; queues?: boolean; kept?: boolean; json?: boolean }) => {
+      const out = createOutput();
+      const dryRun = opts.dryRun === true;
+      const kinds: ResourceKind[] = RESOURCE_KINDS.filter((kind) => opts.queues || kind !== 'queue');
+      const result = gcResources({ dryRun, kinds, ...(opts.kept ? {} : { keep: isKept }) });
+      if (!dryRun) {
+        // A kept mark outlives its resource when a program removed the resource itself: drop those.
+        const registered = new Set(listResources().map((entry) => `${entry.kind}.${entry.name}`));
+        for (const mark of keptMarks()) {
+          if (!registered.has(`${mark.kind}.${mark.name}`)) releaseResource(mark.kind, mark.name);
+        }
+      }
+      if (opts.json) out.json({ dryRun, ...result } satisfies GcReport);
+      else {
+        const { colors } = out;
+        const verb = dryRun ? 'would remove' : 'removed';
+        for (const r of result.removed) {
+          const orphan = r.source === 'orphan' ? ', found in /dev/shm without a registry entry' : '';
+          out.line(
+            `${verb} ${r.kind} ${r.name} ${colors.dim(`(creator pid ${r.owner.pid} exited${orphan})`)}`,
+          );
+        }
+        for (const f of result.failed)
+          out.line(colors.red(`could not remove ${f.kind} ${f.name}: ${f.error}`));
+        if (result.removed.length === 0 && result.failed.length === 0)
+          out.line(colors.dim('nothing to remove: no resource of a dead creator'));
+      }
+      if (result.failed.length > 0) {
+        throw new Error(
+          `${result.failed.length} of ${result.removed.length + result.failed.length} could not be removed`,
+        );
+      }
+    });
+}

@@ -1,0 +1,201 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { MessageQueue } from '../../src/index.js';
+import { isolateRuntimeDir } from '../helpers.js';
+import { runCli, runCliJson } from './run-cli.js';
+
+let runtime: ReturnType<typeof isolateRuntimeDir>;
+beforeEach(() => {
+  runtime = isolateRuntimeDir();
+});
+afterEach(() => runtime.cleanup());
+
+interface MessageJson {
+  id: string;
+  type: string;
+  priority: number;
+  attempts: number;
+  enqueuedAt: string;
+  body: unknown;
+}
+
+interface StatsJson {
+  ready: number;
+  delayed: number;
+  inflight: number;
+  dead: number;
+  byPriority: Record<string, number>;
+  byType: Record<string, number>;
+}
+
+/** One line on stderr, nothing on stdout; returns the line. */
+function oneLineError(run: { stdout: string; stderr: string }): string {
+  expect(run.stdout).toBe('');
+  const lines = run.stderr.split('\n').filter((line) => line !== '');
+  expect(lines).toHaveLength(1);
+  return lines[0]!;
+}
+
+// Each case runs the binary several times, one after the other: seconds each on a loaded machine.
+describe('ipckit mq', { timeout: 240_000 }, () => {
+  it('send then receive round-trips a JSON body with its type and priority; the id printed is the id received', async () => {
+    const low = await runCli(['mq', 'send', 'jobs', '{"n":1}']);
+    expect(low.code).toBe(0);
+    const lowId = low.stdout.trim();
+    expect(lowId).toMatch(/^\S+$/);
+    const high = await runCliJson<{ id: string }>([
+      'mq',
+      'send',
+      'jobs',
+      '{"to":"ada@example.com","tags":["a",2,null]}',
+      '--type',
+      'email',
+      '--priority',
+      '7',
+      '--json',
+    ]);
+
+    const first = await runCliJson<MessageJson>(['mq', 'receive', 'jobs', '--timeout', '10000', '--json']);
+    expect(first).toMatchObject({
+      id: high.id,
+      type: 'email',
+      priority: 7,
+      attempts: 1,
+      body: { to: 'ada@example.com', tags: ['a', 2, null] },
+    });
+    expect(Number.isNaN(Date.parse(first.enqueuedAt))).toBe(false);
+
+    const second = await runCli(['mq', 'receive', 'jobs', '--timeout', '10000']);
+    expect(second.code).toBe(0);
+    expect(second.stdout).toMatch(new RegExp(`^id\\s+${lowId}$`, 'm'));
+    expect(second.stdout).toMatch(/^body\s+\{"n":1\}$/m);
+
+    // Both were acknowledged: nothing is left, nothing is in flight.
+    expect(await runCliJson<StatsJson>(['mq', 'stats', 'jobs', '--json'])).toEqual({
+      ready: 0,
+      delayed: 0,
+      inflight: 0,
+      dead: 0,
+      byPriority: {},
+      byType: {},
+    });
+  });
+
+  it('a program and the CLI share the queue: the CLI receives what a program sent, selectively by type', async () => {
+    const q = await MessageQueue.open<unknown>('shared');
+    try {
+      await q.send({ kind: 'report' }, { type: 'report' });
+      await q.send({ kind: 'email' }, { type: 'email', priority: 3 });
+      await q.send('later', { delayMs: 600_000 });
+    } finally {
+      await q.close();
+    }
+    const stats = await runCliJson<StatsJson>(['mq', 'stats', 'shared', '--json']);
+    expect(stats).toEqual({
+      ready: 2,
+      delayed: 1,
+      inflight: 0,
+      dead: 0,
+      byPriority: { '0': 1, '3': 1 },
+      byType: { email: 1, report: 1 },
+    });
+    const report = await runCliJson<MessageJson>([
+      'mq',
+      'receive',
+      'shared',
+      '--type',
+      'report',
+      '--json',
+      '--timeout',
+      '10000',
+    ]);
+    expect(report.body).toEqual({ kind: 'report' });
+  });
+
+  it('receive --no-ack leaves the message leased: it comes back after its lease with attempts 2', async () => {
+    expect((await runCli(['mq', 'send', 'lease', '"again"'])).code).toBe(0);
+    const first = await runCliJson<MessageJson>([
+      'mq',
+      'receive',
+      'lease',
+      '--no-ack',
+      '--lease',
+      '300',
+      '--json',
+    ]);
+    expect(first.attempts).toBe(1);
+    // Waits for the lease to run out by receiving, not by sleeping: the receive blocks until then.
+    const again = await runCliJson<MessageJson>(['mq', 'receive', 'lease', '--timeout', '15000', '--json']);
+    expect(again).toMatchObject({ id: first.id, body: 'again', attempts: 2 });
+  });
+
+  it('receive on an empty queue times out with ERR_IPC_TIMEOUT, exit code 1', async () => {
+    expect((await runCli(['mq', 'send', 'empty', '1'])).code).toBe(0);
+    expect((await runCli(['mq', 'purge', 'empty'])).code).toBe(0);
+    const run = await runCli(['mq', 'receive', 'empty', '--timeout', '200']);
+    expect(run.code).toBe(1);
+    expect(oneLineError(run)).toMatch(/^ipckit mq receive: .*timed out.*\(ERR_IPC_TIMEOUT\)$/);
+  });
+
+  it('purge deletes every message and prints how many', async () => {
+    for (const body of ['1', '2', '3']) expect((await runCli(['mq', 'send', 'bulk', body])).code).toBe(0);
+    expect(await runCliJson(['mq', 'purge', 'bulk', '--json'])).toEqual({ purged: 3 });
+    expect((await runCliJson<StatsJson>(['mq', 'stats', 'bulk', '--json'])).ready).toBe(0);
+    const text = await runCli(['mq', 'purge', 'bulk']);
+    expect(text.stdout).toBe("purged 0 messages from 'bulk'\n");
+  });
+
+  it('dead lists a message that reached maxAttempts; replay puts it back with its body', async () => {
+    const q = await MessageQueue.open<unknown>('fragile', { maxAttempts: 1 });
+    try {
+      await q.send({ job: 'doomed' }, { type: 'task', id: 'job-1' });
+      const m = await q.receive({ timeout: 10_000 });
+      await m.nack();
+    } finally {
+      await q.close();
+    }
+    const dead = await runCliJson<MessageJson[]>(['mq', 'dead', 'fragile', '--json']);
+    expect(dead).toHaveLength(1);
+    expect(dead[0]).toMatchObject({ id: 'job-1', type: 'task', attempts: 1, body: { job: 'doomed' } });
+    const table = await runCli(['mq', 'dead', 'fragile']);
+    expect(table.stdout).toMatch(/^ID\s+TYPE\s+PRIORITY\s+ATTEMPTS\s+AGE\s+BODY$/m);
+    expect(table.stdout).toMatch(/^job-1\s+task\s+0\s+1\s+\S+\s+\{"job":"doomed"\}$/m);
+    expect((await runCliJson<StatsJson>(['mq', 'stats', 'fragile', '--json'])).dead).toBe(1);
+
+    expect(await runCliJson(['mq', 'replay', 'fragile', '--json'])).toEqual({ replayed: 1 });
+    expect(await runCliJson(['mq', 'dead', 'fragile', '--json'])).toEqual([]);
+    const back = await runCliJson<MessageJson>(['mq', 'receive', 'fragile', '--timeout', '10000', '--json']);
+    expect(back).toMatchObject({ id: 'job-1', body: { job: 'doomed' } });
+  });
+
+  it('bad arguments exit 2 with one line; a queue that does not exist is ERR_IPC_NOT_FOUND and is not created', async () => {
+    const cases: [string[], RegExp][] = [
+      [['mq', 'send', 'q', '{oops}'], /^ipckit mq send: the message is not valid JSON .*quote it/],
+      [['mq', 'send', 'q'], /^ipckit mq send: missing required argument 'json'/],
+      [['mq', 'send', 'q', '1', '--priority', 'high'], /^ipckit mq send: option .*--priority.* is invalid/],
+      [['mq', 'send', 'q', '1', '--delay', '-5'], /^ipckit mq send: option .*--delay.* is invalid/],
+      [['mq', 'send', '../q', '1'], /^ipckit mq send: .*ERR_IPC_INVALID_NAME/],
+      [['mq', 'receive', 'q', '--timeout', 'soon'], /^ipckit mq receive: option .*--timeout.* is invalid/],
+      [
+        ['mq', 'receive', 'q', '--store', 'postgres://x'],
+        /^ipckit mq receive: --store must be 'sqlite' or a redis:\/\/ URL/,
+      ],
+      [
+        ['mq', 'stats', 'q', '--codec', 'yaml'],
+        /^ipckit mq stats: option .*--codec.* argument 'yaml' is invalid/,
+      ],
+    ];
+    for (const [args, pattern] of cases) {
+      const run = await runCli(args);
+      expect(run.code, args.join(' ')).toBe(2);
+      expect(oneLineError(run)).toMatch(pattern);
+    }
+    for (const command of ['stats', 'dead', 'replay', 'purge']) {
+      const run = await runCli(['mq', command, 'nosuch']);
+      expect(run.code, command).toBe(1);
+      expect(oneLineError(run)).toMatch(
+        new RegExp(`^ipckit mq ${command}: message queue 'nosuch' does not exist \\(ERR_IPC_NOT_FOUND\\)$`),
+      );
+    }
+    expect(await runCliJson(['ls', '--json'])).toEqual([]);
+  });
+});
