@@ -7,19 +7,25 @@
  * namespace instead; a stranger ringing it can only cause a harmless extra check.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, rmSync } from 'node:fs';
+import { mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { createServer, connect as netConnect, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { MAX_SOCKET_PATH_BYTES } from '../core/platform.js';
+import { isAlive } from '../core/process-identity.js';
 import { runtimeDir, runtimeDirTag } from '../core/runtime-dir.js';
 import type { Doorbell, DoorbellTransport, Ringer } from './doorbell.js';
 
 /** Rings buffered for a bell whose process does not read (stopped): one pending ring says it all. */
 const MAX_PENDING_RING_BYTES = 16;
 
+function bellsDir(): string {
+  return join(runtimeDir(), '.mq-bells');
+}
+
 function bellAddress(): { address: string; file?: string } {
+  // The owner's pid comes first in the name: how gc finds the bells of dead processes.
   const tag = `${process.pid.toString(36)}-${randomBytes(6).toString('base64url')}`;
-  const dir = join(runtimeDir(), '.mq-bells');
+  const dir = bellsDir();
   const path = join(dir, `${tag}.sock`);
   if (Buffer.byteLength(path) <= MAX_SOCKET_PATH_BYTES || process.platform !== 'linux') {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
@@ -134,3 +140,31 @@ export const socketDoorbells: DoorbellTransport = {
     return new SocketRinger(onGone);
   },
 };
+
+/** A bell socket file left in the runtime directory by a process that is gone. */
+export interface DeadBell {
+  path: string;
+  /** The pid in its name: the process that listened on it. */
+  pid: number;
+}
+
+/**
+ * The bell files whose process is gone. A consumer killed with SIGKILL cannot remove its own; the
+ * next process to wait on the same queue removes those it finds, and `ipckit gc` the rest. A live
+ * process with the pid in the name keeps the file, even one that reused the pid: judging by the pid
+ * alone errs toward leaving a stale file, never toward removing a live bell.
+ */
+export function deadBells(): DeadBell[] {
+  const dir = bellsDir();
+  let files: string[];
+  try {
+    files = readdirSync(dir);
+  } catch {
+    return [];
+  }
+  return files.flatMap((file) => {
+    const pid = Number.parseInt(file.slice(0, file.indexOf('-')), 36);
+    if (!file.endsWith('.sock') || !Number.isSafeInteger(pid) || pid <= 0) return [];
+    return isAlive({ pid, startTime: 0 }) ? [] : [{ path: join(dir, file), pid }];
+  });
+}

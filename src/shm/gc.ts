@@ -1,13 +1,16 @@
 /**
  * Garbage collection of named resources whose creator died: the function behind `ipckit gc`.
  * It walks the registry (and, on Linux, this runtime directory's objects in /dev/shm that never
- * made it into the registry because their creator died between creating and registering them),
- * and removes what belongs to a dead process. Removing a name never breaks a process that still
+ * made it into the registry because their creator died between creating and registering them,
+ * and the message-queue doorbell sockets of killed consumers), and removes what belongs to a dead
+ * process. Removing a name never breaks a process that still
  * has the object mapped or open; it only stops new opens from finding it.
  */
 import { closeSync, openSync, readdirSync, readSync, rmSync } from 'node:fs';
+import { basename } from 'node:path';
 import { isAlive } from '../core/process-identity.js';
 import { listResources, type ResourceKind, type ResourceStatus, unregister } from '../core/registry.js';
+import { deadBells } from '../mq/socket-doorbell.js';
 import { HEADER_BYTES, readHeader } from './header.js';
 import { kernelPath, kernelPrefix, type ShmObjectKind } from './kernel-name.js';
 import { unlinkNamed } from './mapping.js';
@@ -39,7 +42,10 @@ export interface GcRemoved {
   path?: string;
   /** The dead creator. */
   owner: { pid: number; startTime: number };
-  /** 'registry' for registered resources, 'orphan' for a /dev/shm object with no manifest. */
+  /**
+   * 'registry' for registered resources; 'orphan' for a /dev/shm object with no manifest, or a
+   * queue consumer's doorbell socket (kind 'socket', name `.mq-bells/<file>`).
+   */
   source: 'registry' | 'orphan';
 }
 
@@ -121,6 +127,24 @@ export function gcResources(opts?: GcOptions): GcResult {
         name: entry.name,
         error: String((err as Error).message ?? err),
       });
+    }
+  }
+  // Message-queue doorbell sockets of consumers that died without removing them.
+  if (kinds.has('socket')) {
+    for (const bell of deadBells()) {
+      const name = `.mq-bells/${basename(bell.path)}`;
+      try {
+        if (!opts?.dryRun) rmSync(bell.path, { force: true });
+        result.removed.push({
+          kind: 'socket',
+          name,
+          path: bell.path,
+          owner: { pid: bell.pid, startTime: 0 },
+          source: 'orphan',
+        });
+      } catch (err) {
+        result.failed.push({ kind: 'socket', name, error: String((err as Error).message ?? err) });
+      }
     }
   }
   // Objects whose creator died before registering them: only visible in /dev/shm (Linux).

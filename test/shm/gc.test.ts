@@ -1,8 +1,18 @@
+import { mkdirSync, readdirSync, watch } from 'node:fs';
+import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ErrorCodes, gcResources, isIpcError, listResources, Mutex, SharedMemory } from '../../src/index.js';
+import {
+  ErrorCodes,
+  gcResources,
+  isIpcError,
+  listResources,
+  MessageQueue,
+  Mutex,
+  SharedMemory,
+} from '../../src/index.js';
 import { kernelName } from '../../src/shm/kernel-name.js';
 import { createNamed } from '../../src/shm/mapping.js';
-import { isolateRuntimeDir } from '../helpers.js';
+import { isolateRuntimeDir, watchdog } from '../helpers.js';
 import { killAll, removeShmObjects, startFixture, succeeded } from '../sync/children.js';
 
 let env: ReturnType<typeof isolateRuntimeDir>;
@@ -14,6 +24,20 @@ afterEach(async () => {
   removeShmObjects();
   env.cleanup();
 });
+
+/** Resolves once the file names in `dir` satisfy `done` (inotify, not polling). */
+function directoryReaches(dir: string, done: (files: string[]) => boolean): Promise<void> {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  return new Promise((resolve) => {
+    const check = () => {
+      if (!done(readdirSync(dir))) return;
+      watcher.close();
+      resolve();
+    };
+    const watcher = watch(dir, check);
+    check();
+  });
+}
 
 function exists(open: () => { close(): void }): boolean {
   try {
@@ -60,5 +84,38 @@ describe('gcResources', () => {
       expect.objectContaining({ kind: 'shm', name: 'unregistered', source: 'orphan' }),
     ]);
     expect(exists(() => SharedMemory.open('unregistered'))).toBe(false);
+  });
+
+  it("removes the doorbell socket of a queue consumer killed with SIGKILL, and keeps a live one's", async () => {
+    const bells = join(env.dir, '.mq-bells');
+    const q = await MessageQueue.open('jobs');
+    const stop = new AbortController();
+    const mine = q.receive({ signal: stop.signal }).catch(() => {});
+    const consumer = startFixture('mq-wait-receive.ts', ['jobs']);
+    await consumer.line('waiting');
+    await watchdog(
+      directoryReaches(bells, (files) => files.length === 2),
+      20_000,
+      'both doorbells',
+    );
+    consumer.child.kill('SIGKILL');
+    await consumer.exited;
+    const left = readdirSync(bells);
+    expect(left).toHaveLength(2);
+    const theirs = left.find((file) => file.startsWith(`${consumer.pid.toString(36)}-`));
+    expect(theirs).toBeDefined();
+
+    expect(gcResources({ dryRun: true }).removed).toEqual([
+      expect.objectContaining({ kind: 'socket', name: `.mq-bells/${theirs}`, source: 'orphan' }),
+    ]);
+    expect(readdirSync(bells)).toHaveLength(2);
+    const result = gcResources();
+    expect(result.failed).toEqual([]);
+    expect(result.removed.map((r) => r.name)).toEqual([`.mq-bells/${theirs}`]);
+    expect(readdirSync(bells)).toEqual(left.filter((file) => file !== theirs));
+    stop.abort();
+    await mine;
+    await q.close();
+    await MessageQueue.remove('jobs');
   });
 });
