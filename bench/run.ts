@@ -3,9 +3,9 @@
  * and a summary against `process.send` (or, with --json, only a JSON array of result rows on
  * stdout). Progress goes to stderr: a bar on a terminal, plain lines otherwise, nothing with --json.
  *
- *   --quick          small sizes and 3 runs: a smoke test of the whole suite, not for comparing
+ *   --quick          small sizes and 1 run: a smoke test of the whole suite, not for comparing
  *   --only a,b       only these scenarios (by Scenario.name, the file name without .bench.ts)
- *   --runs N         runs to take the median over (default 5, quick 3)
+ *   --runs N         runs to take the median over (default 5, quick 1)
  *   --json           machine-readable output
  *   --svg FILE       also write a bar chart of round trip and throughput to FILE
  */
@@ -47,7 +47,7 @@ if (values.help) {
   process.exit(0);
 }
 
-const runs = values.runs === undefined ? (values.quick ? 3 : 5) : Number(values.runs);
+const runs = values.runs === undefined ? (values.quick ? 1 : 5) : Number(values.runs);
 if (!Number.isInteger(runs) || runs < 1) fail(`--runs must be a positive integer, got ${values.runs}`, 2);
 if (values.svg === '') fail('--svg needs a file name', 2);
 

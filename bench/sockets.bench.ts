@@ -577,6 +577,11 @@ async function idleMemory(kind: 'ipckit' | 'net', dir: string, count: number): P
       );
       for (const c of batch)
         clients.push(kind === 'ipckit' ? (c as SocketClient) : { close: () => (c as Socket).destroy() });
+      // A connect completes once the kernel queues it, before the server accepts it. A message
+      // answered by the server means its event loop has turned, accepting what was queued;
+      // without it the listen backlog fills and connects fail with EAGAIN.
+      child.send({ memory: true });
+      await child.next();
     }
     // Two readings a moment apart: the connections are all accepted and settled by the second.
     child.send({ memory: true });

@@ -83,7 +83,7 @@ function runSuite(runner: string, args: string[]): Promise<number> {
 export function benchCommand(): Command {
   return new Command('bench')
     .description('run the benchmark suite: every mechanism against Node baselines, measured in the same run')
-    .option('-q, --quick', 'small sizes and 3 runs: a smoke test of the whole suite, not for comparing')
+    .option('-q, --quick', 'small sizes and 1 run: a smoke test of the whole suite, not for comparing')
     .option(
       '--only <names>',
       'only these scenarios, comma-separated (mq, pipes, process, shm, shm-channel, sockets, sync)',
