@@ -5,11 +5,14 @@
  * receive waiting across a redis-server restart is woken by a message sent after it. Every test
  * runs its own redis-server on a free loopback port (test/support/redis-server.ts).
  */
-import { readdirSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { ErrorCodes, isIpcError, MessageQueue, type StoreSpec } from '../../src/index.js';
 import { gotJson, startFixture } from '../conformance/harness.js';
+import { cert, key } from '../fixtures/socket-tls-cert.js';
 import { isolateRuntimeDir, rejectionOf, watchdog } from '../helpers.js';
 import { RedisServer, redisUnavailable } from '../support/redis-server.js';
 
@@ -152,6 +155,30 @@ describe.skipIf(skip !== undefined)(`Redis store${skip ? ` (${skip})` : ''}`, ()
     } finally {
       hostA.cleanup();
       hostB.cleanup();
+    }
+  });
+
+  it('works over TLS with a rediss:// URL', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ipckit-test-tls-'));
+    const certFile = join(dir, 'cert.pem');
+    const keyFile = join(dir, 'key.pem');
+    writeFileSync(certFile, cert);
+    writeFileSync(keyFile, key, { mode: 0o600 });
+    const tlsServer = await RedisServer.start({ tls: { certFile, keyFile } });
+    try {
+      const spec = `rediss://localhost:${tlsServer.port}/?prefix=${prefix}`;
+      // The test certificate is self-signed: the processes trust it the way users add a private CA.
+      const env = { NODE_EXTRA_CA_CERTS: certFile };
+      const consumer = startFixture('mq-wait-receive.ts', ['secure'], spec, env);
+      await consumer.waitFor('waiting', 60_000);
+      const producer = startFixture('mq-send.ts', ['secure', '{"over":"tls"}'], spec, env);
+      await producer.waitFor('sent ', 60_000);
+      expect((await producer.exit(60_000)).code).toBe(0);
+      expect(gotJson(await consumer.waitFor('got ', 10_000))).toEqual({ over: 'tls' });
+      expect((await consumer.exit(60_000)).code).toBe(0);
+    } finally {
+      await tlsServer.stop();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 

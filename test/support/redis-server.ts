@@ -38,6 +38,8 @@ export interface RedisServerOptions {
   appendfsync?: 'always' | 'everysec';
   /** More redis-server arguments, e.g. ['--requirepass', 'secret']. */
   args?: string[];
+  /** Serve TLS only (no plain TCP) on the port, with this PEM certificate and key (files). */
+  tls?: { certFile: string; keyFile: string };
 }
 
 /** A redis-server this test process started. */
@@ -85,6 +87,19 @@ export class RedisServer {
     const args = ['--port', String(this.port), '--bind', '127.0.0.1', '--dir', this.dir, '--save', ''];
     args.push('--appendonly', 'yes', '--appendfsync', this.#options.appendfsync ?? 'always');
     args.push('--daemonize', 'no', '--loglevel', 'notice', '--protected-mode', 'yes');
+    const tls = this.#options.tls;
+    if (tls) {
+      // Later arguments win: no plain TCP port, TLS on ours, clients not asked for certificates.
+      args.push('--port', '0', '--tls-port', String(this.port), '--tls-cert-file', tls.certFile);
+      args.push(
+        '--tls-key-file',
+        tls.keyFile,
+        '--tls-ca-cert-file',
+        tls.certFile,
+        '--tls-auth-clients',
+        'no',
+      );
+    }
     args.push(...(this.#options.args ?? []));
     // With setpriv, the server is killed when this process dies, however it dies: a test worker
     // that is killed (a timeout, a crash) leaves no redis-server behind.
