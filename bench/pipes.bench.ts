@@ -5,10 +5,8 @@
  * check that pushes a million small messages through the pipe channel.
  */
 import { randomBytes } from 'node:crypto';
-import { Packr } from 'msgpackr';
 import {
   type CaseResult,
-  type Measurement,
   type RunOptions,
   ratio,
   type Scenario,
@@ -17,92 +15,14 @@ import {
 } from './scenario.js';
 import { groupHeader, type PayloadKind } from './support/group-protocol.js';
 import { startIpckitPeer } from './support/ipckit-peer.js';
-import { burst, calibrate, roundTripMedian, roundTrips, timeRoundTrips } from './support/measure.js';
+import { burst, roundTrips } from './support/measure.js';
 import { childPeakRssMiB, collectGarbage, rssMiB } from './support/memory.js';
 import { startNetPeer } from './support/net-peer.js';
 import type { Peer } from './support/peer.js';
+import { closePeers, measureCase, roundTripCase, smallObject, throughputCase } from './support/peer-cases.js';
 import { startProcessSendPeer } from './support/process-send-peer.js';
 
 const MiB = 1 << 20;
-
-/** `{ id, name }` padded so that its msgpack encoding is 64 bytes, as ipckit's default codec sends it. */
-function smallObject(): { id: number; name: string } {
-  const packr = new Packr({ useRecords: false });
-  let name = '';
-  while (packr.encode({ id: 1_000_000, name: `${name}x` }).length <= 64) name += 'x';
-  return { id: 1_000_000, name };
-}
-
-/** One case: how to size a run, how to take one figure. */
-interface CaseSpec {
-  case: string;
-  unit: string;
-  higherIsBetter: boolean;
-  /** Work units (round trips, messages) that fill one run of about `seconds`. */
-  size(peer: Peer, seconds: number, warmUp: number): Promise<number>;
-  /** One run's figure. */
-  measure(peer: Peer, size: number): Promise<number>;
-}
-
-/**
- * Measures one case on every peer: sizes each peer's runs, then takes `runs` rounds in which every
- * peer runs once, rotating who goes first so drift in the machine's load spreads over all of them.
- */
-async function measureCase(peers: Peer[], spec: CaseSpec, opts: RunOptions): Promise<CaseResult> {
-  const seconds = opts.quick ? 0.04 : 0.2;
-  const warmUp = opts.quick ? 0.1 : 0.5;
-  const sizes: number[] = [];
-  for (const peer of peers) {
-    opts.progress(`pipes: ${spec.case}, sizing ${peer.subject}`);
-    sizes.push(await spec.size(peer, seconds, warmUp));
-  }
-  const values = peers.map(() => [] as number[]);
-  const peaks = peers.map(() => 0);
-  for (let run = 0; run < opts.runs; run++) {
-    opts.progress(`pipes: ${spec.case}, run ${run + 1}/${opts.runs}`);
-    for (let j = 0; j < peers.length; j++) {
-      const i = (j + run) % peers.length;
-      const { value, peakRssMiB } = await withPeakRss(() => spec.measure(peers[i]!, sizes[i]!));
-      values[i]!.push(value);
-      peaks[i] = Math.max(peaks[i]!, peakRssMiB);
-    }
-  }
-  const [ours, ...baselines] = peers.map((peer, i) =>
-    summarize(peer.subject, values[i]!, Math.round(peaks[i]!)),
-  ) as [Measurement, ...Measurement[]];
-  return { case: spec.case, unit: spec.unit, higherIsBetter: spec.higherIsBetter, ours, baselines };
-}
-
-function roundTripCase(label: string, message: unknown, limits: { min: number; max: number }): CaseSpec {
-  return {
-    case: `round trip, ${label}`,
-    unit: 'µs',
-    higherIsBetter: false,
-    size: (peer, seconds, warmUp) =>
-      calibrate(seconds, warmUp, (count) => timeRoundTrips(peer, message, count), limits),
-    measure: (peer, count) => roundTripMedian(peer, message, count),
-  };
-}
-
-function throughputCase(
-  label: string,
-  message: unknown,
-  unit: 'msg/s' | 'MB/s',
-  limits: { min: number; max: number },
-): CaseSpec {
-  const bytes = message instanceof Uint8Array ? message.byteLength : 0;
-  return {
-    case: `one-way throughput, ${label}`,
-    unit,
-    higherIsBetter: true,
-    size: (peer, seconds, warmUp) =>
-      calibrate(seconds, warmUp, (count) => burst(peer, message, count), limits),
-    measure: async (peer, count) => {
-      const seconds = await burst(peer, message, count);
-      return unit === 'msg/s' ? count / seconds : (count * bytes) / seconds / 1e6;
-    },
-  };
-}
 
 /** Starts one peer per subject, ipckit first; the others are the baselines. */
 async function startPeers(kind: PayloadKind): Promise<Peer[]> {
@@ -125,10 +45,6 @@ async function startPeers(kind: PayloadKind): Promise<Peer[]> {
   // One exchange each, so no measurement includes a child's start-up.
   await Promise.all(peers.map((peer) => roundTrips(peer, groupHeader(kind, 1, 1), 1)));
   return peers;
-}
-
-async function closePeers(peers: Peer[]): Promise<void> {
-  await Promise.allSettled(peers.map((peer) => peer.close()));
 }
 
 /** "vs process.send json 12.3x, …": each baseline's ratio, > 1 meaning ipckit is better. */
@@ -190,9 +106,15 @@ async function run(opts: RunOptions): Promise<CaseResult[]> {
   opts.progress('pipes: starting children for 64 B objects');
   let peers = await startPeers('object');
   try {
-    const rt = await measureCase(peers, roundTripCase('64 B object', small, { min: 100, max: 20_000 }), opts);
+    const rt = await measureCase(
+      'pipes',
+      peers,
+      roundTripCase('64 B object', small, { min: 100, max: 20_000 }),
+      opts,
+    );
     target(rt, 'no slower than process.send', 1, isProcessSend);
     const tp = await measureCase(
+      'pipes',
       peers,
       throughputCase('64 B object', small, 'msg/s', { min: 1000, max: 2_000_000 }),
       opts,
@@ -207,9 +129,15 @@ async function run(opts: RunOptions): Promise<CaseResult[]> {
   opts.progress('pipes: starting children for 1 MiB buffers');
   peers = await startPeers('bytes');
   try {
-    const rt = await measureCase(peers, roundTripCase('1 MiB buffer', big, { min: 5, max: 2000 }), opts);
+    const rt = await measureCase(
+      'pipes',
+      peers,
+      roundTripCase('1 MiB buffer', big, { min: 5, max: 2000 }),
+      opts,
+    );
     target(rt, 'no slower than process.send', 1, isProcessSend);
     const tp = await measureCase(
+      'pipes',
       peers,
       throughputCase('1 MiB buffer', big, 'MB/s', { min: 4, max: 4000 }),
       opts,

@@ -7,22 +7,14 @@
  */
 import { randomBytes } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
-import { Packr } from 'msgpackr';
 import { spawn } from '../src/index.js';
-import {
-  type CaseResult,
-  type Measurement,
-  type RunOptions,
-  ratio,
-  type Scenario,
-  summarize,
-  withPeakRss,
-} from './scenario.js';
+import { type CaseResult, type RunOptions, ratio, type Scenario } from './scenario.js';
 import { groupHeader, type PayloadKind } from './support/group-protocol.js';
 import { Inbox } from './support/inbox.js';
 import { startIpckitPeer } from './support/ipckit-peer.js';
-import { burst, calibrate, roundTripMedian, roundTrips, timeRoundTrips } from './support/measure.js';
+import { roundTrips } from './support/measure.js';
 import { CHILD_STDIO, childArgs, type Peer } from './support/peer.js';
+import { closePeers, measureCase, roundTripCase, smallObject, throughputCase } from './support/peer-cases.js';
 import { startProcessSendPeer } from './support/process-send-peer.js';
 
 const MiB = 1 << 20;
@@ -97,80 +89,6 @@ function startWorkerPeer(kind: PayloadKind): Peer {
   };
 }
 
-/** `{ id, name }` padded so that its msgpack encoding is 64 bytes. */
-function smallObject(): { id: number; name: string } {
-  const packr = new Packr({ useRecords: false });
-  let name = '';
-  while (packr.encode({ id: 1_000_000, name: `${name}x` }).length <= 64) name += 'x';
-  return { id: 1_000_000, name };
-}
-
-interface CaseSpec {
-  case: string;
-  unit: string;
-  higherIsBetter: boolean;
-  size(peer: Peer, seconds: number, warmUp: number): Promise<number>;
-  measure(peer: Peer, size: number): Promise<number>;
-}
-
-/** Sizes each peer's runs, then takes `runs` rounds, rotating who goes first. */
-async function measureCase(peers: Peer[], spec: CaseSpec, opts: RunOptions): Promise<CaseResult> {
-  const seconds = opts.quick ? 0.04 : 0.2;
-  const warmUp = opts.quick ? 0.1 : 0.5;
-  const sizes: number[] = [];
-  for (const peer of peers) {
-    opts.progress(`shm-channel: ${spec.case}, sizing ${peer.subject}`);
-    sizes.push(await spec.size(peer, seconds, warmUp));
-  }
-  const values = peers.map(() => [] as number[]);
-  const peaks = peers.map(() => 0);
-  for (let run = 0; run < opts.runs; run++) {
-    opts.progress(`shm-channel: ${spec.case}, run ${run + 1}/${opts.runs}`);
-    for (let j = 0; j < peers.length; j++) {
-      const i = (j + run) % peers.length;
-      const { value, peakRssMiB } = await withPeakRss(() => spec.measure(peers[i]!, sizes[i]!));
-      values[i]!.push(value);
-      peaks[i] = Math.max(peaks[i]!, peakRssMiB);
-    }
-  }
-  const [ours, ...baselines] = peers.map((peer, i) =>
-    summarize(peer.subject, values[i]!, Math.round(peaks[i]!)),
-  ) as [Measurement, ...Measurement[]];
-  return { case: spec.case, unit: spec.unit, higherIsBetter: spec.higherIsBetter, ours, baselines };
-}
-
-function roundTripCase(label: string, message: unknown, limits: { min: number; max: number }): CaseSpec {
-  return {
-    case: `round trip, ${label}`,
-    unit: 'µs',
-    higherIsBetter: false,
-    size: (peer, seconds, warmUp) =>
-      calibrate(seconds, warmUp, (count) => timeRoundTrips(peer, message, count), limits),
-    measure: (peer, count) => roundTripMedian(peer, message, count),
-  };
-}
-
-function throughputCase(
-  label: string,
-  message: unknown,
-  unit: 'msg/s' | 'MB/s' | 'GB/s',
-  limits: { min: number; max: number },
-): CaseSpec {
-  const bytes = message instanceof Uint8Array ? message.byteLength : 0;
-  return {
-    case: `one-way throughput, ${label}`,
-    unit,
-    higherIsBetter: true,
-    size: (peer, seconds, warmUp) =>
-      calibrate(seconds, warmUp, (count) => burst(peer, message, count), limits),
-    measure: async (peer, count) => {
-      const seconds = await burst(peer, message, count);
-      if (unit === 'msg/s') return count / seconds;
-      return (count * bytes) / seconds / (unit === 'GB/s' ? 1e9 : 1e6);
-    },
-  };
-}
-
 async function startPeers(kind: PayloadKind, list?: Peer[]): Promise<Peer[]> {
   const peers = list ?? [
     startShmPeer(kind),
@@ -182,10 +100,6 @@ async function startPeers(kind: PayloadKind, list?: Peer[]): Promise<Peer[]> {
   // One exchange each, so no measurement includes a start-up.
   await Promise.all(peers.map((peer) => roundTrips(peer, groupHeader(kind, 1, 1), 1)));
   return peers;
-}
-
-async function closePeers(peers: Peer[]): Promise<void> {
-  await Promise.allSettled(peers.map((peer) => peer.close()));
 }
 
 /** Notes the issue's target against the named baseline, with whether this run met it. */
@@ -204,12 +118,18 @@ async function run(opts: RunOptions): Promise<CaseResult[]> {
   try {
     const small = smallObject();
     const tp = await measureCase(
+      'shm-channel',
       peers,
       throughputCase('64 B object (msgpack)', small, 'msg/s', { min: 1000, max: 4_000_000 }),
       opts,
     );
     target(tp, '>= 10x process.send json', 10, 'process.send json');
-    const rt = await measureCase(peers, roundTripCase('64 B object', small, { min: 100, max: 20_000 }), opts);
+    const rt = await measureCase(
+      'shm-channel',
+      peers,
+      roundTripCase('64 B object', small, { min: 100, max: 20_000 }),
+      opts,
+    );
     target(rt, "<= 0.8x process.send's", 1.25, 'process.send json');
     results.push(tp, rt);
   } finally {
@@ -219,6 +139,7 @@ async function run(opts: RunOptions): Promise<CaseResult[]> {
   peers = await startPeers('bytes');
   try {
     const raw = await measureCase(
+      'shm-channel',
       peers,
       throughputCase('64 B buffer (raw codec)', randomBytes(64), 'msg/s', { min: 1000, max: 8_000_000 }),
       opts,
@@ -226,6 +147,7 @@ async function run(opts: RunOptions): Promise<CaseResult[]> {
     target(raw, '>= 5M msg/s and >= 40x process.send json', 40, 'process.send json');
     raw.notes = `${raw.notes}; json carries the bytes as base64`;
     const big = await measureCase(
+      'shm-channel',
       peers,
       throughputCase('1 MiB buffer (copied out)', randomBytes(MiB), 'MB/s', { min: 4, max: 4000 }),
       opts,
@@ -246,6 +168,7 @@ async function run(opts: RunOptions): Promise<CaseResult[]> {
   ]);
   try {
     const view = await measureCase(
+      'shm-channel',
       peers,
       throughputCase('1 MiB buffer (receiveView)', randomBytes(MiB), 'GB/s', { min: 4, max: 8000 }),
       opts,
@@ -265,6 +188,7 @@ async function run(opts: RunOptions): Promise<CaseResult[]> {
   ]);
   try {
     const rt = await measureCase(
+      'shm-channel',
       peers,
       roundTripCase("64 B object, mode 'latency'", smallObject(), { min: 100, max: 50_000 }),
       opts,
