@@ -1,10 +1,9 @@
 // Runs each program in examples/mq/ as a user would, in its own runtime directory, and checks what
 // it prints and that it leaves no queue behind.
-import { spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { listResources } from '../../src/index.js';
-import { isolateRuntimeDir, watchdog } from '../helpers.js';
+import { isolateRuntimeDir } from '../helpers.js';
+import { runExample as runShared } from './run-example.js';
 
 let runtime: ReturnType<typeof isolateRuntimeDir>;
 beforeEach(() => {
@@ -12,26 +11,9 @@ beforeEach(() => {
 });
 afterEach(() => runtime.cleanup());
 
-/** Runs `examples/mq/<file>` with tsx; resolves with its exit code and output. */
-function runExample(file: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const path = fileURLToPath(new URL(`../../examples/mq/${file}`, import.meta.url));
-  const child = spawn(process.execPath, ['--import', 'tsx', path], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
-    stdout += chunk;
-  });
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
-    stderr += chunk;
-  });
-  const done = new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
-    child.once('error', reject);
-    child.once('close', (code) => resolve({ code, stdout, stderr }));
-  });
-  return watchdog(done, 60_000, `example ${file} to exit`).catch((err) => {
-    child.kill('SIGKILL');
-    throw err;
-  });
+/** Runs `examples/mq/<file>` (these start several processes: a longer watchdog). */
+function runExample(file: string) {
+  return runShared('mq', file, 60_000);
 }
 
 describe('examples/mq', () => {

@@ -10,8 +10,8 @@ export interface ExampleRun {
   stderr: string;
 }
 
-/** Runs `examples/<dir>/<file>` with tsx; resolves with its exit code and output (watchdog 25 s). */
-export function runExample(dir: string, file: string): Promise<ExampleRun> {
+/** Runs `examples/<dir>/<file>` with tsx; resolves with its exit code and output (watchdog `ms`). */
+export function runExample(dir: string, file: string, ms = 25_000): Promise<ExampleRun> {
   const path = fileURLToPath(new URL(`../../examples/${dir}/${file}`, import.meta.url));
   const child = spawn(process.execPath, ['--import', 'tsx', path], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
@@ -26,7 +26,7 @@ export function runExample(dir: string, file: string): Promise<ExampleRun> {
     child.once('error', reject);
     child.once('close', (code) => resolve({ code, stdout, stderr }));
   });
-  return watchdog(done, 25_000, `example ${file} to exit`).catch((err) => {
+  return watchdog(done, ms, `example ${file} to exit`).catch((err) => {
     child.kill('SIGKILL');
     throw err;
   });

@@ -1,10 +1,10 @@
 // Runs each program in examples/shm/ as a user would, and checks what it prints.
-import { spawn } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { listResources } from '../../src/index.js';
-import { isolateRuntimeDir, watchdog } from '../helpers.js';
+import { runExample as runShared } from '../examples/run-example.js';
+import { isolateRuntimeDir } from '../helpers.js';
 import { removeShmObjects } from '../sync/children.js';
 
 let runtime: ReturnType<typeof isolateRuntimeDir>;
@@ -16,25 +16,9 @@ afterEach(() => {
   runtime.cleanup();
 });
 
-function runExample(file: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const path = fileURLToPath(new URL(`../../examples/shm/${file}`, import.meta.url));
-  const child = spawn(process.execPath, ['--import', 'tsx', path], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
-    stdout += chunk;
-  });
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
-    stderr += chunk;
-  });
-  const done = new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
-    child.once('error', reject);
-    child.once('close', (code) => resolve({ code, stdout, stderr }));
-  });
-  return watchdog(done, 60_000, `example ${file} to exit`).catch((err) => {
-    child.kill('SIGKILL');
-    throw err;
-  });
+/** Runs `examples/shm/<file>` (these start several processes: a longer watchdog). */
+function runExample(file: string) {
+  return runShared('shm', file, 60_000);
 }
 
 function leftovers(): string[] {
