@@ -390,24 +390,3 @@ const scenario: Scenario = {
   run,
 };
 export default scenario;
-
-// Standalone: print the results as a plain table.
-if (import.meta.url === `file://${process.argv[1]}`) {
-  const quick = process.argv.includes('--quick');
-  const results = await scenario.run({
-    quick,
-    runs: quick ? 3 : 5,
-    progress: (text) => process.stderr.write(`${text}\n`),
-  });
-  for (const r of results) {
-    console.log(`\n${r.case} (${r.unit}, ${r.higherIsBetter ? 'higher' : 'lower'} is better)`);
-    for (const m of [r.ours, ...r.baselines]) {
-      const x = m === r.ours ? '' : `  ratio ${ratio(r, m).toFixed(2)}x`;
-      console.log(
-        `  ${m.subject}: median ${m.median.toPrecision(4)} (${m.min.toPrecision(4)}-${m.max.toPrecision(4)})` +
-          `${m.peakRssMiB === undefined ? '' : `, peak RSS ${m.peakRssMiB} MiB`}${x}`,
-      );
-    }
-    if (r.notes) console.log(`  notes: ${r.notes}`);
-  }
-}
