@@ -29,7 +29,7 @@ import {
   type Scenario,
   summarize,
 } from './scenario.js';
-import { childArgs } from './support/peer.js';
+import { CHILD_LOADER, childPath } from './support/peer.js';
 
 type Subject = 'ipckit' | 'redis' | 'bullmq';
 
@@ -57,15 +57,8 @@ class WorkerProcess {
   ) {
     const file = subject === 'bullmq' ? 'mq-bullmq-worker.ts' : 'mq-ipckit-worker.ts';
     const extra = port === undefined ? [] : [String(port)];
-    const [loader, loaderUrl, path, ...args] = childArgs(
-      file,
-      role,
-      queue,
-      String(count),
-      String(window),
-      ...extra,
-    );
-    this.child = fork(path!, args, { execArgv: [loader!, loaderUrl!], env, stdio: 'inherit' });
+    const args = [role, queue, String(count), String(window), ...extra];
+    this.child = fork(childPath(file), args, { execArgv: [...CHILD_LOADER], env, stdio: 'inherit' });
     const exited = once(this.child, 'exit').then(([code, signal]) => {
       throw new Error(`${file} ${role} exited (${code ?? signal}) before it was done`);
     });

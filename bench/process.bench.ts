@@ -23,10 +23,9 @@ import {
   withPeakRss,
 } from './scenario.js';
 import { childPeakRssMiB } from './support/memory.js';
-import { childArgs, childPath } from './support/peer.js';
+import { CHILD_LOADER, childArgs, childPath } from './support/peer.js';
 
 const SIZE = Math.min(4, availableParallelism());
-const TSX = ['--import', import.meta.resolve('tsx')];
 
 /** A pool over fork + process.send: chunks of `chunkSize` items, `window` chunks out per worker. */
 class ForkPool {
@@ -36,7 +35,10 @@ class ForkPool {
 
   constructor(size: number) {
     for (let i = 0; i < size; i++) {
-      const child = fork(childPath('process-fork-worker.ts'), [], { execArgv: TSX, stdio: 'inherit' });
+      const child = fork(childPath('process-fork-worker.ts'), [], {
+        execArgv: [...CHILD_LOADER],
+        stdio: 'inherit',
+      });
       child.on('message', (message) => {
         const [id, results] = message as [number, number[]];
         const done = this.#waiting.get(id);
@@ -245,7 +247,10 @@ async function firstMessageCase(opts: RunOptions): Promise<CaseResult> {
     const samples: number[] = [];
     for (let i = 0; i < per; i++) {
       const start = performance.now();
-      const child = fork(childPath('process-first-message-fork.ts'), [], { execArgv: TSX, stdio: 'inherit' });
+      const child = fork(childPath('process-first-message-fork.ts'), [], {
+        execArgv: [...CHILD_LOADER],
+        stdio: 'inherit',
+      });
       const first = await new Promise<unknown>((resolve) => child.once('message', resolve));
       if (first !== 'hello') throw new Error('fork child: wrong first message');
       samples.push(performance.now() - start);
@@ -268,7 +273,8 @@ async function firstMessageCase(opts: RunOptions): Promise<CaseResult> {
     higherIsBetter: false,
     ours,
     baselines,
-    notes: 'both children run under tsx; the ipckit child imports the whole public entry',
+    notes:
+      'both children are plain node (the suite runs transpiled); the ipckit child imports the whole public entry',
   };
 }
 

@@ -29,6 +29,7 @@ import {
   summarize,
   withPeakRss,
 } from './scenario.js';
+import { CHILD_LOADER } from './support/peer.js';
 
 const SELF = fileURLToPath(import.meta.url);
 const MiB = 1 << 20;
@@ -209,7 +210,7 @@ class ChildHandle {
 
   constructor(role: string, args: string[]) {
     this.proc = fork(SELF, ['--child', role, ...args], {
-      execArgv: ['--import', 'tsx', '--expose-gc'],
+      execArgv: [...CHILD_LOADER, '--expose-gc'],
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
     this.proc.on('message', (m) => {

@@ -45,6 +45,8 @@ export interface SuiteResult {
 }
 
 const benchDir = fileURLToPath(new URL('.', import.meta.url));
+/** `.bench.ts` from the sources, `.bench.js` in the tree bench/launch.mjs transpiles. */
+const suffix = import.meta.url.endsWith('.ts') ? '.bench.ts' : '.bench.js';
 
 /**
  * Every `bench/*.bench.ts`, imported, in file-name order. A file that fails to load does not stop
@@ -52,7 +54,7 @@ const benchDir = fileURLToPath(new URL('.', import.meta.url));
  */
 export async function discoverScenarios(): Promise<Scenario[]> {
   const files = readdirSync(benchDir)
-    .filter((file) => file.endsWith('.bench.ts'))
+    .filter((file) => file.endsWith(suffix))
     .sort();
   const scenarios: Scenario[] = [];
   for (const file of files) {
@@ -68,7 +70,7 @@ async function loadScenario(file: string): Promise<Scenario> {
     throw new Error(`bench/${file} does not default-export a Scenario`);
   } catch (error) {
     return {
-      name: file.slice(0, -'.bench.ts'.length),
+      name: file.slice(0, -suffix.length),
       description: `bench/${file} failed to load`,
       run: () => Promise.reject(error),
     };

@@ -27,12 +27,22 @@ export interface Peer {
  */
 export const CHILD_STDIO: ['ignore', 2, 2] = ['ignore', 2, 2];
 
-/** Node arguments that run a TypeScript child from bench/children/ with `args` after it. */
+/** True when the bench runs from its TypeScript sources (a standalone `node --import tsx bench/….ts`). */
+const fromSources = import.meta.url.endsWith('.ts');
+
+/**
+ * The Node flags a child of bench/children/ needs: the tsx loader when the bench runs from its
+ * sources, none when it runs transpiled (bench/launch.mjs, which `npm run bench` uses).
+ */
+export const CHILD_LOADER: readonly string[] = fromSources ? ['--import', import.meta.resolve('tsx')] : [];
+
+/** Node arguments that run a child from bench/children/ with `args` after it. */
 export function childArgs(file: string, ...args: string[]): string[] {
-  return ['--import', import.meta.resolve('tsx'), childPath(file), ...args];
+  return [...CHILD_LOADER, childPath(file), ...args];
 }
 
-/** Absolute path of a child program in bench/children/. */
+/** Absolute path of a child program in bench/children/, named by its source file (`x.ts`). */
 export function childPath(file: string): string {
-  return fileURLToPath(new URL(`../children/${file}`, import.meta.url));
+  const runnable = fromSources ? file : file.replace(/\.ts$/, '.js');
+  return fileURLToPath(new URL(`../children/${runnable}`, import.meta.url));
 }

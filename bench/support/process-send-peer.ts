@@ -6,15 +6,14 @@
 import { fork } from 'node:child_process';
 import type { PayloadKind } from './group-protocol.js';
 import { Inbox } from './inbox.js';
-import { CHILD_STDIO, childArgs, type Peer } from './peer.js';
+import { CHILD_LOADER, CHILD_STDIO, childPath, type Peer } from './peer.js';
 
 export type Serialization = 'json' | 'advanced';
 
 export function startProcessSendPeer(kind: PayloadKind, serialization: Serialization): Peer {
-  const [loader, loaderUrl, file, ...args] = childArgs('echo-count-process-send.ts', kind, serialization);
-  const child = fork(file!, args, {
+  const child = fork(childPath('echo-count-process-send.ts'), [kind, serialization], {
     serialization,
-    execArgv: [loader!, loaderUrl!],
+    execArgv: [...CHILD_LOADER],
     stdio: [...CHILD_STDIO, 'ipc'],
   });
   const base64 = kind === 'bytes' && serialization === 'json';

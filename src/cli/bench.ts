@@ -1,9 +1,10 @@
 /**
- * `ipckit bench`: the benchmark suite of bench/. The suite is TypeScript run with tsx and measures
- * against devDependencies (zeromq, BullMQ), so it is not compiled into dist/: this command finds
- * bench/run.ts next to the package root (a git checkout after `npm install`) and runs it in a child
- * `node --import tsx`, handing it the terminal so its progress bar works. An installed package
- * without its benchmarks gets one line saying so.
+ * `ipckit bench`: the benchmark suite of bench/. The suite is TypeScript that measures against
+ * devDependencies (zeromq, BullMQ), so it is not compiled into dist/: this command finds bench/
+ * next to the package root (a git checkout after `npm install`) and runs its launcher,
+ * bench/launch.mjs (which transpiles the suite with esbuild and runs it), in a child, handing it
+ * the terminal so its progress bar works. An installed package without its benchmarks gets one
+ * line saying so.
  */
 import { spawn } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
@@ -20,22 +21,22 @@ function packageRoot(): string {
 }
 
 /** Where the suite is and how to run it, or why it cannot run here. */
-export function locateSuite(root = packageRoot()): { runner: string; tsx: string } {
+export function locateSuite(root = packageRoot()): { runner: string; launcher: string } {
   const runner = join(root, 'bench', 'run.ts');
+  const launcher = join(root, 'bench', 'launch.mjs');
   if (!existsSync(runner)) {
     throw new Error(
       `the benchmark suite is not installed here (${runner} is missing): it ships with the source, so run 'npm install && npx ipckit bench' in a clone of ipckit`,
     );
   }
-  let tsx: string;
   try {
-    tsx = createRequire(join(root, 'package.json')).resolve('tsx');
+    createRequire(join(root, 'package.json')).resolve('esbuild');
   } catch {
     throw new Error(
-      `the benchmark suite needs the devDependencies (tsx, zeromq, bullmq): run 'npm install' in ${root}`,
+      `the benchmark suite needs the devDependencies (esbuild, zeromq, bullmq): run 'npm install' in ${root}`,
     );
   }
-  return { runner, tsx };
+  return { runner, launcher };
 }
 
 /** The scenario names of the suite: its `*.bench.ts` file names. */
@@ -55,9 +56,9 @@ interface BenchFlags {
 }
 
 /** Runs the suite in a child with the terminal attached; resolves with its exit code. */
-function runSuite(runner: string, args: string[]): Promise<number> {
-  const child = spawn(process.execPath, ['--import', 'tsx', runner, ...args], {
-    cwd: join(runner, '..', '..'),
+function runSuite(launcher: string, args: string[]): Promise<number> {
+  const child = spawn(process.execPath, [launcher, ...args], {
+    cwd: join(launcher, '..', '..'),
     stdio: 'inherit',
     env: { ...process.env, IPCKIT_BENCH_PROG: 'ipckit bench' },
   });
@@ -98,8 +99,8 @@ Every figure is the median of several runs with its range, beside baselines meas
 run (process.send, node:net, worker threads, zeromq, BullMQ), with the ratio (> 1: ipckit is
 better). Progress goes to stderr: a bar on a terminal, plain lines otherwise.
 
-The suite is the TypeScript in bench/ of a source checkout, run with tsx from the devDependencies;
-an installed package without bench/ cannot run it. 'npm run bench' runs the same suite.
+The suite is the TypeScript in bench/ of a source checkout, transpiled with esbuild from the
+devDependencies and run; an installed package without bench/ cannot run it. 'npm run bench' runs the same suite.
 
 Examples:
   $ ipckit bench --quick
@@ -107,7 +108,7 @@ Examples:
   $ ipckit bench --json --svg docs/benchmarks.svg > results.json`,
     )
     .action(async (opts: BenchFlags) => {
-      const { runner } = locateSuite();
+      const { runner, launcher } = locateSuite();
       const args: string[] = [];
       if (opts.quick) args.push('--quick');
       if (opts.only !== undefined) {
@@ -126,7 +127,7 @@ Examples:
         // Resolved here: the suite runs with the package root as its working directory.
         args.push('--svg', resolve(opts.svg));
       }
-      const code = await runSuite(runner, args);
+      const code = await runSuite(launcher, args);
       if (code === 2) throw new UsageError('the suite refused its arguments (see above)');
       if (code !== 0)
         throw new Error(`the suite exited with code ${code}; the scenarios that failed are listed above`);
