@@ -20,6 +20,7 @@ import {
   summarize,
   withPeakRss,
 } from './scenario.js';
+import { CHILD_LOADER } from './support/peer.js';
 import { hasPython, inPrivateRuntimeDir, runPython, startLineChild } from './support/sync-procs.js';
 
 const now = () => performance.timeOrigin + performance.now();
@@ -139,13 +140,19 @@ interface ContendedRun {
   childRssMiB: number;
 }
 
-async function ipckitContended(mode: 'sync' | 'async', iterations: number): Promise<ContendedRun> {
+type ContendedMode = 'sync' | 'async' | 'sync-fair' | 'async-fair';
+
+async function ipckitContended(mode: ContendedMode, iterations: number): Promise<ContendedRun> {
   const segment = SharedMemory.create('bench-counter', { size: 64 });
-  const mutex = Mutex.create('bench-lock');
+  const mutex = Mutex.create('bench-lock', { fair: mode.endsWith('-fair') });
   const go = Event.create('bench-go');
   try {
     const children = [0, 1].map((id) =>
-      startLineChild('sync-contend.ts', [mode, String(iterations), String(id)]),
+      startLineChild('sync-contend.ts', [
+        mode.startsWith('sync') ? 'sync' : 'async',
+        String(iterations),
+        String(id),
+      ]),
     );
     for (const child of children) await child.line('ready');
     go.set();
@@ -208,11 +215,17 @@ if __name__ == '__main__':
 async function contended(opts: RunOptions): Promise<CaseResult[]> {
   const iterations = opts.quick ? 10_000 : 200_000;
   const withPython = hasPython();
-  const runs = { sync: [] as ContendedRun[], async: [] as ContendedRun[], python: [] as ContendedRun[] };
+  const modes: ContendedMode[] = ['sync', 'async', 'sync-fair', 'async-fair'];
+  const runs: Record<ContendedMode | 'python', ContendedRun[]> = {
+    sync: [],
+    async: [],
+    'sync-fair': [],
+    'async-fair': [],
+    python: [],
+  };
   for (let run = 0; run < opts.runs; run++) {
     opts.progress(`sync: 2 processes contending, run ${run + 1}/${opts.runs}`);
-    runs.sync.push(await ipckitContended('sync', iterations));
-    runs.async.push(await ipckitContended('async', iterations));
+    for (const mode of modes) runs[mode].push(await ipckitContended(mode, iterations));
     if (withPython) runs.python.push(pythonContended(iterations));
   }
   const rss = (list: ContendedRun[]) => Math.round(Math.max(...list.map((r) => r.childRssMiB)));
@@ -235,8 +248,9 @@ async function contended(opts: RunOptions): Promise<CaseResult[]> {
       ]
     : [];
   const results: CaseResult[] = [];
-  for (const mode of ['sync', 'async'] as const) {
-    const label = mode === 'sync' ? 'lockSync()' : 'await lock()';
+  for (const mode of modes) {
+    const fair = mode.endsWith('-fair');
+    const label = `${mode.startsWith('sync') ? 'lockSync()' : 'await lock()'}${fair ? ', fair: true' : ''}`;
     const ops: CaseResult = {
       case: `2 processes contending, lock/unlock ops/s, ${label}`,
       unit: 'ops/s',
@@ -263,8 +277,17 @@ async function contended(opts: RunOptions): Promise<CaseResult[]> {
       ops,
       `${iterations.toLocaleString('en-US')} increments per process, exact counter checked; peak RSS is the children's`,
     );
-    note(handoffs, 'a handoff is a lock acquisition whose previous holder was the other process');
-    if (withPython) targetNote(ops, '>= 2x Python multiprocessing.Lock', ratio(ops, python[0]!) >= 2);
+    note(
+      handoffs,
+      fair
+        ? 'a handoff is a lock acquisition whose previous holder was the other process; a fair Mutex hands the lock to the waiting process at every release'
+        : 'a handoff is a lock acquisition whose previous holder was the other process; the default Mutex barges, so the holder mostly re-takes it',
+    );
+    if (withPython && !fair)
+      targetNote(ops, '>= 2x Python multiprocessing.Lock', ratio(ops, python[0]!) >= 2);
+    if (withPython && fair) {
+      targetNote(handoffs, '>= 2x Python multiprocessing.Lock', ratio(handoffs, pythonHandoffs[0]!) >= 2);
+    }
     results.push(ops, handoffs);
   }
   return results;
@@ -300,10 +323,10 @@ async function recoverSync(): Promise<number> {
     const holder = startLineChild('sync-hold.ts', []);
     await holder.line('held');
     // The blocking waiter must be another process (it blocks its thread): a one-line script.
-    const script = `import { Mutex } from ${JSON.stringify(new URL('../src/index.ts', import.meta.url).href)};
+    const script = `import { Mutex } from ${JSON.stringify(new URL(`../src/index.${import.meta.url.endsWith('.ts') ? 'ts' : 'js'}`, import.meta.url).href)};
       const m = Mutex.open('bench-lock'); console.log('waiting');
       const g = m.lockSync(); console.log('got ' + (performance.timeOrigin + performance.now()) + ' ' + g.ownerDied);`;
-    const waiter = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+    const waiter = spawn(process.execPath, [...CHILD_LOADER, '--input-type=module', '-e', script], {
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     let text = '';

@@ -96,7 +96,7 @@ export { Condition } from './sync/condition.js';
 export { Event } from './sync/event.js';
 export { FileLock, type FileLockOptions } from './sync/file-lock.js';
 export type { Guard } from './sync/guard.js';
-export { Mutex, type MutexGuard } from './sync/mutex.js';
+export { Mutex, type MutexGuard, type MutexOptions } from './sync/mutex.js';
 export type { PrimitiveOptions } from './sync/primitive.js';
 export type { PlacementTarget } from './sync/region.js';
 export { RwLock, type RwLockGuard } from './sync/rwlock.js';

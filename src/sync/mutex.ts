@@ -5,8 +5,14 @@
  * worker) is detected by its waiters and the next `lock()` gets the lock with `ownerDied: true`,
  * without any timeout chosen by the user.
  *
+ * By default the lock barges, like a futex mutex, parking_lot or Boost's: a release frees the word
+ * and the next compare-and-swap wins, which keeps a busy lock at uncontended speed, and a waiter
+ * that has waited FAIR_MS gets the lock handed to it. A fair Mutex (`{ fair: true }`) hands the
+ * lock to its oldest waiter at every release and lets nobody jump the line, like Java's fair
+ * ReentrantLock: waiters take turns, at the price of a hand-off per acquisition under contention.
+ *
  * Layout (32-bit words): 0-3 header, 4 lock word (0 or owner tid), 6-11 owner record,
- * 12 recoveries (times a dead owner's lock was taken over), 16.. wait queue.
+ * 12 recoveries (times a dead owner's lock was taken over), 13 flags (bit 0: fair), 16.. wait queue.
  */
 import { ErrorCodes, IpcError } from '../core/errors.js';
 import type { WaitOptions } from '../core/wait.js';
@@ -29,6 +35,8 @@ import { type WaitTarget, waitAsync, waitSync } from './waiter.js';
 const STATE = 4;
 const OWNER = 6;
 const RECOVERIES = OWNER + OWNER_WORDS;
+const FLAGS = RECOVERIES + 1;
+const FAIR_FLAG = 1;
 // The wait queue starts on the next 64-byte cache line, away from the lock word that spinners read.
 const QUEUE = 16;
 const WORDS = QUEUE + WAIT_QUEUE_WORDS;
@@ -42,8 +50,29 @@ const FAIR_MS = 0.5;
 const spec: KindSpec = {
   kind: 'mutex',
   byteLength: WORDS * 4,
-  init: (region) => WaitQueue.init(region, QUEUE),
+  init: (region, flags) => {
+    region.i32[FLAGS] = flags;
+    WaitQueue.init(region, QUEUE);
+  },
 };
+
+/** Options for creating a mutex. */
+export interface MutexOptions extends PrimitiveOptions {
+  /**
+   * Hand the lock to the longest-waiting thread at every release, never letting a newcomer (or
+   * the releaser itself) take it first. Default false: the lock barges, which is much faster
+   * under contention, and hands off only to a waiter that has waited 0.5 ms. A property of the
+   * mutex, fixed at creation: ignored when opening an existing one.
+   */
+  fair?: boolean;
+}
+
+function flagsOf(opts: MutexOptions | undefined): number {
+  if (opts?.fair !== undefined && typeof opts.fair !== 'boolean') {
+    throw new TypeError('options.fair must be a boolean');
+  }
+  return opts?.fair ? FAIR_FLAG : 0;
+}
 
 /** A held Mutex. */
 export type MutexGuard = Guard;
@@ -55,6 +84,7 @@ export class Mutex extends Primitive {
   readonly #queue: WaitQueue;
   readonly #owner: OwnerRecord;
   readonly #i32: Int32Array;
+  readonly #fair: boolean;
   readonly #lockTarget: WaitTarget<MutexGuard>;
   // One unlock function for all guards: no closure allocated per lock on the fast path.
   readonly #unlock = () => this.releaseWord();
@@ -64,13 +94,15 @@ export class Mutex extends Primitive {
     this.#i32 = this.region.i32;
     this.#queue = new WaitQueue(this.region, QUEUE);
     this.#owner = new OwnerRecord(this.region, OWNER);
+    this.#fair = (Atomics.load(this.#i32, FLAGS) & FAIR_FLAG) !== 0;
     this.#lockTarget = {
       what: `${this.what}: lock`,
       queue: this.#queue,
       spin: this.spinner,
-      attempt: (deathCheck, handed) => {
+      handsOff: this.#fair,
+      attempt: (deathCheck, handed, queued) => {
         this.assertOpen();
-        const died = this.acquireWord(deathCheck, handed);
+        const died = this.acquireWord(deathCheck, handed, queued);
         return died === undefined ? undefined : this.#guard(died);
       },
       ready: () => Atomics.load(this.#i32, STATE) === 0,
@@ -83,8 +115,8 @@ export class Mutex extends Primitive {
   }
 
   /** Creates the named mutex `name` (unlocked). ERR_IPC_EXISTS if it exists. */
-  static create(name: string, opts?: PrimitiveOptions): Mutex {
-    return new Mutex(openNamedStorage(spec, name, 'create', 0, opts));
+  static create(name: string, opts?: MutexOptions): Mutex {
+    return new Mutex(openNamedStorage(spec, name, 'create', flagsOf(opts), opts));
   }
 
   /** Opens the existing named mutex `name`. ERR_IPC_NOT_FOUND if missing. */
@@ -93,16 +125,16 @@ export class Mutex extends Primitive {
   }
 
   /** Opens the named mutex `name`, creating it if needed. */
-  static openOrCreate(name: string, opts?: PrimitiveOptions): Mutex {
-    return new Mutex(openNamedStorage(spec, name, 'openOrCreate', 0, opts));
+  static openOrCreate(name: string, opts?: MutexOptions): Mutex {
+    return new Mutex(openNamedStorage(spec, name, 'openOrCreate', flagsOf(opts), opts));
   }
 
   /**
    * Initializes a mutex at `offset` of memory you own (a SharedMemory, or a SharedArrayBuffer shared
    * with workers) and returns it. Other processes or threads attach with {@link Mutex.openAt}.
    */
-  static createAt(target: PlacementTarget, offset = 0): Mutex {
-    return new Mutex(placedStorage(spec, target, offset, 'create', 0));
+  static createAt(target: PlacementTarget, offset = 0, opts?: Pick<MutexOptions, 'fair'>): Mutex {
+    return new Mutex(placedStorage(spec, target, offset, 'create', flagsOf(opts)));
   }
 
   /** Attaches to a mutex that {@link Mutex.createAt} placed at `offset`. ERR_IPC_INCOMPATIBLE if there is none. */
@@ -113,6 +145,11 @@ export class Mutex extends Primitive {
   /** Removes the named mutex `name`. ERR_IPC_NOT_FOUND if it does not exist. */
   static unlink(name: string): void {
     unlinkNamedPrimitive('mutex', name);
+  }
+
+  /** True for a fair mutex (see {@link MutexOptions.fair}), as created. */
+  get fair(): boolean {
+    return this.#fair;
   }
 
   /** True while some thread holds the lock (a snapshot). */
@@ -176,10 +213,11 @@ export class Mutex extends Primitive {
   }
 
   /**
-   * @internal Tries to take the lock word: undefined if held by someone alive, else whether the
-   * previous holder died. Used by Condition to re-take the lock after a wait.
+   * @internal Tries to take the lock word: undefined if held by someone alive (or, for a fair
+   * mutex, if the caller is not `queued` while others wait), else whether the previous holder
+   * died. Used by Condition to re-take the lock after a wait.
    */
-  acquireWord(deathCheck: boolean, handed = false): boolean | undefined {
+  acquireWord(deathCheck: boolean, handed = false, queued = false): boolean | undefined {
     const i32 = this.#i32;
     const me = selfThread();
     if (handed) {
@@ -192,10 +230,18 @@ export class Mutex extends Primitive {
       Atomics.add(i32, RECOVERIES, 1);
       return true;
     }
-    const prev = Atomics.compareExchange(i32, STATE, 0, me.tid);
-    if (prev === 0) {
-      this.#owner.record(me);
-      return false;
+    let prev: number;
+    if (this.#fair && !queued && this.#queue.waiting > 0) {
+      // A fair lock serves its queue first. A free word with waiters is only the instant between a
+      // release and its hand-off (or a waiter still registering): a queued waiter may take it.
+      prev = Atomics.load(i32, STATE);
+      if (prev === 0) return undefined;
+    } else {
+      prev = Atomics.compareExchange(i32, STATE, 0, me.tid);
+      if (prev === 0) {
+        this.#owner.record(me);
+        return false;
+      }
     }
     if (!deathCheck || prev === me.tid || !this.#owner.isDead(prev)) return undefined;
     if (Atomics.compareExchange(i32, STATE, prev, me.tid) !== prev) return undefined;
@@ -206,7 +252,7 @@ export class Mutex extends Primitive {
 
   /**
    * @internal Releases the lock word held by this thread: hands it to a waiter that has waited
-   * FAIR_MS or more, else frees it and wakes one waiter.
+   * FAIR_MS or more (a fair mutex: to the oldest waiter), else frees it and wakes one waiter.
    */
   releaseWord(): void {
     this.assertOpen();
@@ -220,11 +266,13 @@ export class Mutex extends Primitive {
     }
     const queue = this.#queue;
     if (queue.waiting > 0) {
-      const next = queue.handOff(FAIR_MS);
+      // Fair: any waiter, however short its wait (waiting-since times come from each process's own
+      // clock, which can be a fraction of a millisecond apart, so a 0 ms threshold is not "any").
+      const next = queue.handOff(this.#fair ? Number.NEGATIVE_INFINITY : FAIR_MS);
       if (next) {
         this.#owner.record(next);
         Atomics.store(i32, STATE, next.tid);
-        if (queue.deliverHandOff(next.slot)) return;
+        if (queue.deliverHandOff(next)) return;
         // Its thread is gone: take the lock back from it and release it the ordinary way.
         if (Atomics.compareExchange(i32, STATE, next.tid, 0) === next.tid && queue.waiting > 0) queue.wake(1);
         return;
@@ -240,9 +288,10 @@ export class Mutex extends Primitive {
       what: `${this.what}: re-lock after a condition wait`,
       queue: this.#queue,
       spin: this.spinner,
-      attempt: (deathCheck, handed) => {
+      handsOff: this.#fair,
+      attempt: (deathCheck, handed, queued) => {
         this.assertOpen();
-        return this.acquireWord(deathCheck, handed);
+        return this.acquireWord(deathCheck, handed, queued);
       },
       ready: this.#lockTarget.ready!,
       watchPids: this.#lockTarget.watchPids!,

@@ -17,14 +17,16 @@
  * on a mutex turn every unlock into a wake-up syscall for a waiter that will just lose again.
  *
  * Hand-off: a Mutex may pass itself directly to its oldest waiter when that one has waited too long
- * (see `handOff`); the slot then reads HANDED and the waiter owns the lock without competing.
+ * (see `handOff`); the slot then reads HANDED and the waiter owns the lock without competing. A
+ * fair Mutex hands off at every release with a waiter; its waiters spin on their own slot first
+ * (SPINNING set), so a hand-off to a spinning waiter needs no wake-up syscall.
  *
  * Layout (32-bit words from `base`, which must be even):
  *   +0 waiting count   +1 ticket counter   +2 slot count   +3 high-water mark (slots ever used)
  *   +4 + 8*i  slot i: [state, tid, doorbell nonce (0: futex waiter), pid, start time (f64),
  *                      waiting since (f64, ms, wall clock)]
  * Slot state: 0 free, -2 being claimed, -1 notified, -3 handed the lock, > 0 the waiter's ticket
- * (bit 30 set: throttled).
+ * (bit 30 set: throttled; bit 29 set: spinning, not asleep).
  */
 import { native } from '../native/binding.js';
 import { ringDoorbell } from '../shm/doorbell.js';
@@ -45,6 +47,9 @@ const CLAIMING = -2;
 export const HANDED = -3;
 /** Bit 30 of an armed slot: the waiter lost a race after a wake-up and looks again by itself soon. */
 export const THROTTLED = 0x40000000;
+/** Bit 29 of an armed slot: the waiter is spinning on its slot, so handing it the lock needs no wake-up. */
+const SPINNING = 0x20000000;
+const TICKET_MASK = SPINNING - 1;
 
 /** False only if no process has this pid (ESRCH); a zombie or a reused pid still counts. */
 function processExists(pid: number): boolean {
@@ -65,7 +70,7 @@ function nowMs(): number {
 export interface Registration {
   slot: number;
   ticket: number;
-  /** The slot's value while armed: `ticket`, or `ticket | THROTTLED`. */
+  /** The slot's value while armed: `ticket`, or with THROTTLED or SPINNING set. */
   armed: number;
 }
 
@@ -75,6 +80,8 @@ export type Departure = 'waiting' | 'notified' | 'handed';
 /** The waiter a lock was handed to. */
 export interface HandOff extends ThreadIdentity {
   slot: number;
+  /** The waiter was spinning on its slot: it sees the hand-off without being woken. */
+  spinning: boolean;
 }
 
 /** The wait queue of one primitive. */
@@ -121,9 +128,10 @@ export class WaitQueue {
 
   /**
    * Claims a slot for `me`; `nonce` is its thread doorbell's nonce, or 0 for a futex waiter.
+   * `spinning` marks it as spinning on the slot until {@link WaitQueue.stopSpinning}.
    * Undefined if the table is full even after freeing the slots of dead waiters.
    */
-  register(me: ThreadIdentity, nonce: number): Registration | undefined {
+  register(me: ThreadIdentity, nonce: number, spinning = false): Registration | undefined {
     for (let round = 0; round < 2; round++) {
       const slots = this.i32[this.#base + 2]!;
       for (let i = 0; i < slots; i++) {
@@ -143,13 +151,25 @@ export class WaitQueue {
           if (seen === used) break;
           used = seen;
         }
-        const ticket = (Atomics.add(this.i32, this.#base + 1, 1) & 0x3fffffff) + 1;
-        Atomics.store(this.i32, slot, ticket);
-        return { slot, ticket, armed: ticket };
+        // 1 … TICKET_MASK: never 0, never into the flag bits (the counter itself wraps as an int32).
+        const ticket = ((Atomics.add(this.i32, this.#base + 1, 1) & TICKET_MASK) % TICKET_MASK) + 1;
+        const armed = spinning ? ticket | SPINNING : ticket;
+        Atomics.store(this.i32, slot, armed);
+        return { slot, ticket, armed };
       }
       if (this.#reapDead() === 0) break;
     }
     return undefined;
+  }
+
+  /**
+   * A spinning waiter about to sleep: from now on a hand-off must wake it. False if its slot
+   * changed meanwhile (handed the lock or notified): the waiter looks at its state instead of sleeping.
+   */
+  stopSpinning(reg: Registration): boolean {
+    if (Atomics.compareExchange(this.i32, reg.slot, reg.armed, reg.ticket) !== reg.armed) return false;
+    reg.armed = reg.ticket;
+    return true;
   }
 
   /**
@@ -222,7 +242,7 @@ export class WaitQueue {
       const slot = this.#slot(i);
       const state = Atomics.load(this.i32, slot);
       if (state <= 0 || (!includeThrottled && state >= THROTTLED)) continue;
-      const ticket = state & ~THROTTLED;
+      const ticket = state & TICKET_MASK;
       if (best < 0 || ticket < bestTicket) {
         best = slot;
         bestTicket = ticket;
@@ -259,22 +279,25 @@ export class WaitQueue {
       if (state <= 0 && state !== NOTIFIED) continue;
       const tid = this.i32[slot + 1]!;
       const startTime = this.#f64[(slot + 4) >> 1]!;
+      const spinning = state > 0 && (state & SPINNING) !== 0;
       // A futex waiter gives no sign of life when woken: skip one whose process is gone (a cheap
       // signal-0 probe; a dead thread of a live process is caught by the waiters' periodic checks,
-      // which then recover the lock from it).
-      if (this.i32[slot + 2] === 0 && !processExists(this.i32[slot + 3]!)) {
+      // which then recover the lock from it). A spinning waiter was running an instant ago.
+      if (!spinning && this.i32[slot + 2] === 0 && !processExists(this.i32[slot + 3]!)) {
         this.#free(slot, state);
         continue;
       }
       if (Atomics.compareExchange(this.i32, slot, state, HANDED) !== state) continue;
-      return { slot, tid, pid: this.i32[slot + 3]!, startTime };
+      return { slot, tid, pid: this.i32[slot + 3]!, startTime, spinning };
     }
     return undefined;
   }
 
-  /** Wakes the waiter of a HANDED slot; false (slot freed) if its doorbell is gone. */
-  deliverHandOff(slot: number): boolean {
-    return this.#deliver(slot, HANDED);
+  /** Wakes the waiter of a HANDED slot, unless it was spinning; false (slot freed) if its doorbell is gone. */
+  deliverHandOff(handOff: HandOff): boolean {
+    // Its stopSpinning() fails now that the slot reads HANDED, so it never sleeps on it.
+    if (handOff.spinning) return true;
+    return this.#deliver(handOff.slot, HANDED);
   }
 
   /** Wakes the waiter of a NOTIFIED (or HANDED) slot; frees the slot and returns false if it is dead. */

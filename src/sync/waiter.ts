@@ -29,9 +29,15 @@ export interface WaitTarget<T> {
   /**
    * Tries to finish the wait: a result, or undefined for "not yet". `deathCheck` asks it to also
    * recover from dead owners (slow: reads /proc). `handed` says a Mutex release handed this waiter
-   * the lock (its slot reads HANDED); only Mutex targets see it. May throw to end the wait.
+   * the lock (its slot reads HANDED); `queued` that the caller holds a slot in the queue (a fair
+   * Mutex lets only queued waiters take a free lock while others wait). May throw to end the wait.
    */
-  attempt(deathCheck: boolean, handed?: boolean): T | undefined;
+  attempt(deathCheck: boolean, handed?: boolean, queued?: boolean): T | undefined;
+  /**
+   * The primitive hands itself to its oldest waiter at every release (a fair Mutex): a waiter takes
+   * its slot at once and spins on it, where a release can hand it the lock without a wake-up.
+   */
+  handsOff?: boolean;
   /** Processes whose exit should trigger `attempt(true)` at once (lock owners, barrier parties). */
   watchPids?(): readonly number[];
   /** Undoes partial progress when the wait fails (a writer giving back its claim, a barrier breaking). */
@@ -92,6 +98,29 @@ function spin<T>(target: WaitTarget<T>): T | undefined {
   return undefined;
 }
 
+/**
+ * Spins on a fresh slot of a target that hands off (a fair Mutex) until the lock is handed over or
+ * found free. Undefined when the spin ran out: the slot then no longer says SPINNING, or it says
+ * HANDED or NOTIFIED, which the caller's loop looks at before sleeping.
+ */
+function spinInQueue<T>(target: WaitTarget<T>, reg: Registration): T | undefined {
+  const queue = target.queue;
+  const limit = target.spin.limit;
+  const ready = target.ready;
+  for (let i = 0; i < limit; i++) {
+    const handed = queue.state(reg.slot) === HANDED;
+    if (!handed && ready && !ready()) continue;
+    const result = target.attempt(false, handed, true);
+    if (result !== undefined) {
+      target.spin.succeeded();
+      return result;
+    }
+  }
+  target.spin.failed();
+  queue.stopSpinning(reg);
+  return undefined;
+}
+
 /** Waits asynchronously; never throws synchronously. */
 export function waitAsync<T>(target: WaitTarget<T>, opts: WaitOptions | undefined): Promise<T> {
   try {
@@ -100,12 +129,26 @@ export function waitAsync<T>(target: WaitTarget<T>, opts: WaitOptions | undefine
       const now = target.attempt(false);
       if (now !== undefined) return Promise.resolve(now);
       if (opts?.signal?.aborted) throw abortedError(target.what, opts.signal);
-      const spun = spin(target);
-      if (spun !== undefined) return Promise.resolve(spun);
       if (opts?.timeout === 0) {
-        const last = target.attempt(true);
+        const last = spin(target) ?? target.attempt(true);
         if (last !== undefined) return Promise.resolve(last);
         throw timeoutError(target.what, 0);
+      }
+      if (target.handsOff) {
+        const reg = target.queue.register(selfThread(), threadDoorbell().nonce, true);
+        if (reg) {
+          const spun = spinInQueue(target, reg);
+          if (spun !== undefined) {
+            target.queue.leave(reg);
+            return Promise.resolve(spun);
+          }
+          return new Promise<T>((resolve, reject) => {
+            new ParkedWait(target, opts, resolve, reject, reg).start();
+          });
+        }
+      } else {
+        const spun = spin(target);
+        if (spun !== undefined) return Promise.resolve(spun);
       }
     }
     return new Promise<T>((resolve, reject) => {
@@ -140,17 +183,19 @@ class ParkedWait<T> {
     opts: WaitOptions | undefined,
     resolve: (value: T) => void,
     reject: (err: unknown) => void,
+    registration?: Registration,
   ) {
     this.#target = target;
     this.#opts = opts;
     this.#resolve = resolve;
     this.#reject = reject;
+    this.#registration = registration ?? target.registration;
   }
 
   start(): void {
     const target = this.#target;
     const doorbell = threadDoorbell();
-    this.#registration = target.registration ?? target.queue.register(selfThread(), doorbell.nonce);
+    this.#registration ??= target.queue.register(selfThread(), doorbell.nonce);
     doorbell.hold();
     this.#holding = true;
     this.#unsubscribe = doorbell.subscribe(() => this.check(false));
@@ -174,10 +219,10 @@ class ParkedWait<T> {
     // A ring wakes every waiter of the thread; only the notified one (or an unregistered poller) looks.
     if (!notified && !handed && !deathCheck && !force && reg !== undefined) return;
     try {
-      let result = target.attempt(deathCheck, handed);
+      let result = target.attempt(deathCheck, handed, reg !== undefined);
       if (result === undefined && notified && reg) {
         target.queue.rearm(reg, true);
-        result = target.attempt(false);
+        result = target.attempt(false, false, true);
         if (result === undefined) this.#scheduleUnthrottle();
       }
       if (result !== undefined) {
@@ -284,8 +329,17 @@ export function waitSync<T>(target: WaitTarget<T>, opts: WaitOptions | undefined
       const now = target.attempt(false);
       if (now !== undefined) return now;
       if (opts?.signal?.aborted) throw abortedError(target.what, opts.signal);
-      const spun = spin(target);
-      if (spun !== undefined) return spun;
+      if (target.handsOff && opts?.timeout !== 0) {
+        reg = target.queue.register(selfThread(), 0, true);
+        const spun = reg && spinInQueue(target, reg);
+        if (spun !== undefined) {
+          if (reg) target.queue.leave(reg);
+          return spun;
+        }
+      } else {
+        const spun = spin(target);
+        if (spun !== undefined) return spun;
+      }
     }
     const timeout = opts?.timeout;
     const deadline = timeout === undefined ? Number.POSITIVE_INFINITY : Date.now() + timeout;
@@ -295,10 +349,10 @@ export function waitSync<T>(target: WaitTarget<T>, opts: WaitOptions | undefined
     let deathCheck = false;
     for (;;) {
       const state = reg === undefined ? 0 : target.queue.state(reg.slot);
-      let result = target.attempt(deathCheck, state === HANDED);
+      let result = target.attempt(deathCheck, state === HANDED, reg !== undefined);
       if (result === undefined && state === NOTIFIED && reg) {
         target.queue.rearm(reg, true);
-        result = target.attempt(false);
+        result = target.attempt(false, false, true);
       }
       if (result !== undefined) {
         if (reg) target.queue.leave(reg);

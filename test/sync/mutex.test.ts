@@ -125,6 +125,57 @@ describe('Mutex within one process', () => {
     expect(mutex.locked).toBe(false);
   });
 
+  it('fair: hands the lock to its waiters in arrival order and lets no newcomer barge', async () => {
+    const sab = new SharedArrayBuffer(Mutex.byteLength);
+    const mutex = Mutex.createAt(sab, 0, { fair: true });
+    expect(mutex.fair).toBe(true);
+    expect(Mutex.openAt(sab).fair).toBe(true);
+    const i32 = new Int32Array(sab);
+    // The wait queue's waiting count is word 16.
+    const queued = async (n: number) => {
+      while (i32[16] !== n) await new Promise((resolve) => setImmediate(resolve));
+    };
+    const order: string[] = [];
+    const guard = mutex.lockSync();
+    const first = mutex.lock().then((g) => {
+      order.push('first');
+      return g;
+    });
+    await queued(1);
+    const second = mutex.lock().then((g) => {
+      order.push('second');
+      return g;
+    });
+    await queued(2);
+    guard.release();
+    // The lock went to the first waiter: neither the releaser nor a newcomer can take it.
+    expect(mutex.locked).toBe(true);
+    expect(mutex.tryLock()).toBeUndefined();
+    const firstGuard = await watchdog(first, 2000, 'first waiter');
+    expect(order).toEqual(['first']);
+    firstGuard.release();
+    expect(mutex.tryLock()).toBeUndefined();
+    (await watchdog(second, 2000, 'second waiter')).release();
+    expect(order).toEqual(['first', 'second']);
+    // With nobody waiting, a fair lock is taken by a plain compare-and-swap like any other.
+    const again = mutex.tryLock();
+    expect(again).toBeDefined();
+    again!.release();
+    expect(mutex.locked).toBe(false);
+  });
+
+  it('fair is fixed at creation, a boolean, and off by default', () => {
+    const plain = Mutex.create('plain');
+    expect(plain.fair).toBe(false);
+    const fair = Mutex.create('fair', { fair: true });
+    expect(Mutex.open('fair').fair).toBe(true);
+    // openOrCreate of an existing mutex keeps what it was created with.
+    expect(Mutex.openOrCreate('plain', { fair: true }).fair).toBe(false);
+    expect(() => Mutex.create('bad', { fair: 'yes' as unknown as boolean })).toThrow(TypeError);
+    plain.close();
+    fair.close();
+  });
+
   it('close() rejects pending waits with ERR_IPC_CLOSED', async () => {
     const holder = Mutex.create('closing');
     const waiter = Mutex.open('closing');
@@ -182,6 +233,35 @@ describe('Mutex between processes', () => {
     for (const child of children) await succeeded(child, 60_000, 'incrementer');
     expect(new Int32Array(counter.buffer)[0]).toBe(200_000);
   }, 90_000);
+
+  it('fair: keeps an exact counter with lockSync and lock mixed, 4 processes x 20k', async () => {
+    const counter = SharedMemory.create('counter', { size: 64 });
+    Mutex.create('lock', { fair: true });
+    const go = Event.create('go');
+    const children = ['sync', 'async', 'sync', 'async'].map((mode) =>
+      startFixture('sync-mutex-increment.ts', ['20000', mode]),
+    );
+    for (const child of children) await child.line('ready');
+    go.set();
+    for (const child of children) await succeeded(child, 60_000, 'incrementer');
+    expect(new Int32Array(counter.buffer)[0]).toBe(80_000);
+  }, 90_000);
+
+  it('fair: recovers a lock whose holder was SIGKILLed while others queue', async () => {
+    const mutex = Mutex.create('lock', { fair: true });
+    const holder = startFixture('sync-hold-until-killed.ts', ['mutex']);
+    await holder.line('held');
+    const first = mutex.lock();
+    const second = mutex.lock();
+    holder.child.kill('SIGKILL');
+    const guard = await watchdog(first, 1000, 'owner-died recovery');
+    expect(guard.ownerDied).toBe(true);
+    guard.release();
+    const next = await watchdog(second, 1000, 'the queued waiter after recovery');
+    expect(next.ownerDied).toBe(false);
+    next.release();
+    expect(mutex.locked).toBe(false);
+  });
 
   it('recovers a lock whose holder was SIGKILLed: ownerDied within 1 s', async () => {
     const mutex = Mutex.create('lock');
