@@ -2,7 +2,7 @@
  * Test helpers: a private IPCKIT_DIR per test, fixture paths, and watchdogs. Nothing here sleeps to
  * synchronize: waits are on signals, bounded by a watchdog that fails the test with a reason.
  */
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, watch } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -61,4 +61,18 @@ export async function rejectionOf(
     return err as Error & { code?: string; cause?: Error };
   }
   throw new Error('expected the promise to reject, but it resolved');
+}
+
+/** Resolves once the file names in `dir` (created if missing) satisfy `done`: inotify, not polling. */
+export function directoryReaches(dir: string, done: (files: string[]) => boolean): Promise<void> {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  return new Promise((resolve) => {
+    const check = () => {
+      if (!done(readdirSync(dir))) return;
+      watcher.close();
+      resolve();
+    };
+    const watcher = watch(dir, check);
+    check();
+  });
 }

@@ -168,3 +168,10 @@ export function deadBells(): DeadBell[] {
     return isAlive({ pid, startTime: 0 }) ? [] : [{ path: join(dir, file), pid }];
   });
 }
+
+/** Removes the bell files of processes that are gone (see {@link deadBells}); returns how many. */
+export function removeDeadBells(): number {
+  const dead = deadBells();
+  for (const bell of dead) rmSync(bell.path, { force: true });
+  return dead.length;
+}

@@ -7,14 +7,18 @@ import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ErrorCodes, isIpcError, MessageQueue } from '../../src/index.js';
-import { isolateRuntimeDir, openFdCount } from '../helpers.js';
+import { directoryReaches, isolateRuntimeDir, openFdCount, watchdog } from '../helpers.js';
+import { killAll, startFixture } from '../sync/children.js';
 
 describe('SQLite store resources', () => {
   let rt: { dir: string; cleanup(): void };
   beforeEach(() => {
     rt = isolateRuntimeDir();
   });
-  afterEach(() => rt.cleanup());
+  afterEach(async () => {
+    await killAll();
+    rt.cleanup();
+  });
 
   it('gives back every fd and doorbell after 300 open / wait / close cycles', {
     timeout: 120_000,
@@ -36,5 +40,21 @@ describe('SQLite store resources', () => {
     const q = await MessageQueue.open<string>('cycles');
     expect((await q.stats()).ready).toBe(300);
     await q.close();
+  });
+
+  it('MessageQueue.remove also removes the doorbell of a consumer killed with SIGKILL', async () => {
+    const bells = join(rt.dir, '.mq-bells');
+    const consumer = startFixture('mq-wait-receive.ts', ['jobs']);
+    await consumer.line('waiting');
+    await watchdog(
+      directoryReaches(bells, (files) => files.length === 1),
+      20_000,
+      "the consumer's doorbell",
+    );
+    consumer.child.kill('SIGKILL');
+    await consumer.exited;
+    expect(readdirSync(bells)).toHaveLength(1);
+    expect(await MessageQueue.remove('jobs')).toBe(true);
+    expect(readdirSync(bells)).toEqual([]);
   });
 });

@@ -1,4 +1,4 @@
-import { mkdirSync, readdirSync, watch } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
@@ -12,7 +12,7 @@ import {
 } from '../../src/index.js';
 import { kernelName } from '../../src/shm/kernel-name.js';
 import { createNamed } from '../../src/shm/mapping.js';
-import { isolateRuntimeDir, watchdog } from '../helpers.js';
+import { directoryReaches, isolateRuntimeDir, watchdog } from '../helpers.js';
 import { killAll, removeShmObjects, startFixture, succeeded } from '../sync/children.js';
 
 let env: ReturnType<typeof isolateRuntimeDir>;
@@ -24,20 +24,6 @@ afterEach(async () => {
   removeShmObjects();
   env.cleanup();
 });
-
-/** Resolves once the file names in `dir` satisfy `done` (inotify, not polling). */
-function directoryReaches(dir: string, done: (files: string[]) => boolean): Promise<void> {
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  return new Promise((resolve) => {
-    const check = () => {
-      if (!done(readdirSync(dir))) return;
-      watcher.close();
-      resolve();
-    };
-    const watcher = watch(dir, check);
-    check();
-  });
-}
 
 function exists(open: () => { close(): void }): boolean {
   try {

@@ -144,8 +144,8 @@ export const messageQueueStep: TourStep = {
     const end = await ctx.within('the other consumer to exit', WAIT_MS, survivor.child.exited);
     if (end.code !== 0) throw new Error(`the consumer exited with code ${end.code ?? end.signal}`);
     const stats = await queue.stats();
-    // Nothing is left to deliver twice. Waiting here also has this process sweep the waiters of
-    // dead consumers, which removes the killed one's doorbell socket from the runtime directory.
+    // Nothing is left to deliver twice. (MessageQueue.remove below also removes the doorbell socket
+    // the killed consumer left in the runtime directory.)
     const empty = await queue.receive({ signal, timeout: EMPTY_WAIT_MS }).then(
       () => false,
       (err: unknown) => isIpcError(err, ErrorCodes.TIMEOUT),
