@@ -94,6 +94,24 @@ describe('codecs', () => {
     }
   });
 
+  it('msgpack decodes frames that share one read buffer each on its own, and catches over-reads', () => {
+    const first = codecs.msgpack.encode({ a: 1, s: 'first' });
+    const second = codecs.msgpack.encode([2, 'second']);
+    const shared = new Uint8Array(first.length + second.length + 8);
+    shared.set(first, 0);
+    shared.set(second, first.length);
+    const firstView = shared.subarray(0, first.length);
+    const secondView = shared.subarray(first.length, first.length + second.length);
+    expect(codecs.msgpack.decode(firstView)).toEqual({ a: 1, s: 'first' });
+    expect(codecs.msgpack.decode(secondView)).toEqual([2, 'second']);
+    expect(codecs.msgpack.decode(firstView)).toEqual({ a: 1, s: 'first' });
+    // A frame cut short must fail, not read on into the next frame's bytes of the same buffer.
+    const cut = shared.subarray(0, first.length - 2);
+    const codec = resolveCodec({ codec: 'msgpack' }, 'test');
+    expect(codeOf(() => codec.decode(cut))).toBe(ErrorCodes.INVALID_MESSAGE);
+    expect(codeOf(() => codec.decode(shared.subarray(3, 3)))).toBe(ErrorCodes.INVALID_MESSAGE);
+  });
+
   it('never lets a __proto__ key reach Object.prototype', () => {
     const hostileJson = Buffer.from('{"__proto__":{"polluted":true},"a":1}');
     const json = resolveCodec({ codec: 'json' }, 'test');
