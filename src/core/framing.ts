@@ -130,6 +130,34 @@ export class FrameBatch {
   }
 
   /**
+   * Like {@link FrameBatch.take}, but a small batch comes as a view of the batch's own memory, not
+   * a copy: for a transport with nothing queued, whose write usually completes at once and leaves
+   * the memory free for the next batch. If the transport keeps the bytes after all, say so with
+   * {@link FrameBatch.kept} before the next add.
+   */
+  takeView(): Buffer {
+    const length = this.#length;
+    if (length > SMALL_BATCH_BYTES) return this.take();
+    this.#length = 0;
+    this.#count = 0;
+    this.#spare = undefined;
+    return this.#buffer.subarray(0, length);
+  }
+
+  /** The transport still holds `bytes` from {@link FrameBatch.takeView}: that memory is its own now. */
+  kept(bytes: Uint8Array): void {
+    if (bytes.buffer === this.#buffer.buffer) this.#buffer = EMPTY;
+  }
+
+  /**
+   * True when `bytes` (from {@link FrameBatch.take}) is the batch's own memory, lent until
+   * {@link FrameBatch.release}; false for a small batch's copy, which needs no release.
+   */
+  lends(bytes: Uint8Array): boolean {
+    return bytes.byteLength > SMALL_BATCH_BYTES && this.#lent.has(bytes.buffer);
+  }
+
+  /**
    * Says the transport has written `bytes` (from {@link FrameBatch.take}) and holds it no more.
    * A large batch's memory then serves a later batch: steady large traffic reuses a buffer instead
    * of allocating, and page-faulting in, a fresh one per flush (that cost several times the copy

@@ -58,6 +58,11 @@ export class ClientLink<T> extends Link<T> {
     return this.transmitParts(head, body);
   }
 
+  /** Sends one envelope now if nothing else is batched (a lone request); false when the socket is full. */
+  sendPartsNow(head: Uint8Array, body: Uint8Array): boolean {
+    return this.transmitPartsNow(head, body);
+  }
+
   /** True while the socket is over its high-water mark. */
   get full(): boolean {
     return this.outputFull;

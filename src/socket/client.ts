@@ -23,13 +23,14 @@ import {
   type ReconnectPolicy,
   reconnectPolicy,
 } from './options.js';
-import { PendingRequests } from './pending.js';
+import { type PendingRequest, PendingRequests } from './pending.js';
 import {
   encodeName,
   idHead,
   Kind,
   MESSAGE_HEAD,
   requestHead,
+  requestHeadNow,
   subscribeHead,
   unsubscribeFrame,
   type WireError,
@@ -212,44 +213,48 @@ export class SocketClient<T = unknown> extends ChannelBase<T> {
         );
       }
     }
-    return new Promise<R>((resolve, reject) => {
-      const entry = {
-        method,
-        resolve: resolve as (value: unknown) => void,
-        reject,
-        disarm: noop,
-        generation: 0,
-      };
-      const id = this.#pending.add(entry);
+    let entry!: PendingRequest;
+    const promise = new Promise<R>((resolve, reject) => {
+      entry = { method, resolve: resolve as (value: unknown) => void, reject, disarm: noop, generation: 0 };
+    });
+    const id = this.#pending.add(entry);
+    // No timer or listener (nor a closure for them) unless the caller asked for one.
+    if (opts !== undefined && (opts.signal !== undefined || opts.timeout !== undefined)) {
       entry.disarm = armWait(`${this.what}: request '${method}'`, opts, (err) => {
         if (this.#pending.take(id) === undefined) return;
         // Tell the server, so a handler watching ctx.signal can stop.
         if (entry.generation === this.#generation && this.#link?.isOpen) {
           this.#link.sendParts(idHead(Kind.CANCEL, id), EMPTY);
         }
-        reject(err);
+        entry.reject(err);
       });
-      if (!this.#pending.has(id)) return; // the signal was already aborted
-      const head = requestHead(id, name, body === undefined);
-      const link = this.#link;
-      if (link?.isOpen) {
-        entry.generation = this.#generation;
-        link.sendParts(head, body ?? EMPTY);
-      } else if (!this.#enqueue({ head, body: body ?? EMPTY, requestId: id }, true)) {
-        this.#pending.take(id);
-        entry.disarm();
-        reject(
-          this.#policy
-            ? new IpcError(
-                ErrorCodes.QUEUE_FULL,
-                `${this.what}: disconnected, and the reconnect queue is full`,
-              )
-            : new IpcError(ErrorCodes.PEER_GONE, `${this.what}: the connection is ending`, {
-                cause: link?.endReason,
-              }),
-        );
-      }
-    });
+      if (!this.#pending.has(id)) return promise; // the signal was already aborted
+    }
+    const link = this.#link;
+    if (link?.isOpen) {
+      entry.generation = this.#generation;
+      const head = requestHeadNow(id, name, body === undefined);
+      // A lone request (the caller awaits each reply before the next) leaves at once; several in
+      // flight are batched into one write per tick.
+      if (this.#pending.size === 1) link.sendPartsNow(head, body ?? EMPTY);
+      else link.sendParts(head, body ?? EMPTY);
+    } else if (
+      !this.#enqueue(
+        { head: requestHead(id, name, body === undefined), body: body ?? EMPTY, requestId: id },
+        true,
+      )
+    ) {
+      this.#pending.take(id);
+      entry.disarm();
+      entry.reject(
+        this.#policy
+          ? new IpcError(ErrorCodes.QUEUE_FULL, `${this.what}: disconnected, and the reconnect queue is full`)
+          : new IpcError(ErrorCodes.PEER_GONE, `${this.what}: the connection is ending`, {
+              cause: link?.endReason,
+            }),
+      );
+    }
+    return promise;
   }
 
   #onReply(id: number, noBody: boolean, body: Uint8Array): void {

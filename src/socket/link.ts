@@ -68,7 +68,6 @@ export abstract class Link<T> extends StreamChannel<T> implements Beating {
   #ended = false;
   #reason: IpcError | undefined;
   #heartbeatMs = 0;
-  #chunks = 0;
   #seen = 0;
   #missed = 0;
   #holds = 0;
@@ -87,10 +86,6 @@ export abstract class Link<T> extends StreamChannel<T> implements Beating {
       };
     });
     this.established.catch(() => {}); // the reason also reaches the owner through linkClosed
-    // Any byte from the peer is a sign of life; counting chunks costs nothing per message.
-    socket.on('data', () => {
-      this.#chunks++;
-    });
     socket.once('close', () => this.#onSocketClose());
   }
 
@@ -208,8 +203,11 @@ export abstract class Link<T> extends StreamChannel<T> implements Beating {
   beat(): void {
     if (!this.isOpen) return;
     if (!this.outputFull) this.transmitControl(Control.PING);
-    if (this.#holds !== 0 || this.#chunks !== this.#seen) {
-      this.#seen = this.#chunks;
+    // Any byte from the peer is a sign of life. The socket counts them (after TLS: plaintext
+    // bytes, heartbeats included), so nothing is done per message or chunk to know it.
+    const read = this.socket.bytesRead;
+    if (this.#holds !== 0 || read !== this.#seen) {
+      this.#seen = read;
       this.#missed = 0;
       return;
     }

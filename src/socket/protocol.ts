@@ -87,6 +87,36 @@ export function requestHead(id: number, method: Buffer, noBody: boolean): Buffer
   return head;
 }
 
+// Heads handed straight to transmitParts, which copies them into the batch at once, are written
+// into these scratch buffers instead of a fresh allocation per request and per reply.
+const requestScratch = Buffer.allocUnsafeSlow(6 + MAX_NAME_BYTES);
+let requestScratchName: Buffer | undefined;
+let requestScratchView: Buffer = requestScratch;
+const replyScratch = Buffer.allocUnsafeSlow(5);
+
+/**
+ * REQUEST head in a shared scratch buffer: valid until the next call, so only for a head that is
+ * sent (copied) at once. A head that must be kept (queued while reconnecting) is {@link requestHead}.
+ */
+export function requestHeadNow(id: number, method: Buffer, noBody: boolean): Buffer {
+  if (method !== requestScratchName) {
+    requestScratch[5] = method.length;
+    method.copy(requestScratch, 6);
+    requestScratchName = method;
+    requestScratchView = requestScratch.subarray(0, 6 + method.length);
+  }
+  requestScratch[0] = kindByte(Kind.REQUEST, noBody);
+  requestScratch.writeUInt32BE(id, 1);
+  return requestScratchView;
+}
+
+/** REPLY head in a shared scratch buffer: valid until the next call (see {@link requestHeadNow}). */
+export function replyHeadNow(id: number, noBody: boolean): Buffer {
+  replyScratch[0] = kindByte(Kind.REPLY, noBody);
+  replyScratch.writeUInt32BE(id, 1);
+  return replyScratch;
+}
+
 /** REPLY head. */
 export function replyHead(id: number, noBody: boolean): Buffer {
   const head = Buffer.allocUnsafe(5);
@@ -181,6 +211,29 @@ export function readName(payload: Uint8Array, offset: number, what: string): { n
   }
   const end = offset + 1 + length;
   return { name: asBuffer(payload).toString('utf8', offset + 1, end), end };
+}
+
+// Requests mostly repeat a few methods: the last name read is kept with its bytes, so a repeat
+// costs a byte comparison instead of a string decode.
+let lastName = '';
+let lastNameBytes: Buffer = Buffer.alloc(0);
+
+/** {@link readName} for a method name: returns the name; the body starts after it. */
+export function readMethod(payload: Uint8Array, offset: number, what: string): string {
+  const length = payload[offset];
+  if (length === undefined || length === 0 || payload.byteLength < offset + 1 + length) {
+    throw badEnvelope(what, 'name length out of range');
+  }
+  const start = offset + 1;
+  if (length === lastNameBytes.length) {
+    let i = 0;
+    while (i < length && payload[start + i] === lastNameBytes[i]) i++;
+    if (i === length) return lastName;
+  }
+  const bytes = asBuffer(payload);
+  lastName = bytes.toString('utf8', start, start + length);
+  lastNameBytes = Buffer.from(bytes.subarray(start, start + length));
+  return lastName;
 }
 
 /** Parses the JSON body of a HANDSHAKE, WELCOME or ABORT frame into a plain record. */

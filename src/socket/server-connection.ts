@@ -18,9 +18,11 @@ import {
   jsonFrame,
   Kind,
   readJson,
+  readMethod,
   readName,
   readU32,
   replyHead,
+  replyHeadNow,
   SOCKET_PROTOCOL_VERSION,
   toWireError,
 } from './protocol.js';
@@ -254,11 +256,11 @@ export class ServerConnection<T> extends Link<T> implements SocketConnection<T> 
 
   #request(noBody: boolean, payload: Uint8Array): void {
     const id = readU32(payload, 1, this.what);
-    const { name: method, end } = readName(payload, 5, this.what);
+    const method = readMethod(payload, 5, this.what);
     let params: unknown;
     if (!noBody) {
       try {
-        params = this.bodyCodec.decode(payload.subarray(end));
+        params = this.bodyCodec.decode(payload.subarray(6 + payload[5]!));
       } catch (err) {
         this.#replyError(id, err);
         return;
@@ -330,7 +332,7 @@ export class ServerConnection<T> extends Link<T> implements SocketConnection<T> 
         return;
       }
     }
-    this.transmitParts(replyHead(id, body === undefined), body ?? EMPTY);
+    this.transmitParts(replyHeadNow(id, body === undefined), body ?? EMPTY);
     this.#checkSlowConsumer();
   }
 

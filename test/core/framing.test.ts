@@ -120,6 +120,29 @@ describe('framing', () => {
     expect(Array.from(next)).toEqual([0, 0, 0, 2, 4, 5]);
   });
 
+  it('takeView reuses a small batch’s memory unless the transport kept it; a large one is lent as by take', () => {
+    const batch = new FrameBatch();
+    batch.add(new Uint8Array([1, 2, 3]));
+    const written = batch.takeView();
+    expect(Array.from(written)).toEqual([0, 0, 0, 3, 1, 2, 3]);
+    // Written at once: the next batch writes into the same memory.
+    batch.add(new Uint8Array([4, 5]));
+    const kept = batch.takeView();
+    expect(kept.buffer).toBe(written.buffer);
+    expect(Array.from(kept)).toEqual([0, 0, 0, 2, 4, 5]);
+    // Kept by the transport: the next batch must not touch it.
+    batch.kept(kept);
+    batch.add(new Uint8Array([6]));
+    const next = batch.takeView();
+    expect(next.buffer).not.toBe(kept.buffer);
+    expect(Array.from(kept)).toEqual([0, 0, 0, 2, 4, 5]);
+    expect(Array.from(next)).toEqual([0, 0, 0, 1, 6]);
+    batch.add(new Uint8Array(100_000));
+    const large = batch.takeView();
+    expect(batch.lends(large)).toBe(true);
+    expect(batch.lends(next)).toBe(false);
+  });
+
   it('hands a frame whole in its chunk as a view, and a frame split across chunks as owned memory', () => {
     const delivered: { payload: Uint8Array; owned: boolean | undefined }[] = [];
     const decoder = new FrameDecoder('test', 1 << 20, {

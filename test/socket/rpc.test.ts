@@ -31,6 +31,30 @@ describe.each(transports)('request/reply over %s', (transport) => {
     await client.close();
   });
 
+  it('one at a time or several at once, alternating methods, replies match and maxPendingRequests counts them all', async () => {
+    await using server = await listen(listenUrl(transport, env.dir));
+    const methods = ['ab', 'ac', 'a-much-longer-method-name', 'é'];
+    for (const method of methods) server.handle(method, (n: number) => `${method}:${n}`);
+    const client = await connect(server.url, { maxPendingRequests: 3 });
+    // Names of equal length that differ in one byte, then longer and shorter ones, in turn.
+    for (let n = 0; n < 40; n++) {
+      const method = methods[n % methods.length]!;
+      expect(await client.request(method, n)).toBe(`${method}:${n}`);
+    }
+    const three = methods.slice(0, 3).map((method, n) => client.request(method, n));
+    expect(client.pendingRequests).toBe(3);
+    const refused = await rejectionOf(client.request('ab', 3));
+    expect((refused as IpcError).code).toBe(ErrorCodes.QUEUE_FULL);
+    expect(await watchdog(Promise.all(three), 10_000, 'replies')).toEqual([
+      'ab:0',
+      'ac:1',
+      'a-much-longer-method-name:2',
+    ]);
+    expect(client.pendingRequests).toBe(0);
+    expect(await client.request('é', 7)).toBe('é:7');
+    await client.close();
+  });
+
   it('undefined params and results work with every codec, json included', async () => {
     await using server = await listen(listenUrl(transport, env.dir), { codec: 'json' });
     let got: unknown = 'unset';
