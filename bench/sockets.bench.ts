@@ -635,6 +635,38 @@ async function run(opts: RunOptions): Promise<CaseResult[]> {
         ),
       );
     }
+    if (wanted('round trip, unix, 64 B bytes')) {
+      results.push(
+        await withPeers(
+          [
+            () =>
+              ipckitPeer(
+                'ipckit request/reply (unix, raw codec)',
+                `unix://${sock('rt-raw')}`,
+                'raw',
+                BYTES_64,
+              ),
+            () => netPeer('node:net framed echo (unix)', sock('net-rt-raw')),
+            () => zmqReqRep('zeromq REQ/REP ipc://', `ipc://${sock('zmq-rt-raw')}`),
+          ],
+          (peers) =>
+            measure(
+              peers,
+              {
+                case: 'round trip, unix, 64 B bytes (raw codec)',
+                unit: 'µs',
+                higherIsBetter: false,
+                notes:
+                  'the same 64 bytes each way as the net echo and zeromq carry, so no codec on either side: the transports alone; target: <= 1.2x the raw net echo, >= 3x faster than zeromq REQ/REP',
+                size: rtSize,
+                warmUp: rtSize / 2,
+                run: roundTrip,
+              },
+              opts,
+            ),
+        ),
+      );
+    }
     if (wanted('round trip, tcp, 64 B')) {
       results.push(
         await withPeers(
