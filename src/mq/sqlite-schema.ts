@@ -131,9 +131,10 @@ export function openDatabase(path: string, durability: 'normal' | 'fsync', what:
     // than an empty one.
     db.pragma('cache_size = -2048');
     db.pragma('temp_store = MEMORY');
-    // Checkpoint every 4000 pages (16 MiB of WAL) rather than 1000: a queue rewrites the same hot
-    // pages all the time, and each checkpoint costs two fsyncs on the committing process.
-    db.pragma('wal_autocheckpoint = 4000');
+    // The store checkpoints the WAL itself (sqlite-checkpoint.ts): SQLite's automatic checkpoint
+    // never gets the WAL to start over while several processes commit, and then runs, with its
+    // two fsyncs, after nearly every commit.
+    db.pragma('wal_autocheckpoint = 0');
     // After a checkpoint, give a WAL that grew under a burst back to the file system.
     db.pragma('journal_size_limit = 67108864');
     return { db, created };

@@ -24,9 +24,16 @@ import { resourcePath } from '../core/runtime-dir.js';
 import { crashpoint } from './crashpoint.js';
 import { type Doorbell, type DoorbellTransport, RING_MESSAGES, RING_ROOM, type Ringer } from './doorbell.js';
 import { socketDoorbells } from './socket-doorbell.js';
+import { Checkpointer } from './sqlite-checkpoint.js';
 import { isBusy, needsReopen, sqliteError } from './sqlite-errors.js';
 import { openDatabase, State } from './sqlite-schema.js';
-import { type MessageRow, Statements } from './sqlite-statements.js';
+import {
+  type ClaimedRow,
+  INSERT_CHUNKS,
+  type InsertParams,
+  type MessageRow,
+  Statements,
+} from './sqlite-statements.js';
 import type {
   ClaimedMessage,
   ClaimRequest,
@@ -60,7 +67,7 @@ interface SqliteReceipt {
 interface Connection {
   db: BetterSqlite3.Database;
   sql: Statements;
-  /** Runs a function in BEGIN IMMEDIATE … COMMIT. */
+  /** Runs a function in BEGIN IMMEDIATE … COMMIT, then checkpoints the WAL if it is due. */
   immediate<T>(work: () => T): T;
 }
 
@@ -91,6 +98,30 @@ function byDeliveryOrder(a: { priority: number; seq: number }, b: { priority: nu
   return b.priority - a.priority || a.seq - b.seq;
 }
 
+/** {@link byDeliveryOrder} for claimed rows: [seq, id, type, priority, …]. */
+function rowsByDeliveryOrder(a: ClaimedRow, b: ClaimedRow): number {
+  return b[3] - a[3] || a[0] - b[0];
+}
+
+/** Parameters per row of the insert statements. */
+const INSERT_WIDTH = 8;
+
+/**
+ * Runs the inserts whose parameters `params` holds (rows flattened, in order): as many of the
+ * largest multi-row statement as fit, then smaller ones, so rows keep their order (their seq).
+ */
+function insertRows(sql: Statements, params: InsertParams): void {
+  let at = 0;
+  for (const rows of INSERT_CHUNKS) {
+    const width = rows * INSERT_WIDTH;
+    if (params.length - at < width) continue;
+    const statement = sql.insert.get(rows)!;
+    for (; params.length - at >= width; at += width) {
+      statement.run(at === 0 && width === params.length ? params : params.slice(at, at + width));
+    }
+  }
+}
+
 function sum(values: readonly number[]): number {
   let total = 0;
   for (const value of values) total += value;
@@ -98,13 +129,14 @@ function sum(values: readonly number[]): number {
 }
 
 /**
- * Waits before retrying a busy database: a few turns of the event loop (the holder's transaction
- * is usually a fraction of a millisecond), then 1, 2, 4 ms. Short sleeps keep the lock from idling
- * while everyone waits; the event loop stays free throughout.
+ * Waits before retrying a busy database: one turn of the event loop, then 1 ms at a time. Spinning
+ * longer steals the CPU from the lock holder on a machine with fewer cores than busy processes
+ * (every failed attempt also costs a thrown error), and sleeps longer than a transaction (about a
+ * millisecond for a full batch) leave the lock idle. The event loop stays free throughout.
  */
 async function backoff(attempt: number): Promise<void> {
-  if (attempt < 4) await nextTurn();
-  else await sleep(Math.min(1 << (attempt - 4), 4));
+  if (attempt === 0) await nextTurn();
+  else await sleep(1);
 }
 
 class SqliteStore implements Store {
@@ -261,6 +293,7 @@ class SqliteStore implements Store {
       let sent = 0;
       let sentBytes = 0;
       let full = false;
+      const rows: InsertParams = [];
       for (const m of request.messages) {
         if (full) {
           outcomes.push('full');
@@ -283,7 +316,7 @@ class SqliteStore implements Store {
           continue;
         }
         if (m.dedupe) sql.putKey.run(m.id, now + window);
-        sql.insert.run(
+        rows.push(
           m.id,
           m.type,
           m.priority,
@@ -297,6 +330,8 @@ class SqliteStore implements Store {
         sentBytes += size;
         outcomes.push('sent');
       }
+      // The rows go in after the checks: the checks read only the keys and totals, never the rows.
+      insertRows(sql, rows);
       if (sent > 0) sql.addTotals.run(sent, sentBytes);
       if (full && request.armRoom && this.#bellAddress) sql.arm.run(RING_ROOM, this.#bellAddress);
       const rings = SqliteStore.#disarm(sql, sent > 0, swept > 0);
@@ -317,7 +352,7 @@ class SqliteStore implements Store {
       const leaseUntil = now + request.leaseMs;
       const lease = randomInt(1, 2 ** 47);
       const types = request.types;
-      let rows: MessageRow[];
+      let rows: ClaimedRow[];
       if (types === undefined) {
         rows = sql.claimAny.all(leaseUntil, lease, request.max);
       } else if (types.length === 1) {
@@ -349,15 +384,15 @@ class SqliteStore implements Store {
     if (settled) crashpoint('mq.settle:after');
     crashpoint('mq.claim:after');
     this.#ring(rings);
-    rows.sort(byDeliveryOrder);
-    const messages: ClaimedMessage[] = rows.map((row) => ({
-      receipt: { seq: row.seq, lease, size: row.body.byteLength } satisfies SqliteReceipt,
-      id: row.id,
-      body: row.body,
-      type: row.type,
-      priority: row.priority,
-      attempts: row.attempts,
-      enqueuedAt: row.enqueued,
+    rows.sort(rowsByDeliveryOrder);
+    const messages: ClaimedMessage[] = rows.map(([seq, id, type, priority, attempts, enqueued, body]) => ({
+      receipt: { seq, lease, size: body.byteLength } satisfies SqliteReceipt,
+      id,
+      body,
+      type,
+      priority,
+      attempts,
+      enqueuedAt: enqueued,
       leaseUntil,
     }));
     return { messages, nextDueAt, settled };
@@ -383,16 +418,42 @@ class SqliteStore implements Store {
     let freed = 0;
     let freedBytes = 0;
     let requeued = false;
-    for (const op of ops) {
+    for (let i = 0; i < ops.length; i++) {
+      const op = ops[i]!;
       const { seq, lease, size } = op.receipt as SqliteReceipt;
       switch (op.kind) {
         case 'ack': {
-          const ok = sql.ack.run(seq, lease, now).changes === 1;
-          results.push(ok);
-          if (ok) {
-            freed++;
-            freedBytes += size;
+          // A run of acks under one lease (one claim's messages, usually) is one statement.
+          let end = i + 1;
+          while (
+            end < ops.length &&
+            ops[end]!.kind === 'ack' &&
+            (ops[end]!.receipt as SqliteReceipt).lease === lease
+          )
+            end++;
+          if (end === i + 1) {
+            const ok = sql.ack.run(seq, lease, now).changes === 1;
+            results.push(ok);
+            if (ok) {
+              freed++;
+              freedBytes += size;
+            }
+            break;
           }
+          const seqs: number[] = [];
+          for (let k = i; k < end; k++) seqs.push((ops[k]!.receipt as SqliteReceipt).seq);
+          const deleted = new Set(sql.ackMany.all(JSON.stringify(seqs), lease, now));
+          for (let k = i; k < end; k++) {
+            const receipt = ops[k]!.receipt as SqliteReceipt;
+            // delete, not has: a second ack of the same delivery in the run fails, as it would alone.
+            const ok = deleted.delete(receipt.seq);
+            results.push(ok);
+            if (ok) {
+              freed++;
+              freedBytes += receipt.size;
+            }
+          }
+          i = end - 1;
           break;
         }
         case 'nack': {
@@ -506,10 +567,15 @@ function connect(
 ): { conn: Connection; created: boolean } {
   const { db, created } = openDatabase(path, durability, what);
   const runner = db.transaction((work: () => unknown) => work());
+  const checkpointer = new Checkpointer(db, path);
   const conn: Connection = {
     db,
     sql: new Statements(db),
-    immediate: <T>(work: () => T) => runner.immediate(work) as T,
+    immediate: <T>(work: () => T) => {
+      const result = runner.immediate(work) as T;
+      checkpointer.afterCommit();
+      return result;
+    },
   };
   return { conn, created };
 }

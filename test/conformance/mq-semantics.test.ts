@@ -64,6 +64,37 @@ for (const store of stores) {
         expect(order).toEqual([3, 6, 1, 4, 7, 0, 2, 5]);
       });
 
+      it('keeps the order of a long batch: priorities first, the sent order within one', async () => {
+        const q = await ctx.open<number>();
+        // Long enough to span several of a store's multi-row inserts, and a few single ones.
+        const bodies = Array.from({ length: 45 }, (_, i) => i);
+        await q.sendBatch(bodies.map((i) => ({ body: i, priority: i % 3 === 0 ? 1 : 0 })));
+        const order: number[] = [];
+        for (let i = 0; i < bodies.length; i++) {
+          const m = await q.receive({ timeout: 10_000 });
+          order.push(m.body);
+          await m.ack();
+        }
+        expect(order).toEqual([...bodies.filter((i) => i % 3 === 0), ...bodies.filter((i) => i % 3 !== 0)]);
+      });
+
+      it('settles the acks of one tick together, each with its own outcome', async () => {
+        const q = await ctx.open<string>({ visibilityTimeoutMs: 300 });
+        const other = await ctx.open<string>();
+        await q.sendBatch(['a', 'b', 'c'].map((body) => ({ body })));
+        // Receives waiting together are served by one claim: one lease for the three.
+        const [a, b, c] = await Promise.all([0, 1, 2].map(() => q.receive({ timeout: 10_000 })));
+        expect([a!.body, b!.body, c!.body]).toEqual(['a', 'b', 'c']);
+        await a!.extend(60_000);
+        // b's and c's leases running out is what lets these receives return.
+        const again = [await other.receive({ timeout: 10_000 }), await other.receive({ timeout: 10_000 })];
+        expect(again.map((m) => m.body)).toEqual(['b', 'c']);
+        const outcomes = await Promise.all([a!.ack(), b!.ack(), c!.ack()].map(code));
+        expect(outcomes).toEqual([undefined, ErrorCodes.LEASE_LOST, ErrorCodes.LEASE_LOST]);
+        await Promise.all(again.map((m) => m.ack()));
+        expect(await q.stats()).toMatchObject({ ready: 0, delayed: 0, inflight: 0, dead: 0 });
+      });
+
       it('receives selectively by type, so one type is not blocked behind another', async () => {
         const q = await ctx.open<string>();
         for (let i = 0; i < 20; i++) await q.send(`sms${i}`, { type: 'sms', priority: 9 });
