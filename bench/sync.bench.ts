@@ -135,24 +135,27 @@ async function uncontended(opts: RunOptions): Promise<CaseResult[]> {
 // --- contended -----------------------------------------------------------------------------------
 
 interface ContendedRun {
-  opsPerSec: number;
-  handoffsPerSec: number;
+  /** count: lock/unlock operations per second; turns: turns (hand-offs) per second. */
+  perSec: number;
   childRssMiB: number;
 }
 
 type ContendedMode = 'sync' | 'async' | 'sync-fair' | 'async-fair';
+/** See bench/children/sync-contend.ts: increments under the lock, or turns taken in alternation. */
+type Workload = 'count' | 'turns';
 
-async function ipckitContended(mode: ContendedMode, iterations: number): Promise<ContendedRun> {
+async function ipckitContended(
+  mode: ContendedMode,
+  iterations: number,
+  workload: Workload,
+): Promise<ContendedRun> {
   const segment = SharedMemory.create('bench-counter', { size: 64 });
   const mutex = Mutex.create('bench-lock', { fair: mode.endsWith('-fair') });
   const go = Event.create('bench-go');
   try {
+    const waitMode = mode.startsWith('sync') ? 'sync' : 'async';
     const children = [0, 1].map((id) =>
-      startLineChild('sync-contend.ts', [
-        mode.startsWith('sync') ? 'sync' : 'async',
-        String(iterations),
-        String(id),
-      ]),
+      startLineChild('sync-contend.ts', [waitMode, String(iterations), String(id), workload]),
     );
     for (const child of children) await child.line('ready');
     go.set();
@@ -161,14 +164,12 @@ async function ipckitContended(mode: ContendedMode, iterations: number): Promise
     const fields = lines.map((line) => line.split(' ').slice(1).map(Number));
     const start = Math.min(...fields.map((f) => f[0]!));
     const end = Math.max(...fields.map((f) => f[1]!));
-    const handoffs = fields.reduce((sum, f) => sum + f[2]!, 0);
     const total = new Int32Array(segment.buffer)[0]!;
-    if (total !== 2 * iterations)
+    if (total !== 2 * iterations) {
       throw new Error(`contended counter is ${total}, expected ${2 * iterations}`);
-    const seconds = (end - start) / 1000;
+    }
     return {
-      opsPerSec: total / seconds,
-      handoffsPerSec: handoffs / seconds,
+      perSec: total / ((end - start) / 1000),
       childRssMiB: Math.max(...fields.map((f) => f[3]! / 1024)),
     };
   } finally {
@@ -179,20 +180,31 @@ async function ipckitContended(mode: ContendedMode, iterations: number): Promise
   }
 }
 
-function pythonContended(iterations: number): ContendedRun {
-  const out = runPython(`
-import multiprocessing as mp, time, resource
-def work(lock, counter, last, me, n, barrier, out):
-    barrier.wait()
-    start = time.time()
+function pythonContended(iterations: number, workload: Workload): ContendedRun {
+  const body =
+    workload === 'turns'
+      ? `
+    taken = 0
+    while taken < n:
+        with lock:
+            if last.value != me:
+                counter.value += 1
+                last.value = me
+                taken += 1`
+      : `
     handoffs = 0
     for _ in range(n):
         with lock:
             counter.value += 1
             if last.value != me:
                 handoffs += 1
-                last.value = me
-    out.put((start, time.time(), handoffs, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))
+                last.value = me`;
+  const out = runPython(`
+import multiprocessing as mp, time, resource
+def work(lock, counter, last, me, n, barrier, out):
+    barrier.wait()
+    start = time.time()${body}
+    out.put((start, time.time(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))
 if __name__ == '__main__':
     n = ${iterations}
     lock = mp.Lock()
@@ -207,88 +219,96 @@ if __name__ == '__main__':
     for p in ps: p.join()
     assert counter.value == 2 * n, counter.value
     seconds = max(r[1] for r in rs) - min(r[0] for r in rs)
-    print(2 * n / seconds, sum(r[2] for r in rs) / seconds, max(r[3] for r in rs) / 1024)`);
-  const [ops, handoffs, rss] = out.trim().split(' ').map(Number);
-  return { opsPerSec: ops!, handoffsPerSec: handoffs!, childRssMiB: rss! };
+    print(2 * n / seconds, max(r[2] for r in rs) / 1024)`);
+  const [perSec, rss] = out.trim().split(' ').map(Number);
+  return { perSec: perSec!, childRssMiB: rss! };
+}
+
+const MODES: ContendedMode[] = ['sync', 'async', 'sync-fair', 'async-fair'];
+
+function modeLabel(mode: ContendedMode): string {
+  return `${mode.startsWith('sync') ? 'lockSync()' : 'await lock()'}${mode.endsWith('-fair') ? ', fair: true' : ''}`;
 }
 
 async function contended(opts: RunOptions): Promise<CaseResult[]> {
-  const iterations = opts.quick ? 10_000 : 200_000;
   const withPython = hasPython();
-  const modes: ContendedMode[] = ['sync', 'async', 'sync-fair', 'async-fair'];
-  const runs: Record<ContendedMode | 'python', ContendedRun[]> = {
-    sync: [],
-    async: [],
-    'sync-fair': [],
-    'async-fair': [],
-    python: [],
+  // Turn-taking with the default (barging) mutex waits for the 0.5 ms fairness bound per turn:
+  // fewer turns keep its runs short; the figure is a rate either way.
+  const sizes: Record<Workload, (mode: ContendedMode) => number> = {
+    count: () => (opts.quick ? 10_000 : 200_000),
+    turns: (mode) => (mode.endsWith('-fair') ? (opts.quick ? 5_000 : 50_000) : opts.quick ? 200 : 2_000),
   };
+  const pythonSizes: Record<Workload, number> = {
+    count: opts.quick ? 10_000 : 200_000,
+    turns: opts.quick ? 5_000 : 50_000,
+  };
+  const runs = new Map<string, ContendedRun[]>();
+  const record = (key: string, run: ContendedRun) => runs.set(key, [...(runs.get(key) ?? []), run]);
   for (let run = 0; run < opts.runs; run++) {
-    opts.progress(`sync: 2 processes contending, run ${run + 1}/${opts.runs}`);
-    for (const mode of modes) runs[mode].push(await ipckitContended(mode, iterations));
-    if (withPython) runs.python.push(pythonContended(iterations));
+    for (const workload of ['count', 'turns'] as const) {
+      opts.progress(`sync: 2 processes contending (${workload}), run ${run + 1}/${opts.runs}`);
+      for (const mode of MODES) {
+        record(`${workload} ${mode}`, await ipckitContended(mode, sizes[workload](mode), workload));
+      }
+      if (withPython) record(`${workload} python`, pythonContended(pythonSizes[workload], workload));
+    }
   }
   const rss = (list: ContendedRun[]) => Math.round(Math.max(...list.map((r) => r.childRssMiB)));
-  const python = withPython
-    ? [
-        summarize(
-          'Python multiprocessing.Lock, 2 processes',
-          runs.python.map((r) => r.opsPerSec),
-          rss(runs.python),
-        ),
-      ]
-    : [];
-  const pythonHandoffs = withPython
-    ? [
-        summarize(
-          'Python multiprocessing.Lock, 2 processes',
-          runs.python.map((r) => r.handoffsPerSec),
-          rss(runs.python),
-        ),
-      ]
-    : [];
+  const summary = (subject: string, key: string) => {
+    const list = runs.get(key)!;
+    return summarize(
+      subject,
+      list.map((r) => r.perSec),
+      rss(list),
+    );
+  };
   const results: CaseResult[] = [];
-  for (const mode of modes) {
-    const fair = mode.endsWith('-fair');
-    const label = `${mode.startsWith('sync') ? 'lockSync()' : 'await lock()'}${fair ? ', fair: true' : ''}`;
-    const ops: CaseResult = {
-      case: `2 processes contending, lock/unlock ops/s, ${label}`,
-      unit: 'ops/s',
-      higherIsBetter: true,
-      ours: summarize(
-        `ipckit Mutex ${label}`,
-        runs[mode].map((r) => r.opsPerSec),
-        rss(runs[mode]),
-      ),
-      baselines: python,
-    };
-    const handoffs: CaseResult = {
-      case: `2 processes contending, cross-process handoffs/s, ${label}`,
-      unit: 'handoffs/s',
-      higherIsBetter: true,
-      ours: summarize(
-        `ipckit Mutex ${label}`,
-        runs[mode].map((r) => r.handoffsPerSec),
-        rss(runs[mode]),
-      ),
-      baselines: pythonHandoffs,
-    };
-    note(
-      ops,
-      `${iterations.toLocaleString('en-US')} increments per process, exact counter checked; peak RSS is the children's`,
-    );
-    note(
-      handoffs,
-      fair
-        ? 'a handoff is a lock acquisition whose previous holder was the other process; a fair Mutex hands the lock to the waiting process at every release'
-        : 'a handoff is a lock acquisition whose previous holder was the other process; the default Mutex barges, so the holder mostly re-takes it',
-    );
-    if (withPython && !fair)
-      targetNote(ops, '>= 2x Python multiprocessing.Lock', ratio(ops, python[0]!) >= 2);
-    if (withPython && fair) {
-      targetNote(handoffs, '>= 2x Python multiprocessing.Lock', ratio(handoffs, pythonHandoffs[0]!) >= 2);
+  for (const workload of ['count', 'turns'] as const) {
+    const python = withPython
+      ? [summary('Python multiprocessing.Lock, 2 processes', `${workload} python`)]
+      : [];
+    for (const mode of MODES) {
+      const fair = mode.endsWith('-fair');
+      const label = modeLabel(mode);
+      const result: CaseResult =
+        workload === 'count'
+          ? {
+              case: `2 processes contending, lock/unlock ops/s, ${label}`,
+              unit: 'ops/s',
+              higherIsBetter: true,
+              ours: summary(`ipckit Mutex ${label}`, `count ${mode}`),
+              baselines: python,
+            }
+          : {
+              case: `2 processes taking turns, lock hand-offs/s, ${label}`,
+              unit: 'handoffs/s',
+              higherIsBetter: true,
+              ours: summary(`ipckit Mutex ${label}`, `turns ${mode}`),
+              baselines: python,
+            };
+      if (workload === 'count') {
+        note(
+          result,
+          `${sizes.count(mode).toLocaleString('en-US')} increments per process, exact counter checked; peak RSS is the children's`,
+        );
+        if (withPython && !fair) {
+          targetNote(result, '>= 2x Python multiprocessing.Lock', ratio(result, python[0]!) >= 2);
+        }
+      } else {
+        note(
+          result,
+          `each process takes ${sizes.turns(mode).toLocaleString('en-US')} turns; a turn needs the lock to have come from the other process, so turns/s is the rate the lock changes hands; ${
+            fair
+              ? 'a fair Mutex hands it to the waiting process at every release'
+              : 'the default Mutex barges, so a turn waits for its 0.5 ms fairness bound'
+          }`,
+        );
+        if (withPython && fair) {
+          targetNote(result, '>= 2x Python multiprocessing.Lock', ratio(result, python[0]!) >= 2);
+        }
+      }
+      results.push(result);
     }
-    results.push(ops, handoffs);
   }
   return results;
 }

@@ -82,6 +82,8 @@ const SYNC_THROTTLE_MS = 0.2;
 const MAX_CHECK_MS = 100;
 const SYNC_FIRST_SLICE_MS = 1;
 const SYNC_MAX_SLICE_MS = 50;
+/** How long a waiter of a hand-off primitive spins on its own slot before it sleeps. */
+const QUEUE_SPIN_MS = 0.02;
 
 function spin<T>(target: WaitTarget<T>): T | undefined {
   const limit = target.spin.limit;
@@ -105,18 +107,19 @@ function spin<T>(target: WaitTarget<T>): T | undefined {
  */
 function spinInQueue<T>(target: WaitTarget<T>, reg: Registration): T | undefined {
   const queue = target.queue;
-  const limit = target.spin.limit;
   const ready = target.ready;
-  for (let i = 0; i < limit; i++) {
+  // Not the adaptive spin: a fair lock's waiter waits for a whole critical section of the holder
+  // (then the hand-off), which a few tries never cover, so the adaptive limit would shrink to its
+  // floor and every hand-off would need a wake-up. A fixed time budget covers short sections.
+  const until = performance.now() + QUEUE_SPIN_MS;
+  for (let i = 1; ; i++) {
     const handed = queue.state(reg.slot) === HANDED;
-    if (!handed && ready && !ready()) continue;
-    const result = target.attempt(false, handed, true);
-    if (result !== undefined) {
-      target.spin.succeeded();
-      return result;
+    if (handed || !ready || ready()) {
+      const result = target.attempt(false, handed, true);
+      if (result !== undefined) return result;
     }
+    if ((i & 63) === 0 && performance.now() > until) break;
   }
-  target.spin.failed();
   queue.stopSpinning(reg);
   return undefined;
 }
