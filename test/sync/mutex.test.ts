@@ -251,13 +251,19 @@ describe('Mutex between processes', () => {
     const mutex = Mutex.create('lock', { fair: true });
     const holder = startFixture('sync-hold-until-killed.ts', ['mutex']);
     await holder.line('held');
-    const first = mutex.lock();
-    const second = mutex.lock();
+    const waits = [mutex.lock(), mutex.lock()];
     holder.child.kill('SIGKILL');
-    const guard = await watchdog(first, 1000, 'owner-died recovery');
-    expect(guard.ownerDied).toBe(true);
-    guard.release();
-    const next = await watchdog(second, 1000, 'the queued waiter after recovery');
+    // Recovery is not a hand-off: whichever waiter notices the death first (its pidfd or its
+    // backoff check) takes the lock over. The other must get it at the release that follows.
+    const recovered = await watchdog(
+      Promise.race(waits.map((wait, index) => wait.then((guard) => ({ guard, index })))),
+      1000,
+      'owner-died recovery',
+    );
+    expect(recovered.guard.ownerDied).toBe(true);
+    expect(mutex.recoveries).toBe(1);
+    recovered.guard.release();
+    const next = await watchdog(waits[1 - recovered.index]!, 1000, 'the other queued waiter after recovery');
     expect(next.ownerDied).toBe(false);
     next.release();
     expect(mutex.locked).toBe(false);
