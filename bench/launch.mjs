@@ -1,6 +1,7 @@
 /**
- * The entry point of `npm run bench` and `ipckit bench`: transpiles src/ and bench/ to JavaScript,
- * then runs bench/run.js from the transpiled tree with the same arguments.
+ * The entry point of `npm run bench` and `ipckit bench`: transpiles src/ and bench/ (and the test
+ * support they share) to JavaScript, then runs bench/run.js from the transpiled tree with the same
+ * arguments.
  *
  * Why not tsx, as the files' own headers suggest for standalone runs: the suite starts dozens of
  * child processes, and a child under the tsx loader takes about 0.9 s longer to start than plain
@@ -40,7 +41,10 @@ if (existsSync(cache)) {
 mkdirSync(out, { recursive: true, mode: 0o700 });
 process.on('exit', () => rmSync(out, { recursive: true, force: true }));
 await build({
-  entryPoints: ['src/**/*.ts', 'bench/**/*.ts'].map((pattern) => join(root, pattern)),
+  // test/support: the private redis-server the mq benchmark shares with the tests.
+  entryPoints: ['src/**/*.ts', 'bench/**/*.ts', 'test/support/*.ts', 'test/helpers.ts'].map((pattern) =>
+    join(root, pattern),
+  ),
   outdir: out,
   outbase: root,
   format: 'esm',

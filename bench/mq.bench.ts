@@ -12,14 +12,14 @@
  * with its own temporary data directory, and stops it afterwards; without redis-server the BullMQ
  * baseline is skipped with a note. Runs standalone too: `node --import tsx bench/mq.bench.ts [--quick]`.
  */
-import { type ChildProcess, fork, spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, fork } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer, connect as netConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { MessageQueue } from '../src/index.js';
+import { RedisServer, redisUnavailable } from '../test/support/redis-server.js';
 import { type BenchBody, type Command, nowUs, padBody, type Report } from './children/mq-protocol.js';
 import {
   type CaseResult,
@@ -98,12 +98,6 @@ class WorkerProcess {
 
 // ---- redis-server ---------------------------------------------------------------------------------
 
-interface RedisServer {
-  port: number;
-  pid: number;
-  stop(): Promise<void>;
-}
-
 /** CPU time (user + system) a process has used so far, in ms, from /proc (0 where unreadable). */
 function processCpuMs(pid: number): number {
   try {
@@ -119,63 +113,19 @@ function processCpuMs(pid: number): number {
 /** USER_HZ: 100 on every Linux this runs on. */
 const CLOCK_TICKS = 100;
 
-async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as { port: number };
-  server.close();
-  await once(server, 'close');
-  return port;
-}
-
-function redisAnswers(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = netConnect(port, '127.0.0.1');
-    socket.setTimeout(500);
-    socket.once('connect', () => socket.write('PING\r\n'));
-    socket.once('data', (data) => {
-      socket.destroy();
-      resolve(data.toString().startsWith('+PONG'));
-    });
-    socket.once('error', () => resolve(false));
-    socket.once('timeout', () => {
-      socket.destroy();
-      resolve(false);
-    });
-  });
-}
-
-/** Starts a private redis-server, or explains why there is none. */
+/**
+ * Starts the private redis-server the tests use (test/support/redis-server.ts), with AOF fsync
+ * every second: BullMQ's usual durable set-up, comparable to the SQLite store's default (a
+ * committed message survives any process crash). A string says why there is none.
+ */
 async function startRedis(): Promise<RedisServer | string> {
-  const probe = spawnSync('redis-server', ['--version'], { encoding: 'utf8' });
-  if (probe.error)
-    return 'redis-server is not installed (apt-get install redis-server): BullMQ baseline skipped';
-  const port = await freePort();
-  const dir = mkdtempSync(join(tmpdir(), 'ipckit-bench-redis-'));
-  // AOF with fsync every second: BullMQ's usual durable set-up, comparable to the SQLite store's
-  // default (a committed message survives any process crash).
-  const args = ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', ''];
-  args.push('--appendonly', 'yes', '--appendfsync', 'everysec', '--daemonize', 'no', '--loglevel', 'warning');
-  const server = spawn('redis-server', args, { stdio: 'ignore' });
-  const deadline = Date.now() + 10_000;
-  while (!(await redisAnswers(port))) {
-    if (server.exitCode !== null || Date.now() > deadline) {
-      server.kill('SIGKILL');
-      rmSync(dir, { recursive: true, force: true });
-      return `redis-server did not start on port ${port}: BullMQ baseline skipped`;
-    }
-    await new Promise((resolve) => setTimeout(resolve, 20));
+  const unavailable = redisUnavailable();
+  if (unavailable) return `${unavailable}: BullMQ baseline skipped`;
+  try {
+    return await RedisServer.start({ appendfsync: 'everysec' });
+  } catch (err) {
+    return `redis-server did not start (${(err as Error).message.split('\n')[0]}): BullMQ baseline skipped`;
   }
-  return {
-    port,
-    pid: server.pid!,
-    async stop() {
-      server.kill('SIGTERM');
-      if (server.exitCode === null) await once(server, 'exit');
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
 }
 
 // ---- cases ----------------------------------------------------------------------------------------
@@ -223,14 +173,14 @@ async function throughputRun(
         if (counts[0]! + counts[1]! >= total) finish(performance.now());
       });
     });
-    const redisCpuBefore = subject !== 'ipckit' && env.redis ? processCpuMs(env.redis.pid) : 0;
+    const redisCpuBefore = subject !== 'ipckit' && env.redis ? processCpuMs(env.redis.pid!) : 0;
     const start = performance.now();
     for (const p of producers) p.send({ cmd: 'go' });
     const produced = await Promise.all(producers.map((p) => p.done));
     const end = await finished;
     for (const c of consumers) c.send({ cmd: 'stop' });
     const reports = await Promise.all(consumers.map((c) => c.done));
-    const redisCpu = subject !== 'ipckit' && env.redis ? processCpuMs(env.redis.pid) - redisCpuBefore : 0;
+    const redisCpu = subject !== 'ipckit' && env.redis ? processCpuMs(env.redis.pid!) - redisCpuBefore : 0;
     const consumed = reports.reduce((n, r) => n + r.count, 0);
     if (consumed !== total) throw new Error(`${subject}: consumers counted ${consumed} of ${total}`);
     const cpuMs = [...produced, ...reports].reduce((n, r) => n + r.cpuMs, 0) + redisCpu;

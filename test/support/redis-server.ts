@@ -1,5 +1,5 @@
 /**
- * A private redis-server for tests: started on a free loopback port with its own temporary data
+ * A private redis-server for tests and the mq benchmark: started on a free loopback port with its own temporary data
  * directory, never a shared or system instance. `--port 0` is not supported by Redis, so the port
  * comes from binding a throw-away server to 127.0.0.1:0; if another process takes it before Redis
  * binds it, Redis exits and a new port is tried. Readiness is Redis's own "Ready to accept
