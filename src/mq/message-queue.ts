@@ -31,7 +31,6 @@ import {
   type StoreSpec,
 } from './options.js';
 import { SendPipeline } from './send-pipeline.js';
-import { removeDeadBells } from './socket-doorbell.js';
 import type {
   ClaimedMessage,
   OutgoingMessage,
@@ -137,19 +136,14 @@ export class MessageQueue<T = unknown> implements AsyncDisposable {
   }
 
   /**
-   * Deletes the queue `name` and every message in it; false if there was none. Also removes the
-   * doorbell sockets that consumers killed with SIGKILL left in the runtime directory (a live
-   * process's are left alone).
+   * Deletes the queue `name` and every message in it; false if there was none. The SQLite store
+   * also removes the doorbell sockets that consumers killed with SIGKILL left in the runtime
+   * directory (a live process's are left alone).
    */
   static remove(name: string, opts?: { store?: StoreSpec }): Promise<boolean> {
     try {
       checkName(name, 'message queue');
-      return resolveStoreDriver(opts?.store)
-        .remove(name)
-        .then((existed) => {
-          removeDeadBells();
-          return existed;
-        });
+      return resolveStoreDriver(opts?.store).remove(name);
     } catch (err) {
       return Promise.reject(err);
     }

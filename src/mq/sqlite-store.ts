@@ -23,7 +23,7 @@ import { register, unregister } from '../core/registry.js';
 import { resourcePath } from '../core/runtime-dir.js';
 import { crashpoint } from './crashpoint.js';
 import { type Doorbell, type DoorbellTransport, RING_MESSAGES, RING_ROOM, type Ringer } from './doorbell.js';
-import { socketDoorbells } from './socket-doorbell.js';
+import { removeDeadBells, socketDoorbells } from './socket-doorbell.js';
 import { Checkpointer } from './sqlite-checkpoint.js';
 import { isBusy, needsReopen, sqliteError } from './sqlite-errors.js';
 import { openDatabase, State } from './sqlite-schema.js';
@@ -604,6 +604,8 @@ export const sqliteDriver: StoreDriver = {
     const existed = existsSync(path);
     for (const suffix of ['', '-wal', '-shm', '-journal']) rmSync(path + suffix, { force: true });
     unregister('queue', name);
+    // The doorbells are this store's: those of consumers killed with SIGKILL go with the queue.
+    removeDeadBells();
     return existed;
   },
 };
