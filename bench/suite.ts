@@ -8,6 +8,7 @@ import { availableParallelism, loadavg } from 'node:os';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { CaseResult, Scenario } from './scenario.js';
 import { ratio } from './scenario.js';
+import { moduleExtension } from './support/peer.js';
 
 /** One case of one scenario, with each baseline's ratio (> 1 means ipckit is better). */
 export interface ResultRow extends CaseResult {
@@ -46,7 +47,7 @@ export interface SuiteResult {
 
 const benchDir = fileURLToPath(new URL('.', import.meta.url));
 /** `.bench.ts` from the sources, `.bench.js` in the tree bench/launch.mjs transpiles. */
-const suffix = import.meta.url.endsWith('.ts') ? '.bench.ts' : '.bench.js';
+const suffix = `.bench${moduleExtension}`;
 
 /**
  * Every `bench/*.bench.ts`, imported, in file-name order. A file that fails to load does not stop

@@ -6,7 +6,7 @@
  *    lock actually passed from one process to the other (handoffs);
  *  - owner-death recovery: from SIGKILL of the holder to the waiter holding the lock with
  *    ownerDied, for lock(), lockSync() and, as a kernel-managed reference, FileLock (flock).
- * Runnable alone: `node --import tsx bench/sync.bench.ts [--quick]`.
+ * Runnable alone: `npm run bench -- --only sync [--quick]`.
  */
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
@@ -20,7 +20,7 @@ import {
   summarize,
   withPeakRss,
 } from './scenario.js';
-import { CHILD_LOADER } from './support/peer.js';
+import { CHILD_LOADER, moduleExtension } from './support/peer.js';
 import { hasPython, inPrivateRuntimeDir, runPython, startLineChild } from './support/sync-procs.js';
 
 const now = () => performance.timeOrigin + performance.now();
@@ -343,7 +343,7 @@ async function recoverSync(): Promise<number> {
     const holder = startLineChild('sync-hold.ts', []);
     await holder.line('held');
     // The blocking waiter must be another process (it blocks its thread): a one-line script.
-    const script = `import { Mutex } from ${JSON.stringify(new URL(`../src/index.${import.meta.url.endsWith('.ts') ? 'ts' : 'js'}`, import.meta.url).href)};
+    const script = `import { Mutex } from ${JSON.stringify(new URL(`../src/index${moduleExtension}`, import.meta.url).href)};
       const m = Mutex.open('bench-lock'); console.log('waiting');
       const g = m.lockSync(); console.log('got ' + (performance.timeOrigin + performance.now()) + ' ' + g.ownerDied);`;
     const waiter = spawn(process.execPath, [...CHILD_LOADER, '--input-type=module', '-e', script], {

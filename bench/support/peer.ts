@@ -30,6 +30,9 @@ export const CHILD_STDIO: ['ignore', 2, 2] = ['ignore', 2, 2];
 /** True when the bench runs from its TypeScript sources (a standalone `node --import tsx bench/….ts`). */
 const fromSources = import.meta.url.endsWith('.ts');
 
+/** The extension of the bench's (and src/'s) modules as they run: `.ts` from sources, else `.js`. */
+export const moduleExtension = fromSources ? '.ts' : '.js';
+
 /**
  * The Node flags a child of bench/children/ needs: the tsx loader when the bench runs from its
  * sources, none when it runs transpiled (bench/launch.mjs, which `npm run bench` uses).
@@ -43,6 +46,6 @@ export function childArgs(file: string, ...args: string[]): string[] {
 
 /** Absolute path of a child program in bench/children/, named by its source file (`x.ts`). */
 export function childPath(file: string): string {
-  const runnable = fromSources ? file : file.replace(/\.ts$/, '.js');
+  const runnable = file.replace(/\.ts$/, moduleExtension);
   return fileURLToPath(new URL(`../children/${runnable}`, import.meta.url));
 }
