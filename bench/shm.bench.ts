@@ -3,7 +3,7 @@
  * increment under a Mutex) against the same counter kept by a parent that children update with
  * `process.send` (the usual Node way); and the cost of a segment's whole life (create, touch,
  * close, unlink) against Python's multiprocessing.shared_memory. Baselines run in the same run.
- * Runnable alone: `node --import tsx bench/shm.bench.ts [--quick]`.
+ * Runnable alone: `npm run bench -- --only shm [--quick]`.
  */
 import { Event, Mutex, SharedMemory } from '../src/index.js';
 import {
