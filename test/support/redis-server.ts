@@ -1,9 +1,9 @@
 /**
- * A private redis-server for tests and the mq benchmark: started on a free loopback port with its own temporary data
- * directory, never a shared or system instance. `--port 0` is not supported by Redis, so the port
- * comes from binding a throw-away server to 127.0.0.1:0; if another process takes it before Redis
- * binds it, Redis exits and a new port is tried. Readiness is Redis's own "Ready to accept
- * connections" line, not a poll.
+ * A private redis-server for tests and the mq benchmark: started on a free loopback port with its
+ * own temporary data directory, never a shared or system instance. `--port 0` is not supported by
+ * Redis, so the port comes from binding a throw-away server to 127.0.0.1:0; if another process
+ * takes it before Redis binds it, Redis exits and a new port is tried. Readiness is Redis's own
+ * "Ready to accept connections" line, not a poll.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
