@@ -1,20 +1,10 @@
 import type { StandardSchemaV1 } from '@standard-schema/spec';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { type ChildProcess, ErrorCodes, spawn } from '../../src/index.js';
-import { fixtureArgs, isolateRuntimeDir, rejectionOf, watchdog } from '../helpers.js';
+import { fixtureArgs, rejectionOf, watchdog } from '../helpers.js';
+import { isolatedWithChildren } from '../support/spawned-children.js';
 
-let env: ReturnType<typeof isolateRuntimeDir>;
-const children: ChildProcess<unknown>[] = [];
-beforeEach(() => {
-  env = isolateRuntimeDir();
-});
-afterEach(async () => {
-  for (const child of children.splice(0)) {
-    child.kill('SIGKILL');
-    await child.exited;
-  }
-  env.cleanup();
-});
+const children = isolatedWithChildren();
 
 function start<T>(fixture: string, args: string[] = [], opts: Parameters<typeof spawn<T>>[2] = {}) {
   const child = spawn<T>(process.execPath, fixtureArgs(fixture, ...args), {

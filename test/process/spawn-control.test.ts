@@ -1,22 +1,12 @@
 import { readFileSync } from 'node:fs';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { isAlive } from '../../src/core/process-identity.js';
 import { type ChildProcess, ErrorCodes, IpcError, Pipe, spawn } from '../../src/index.js';
-import { fixtureArgs, isolateRuntimeDir, rejectionOf, watchdog } from '../helpers.js';
+import { fixtureArgs, rejectionOf, watchdog } from '../helpers.js';
+import { isolatedWithChildren } from '../support/spawned-children.js';
 import { childrenOfThisProcess, LineReader, procState, untilState } from './proc-helpers.js';
 
-let env: ReturnType<typeof isolateRuntimeDir>;
-const children: ChildProcess<unknown>[] = [];
-beforeEach(() => {
-  env = isolateRuntimeDir();
-});
-afterEach(async () => {
-  for (const child of children.splice(0)) {
-    child.kill('SIGKILL');
-    await child.exited;
-  }
-  env.cleanup();
-});
+const children = isolatedWithChildren();
 
 function track<C>(child: C): C {
   children.push(child as unknown as ChildProcess<unknown>);

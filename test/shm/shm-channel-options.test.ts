@@ -4,24 +4,14 @@
  * reader (its idle flag is set in the ring), so neither burns a core while nothing arrives.
  */
 import { readFileSync } from 'node:fs';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { type ChildProcess, SharedMemory, ShmChannel, spawn } from '../../src/index.js';
 import { Ctl } from '../../src/shm/ring.js';
 import { checkMessage, makeMessage, sizeFor } from '../fixtures/shm-channel-message.js';
-import { fixtureArgs, isolateRuntimeDir, watchdog } from '../helpers.js';
+import { fixtureArgs, watchdog } from '../helpers.js';
+import { isolatedWithChildren } from '../support/spawned-children.js';
 
-let env: ReturnType<typeof isolateRuntimeDir>;
-const children: ChildProcess<unknown>[] = [];
-beforeEach(() => {
-  env = isolateRuntimeDir();
-});
-afterEach(async () => {
-  for (const child of children.splice(0)) {
-    child.kill('SIGKILL');
-    await child.exited;
-  }
-  env.cleanup();
-});
+const children = isolatedWithChildren();
 
 /** Bytes of the child's mappings of ipckit memfd segments (the channel's, header page included). */
 function memfdBytes(pid: number): number {

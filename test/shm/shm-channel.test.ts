@@ -6,24 +6,14 @@
  * took over 10 s there; the benchmark pushes millions through the same path).
  */
 import { readdirSync, readlinkSync } from 'node:fs';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { type ChildProcess, ErrorCodes, ShmChannel, spawn } from '../../src/index.js';
 import { kernelPrefix } from '../../src/shm/kernel-name.js';
 import { checkMessage, makeMessage, sizeFor } from '../fixtures/shm-channel-message.js';
-import { fixtureArgs, isolateRuntimeDir, rejectionOf, watchdog } from '../helpers.js';
+import { fixtureArgs, rejectionOf, watchdog } from '../helpers.js';
+import { isolatedWithChildren } from '../support/spawned-children.js';
 
-let env: ReturnType<typeof isolateRuntimeDir>;
-const children: ChildProcess<unknown>[] = [];
-beforeEach(() => {
-  env = isolateRuntimeDir();
-});
-afterEach(async () => {
-  for (const child of children.splice(0)) {
-    child.kill('SIGKILL');
-    await child.exited;
-  }
-  env.cleanup();
-});
+const children = isolatedWithChildren();
 
 /**
  * The fds a channel could leak (segments, memfds, pidfds, sockets), by target. Not the raw count:
