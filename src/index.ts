@@ -8,6 +8,7 @@ export { ErrorCodes, IpcError, type IpcErrorCode, isIpcError } from './core/erro
 export { DEFAULT_MAX_MESSAGE_BYTES } from './core/framing.js';
 export {
   listResources,
+  RESOURCE_KINDS,
   type ResourceEntry,
   type ResourceKind,
   type ResourceStatus,

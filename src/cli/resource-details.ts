@@ -11,27 +11,14 @@ import {
   MessageQueue,
   Mutex,
   type QueueStats,
-  type ResourceKind,
+  RESOURCE_KINDS,
   type ResourceStatus,
   RwLock,
   Semaphore,
   SharedMemory,
 } from '../index.js';
 
-/** Every kind of named resource, in the order the CLI lists them in help texts. */
-export const RESOURCE_KINDS: readonly ResourceKind[] = [
-  'fifo',
-  'named-pipe',
-  'socket',
-  'queue',
-  'shm',
-  'mutex',
-  'semaphore',
-  'rwlock',
-  'condition',
-  'barrier',
-  'event',
-];
+export { RESOURCE_KINDS };
 
 /** The cheap figure `ipckit ls` shows: a segment's size or a queue's ready count. */
 export interface ResourceSize {

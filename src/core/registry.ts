@@ -8,19 +8,23 @@ import { join } from 'node:path';
 import { isAlive, type ProcessIdentity, selfIdentity } from './process-identity.js';
 import { runtimeDir } from './runtime-dir.js';
 
-/** The kinds of named resource ipckit creates. */
-export type ResourceKind =
-  | 'fifo'
-  | 'named-pipe'
-  | 'shm'
-  | 'mutex'
-  | 'semaphore'
-  | 'rwlock'
-  | 'condition'
-  | 'barrier'
-  | 'event'
-  | 'queue'
-  | 'socket';
+/** The kinds of named resource ipckit creates, in the order `ipckit` lists them. */
+export const RESOURCE_KINDS = [
+  'fifo',
+  'named-pipe',
+  'socket',
+  'queue',
+  'shm',
+  'mutex',
+  'semaphore',
+  'rwlock',
+  'condition',
+  'barrier',
+  'event',
+] as const;
+
+/** A kind of named resource ipckit creates. */
+export type ResourceKind = (typeof RESOURCE_KINDS)[number];
 
 /** One registered resource, as `ipckit ls --json` prints it. */
 export interface ResourceEntry {

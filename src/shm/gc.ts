@@ -9,7 +9,13 @@
 import { closeSync, openSync, readdirSync, readSync, rmSync } from 'node:fs';
 import { basename } from 'node:path';
 import { isAlive } from '../core/process-identity.js';
-import { listResources, type ResourceKind, type ResourceStatus, unregister } from '../core/registry.js';
+import {
+  listResources,
+  RESOURCE_KINDS,
+  type ResourceKind,
+  type ResourceStatus,
+  unregister,
+} from '../core/registry.js';
 import { deadBells } from '../mq/socket-doorbell.js';
 import { HEADER_BYTES, readHeader } from './header.js';
 import { kernelPath, kernelPrefix, type ShmObjectKind } from './kernel-name.js';
@@ -66,18 +72,8 @@ const SHM_KINDS: ReadonlySet<string> = new Set<ShmObjectKind>([
   'event',
 ]);
 
-const DEFAULT_KINDS: readonly ResourceKind[] = [
-  'fifo',
-  'named-pipe',
-  'socket',
-  'shm',
-  'mutex',
-  'semaphore',
-  'rwlock',
-  'condition',
-  'barrier',
-  'event',
-];
+// Queues hold data, not just a name: only removed when asked for (`kinds` with 'queue').
+const DEFAULT_KINDS: readonly ResourceKind[] = RESOURCE_KINDS.filter((kind) => kind !== 'queue');
 
 function removeEntry(entry: ResourceStatus): void {
   if (SHM_KINDS.has(entry.kind)) {
