@@ -120,6 +120,12 @@ export abstract class ChannelBase<T> implements Channel<T> {
   protected abstract endOutput(): Promise<void>;
   /** Releases every resource at once (fds, handles, timers). Called exactly once. */
   protected abstract teardown(): void;
+  /**
+   * Called by `receive()` when nothing is queued, before it waits: a transport that can see input
+   * without an event-loop turn (shared memory) delivers it now, so a reply that is already there
+   * costs no turn of the loop. The default does nothing.
+   */
+  protected pollInput(): void {}
 
   // ---- what transports report -----------------------------------------------------------------
 
@@ -249,14 +255,8 @@ export abstract class ChannelBase<T> implements Channel<T> {
     } catch (err) {
       return Promise.reject(err);
     }
-    const item = this.#received.shift();
-    if (item) {
-      if (this.#inputPaused && this.#received.length <= this.#lowWater && this.#state === 'open') {
-        this.#inputPaused = false;
-        this.resumeInput();
-      }
-      return item.ok ? Promise.resolve(item.value) : Promise.reject(item.error);
-    }
+    const item = this.#takeReceived();
+    if (item) return item.ok ? Promise.resolve(item.value) : Promise.reject(item.error);
     if (this.#state === 'closed') return Promise.reject(closedError(this.what));
     if (this.#inputEnd) return Promise.reject(this.#inputEnd);
     return new Promise<T>((resolve, reject) => {
@@ -267,6 +267,20 @@ export abstract class ChannelBase<T> implements Channel<T> {
         reject(err);
       });
     });
+  }
+
+  /** The next queued message, polling the transport once if none is queued and nobody waits. */
+  #takeReceived(): Received<T> | undefined {
+    let item = this.#received.shift();
+    if (!item && this.#receivers.length === 0 && this.#state !== 'closed' && !this.#inputEnd) {
+      this.pollInput();
+      item = this.#received.shift();
+    }
+    if (item && this.#inputPaused && this.#received.length <= this.#lowWater && this.#state === 'open') {
+      this.#inputPaused = false;
+      this.resumeInput();
+    }
+    return item;
   }
 
   /**
@@ -281,8 +295,14 @@ export abstract class ChannelBase<T> implements Channel<T> {
     };
     return {
       // Not an async function: a message already queued costs one settled promise, not three.
-      next: (): Promise<IteratorResult<T>> =>
-        this.receive().then((value) => ({ done: false, value }), endAtClose),
+      next: (): Promise<IteratorResult<T>> => {
+        const item = this.#takeReceived();
+        if (item?.ok) return Promise.resolve({ done: false, value: item.value });
+        return (item ? Promise.reject(item.error) : this.receive()).then(
+          (value) => ({ done: false, value }),
+          endAtClose,
+        );
+      },
       return: async (): Promise<IteratorResult<T>> => ({ done: true, value: undefined }),
     };
   }

@@ -35,22 +35,52 @@ const textDecoder = new TextDecoder('utf-8', { fatal: true });
 /**
  * msgpackr caches a DataView on the buffer it decodes (`buffer.dataView = new DataView(…)`). Given a
  * fresh view per frame, that is a DataView allocation plus a new hidden class per message, a fifth
- * of a small message's decode. Frames mostly sit in the same read buffer, so decode them as ranges
- * of one cached view over that buffer instead. Buffers over 1 MiB are not cached: the cache keeps
- * the last one alive until the next decode.
+ * of a small message's decode. Frames mostly sit in the same buffer (a read buffer, a shared-memory
+ * ring), so decode them as ranges of one cached view over that buffer instead. The last buffer is
+ * held strongly only up to 1 MiB, so a large one is not kept alive until the next decode; larger
+ * ones (a ring mapping) keep their view in a WeakMap, which holds nothing alive.
  */
 let wholeBuffer: ArrayBufferLike | undefined;
 let wholeView: Uint8Array | undefined;
-const MAX_CACHED_BUFFER = 1 << 20;
+const MAX_PINNED_BUFFER = 1 << 20;
+const largeBufferViews = new WeakMap<ArrayBufferLike, Uint8Array>();
 
-function msgpackDecode(bytes: Uint8Array): unknown {
-  const buffer = bytes.buffer;
-  if (bytes.byteLength === 0 || buffer.byteLength > MAX_CACHED_BUFFER) return packr.decode(bytes);
-  if (buffer !== wholeBuffer) {
+function wholeViewOf(buffer: ArrayBufferLike): Uint8Array {
+  if (buffer === wholeBuffer) return wholeView!;
+  if (buffer.byteLength <= MAX_PINNED_BUFFER) {
     wholeBuffer = buffer;
     wholeView = new Uint8Array(buffer);
+    return wholeView;
   }
-  return packr.decode(wholeView!, { start: bytes.byteOffset, end: bytes.byteOffset + bytes.byteLength });
+  let view = largeBufferViews.get(buffer);
+  if (!view) {
+    view = new Uint8Array(buffer);
+    largeBufferViews.set(buffer, view);
+  }
+  return view;
+}
+
+/**
+ * msgpackr takes its fast paths for small messages (strings decoded in JS, map keys from its key
+ * cache) only when the decoded range ends within the first 140 bytes of the view; further in, it
+ * calls its native string extractor, which costs more than the copy. Small frames are therefore
+ * decoded from a scratch copy at offset 0. Safe because `copyBuffers` means nothing decoded refers
+ * back to the bytes.
+ */
+const SMALL_FRAME = 128;
+const smallFrame = new Uint8Array(SMALL_FRAME);
+
+function msgpackDecode(bytes: Uint8Array): unknown {
+  const length = bytes.byteLength;
+  if (length === 0) return packr.decode(bytes);
+  if (length <= SMALL_FRAME) {
+    smallFrame.set(bytes);
+    return packr.decode(smallFrame, { start: 0, end: length });
+  }
+  return packr.decode(wholeViewOf(bytes.buffer), {
+    start: bytes.byteOffset,
+    end: bytes.byteOffset + bytes.byteLength,
+  });
 }
 
 /** The built-in codecs. */

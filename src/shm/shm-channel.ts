@@ -244,6 +244,7 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
   #idleTurns = 0;
   #spinLimit = SPIN_MIN;
   #spinUntil = 0;
+  #pumping = false;
 
   #viewMode = false;
   readonly #views: Array<{ end: number; released: boolean }> = [];
@@ -671,6 +672,22 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
 
   // ---- reading ----------------------------------------------------------------------------------
 
+  /**
+   * `mode: 'latency'`: receive() found nothing queued, so the ring is busy-polled (see #spinSync)
+   * and what the peer published is delivered now: a reply that arrives within microseconds costs no
+   * event-loop turn at all. The default mode leaves delivery to the pump, once per loop turn, which
+   * takes records in batches (one release of ring space per batch, not per message).
+   */
+  protected override pollInput(): void {
+    if (!this.#latency || this.#pumping || this.#viewMode || this.#sendOnly || this.#torn) return;
+    if (this.#inputDone) return;
+    if (this.#inputPaused || this.#peerReported || this.#peerEnded !== undefined) return;
+    if (!this.#reader.available() && !this.#spinSync()) return;
+    // Only delivery: the spin-or-park bookkeeping stays with the scheduled pump (or the doorbell).
+    const delivered = this.#deliverPublished();
+    if (delivered === BATCH || (delivered >= 0 && this.#peerEnded !== undefined)) this.#schedulePump();
+  }
+
   #schedulePump(): void {
     if (this.#pumpScheduled || this.#torn || this.#sendOnly) return;
     this.#pumpScheduled = setImmediate(() => {
@@ -686,35 +703,9 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
       this.#serveViews();
       return;
     }
-    // A peer that ended without a goodbye: everything it published still counts, even past the
-    // receive high-water mark, so that the error can be reported (and pending sends fail) now.
     const force = this.#peerEnded !== undefined;
-    let delivered = 0;
-    while ((force || !this.#inputPaused) && delivered < BATCH) {
-      let rec: RingRecord | undefined;
-      try {
-        rec = this.#next();
-      } catch (err) {
-        this.fail(new IpcError(ErrorCodes.BAD_FRAME, `${this.what}: ${(err as Error).message}`));
-        return;
-      }
-      if (!rec) break;
-      if (rec.kind === RecordKind.GOODBYE) {
-        this.#inputDone = true;
-        this.#freeRead();
-        this.#releaseHold();
-        this.peerClosed();
-        return;
-      }
-      const message = this.#assemble(rec, this.#rawCodec);
-      if (message) {
-        delivered++;
-        if (message instanceof IpcError) this.deliverError(message);
-        else this.deliver(message, this.#owned);
-      }
-      if (this.#torn) return;
-    }
-    this.#freeRead();
+    const delivered = this.#deliverPublished();
+    if (delivered < 0) return;
     if (delivered === BATCH && !force) {
       this.#schedulePump();
       return;
@@ -725,6 +716,49 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
     }
     if (this.#inputPaused) return;
     this.#idleOrSpin(delivered > 0);
+  }
+
+  /**
+   * Delivers up to BATCH published messages (past the receive high-water mark once the peer has
+   * ended); the count, or -1 when the channel ended or failed on the way.
+   */
+  #deliverPublished(): number {
+    // A codec or schema that calls receive() while decoding must not re-enter the ring reader.
+    this.#pumping = true;
+    try {
+      // A peer that ended without a goodbye: everything it published still counts, even past the
+      // receive high-water mark, so that the error can be reported (and pending sends fail) now.
+      const force = this.#peerEnded !== undefined;
+      let delivered = 0;
+      while ((force || !this.#inputPaused) && delivered < BATCH) {
+        let rec: RingRecord | undefined;
+        try {
+          rec = this.#next();
+        } catch (err) {
+          this.fail(new IpcError(ErrorCodes.BAD_FRAME, `${this.what}: ${(err as Error).message}`));
+          return -1;
+        }
+        if (!rec) break;
+        if (rec.kind === RecordKind.GOODBYE) {
+          this.#inputDone = true;
+          this.#freeRead();
+          this.#releaseHold();
+          this.peerClosed();
+          return -1;
+        }
+        const message = this.#assemble(rec, this.#rawCodec);
+        if (message) {
+          delivered++;
+          if (message instanceof IpcError) this.deliverError(message);
+          else this.deliver(message, this.#owned);
+        }
+        if (this.#torn) return -1;
+      }
+      this.#freeRead();
+      return delivered;
+    } finally {
+      this.#pumping = false;
+    }
   }
 
   /** After a turn that found `gotData` or not: re-poll on a later turn, or park. */

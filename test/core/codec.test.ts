@@ -112,6 +112,28 @@ describe('codecs', () => {
     expect(codeOf(() => codec.decode(shared.subarray(3, 3)))).toBe(ErrorCodes.INVALID_MESSAGE);
   });
 
+  it('msgpack decodes small and large frames anywhere in a large buffer into values of their own', () => {
+    const small = { bin: new Uint8Array([1, 2, 3]), s: 'small' };
+    const large = { bin: new Uint8Array(300).fill(7), s: 'x'.repeat(200) };
+    // A shared-memory ring is a mapping larger than 1 MiB, with frames far from its start.
+    const ring = new Uint8Array(2 << 20);
+    const smallAt = (1 << 20) + 5;
+    const largeAt = (3 << 19) + 11;
+    const smallBytes = codecs.msgpack.encode(small);
+    const largeBytes = codecs.msgpack.encode(large);
+    ring.set(smallBytes, smallAt);
+    ring.set(largeBytes, largeAt);
+    const first = codecs.msgpack.decode(ring.subarray(smallAt, smallAt + smallBytes.length)) as typeof small;
+    const second = codecs.msgpack.decode(ring.subarray(largeAt, largeAt + largeBytes.length)) as typeof large;
+    expect(first).toEqual(small);
+    expect(second).toEqual(large);
+    // Overwriting the buffer, or decoding more frames, must not change what was decoded.
+    ring.fill(0);
+    codecs.msgpack.decode(codecs.msgpack.encode({ bin: new Uint8Array([9, 9, 9]), s: 'later' }));
+    expect(first).toEqual(small);
+    expect(second).toEqual(large);
+  });
+
   it('never lets a __proto__ key reach Object.prototype', () => {
     const hostileJson = Buffer.from('{"__proto__":{"polluted":true},"a":1}');
     const json = resolveCodec({ codec: 'json' }, 'test');

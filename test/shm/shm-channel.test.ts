@@ -38,31 +38,48 @@ function shmEntries(): string[] {
   return readdirSync('/dev/shm').filter((n) => n.startsWith(prefix));
 }
 
-function pair(capacity = 4096) {
-  const a = ShmChannel.create<Uint8Array>('pair', { capacity, codec: 'raw' });
+function pair(capacity = 4096, mode: 'default' | 'latency' = 'default') {
+  const a = ShmChannel.create<Uint8Array>('pair', { capacity, codec: 'raw', mode });
   const b = ShmChannel.open<Uint8Array>('pair', { codec: 'raw' });
   return { a, b };
 }
 
 describe('ShmChannel in one process', () => {
-  it('carries random sizes from 0 B to 4x the ring capacity whole and in order, both ways', async () => {
-    const { a, b } = pair(4096);
-    const sizes = Array.from({ length: 300 }, (_, i) => (i % 10 === 0 ? 0 : sizeFor(i, 4 * 4096)));
-    const received = (async () => {
-      const out: number[] = [];
-      for await (const m of b) {
-        if (m.byteLength > 0) expect(checkMessage(m)).toBe(out.length);
-        out.push(m.byteLength);
+  // In latency mode receive() itself polls the ring (ShmChannel#pollInput) before it waits.
+  it.each(['default', 'latency'] as const)(
+    '%s mode: carries random sizes from 0 B to 4x the ring capacity whole and in order',
+    async (mode) => {
+      const { a, b } = pair(4096, mode);
+      const sizes = Array.from({ length: 300 }, (_, i) => (i % 10 === 0 ? 0 : sizeFor(i, 4 * 4096)));
+      const received = (async () => {
+        const out: number[] = [];
+        for await (const m of b) {
+          if (m.byteLength > 0) expect(checkMessage(m)).toBe(out.length);
+          out.push(m.byteLength);
+        }
+        return out;
+      })();
+      for (let i = 0; i < sizes.length; i++) {
+        await a.send(sizes[i] === 0 ? new Uint8Array(0) : makeMessage(i, sizes[i]!));
       }
-      return out;
-    })();
-    for (let i = 0; i < sizes.length; i++) {
-      await a.send(sizes[i] === 0 ? new Uint8Array(0) : makeMessage(i, sizes[i]!));
-    }
+      await a.close();
+      expect(await watchdog(received, 20_000, 'all messages')).toEqual(
+        sizes.map((s) => (s === 0 ? 0 : Math.max(8, s))),
+      );
+      await b.close();
+    },
+  );
+
+  it('latency mode: receive() takes what is already in the ring, in order, also past a pending receive', async () => {
+    const { a, b } = pair(4096, 'latency');
+    const early = b.receive();
+    for (let i = 0; i < 5; i++) await a.send(makeMessage(i, 64));
+    // The pending receive gets the first message; the next ones come from the ring, not a loop turn.
+    expect(checkMessage(await watchdog(early, 5_000, 'first message'))).toBe(0);
+    for (let i = 1; i < 5; i++)
+      expect(checkMessage(await watchdog(b.receive(), 5_000, `message ${i}`))).toBe(i);
     await a.close();
-    expect(await watchdog(received, 20_000, 'all messages')).toEqual(
-      sizes.map((s) => (s === 0 ? 0 : Math.max(8, s))),
-    );
+    expect((await rejectionOf(b.receive())).code).toBe(ErrorCodes.CLOSED);
     await b.close();
   });
 
