@@ -838,10 +838,12 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
    */
   #spinSync(): boolean {
     const until = performance.now() + LATENCY_SYNC_SPIN_MS;
-    do {
+    // The clock costs about 15 polls of the ring, so it is read once per 32: a record is seen
+    // within a few nanoseconds of its publication, not after a clock read.
+    for (let i = 1; ; i++) {
       if (this.#reader.available()) return true;
-    } while (performance.now() < until);
-    return false;
+      if ((i & 31) === 0 && performance.now() >= until) return false;
+    }
   }
 
   /**
