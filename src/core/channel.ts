@@ -47,7 +47,13 @@ export interface ChannelOptions<T = unknown> extends CodecOptions<T> {
   receiveHighWaterMark?: number;
 }
 
-type Received<T> = { ok: true; value: T } | { ok: false; error: IpcError };
+/** A message that failed to decode, queued in order among the good ones (which are queued bare). */
+class ReceiveFailure {
+  constructor(readonly error: IpcError) {}
+}
+
+/** What {@link ChannelBase}'s queue hands out when it holds nothing. */
+const NOTHING: unique symbol = Symbol('nothing received');
 
 interface ReceiveWaiter<T> {
   resolve(value: T): void;
@@ -89,7 +95,7 @@ export abstract class ChannelBase<T> implements Channel<T> {
   #inputEnd: IpcError | undefined;
   /** Why output is unusable: undefined while sends can go out. */
   #outputEnd: IpcError | undefined;
-  #received = new Queue<Received<T>>();
+  #received = new Queue<T | ReceiveFailure>();
   #receivers = new Queue<ReceiveWaiter<T>>();
   #senders = new Queue<SendWaiter>();
   #blocked = false;
@@ -135,17 +141,17 @@ export abstract class ChannelBase<T> implements Channel<T> {
    */
   protected deliver(payload: Uint8Array, owned = false): void {
     if (this.#state === 'closed') return;
-    let item: Received<T>;
+    let item: T | ReceiveFailure;
     try {
-      item = { ok: true, value: this.codec.decode(payload, owned) };
+      item = this.codec.decode(payload, owned);
     } catch (err) {
-      item = { ok: false, error: err as IpcError };
+      item = new ReceiveFailure(err as IpcError);
     }
     const waiter = this.#receivers.shift();
     if (waiter) {
       waiter.disarm();
-      if (item.ok) waiter.resolve(item.value);
-      else waiter.reject(item.error);
+      if (item instanceof ReceiveFailure) waiter.reject(item.error);
+      else waiter.resolve(item);
       return;
     }
     this.#received.push(item);
@@ -167,7 +173,7 @@ export abstract class ChannelBase<T> implements Channel<T> {
       waiter.reject(err);
       return;
     }
-    this.#received.push({ ok: false, error: err });
+    this.#received.push(new ReceiveFailure(err));
   }
 
   /** The transport can take more: queued sends go out. */
@@ -256,7 +262,8 @@ export abstract class ChannelBase<T> implements Channel<T> {
       return Promise.reject(err);
     }
     const item = this.#takeReceived();
-    if (item) return item.ok ? Promise.resolve(item.value) : Promise.reject(item.error);
+    if (item !== NOTHING)
+      return item instanceof ReceiveFailure ? Promise.reject(item.error) : Promise.resolve(item);
     if (this.#state === 'closed') return Promise.reject(closedError(this.what));
     if (this.#inputEnd) return Promise.reject(this.#inputEnd);
     return new Promise<T>((resolve, reject) => {
@@ -270,13 +277,16 @@ export abstract class ChannelBase<T> implements Channel<T> {
   }
 
   /** The next queued message, polling the transport once if none is queued and nobody waits. */
-  #takeReceived(): Received<T> | undefined {
-    let item = this.#received.shift();
-    if (!item && this.#receivers.length === 0 && this.#state !== 'closed' && !this.#inputEnd) {
+  #takeReceived(): T | ReceiveFailure | typeof NOTHING {
+    const received = this.#received;
+    if (received.length === 0) {
+      if (this.#receivers.length > 0 || this.#state === 'closed' || this.#inputEnd) return NOTHING;
       this.pollInput();
-      item = this.#received.shift();
+      if (received.length === 0) return NOTHING;
     }
-    if (item && this.#inputPaused && this.#received.length <= this.#lowWater && this.#state === 'open') {
+    // Messages are queued bare (a message may itself be undefined), so emptiness is the length.
+    const item = received.shift() as T | ReceiveFailure;
+    if (this.#inputPaused && received.length <= this.#lowWater && this.#state === 'open') {
       this.#inputPaused = false;
       this.resumeInput();
     }
@@ -297,11 +307,9 @@ export abstract class ChannelBase<T> implements Channel<T> {
       // Not an async function: a message already queued costs one settled promise, not three.
       next: (): Promise<IteratorResult<T>> => {
         const item = this.#takeReceived();
-        if (item?.ok) return Promise.resolve({ done: false, value: item.value });
-        return (item ? Promise.reject(item.error) : this.receive()).then(
-          (value) => ({ done: false, value }),
-          endAtClose,
-        );
+        if (item === NOTHING) return this.receive().then((value) => ({ done: false, value }), endAtClose);
+        if (item instanceof ReceiveFailure) return Promise.reject(item.error).then(undefined, endAtClose);
+        return Promise.resolve({ done: false, value: item });
       },
       return: async (): Promise<IteratorResult<T>> => ({ done: true, value: undefined }),
     };

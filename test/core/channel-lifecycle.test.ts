@@ -153,4 +153,43 @@ describe('Channel lifecycle', () => {
     await b.send('after');
     expect(await watchdog(a.receive(), 5000, 'after')).toBe('after');
   });
+
+  it('queues every message in order, bad ones and ones that decode to undefined or null included', async () => {
+    // A codec that maps the empty payload to undefined, and 0xff to a decode failure.
+    const codec = {
+      name: 'tiny',
+      encode: (m: number | undefined | null) => new Uint8Array(m === undefined ? [] : m === null ? [0] : [m]),
+      decode: (bytes: Uint8Array) => {
+        if (bytes.length === 0) return undefined;
+        if (bytes[0] === 0xff) throw new Error('unreadable');
+        return bytes[0] === 0 ? null : bytes[0];
+      },
+    };
+    const pipeServer = await NamedPipe.listen<number | undefined | null>('tiny-codec', { codec });
+    const accepted = pipeServer.accept();
+    const sender = await NamedPipe.connect<number | undefined | null>('tiny-codec', { codec });
+    const receiver = await accepted;
+    try {
+      for (const m of [1, undefined, null, 0xff, 2]) await sender.send(m);
+      await sender.close();
+      // The first three are read with receive(), the rest by iteration, which ends at the close.
+      expect(await watchdog(receiver.receive(), 5000, 'first')).toBe(1);
+      expect(await watchdog(receiver.receive(), 5000, 'undefined')).toBeUndefined();
+      expect(await watchdog(receiver.receive(), 5000, 'null')).toBeNull();
+      const iterated: unknown[] = [];
+      for (;;) {
+        try {
+          for await (const m of receiver) iterated.push(m);
+          break;
+        } catch (err) {
+          iterated.push((err as { code: string }).code);
+        }
+      }
+      expect(iterated).toEqual([ErrorCodes.INVALID_MESSAGE, 2]);
+    } finally {
+      receiver.destroy();
+      sender.destroy();
+      await pipeServer.close();
+    }
+  });
 });
