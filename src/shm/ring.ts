@@ -19,8 +19,14 @@
 
 /** Bytes of a record header. Records start 8-byte aligned. */
 export const RECORD_HEADER = 8;
-/** Bytes of a ring's control block; head and tail sit on separate cache lines. */
-export const RING_CONTROL_BYTES = 128;
+/**
+ * Bytes of a ring's control block: three cache lines. The writer's line (head, and the flag the
+ * reader reads with it), the reader's line (tail), and the reader's idle flag on a line of its
+ * own: the writer reads that flag at every send, and beside the tail, which the reader stores at
+ * every batch, each of those reads pulled the line away from the reader and back (false sharing:
+ * two cache misses per message on a round trip).
+ */
+export const RING_CONTROL_BYTES = 192;
 
 /** Control word indices (Int32) inside a ring's control block. */
 export const Ctl = {
@@ -31,7 +37,7 @@ export const Ctl = {
   /** Written by the reader: bytes ever freed. */
   TAIL: 16,
   /** Set by the reader before it parks; cleared by the writer that rings it. */
-  READER_IDLE: 17,
+  READER_IDLE: 32,
 } as const;
 
 /** Record kinds. 0 is never written, so a zeroed header reads as corrupt rather than valid. */

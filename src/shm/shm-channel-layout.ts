@@ -18,8 +18,11 @@ import { threadDoorbell } from './doorbell.js';
 import { checkRingCapacity } from './ring.js';
 
 export const MAGIC = 0x43484d53; // 'SMHC'
-/** Layout 2: sides record their start time and session, the page a session counter and flags. */
-export const VERSION = 2;
+/**
+ * Layout 2: sides record their start time and session, the page a session counter and flags.
+ * Layout 3: ring control blocks of 192 bytes, the reader's idle flag on a cache line of its own.
+ */
+export const VERSION = 3;
 export const CONTROL_PAGE = 4096;
 /** Control page words. */
 export const W = { MAGIC: 0, VERSION: 1, CAPACITY: 2, SESSION: 3, FLAGS: 4 } as const;
