@@ -198,6 +198,26 @@ async function run(opts: RunOptions): Promise<CaseResult[]> {
   } finally {
     await closePeers(peers);
   }
+  // The same round trip without a codec: what the transport itself costs, and so what of the
+  // object round trip is msgpack's encoding and decoding.
+  opts.progress("shm-channel: starting children for mode: 'latency', raw codec");
+  peers = await startPeers('bytes', [
+    startShmPeer('bytes', { mode: 'latency', subject: "ipckit shm channel, mode 'latency', raw codec" }),
+    startShmPeer('bytes', { subject: "ipckit shm channel, mode 'default', raw codec" }),
+    startProcessSendPeer('bytes', 'advanced'),
+  ]);
+  try {
+    const rt = await measureCase(
+      'shm-channel',
+      peers,
+      roundTripCase("64 B buffer (raw codec), mode 'latency'", randomBytes(64), { min: 100, max: 50_000 }),
+      opts,
+    );
+    rt.notes = 'the transport alone: no encoding or decoding on either side';
+    results.push(rt);
+  } finally {
+    await closePeers(peers);
+  }
   return results;
 }
 
