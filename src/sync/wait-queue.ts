@@ -138,6 +138,10 @@ export class WaitQueue {
         const slot = this.#slot(i);
         if (Atomics.load(this.i32, slot) !== FREE) continue;
         if (Atomics.compareExchange(this.i32, slot, FREE, CLAIMING) !== FREE) continue;
+        // Counted at once: a fair Mutex refuses a barging acquirer while anyone waits, and the
+        // sooner it knows, the fewer times a releaser re-takes the lock while this waiter settles
+        // in. Wakers skip a slot still CLAIMING; its waiter re-checks after arming it.
+        Atomics.add(this.i32, this.#base, 1);
         // Only the claimer writes these while the state is CLAIMING; wakers read them only after
         // the state turns into a ticket (an Atomics store, which orders these plain writes).
         this.i32[slot + 1] = me.tid;
@@ -145,7 +149,6 @@ export class WaitQueue {
         this.i32[slot + 3] = me.pid;
         this.#f64[(slot + 4) >> 1] = me.startTime;
         this.#f64[(slot + 6) >> 1] = nowMs();
-        Atomics.add(this.i32, this.#base, 1);
         for (let used = this.#used(); used < i + 1; ) {
           const seen = Atomics.compareExchange(this.i32, this.#base + 3, used, i + 1);
           if (seen === used) break;
