@@ -30,6 +30,7 @@ import {
   withPeakRss,
 } from './scenario.js';
 import { CHILD_LOADER } from './support/peer.js';
+import { inPrivateRuntimeDir } from './support/sync-procs.js';
 
 const SELF = fileURLToPath(import.meta.url);
 const MiB = 1 << 20;
@@ -596,7 +597,16 @@ async function idleMemory(kind: 'ipckit' | 'net', dir: string, count: number): P
   }
 }
 
-async function run(opts: RunOptions): Promise<CaseResult[]> {
+/**
+ * The children run in a private runtime directory: a server killed at the end of a case (SIGKILL,
+ * so that no case waits on another's shutdown) would otherwise leave its registry entry in the
+ * user's own, listed as dead by `ipckit ls` after every benchmark run.
+ */
+function run(opts: RunOptions): Promise<CaseResult[]> {
+  return inPrivateRuntimeDir(() => runCases(opts));
+}
+
+async function runCases(opts: RunOptions): Promise<CaseResult[]> {
   const dir = mkdtempSync(join(tmpdir(), 'ipckit-bench-sockets-'));
   const sock = (name: string) => join(dir, `${name}.sock`);
   const rtSize = opts.quick ? 500 : 10_000;
