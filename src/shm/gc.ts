@@ -18,7 +18,7 @@ import {
 } from '../core/registry.js';
 import { deadBells } from '../mq/socket-doorbell.js';
 import { HEADER_BYTES, readHeader } from './header.js';
-import { kernelPath, kernelPrefix, type ShmObjectKind } from './kernel-name.js';
+import { kernelPath, kernelPrefix, SHM_OBJECT_KINDS } from './kernel-name.js';
 import { unlinkNamed } from './mapping.js';
 
 /** Options for {@link gcResources}. */
@@ -62,15 +62,7 @@ export interface GcResult {
   failed: { kind: ResourceKind; name: string; error: string }[];
 }
 
-const SHM_KINDS: ReadonlySet<string> = new Set<ShmObjectKind>([
-  'shm',
-  'mutex',
-  'semaphore',
-  'rwlock',
-  'condition',
-  'barrier',
-  'event',
-]);
+const SHM_KINDS: ReadonlySet<string> = new Set(SHM_OBJECT_KINDS);
 
 // Queues hold data, not just a name: only removed when asked for (`kinds` with 'queue').
 const DEFAULT_KINDS: readonly ResourceKind[] = RESOURCE_KINDS.filter((kind) => kind !== 'queue');

@@ -6,8 +6,19 @@
 import { identityOf, type ProcessIdentity } from '../core/process-identity.js';
 import { checkName, runtimeDirPath, runtimeDirTag } from '../core/runtime-dir.js';
 
-/** What a named object holds; part of its kernel name so a Mutex and a segment may share a name. */
-export type ShmObjectKind = 'shm' | 'mutex' | 'semaphore' | 'rwlock' | 'condition' | 'barrier' | 'event';
+/** What a named object can hold; part of its kernel name so a Mutex and a segment may share a name. */
+export const SHM_OBJECT_KINDS = [
+  'shm',
+  'mutex',
+  'semaphore',
+  'rwlock',
+  'condition',
+  'barrier',
+  'event',
+] as const;
+
+/** What a named object holds (one of {@link SHM_OBJECT_KINDS}). */
+export type ShmObjectKind = (typeof SHM_OBJECT_KINDS)[number];
 
 // The tag is a hash of the directory path: computed (and the directory checked) once per path.
 const tags = new Map<string, string>();
