@@ -88,6 +88,11 @@ export class Mutex extends Primitive {
   readonly #lockTarget: WaitTarget<MutexGuard>;
   // One unlock function for all guards: no closure allocated per lock on the fast path.
   readonly #unlock = () => this.releaseWord();
+  readonly #lockFree = (): boolean => Atomics.load(this.#i32, STATE) === 0;
+  readonly #ownerPids = (): readonly number[] => {
+    const tid = Atomics.load(this.#i32, STATE);
+    return tid === 0 ? [] : [this.#owner.pidOf(tid)];
+  };
 
   private constructor(storage: Storage) {
     super('mutex', storage);
@@ -95,21 +100,25 @@ export class Mutex extends Primitive {
     this.#queue = new WaitQueue(this.region, QUEUE);
     this.#owner = new OwnerRecord(this.region, OWNER);
     this.#fair = (Atomics.load(this.#i32, FLAGS) & FAIR_FLAG) !== 0;
-    this.#lockTarget = {
-      what: `${this.what}: lock`,
+    this.#lockTarget = this.#waitTarget(`${this.what}: lock`, (deathCheck, handed, queued) => {
+      const died = this.acquireWord(deathCheck, handed, queued);
+      return died === undefined ? undefined : this.#guard(died);
+    });
+  }
+
+  /** A wait for the lock word (lock(), and the re-lock after a Condition wait): `take` makes the result. */
+  #waitTarget<R>(what: string, take: WaitTarget<R>['attempt']): WaitTarget<R> {
+    return {
+      what,
       queue: this.#queue,
       spin: this.spinner,
       handsOff: this.#fair,
       attempt: (deathCheck, handed, queued) => {
         this.assertOpen();
-        const died = this.acquireWord(deathCheck, handed, queued);
-        return died === undefined ? undefined : this.#guard(died);
+        return take(deathCheck, handed, queued);
       },
-      ready: () => Atomics.load(this.#i32, STATE) === 0,
-      watchPids: () => {
-        const tid = Atomics.load(this.#i32, STATE);
-        return tid === 0 ? [] : [this.#owner.pidOf(tid)];
-      },
+      ready: this.#lockFree,
+      watchPids: this.#ownerPids,
       track: (kick) => this.trackWait(kick),
     };
   }
@@ -284,18 +293,8 @@ export class Mutex extends Primitive {
 
   /** @internal A wait target that re-takes the lock for a Condition wait (same engine as lock()). */
   relockTarget(): WaitTarget<boolean> {
-    return {
-      what: `${this.what}: re-lock after a condition wait`,
-      queue: this.#queue,
-      spin: this.spinner,
-      handsOff: this.#fair,
-      attempt: (deathCheck, handed, queued) => {
-        this.assertOpen();
-        return this.acquireWord(deathCheck, handed, queued);
-      },
-      ready: this.#lockTarget.ready!,
-      watchPids: this.#lockTarget.watchPids!,
-      track: (kick) => this.trackWait(kick),
-    };
+    return this.#waitTarget(`${this.what}: re-lock after a condition wait`, (deathCheck, handed, queued) =>
+      this.acquireWord(deathCheck, handed, queued),
+    );
   }
 }
