@@ -77,16 +77,6 @@ function kindByte(kind: number, noBody: boolean): number {
   return noBody ? kind | NO_BODY : kind;
 }
 
-/** REQUEST head. */
-export function requestHead(id: number, method: Buffer, noBody: boolean): Buffer {
-  const head = Buffer.allocUnsafe(6 + method.length);
-  head[0] = kindByte(Kind.REQUEST, noBody);
-  head.writeUInt32BE(id, 1);
-  head[5] = method.length;
-  method.copy(head, 6);
-  return head;
-}
-
 // Heads handed straight to transmitParts, which copies them into the batch at once, are written
 // into these scratch buffers instead of a fresh allocation per request and per reply.
 const requestScratch = Buffer.allocUnsafeSlow(6 + MAX_NAME_BYTES);
@@ -117,12 +107,14 @@ export function replyHeadNow(id: number, noBody: boolean): Buffer {
   return replyScratch;
 }
 
-/** REPLY head. */
+/** REQUEST head of its own, to be kept (queued while reconnecting). */
+export function requestHead(id: number, method: Buffer, noBody: boolean): Buffer {
+  return Buffer.from(requestHeadNow(id, method, noBody));
+}
+
+/** REPLY head of its own. */
 export function replyHead(id: number, noBody: boolean): Buffer {
-  const head = Buffer.allocUnsafe(5);
-  head[0] = kindByte(Kind.REPLY, noBody);
-  head.writeUInt32BE(id, 1);
-  return head;
+  return Buffer.from(replyHeadNow(id, noBody));
 }
 
 /** A head made of the kind and one id: ERROR and CANCEL. */
@@ -203,13 +195,18 @@ export function readU32(payload: Uint8Array, offset: number, what: string): numb
   );
 }
 
-/** Reads a length-prefixed name at `offset`: returns it and where the body starts. */
-export function readName(payload: Uint8Array, offset: number, what: string): { name: string; end: number } {
+/** Checks the length-prefixed name at `offset`; returns where it ends (where the body starts). */
+export function nameEnd(payload: Uint8Array, offset: number, what: string): number {
   const length = payload[offset];
   if (length === undefined || length === 0 || payload.byteLength < offset + 1 + length) {
     throw badEnvelope(what, 'name length out of range');
   }
-  const end = offset + 1 + length;
+  return offset + 1 + length;
+}
+
+/** Reads a length-prefixed name at `offset`: returns it and where the body starts. */
+export function readName(payload: Uint8Array, offset: number, what: string): { name: string; end: number } {
+  const end = nameEnd(payload, offset, what);
   return { name: asBuffer(payload).toString('utf8', offset + 1, end), end };
 }
 
@@ -218,21 +215,18 @@ export function readName(payload: Uint8Array, offset: number, what: string): { n
 let lastName = '';
 let lastNameBytes: Buffer = Buffer.alloc(0);
 
-/** {@link readName} for a method name: returns the name; the body starts after it. */
-export function readMethod(payload: Uint8Array, offset: number, what: string): string {
-  const length = payload[offset];
-  if (length === undefined || length === 0 || payload.byteLength < offset + 1 + length) {
-    throw badEnvelope(what, 'name length out of range');
-  }
+/** The method name at `offset`, which {@link nameEnd} checked ends at `end`. */
+export function readMethod(payload: Uint8Array, offset: number, end: number): string {
   const start = offset + 1;
+  const length = end - start;
   if (length === lastNameBytes.length) {
     let i = 0;
     while (i < length && payload[start + i] === lastNameBytes[i]) i++;
     if (i === length) return lastName;
   }
   const bytes = asBuffer(payload);
-  lastName = bytes.toString('utf8', start, start + length);
-  lastNameBytes = Buffer.from(bytes.subarray(start, start + length));
+  lastName = bytes.toString('utf8', start, end);
+  lastNameBytes = Buffer.from(bytes.subarray(start, end));
   return lastName;
 }
 

@@ -17,6 +17,7 @@ import {
   idHead,
   jsonFrame,
   Kind,
+  nameEnd,
   readJson,
   readMethod,
   readName,
@@ -256,11 +257,12 @@ export class ServerConnection<T> extends Link<T> implements SocketConnection<T> 
 
   #request(noBody: boolean, payload: Uint8Array): void {
     const id = readU32(payload, 1, this.what);
-    const method = readMethod(payload, 5, this.what);
+    const end = nameEnd(payload, 5, this.what);
+    const method = readMethod(payload, 5, end);
     let params: unknown;
     if (!noBody) {
       try {
-        params = this.bodyCodec.decode(payload.subarray(6 + payload[5]!));
+        params = this.bodyCodec.decode(payload.subarray(end));
       } catch (err) {
         this.#replyError(id, err);
         return;
