@@ -43,21 +43,23 @@ const LISTED = 'seq, id, type, priority, attempts, enqueued, body';
 /** Parameters of a multi-row insert: each row's eight, one row after the other. */
 export type InsertParams = (string | number | null | Uint8Array)[];
 
-/** The parameters of one row of `insert`. */
-const INSERT_ROW = '(?, ?, ?, ?, ?, ?, ?, ?)';
-const INSERT_INTO = 'INSERT INTO messages (id, type, priority, state, due, expires, enqueued, body) VALUES ';
+/** The columns an insert sets, in the order of each row's parameters. */
+const INSERT_COLUMNS = ['id', 'type', 'priority', 'state', 'due', 'expires', 'enqueued', 'body'] as const;
+const INSERT_WIDTH = INSERT_COLUMNS.length;
+const INSERT_ROW = `(${Array(INSERT_WIDTH).fill('?').join(', ')})`;
+const INSERT_INTO = `INSERT INTO messages (${INSERT_COLUMNS.join(', ')}) VALUES `;
 
 /**
  * Rows per multi-row insert, largest first: a send of n messages runs about n / 32 statements
  * instead of n, which shortens the time the write lock is held (each statement run costs a
  * round trip through the driver and a VDBE program start on top of the B-tree work).
  */
-export const INSERT_CHUNKS = [32, 8, 1] as const;
+const INSERT_CHUNKS = [32, 8, 1] as const;
 
 /** The prepared statements of one connection. */
 export class Statements {
   /** Multi-row inserts by rows per statement (INSERT_CHUNKS); parameters are the rows' flattened. */
-  readonly insert: Map<number, Statement<[InsertParams]>>;
+  readonly #insert: Map<number, Statement<[InsertParams]>>;
   readonly keyUntil: Statement<[string], number>;
   readonly putKey: Statement<[string, number]>;
   readonly pruneKeys: Statement<[number]>;
@@ -108,7 +110,7 @@ export class Statements {
       const statement = db.prepare(sql);
       return (pluck === 'raw' ? statement.raw() : pluck ? statement.pluck() : statement) as unknown as S;
     };
-    this.insert = new Map(
+    this.#insert = new Map(
       INSERT_CHUNKS.map((rows) => [rows, p(INSERT_INTO + Array(rows).fill(INSERT_ROW).join(', '))]),
     );
     this.keyUntil = p('SELECT until FROM keys WHERE id = ?', true);
@@ -192,5 +194,22 @@ export class Statements {
       true,
     );
     this.purge = p('DELETE FROM messages');
+  }
+
+  /**
+   * Inserts the rows whose parameters `params` holds (rows flattened, in INSERT_COLUMNS order): as
+   * many of the largest multi-row statement as fit, then smaller ones, so rows keep their order
+   * (their seq).
+   */
+  insertRows(params: InsertParams): void {
+    let at = 0;
+    for (const rows of INSERT_CHUNKS) {
+      const width = rows * INSERT_WIDTH;
+      if (params.length - at < width) continue;
+      const statement = this.#insert.get(rows)!;
+      for (; params.length - at >= width; at += width) {
+        statement.run(at === 0 && width === params.length ? params : params.slice(at, at + width));
+      }
+    }
   }
 }

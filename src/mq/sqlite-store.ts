@@ -27,13 +27,7 @@ import { removeDeadBells, socketDoorbells } from './socket-doorbell.js';
 import { Checkpointer } from './sqlite-checkpoint.js';
 import { isBusy, needsReopen, sqliteError } from './sqlite-errors.js';
 import { openDatabase, State } from './sqlite-schema.js';
-import {
-  type ClaimedRow,
-  INSERT_CHUNKS,
-  type InsertParams,
-  type MessageRow,
-  Statements,
-} from './sqlite-statements.js';
+import { type ClaimedRow, type InsertParams, type MessageRow, Statements } from './sqlite-statements.js';
 import type {
   ClaimedMessage,
   ClaimRequest,
@@ -101,25 +95,6 @@ function byDeliveryOrder(a: { priority: number; seq: number }, b: { priority: nu
 /** {@link byDeliveryOrder} for claimed rows: [seq, id, type, priority, …]. */
 function rowsByDeliveryOrder(a: ClaimedRow, b: ClaimedRow): number {
   return b[3] - a[3] || a[0] - b[0];
-}
-
-/** Parameters per row of the insert statements. */
-const INSERT_WIDTH = 8;
-
-/**
- * Runs the inserts whose parameters `params` holds (rows flattened, in order): as many of the
- * largest multi-row statement as fit, then smaller ones, so rows keep their order (their seq).
- */
-function insertRows(sql: Statements, params: InsertParams): void {
-  let at = 0;
-  for (const rows of INSERT_CHUNKS) {
-    const width = rows * INSERT_WIDTH;
-    if (params.length - at < width) continue;
-    const statement = sql.insert.get(rows)!;
-    for (; params.length - at >= width; at += width) {
-      statement.run(at === 0 && width === params.length ? params : params.slice(at, at + width));
-    }
-  }
 }
 
 function sum(values: readonly number[]): number {
@@ -331,7 +306,7 @@ class SqliteStore implements Store {
         outcomes.push('sent');
       }
       // The rows go in after the checks: the checks read only the keys and totals, never the rows.
-      insertRows(sql, rows);
+      sql.insertRows(rows);
       if (sent > 0) sql.addTotals.run(sent, sentBytes);
       if (full && request.armRoom && this.#bellAddress) sql.arm.run(RING_ROOM, this.#bellAddress);
       const rings = SqliteStore.#disarm(sql, sent > 0, swept > 0);
