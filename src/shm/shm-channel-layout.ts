@@ -15,7 +15,7 @@
 import { ErrorCodes, IpcError } from '../core/errors.js';
 import { isAlive, selfIdentity } from '../core/process-identity.js';
 import { threadDoorbell } from './doorbell.js';
-import { checkRingCapacity } from './ring.js';
+import { checkRingCapacity, RING_CONTROL_BYTES } from './ring.js';
 
 export const MAGIC = 0x43484d53; // 'SMHC'
 /**
@@ -39,6 +39,11 @@ export const SIDE_WORDS = 8;
 /** START is a float64 over words 4-5 of the block (8-byte aligned: the blocks are). */
 export const S = { STATE: 0, PID: 1, TID: 2, NONCE: 3, START: 4, SESSION: 6 } as const;
 export const State = { FREE: 0, ATTACHED: 1, DETACHED: 2, CLAIMING: 3 } as const;
+
+/** Byte offset of ring r's control block in the control page. */
+export function ringControlOffset(r: number): number {
+  return 512 + r * RING_CONTROL_BYTES;
+}
 
 /** The control words of a mapped channel segment. */
 export function controlWords(buffer: ArrayBuffer): Int32Array {

@@ -57,6 +57,7 @@ import {
   controlWords,
   Flag,
   initLayout,
+  ringControlOffset,
   S,
   SIDE_BASE,
   SIDE_WORDS,
@@ -121,8 +122,6 @@ interface Attachment {
   slot?: number;
 }
 
-/** Byte offset of ring r's control block. */
-const ringControlOffset = (r: number) => 512 + r * RING_CONTROL_BYTES;
 const DEFAULT_CAPACITY = 1 << 20;
 /** Records delivered per event-loop turn before yielding to other work. */
 const BATCH = 4096;
@@ -684,7 +683,7 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
     if (this.#inputPaused || this.#peerReported || this.#peerEnded !== undefined) return;
     if (!this.#reader.available() && !this.#spinSync()) return;
     // Only delivery: the spin-or-park bookkeeping stays with the scheduled pump (or the doorbell).
-    const delivered = this.#deliverPublished();
+    const delivered = this.#deliverPublished(false);
     if (delivered === BATCH || (delivered >= 0 && this.#peerEnded !== undefined)) this.#schedulePump();
   }
 
@@ -703,8 +702,10 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
       this.#serveViews();
       return;
     }
+    // A peer that ended without a goodbye: everything it published still counts, even past the
+    // receive high-water mark, so that the error can be reported (and pending sends fail) now.
     const force = this.#peerEnded !== undefined;
-    const delivered = this.#deliverPublished();
+    const delivered = this.#deliverPublished(force);
     if (delivered < 0) return;
     if (delivered === BATCH && !force) {
       this.#schedulePump();
@@ -719,16 +720,13 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
   }
 
   /**
-   * Delivers up to BATCH published messages (past the receive high-water mark once the peer has
-   * ended); the count, or -1 when the channel ended or failed on the way.
+   * Delivers up to BATCH published messages (past the receive high-water mark if `force`); the
+   * count, or -1 when the channel ended or failed on the way.
    */
-  #deliverPublished(): number {
+  #deliverPublished(force: boolean): number {
     // A codec or schema that calls receive() while decoding must not re-enter the ring reader.
     this.#pumping = true;
     try {
-      // A peer that ended without a goodbye: everything it published still counts, even past the
-      // receive high-water mark, so that the error can be reported (and pending sends fail) now.
-      const force = this.#peerEnded !== undefined;
       let delivered = 0;
       while ((force || !this.#inputPaused) && delivered < BATCH) {
         let rec: RingRecord | undefined;

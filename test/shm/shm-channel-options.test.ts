@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { type ChildProcess, SharedMemory, ShmChannel, spawn } from '../../src/index.js';
 import { Ctl, RING_CONTROL_BYTES } from '../../src/shm/ring.js';
+import { ringControlOffset } from '../../src/shm/shm-channel-layout.js';
 import { checkMessage, makeMessage, sizeFor } from '../fixtures/shm-channel-message.js';
 import { fixtureArgs, watchdog } from '../helpers.js';
 import { isolatedWithChildren } from '../support/spawned-children.js';
@@ -31,7 +32,7 @@ function memfdBytes(pid: number): number {
 async function parked(name: string, ring: number): Promise<void> {
   const seg = SharedMemory.open(name);
   try {
-    const control = new Int32Array(seg.buffer, 512 + ring * RING_CONTROL_BYTES, RING_CONTROL_BYTES / 4);
+    const control = new Int32Array(seg.buffer, ringControlOffset(ring), RING_CONTROL_BYTES / 4);
     while (Atomics.load(control, Ctl.READER_IDLE) !== 1) await new Promise((r) => setImmediate(r));
   } finally {
     seg.close();
