@@ -23,6 +23,21 @@ async function rejection(promise: Promise<unknown>): Promise<unknown> {
   throw new Error('expected a rejection');
 }
 
+/**
+ * Starts one incrementer process per entry of `modes` ('sync' or 'async'), each adding 1 to the
+ * shared counter `each` times under mutex 'lock', releases them together, and returns the total.
+ */
+async function countTogether(modes: string[], each: number, opts?: { fair: boolean }): Promise<number> {
+  const counter = SharedMemory.create('counter', { size: 64 });
+  Mutex.create('lock', opts);
+  const go = Event.create('go');
+  const children = modes.map((mode) => startFixture('sync-mutex-increment.ts', [String(each), mode]));
+  for (const child of children) await child.line('ready');
+  go.set();
+  for (const child of children) await succeeded(child, 60_000, 'incrementer');
+  return new Int32Array(counter.buffer)[0]!;
+}
+
 describe('Mutex within one process', () => {
   it('excludes: tryLock fails while held, succeeds after release; guards release once', () => {
     using mutex = Mutex.create('jobs');
@@ -211,40 +226,15 @@ describe('Mutex within one process', () => {
 
 describe('Mutex between processes', () => {
   it('keeps an exact counter: 4 processes x 100k increments (async lock)', async () => {
-    const counter = SharedMemory.create('counter', { size: 64 });
-    Mutex.create('lock');
-    const go = Event.create('go');
-    const children = [0, 1, 2, 3].map(() => startFixture('sync-mutex-increment.ts', ['100000', 'async']));
-    for (const child of children) await child.line('ready');
-    go.set();
-    for (const child of children) await succeeded(child, 60_000, 'incrementer');
-    expect(new Int32Array(counter.buffer)[0]).toBe(400_000);
+    expect(await countTogether(['async', 'async', 'async', 'async'], 100_000)).toBe(400_000);
   }, 90_000);
 
   it('keeps an exact counter with lockSync and lock mixed: 2 x 50k each', async () => {
-    const counter = SharedMemory.create('counter', { size: 64 });
-    Mutex.create('lock');
-    const go = Event.create('go');
-    const children = ['sync', 'async', 'sync', 'async'].map((mode) =>
-      startFixture('sync-mutex-increment.ts', ['50000', mode]),
-    );
-    for (const child of children) await child.line('ready');
-    go.set();
-    for (const child of children) await succeeded(child, 60_000, 'incrementer');
-    expect(new Int32Array(counter.buffer)[0]).toBe(200_000);
+    expect(await countTogether(['sync', 'async', 'sync', 'async'], 50_000)).toBe(200_000);
   }, 90_000);
 
   it('fair: keeps an exact counter with lockSync and lock mixed, 4 processes x 20k', async () => {
-    const counter = SharedMemory.create('counter', { size: 64 });
-    Mutex.create('lock', { fair: true });
-    const go = Event.create('go');
-    const children = ['sync', 'async', 'sync', 'async'].map((mode) =>
-      startFixture('sync-mutex-increment.ts', ['20000', mode]),
-    );
-    for (const child of children) await child.line('ready');
-    go.set();
-    for (const child of children) await succeeded(child, 60_000, 'incrementer');
-    expect(new Int32Array(counter.buffer)[0]).toBe(80_000);
+    expect(await countTogether(['sync', 'async', 'sync', 'async'], 20_000, { fair: true })).toBe(80_000);
   }, 90_000);
 
   it('fair: recovers a lock whose holder was SIGKILLed while others queue', async () => {
