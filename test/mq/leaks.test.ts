@@ -7,8 +7,8 @@ import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ErrorCodes, isIpcError, MessageQueue } from '../../src/index.js';
-import { directoryReaches, isolateRuntimeDir, openFdCount, watchdog } from '../helpers.js';
-import { killAll, startFixture } from '../sync/children.js';
+import { isolateRuntimeDir, openFdCount } from '../helpers.js';
+import { killAll, killWaitingConsumer } from '../sync/children.js';
 
 describe('SQLite store resources', () => {
   let rt: { dir: string; cleanup(): void };
@@ -44,15 +44,7 @@ describe('SQLite store resources', () => {
 
   it('MessageQueue.remove also removes the doorbell of a consumer killed with SIGKILL', async () => {
     const bells = join(rt.dir, '.mq-bells');
-    const consumer = startFixture('mq-wait-receive.ts', ['jobs']);
-    await consumer.line('waiting');
-    await watchdog(
-      directoryReaches(bells, (files) => files.length === 1),
-      20_000,
-      "the consumer's doorbell",
-    );
-    consumer.child.kill('SIGKILL');
-    await consumer.exited;
+    await killWaitingConsumer('jobs', bells, 1);
     expect(readdirSync(bells)).toHaveLength(1);
     expect(await MessageQueue.remove('jobs')).toBe(true);
     expect(readdirSync(bells)).toEqual([]);

@@ -12,8 +12,8 @@ import {
 } from '../../src/index.js';
 import { kernelName } from '../../src/shm/kernel-name.js';
 import { createNamed } from '../../src/shm/mapping.js';
-import { directoryReaches, isolateRuntimeDir, watchdog } from '../helpers.js';
-import { killAll, removeShmObjects, startFixture, succeeded } from '../sync/children.js';
+import { isolateRuntimeDir } from '../helpers.js';
+import { killAll, killWaitingConsumer, removeShmObjects, startFixture, succeeded } from '../sync/children.js';
 
 let env: ReturnType<typeof isolateRuntimeDir>;
 beforeEach(() => {
@@ -77,18 +77,10 @@ describe('gcResources', () => {
     const q = await MessageQueue.open('jobs');
     const stop = new AbortController();
     const mine = q.receive({ signal: stop.signal }).catch(() => {});
-    const consumer = startFixture('mq-wait-receive.ts', ['jobs']);
-    await consumer.line('waiting');
-    await watchdog(
-      directoryReaches(bells, (files) => files.length === 2),
-      20_000,
-      'both doorbells',
-    );
-    consumer.child.kill('SIGKILL');
-    await consumer.exited;
+    const consumer = await killWaitingConsumer('jobs', bells, 2);
     const left = readdirSync(bells);
     expect(left).toHaveLength(2);
-    const theirs = left.find((file) => file.startsWith(`${consumer.pid.toString(36)}-`));
+    const theirs = left.find((file) => file.startsWith(`${consumer.toString(36)}-`));
     expect(theirs).toBeDefined();
 
     expect(gcResources({ dryRun: true }).removed).toEqual([

@@ -7,7 +7,7 @@ import { readdirSync, rmSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { kernelPrefix } from '../../src/shm/kernel-name.js';
-import { fixture, fixtureArgs, watchdog } from '../helpers.js';
+import { directoryReaches, fixture, fixtureArgs, watchdog } from '../helpers.js';
 
 /** A running fixture with line-level access to its stdout. */
 export interface Fixture {
@@ -173,4 +173,22 @@ export function removeShmObjects(): void {
   for (const file of readdirSync('/dev/shm')) {
     if (file.startsWith(prefix)) rmSync(`/dev/shm/${file}`, { force: true });
   }
+}
+
+/**
+ * Starts a consumer of queue `queue` that waits to receive (its doorbell socket then sits in
+ * `bells`, which holds `bellsThen` files in all), and kills it with SIGKILL, so that its doorbell
+ * is left behind for the test to find. Returns the consumer's pid.
+ */
+export async function killWaitingConsumer(queue: string, bells: string, bellsThen: number): Promise<number> {
+  const consumer = startFixture('mq-wait-receive.ts', [queue]);
+  await consumer.line('waiting');
+  await watchdog(
+    directoryReaches(bells, (files) => files.length === bellsThen),
+    20_000,
+    `${bellsThen} doorbell(s) in ${bells}`,
+  );
+  consumer.child.kill('SIGKILL');
+  await consumer.exited;
+  return consumer.pid;
 }
