@@ -8,12 +8,8 @@ import { join } from 'node:path';
 import { isAlive, type ProcessIdentity, selfIdentity } from './process-identity.js';
 import { runtimeDir } from './runtime-dir.js';
 
-/** The kinds of named resource ipckit creates, in the order `ipckit` lists them. */
-export const RESOURCE_KINDS = [
-  'fifo',
-  'named-pipe',
-  'socket',
-  'queue',
+/** The kinds of named resource that are POSIX shared-memory objects (a segment, or a primitive's). */
+export const SHARED_MEMORY_KINDS = [
   'shm',
   'mutex',
   'semaphore',
@@ -22,6 +18,9 @@ export const RESOURCE_KINDS = [
   'barrier',
   'event',
 ] as const;
+
+/** The kinds of named resource ipckit creates, in the order `ipckit` lists them. */
+export const RESOURCE_KINDS = ['fifo', 'named-pipe', 'socket', 'queue', ...SHARED_MEMORY_KINDS] as const;
 
 /** A kind of named resource ipckit creates. */
 export type ResourceKind = (typeof RESOURCE_KINDS)[number];

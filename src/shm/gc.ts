@@ -14,11 +14,12 @@ import {
   RESOURCE_KINDS,
   type ResourceKind,
   type ResourceStatus,
+  SHARED_MEMORY_KINDS,
   unregister,
 } from '../core/registry.js';
 import { deadBells } from '../mq/socket-doorbell.js';
 import { HEADER_BYTES, readHeader } from './header.js';
-import { kernelPath, kernelPrefix, SHM_OBJECT_KINDS } from './kernel-name.js';
+import { kernelPath, kernelPrefix } from './kernel-name.js';
 import { unlinkNamed } from './mapping.js';
 
 /** Options for {@link gcResources}. */
@@ -62,7 +63,7 @@ export interface GcResult {
   failed: { kind: ResourceKind; name: string; error: string }[];
 }
 
-const SHM_KINDS: ReadonlySet<string> = new Set(SHM_OBJECT_KINDS);
+const SHM_KINDS: ReadonlySet<string> = new Set(SHARED_MEMORY_KINDS);
 
 // Queues hold data, not just a name: only removed when asked for (`kinds` with 'queue').
 const DEFAULT_KINDS: readonly ResourceKind[] = RESOURCE_KINDS.filter((kind) => kind !== 'queue');

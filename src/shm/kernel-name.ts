@@ -4,21 +4,11 @@
  * each other's segments or locks (tests rely on this for isolation).
  */
 import { identityOf, type ProcessIdentity } from '../core/process-identity.js';
+import type { SHARED_MEMORY_KINDS } from '../core/registry.js';
 import { checkName, runtimeDirPath, runtimeDirTag } from '../core/runtime-dir.js';
 
-/** What a named object can hold; part of its kernel name so a Mutex and a segment may share a name. */
-export const SHM_OBJECT_KINDS = [
-  'shm',
-  'mutex',
-  'semaphore',
-  'rwlock',
-  'condition',
-  'barrier',
-  'event',
-] as const;
-
-/** What a named object holds (one of {@link SHM_OBJECT_KINDS}). */
-export type ShmObjectKind = (typeof SHM_OBJECT_KINDS)[number];
+/** What a named object holds; part of its kernel name so a Mutex and a segment may share a name. */
+export type ShmObjectKind = (typeof SHARED_MEMORY_KINDS)[number];
 
 // The tag is a hash of the directory path: computed (and the directory checked) once per path.
 const tags = new Map<string, string>();
