@@ -7,8 +7,9 @@
  */
 import { readdirSync, readlinkSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { type ChildProcess, ErrorCodes, ShmChannel, spawn } from '../../src/index.js';
+import { type ChildProcess, ErrorCodes, SharedMemory, ShmChannel, spawn } from '../../src/index.js';
 import { kernelPrefix } from '../../src/shm/kernel-name.js';
+import { VERSION, W } from '../../src/shm/shm-channel-layout.js';
 import { checkMessage, makeMessage, sizeFor } from '../fixtures/shm-channel-message.js';
 import { fixtureArgs, rejectionOf, watchdog } from '../helpers.js';
 import { isolatedWithChildren } from '../support/spawned-children.js';
@@ -121,6 +122,20 @@ describe('ShmChannel in one process', () => {
     expect((await watchdog(rejectionOf(pending), 5_000, 'receive rejects')).code).toBe(ErrorCodes.PEER_GONE);
     expect((await rejectionOf(b.send(new Uint8Array(1)))).code).toBe(ErrorCodes.PEER_GONE);
     b.destroy();
+  });
+
+  it('refuses to open a channel of another layout version (ERR_IPC_INCOMPATIBLE), never misreads it', () => {
+    const a = ShmChannel.create<Uint8Array>('older', { codec: 'raw' });
+    // What a process of an older ipckit (layout 2: another ring control block) would have made.
+    const segment = SharedMemory.open('older');
+    const words = new Int32Array(segment.buffer, 0, 8);
+    Atomics.store(words, W.VERSION, VERSION - 1);
+    expect(() => ShmChannel.open('older')).toThrow(
+      expect.objectContaining({ code: ErrorCodes.INCOMPATIBLE }),
+    );
+    Atomics.store(words, W.VERSION, VERSION);
+    segment.close();
+    a.destroy();
   });
 
   it('refuses a second opener and a bad capacity', () => {
