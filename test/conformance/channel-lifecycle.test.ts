@@ -1,25 +1,12 @@
+/**
+ * The Channel contract (src/core/channel.ts), run against every transport in channels.ts: timeouts
+ * and aborts, close and destroy, backpressure, iteration, and messages kept in order. A transport
+ * passes only if it behaves the same as the others in all of it.
+ */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { type Channel, ErrorCodes, NamedPipe, type NamedPipeServer } from '../../src/index.js';
+import { type Channel, type ChannelOptions, ErrorCodes } from '../../src/index.js';
 import { isolateRuntimeDir, rejectionOf, watchdog } from '../helpers.js';
-
-let env: ReturnType<typeof isolateRuntimeDir>;
-let server: NamedPipeServer<unknown>;
-let a: Channel<unknown>;
-let b: Channel<unknown>;
-
-beforeEach(async () => {
-  env = isolateRuntimeDir();
-  server = await NamedPipe.listen('lifecycle', { receiveHighWaterMark: 16 });
-  const accepted = server.accept();
-  a = await NamedPipe.connect('lifecycle');
-  b = await accepted;
-});
-afterEach(async () => {
-  a.destroy();
-  b.destroy();
-  await server.close();
-  env.cleanup();
-});
+import { type ChannelPair, type ChannelTransport, channelTransports } from './channels.js';
 
 /** True if `promise` is still pending after everything already queued has run. */
 async function isPending(promise: Promise<unknown>): Promise<boolean> {
@@ -34,7 +21,28 @@ async function isPending(promise: Promise<unknown>): Promise<boolean> {
   return settled === marker;
 }
 
-describe('Channel lifecycle', () => {
+describe.each(channelTransports)('Channel lifecycle: $name', (transport: ChannelTransport) => {
+  let env: ReturnType<typeof isolateRuntimeDir>;
+  const pairs: ChannelPair<unknown>[] = [];
+  let a: Channel<unknown>;
+  let b: Channel<unknown>;
+
+  /** A connected pair, taken down after the test. */
+  async function pair<T>(opts?: ChannelOptions<T>): Promise<ChannelPair<T>> {
+    const made = await transport.pair<T>(opts);
+    pairs.push(made as ChannelPair<unknown>);
+    return made;
+  }
+
+  beforeEach(async () => {
+    env = isolateRuntimeDir();
+    ({ a, b } = await pair({ receiveHighWaterMark: 16 }));
+  });
+  afterEach(async () => {
+    for (const made of pairs.splice(0)) await made.cleanup();
+    env.cleanup();
+  });
+
   it('a receive that times out rejects with ERR_IPC_TIMEOUT and the channel keeps working', async () => {
     await expect(a.receive({ timeout: 20 })).rejects.toMatchObject({ code: ErrorCodes.TIMEOUT });
     await b.send('after timeout');
@@ -62,10 +70,9 @@ describe('Channel lifecycle', () => {
   });
 
   it('refuses a message over maxMessageBytes on send, and the channel stays usable', async () => {
-    const small = await NamedPipe.connect('lifecycle', { maxMessageBytes: 1024 });
+    const { a: small, b: peer } = await pair({ maxMessageBytes: 1024 });
     await expect(small.send('x'.repeat(2000))).rejects.toMatchObject({ code: ErrorCodes.FRAME_TOO_LARGE });
     await small.send('fits');
-    const peer = await server.accept();
     expect(await watchdog(peer.receive(), 5000, 'receive')).toBe('fits');
     await small.close();
   });
@@ -95,8 +102,7 @@ describe('Channel lifecycle', () => {
   });
 
   it('await using closes the channel', async () => {
-    const extra = await NamedPipe.connect('lifecycle');
-    const peer = await server.accept();
+    const { a: extra, b: peer } = await pair();
     {
       await using scoped = extra;
       await scoped.send('inside');
@@ -165,11 +171,8 @@ describe('Channel lifecycle', () => {
         return bytes[0] === 0 ? null : bytes[0];
       },
     };
-    const pipeServer = await NamedPipe.listen<number | undefined | null>('tiny-codec', { codec });
-    const accepted = pipeServer.accept();
-    const sender = await NamedPipe.connect<number | undefined | null>('tiny-codec', { codec });
-    const receiver = await accepted;
-    try {
+    const { a: sender, b: receiver } = await pair<number | undefined | null>({ codec });
+    {
       for (const m of [1, undefined, null, 0xff, 2]) await sender.send(m);
       await sender.close();
       // The first three are read with receive(), the rest by iteration, which ends at the close.
@@ -186,10 +189,6 @@ describe('Channel lifecycle', () => {
         }
       }
       expect(iterated).toEqual([ErrorCodes.INVALID_MESSAGE, 2]);
-    } finally {
-      receiver.destroy();
-      sender.destroy();
-      await pipeServer.close();
     }
   });
 });
