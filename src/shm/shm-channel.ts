@@ -526,14 +526,15 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
   // ---- ChannelBase transport hooks ------------------------------------------------------------
 
   protected transmit(payload: Uint8Array): boolean {
+    // What is not all in the ring now is kept as a copy: the caller may reuse its buffer once send
+    // resolves. (Uint8Array's slice: a Buffer's slice is a view.)
     if (this.#pending.length === 0) {
       const at = writeMessage(this.#writer, payload, 0);
       if (at >= 0) this.#notifyReader();
       if (at === payload.byteLength) return true;
-      // Accepted but not all in the ring: keep a copy (the caller may reuse its buffer).
-      this.#pending.push({ bytes: payload.slice(), offset: Math.max(at, 0), kind: RecordKind.DATA });
+      this.#pending.push({ bytes: copyOf(payload), offset: Math.max(at, 0), kind: RecordKind.DATA });
     } else {
-      this.#pending.push({ bytes: payload.slice(), offset: 0, kind: RecordKind.DATA });
+      this.#pending.push({ bytes: copyOf(payload), offset: 0, kind: RecordKind.DATA });
     }
     return this.#flushPending();
   }
@@ -1212,3 +1213,7 @@ function registerProducer(buffer: ArrayBuffer, what: string): number {
 }
 
 function noop(): void {}
+
+function copyOf(bytes: Uint8Array): Uint8Array {
+  return Uint8Array.prototype.slice.call(bytes);
+}

@@ -191,4 +191,31 @@ describe.each(channelTransports)('Channel lifecycle: $name', (transport: Channel
       expect(iterated).toEqual([ErrorCodes.INVALID_MESSAGE, 2]);
     }
   });
+
+  it('a raw-codec sender may reuse its Buffer as soon as send resolves, also when the transport is full', async () => {
+    const { a: receiver, b: sender } = await pair<Uint8Array>({ codec: 'raw', receiveHighWaterMark: 16 });
+    const buffer = Buffer.alloc(16 * 1024);
+    let waiting: Promise<void> | undefined;
+    let sent = 0;
+    while (!waiting && sent < 5000) {
+      buffer.fill(sent % 251);
+      const send = sender.send(buffer);
+      sent++;
+      if (await isPending(send)) waiting = send;
+    }
+    expect(waiting).toBeDefined();
+    const received = watchdog(
+      (async () => {
+        for (let i = 0; i < sent; i++) {
+          const message = await receiver.receive();
+          expect(message.byteLength).toBe(buffer.byteLength);
+          expect(message.every((byte) => byte === i % 251)).toBe(true);
+        }
+      })(),
+      10_000,
+      'every message',
+    );
+    await watchdog(waiting!, 10_000, 'the waiting send');
+    await received;
+  });
 });
