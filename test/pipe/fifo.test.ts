@@ -103,6 +103,36 @@ describe('Fifo', () => {
     await expect(Fifo.receiver('raw', { format: 'bytes', codec: 'json' })).rejects.toThrow(/options.codec/);
   });
 
+  it("'bytes': a sender may refill its Buffer as soon as send resolves", async () => {
+    await Fifo.create('reuse');
+    const receiver = await Fifo.receiver<Uint8Array>('reuse', { format: 'bytes' });
+    const sender = await Fifo.sender<Uint8Array>('reuse', { format: 'bytes' });
+    // Larger than PIPE_BUF, so a write is queued as it is rather than copied into a small group;
+    // the pipe (64 KiB) is full after the first, so the later ones wait in the sender's queue.
+    const buffer = Buffer.alloc(64 * 1024);
+    const rounds = 4;
+    for (let round = 1; round <= rounds; round++) {
+      buffer.fill(round);
+      await sender.send(buffer);
+    }
+    const closed = sender.close();
+    const chunks: Buffer[] = [];
+    let bytes = 0;
+    while (bytes < rounds * buffer.byteLength) {
+      const chunk = await watchdog(receiver.receive(), 5000, 'chunk');
+      chunks.push(Buffer.from(chunk));
+      bytes += chunk.byteLength;
+    }
+    await closed;
+    const all = Buffer.concat(chunks);
+    expect(all.byteLength).toBe(rounds * buffer.byteLength);
+    for (let round = 1; round <= rounds; round++) {
+      const part = all.subarray((round - 1) * buffer.byteLength, round * buffer.byteLength);
+      expect(part.every((byte) => byte === round)).toBe(true);
+    }
+    await receiver.close();
+  });
+
   it('frames up to PIPE_BUF from 4 concurrent writer processes never interleave and none is lost', async () => {
     await Fifo.create('many');
     const receiver = await Fifo.receiver<Uint8Array>('many', { codec: 'raw' });
