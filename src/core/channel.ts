@@ -116,6 +116,12 @@ export abstract class ChannelBase<T> implements Channel<T> {
 
   // ---- what transports implement -------------------------------------------------------------
 
+  /**
+   * True for a transport whose {@link ChannelBase.transmit} copies the payload before it returns
+   * (into a write batch, a ring): `send` may then encode into the codec's scratch memory.
+   */
+  protected readonly copiesPayload: boolean = false;
+
   /** Hands one encoded payload to the transport. Returns false when the transport is now full. */
   protected abstract transmit(payload: Uint8Array): boolean;
   /** Stops reading input (the receive queue is full). */
@@ -232,16 +238,17 @@ export abstract class ChannelBase<T> implements Channel<T> {
     }
     if (this.#state !== 'open') return Promise.reject(closedError(this.what));
     if (this.#outputEnd) return Promise.reject(this.#outputEnd);
+    const now = !this.#blocked && this.#senders.length === 0;
     let payload: Uint8Array;
     try {
-      payload = this.codec.encode(message);
+      payload = now && this.copiesPayload ? this.codec.encodeTransient(message) : this.codec.encode(message);
     } catch (err) {
       return Promise.reject(err);
     }
     if (payload.byteLength > this.maxMessageBytes) {
       return Promise.reject(frameTooLarge(this.what, payload.byteLength, this.maxMessageBytes));
     }
-    if (!this.#blocked && this.#senders.length === 0) {
+    if (now) {
       this.#blocked = !this.transmit(payload);
       return RESOLVED;
     }

@@ -100,6 +100,9 @@ export class StreamChannel<T> extends ChannelBase<T> {
     });
   }
 
+  // The write batch takes a copy.
+  protected override readonly copiesPayload = true;
+
   protected transmit(payload: Uint8Array): boolean {
     this.#batch.add(payload);
     this.#scheduleFlush();

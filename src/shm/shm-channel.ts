@@ -525,9 +525,12 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
 
   // ---- ChannelBase transport hooks ------------------------------------------------------------
 
+  // The ring takes a copy; what does not fit yet is queued as a copy.
+  protected override readonly copiesPayload = true;
+
   protected transmit(payload: Uint8Array): boolean {
-    // What is not all in the ring now is kept as a copy: the caller may reuse its buffer once send
-    // resolves. (Uint8Array's slice: a Buffer's slice is a view.)
+    // What is not all in the ring now is kept as a copy: the caller may reuse its buffer, and the
+    // payload may be the codec's scratch memory. (Uint8Array's slice: a Buffer's slice is a view.)
     if (this.#pending.length === 0) {
       const at = writeMessage(this.#writer, payload, 0);
       if (at >= 0) this.#notifyReader();

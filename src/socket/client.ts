@@ -354,6 +354,9 @@ export class SocketClient<T = unknown> extends ChannelBase<T> {
 
   // ---- the Channel transport --------------------------------------------------------------------
 
+  // The link's write batch takes a copy; the offline queue keeps one of its own.
+  protected override readonly copiesPayload = true;
+
   protected transmit(payload: Uint8Array): boolean {
     const link = this.#link;
     if (link?.isOpen) return link.sendMessage(payload);
