@@ -63,6 +63,13 @@ export const channelTransports: ChannelTransport[] = [
     },
   },
   {
+    name: 'socket (unix)',
+    async pair<T>(opts?: ChannelOptions<T>) {
+      const server = await listen<T>(`pipe://conformance-${++serial}`, { ...opts, heartbeatMs: 0 });
+      return connected(server, () => connect<T>(server.url, { ...opts, reconnect: false }));
+    },
+  },
+  {
     name: 'shm channel',
     async pair<T>(opts?: ChannelOptions<T>) {
       const name = `conformance-${++serial}`;
