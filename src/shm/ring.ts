@@ -316,13 +316,19 @@ export class RingReader {
 /**
  * Writes as much of `payload` (from byte `offset`) as fits now. A message whose record fits in half
  * the ring goes whole, as one DATA record, or not at all; a larger one goes in PIECE records of at
- * least an eighth of the ring each (or its remainder), the last of them DATA. Returns the new
+ * least an eighth of the ring each (or its remainder), the last of them DATA. `continued`: the
+ * payload is the rest of a message whose first pieces are in the ring already. Returns the new
  * offset (`payload.byteLength` once the whole message is published), or -1 if nothing fitted.
  */
-export function writeMessage(writer: RecordWriter, payload: Uint8Array, offset: number): number {
+export function writeMessage(
+  writer: RecordWriter,
+  payload: Uint8Array,
+  offset: number,
+  continued = false,
+): number {
   const total = payload.byteLength;
   const maxPayload = maxRecordPayload(writer.capacity);
-  if (offset === 0 && total <= maxPayload) {
+  if (offset === 0 && !continued && total <= maxPayload) {
     if (writer.reserve(total, total) < 0) return -1;
     writer.commit(RecordKind.DATA, payload, 0, total);
     return total;

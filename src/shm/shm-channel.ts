@@ -65,6 +65,7 @@ import {
   shmChannelBytes,
   W,
 } from './shm-channel-layout.js';
+import { Spill } from './spill.js';
 
 export { shmChannelBytes } from './shm-channel-layout.js';
 
@@ -173,6 +174,8 @@ interface Outgoing {
   bytes: Uint8Array | undefined;
   offset: number;
   kind: number;
+  /** `bytes` is the rest of a message whose first pieces are in the ring already. */
+  continued?: boolean;
 }
 
 interface ReattachWaiter<T> {
@@ -222,6 +225,8 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
   #skipping: boolean;
 
   readonly #pending = new Queue<Outgoing>();
+  /** Memory for the rest of a message that did not all fit in the ring. */
+  readonly #spill: Spill;
   #drainWaiters: Array<{ resolve(): void; reject(err: unknown): void }> = [];
 
   #inputPaused = false;
@@ -286,6 +291,8 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
     this.#writer =
       many && side === 1 ? new MpRingWriter(outViews, this.#slots!, this.#slot) : new RingWriter(outViews);
     this.#reader = new RingReader(inViews, many && side === 0);
+    // Memory for the rest of a message larger than the room in the ring, kept up to a ring's size.
+    this.#spill = new Spill(capacity);
     this.#out = outViews.control;
     this.#in = inViews.control;
     this.#onGone = attachment.onGone;
@@ -529,16 +536,17 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
   protected override readonly copiesPayload = true;
 
   protected transmit(payload: Uint8Array): boolean {
-    // What is not all in the ring now is kept as a copy: the caller may reuse its buffer, and the
-    // payload may be the codec's scratch memory. (Uint8Array's slice: a Buffer's slice is a view.)
+    // What is not all in the ring now waits as a copy: the caller may reuse its buffer once send
+    // resolves, and the payload may be the codec's scratch memory.
+    let at = 0;
     if (this.#pending.length === 0) {
-      const at = writeMessage(this.#writer, payload, 0);
+      at = writeMessage(this.#writer, payload, 0);
       if (at >= 0) this.#notifyReader();
       if (at === payload.byteLength) return true;
-      this.#pending.push({ bytes: copyOf(payload), offset: Math.max(at, 0), kind: RecordKind.DATA });
-    } else {
-      this.#pending.push({ bytes: copyOf(payload), offset: 0, kind: RecordKind.DATA });
+      at = Math.max(at, 0);
     }
+    const rest = this.#spill.copy(at === 0 ? payload : payload.subarray(at));
+    this.#pending.push({ bytes: rest, offset: 0, kind: RecordKind.DATA, continued: at > 0 });
     return this.#flushPending();
   }
 
@@ -585,7 +593,7 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
       waiter.reject(err);
     }
     for (const waiter of this.#drainWaiters.splice(0)) waiter.reject(err);
-    this.#pending.drain();
+    this.#dropPending();
     // reattach(): this end lives on in a new channel object, which owns the segment now.
     if (this.#handedOver) return;
     if (this.#slots) {
@@ -615,6 +623,11 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
 
   // ---- writing ----------------------------------------------------------------------------------
 
+  /** Gives up what is pending (the channel ended). */
+  #dropPending(): void {
+    for (const outgoing of this.#pending.drain()) if (outgoing.bytes) this.#spill.release(outgoing.bytes);
+  }
+
   /** Writes what is pending; true when all of it is in the ring. */
   #flushPending(): boolean {
     let flagged = false;
@@ -643,10 +656,13 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
       this.#writer.commit(head.kind, head.bytes, 0, length);
       this.#pending.shift();
     } else if (head.bytes) {
-      const at = writeMessage(this.#writer, head.bytes, head.offset);
+      const at = writeMessage(this.#writer, head.bytes, head.offset, head.continued);
       if (at < 0) return false;
       head.offset = at;
-      if (at === head.bytes.byteLength) this.#pending.shift();
+      if (at === head.bytes.byteLength) {
+        this.#pending.shift();
+        this.#spill.release(head.bytes);
+      }
     }
     this.#notifyReader();
     return true;
@@ -1110,7 +1126,7 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
     for (const waiter of this.#drainWaiters.splice(0)) {
       waiter.reject(new IpcError(ErrorCodes.PEER_GONE, `${this.what}: ${detail}`));
     }
-    this.#pending.drain();
+    this.#dropPending();
     if (this.#viewMode) {
       const ended = this.#viewEndError();
       if (ended) {
@@ -1216,7 +1232,3 @@ function registerProducer(buffer: ArrayBuffer, what: string): number {
 }
 
 function noop(): void {}
-
-function copyOf(bytes: Uint8Array): Uint8Array {
-  return Uint8Array.prototype.slice.call(bytes);
-}
