@@ -123,7 +123,8 @@ export const codecs = {
       if (!(message instanceof Uint8Array)) throw new TypeError('raw codec sends Uint8Array messages only');
       return message;
     },
-    decode: (bytes: Uint8Array) => Uint8Array.prototype.slice.call(bytes),
+    // A plain Uint8Array: copying a Buffer view through slice() builds a Buffer, three times slower.
+    decode: (bytes: Uint8Array) => new Uint8Array(bytes),
   } satisfies Codec<Uint8Array>,
 } as const;
 

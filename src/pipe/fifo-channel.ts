@@ -80,7 +80,7 @@ export class FifoSender<T> extends ChannelBase<T> {
       this.#closeGroup();
       // Queued until the pipe takes it, while send has resolved: 'bytes' passes the caller's own
       // buffer through, which it may refill now, so that one is queued as a copy.
-      this.#groups.push(wire === payload ? Uint8Array.prototype.slice.call(payload) : wire);
+      this.#groups.push(wire === payload ? new Uint8Array(payload) : wire);
     } else {
       if (this.#groupLength + wire.byteLength > PIPE_BUF) this.#closeGroup();
       this.#group.set(wire, this.#groupLength);

@@ -361,7 +361,7 @@ export class SocketClient<T = unknown> extends ChannelBase<T> {
     const link = this.#link;
     if (link?.isOpen) return link.sendMessage(payload);
     // Reconnecting: queue a copy (a raw-codec caller may reuse its buffer once send resolves).
-    this.#enqueue({ head: MESSAGE_HEAD, body: Uint8Array.prototype.slice.call(payload) }, false);
+    this.#enqueue({ head: MESSAGE_HEAD, body: new Uint8Array(payload) }, false);
     return !this.#offlineFull();
   }
 
