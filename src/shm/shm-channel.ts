@@ -532,7 +532,6 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
 
   // ---- ChannelBase transport hooks ------------------------------------------------------------
 
-  // The ring takes a copy; what does not fit yet is queued as a copy.
   protected override readonly copiesPayload = true;
 
   protected transmit(payload: Uint8Array): boolean {
@@ -593,7 +592,7 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
       waiter.reject(err);
     }
     for (const waiter of this.#drainWaiters.splice(0)) waiter.reject(err);
-    this.#dropPending();
+    this.#pending.drain();
     // reattach(): this end lives on in a new channel object, which owns the segment now.
     if (this.#handedOver) return;
     if (this.#slots) {
@@ -622,11 +621,6 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
   }
 
   // ---- writing ----------------------------------------------------------------------------------
-
-  /** Gives up what is pending (the channel ended). */
-  #dropPending(): void {
-    for (const outgoing of this.#pending.drain()) if (outgoing.bytes) this.#spill.release(outgoing.bytes);
-  }
 
   /** Writes what is pending; true when all of it is in the ring. */
   #flushPending(): boolean {
@@ -1126,7 +1120,7 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
     for (const waiter of this.#drainWaiters.splice(0)) {
       waiter.reject(new IpcError(ErrorCodes.PEER_GONE, `${this.what}: ${detail}`));
     }
-    this.#dropPending();
+    this.#pending.drain();
     if (this.#viewMode) {
       const ended = this.#viewEndError();
       if (ended) {

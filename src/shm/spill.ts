@@ -29,7 +29,7 @@ export class Spill {
     return this.#buffer.subarray(0, length);
   }
 
-  /** A copy from {@link Spill.copy} is written out (or dropped): its memory may serve the next. */
+  /** A copy from {@link Spill.copy} is written out: its memory may serve the next. */
   release(copy: Uint8Array): void {
     if (copy.buffer === this.#buffer.buffer) this.#inUse = false;
   }
