@@ -42,7 +42,8 @@ function startShmPeer(kind: PayloadKind, opts: ShmPeerOptions = {}): Peer {
     subject: opts.subject ?? 'ipckit shm channel',
     kind,
     pid: child.pid,
-    send: (message) => channel.send(message),
+    // As the process.send peer does with its return value: a promise only when the transport is full.
+    send: (message) => (channel.trySend(message) ? undefined : channel.send(message)),
     receive: () => channel.receive(),
     close: async () => {
       await channel.close();

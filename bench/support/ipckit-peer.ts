@@ -15,7 +15,8 @@ export function startIpckitPeer(kind: PayloadKind): Peer {
     subject: 'ipckit pipe channel',
     kind,
     pid: child.pid,
-    send: (message) => channel.send(message),
+    // As the process.send peer does with its return value: a promise only when the transport is full.
+    send: (message) => (channel.trySend(message) ? undefined : channel.send(message)),
     receive: () => channel.receive(),
     close: async () => {
       await channel.close();

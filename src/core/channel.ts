@@ -17,6 +17,13 @@ export type { WaitOptions } from './wait.js';
 export interface Sender<T> {
   /** Resolves once the transport accepted the message; waits while the peer is behind. */
   send(message: T, opts?: WaitOptions): Promise<void>;
+  /**
+   * Sends only if the transport takes the message now, without a promise: `true` when it was
+   * accepted (as a `send` that resolves at once), `false` when the transport is full or sends are
+   * already waiting, and then nothing was sent (`await send()` it instead). Errors that `send`
+   * would reject with (closed channel, gone peer, codec failure, oversized message) are thrown.
+   */
+  trySend(message: T): boolean;
   /** Flushes what was sent, ends the channel, and is idempotent. */
   close(): Promise<void>;
   /** Ends the channel at once; pending operations reject with ERR_IPC_CLOSED. */
@@ -122,8 +129,12 @@ export abstract class ChannelBase<T> implements Channel<T> {
    */
   protected readonly copiesPayload: boolean = false;
 
-  /** Hands one encoded payload to the transport. Returns false when the transport is now full. */
-  protected abstract transmit(payload: Uint8Array): boolean;
+  /**
+   * Hands one encoded payload to the transport. Returns false when the transport is now full.
+   * `lazy` (from `trySend`, whose callers send in a synchronous loop): the transport may make the
+   * payload visible to the peer later in the same synchronous run, at the latest in a microtask.
+   */
+  protected abstract transmit(payload: Uint8Array, lazy?: boolean): boolean;
   /** Stops reading input (the receive queue is full). */
   protected abstract pauseInput(): void;
   /** Starts reading input again. */
@@ -260,6 +271,18 @@ export abstract class ChannelBase<T> implements Channel<T> {
         reject(err);
       });
     });
+  }
+
+  trySend(message: T): boolean {
+    if (this.#state !== 'open') throw closedError(this.what);
+    if (this.#outputEnd) throw this.#outputEnd;
+    if (this.#blocked || this.#senders.length > 0) return false;
+    const payload = this.copiesPayload ? this.codec.encodeTransient(message) : this.codec.encode(message);
+    if (payload.byteLength > this.maxMessageBytes) {
+      throw frameTooLarge(this.what, payload.byteLength, this.maxMessageBytes);
+    }
+    this.#blocked = !this.transmit(payload, true);
+    return true;
   }
 
   receive(opts?: WaitOptions): Promise<T> {

@@ -112,6 +112,24 @@ export class SupervisedChannel<T> implements Channel<T> {
     });
   }
 
+  /**
+   * Hands the message to the current child's channel if it takes it now; false (nothing sent) while
+   * no child is up, buffered messages are being flushed, or the child's transport is full or ending:
+   * `await send()` then buffers or waits as usual.
+   */
+  trySend(message: T): boolean {
+    if (this.closed) throw closedError(this.#what);
+    if (this.#ended) throw this.#ended;
+    const current = this.#current;
+    if (!current || this.#flushing) return false;
+    try {
+      return current.trySend(message);
+    } catch (err) {
+      if (isTransportEnd(err)) return false;
+      throw err;
+    }
+  }
+
   receive(opts?: WaitOptions): Promise<T> {
     try {
       checkWaitOptions(opts);

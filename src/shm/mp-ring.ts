@@ -169,6 +169,9 @@ export class MpRingWriter {
     this.#slot = slot;
   }
 
+  /** Always false: each record is published by its own commit. */
+  readonly unpublished = false;
+
   /** Bytes free right now. */
   free(): number {
     const head = Atomics.load(this.#control, Ctl.HEAD) >>> 0;
@@ -213,5 +216,10 @@ export class MpRingWriter {
     }
     Atomics.store(this.#words, (offset >> 2) + 1, kind);
     this.#slots.intend(this.#slot, 0, 0);
+  }
+
+  /** Nothing to do: a commit publishes its record (the claim made the ring's head public already). */
+  publish(): boolean {
+    return false;
   }
 }

@@ -110,12 +110,22 @@ export function ringViews(
   };
 }
 
+/**
+ * Most bytes a lazy commit (see {@link RingWriter.commit}) leaves unpublished: about 28 records of
+ * 64 B, so a burst publishes its head once per 28 records instead of once per record.
+ */
+const LAZY_PUBLISH_BYTES = 2048;
+
 /** What writes records into a ring: a {@link RingWriter}, or one producer of many (mp-ring.ts). */
 export interface RecordWriter {
   readonly capacity: number;
+  /** True while lazily committed records wait for {@link RecordWriter.publish}. */
+  readonly unpublished: boolean;
   free(): number;
   reserve(want: number, min: number): number;
-  commit(kind: number, src: Uint8Array | undefined, srcOffset: number, length: number): void;
+  commit(kind: number, src: Uint8Array | undefined, srcOffset: number, length: number, lazy?: boolean): void;
+  /** Publishes what lazy commits left unpublished; true if there was any. */
+  publish(): boolean;
 }
 
 /** The producing end of a ring. One writer per ring at a time. */
@@ -125,7 +135,11 @@ export class RingWriter implements RecordWriter {
   readonly #control: Int32Array;
   readonly #data: Uint8Array;
   readonly #words: Int32Array;
+  readonly #lazyLimit: number;
+  /** Bytes ever written, published or not. */
   #head: number;
+  /** What the reader can see: `head` as last stored in the control block. */
+  #published: number;
   #tail: number;
 
   constructor(views: RingViews) {
@@ -134,8 +148,14 @@ export class RingWriter implements RecordWriter {
     this.capacity = views.data.byteLength;
     this.#mask = this.capacity - 1;
     this.#words = new Int32Array(views.data.buffer, views.data.byteOffset, this.capacity >> 2);
+    this.#lazyLimit = Math.min(LAZY_PUBLISH_BYTES, this.capacity / 8);
     this.#head = Atomics.load(this.#control, Ctl.HEAD) >>> 0;
+    this.#published = this.#head;
     this.#tail = Atomics.load(this.#control, Ctl.TAIL) >>> 0;
+  }
+
+  get unpublished(): boolean {
+    return this.#published !== this.#head;
   }
 
   /** Bytes free right now (re-reads the reader's tail). */
@@ -172,8 +192,13 @@ export class RingWriter implements RecordWriter {
   /**
    * Writes one record after a successful {@link RingWriter.reserve} of at least `length` bytes, and
    * publishes it (with any PAD before it). `length` bytes are copied from `src` at `srcOffset`.
+   *
+   * `lazy`: the record may stay unpublished until {@link RingWriter.publish}, or until a few KiB
+   * wait. Publishing is a sequentially consistent store, a full fence on x86: the CPU stalls until
+   * every earlier store, the record's included, owns its cache line, which the reader on the other
+   * core has just read. Once per record, that stall was most of a 64 B record's cost.
    */
-  commit(kind: number, src: Uint8Array | undefined, srcOffset: number, length: number): void {
+  commit(kind: number, src: Uint8Array | undefined, srcOffset: number, length: number, lazy = false): void {
     const offset = this.#head & this.#mask;
     this.#writeHeader(offset, length, kind);
     if (length > 0 && src) {
@@ -183,7 +208,18 @@ export class RingWriter implements RecordWriter {
       );
     }
     this.#head = (this.#head + RECORD_HEADER + align8(length)) >>> 0;
-    // The release store: everything written above is visible to a reader that loads this head.
+    if (!lazy || (this.#head - this.#published) >>> 0 >= this.#lazyLimit) this.#publishHead();
+  }
+
+  publish(): boolean {
+    if (this.#published === this.#head) return false;
+    this.#publishHead();
+    return true;
+  }
+
+  #publishHead(): void {
+    this.#published = this.#head;
+    // The release store: everything written before is visible to a reader that loads this head.
     Atomics.store(this.#control, Ctl.HEAD, this.#head | 0);
   }
 
@@ -318,19 +354,21 @@ export class RingReader {
  * the ring goes whole, as one DATA record, or not at all; a larger one goes in PIECE records of at
  * least an eighth of the ring each (or its remainder), the last of them DATA. `continued`: the
  * payload is the rest of a message whose first pieces are in the ring already. Returns the new
- * offset (`payload.byteLength` once the whole message is published), or -1 if nothing fitted.
+ * offset (`payload.byteLength` once the whole message is written), or -1 if nothing fitted.
+ * `lazy`: the records may stay unpublished (see {@link RingWriter.commit}).
  */
 export function writeMessage(
   writer: RecordWriter,
   payload: Uint8Array,
   offset: number,
   continued = false,
+  lazy = false,
 ): number {
   const total = payload.byteLength;
   const maxPayload = maxRecordPayload(writer.capacity);
   if (offset === 0 && !continued && total <= maxPayload) {
     if (writer.reserve(total, total) < 0) return -1;
-    writer.commit(RecordKind.DATA, payload, 0, total);
+    writer.commit(RecordKind.DATA, payload, 0, total, lazy);
     return total;
   }
   const piece = Math.min(writer.capacity / 8, maxPayload);
@@ -339,7 +377,7 @@ export function writeMessage(
     const remaining = total - at;
     const n = writer.reserve(Math.min(remaining, maxPayload), Math.min(remaining, piece));
     if (n < 0) break;
-    writer.commit(n === remaining ? RecordKind.DATA : RecordKind.PIECE, payload, at, n);
+    writer.commit(n === remaining ? RecordKind.DATA : RecordKind.PIECE, payload, at, n, lazy);
     at += n;
   }
   return at === offset ? -1 : at;

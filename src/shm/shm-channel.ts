@@ -245,6 +245,8 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
   #piecesBytes = 0;
   #pumpScheduled: NodeJS.Immediate | undefined;
   #ringScheduled: NodeJS.Immediate | undefined;
+  /** trySend left records unpublished: a microtask publishes them (see #publishLate). */
+  #publishScheduled = false;
   #idleTurns = 0;
   #spinLimit = SPIN_MIN;
   #spinUntil = 0;
@@ -534,13 +536,16 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
 
   protected override readonly copiesPayload = true;
 
-  protected transmit(payload: Uint8Array): boolean {
+  protected transmit(payload: Uint8Array, lazy = false): boolean {
     // What is not all in the ring now waits as a copy: the caller may reuse its buffer once send
     // resolves, and the payload may be the codec's scratch memory.
     let at = 0;
     if (this.#pending.length === 0) {
-      at = writeMessage(this.#writer, payload, 0);
-      if (at >= 0) this.#notifyReader();
+      at = writeMessage(this.#writer, payload, 0, false, lazy);
+      if (at >= 0) {
+        if (this.#writer.unpublished) this.#schedulePublish();
+        else this.#notifyReader();
+      }
       if (at === payload.byteLength) return true;
       at = Math.max(at, 0);
     }
@@ -572,6 +577,8 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
   }
 
   protected teardown(): void {
+    // Sent is sent: what trySend accepted goes out even if the channel is destroyed right after.
+    this.#publishLate();
     this.#torn = true;
     this.#unsubscribe();
     this.#releaseHold();
@@ -633,6 +640,8 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
         continue;
       }
       if (flagged) return false;
+      // The reader frees only what it can see: records trySend left unpublished must go out first.
+      this.#publishLate();
       // Full: announce that we wait, then look once more, so that a reader that freed space
       // between our attempt and the flag cannot be missed (it rings us only if it sees the flag).
       Atomics.store(this.#out, Ctl.WRITER_WAITING, 1);
@@ -661,6 +670,26 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
     this.#notifyReader();
     return true;
   }
+
+  /**
+   * trySend's records (committed lazily, see RingWriter.commit) are published in a microtask: once
+   * per synchronous run of trySend calls, or once per 2 KiB, instead of once per message. A process
+   * that exits in that run (process.exit() runs no microtask) publishes them in its 'exit' event.
+   */
+  #schedulePublish(): void {
+    if (this.#publishScheduled) return;
+    this.#publishScheduled = true;
+    queueMicrotask(this.#publishLate);
+    publishAtExit(this.#publishLate);
+  }
+
+  /** Publishes what trySend committed lazily, if a publication is scheduled, and rings the reader. */
+  readonly #publishLate = (): void => {
+    if (!this.#publishScheduled) return;
+    this.#publishScheduled = false;
+    latePublications.delete(this.#publishLate);
+    if (!this.#torn && this.#writer.publish()) this.#notifyReader();
+  };
 
   /**
    * Rings the reader if it parked, flipping its idle flag so that one ring answers one park. The
@@ -692,6 +721,8 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
    * takes records in batches (one release of ring space per batch, not per message).
    */
   protected override pollInput(): void {
+    // The reply awaited may answer a message trySend has not published yet.
+    this.#publishLate();
     if (!this.#latency || this.#pumping || this.#viewMode || this.#sendOnly || this.#torn) return;
     if (this.#inputDone) return;
     if (this.#inputPaused || this.#peerReported || this.#peerEnded !== undefined) return;
@@ -1226,3 +1257,17 @@ function registerProducer(buffer: ArrayBuffer, what: string): number {
 }
 
 function noop(): void {}
+
+/** Channels whose trySend records wait for a microtask: published at exit if it never runs. */
+const latePublications = new Set<() => void>();
+let exitHooked = false;
+
+function publishAtExit(publish: () => void): void {
+  if (!exitHooked) {
+    exitHooked = true;
+    process.on('exit', () => {
+      for (const late of latePublications) late();
+    });
+  }
+  latePublications.add(publish);
+}

@@ -21,6 +21,16 @@ async function isPending(promise: Promise<unknown>): Promise<boolean> {
   return settled === marker;
 }
 
+/** What `fn` throws; fails the test if it returns. */
+function thrown(fn: () => unknown): { code?: string } {
+  try {
+    fn();
+  } catch (err) {
+    return err as { code?: string };
+  }
+  throw new Error('expected a throw');
+}
+
 describe.each(channelTransports)('Channel lifecycle: $name', (transport: ChannelTransport) => {
   let env: ReturnType<typeof isolateRuntimeDir>;
   const pairs: ChannelPair<unknown>[] = [];
@@ -217,6 +227,38 @@ describe.each(channelTransports)('Channel lifecycle: $name', (transport: Channel
     );
     await watchdog(waiting!, 10_000, 'the waiting send');
     await received;
+  });
+
+  it('trySend takes messages while the transport has room, then refuses without sending, also while a send waits', async () => {
+    const { a: receiver, b: sender } = await pair<{ seq: number; body: string }>({
+      receiveHighWaterMark: 16,
+    });
+    const body = 'z'.repeat(16 * 1024);
+    // 5000 x 16 KiB is more than any transport buffers while the receiver does not read.
+    let accepted = 0;
+    while (accepted < 5000 && sender.trySend({ seq: accepted, body })) accepted++;
+    expect(accepted).toBeGreaterThan(0);
+    expect(accepted).toBeLessThan(5000);
+    const waiting = sender.send({ seq: accepted, body });
+    waiting.catch(() => {});
+    // Order is kept: nothing may overtake the waiting send.
+    expect(sender.trySend({ seq: -1, body })).toBe(false);
+    for (let i = 0; i <= accepted; i++) {
+      expect((await watchdog(receiver.receive(), 10_000, `receive ${i}`)).seq).toBe(i);
+    }
+    await watchdog(waiting, 10_000, 'the waiting send');
+    expect(sender.trySend({ seq: accepted + 1, body: '' })).toBe(true);
+    // The refused messages never arrive: the next one is the last accepted.
+    expect((await watchdog(receiver.receive(), 10_000, 'after')).seq).toBe(accepted + 1);
+  });
+
+  it('trySend throws what send rejects with: an oversized message, a closed channel', async () => {
+    const { a: receiver, b: sender } = await pair<string>({ maxMessageBytes: 1024 });
+    expect(thrown(() => sender.trySend('x'.repeat(2000))).code).toBe(ErrorCodes.FRAME_TOO_LARGE);
+    expect(sender.trySend('fits')).toBe(true);
+    expect(await watchdog(receiver.receive(), 5000, 'receive')).toBe('fits');
+    await sender.close();
+    expect(thrown(() => sender.trySend('late')).code).toBe(ErrorCodes.CLOSED);
   });
 
   it('distinct messages queued behind a full transport each arrive intact and in order', async () => {

@@ -112,14 +112,18 @@ describe('Supervisor: restarts', () => {
     const firstPid = sup.child('echo')!.pid;
 
     const restarted = once(sup, 'start') as Promise<[string, ChildProcess<unknown>]>;
+    let triedWhileDown: boolean | undefined;
     const sentWhileDown = new Promise<Promise<void>[]>((resolve) => {
       sup.once('exit', () => {
-        // The child is down now: these wait for the next one; the third is over the bound.
+        // The child is down now: trySend takes nothing (send buffers); these wait for the next
+        // child; the third is over the bound.
+        triedWhileDown = channel.trySend('refused');
         resolve([channel.send('while down 1'), channel.send('while down 2'), channel.send('one too many')]);
       });
     });
     sup.child('echo')!.kill('SIGKILL');
     const [first, second, third] = await watchdog(sentWhileDown, 15_000, 'exit');
+    expect(triedWhileDown).toBe(false);
     await first;
     await second;
     const full = await rejectionOf(third!);
@@ -131,6 +135,8 @@ describe('Supervisor: restarts', () => {
     expect(await watchdog(channel.receive(), 15_000, 'echo 2')).toBe('while down 2');
     await channel.send('after');
     expect(await watchdog(channel.receive(), 15_000, 'echo after')).toBe('after');
+    expect(channel.trySend('tried')).toBe(true);
+    expect(await watchdog(channel.receive(), 15_000, 'echo tried')).toBe('tried');
   });
 
   it("a 'ready' hook gates the start; the next child starts only after it", async () => {

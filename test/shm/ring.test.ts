@@ -1,8 +1,8 @@
 /**
  * The ring's wrap-around logic, in process: a writer and a reader on two sets of views of one
  * buffer, driven by fast-check through random interleavings of writes and reads of random sizes
- * (0 B to twice the ring). Every message must come out whole, in order, and never overwrite what
- * the reader has not freed.
+ * (0 B to twice the ring), some committed lazily and published later. Every message must come out
+ * whole, in order, and never overwrite what the reader has not freed.
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
@@ -17,15 +17,15 @@ import {
 
 const CAPACITY = 4096;
 
-function makeRing(startAt: number) {
-  const buffer = new SharedArrayBuffer(RING_CONTROL_BYTES + CAPACITY);
+function makeRing(startAt: number, capacity = CAPACITY) {
+  const buffer = new SharedArrayBuffer(RING_CONTROL_BYTES + capacity);
   // Start the free-running counters near 2^32 so the u32 wrap of head/tail is exercised too.
   const control = new Int32Array(buffer, 0, RING_CONTROL_BYTES / 4);
   // Records are 8-byte aligned, so the counters always are.
   control[0] = startAt & ~7;
   control[16] = startAt & ~7;
-  const writer = new RingWriter(ringViews(buffer, 0, RING_CONTROL_BYTES, CAPACITY));
-  const reader = new RingReader(ringViews(buffer, 0, RING_CONTROL_BYTES, CAPACITY));
+  const writer = new RingWriter(ringViews(buffer, 0, RING_CONTROL_BYTES, capacity));
+  const reader = new RingReader(ringViews(buffer, 0, RING_CONTROL_BYTES, capacity));
   return { writer, reader };
 }
 
@@ -35,27 +35,29 @@ function message(seq: number, size: number): Uint8Array {
   return bytes;
 }
 
-type Op = { write: number } | { read: number };
+type Op = { write: number; lazy: boolean } | { read: number } | { publish: true };
 
 describe('ring wrap-around (property)', () => {
   it('delivers every message whole and in order under random interleavings', () => {
     const op = fc.oneof(
       fc.record({
         write: fc.oneof(fc.integer({ min: 0, max: 64 }), fc.integer({ min: 0, max: 2 * CAPACITY })),
+        lazy: fc.boolean(),
       }),
       fc.record({ read: fc.integer({ min: 1, max: 8 }) }),
+      fc.constant({ publish: true as const }),
     ) as fc.Arbitrary<Op>;
     fc.assert(
       fc.property(fc.array(op, { maxLength: 200 }), fc.integer({ min: 0, max: 0xffffffff }), (ops, start) => {
         const { writer, reader } = makeRing(start);
         const sent: Uint8Array[] = [];
         const received: Uint8Array[] = [];
-        let pending: { bytes: Uint8Array; offset: number } | undefined;
+        let pending: { bytes: Uint8Array; offset: number; lazy: boolean } | undefined;
         let pieces: Uint8Array[] = [];
         let seq = 0;
         const pump = () => {
           if (!pending) return;
-          const at = writeMessage(writer, pending.bytes, pending.offset);
+          const at = writeMessage(writer, pending.bytes, pending.offset, pending.offset > 0, pending.lazy);
           if (at >= 0) pending.offset = at;
           if (at === pending.bytes.byteLength) pending = undefined;
         };
@@ -77,16 +79,19 @@ describe('ring wrap-around (property)', () => {
             if (!pending) {
               const bytes = message(seq++, o.write);
               sent.push(bytes);
-              pending = { bytes, offset: 0 };
+              pending = { bytes, offset: 0, lazy: o.lazy };
             }
             pump();
+          } else if ('publish' in o) {
+            writer.publish();
           } else {
             read(o.read);
             pump();
           }
         }
         // Drain: alternate until the writer has nothing left.
-        for (let guard = 0; pending || reader.available(); guard++) {
+        for (let guard = 0; pending || reader.available() || writer.unpublished; guard++) {
+          writer.publish();
           read(1_000);
           pump();
           expect(guard).toBeLessThan(10_000);
@@ -106,5 +111,25 @@ describe('ring wrap-around (property)', () => {
     expect(reader.next()).toBeUndefined();
     writer.commit(RecordKind.DATA, message(1, 100), 0, 100);
     expect(reader.next()?.length).toBe(100);
+  });
+
+  it('keeps lazy commits unseen until publish(), or until 2 KiB of them wait', () => {
+    // 2 KiB in a ring of 16 KiB or more; an eighth of a smaller ring.
+    const { writer, reader } = makeRing(0, 64 * 1024);
+    writer.reserve(64, 64);
+    writer.commit(RecordKind.DATA, message(1, 64), 0, 64, true);
+    expect(writer.unpublished).toBe(true);
+    expect(reader.available()).toBe(false);
+    expect(writer.publish()).toBe(true);
+    expect(writer.publish()).toBe(false);
+    expect(reader.next()?.length).toBe(64);
+    // 72-byte records: the 29th brings the unpublished bytes to 2088, past the limit.
+    for (let i = 0; i < 28; i++) expect(writeMessage(writer, message(i, 64), 0, false, true)).toBe(64);
+    expect(reader.available()).toBe(false);
+    writeMessage(writer, message(28, 64), 0, false, true);
+    expect(writer.unpublished).toBe(false);
+    let seen = 0;
+    while (reader.next()) seen++;
+    expect(seen).toBe(29);
   });
 });

@@ -184,6 +184,27 @@ describe('ShmChannel between processes', () => {
     expect(await watchdog(child.exited, 15_000, 'child exits')).toEqual({ code: 0, signal: null });
   });
 
+  it('trySend then process.exit() in the same synchronous run: every message accepted arrives', async () => {
+    // trySend publishes in batches, at the latest in a microtask, which process.exit() never runs.
+    const count = 100;
+    const child = spawn<Uint8Array>(
+      process.execPath,
+      fixtureArgs('shm-try-send-then-exit.ts', String(count)),
+      {
+        channel: 'shm',
+        codec: 'raw',
+      },
+    );
+    children.push(child as ChildProcess<unknown>);
+    for (let i = 0; i < count; i++) {
+      expect(checkMessage(await watchdog(child.channel.receive(), 30_000, `message ${i}`))).toBe(i);
+    }
+    expect(await watchdog(child.exited, 15_000, 'child exits')).toEqual({ code: 0, signal: null });
+    expect((await watchdog(rejectionOf(child.channel.receive()), 15_000, 'then')).code).toBe(
+      ErrorCodes.PEER_GONE,
+    );
+  });
+
   // A writer SIGKILLed mid-stream, round after round, with a new one taking over each time:
   // shm-channel-reattach.test.ts.
 
