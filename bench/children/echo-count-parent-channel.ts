@@ -8,6 +8,7 @@ const channel = parentChannel<unknown>({ codec: kind === 'bytes' ? 'raw' : 'msgp
 const follower = new GroupFollower(kind);
 for await (const message of channel) {
   const reply = follower.next(message);
-  if (reply !== undefined) await channel.send(reply);
+  // As the process.send child replies: synchronously, waiting only if the transport is full.
+  if (reply !== undefined && !channel.trySend(reply)) await channel.send(reply);
 }
 await channel.close();

@@ -247,6 +247,8 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
   #ringScheduled: NodeJS.Immediate | undefined;
   /** trySend left records unpublished: a microtask publishes them (see #publishLate). */
   #publishScheduled = false;
+  /** A trySend went out since the last receive or publication: the next ones may wait (#schedulePublish). */
+  #trySendRun = false;
   #idleTurns = 0;
   #spinLimit = SPIN_MIN;
   #spinUntil = 0;
@@ -541,7 +543,8 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
     // resolves, and the payload may be the codec's scratch memory.
     let at = 0;
     if (this.#pending.length === 0) {
-      at = writeMessage(this.#writer, payload, 0, false, lazy);
+      at = writeMessage(this.#writer, payload, 0, false, lazy && this.#trySendRun);
+      if (lazy) this.#trySendRun = true;
       if (at >= 0) {
         if (this.#writer.unpublished) this.#schedulePublish();
         else this.#notifyReader();
@@ -675,6 +678,11 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
    * trySend's records (committed lazily, see RingWriter.commit) are published in a microtask: once
    * per synchronous run of trySend calls, or once per 2 KiB, instead of once per message. A process
    * that exits in that run (process.exit() runs no microtask) publishes them in its 'exit' event.
+   *
+   * Only the second trySend of a run and later ones wait: the first one after a receive (or a
+   * publication) is published at once. A request whose reply is awaited next must not wait for a
+   * microtask (scheduling one, and the delay, added 0.4 µs per side to a 4 µs round trip), and a
+   * burst loses nothing by publishing its first message alone.
    */
   #schedulePublish(): void {
     if (this.#publishScheduled) return;
@@ -685,6 +693,7 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
 
   /** Publishes what trySend committed lazily, if a publication is scheduled, and rings the reader. */
   readonly #publishLate = (): void => {
+    this.#trySendRun = false;
     if (!this.#publishScheduled) return;
     this.#publishScheduled = false;
     latePublications.delete(this.#publishLate);
