@@ -480,6 +480,9 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
     const waiter = this.#reattachWaiters.shift()!;
     waiter.disarm();
     this.#bell.release();
+    // The new channel's writer starts at the published head: what trySend left unpublished goes
+    // first, or the new writer would reuse its space and this one's teardown publish a stale head.
+    this.#publishLate();
     let next: ShmChannel<T>;
     try {
       next = new ShmChannel<T>(

@@ -53,7 +53,8 @@ describe('examples/mq', () => {
     const run = await runExample('delayed-and-bounded.ts');
     expect(run.stderr).toBe('');
     expect(run.code).toBe(0);
-    expect(run.stdout).toContain('now: {"ready":1,"delayed":1,');
+    // The offer's 50 ms may be over by the time stats() runs on a loaded machine: 0 or 1 ready.
+    expect(run.stdout).toMatch(/now: \{"ready":[01],"delayed":1,/);
     expect(run.stdout).toContain('"stand up and stretch" arrived after its delay (not before)');
     expect(run.stdout).toContain('the expired offer is gone: {"ready":0,"delayed":0,"inflight":0,"dead":0,');
     const took = [...run.stdout.matchAll(/took "(task \d)"/g)].map((m) => m[1]);
