@@ -247,17 +247,14 @@ export abstract class ChannelBase<T> implements Channel<T> {
     } catch (err) {
       return Promise.reject(err);
     }
-    if (this.#state !== 'open') return Promise.reject(closedError(this.what));
-    if (this.#outputEnd) return Promise.reject(this.#outputEnd);
+    const unusable = this.#outputError();
+    if (unusable) return Promise.reject(unusable);
     const now = !this.#blocked && this.#senders.length === 0;
     let payload: Uint8Array;
     try {
-      payload = now && this.copiesPayload ? this.codec.encodeTransient(message) : this.codec.encode(message);
+      payload = this.#encodeForSend(message, now);
     } catch (err) {
       return Promise.reject(err);
-    }
-    if (payload.byteLength > this.maxMessageBytes) {
-      return Promise.reject(frameTooLarge(this.what, payload.byteLength, this.maxMessageBytes));
     }
     if (now) {
       this.#blocked = !this.transmit(payload);
@@ -274,15 +271,30 @@ export abstract class ChannelBase<T> implements Channel<T> {
   }
 
   trySend(message: T): boolean {
-    if (this.#state !== 'open') throw closedError(this.what);
-    if (this.#outputEnd) throw this.#outputEnd;
+    const unusable = this.#outputError();
+    if (unusable) throw unusable;
     if (this.#blocked || this.#senders.length > 0) return false;
-    const payload = this.copiesPayload ? this.codec.encodeTransient(message) : this.codec.encode(message);
+    this.#blocked = !this.transmit(this.#encodeForSend(message, true), true);
+    return true;
+  }
+
+  /** Why nothing can be sent now (closed, or the output ended), or undefined. */
+  #outputError(): IpcError | undefined {
+    if (this.#state !== 'open') return closedError(this.what);
+    return this.#outputEnd;
+  }
+
+  /**
+   * The payload of a message, within maxMessageBytes (or throws). `now`: it goes to the transport
+   * at once, so a transport that copies it may take the codec's scratch memory.
+   */
+  #encodeForSend(message: T, now: boolean): Uint8Array {
+    const payload =
+      now && this.copiesPayload ? this.codec.encodeTransient(message) : this.codec.encode(message);
     if (payload.byteLength > this.maxMessageBytes) {
       throw frameTooLarge(this.what, payload.byteLength, this.maxMessageBytes);
     }
-    this.#blocked = !this.transmit(payload, true);
-    return true;
+    return payload;
   }
 
   receive(opts?: WaitOptions): Promise<T> {
