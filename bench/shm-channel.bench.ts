@@ -11,7 +11,7 @@ import { spawn } from '../src/index.js';
 import { type CaseResult, type RunOptions, ratio, type Scenario } from './scenario.js';
 import { groupHeader, type PayloadKind } from './support/group-protocol.js';
 import { Inbox } from './support/inbox.js';
-import { startIpckitPeer } from './support/ipckit-peer.js';
+import { channelSend, startIpckitPeer } from './support/ipckit-peer.js';
 import { roundTrips } from './support/measure.js';
 import { CHILD_STDIO, childArgs, type Peer } from './support/peer.js';
 import { closePeers, measureCase, roundTripCase, smallObject, throughputCase } from './support/peer-cases.js';
@@ -42,8 +42,7 @@ function startShmPeer(kind: PayloadKind, opts: ShmPeerOptions = {}): Peer {
     subject: opts.subject ?? 'ipckit shm channel',
     kind,
     pid: child.pid,
-    // As the process.send peer does with its return value: a promise only when the transport is full.
-    send: (message) => (channel.trySend(message) ? undefined : channel.send(message)),
+    send: channelSend(channel),
     receive: () => channel.receive(),
     close: async () => {
       await channel.close();

@@ -1,7 +1,15 @@
 /** The subject under test: ipckit's parent↔child pipe channel, via `spawn(..., { channel: 'pipe' })`. */
-import { spawn } from '../../src/index.js';
+import { type Channel, spawn } from '../../src/index.js';
 import type { PayloadKind } from './group-protocol.js';
 import { CHILD_STDIO, childArgs, type Peer } from './peer.js';
+
+/**
+ * A peer's send over an ipckit channel, as the process.send peer uses its return value: a promise
+ * only when the transport is full.
+ */
+export function channelSend(channel: Channel<unknown>): (message: unknown) => Promise<void> | undefined {
+  return (message) => (channel.trySend(message) ? undefined : channel.send(message));
+}
 
 /** Starts a child on the pipe channel: msgpack for objects, the raw codec for bytes. */
 export function startIpckitPeer(kind: PayloadKind): Peer {
@@ -15,8 +23,7 @@ export function startIpckitPeer(kind: PayloadKind): Peer {
     subject: 'ipckit pipe channel',
     kind,
     pid: child.pid,
-    // As the process.send peer does with its return value: a promise only when the transport is full.
-    send: (message) => (channel.trySend(message) ? undefined : channel.send(message)),
+    send: channelSend(channel),
     receive: () => channel.receive(),
     close: async () => {
       await channel.close();

@@ -21,16 +21,6 @@ async function isPending(promise: Promise<unknown>): Promise<boolean> {
   return settled === marker;
 }
 
-/** What `fn` throws; fails the test if it returns. */
-function thrown(fn: () => unknown): { code?: string } {
-  try {
-    fn();
-  } catch (err) {
-    return err as { code?: string };
-  }
-  throw new Error('expected a throw');
-}
-
 describe.each(channelTransports)('Channel lifecycle: $name', (transport: ChannelTransport) => {
   let env: ReturnType<typeof isolateRuntimeDir>;
   const pairs: ChannelPair<unknown>[] = [];
@@ -254,11 +244,13 @@ describe.each(channelTransports)('Channel lifecycle: $name', (transport: Channel
 
   it('trySend throws what send rejects with: an oversized message, a closed channel', async () => {
     const { a: receiver, b: sender } = await pair<string>({ maxMessageBytes: 1024 });
-    expect(thrown(() => sender.trySend('x'.repeat(2000))).code).toBe(ErrorCodes.FRAME_TOO_LARGE);
+    expect(() => sender.trySend('x'.repeat(2000))).toThrow(
+      expect.objectContaining({ code: ErrorCodes.FRAME_TOO_LARGE }),
+    );
     expect(sender.trySend('fits')).toBe(true);
     expect(await watchdog(receiver.receive(), 5000, 'receive')).toBe('fits');
     await sender.close();
-    expect(thrown(() => sender.trySend('late')).code).toBe(ErrorCodes.CLOSED);
+    expect(() => sender.trySend('late')).toThrow(expect.objectContaining({ code: ErrorCodes.CLOSED }));
   });
 
   it('distinct messages queued behind a full transport each arrive intact and in order', async () => {
