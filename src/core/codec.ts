@@ -7,6 +7,8 @@ import { deserialize as v8Deserialize, serialize as v8Serialize } from 'node:v8'
 import type { StandardSchemaV1 } from '@standard-schema/spec';
 import { Packr, RESET_BUFFER_MODE } from 'msgpackr';
 import { ErrorCodes, IpcError } from './errors.js';
+import { withByteViews } from './msgpack-byte-views.js';
+import { decodePlain, encodePlainTransient, NOT_PLAIN } from './msgpack-plain.js';
 
 /** Turns messages of type T into bytes and back. `decode` receives a view it must not keep. */
 export interface Codec<T = unknown> {
@@ -35,7 +37,11 @@ const packr = new Packr({
  * object's encode; only for a transport that copies the bytes before anything else encodes.
  */
 function msgpackEncodeTransient(message: unknown): Uint8Array {
-  return packr.pack(message, RESET_BUFFER_MODE);
+  return encodePlainTransient(message) ?? packr.pack(withByteViews(message), RESET_BUFFER_MODE);
+}
+
+function msgpackEncode(message: unknown): Uint8Array {
+  return encodePlainTransient(message)?.slice() ?? packr.encode(withByteViews(message));
 }
 
 const textEncoder = new TextEncoder();
@@ -80,6 +86,8 @@ const SMALL_FRAME = 128;
 const smallFrame = new Uint8Array(SMALL_FRAME);
 
 function msgpackDecode(bytes: Uint8Array): unknown {
+  const plain = decodePlain(bytes);
+  if (plain !== NOT_PLAIN) return plain;
   const length = bytes.byteLength;
   if (length === 0) return packr.decode(bytes);
   if (length <= SMALL_FRAME) {
@@ -97,7 +105,7 @@ export const codecs = {
   /** MessagePack via msgpackr: compact and fast; Date, Map (as object), Set, typed arrays. The default. */
   msgpack: {
     name: 'msgpack',
-    encode: (message: unknown) => packr.encode(message),
+    encode: msgpackEncode,
     decode: msgpackDecode,
   } satisfies Codec,
   /** UTF-8 JSON: what any other language can read. */

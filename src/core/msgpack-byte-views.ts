@@ -1,0 +1,61 @@
+/**
+ * A workaround for msgpackr's typed-array encoding, for the messages the plain-data path
+ * (msgpack-plain.ts) leaves to msgpackr.
+ */
+
+// Deeper than this, the message is left as it is: msgpackr refuses what is that deep (or cyclic).
+const MAX_BYTE_VIEW_DEPTH = 64;
+
+/**
+ * msgpackr 1.12.1 (with moreTypes off) writes a typed array other than a Uint8Array as bin of the
+ * right byte length, but copies the array's elements into it instead of its bytes, and leaves the
+ * rest of the bin as whatever its buffer held: bytes of earlier messages. The plain path writes
+ * those correctly; a message it leaves to msgpackr (one that also holds a Map, a Date, …) has them
+ * replaced by Uint8Array views of their bytes first. Only the containers on the way to one are
+ * copied; everything else is passed as it is.
+ */
+export function withByteViews(value: unknown, depth = 0): unknown {
+  if (typeof value !== 'object' || value === null || depth >= MAX_BYTE_VIEW_DEPTH) return value;
+  if (ArrayBuffer.isView(value)) {
+    return value instanceof Uint8Array
+      ? value
+      : new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
+  }
+  if (Array.isArray(value)) {
+    let copy: unknown[] | undefined;
+    for (let i = 0; i < value.length; i++) {
+      const item = withByteViews(value[i], depth + 1);
+      if (item === value[i]) continue;
+      copy ??= value.slice();
+      copy[i] = item;
+    }
+    return copy ?? value;
+  }
+  if (value instanceof Map) {
+    let changed = false;
+    const entries = [...value].map(([key, item]) => {
+      const replaced = withByteViews(item, depth + 1);
+      changed ||= replaced !== item;
+      return [key, replaced] as const;
+    });
+    return changed ? new Map(entries) : value;
+  }
+  if (value instanceof Set) {
+    const items = [...value];
+    const replaced = items.map((item) => withByteViews(item, depth + 1));
+    return replaced.some((item, i) => item !== items[i]) ? new Set(replaced) : value;
+  }
+  // Dates, errors and the like go to msgpackr's extensions; objects with toJSON are its to call.
+  if (value instanceof Date || value instanceof Error || value instanceof RegExp) return value;
+  if (typeof (value as { toJSON?: unknown }).toJSON === 'function') return value;
+  let copy: Record<string, unknown> | undefined;
+  for (const key of Object.keys(value)) {
+    const item = (value as Record<string, unknown>)[key];
+    const replaced = withByteViews(item, depth + 1);
+    if (replaced === item) continue;
+    copy ??= { ...value };
+    // defineProperty, so that an own `__proto__` key stays a key.
+    Object.defineProperty(copy, key, { value: replaced, enumerable: true });
+  }
+  return copy ?? value;
+}
