@@ -205,19 +205,6 @@ export interface FrameSink {
  * (no copy); a frame split across chunks is assembled in a buffer of exactly its size, allocated
  * only after its length has been checked.
  */
-/**
- * A stream that reads into memory it is given carries this: a function it calls before each read,
- * which returns where that read should land, or undefined for the stream's own buffer. A channel
- * installs {@link FrameDecoder.pendingPayload} there, so the rest of a large frame is read straight
- * into the frame's memory instead of into a read buffer and then copied.
- */
-export const READ_TARGET: unique symbol = Symbol('ipckit.readTarget');
-
-/** A stream that can read in place; see {@link READ_TARGET}. */
-export interface ReadsInPlace {
-  [READ_TARGET]?: () => Uint8Array | undefined;
-}
-
 export class FrameDecoder {
   #max: number;
   readonly #what: string;
@@ -251,14 +238,6 @@ export class FrameDecoder {
     return this.#headerFill > 0 || this.#partial !== undefined;
   }
 
-  /**
-   * The part of a frame still to come, when one is being assembled: bytes read into it (and then
-   * pushed as a view of it) need no copy.
-   */
-  get pendingPayload(): Uint8Array | undefined {
-    return this.#partial?.subarray(this.#partialFill);
-  }
-
   /** Feeds a chunk. Throws ERR_IPC_FRAME_TOO_LARGE or ERR_IPC_BAD_FRAME; the stream is then unusable. */
   push(chunk: Uint8Array): void {
     let pos = 0;
@@ -267,10 +246,7 @@ export class FrameDecoder {
       if (this.#partial) {
         const need = this.#partial.length - this.#partialFill;
         const take = Math.min(need, end - pos);
-        const inPlace =
-          chunk.buffer === this.#partial.buffer &&
-          chunk.byteOffset + pos === this.#partial.byteOffset + this.#partialFill;
-        if (!inPlace) this.#partial.set(chunk.subarray(pos, pos + take), this.#partialFill);
+        this.#partial.set(chunk.subarray(pos, pos + take), this.#partialFill);
         this.#partialFill += take;
         pos += take;
         if (this.#partialFill === this.#partial.length) {

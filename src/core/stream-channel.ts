@@ -6,15 +6,7 @@
 import type { Socket } from 'node:net';
 import { ChannelBase, type ChannelOptions } from './channel.js';
 import { ErrorCodes, IpcError } from './errors.js';
-import {
-  Control,
-  encodeHello,
-  FrameBatch,
-  FrameDecoder,
-  parseHello,
-  READ_TARGET,
-  type ReadsInPlace,
-} from './framing.js';
+import { Control, encodeHello, FrameBatch, FrameDecoder, parseHello } from './framing.js';
 
 /** Options for a {@link StreamChannel}. */
 export interface StreamChannelOptions<T> extends ChannelOptions<T> {
@@ -61,7 +53,6 @@ export class StreamChannel<T> extends ChannelBase<T> {
       frame: (payload, owned) => this.receiveFrame(payload, owned),
       control: (code) => this.#onControl(code),
     });
-    if (input) (input as ReadsInPlace)[READ_TARGET] = () => this.#decoder.pendingPayload;
     const handshake = (opts?.handshake ?? true) && input !== undefined && output !== undefined;
     this.ready = handshake
       ? new Promise<void>((resolve, reject) => {

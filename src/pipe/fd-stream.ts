@@ -3,7 +3,6 @@
  * for a process's own stdin/stdout when those are pipes. Destroying the socket closes the fd.
  */
 import { Socket } from 'node:net';
-import { READ_TARGET, type ReadsInPlace } from '../core/framing.js';
 
 /** A readable stream over the read end of a pipe or FIFO. */
 export function readStream(fd: number): Socket {
@@ -15,8 +14,7 @@ const FRAMED_READ_BYTES = 64 * 1024;
 
 /**
  * A readable stream over a pipe whose bytes go straight into a frame decoder: every read lands in
- * one buffer reused for the life of the stream (or in the frame being assembled, see below),
- * instead of a fresh 64 KiB allocation per read. For
+ * one buffer reused for the life of the stream, instead of a fresh 64 KiB allocation per read. For
  * 1 MiB messages that halved the receiver's CPU per MB (allocating and collecting the chunks cost
  * more than copying them). Its 'data' events carry views into that buffer, valid only until the
  * listener returns: safe for a StreamChannel, whose decoder copies a frame split across reads and
@@ -25,19 +23,15 @@ const FRAMED_READ_BYTES = 64 * 1024;
  */
 export function framedReadStream(fd: number): Socket {
   const buffer = Buffer.allocUnsafeSlow(FRAMED_READ_BYTES);
-  // Node asks for each read's memory before the read (the first time while the socket is built).
-  // Once a channel reads from this stream, the rest of a large frame is read straight into the
-  // frame's own memory (READ_TARGET): for 1 MiB messages that saves copying nearly all of each one.
-  let socket: (Socket & ReadsInPlace) | undefined;
-  socket = new Socket({
+  const socket: Socket = new Socket({
     fd,
     readable: true,
     writable: false,
     // `onread` is documented for new net.Socket() but missing from @types/node's constructor type.
     onread: {
-      buffer: () => socket?.[READ_TARGET]?.() ?? buffer,
-      callback: (bytes: number, target: Uint8Array) => {
-        socket!.emit('data', target.subarray(0, bytes));
+      buffer,
+      callback: (bytes: number) => {
+        socket.emit('data', buffer.subarray(0, bytes));
         return true;
       },
     },
