@@ -35,6 +35,14 @@ export interface Sender<T> {
 export interface Receiver<T> extends AsyncIterable<T> {
   /** The next message; ERR_IPC_TIMEOUT / ERR_IPC_ABORTED leave the channel intact. */
   receive(opts?: WaitOptions): Promise<T>;
+  /**
+   * The next message if one has arrived, without a promise: `{ message }`, or `undefined` when
+   * none is there now (or a `receive` is already waiting for it). Throws what `receive` would reject
+   * with: the message's codec or schema error (the next call goes on with the next message),
+   * ERR_IPC_CLOSED once the channel or the peer closed and everything sent was received,
+   * ERR_IPC_PEER_GONE.
+   */
+  tryReceive(): { message: T } | undefined;
   close(): Promise<void>;
   destroy(reason?: Error): void;
   readonly closed: boolean;
@@ -316,6 +324,17 @@ export abstract class ChannelBase<T> implements Channel<T> {
         reject(err);
       });
     });
+  }
+
+  tryReceive(): { message: T } | undefined {
+    const item = this.#takeReceived();
+    if (item === NOTHING) {
+      if (this.#state === 'closed') throw closedError(this.what);
+      if (this.#inputEnd) throw this.#inputEnd;
+      return undefined;
+    }
+    if (item instanceof ReceiveFailure) throw item.error;
+    return { message: item };
   }
 
   /** The next queued message, polling the transport once if none is queued and nobody waits. */

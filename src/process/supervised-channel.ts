@@ -153,6 +153,19 @@ export class SupervisedChannel<T> implements Channel<T> {
     });
   }
 
+  /** What the child's channel has handed over so far, as {@link Channel.tryReceive}. */
+  tryReceive(): { message: T } | undefined {
+    const item = this.#received.shift();
+    if (item) {
+      if (this.#received.length < HIGH_WATER / 2) this.#wakePumps();
+      if (!item.ok) throw item.error;
+      return { message: item.value };
+    }
+    if (this.#closed) throw closedError(this.#what);
+    if (this.#ended && this.#pumps === 0) throw this.#ended;
+    return undefined;
+  }
+
   [Symbol.asyncIterator](): AsyncIterator<T> {
     return {
       next: async (): Promise<IteratorResult<T>> => {

@@ -253,6 +253,51 @@ describe.each(channelTransports)('Channel lifecycle: $name', (transport: Channel
     expect(() => sender.trySend('late')).toThrow(expect.objectContaining({ code: ErrorCodes.CLOSED }));
   });
 
+  it('tryReceive hands over what has arrived, in order with receive, and undefined when nothing has', async () => {
+    expect(a.tryReceive()).toBeUndefined();
+    for (let i = 0; i < 5; i++) await b.send(i);
+    // The first is awaited; the rest are taken as they arrive, with receive when none is there yet.
+    const got = [await watchdog(a.receive(), 5000, 'first')];
+    while (got.length < 5) {
+      const next = a.tryReceive();
+      got.push(next ? next.message : await watchdog(a.receive(), 5000, `receive ${got.length}`));
+    }
+    expect(got).toEqual([0, 1, 2, 3, 4]);
+    expect(a.tryReceive()).toBeUndefined();
+    // A waiting receive is served first: tryReceive does not take its message.
+    const waiting = a.receive();
+    await b.send('for the waiting receive');
+    expect(await watchdog(waiting, 5000, 'waiting receive')).toBe('for the waiting receive');
+  });
+
+  it('tryReceive throws what receive rejects with: a bad message (then goes on), the end of the channel', async () => {
+    const codec = {
+      name: 'tiny',
+      encode: (m: number) => new Uint8Array([m]),
+      decode: (bytes: Uint8Array) => {
+        if (bytes[0] === 0xff) throw new Error('unreadable');
+        return bytes[0]!;
+      },
+    };
+    const { a: sender, b: receiver } = await pair<number>({ codec });
+    for (const m of [1, 0xff, 2]) await sender.send(m);
+    await sender.close();
+    const seen: unknown[] = [];
+    for (;;) {
+      try {
+        const next = receiver.tryReceive();
+        seen.push(next ? next.message : await watchdog(receiver.receive(), 5000, 'receive'));
+      } catch (err) {
+        const code = (err as { code: string }).code;
+        seen.push(code);
+        if (code === ErrorCodes.CLOSED) break;
+      }
+    }
+    expect(seen).toEqual([1, ErrorCodes.INVALID_MESSAGE, 2, ErrorCodes.CLOSED]);
+    await receiver.close();
+    expect(() => receiver.tryReceive()).toThrow(expect.objectContaining({ code: ErrorCodes.CLOSED }));
+  });
+
   it('distinct messages queued behind a full transport each arrive intact and in order', async () => {
     // Sends that must wait keep their own encoding: the codec's scratch memory (which a send that
     // goes out at once may use) is overwritten by the sends after them. 24 MiB is more than the

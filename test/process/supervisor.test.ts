@@ -137,6 +137,17 @@ describe('Supervisor: restarts', () => {
     expect(await watchdog(channel.receive(), 15_000, 'echo after')).toBe('after');
     expect(channel.trySend('tried')).toBe(true);
     expect(await watchdog(channel.receive(), 15_000, 'echo tried')).toBe('tried');
+    // tryReceive takes what the child's channel has handed over, in order with receive.
+    expect(channel.tryReceive()).toBeUndefined();
+    for (let i = 0; i < 50; i++) await channel.send(`burst ${i}`);
+    const echoed: unknown[] = [];
+    while (echoed.length < 50) {
+      const next = channel.tryReceive();
+      echoed.push(next ? next.message : await watchdog(channel.receive(), 15_000, 'burst echo'));
+    }
+    expect(echoed).toEqual(Array.from({ length: 50 }, (_, i) => `burst ${i}`));
+    await sup.stop();
+    expect(() => channel.tryReceive()).toThrow(expect.objectContaining({ code: ErrorCodes.CLOSED }));
   });
 
   it("a 'ready' hook gates the start; the next child starts only after it", async () => {
