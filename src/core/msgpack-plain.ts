@@ -71,17 +71,9 @@ function writeValue(value: unknown, depth: number): boolean {
 
 function writeHeader(count: number, fix: number, short: number): boolean {
   if (at + 5 > SCRATCH_BYTES) return false;
-  if (count < 16) {
-    scratch[at++] = fix | count;
-  } else if (count < 0x10000) {
-    scratch[at] = short;
-    scratchView.setUint16(at + 1, count);
-    at += 3;
-  } else {
-    scratch[at] = short + 1;
-    scratchView.setUint32(at + 1, count);
-    at += 5;
-  }
+  if (count < 16) scratch[at++] = fix | count;
+  else if (count < 0x10000) scratchView.setUint16(tagged(short, 2), count);
+  else scratchView.setUint32(tagged(short + 1, 4), count);
   return true;
 }
 
@@ -89,15 +81,8 @@ function writeHeader(count: number, fix: number, short: number): boolean {
 function writeBytes(view: ArrayBufferView): boolean {
   const length = view.byteLength;
   if (at + 5 + length > SCRATCH_BYTES) return false;
-  if (length < 0x100) {
-    scratch[at] = 0xc4;
-    scratch[at + 1] = length;
-    at += 2;
-  } else {
-    scratch[at] = 0xc5;
-    scratchView.setUint16(at + 1, length);
-    at += 3;
-  }
+  if (length < 0x100) scratch[tagged(0xc4, 1)] = length;
+  else scratchView.setUint16(tagged(0xc5, 2), length);
   scratch.set(new Uint8Array(view.buffer, view.byteOffset, length), at);
   at += length;
   return true;
@@ -126,44 +111,28 @@ function writeObject(object: Record<string, unknown>, depth: number): boolean {
 function writeNumber(value: number): boolean {
   if (at + 9 > SCRATCH_BYTES) return false;
   if (value >>> 0 === value) {
-    if (value < 0x80) {
-      scratch[at++] = value;
-    } else if (value < 0x100) {
-      scratch[at] = 0xcc;
-      scratch[at + 1] = value;
-      at += 2;
-    } else if (value < 0x10000) {
-      scratch[at] = 0xcd;
-      scratchView.setUint16(at + 1, value);
-      at += 3;
-    } else {
-      scratch[at] = 0xce;
-      scratchView.setUint32(at + 1, value);
-      at += 5;
-    }
+    if (value < 0x80) scratch[at++] = value;
+    else if (value < 0x100) scratch[tagged(0xcc, 1)] = value;
+    else if (value < 0x10000) scratchView.setUint16(tagged(0xcd, 2), value);
+    else scratchView.setUint32(tagged(0xce, 4), value);
   } else if ((value | 0) === value) {
-    if (value >= -0x20) {
-      scratch[at++] = value & 0xff;
-    } else if (value >= -0x80) {
-      scratch[at] = 0xd0;
-      scratch[at + 1] = value & 0xff;
-      at += 2;
-    } else if (value >= -0x8000) {
-      scratch[at] = 0xd1;
-      scratchView.setInt16(at + 1, value);
-      at += 3;
-    } else {
-      scratch[at] = 0xd2;
-      scratchView.setInt32(at + 1, value);
-      at += 5;
-    }
+    if (value >= -0x20) scratch[at++] = value & 0xff;
+    else if (value >= -0x80) scratch[tagged(0xd0, 1)] = value & 0xff;
+    else if (value >= -0x8000) scratchView.setInt16(tagged(0xd1, 2), value);
+    else scratchView.setInt32(tagged(0xd2, 4), value);
   } else {
     // Integers beyond 32 bits as well, as msgpackr writes them: every number survives exactly.
-    scratch[at] = 0xcb;
-    scratchView.setFloat64(at + 1, value);
-    at += 9;
+    scratchView.setFloat64(tagged(0xcb, 8), value);
   }
   return true;
+}
+
+/** Writes a type byte and keeps `size` bytes after it; returns where those start. */
+function tagged(type: number, size: number): number {
+  scratch[at] = type;
+  const start = at + 1;
+  at = start + size;
+  return start;
 }
 
 function writeString(text: string): boolean {
