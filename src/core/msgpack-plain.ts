@@ -232,7 +232,8 @@ function writeUtf8Units(text: string): boolean {
 type BufferSlice = (this: Uint8Array, start: number, end: number) => string;
 // Buffer's native slicer takes any Uint8Array and costs half of TextDecoder for a short string.
 const latin1Slice = (Buffer.prototype as unknown as { latin1Slice?: BufferSlice }).latin1Slice;
-const fatalDecoder = new TextDecoder('utf-8', { fatal: true });
+// ignoreBOM: a string that starts with U+FEFF keeps it (by default TextDecoder drops it).
+const fatalDecoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 const fromCharCode = String.fromCharCode;
 // Big-endian floats are read through these rather than a DataView, which would have to be made
 // for every frame's buffer (or kept, and keep a large buffer alive with it).

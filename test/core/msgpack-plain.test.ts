@@ -57,7 +57,15 @@ const anyString = fc.oneof(
   fc.string({ unit: 'binary', maxLength: 80 }),
   fc.string({ unit: 'grapheme', maxLength: 40 }),
   fc.string({ minLength: 20, maxLength: 300 }),
-  fc.constantFrom('__proto__', 'constructor', 'x'.repeat(31), 'x'.repeat(32), 'é'.repeat(90)),
+  fc.constantFrom(
+    '__proto__',
+    'constructor',
+    'x'.repeat(31),
+    'x'.repeat(32),
+    'é'.repeat(90),
+    '\ufeff',
+    '\ufeffbom',
+  ),
 );
 const plainData = fc.letrec((tie) => ({
   value: fc.oneof(
@@ -103,7 +111,14 @@ describe('msgpack plain-data path', () => {
   });
 
   it('takes plain data itself, and leaves everything else to msgpackr', () => {
-    const plain = { id: 1_000_000, name: 'x'.repeat(50), tags: ['a', 'é', '😀'], ok: true, n: null, f: 1.5 };
+    const plain = {
+      id: 1_000_000,
+      name: 'x'.repeat(50),
+      tags: ['a', 'é', '😀', '\ufeff'],
+      ok: true,
+      n: null,
+      f: 1.5,
+    };
     const bytes = encodePlainTransient(plain)!.slice();
     expect(reference.decode(bytes)).toEqual(plain);
     expect(decodePlain(bytes)).toEqual(plain);
