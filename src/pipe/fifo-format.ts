@@ -30,7 +30,8 @@ export function checkFormat(format: unknown): FifoFormat {
   throw new RangeError(`options.format must be 'frames', 'lines' or 'bytes', got ${String(format)}`);
 }
 
-const textDecoder = new TextDecoder('utf-8', { fatal: true });
+// ignoreBOM: a line that starts with U+FEFF arrives with it (by default TextDecoder drops it).
+const textDecoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 const NEWLINE = 0x0a;
 
 /** The codec of the 'lines' format: a string per line, which must not itself contain a newline. */

@@ -83,6 +83,19 @@ describe('Fifo', () => {
     expect((await watchdog(reader, 5000, 'head')).stdout).toBe('first\nsecond\n');
   });
 
+  it("'lines' delivers every line as sent, one that starts with U+FEFF too", async () => {
+    await Fifo.create('exact');
+    const receiver = await Fifo.receiver<string>('exact', { format: 'lines' });
+    const sender = await Fifo.sender<string>('exact', { format: 'lines', timeout: 5000 });
+    const sent = ['\ufeffmarked', '', 'é 😀'];
+    for (const line of sent) await sender.send(line);
+    const lines = [];
+    for (let i = 0; i < sent.length; i++) lines.push(await watchdog(receiver.receive(), 5000, `line ${i}`));
+    expect(lines).toEqual(sent);
+    await sender.close();
+    await receiver.close();
+  });
+
   it("'lines' reports a line over maxMessageBytes and resumes at the next line", async () => {
     await Fifo.create('long');
     const receiver = await Fifo.receiver<string>('long', { format: 'lines', maxMessageBytes: 10 });
