@@ -32,14 +32,16 @@ const packr = new Packr({
 });
 
 /**
- * msgpack into the encoder's working memory, which the next encode overwrites (msgpackr's reset
- * mode): no result view and no fresh 8 KiB buffer every hundred messages or so. A fifth of a small
- * object's encode; only for a transport that copies the bytes before anything else encodes.
+ * msgpack into the encoder's working memory, which the next encode overwrites: the plain path's
+ * scratch buffer, or msgpackr's in its reset mode (no fresh 8 KiB buffer every hundred messages or
+ * so). No copy of the result; only for a transport that copies the bytes before anything else
+ * encodes.
  */
 function msgpackEncodeTransient(message: unknown): Uint8Array {
   return encodePlainTransient(message) ?? packr.pack(withByteViews(message), RESET_BUFFER_MODE);
 }
 
+/** msgpack in memory of its own: plain data copied out of the scratch buffer, or msgpackr's result. */
 function msgpackEncode(message: unknown): Uint8Array {
   return encodePlainTransient(message)?.slice() ?? packr.encode(withByteViews(message));
 }
@@ -102,7 +104,10 @@ function msgpackDecode(bytes: Uint8Array): unknown {
 
 /** The built-in codecs. */
 export const codecs = {
-  /** MessagePack via msgpackr: compact and fast; Date, Map (as object), Set, typed arrays. The default. */
+  /**
+   * MessagePack: plain data by ipckit's own encoder and decoder, the rest via msgpackr; Date, Map (as
+   * object), Set (as array), typed arrays (as bytes). Compact and fast: the default.
+   */
   msgpack: {
     name: 'msgpack',
     encode: msgpackEncode,
