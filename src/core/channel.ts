@@ -314,8 +314,8 @@ export abstract class ChannelBase<T> implements Channel<T> {
     const item = this.#takeReceived();
     if (item !== NOTHING)
       return item instanceof ReceiveFailure ? Promise.reject(item.error) : Promise.resolve(item);
-    if (this.#state === 'closed') return Promise.reject(closedError(this.what));
-    if (this.#inputEnd) return Promise.reject(this.#inputEnd);
+    const ended = this.#inputError();
+    if (ended) return Promise.reject(ended);
     return new Promise<T>((resolve, reject) => {
       const waiter: ReceiveWaiter<T> = { resolve, reject, disarm: noop };
       this.#receivers.push(waiter);
@@ -329,12 +329,18 @@ export abstract class ChannelBase<T> implements Channel<T> {
   tryReceive(): { message: T } | undefined {
     const item = this.#takeReceived();
     if (item === NOTHING) {
-      if (this.#state === 'closed') throw closedError(this.what);
-      if (this.#inputEnd) throw this.#inputEnd;
+      const ended = this.#inputError();
+      if (ended) throw ended;
       return undefined;
     }
     if (item instanceof ReceiveFailure) throw item.error;
     return { message: item };
+  }
+
+  /** Why nothing more will be received (closed, or the input ended), or undefined. */
+  #inputError(): IpcError | undefined {
+    if (this.#state === 'closed') return closedError(this.what);
+    return this.#inputEnd;
   }
 
   /** The next queued message, polling the transport once if none is queued and nobody waits. */

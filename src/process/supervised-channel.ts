@@ -136,13 +136,10 @@ export class SupervisedChannel<T> implements Channel<T> {
     } catch (err) {
       return Promise.reject(err);
     }
-    const item = this.#received.shift();
-    if (item) {
-      if (this.#received.length < HIGH_WATER / 2) this.#wakePumps();
-      return item.ok ? Promise.resolve(item.value) : Promise.reject(item.error);
-    }
-    if (this.#closed) return Promise.reject(closedError(this.#what));
-    if (this.#ended && this.#pumps === 0) return Promise.reject(this.#ended);
+    const item = this.#takeReceived();
+    if (item) return item.ok ? Promise.resolve(item.value) : Promise.reject(item.error);
+    const ended = this.#inputError();
+    if (ended) return Promise.reject(ended);
     return new Promise<T>((resolve, reject) => {
       const waiter: ReceiveWaiter<T> = { resolve, reject, disarm: () => {} };
       this.#receivers.push(waiter);
@@ -155,15 +152,27 @@ export class SupervisedChannel<T> implements Channel<T> {
 
   /** What the child's channel has handed over so far, as {@link Channel.tryReceive}. */
   tryReceive(): { message: T } | undefined {
-    const item = this.#received.shift();
+    const item = this.#takeReceived();
     if (item) {
-      if (this.#received.length < HIGH_WATER / 2) this.#wakePumps();
       if (!item.ok) throw item.error;
       return { message: item.value };
     }
-    if (this.#closed) throw closedError(this.#what);
-    if (this.#ended && this.#pumps === 0) throw this.#ended;
+    const ended = this.#inputError();
+    if (ended) throw ended;
     return undefined;
+  }
+
+  /** The next message handed over, waking the pumps once the queue has room again. */
+  #takeReceived(): Received<T> | undefined {
+    const item = this.#received.shift();
+    if (item && this.#received.length < HIGH_WATER / 2) this.#wakePumps();
+    return item;
+  }
+
+  /** Why nothing more will arrive (closed, or every child's channel ended), or undefined. */
+  #inputError(): IpcError | undefined {
+    if (this.#closed) return closedError(this.#what);
+    return this.#ended && this.#pumps === 0 ? this.#ended : undefined;
   }
 
   [Symbol.asyncIterator](): AsyncIterator<T> {
