@@ -21,41 +21,40 @@ export function withByteViews(value: unknown, depth = 0): unknown {
       ? value
       : new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
   }
-  if (Array.isArray(value)) {
-    let copy: unknown[] | undefined;
-    for (let i = 0; i < value.length; i++) {
-      const item = withByteViews(value[i], depth + 1);
-      if (item === value[i]) continue;
-      copy ??= value.slice();
-      copy[i] = item;
-    }
-    return copy ?? value;
+  if (Array.isArray(value)) return replaced(value, depth) ?? value;
+  if (value instanceof Set) {
+    const items = replaced([...value], depth);
+    return items ? new Set(items) : value;
   }
   if (value instanceof Map) {
-    let changed = false;
-    const entries = [...value].map(([key, item]) => {
-      const replaced = withByteViews(item, depth + 1);
-      changed ||= replaced !== item;
-      return [key, replaced] as const;
-    });
-    return changed ? new Map(entries) : value;
-  }
-  if (value instanceof Set) {
-    const items = [...value];
-    const replaced = items.map((item) => withByteViews(item, depth + 1));
-    return replaced.some((item, i) => item !== items[i]) ? new Set(replaced) : value;
+    const items = replaced([...value.values()], depth);
+    if (!items) return value;
+    return new Map([...value.keys()].map((key, i) => [key, items[i]]));
   }
   // Dates, errors and the like go to msgpackr's extensions; objects with toJSON are its to call.
   if (value instanceof Date || value instanceof Error || value instanceof RegExp) return value;
   if (typeof (value as { toJSON?: unknown }).toJSON === 'function') return value;
-  let copy: Record<string, unknown> | undefined;
-  for (const key of Object.keys(value)) {
-    const item = (value as Record<string, unknown>)[key];
-    const replaced = withByteViews(item, depth + 1);
-    if (replaced === item) continue;
-    copy ??= { ...value };
-    // defineProperty, so that an own `__proto__` key stays a key.
-    Object.defineProperty(copy, key, { value: replaced, enumerable: true });
+  const keys = Object.keys(value);
+  const items = replaced(
+    keys.map((key) => (value as Record<string, unknown>)[key]),
+    depth,
+  );
+  if (!items) return value;
+  // Property descriptors, so that an own `__proto__` key stays a key.
+  return Object.defineProperties(
+    {},
+    Object.fromEntries(keys.map((key, i) => [key, { value: items[i], enumerable: true }])),
+  );
+}
+
+/** `items` with every element passed through {@link withByteViews}, or undefined if none changed. */
+function replaced(items: unknown[], depth: number): unknown[] | undefined {
+  let copy: unknown[] | undefined;
+  for (let i = 0; i < items.length; i++) {
+    const item = withByteViews(items[i], depth + 1);
+    if (item === items[i]) continue;
+    copy ??= items.slice();
+    copy[i] = item;
   }
-  return copy ?? value;
+  return copy;
 }

@@ -157,6 +157,15 @@ describe('msgpack plain-data path', () => {
       expect(text).toContain(`bytes:${Array.from(bytesOf(floats))}`);
       expect(text).toContain(`bytes:${Array.from(bytesOf(words))}`);
     }
+    // An own `__proto__` key beside a Date (so msgpackr encodes it) stays a key (decoded, as always,
+    // as `__proto_`) when its typed array is replaced.
+    const ownProto = Object.defineProperty({ when: new Date(5) }, '__proto__', {
+      value: words,
+      enumerable: true,
+    });
+    const decoded = codecs.msgpack.decode(codecs.msgpack.encode(ownProto)) as Record<string, unknown>;
+    expect(Object.getPrototypeOf(decoded)).toBe(Object.prototype);
+    expect(Array.from(decoded.__proto_ as Uint8Array)).toEqual(Array.from(bytesOf(words)));
     // The caller's values are untouched.
     expect(floats).toBeInstanceOf(Float64Array);
     expect(Array.from(floats)).toEqual([1.5, -2.25]);
