@@ -8,7 +8,7 @@ import type { StandardSchemaV1 } from '@standard-schema/spec';
 import { Packr, RESET_BUFFER_MODE } from 'msgpackr';
 import { ErrorCodes, IpcError } from './errors.js';
 import { withByteViews } from './msgpack-byte-views.js';
-import { decodePlain, encodePlainTransient, NOT_PLAIN } from './msgpack-plain.js';
+import { decodePlain, encodePlain, encodePlainTransient, NOT_PLAIN } from './msgpack-plain.js';
 
 /** Turns messages of type T into bytes and back. `decode` receives a view it must not keep. */
 export interface Codec<T = unknown> {
@@ -43,7 +43,7 @@ function msgpackEncodeTransient(message: unknown): Uint8Array {
 
 /** msgpack in memory of its own: plain data copied out of the scratch buffer, or msgpackr's result. */
 function msgpackEncode(message: unknown): Uint8Array {
-  return encodePlainTransient(message)?.slice() ?? packr.encode(withByteViews(message));
+  return encodePlain(message) ?? packr.encode(withByteViews(message));
 }
 
 const textEncoder = new TextEncoder();

@@ -38,6 +38,12 @@ export function encodePlainTransient(value: unknown): Uint8Array | undefined {
   return writeValue(value, 0) ? scratch.subarray(0, at) : undefined;
 }
 
+/** As {@link encodePlainTransient}, but into memory of its own. */
+export function encodePlain(value: unknown): Uint8Array | undefined {
+  at = 0;
+  return writeValue(value, 0) ? scratch.slice(0, at) : undefined;
+}
+
 function writeValue(value: unknown, depth: number): boolean {
   switch (typeof value) {
     case 'string':
