@@ -897,6 +897,7 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
     // within a few nanoseconds of its publication, not after a clock read.
     for (let i = 1; ; i++) {
       if (this.#reader.available()) return true;
+      this.#reader.prefetchNext();
       if ((i & 31) === 0 && performance.now() >= until) return false;
     }
   }
