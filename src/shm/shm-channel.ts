@@ -679,7 +679,7 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
 
   /**
    * trySend's records (committed lazily, see RingWriter.commit) are published in a microtask: once
-   * per synchronous run of trySend calls, or once per 2 KiB, instead of once per message. A process
+   * per synchronous run of trySend calls, or once per 8 KiB, instead of once per message. A process
    * that exits in that run (process.exit() runs no microtask) publishes them in its 'exit' event.
    *
    * Only the second trySend of a run and later ones wait: the first one after a receive (or a

@@ -117,8 +117,8 @@ describe('ring wrap-around (property)', () => {
     expect(reader.next()?.length).toBe(100);
   });
 
-  it('keeps lazy commits unseen until publish(), or until 2 KiB of them wait', () => {
-    // 2 KiB in a ring of 16 KiB or more; an eighth of a smaller ring.
+  it('keeps lazy commits unseen until publish(), or until 8 KiB of them wait', () => {
+    // 8 KiB in a ring of 64 KiB or more; an eighth of a smaller ring.
     const { writer, reader } = makeRing(0, 64 * 1024);
     writer.reserve(64, 64);
     writer.commit(RecordKind.DATA, message(1, 64), 0, 64, true);
@@ -127,13 +127,13 @@ describe('ring wrap-around (property)', () => {
     expect(writer.publish()).toBe(true);
     expect(writer.publish()).toBe(false);
     expect(reader.next()?.length).toBe(64);
-    // 72-byte records: the 29th brings the unpublished bytes to 2088, past the limit.
-    for (let i = 0; i < 28; i++) expect(writeMessage(writer, message(i, 64), 0, false, true)).toBe(64);
+    // 72-byte records: the 114th brings the unpublished bytes to 8208, past the limit.
+    for (let i = 0; i < 113; i++) expect(writeMessage(writer, message(i, 64), 0, false, true)).toBe(64);
     expect(reader.available()).toBe(false);
-    writeMessage(writer, message(28, 64), 0, false, true);
+    writeMessage(writer, message(113, 64), 0, false, true);
     expect(writer.unpublished).toBe(false);
     let seen = 0;
     while (reader.next()) seen++;
-    expect(seen).toBe(29);
+    expect(seen).toBe(114);
   });
 });
