@@ -172,6 +172,26 @@ export abstract class ChannelBase<T> implements Channel<T> {
     } catch (err) {
       item = new ReceiveFailure(err as IpcError);
     }
+    this.#accept(item);
+  }
+
+  /**
+   * {@link ChannelBase.deliver} for a payload that lies in `data` from `start` to `end`, valid
+   * during the call: the codec may decode it in place, without a view of the range.
+   */
+  protected deliverRange(data: Uint8Array, start: number, end: number): void {
+    if (this.#state === 'closed') return;
+    let item: T | ReceiveFailure;
+    try {
+      item = this.codec.decodeRange(data, start, end);
+    } catch (err) {
+      item = new ReceiveFailure(err as IpcError);
+    }
+    this.#accept(item);
+  }
+
+  /** Hands a decoded message (or its failure) to the first waiting receive, or queues it. */
+  #accept(item: T | ReceiveFailure): void {
     const waiter = this.#receivers.shift();
     if (waiter) {
       waiter.disarm();

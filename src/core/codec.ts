@@ -89,7 +89,19 @@ const smallFrame = new Uint8Array(SMALL_FRAME);
 
 function msgpackDecode(bytes: Uint8Array): unknown {
   const plain = decodePlain(bytes);
-  if (plain !== NOT_PLAIN) return plain;
+  return plain !== NOT_PLAIN ? plain : msgpackrDecode(bytes);
+}
+
+/**
+ * {@link msgpackDecode} of `data` from `start` to `stop`, with no view made of that range for
+ * plain data (a view costs about as much as decoding a small object's number field and key).
+ */
+function msgpackDecodeRange(data: Uint8Array, start: number, stop: number): unknown {
+  const plain = decodePlain(data, start, stop);
+  return plain !== NOT_PLAIN ? plain : msgpackrDecode(data.subarray(start, stop));
+}
+
+function msgpackrDecode(bytes: Uint8Array): unknown {
   const length = bytes.byteLength;
   if (length === 0) return packr.decode(bytes);
   if (length <= SMALL_FRAME) {
@@ -166,6 +178,12 @@ export interface MessageCodec<T> {
    * that nothing else refers to, so the raw codec returns it instead of copying it.
    */
   decode(bytes: Uint8Array, owned?: boolean): T;
+  /**
+   * {@link MessageCodec.decode} of `data` from `start` to `end`, for a transport whose message lies
+   * inside a larger buffer (a shared-memory ring): the msgpack codec reads it in place, without a
+   * view of the range.
+   */
+  decodeRange(data: Uint8Array, start: number, end: number): T;
 }
 
 /** Resolves `codec` / `schema` options into one encoder/decoder, checking them eagerly. */
@@ -195,6 +213,8 @@ export function resolveCodec<T>(opts: CodecOptions<T> | undefined, what: string)
   const hasScratch = codec === (codecs.msgpack as Codec<unknown>);
   const encodeFailed = (err: unknown): IpcError =>
     new IpcError(ErrorCodes.INVALID_MESSAGE, `${what}: cannot encode message with ${name}`, { cause: err });
+  const decodeFailed = (err: unknown): IpcError =>
+    new IpcError(ErrorCodes.INVALID_MESSAGE, `${what}: cannot decode message with ${name}`, { cause: err });
   return {
     name,
     encode(message) {
@@ -216,9 +236,18 @@ export function resolveCodec<T>(opts: CodecOptions<T> | undefined, what: string)
       try {
         value = owned && keepsOwned ? (bytes as T) : codec.decode(bytes);
       } catch (err) {
-        throw new IpcError(ErrorCodes.INVALID_MESSAGE, `${what}: cannot decode message with ${name}`, {
-          cause: err,
-        });
+        throw decodeFailed(err);
+      }
+      return schema ? validate(schema, value, what) : value;
+    },
+    decodeRange(data, start, end) {
+      let value: T;
+      try {
+        value = hasScratch
+          ? (msgpackDecodeRange(data, start, end) as T)
+          : codec.decode(data.subarray(start, end));
+      } catch (err) {
+        throw decodeFailed(err);
       }
       return schema ? validate(schema, value, what) : value;
     },

@@ -253,13 +253,13 @@ let pos = 0;
 let end = 0;
 
 /**
- * Decodes `bytes`, which must hold exactly one plain msgpack value, or returns {@link NOT_PLAIN}.
- * The result refers to nothing in `bytes`.
+ * Decodes `bytes` from `start` to `stop` (by default all of it), which must hold exactly one plain
+ * msgpack value, or returns {@link NOT_PLAIN}. The result refers to nothing in `bytes`.
  */
-export function decodePlain(bytes: Uint8Array): unknown {
+export function decodePlain(bytes: Uint8Array, start = 0, stop = bytes.length): unknown {
   src = bytes;
-  pos = 0;
-  end = bytes.length;
+  pos = start;
+  end = stop;
   const value = readValue(0);
   const complete = pos === end;
   src = EMPTY;

@@ -801,11 +801,16 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
           this.peerClosed();
           return -1;
         }
-        const message = this.#assemble(rec, this.#rawCodec);
-        if (message) {
+        if (this.#inPlace(rec)) {
           delivered++;
-          if (message instanceof IpcError) this.deliverError(message);
-          else this.deliver(message, this.#owned);
+          this.deliverRange(this.#reader.data, rec.offset, rec.offset + rec.length);
+        } else {
+          const message = this.#assemble(rec, this.#rawCodec);
+          if (message) {
+            delivered++;
+            if (message instanceof IpcError) this.deliverError(message);
+            else this.deliver(message, this.#owned);
+          }
         }
         if (this.#torn) return -1;
       }
@@ -923,6 +928,20 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
     this.#freeRead();
     this.#schedulePump();
     return true;
+  }
+
+  /**
+   * A whole message in one record, for a codec that decodes it where it lies (the raw codec takes
+   * a copy instead, which is then the message itself).
+   */
+  #inPlace(rec: RingRecord): boolean {
+    return (
+      !this.#rawCodec &&
+      rec.kind === RecordKind.DATA &&
+      this.#pieces.length === 0 &&
+      this.#piecesBytes === 0 &&
+      rec.length <= this.maxMessageBytes
+    );
   }
 
   /**

@@ -134,6 +134,38 @@ describe('codecs', () => {
     expect(second).toEqual(large);
   });
 
+  it('decodeRange decodes a message inside a larger buffer as decode does its bytes alone', () => {
+    const values = [{ id: 1_000_000, name: 'x'.repeat(50) }, [1, 'two', null], { when: new Date(0) }];
+    for (const name of ['msgpack', 'json', 'v8'] as const) {
+      const codec = resolveCodec({ codec: name }, 'test');
+      for (const value of values) {
+        const bytes = codec.encode(value);
+        const buffer = new Uint8Array(bytes.length + 16).fill(0xc1);
+        buffer.set(bytes, 7);
+        expect(codec.decodeRange(buffer, 7, 7 + bytes.length)).toEqual(codec.decode(bytes));
+        // A range cut short fails as the cut bytes alone would: it never reads past its end.
+        expect(codeOf(() => codec.decodeRange(buffer, 7, 7 + bytes.length - 1))).toBe(
+          ErrorCodes.INVALID_MESSAGE,
+        );
+      }
+    }
+    const raw = resolveCodec({ codec: 'raw' }, 'test');
+    const buffer = new Uint8Array([9, 1, 2, 3, 9]);
+    const copy = raw.decodeRange(buffer, 1, 4) as Uint8Array;
+    buffer.fill(0);
+    expect([...copy]).toEqual([1, 2, 3]);
+    const checked = resolveCodec({ codec: 'msgpack', schema: numberRecord }, 'test');
+    const good = checked.encode({ n: 1 });
+    const bad = codecs.msgpack.encode({ n: 'one' });
+    const both = new Uint8Array(good.length + bad.length);
+    both.set(good, 0);
+    both.set(bad, good.length);
+    expect(checked.decodeRange(both, 0, good.length)).toEqual({ n: 1 });
+    expect(codeOf(() => checked.decodeRange(both, good.length, both.length))).toBe(
+      ErrorCodes.INVALID_MESSAGE,
+    );
+  });
+
   it('never lets a __proto__ key reach Object.prototype', () => {
     const hostileJson = Buffer.from('{"__proto__":{"polluted":true},"a":1}');
     const json = resolveCodec({ codec: 'json' }, 'test');

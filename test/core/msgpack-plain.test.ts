@@ -217,4 +217,20 @@ describe('msgpack plain-data path', () => {
     // One byte short: the value does not end where the frame does.
     expect(decodePlain(ring.subarray(100, 100 + bytes.length - 1))).toBe(NOT_PLAIN);
   });
+
+  it('decodes a range of a buffer, given as start and stop, as it decodes those bytes alone', () => {
+    fc.assert(
+      fc.property(plainData, fc.nat(16), fc.nat(16), (value, before, after) => {
+        const bytes = codecs.msgpack.encode(value);
+        // Bytes around the range that would change the value if they were read (0xc0: a null).
+        const buffer = new Uint8Array(before + bytes.length + after).fill(0xc0);
+        buffer.set(bytes, before);
+        const stop = before + bytes.length;
+        expect(decodePlain(buffer, before, stop)).toEqual(decodePlain(bytes));
+        expect(decodePlain(buffer, before, stop)).not.toBe(NOT_PLAIN);
+        if (bytes.length > 1) expect(decodePlain(buffer, before, stop - 1)).toBe(NOT_PLAIN);
+      }),
+      { numRuns: 500 },
+    );
+  });
 });
