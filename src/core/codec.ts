@@ -170,7 +170,8 @@ export interface MessageCodec<T> {
   encode(message: T): Uint8Array;
   /**
    * Like {@link MessageCodec.encode}, but the bytes may be scratch memory that the next encode (by
-   * any channel of this process) overwrites: for a transport that copies them at once.
+   * any channel of this process) overwrites, in a view that a later encode may return again: for a
+   * transport that copies them at once.
    */
   encodeTransient(message: T): Uint8Array;
   /**

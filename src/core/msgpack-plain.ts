@@ -30,12 +30,29 @@ let at = 0;
 type BufferWrite = (this: Uint8Array, text: string, offset: number) => number;
 
 /**
+ * Views of the scratch memory's first bytes, one per length, made once: a transient result is
+ * overwritten by the next encode anyway, so the same view may serve every message of that length,
+ * and a fresh view (55–65 ns on the benchmark VM) cost half as much as encoding a small object.
+ */
+const VIEWS_UP_TO = 256;
+const scratchViews: (Uint8Array | undefined)[] = new Array(VIEWS_UP_TO + 1);
+
+/**
  * Encodes `value` into scratch memory that the next call overwrites, and returns a view of it; or
- * undefined if `value` is not plain data or does not fit.
+ * undefined if `value` is not plain data or does not fit. The view itself may be returned again by
+ * a later call that encodes as many bytes.
  */
 export function encodePlainTransient(value: unknown): Uint8Array | undefined {
   at = 0;
-  return writeValue(value, 0) ? scratch.subarray(0, at) : undefined;
+  if (!writeValue(value, 0)) return undefined;
+  const length = at;
+  if (length > VIEWS_UP_TO) return scratch.subarray(0, length);
+  let view = scratchViews[length];
+  if (view === undefined) {
+    view = scratch.subarray(0, length);
+    scratchViews[length] = view;
+  }
+  return view;
 }
 
 /** As {@link encodePlainTransient}, but into memory of its own. */

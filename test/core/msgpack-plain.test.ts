@@ -218,6 +218,22 @@ describe('msgpack plain-data path', () => {
     expect(decodePlain(ring.subarray(100, 100 + bytes.length - 1))).toBe(NOT_PLAIN);
   });
 
+  it('hands out one scratch view per length: each transient result holds the latest encode', () => {
+    const first = encodePlainTransient({ n: 1 })!;
+    const firstBytes = [...first];
+    const second = encodePlainTransient({ n: 2 })!;
+    // The same length: the same view, now with the second message's bytes.
+    expect(second).toBe(first);
+    expect([...second]).toEqual([...codecs.msgpack.encode({ n: 2 })]);
+    expect([...second]).not.toEqual(firstBytes);
+    const longer = encodePlainTransient({ n: 'a longer message' })!;
+    expect(longer).not.toBe(first);
+    expect(codecs.msgpack.decode(longer)).toEqual({ n: 'a longer message' });
+    // Past the cached lengths, a fresh view each time.
+    const big = { s: 'x'.repeat(300) };
+    expect(encodePlainTransient(big)).not.toBe(encodePlainTransient(big));
+  });
+
   it('decodes a range of a buffer, given as start and stop, as it decodes those bytes alone', () => {
     fc.assert(
       fc.property(plainData, fc.nat(16), fc.nat(16), (value, before, after) => {
