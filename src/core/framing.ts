@@ -197,6 +197,11 @@ export interface FrameSink {
    * payload is a buffer of its own that nothing else refers to, which the sink may keep as it is.
    */
   frame(payload: Uint8Array, owned?: boolean): void;
+  /**
+   * A complete payload that lies whole in a chunk: `data` from `start` to `end`, valid until the
+   * sink returns. Optional: without it, such a payload comes to {@link FrameSink.frame} as a view.
+   */
+  frameAt?(data: Uint8Array, start: number, end: number): void;
   control(code: number): void;
 }
 
@@ -275,7 +280,11 @@ export class FrameDecoder {
       }
       if (header > this.#max) throw frameTooLarge(`${this.#what}: incoming frame`, header, this.#max);
       if (end - pos >= header) {
-        this.#sink.frame(chunk.subarray(pos, pos + header));
+        // A view per frame costs about as much as decoding a small message's fields: a sink that
+        // can read the range where it lies gets the range.
+        const sink = this.#sink;
+        if (sink.frameAt) sink.frameAt(chunk, pos, pos + header);
+        else sink.frame(chunk.subarray(pos, pos + header));
         pos += header;
       } else {
         // Its own memory, never a slice of Node's shared pool: it is handed on as `owned`.

@@ -51,6 +51,7 @@ export class StreamChannel<T> extends ChannelBase<T> {
     this.#output = output;
     this.#decoder = new FrameDecoder(what, this.maxMessageBytes, {
       frame: (payload, owned) => this.receiveFrame(payload, owned),
+      frameAt: (data, start, end) => this.receiveFrameAt(data, start, end),
       control: (code) => this.#onControl(code),
     });
     const handshake = (opts?.handshake ?? true) && input !== undefined && output !== undefined;
@@ -160,6 +161,15 @@ export class StreamChannel<T> extends ChannelBase<T> {
    */
   protected receiveFrame(payload: Uint8Array, owned?: boolean): void {
     this.deliver(payload, owned);
+  }
+
+  /**
+   * One incoming data frame that lies whole in a chunk: `data` from `start` to `end`, valid during
+   * the call. The default delivers it as a message, which the codec may decode where it lies. A
+   * protocol that overrides {@link StreamChannel.receiveFrame} overrides this too.
+   */
+  protected receiveFrameAt(data: Uint8Array, start: number, end: number): void {
+    this.deliverRange(data, start, end);
   }
 
   #scheduleFlush(): void {

@@ -129,6 +129,10 @@ export abstract class Link<T> extends StreamChannel<T> implements Beating {
     return this.transmitParts(frame, EMPTY);
   }
 
+  protected override receiveFrameAt(data: Uint8Array, start: number, end: number): void {
+    this.receiveFrame(data.subarray(start, end));
+  }
+
   protected override receiveFrame(payload: Uint8Array): void {
     const first = payload[0];
     if (first === undefined) throw badEnvelope(this.what, 'empty frame');

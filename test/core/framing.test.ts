@@ -3,11 +3,18 @@ import { describe, expect, it } from 'vitest';
 import { Control, encodeHello, FrameBatch, FrameDecoder, parseHello } from '../../src/core/framing.js';
 import { ErrorCodes, type IpcError } from '../../src/index.js';
 
-function decodeAll(bytes: Uint8Array, cuts: number[], max = 1 << 20) {
+/** `ranges`: the sink takes frames whole in a chunk as ranges (frameAt), the others as views. */
+function decodeAll(bytes: Uint8Array, cuts: number[], max = 1 << 20, ranges = false) {
   const frames: number[][] = [];
   const controls: number[] = [];
   const decoder = new FrameDecoder('test', max, {
     frame: (p) => frames.push(Array.from(p)),
+    ...(ranges
+      ? {
+          frameAt: (data: Uint8Array, start: number, end: number) =>
+            frames.push(Array.from(data.subarray(start, end))),
+        }
+      : {}),
     control: (c) => controls.push(c),
   });
   let start = 0;
@@ -25,11 +32,12 @@ describe('framing', () => {
       fc.property(
         fc.array(fc.uint8Array({ maxLength: 300 }), { maxLength: 20 }),
         fc.array(fc.nat(7000), { maxLength: 30 }),
-        (payloads, cuts) => {
+        fc.boolean(),
+        (payloads, cuts, ranges) => {
           const batch = new FrameBatch(16);
           for (const p of payloads) batch.add(p);
           batch.addControl(Control.GOODBYE);
-          const { frames, controls, midFrame } = decodeAll(batch.take(), cuts);
+          const { frames, controls, midFrame } = decodeAll(batch.take(), cuts, 1 << 20, ranges);
           expect(frames).toEqual(payloads.map((p) => Array.from(p)));
           expect(controls).toEqual([Control.GOODBYE]);
           expect(midFrame).toBe(false);
@@ -164,5 +172,30 @@ describe('framing', () => {
     // Owned means nothing else refers to it: its own ArrayBuffer, exactly its size.
     expect(split!.payload.buffer.byteLength).toBe(1000);
     expect(split!.payload.every((b) => b === 9)).toBe(true);
+  });
+
+  it('hands a frame whole in its chunk to frameAt as its place in the chunk, if the sink has it', () => {
+    const ranges: [Uint8Array, number, number][] = [];
+    const views: Uint8Array[] = [];
+    const decoder = new FrameDecoder('test', 1 << 20, {
+      frame: (payload) => views.push(payload),
+      frameAt: (data, start, end) => ranges.push([data, start, end]),
+      control: () => {},
+    });
+    const batch = new FrameBatch();
+    batch.add(new Uint8Array([1, 2, 3, 4]));
+    batch.add(new Uint8Array([5, 6]));
+    batch.add(new Uint8Array(1000).fill(9));
+    const bytes = batch.take();
+    const first = bytes.subarray(0, 8 + 4 + 6 + 500);
+    decoder.push(first);
+    decoder.push(bytes.subarray(first.length));
+    expect(ranges).toEqual([
+      [first, 4, 8],
+      [first, 12, 14],
+    ]);
+    // Split across chunks: assembled, and handed over as a buffer of its own.
+    expect(views).toHaveLength(1);
+    expect(views[0]!.byteLength).toBe(1000);
   });
 });
