@@ -88,8 +88,7 @@ const SMALL_FRAME = 128;
 const smallFrame = new Uint8Array(SMALL_FRAME);
 
 function msgpackDecode(bytes: Uint8Array): unknown {
-  const plain = decodePlain(bytes);
-  return plain !== NOT_PLAIN ? plain : msgpackrDecode(bytes);
+  return msgpackDecodeRange(bytes, 0, bytes.length);
 }
 
 /**
@@ -98,7 +97,12 @@ function msgpackDecode(bytes: Uint8Array): unknown {
  */
 function msgpackDecodeRange(data: Uint8Array, start: number, stop: number): unknown {
   const plain = decodePlain(data, start, stop);
-  return plain !== NOT_PLAIN ? plain : msgpackrDecode(data.subarray(start, stop));
+  return plain !== NOT_PLAIN ? plain : msgpackrDecode(range(data, start, stop));
+}
+
+/** `data` from `start` to `end`: `data` itself when that is all of it, else a view. */
+function range(data: Uint8Array, start: number, end: number): Uint8Array {
+  return start === 0 && end === data.length ? data : data.subarray(start, end);
 }
 
 function msgpackrDecode(bytes: Uint8Array): unknown {
@@ -214,8 +218,19 @@ export function resolveCodec<T>(opts: CodecOptions<T> | undefined, what: string)
   const hasScratch = codec === (codecs.msgpack as Codec<unknown>);
   const encodeFailed = (err: unknown): IpcError =>
     new IpcError(ErrorCodes.INVALID_MESSAGE, `${what}: cannot encode message with ${name}`, { cause: err });
-  const decodeFailed = (err: unknown): IpcError =>
-    new IpcError(ErrorCodes.INVALID_MESSAGE, `${what}: cannot decode message with ${name}`, { cause: err });
+  const decodeRange = (data: Uint8Array, start: number, end: number): T => {
+    let value: T;
+    try {
+      value = hasScratch
+        ? (msgpackDecodeRange(data, start, end) as T)
+        : codec.decode(range(data, start, end));
+    } catch (err) {
+      throw new IpcError(ErrorCodes.INVALID_MESSAGE, `${what}: cannot decode message with ${name}`, {
+        cause: err,
+      });
+    }
+    return schema ? validate(schema, value, what) : value;
+  };
   return {
     name,
     encode(message) {
@@ -233,25 +248,10 @@ export function resolveCodec<T>(opts: CodecOptions<T> | undefined, what: string)
       }
     },
     decode(bytes, owned) {
-      let value: T;
-      try {
-        value = owned && keepsOwned ? (bytes as T) : codec.decode(bytes);
-      } catch (err) {
-        throw decodeFailed(err);
-      }
-      return schema ? validate(schema, value, what) : value;
+      if (owned && keepsOwned) return schema ? validate(schema, bytes as T, what) : (bytes as T);
+      return decodeRange(bytes, 0, bytes.length);
     },
-    decodeRange(data, start, end) {
-      let value: T;
-      try {
-        value = hasScratch
-          ? (msgpackDecodeRange(data, start, end) as T)
-          : codec.decode(data.subarray(start, end));
-      } catch (err) {
-        throw decodeFailed(err);
-      }
-      return schema ? validate(schema, value, what) : value;
-    },
+    decodeRange,
   };
 }
 

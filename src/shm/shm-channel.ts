@@ -938,10 +938,14 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
     return (
       !this.#rawCodec &&
       rec.kind === RecordKind.DATA &&
-      this.#pieces.length === 0 &&
-      this.#piecesBytes === 0 &&
+      this.#noPieces() &&
       rec.length <= this.maxMessageBytes
     );
+  }
+
+  /** No piece of a larger message is waiting: a DATA record now is a whole message. */
+  #noPieces(): boolean {
+    return this.#pieces.length === 0 && this.#piecesBytes === 0;
   }
 
   /**
@@ -957,7 +961,7 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
         this.#pieces.push(data.slice(rec.offset, rec.offset + rec.length));
       return undefined;
     }
-    if (this.#pieces.length === 0 && this.#piecesBytes === 0) {
+    if (this.#noPieces()) {
       if (rec.length > this.maxMessageBytes) return this.#tooLarge(rec.length);
       // The raw codec would copy a view anyway: one copy of our own spares it the view.
       this.#owned = copy;
