@@ -115,6 +115,24 @@ describe('ShmChannel in one process', () => {
     await b.close();
   });
 
+  it("a message over the receiver's maxMessageBytes is skipped with ERR_IPC_FRAME_TOO_LARGE, whole or in pieces", async () => {
+    // The default codec, whose one-record messages are decoded in place: the limit still holds.
+    const a = ShmChannel.create<string>('limits', { capacity: 4096 });
+    const b = ShmChannel.open<string>('limits', { maxMessageBytes: 1024 });
+    await a.send('x'.repeat(1500)); // one record, over the receiver's limit
+    await a.send('in one record');
+    await a.send('y'.repeat(3000)); // in pieces (over half the ring), over the limit
+    await a.send('after the pieces');
+    expect((await watchdog(rejectionOf(b.receive()), 5_000, 'one record')).code).toBe(
+      ErrorCodes.FRAME_TOO_LARGE,
+    );
+    expect(await watchdog(b.receive(), 5_000, 'next')).toBe('in one record');
+    expect((await watchdog(rejectionOf(b.receive()), 5_000, 'pieces')).code).toBe(ErrorCodes.FRAME_TOO_LARGE);
+    expect(await watchdog(b.receive(), 5_000, 'after')).toBe('after the pieces');
+    a.destroy();
+    b.destroy();
+  });
+
   it('a destroyed end makes the other end report ERR_IPC_PEER_GONE', async () => {
     const { a, b } = pair();
     const pending = b.receive();
