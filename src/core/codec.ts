@@ -3,10 +3,10 @@
  * raw bytes are built in, and any `{ encode, decode }` object works. Decoding is where untrusted bytes
  * enter a process, so every failure becomes ERR_IPC_INVALID_MESSAGE and leaves the channel usable.
  */
-import { deserialize as v8Deserialize, serialize as v8Serialize } from 'node:v8';
 import type { StandardSchemaV1 } from '@standard-schema/spec';
-import { Packr, RESET_BUFFER_MODE } from 'msgpackr';
+import type * as Msgpackr from 'msgpackr';
 import { ErrorCodes, IpcError } from './errors.js';
+import { lazyModule } from './lazy-module.js';
 import { withByteViews } from './msgpack-byte-views.js';
 import { decodePlain, encodePlain, encodePlainTransient, NOT_PLAIN } from './msgpack-plain.js';
 
@@ -23,13 +23,23 @@ export interface Codec<T = unknown> {
 // `__proto__` keys decode as the plain key `__proto_`, so a payload cannot reach Object.prototype.
 // copyBuffers: a binary field decodes to its own copy, not a view into the frame, which may be a
 // read buffer the transport reuses (and a view would pin the whole chunk in memory anyway).
-const packr = new Packr({
-  useRecords: false,
-  mapsAsObjects: true,
-  moreTypes: false,
-  int64AsType: 'number',
-  copyBuffers: true,
-});
+// msgpackr is loaded when the first message beyond plain data is encoded or decoded (about 15 ms,
+// once): a process that only sends plain data never loads it.
+const msgpackr = lazyModule<typeof Msgpackr>('msgpackr');
+let packrInstance: Msgpackr.Packr | undefined;
+
+function packr(): Msgpackr.Packr {
+  packrInstance ??= new (msgpackr().Packr)({
+    useRecords: false,
+    mapsAsObjects: true,
+    moreTypes: false,
+    int64AsType: 'number',
+    copyBuffers: true,
+  });
+  return packrInstance;
+}
+
+const v8 = lazyModule<typeof import('node:v8')>('node:v8');
 
 /**
  * msgpack into the encoder's working memory, which the next encode overwrites: the plain path's
@@ -38,12 +48,12 @@ const packr = new Packr({
  * encodes.
  */
 function msgpackEncodeTransient(message: unknown): Uint8Array {
-  return encodePlainTransient(message) ?? packr.pack(withByteViews(message), RESET_BUFFER_MODE);
+  return encodePlainTransient(message) ?? packr().pack(withByteViews(message), msgpackr().RESET_BUFFER_MODE);
 }
 
 /** msgpack in memory of its own: plain data copied out of the scratch buffer, or msgpackr's result. */
 function msgpackEncode(message: unknown): Uint8Array {
-  return encodePlain(message) ?? packr.encode(withByteViews(message));
+  return encodePlain(message) ?? packr().encode(withByteViews(message));
 }
 
 const textEncoder = new TextEncoder();
@@ -107,12 +117,12 @@ function range(data: Uint8Array, start: number, end: number): Uint8Array {
 
 function msgpackrDecode(bytes: Uint8Array): unknown {
   const length = bytes.byteLength;
-  if (length === 0) return packr.decode(bytes);
+  if (length === 0) return packr().decode(bytes);
   if (length <= SMALL_FRAME) {
     smallFrame.set(bytes);
-    return packr.decode(smallFrame, { start: 0, end: length });
+    return packr().decode(smallFrame, { start: 0, end: length });
   }
-  return packr.decode(wholeViewOf(bytes.buffer), {
+  return packr().decode(wholeViewOf(bytes.buffer), {
     start: bytes.byteOffset,
     end: bytes.byteOffset + bytes.byteLength,
   });
@@ -142,8 +152,8 @@ export const codecs = {
   /** V8's structured clone (`v8.serialize`): Map, Set, Date, BigInt, typed arrays, cycles. Node to Node only. */
   v8: {
     name: 'v8',
-    encode: (message: unknown) => v8Serialize(message),
-    decode: (bytes: Uint8Array) => v8Deserialize(bytes),
+    encode: (message: unknown) => v8().serialize(message),
+    decode: (bytes: Uint8Array) => v8().deserialize(bytes),
   } satisfies Codec,
   /** No encoding: Uint8Array in, Uint8Array out (a copy the receiver owns). */
   raw: {

@@ -10,8 +10,9 @@
  * again on NOSCRIPT by ioredis's `defineCommand`.
  */
 import type { Redis, RedisOptions } from 'ioredis';
-import { Packr, unpack } from 'msgpackr';
+import type * as Msgpackr from 'msgpackr';
 import { closedError, ErrorCodes, IpcError } from '../core/errors.js';
+import { lazyModule } from '../core/lazy-module.js';
 import { redisError } from './redis-errors.js';
 import { parseRedisUrl, type QueueKeys, queueKeys, type RedisLocation } from './redis-keys.js';
 import { REDIS_SCHEMA_VERSION, SCRIPT_KEYS, SCRIPTS, scriptSource } from './redis-scripts.js';
@@ -111,8 +112,15 @@ async function connect(location: RedisLocation, what: string): Promise<ScriptedR
   return redis;
 }
 
-// Arrays only, no record extension: the scripts read these with Redis's cmsgpack.
-const packr = new Packr({ useRecords: false });
+// Loaded with the first Redis queue, not with ipckit.
+const msgpackr = lazyModule<typeof Msgpackr>('msgpackr');
+let packrInstance: Msgpackr.Packr | undefined;
+
+/** Arrays only, no record extension: the scripts read these with Redis's cmsgpack. */
+function packr(): Msgpackr.Packr {
+  packrInstance ??= new (msgpackr().Packr)({ useRecords: false });
+  return packrInstance;
+}
 
 function str(value: unknown): string {
   return Buffer.isBuffer(value) ? value.toString('utf8') : String(value);
@@ -123,7 +131,7 @@ function str(value: unknown): string {
  * priority, attempts, enqueued), and the bodies.
  */
 function listedMessages(meta: Buffer, bodies: Buffer[]): { m: string; stored: StoredMessage }[] {
-  const flat = unpack(meta) as unknown[];
+  const flat = msgpackr().unpack(meta) as unknown[];
   const out: { m: string; stored: StoredMessage }[] = [];
   if (!Array.isArray(flat)) return out;
   for (let i = 0, k = 0; i + 5 < flat.length; i += 6, k++) {
@@ -151,7 +159,7 @@ function packSettles(ops: readonly SettleOp[]): Buffer {
     const ms = op.kind === 'nack' ? op.delayMs : op.kind === 'extend' ? op.leaseMs : 0;
     flat.push(SETTLE_KIND[op.kind], m, lease, ms);
   }
-  return packr.pack(flat);
+  return packr().pack(flat);
 }
 
 function flags(list: unknown): boolean[] {
@@ -212,7 +220,7 @@ class RedisStore implements Store {
     const flat: (string | number)[] = [];
     for (const m of request.messages)
       flat.push(m.id, m.dedupe ? 1 : 0, m.type, m.priority, m.delayMs, m.ttlMs);
-    args.push(packr.pack(flat));
+    args.push(packr().pack(flat));
     for (const m of request.messages) {
       args.push(Buffer.from(m.body.buffer, m.body.byteOffset, m.body.byteLength));
     }

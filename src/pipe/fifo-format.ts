@@ -8,10 +8,13 @@
  * - 'lines': UTF-8 text, one message per line (what `echo` writes), no codec.
  * - 'bytes': chunks as they arrive, no framing.
  */
-import { crc32 } from 'node:zlib';
 import { type Codec, codecs } from '../core/codec.js';
 import { ErrorCodes, IpcError } from '../core/errors.js';
 import { frameTooLarge } from '../core/framing.js';
+import { lazyModule } from '../core/lazy-module.js';
+
+/** node:zlib for its crc32, loaded by the first 'frames' FIFO rather than by every process. */
+const zlib = lazyModule<typeof import('node:zlib')>('node:zlib');
 
 /** How messages are laid out in a FIFO. */
 export type FifoFormat = 'frames' | 'lines' | 'bytes';
@@ -65,7 +68,7 @@ export function wireBytes(format: FifoFormat, payload: Uint8Array): Uint8Array {
   wire[0] = MAGIC_0;
   wire[1] = MAGIC_1;
   wire.writeUInt32BE(payload.byteLength, 2);
-  wire.writeUInt32BE(crc32(payload), 6);
+  wire.writeUInt32BE(zlib().crc32(payload), 6);
   wire.set(payload, FRAME_HEADER);
   return wire;
 }
@@ -154,7 +157,7 @@ class FrameSplitter implements Splitter {
       }
       if (bytes.length - pos - FRAME_HEADER < length) break;
       const payload = bytes.subarray(pos + FRAME_HEADER, pos + FRAME_HEADER + length);
-      if (crc32(payload) !== bytes.readUInt32BE(pos + 6)) {
+      if (zlib().crc32(payload) !== bytes.readUInt32BE(pos + 6)) {
         pos = this.#skip(
           bytes,
           pos,

@@ -4,7 +4,7 @@
  * enforces the connection cap, handshake deadline and authentication, and closes gracefully.
  */
 import type { Socket } from 'node:net';
-import { createSecureContext, type SecureContext, TLSSocket, type TlsOptions } from 'node:tls';
+import type { SecureContext, TlsOptions } from 'node:tls';
 import { type MessageCodec, resolveCodec } from '../core/codec.js';
 import { closedError, ErrorCodes, IpcError } from '../core/errors.js';
 import { checkMaxMessageBytes, encodeHello, FrameBatch, frameTooLarge } from '../core/framing.js';
@@ -23,7 +23,7 @@ import {
   type ServerSide,
   type SocketConnection,
 } from './server-connection.js';
-import { type Bound, bind } from './transport.js';
+import { type Bound, bind, tlsModule } from './transport.js';
 
 /** Events of a {@link SocketServer}. None is 'error': failures are reported where they happen. */
 export type ServerEvents<T> = {
@@ -347,7 +347,7 @@ export class SocketServer<T = unknown> implements AsyncIterable<SocketConnection
     let socket: Socket = raw;
     const tls = this.#init.tls;
     if (tls) {
-      const secure = new TLSSocket(raw, {
+      const secure = new (tlsModule().TLSSocket)(raw, {
         isServer: true,
         secureContext: tls.context,
         requestCert: tls.options.requestCert ?? false,
@@ -499,7 +499,7 @@ export async function listenWith<T, S extends SocketServer<T>>(
   if (opts?.tls !== undefined) {
     if (typeof opts.tls !== 'object' || opts.tls === null)
       throw new TypeError('options.tls must be an object');
-    tls = { context: createSecureContext(opts.tls), options: opts.tls };
+    tls = { context: tlsModule().createSecureContext(opts.tls), options: opts.tls };
   }
   // Unix sockets are same-user by default: the file is 0600 and the kernel's credentials must match.
   const own = ownUid();

@@ -7,11 +7,15 @@ import { createHash } from 'node:crypto';
 import { chmodSync, lstatSync, unlinkSync } from 'node:fs';
 import { createServer, connect as netConnect, type Server, type Socket } from 'node:net';
 import { basename } from 'node:path';
-import { type ConnectionOptions as TlsConnectionOptions, connect as tlsConnect } from 'node:tls';
+import type { ConnectionOptions as TlsConnectionOptions } from 'node:tls';
 import { ErrorCodes, fromSystemError, IpcError } from '../core/errors.js';
+import { lazyModule } from '../core/lazy-module.js';
 import { register, unregister } from '../core/registry.js';
 import { NAME_PATTERN, refuseSymlink } from '../core/runtime-dir.js';
 import { formatAddress, type SocketAddress } from './address.js';
+
+/** node:tls, loaded by the first TLS listener or connection rather than by every process. */
+export const tlsModule = lazyModule<typeof import('node:tls')>('node:tls');
 
 /** Maps a listen/connect failure to a stable code naming the address. */
 export function socketError(err: unknown, label: string): IpcError {
@@ -158,7 +162,7 @@ export function dial(
     const tlsOptions: TlsConnectionOptions = { ...options, socket: raw };
     if (address.kind === 'tcp') tlsOptions.host = address.host;
     if (servername !== undefined) tlsOptions.servername = servername;
-    socket = tlsConnect(tlsOptions);
+    socket = tlsModule().connect(tlsOptions);
     event = 'secureConnect';
   } else {
     socket = address.kind === 'tcp' ? netConnect({ ...where, noDelay: true }) : netConnect(where);
