@@ -103,11 +103,12 @@ async function startPeers(kind: PayloadKind, list?: Peer[]): Promise<Peer[]> {
 }
 
 /** Notes the issue's target against the named baseline, with whether this run met it. */
-function target(result: CaseResult, text: string, atLeast: number, subject: string): void {
+function target(result: CaseResult, text: string, atLeast: number, subject: string, minimum = 0): void {
   const baseline = result.baselines.find((b) => b.subject.startsWith(subject));
   if (!baseline) return;
   const r = ratio(result, baseline);
-  const note = `target ${text}: ${r >= atLeast ? 'met' : 'NOT met'} (${r.toFixed(2)}x ${baseline.subject})`;
+  const met = r >= atLeast && result.ours.median >= minimum;
+  const note = `target ${text}: ${met ? 'met' : 'NOT met'} (${r.toFixed(2)}x ${baseline.subject})`;
   result.notes = result.notes ? `${result.notes}; ${note}` : note;
 }
 
@@ -144,7 +145,7 @@ async function run(opts: RunOptions): Promise<CaseResult[]> {
       throughputCase('64 B buffer (raw codec)', randomBytes(64), 'msg/s', { min: 1000, max: 8_000_000 }),
       opts,
     );
-    target(raw, '>= 5M msg/s and >= 40x process.send json', 40, 'process.send json');
+    target(raw, '>= 5M msg/s and >= 40x process.send json', 40, 'process.send json', 5_000_000);
     raw.notes = `${raw.notes}; json carries the bytes as base64`;
     const big = await measureCase(
       'shm-channel',
@@ -152,8 +153,9 @@ async function run(opts: RunOptions): Promise<CaseResult[]> {
       throughputCase('1 MiB buffer (copied out)', randomBytes(MiB), 'MB/s', { min: 4, max: 4000 }),
       opts,
     );
-    target(big, ">= 10x process.send 'advanced'", 10, 'process.send advanced');
-    big.notes = `${big.notes}; ring 1 MiB each way (spawn's default), so a 1 MiB message goes in pieces and is copied out; receiveView not measured here`;
+    const pieces =
+      "ring 1 MiB each way (spawn's default), so a 1 MiB message goes in pieces and is copied out";
+    big.notes = `${big.notes ? `${big.notes}; ` : ''}what copying out costs, beside the receiveView case below (which the 1 MiB target is on); ${pieces}`;
     results.push(raw, big);
   } finally {
     await closePeers(peers);
