@@ -220,7 +220,9 @@ async function poolCases(opts: RunOptions): Promise<CaseResult[]> {
         ours: rtOurs,
         baselines: rtBaselines,
         notes:
-          'pool.run includes the worker\'s "start" notice (what lets a crash fail only the running task)',
+          'pool.run includes the worker\'s "start" notice (what lets a crash fail only the running task); ' +
+          'on the 2-vCPU VM a round trip costs several times more when the two processes land on two CPUs than on one ' +
+          '(docs/benchmarks.md, "The machine has phases")',
       },
     ];
   } finally {
