@@ -6,7 +6,7 @@
 import type { StandardSchemaV1 } from '@standard-schema/spec';
 import type * as Msgpackr from 'msgpackr';
 import { ErrorCodes, IpcError } from './errors.js';
-import { lazyModule } from './lazy-module.js';
+import { lazy, lazyModule } from './lazy-module.js';
 import { withByteViews } from './msgpack-byte-views.js';
 import { decodePlain, encodePlain, encodePlainTransient, NOT_PLAIN } from './msgpack-plain.js';
 
@@ -26,18 +26,16 @@ export interface Codec<T = unknown> {
 // msgpackr is loaded when the first message beyond plain data is encoded or decoded (about 15 ms,
 // once): a process that only sends plain data never loads it.
 const msgpackr = lazyModule<typeof Msgpackr>('msgpackr');
-let packrInstance: Msgpackr.Packr | undefined;
-
-function packr(): Msgpackr.Packr {
-  packrInstance ??= new (msgpackr().Packr)({
-    useRecords: false,
-    mapsAsObjects: true,
-    moreTypes: false,
-    int64AsType: 'number',
-    copyBuffers: true,
-  });
-  return packrInstance;
-}
+const packr = lazy(
+  () =>
+    new (msgpackr().Packr)({
+      useRecords: false,
+      mapsAsObjects: true,
+      moreTypes: false,
+      int64AsType: 'number',
+      copyBuffers: true,
+    }),
+);
 
 const v8 = lazyModule<typeof import('node:v8')>('node:v8');
 

@@ -8,14 +8,19 @@ import { createRequire } from 'node:module';
 
 const requireFromHere = createRequire(import.meta.url);
 
+/** A function that calls `make` on its first call and returns that same value on every call. */
+export function lazy<T>(make: () => T): () => T {
+  let made: { value: T } | undefined;
+  return () => {
+    made ??= { value: make() };
+    return made.value;
+  };
+}
+
 /**
  * A function that loads `specifier` with `require` on its first call and returns the same module on
  * every call. For a package with both builds this is its CommonJS build (msgpackr's `dist/node.cjs`).
  */
 export function lazyModule<T>(specifier: string): () => T {
-  let loaded: T | undefined;
-  return () => {
-    loaded ??= requireFromHere(specifier) as T;
-    return loaded;
-  };
+  return lazy(() => requireFromHere(specifier) as T);
 }

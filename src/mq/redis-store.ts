@@ -12,7 +12,7 @@
 import type { Redis, RedisOptions } from 'ioredis';
 import type * as Msgpackr from 'msgpackr';
 import { closedError, ErrorCodes, IpcError } from '../core/errors.js';
-import { lazyModule } from '../core/lazy-module.js';
+import { lazy, lazyModule } from '../core/lazy-module.js';
 import { redisError } from './redis-errors.js';
 import { parseRedisUrl, type QueueKeys, queueKeys, type RedisLocation } from './redis-keys.js';
 import { REDIS_SCHEMA_VERSION, SCRIPT_KEYS, SCRIPTS, scriptSource } from './redis-scripts.js';
@@ -114,13 +114,8 @@ async function connect(location: RedisLocation, what: string): Promise<ScriptedR
 
 // Loaded with the first Redis queue, not with ipckit.
 const msgpackr = lazyModule<typeof Msgpackr>('msgpackr');
-let packrInstance: Msgpackr.Packr | undefined;
-
 /** Arrays only, no record extension: the scripts read these with Redis's cmsgpack. */
-function packr(): Msgpackr.Packr {
-  packrInstance ??= new (msgpackr().Packr)({ useRecords: false });
-  return packrInstance;
-}
+const packr = lazy(() => new (msgpackr().Packr)({ useRecords: false }));
 
 function str(value: unknown): string {
   return Buffer.isBuffer(value) ? value.toString('utf8') : String(value);

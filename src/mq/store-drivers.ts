@@ -7,17 +7,14 @@
  * them (about 14 ms of importing ipckit on the 2-core VM).
  */
 import { ErrorCodes, IpcError } from '../core/errors.js';
+import { lazy } from '../core/lazy-module.js';
 import type { StoreSpec } from './options.js';
 import { parseRedisUrl } from './redis-keys.js';
 import type { StoreDriver } from './store.js';
 
 /** A driver whose module is imported by its first `open` or `remove`. */
 function loadedOnUse(name: string, load: () => Promise<StoreDriver>): StoreDriver {
-  let driver: Promise<StoreDriver> | undefined;
-  const loaded = () => {
-    driver ??= load();
-    return driver;
-  };
+  const loaded = lazy(load);
   return {
     name,
     open: async (queue, options) => (await loaded()).open(queue, options),
