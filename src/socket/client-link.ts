@@ -19,7 +19,8 @@ import {
 
 /** What a client link reports to its owner. */
 export interface ClientSide {
-  message(body: Uint8Array): void;
+  /** A Channel message whose body lies in `data` from `start` to `end`, valid during the call. */
+  message(data: Uint8Array, start: number, end: number): void;
   reply(id: number, noBody: boolean, body: Uint8Array): void;
   error(id: number, wire: WireError): void;
   publication(topic: string, noBody: boolean, body: Uint8Array): void;
@@ -100,8 +101,8 @@ export class ClientLink<T> extends Link<T> {
     this.markEstablished(heartbeatMs);
   }
 
-  protected override receiveMessage(body: Uint8Array): void {
-    this.#side.message(body);
+  protected override receiveMessage(data: Uint8Array, start: number, end: number): void {
+    this.#side.message(data, start, end);
   }
 
   protected receiveEnvelope(kind: number, noBody: boolean, payload: Uint8Array): void {

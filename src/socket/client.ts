@@ -117,7 +117,7 @@ export class SocketClient<T = unknown> extends ChannelBase<T> {
       this.what,
     );
     this.#side = {
-      message: (body) => this.deliver(body),
+      message: (data, start, end) => this.deliverRange(data, start, end),
       reply: (id, noBody, body) => this.#onReply(id, noBody, body),
       error: (id, wire) => this.#onError(id, wire),
       publication: (topic, noBody, body) => this.#onPublication(topic, noBody, body),
