@@ -51,8 +51,21 @@ const EMPTY = Buffer.alloc(0);
 const SMALL_BATCH_BYTES = 4096;
 /** The first allocation of a batch: enough for a handshake or a few small messages. */
 const FIRST_BATCH_BYTES = 256;
-/** Written batches up to this size are kept for reuse; larger ones (huge messages) are left to the GC. */
+/**
+ * Written batches' memory kept for reuse, at most this many and this many bytes in all (larger
+ * batches, of huge messages, are left to the GC). Under a flood over a socket, one or two batches
+ * are in the kernel's hands while the next fills, and the stream signals 'drain' (so the next batch
+ * starts) before it hands back the written one: with a single spare, a third of the batches were
+ * fresh allocations.
+ */
+const MAX_SPARES = 3;
 const MAX_SPARE_BYTES = 2 * 1024 * 1024;
+/**
+ * Small batches in a row after which traffic counts as small again and the spares are let go (an
+ * idle connection holds no more than its batch buffer). Not after one: a flood that waits for
+ * 'drain' sends the message that waited alone, as a small batch, before the big ones resume.
+ */
+const SMALL_TAKES_TO_SHRINK = 4;
 
 /**
  * Collects frames into one buffer so a tick's worth of messages leaves in one write syscall.
@@ -68,8 +81,10 @@ export class FrameBatch {
   #nextBytes: number;
   /** Memory of large batches handed out by take() and not yet given back with release(). */
   readonly #lent = new WeakSet<ArrayBufferLike>();
-  /** A written large batch's memory, reused by the next large batch instead of a fresh allocation. */
-  #spare: Buffer | undefined;
+  /** Written large batches' memory, reused by the next large batches instead of fresh allocations. */
+  readonly #spares: Buffer[] = [];
+  #spareBytes = 0;
+  #smallTakes = 0;
 
   constructor(initialBytes = FIRST_BATCH_BYTES) {
     this.#nextBytes = initialBytes;
@@ -116,14 +131,15 @@ export class FrameBatch {
       // than a fresh allocation per flush, and this buffer is kept for the next batch.
       const bytes = Buffer.allocUnsafe(length);
       this.#buffer.copy(bytes, 0, 0, length);
-      this.#spare = undefined; // traffic is small again: hold no more than the batch buffer
+      this.#tookSmall();
       return bytes;
     }
     // The transport keeps `bytes` until written, so the next batch needs its own memory. Size it
-    // at what this batch reached, allocated on the next add: steady traffic allocates one buffer
-    // per flush, never more.
+    // at what this batch reached, rounded up to a power of two so that batches of steady traffic
+    // (which vary by a message or so) all fit in one another's memory, allocated on the next add.
     const bytes = this.#buffer.subarray(0, length);
-    this.#nextBytes = Math.max(64 * 1024, Math.min(length, 1 << 20));
+    this.#smallTakes = 0;
+    this.#nextBytes = 2 ** Math.ceil(Math.log2(Math.max(64 * 1024, Math.min(length, 1 << 20))));
     this.#lent.add(this.#buffer.buffer);
     this.#buffer = EMPTY;
     return bytes;
@@ -140,7 +156,7 @@ export class FrameBatch {
     if (length > SMALL_BATCH_BYTES) return this.take();
     this.#length = 0;
     this.#count = 0;
-    this.#spare = undefined;
+    this.#tookSmall();
     return this.#buffer.subarray(0, length);
   }
 
@@ -165,18 +181,27 @@ export class FrameBatch {
    */
   release(bytes: Uint8Array): void {
     const memory = bytes.buffer;
-    if (!this.#lent.delete(memory) || this.#spare || memory.byteLength > MAX_SPARE_BYTES) return;
-    this.#spare = Buffer.from(memory, 0, memory.byteLength);
+    if (!this.#lent.delete(memory) || this.#spares.length >= MAX_SPARES) return;
+    if (this.#spareBytes + memory.byteLength > MAX_SPARE_BYTES) return;
+    this.#spares.push(Buffer.from(memory, 0, memory.byteLength));
+    this.#spareBytes += memory.byteLength;
+  }
+
+  #tookSmall(): void {
+    if (++this.#smallTakes < SMALL_TAKES_TO_SHRINK) return;
+    this.#spares.length = 0;
+    this.#spareBytes = 0;
   }
 
   #reserve(bytes: number): number {
     const offset = this.#length;
     if (offset + bytes > this.#buffer.length) {
-      const spare = this.#spare;
+      // A spare too small for this batch is dropped: traffic changed size.
+      const spare = this.#spares.pop();
+      if (spare) this.#spareBytes -= spare.length;
       let grown: Buffer;
       if (spare && spare.length >= offset + bytes) {
         grown = spare;
-        this.#spare = undefined;
       } else {
         // Never from Node's shared pool: release() may reuse this memory as a whole.
         grown = Buffer.allocUnsafeSlow(Math.max(this.#buffer.length * 2, this.#nextBytes, offset + bytes));

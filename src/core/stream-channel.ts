@@ -221,10 +221,14 @@ export class StreamChannel<T> extends ChannelBase<T> {
     // Once written, a large batch's memory goes back to the batch for reuse. A small batch gets no
     // callback: a write without one that completes at once costs the stream no tick and no
     // allocation (a fresh callback per write costs both), which a round trip feels.
-    const written = this.#batch.lends(bytes)
-      ? output.write(bytes, () => this.#batch.release(bytes))
-      : output.write(bytes);
-    if (idle && output.writableLength !== 0) this.#batch.kept(bytes);
+    const lent = this.#batch.lends(bytes);
+    const written = lent ? output.write(bytes, () => this.#batch.release(bytes)) : output.write(bytes);
+    if (output.writableLength === 0) {
+      // The kernel took it all at once: the memory is free now. Its callback comes only a tick
+      // later, and a sender looping on trySend() gives no tick: waiting for it, a flood over
+      // loopback TCP (which takes megabytes at once) allocated a fresh batch per flush.
+      if (lent) this.#batch.release(bytes);
+    } else if (idle) this.#batch.kept(bytes);
     if (!written) this.#outputFull = true;
   }
 

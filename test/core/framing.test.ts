@@ -117,6 +117,40 @@ describe('framing', () => {
     expect(batch.take().buffer).not.toBe(third.buffer);
   });
 
+  it('keeps up to three written batches for reuse, and lets them go once traffic is small again', () => {
+    const batch = new FrameBatch();
+    const payload = new Uint8Array(100_000);
+    const takeLarge = () => {
+      batch.add(payload);
+      return batch.take();
+    };
+    const lent = [takeLarge(), takeLarge(), takeLarge(), takeLarge()];
+    expect(new Set(lent.map((b) => b.buffer)).size).toBe(4);
+    for (const bytes of lent) batch.release(bytes);
+    // Three are kept (the fourth is left to the GC) and serve the next three batches.
+    const reused = [takeLarge(), takeLarge(), takeLarge()];
+    expect(new Set(reused.map((b) => b.buffer))).toEqual(new Set(lent.slice(0, 3).map((b) => b.buffer)));
+    expect(lent.map((b) => b.buffer)).not.toContain(takeLarge().buffer);
+    // Small batches run in the batch's own buffer, which is one of the spares from then on.
+    const smallTakes = (n: number) => {
+      for (let i = 0; i < n; i++) {
+        batch.add(new Uint8Array(10));
+        batch.take();
+      }
+    };
+    const reusedOf = (memory: Set<ArrayBufferLike>) =>
+      [takeLarge(), takeLarge(), takeLarge()].filter((b) => memory.has(b.buffer));
+    // One small batch (a flood's lone message after 'drain') keeps the spares...
+    for (const bytes of reused) batch.release(bytes);
+    smallTakes(1);
+    const again = reusedOf(new Set(reused.map((b) => b.buffer)));
+    expect(again).toHaveLength(3);
+    // ...four in a row let them go: an idle connection holds only its batch buffer.
+    for (const bytes of again) batch.release(bytes);
+    smallTakes(4);
+    expect(reusedOf(new Set(again.map((b) => b.buffer)))).toHaveLength(1);
+  });
+
   it('never lends small batches: they are copies the transport may keep', () => {
     const batch = new FrameBatch();
     batch.add(new Uint8Array([1, 2, 3]));

@@ -159,3 +159,26 @@ describe.each(transports)('socket connections over %s', (transport) => {
     await Promise.all(clients.map((c) => c.close()));
   });
 });
+
+describe('socket send memory', () => {
+  it('a sender looping on trySend reuses its write memory while the kernel takes each batch at once', async () => {
+    await using server = await listen<{ id: number; name: string }>('tcp://127.0.0.1:0');
+    await using client = await connect<{ id: number; name: string }>(server.url);
+    const conn = await watchdog(server.accept(), 5000, 'accept');
+    const message = { id: 1, name: 'x'.repeat(47) };
+    const before = process.memoryUsage().arrayBuffers;
+    // No await, so no tick: the write callbacks of the ~50 batches of 64 KiB this sends cannot
+    // run before the loop ends. Loopback TCP takes them all at once.
+    let sent = 0;
+    while (sent < 50_000 && client.trySend(message)) sent++;
+    const growth = process.memoryUsage().arrayBuffers - before;
+    expect(sent).toBe(50_000);
+    // A fresh batch per flush (as before the fix) comes to about 3 MiB here.
+    expect(growth).toBeLessThan(1 << 20);
+    let received = 0;
+    for await (const m of conn) {
+      expect(m).toEqual(message);
+      if (++received === sent) break;
+    }
+  });
+});
