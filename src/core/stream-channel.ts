@@ -6,6 +6,7 @@
 import type { Socket } from 'node:net';
 import { ChannelBase, type ChannelOptions } from './channel.js';
 import { ErrorCodes, IpcError } from './errors.js';
+import { flushAtExit, flushedBeforeExit, writeAtExit } from './exit-flush.js';
 import { Control, encodeHello, FrameBatch, FrameDecoder, parseHello } from './framing.js';
 
 /** Options for a {@link StreamChannel}. */
@@ -30,6 +31,12 @@ export class StreamChannel<T> extends ChannelBase<T> {
   #reading = false;
   /** One closure per channel, not one per flush. */
   readonly #flushTick = (): void => this.#flush();
+  /** The batch's tick did not come before the process exited: written synchronously instead. */
+  readonly #flushAtExit = (): void => {
+    const output = this.#output;
+    if (this.#batch.byteLength === 0 || !output || output.destroyed) return;
+    writeAtExit(output, [this.#batch.take()]);
+  };
   #outputFull = false;
   #hello: Buffer | undefined;
   #goodbyeReceived = false;
@@ -177,7 +184,10 @@ export class StreamChannel<T> extends ChannelBase<T> {
     else if (!this.#flushScheduled) {
       this.#flushScheduled = true;
       // While a chunk is being read, its end flushes: no tick needed.
-      if (!this.#reading) process.nextTick(this.#flushTick);
+      if (!this.#reading) {
+        process.nextTick(this.#flushTick);
+        flushAtExit(this.#flushAtExit);
+      }
     }
   }
 
@@ -210,6 +220,7 @@ export class StreamChannel<T> extends ChannelBase<T> {
   }
 
   #flush(): void {
+    if (this.#flushScheduled) flushedBeforeExit(this.#flushAtExit);
     this.#flushScheduled = false;
     const output = this.#output;
     if (this.#batch.byteLength === 0 || !output || output.destroyed) return;

@@ -6,7 +6,7 @@
  */
 import type { Socket } from 'node:net';
 import { ChannelBase, type ChannelOptions } from '../core/channel.js';
-
+import { flushAtExit, flushedBeforeExit, writeAtExit } from '../core/exit-flush.js';
 import { createSplitter, type FifoFormat, PIPE_BUF, type Splitter, wireBytes } from './fifo-format.js';
 
 /** Receives messages from every writer of a FIFO. */
@@ -59,6 +59,12 @@ export class FifoSender<T> extends ChannelBase<T> {
   #writing = false;
   #flushScheduled = false;
   #idle: (() => void) | undefined;
+  /** The process exits with groups not yet written (process.exit() runs no tick): written now. */
+  readonly #flushAtExit = (): void => {
+    this.#closeGroup();
+    if (this.#output.destroyed || this.#groups.length === 0) return;
+    writeAtExit(this.#output, this.#groups.splice(0));
+  };
 
   constructor(what: string, output: Socket, format: FifoFormat, opts: ChannelOptions<T>) {
     super(what, opts);
@@ -76,6 +82,7 @@ export class FifoSender<T> extends ChannelBase<T> {
   protected transmit(payload: Uint8Array): boolean {
     const wire = wireBytes(this.#format, payload);
     this.#queuedBytes += wire.byteLength;
+    flushAtExit(this.#flushAtExit);
     if (wire.byteLength > PIPE_BUF) {
       this.#closeGroup();
       // Queued until the pipe takes it, while send has resolved: 'bytes' passes the caller's own
@@ -123,6 +130,7 @@ export class FifoSender<T> extends ChannelBase<T> {
     if (this.#writing || this.#output.destroyed) return;
     const next = this.#groups.shift();
     if (!next) {
+      if (this.#groupLength === 0) flushedBeforeExit(this.#flushAtExit);
       this.#idle?.();
       this.#idle = undefined;
       return;
