@@ -1,22 +1,15 @@
 /**
  * Pipes: ipckit's parent↔child pipe channel against Node's `process.send` ('json' and 'advanced')
  * and a hand-framed `node:net` Unix socket, all measured in the same run, interleaved run by run.
- * 64 B objects and 1 MiB buffers, each as ping-pong round trips and one-way bursts; then a leak
- * check that pushes a million small messages through the pipe channel.
+ * 64 B objects and 1 MiB buffers, each as ping-pong round trips and one-way bursts. What a million
+ * messages do to both ends' memory is the memory scenario's (bench/memory.bench.ts).
  */
 import { randomBytes } from 'node:crypto';
-import {
-  type CaseResult,
-  type RunOptions,
-  ratio,
-  type Scenario,
-  summarize,
-  withPeakRss,
-} from './scenario.js';
+import { type CaseResult, type RunOptions, ratio, type Scenario } from './scenario.js';
 import { groupHeader, type PayloadKind } from './support/group-protocol.js';
 import { startIpckitPeer } from './support/ipckit-peer.js';
-import { burst, roundTrips } from './support/measure.js';
-import { childPeakRssMiB, collectGarbage, rssMiB } from './support/memory.js';
+import { roundTrips } from './support/measure.js';
+import { childPeakRssMiB, collectGarbage } from './support/memory.js';
 import { startNetPeer } from './support/net-peer.js';
 import type { Peer } from './support/peer.js';
 import { closePeers, measureCase, roundTripCase, smallObject, throughputCase } from './support/peer-cases.js';
@@ -70,34 +63,6 @@ function childRssNote(peers: Peer[]): string {
   return `child peak RSS (VmHWM): ${parts.join(', ')}`;
 }
 
-/**
- * A million small messages one way through the pipe channel: the parent's RSS should end near
- * where it began. Measured once (it is long); the figure is the growth, after minus before.
- */
-async function memoryCheck(peer: Peer, message: unknown, opts: RunOptions): Promise<CaseResult> {
-  const count = opts.quick ? 50_000 : 1_000_000;
-  opts.progress(`pipes: memory, ${count.toLocaleString('en-US')} messages one-way`);
-  collectGarbage();
-  const before = rssMiB();
-  const { value: seconds, peakRssMiB } = await withPeakRss(() => burst(peer, message, count));
-  const after = rssMiB();
-  collectGarbage();
-  const afterGc = rssMiB();
-  const growth = after - before;
-  const met = Math.abs(growth * 1.048576) <= 20; // MiB -> MB
-  return {
-    case: `memory, ${count.toLocaleString('en-US')} x 64 B one-way (parent RSS growth)`,
-    unit: 'MiB',
-    higherIsBetter: false,
-    ours: summarize(peer.subject, [growth], Math.round(peakRssMiB)),
-    baselines: [],
-    notes:
-      `RSS before ${before.toFixed(1)} MiB, after ${after.toFixed(1)} MiB (${afterGc.toFixed(1)} after a GC), ` +
-      `peak ${peakRssMiB.toFixed(1)} MiB; ${Math.round(count / seconds).toLocaleString('en-US')} msg/s; ` +
-      `target ends within ±20 MB of the start: ${met ? 'met' : 'NOT met'}`,
-  };
-}
-
 async function run(opts: RunOptions): Promise<CaseResult[]> {
   const results: CaseResult[] = [];
   const small = smallObject();
@@ -121,7 +86,7 @@ async function run(opts: RunOptions): Promise<CaseResult[]> {
     );
     target(tp, '>= 10x process.send', 10, isProcessSend);
     tp.notes = `${tp.notes}; ${childRssNote(peers)}`;
-    results.push(rt, tp, await memoryCheck(peers[0]!, small, opts));
+    results.push(rt, tp);
   } finally {
     await closePeers(peers);
   }

@@ -38,6 +38,11 @@ export interface CaseResult {
   higherIsBetter: boolean;
   ours: Measurement;
   baselines: Measurement[];
+  /**
+   * False when the subjects are not alternatives to one another (the two ends of one transfer):
+   * no ratio is computed or shown. Default true.
+   */
+  compare?: boolean;
   /** Free text, e.g. the target from the issue. */
   notes?: string;
 }

@@ -7,49 +7,17 @@
  */
 import { randomBytes } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
-import { spawn } from '../src/index.js';
 import { type CaseResult, type RunOptions, ratio, type Scenario } from './scenario.js';
 import { groupHeader, type PayloadKind } from './support/group-protocol.js';
 import { Inbox } from './support/inbox.js';
-import { channelSend, startIpckitPeer } from './support/ipckit-peer.js';
+import { startIpckitPeer } from './support/ipckit-peer.js';
 import { roundTrips } from './support/measure.js';
-import { CHILD_STDIO, childArgs, type Peer } from './support/peer.js';
+import type { Peer } from './support/peer.js';
 import { closePeers, measureCase, roundTripCase, smallObject, throughputCase } from './support/peer-cases.js';
 import { startProcessSendPeer } from './support/process-send-peer.js';
+import { startShmPeer } from './support/shm-peer.js';
 
 const MiB = 1 << 20;
-
-/** How a shm peer is set up: ring size, reader mode, and whether its child receives with receiveView. */
-interface ShmPeerOptions {
-  capacity?: number;
-  mode?: 'default' | 'latency';
-  view?: boolean;
-  subject?: string;
-}
-
-/** The subject: a child on `spawn(..., { channel: 'shm' })`, the same echo/count child as the pipe peer's. */
-function startShmPeer(kind: PayloadKind, opts: ShmPeerOptions = {}): Peer {
-  const args = opts.view ? childArgs('shm-view-count.ts') : childArgs('echo-count-parent-channel.ts', kind);
-  const child = spawn<unknown>(process.execPath, args, {
-    channel: 'shm',
-    stdio: CHILD_STDIO,
-    codec: kind === 'bytes' ? 'raw' : 'msgpack',
-    ...(opts.capacity ? { capacity: opts.capacity } : {}),
-    ...(opts.mode ? { mode: opts.mode } : {}),
-  });
-  const channel = child.channel;
-  return {
-    subject: opts.subject ?? 'ipckit shm channel',
-    kind,
-    pid: child.pid,
-    send: channelSend(channel),
-    receive: () => channel.receive(),
-    close: async () => {
-      await channel.close();
-      await child.exited;
-    },
-  };
-}
 
 /** The group protocol's follower, in plain JS for an eval'd worker (it cannot import TypeScript). */
 const WORKER_SOURCE = `

@@ -109,6 +109,8 @@ export async function runSuite(scenarios: readonly Scenario[], opts: SuiteOption
 
 function toRow(scenario: string, result: CaseResult): ResultRow {
   const ratios: Record<string, number> = {};
-  for (const baseline of result.baselines) ratios[baseline.subject] = ratio(result, baseline);
+  if (result.compare !== false) {
+    for (const baseline of result.baselines) ratios[baseline.subject] = ratio(result, baseline);
+  }
   return { scenario, ...result, ratios };
 }

@@ -27,7 +27,8 @@ export function renderTables(rows: readonly ResultRow[], descriptions: ReadonlyM
     for (const row of own) {
       lines.push(subjectLine(row.case, row.unit, row.ours, ''));
       for (const b of row.baselines) {
-        lines.push(subjectLine('', '', b, `${formatNumber(row.ratios[b.subject]!)}x`));
+        const r = row.ratios[b.subject];
+        lines.push(subjectLine('', '', b, r === undefined ? '' : `${formatNumber(r)}x`));
       }
     }
     out.push(...align(lines, [false, false, false, true, false, true, true]));

@@ -1,5 +1,5 @@
 /** The subject under test: ipckit's parent↔child pipe channel, via `spawn(..., { channel: 'pipe' })`. */
-import { type Channel, spawn } from '../../src/index.js';
+import { type Sender, spawn } from '../../src/index.js';
 import type { PayloadKind } from './group-protocol.js';
 import { CHILD_STDIO, childArgs, type Peer } from './peer.js';
 
@@ -7,7 +7,7 @@ import { CHILD_STDIO, childArgs, type Peer } from './peer.js';
  * A peer's send over an ipckit channel, as the process.send peer uses its return value: a promise
  * only when the transport is full.
  */
-export function channelSend(channel: Channel<unknown>): (message: unknown) => Promise<void> | undefined {
+export function channelSend(channel: Sender<unknown>): (message: unknown) => Promise<void> | undefined {
   return (message) => (channel.trySend(message) ? undefined : channel.send(message));
 }
 

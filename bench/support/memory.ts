@@ -1,14 +1,7 @@
-/** Memory readings for the leak checks: this process's RSS, a forced GC, a child's peak RSS. */
+/** Memory readings for the benchmarks: a forced GC, a child's RSS and peak RSS. */
 import { readFileSync } from 'node:fs';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-
-const MiB = 1 << 20;
-
-/** This process's resident set size, in MiB. */
-export function rssMiB(): number {
-  return process.memoryUsage.rss() / MiB;
-}
 
 let gc: (() => void) | undefined;
 
@@ -27,8 +20,19 @@ export function collectGarbage(): void {
 
 /** A child's peak RSS (VmHWM) in MiB, or undefined once it is gone. */
 export function childPeakRssMiB(pid: number): number | undefined {
+  return statusMiB(pid, 'VmHWM');
+}
+
+/** A child's current RSS (VmRSS) in MiB, or undefined once it is gone. */
+export function childRssMiB(pid: number): number | undefined {
+  return statusMiB(pid, 'VmRSS');
+}
+
+function statusMiB(pid: number, field: 'VmHWM' | 'VmRSS'): number | undefined {
   try {
-    const match = /^VmHWM:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    const match = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(
+      readFileSync(`/proc/${pid}/status`, 'utf8'),
+    );
     return match ? Number(match[1]) / 1024 : undefined;
   } catch {
     return undefined;

@@ -144,4 +144,23 @@ describe('bench report', () => {
     expect(summary.some((line) => line.includes('uncontended'))).toBe(false);
     expect(renderProcessSendSummary([rows[3]!])).toBe('');
   });
+
+  it('a case whose subjects are two ends of one transfer (compare: false) shows no ratio', () => {
+    const ends: ResultRow = {
+      ...row(
+        'memory',
+        '1,000,000 x 64 B one way, ipckit pipe channel',
+        'MiB',
+        false,
+        ['receiving child', 0.5],
+        [],
+      ),
+      baselines: [{ subject: 'sending child', median: 0.25, min: 0, max: 1 }],
+      compare: false,
+    };
+    const lines = renderTables([ends], new Map([['memory', 'Memory']])).split('\n');
+    const sender = lines.find((line) => line.includes('sending child'));
+    expect(sender).toMatch(/sending child\s+0\.25\s+\[0\.00–1\.00\]$/);
+    expect(renderProcessSendSummary([ends])).toBe('');
+  });
 });

@@ -1,0 +1,37 @@
+/** A subject of the channel scenarios: a child on ipckit's shared-memory channel, `spawn(..., { channel: 'shm' })`. */
+import { spawn } from '../../src/index.js';
+import type { PayloadKind } from './group-protocol.js';
+import { channelSend } from './ipckit-peer.js';
+import { CHILD_STDIO, childArgs, type Peer } from './peer.js';
+
+/** How a shm peer is set up: ring size, reader mode, and whether its child receives with receiveView. */
+export interface ShmPeerOptions {
+  capacity?: number;
+  mode?: 'default' | 'latency';
+  view?: boolean;
+  subject?: string;
+}
+
+/** The subject: a child on `spawn(..., { channel: 'shm' })`, the same echo/count child as the pipe peer's. */
+export function startShmPeer(kind: PayloadKind, opts: ShmPeerOptions = {}): Peer {
+  const args = opts.view ? childArgs('shm-view-count.ts') : childArgs('echo-count-parent-channel.ts', kind);
+  const child = spawn<unknown>(process.execPath, args, {
+    channel: 'shm',
+    stdio: CHILD_STDIO,
+    codec: kind === 'bytes' ? 'raw' : 'msgpack',
+    ...(opts.capacity ? { capacity: opts.capacity } : {}),
+    ...(opts.mode ? { mode: opts.mode } : {}),
+  });
+  const channel = child.channel;
+  return {
+    subject: opts.subject ?? 'ipckit shm channel',
+    kind,
+    pid: child.pid,
+    send: channelSend(channel),
+    receive: () => channel.receive(),
+    close: async () => {
+      await channel.close();
+      await child.exited;
+    },
+  };
+}
