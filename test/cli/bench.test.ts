@@ -35,7 +35,10 @@ describe('ipckit bench', { timeout: 240_000 }, () => {
     const cases: [string[], RegExp][] = [
       [['bench', '--runs', '0'], /^ipckit bench: option '--runs <n>' argument '0' is invalid/],
       [['bench', '--runs', 'many'], /^ipckit bench: option '--runs <n>' argument 'many' is invalid/],
-      [['bench', '--only', 'pipes,nosuch'], /^ipckit bench: no scenario named nosuch \(have: mq, pipes, /],
+      [
+        ['bench', '--only', 'pipes,nosuch'],
+        /^ipckit bench: no scenario named nosuch \(have: memory, mq, pipes, /,
+      ],
       [['bench', '--svg'], /^ipckit bench: option '--svg <file>' argument missing/],
       [['bench', '--fast'], /^ipckit bench: unknown option '--fast'/],
     ];

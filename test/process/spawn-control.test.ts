@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { isAlive } from '../../src/core/process-identity.js';
 import { type ChildProcess, ErrorCodes, IpcError, Pipe, spawn } from '../../src/index.js';
+import { watchProcess } from '../../src/shm/process-watch.js';
 import { fixtureArgs, rejectionOf, watchdog } from '../helpers.js';
 import { isolatedWithChildren } from '../support/spawned-children.js';
 import { childrenOfThisProcess, LineReader, procState, untilState } from './proc-helpers.js';
@@ -120,6 +121,19 @@ describe('stop', () => {
     expect(child.state).toBe('running');
   });
 
+  it('a graceMs that is not a number is a TypeError, as a rejection', async () => {
+    const child = track(spawn('sleep', ['1000']));
+    let stopping: Promise<unknown> | undefined;
+    expect(() => {
+      stopping = child.stop({ graceMs: '10' as never });
+    }).not.toThrow();
+    await expect(stopping).rejects.toBeInstanceOf(TypeError);
+    expect(() => spawn('true', [], { channel: 'pipe', receiveHighWaterMark: '4' as never })).toThrow(
+      TypeError,
+    );
+    expect(child.state).toBe('running');
+  });
+
   it('`await using` stops the child at the end of the scope', async () => {
     let pid = 0;
     let exited: Promise<unknown> = Promise.resolve();
@@ -169,9 +183,12 @@ describe('killGroup', () => {
     const grandchild = Number((await watchdog(out.line(/^grandchild (\d+)$/), 15_000, 'grandchild'))[1]);
     const identity = { pid: grandchild, startTime: 0 };
     expect(isAlive(identity)).toBe(true);
+    const grandchildExited = new Promise<void>((resolve) => watchProcess(grandchild, resolve));
     await watchdog(child.stop({ graceMs: 2000 }), 15_000, 'stop');
     // The grandchild holds the same stdout pipe: it closes once the grandchild is gone too.
     await watchdog(out.ended, 15_000, 'every writer of the pipe gone');
+    // An exiting process closes its fds before it becomes a zombie: wait for the exit itself.
+    await watchdog(grandchildExited, 15_000, 'the grandchild exits');
     expect(isAlive(identity)).toBe(false);
   });
 
