@@ -6,6 +6,7 @@
 #include "peercred.h"
 #include "pipe.h"
 #include "doorbell.h"
+#include "fd.h"
 #include "flock.h"
 #include "futex.h"
 #include "pidfd.h"
@@ -22,6 +23,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   ipckit::InitWatcher(env, exports);
   ipckit::InitPidfd(env, exports);
   ipckit::InitFlock(env, exports);
+  ipckit::InitFd(env, exports);
   return exports;
 }
 

@@ -20,6 +20,12 @@ export interface NativeBinding {
   /** Sets or clears FD_CLOEXEC. */
   setCloexec(fd: number, on: boolean): void;
   /**
+   * close(2) (native/fd.cc). Closes the fds the addon opened (shm_open, memfd_create, pipe2) and
+   * those inherited from a parent: `fs.closeSync` on them makes Node warn in a worker thread
+   * ("closed but not opened in unmanaged mode"). An fd that `fs` opened is closed by `fs`.
+   */
+  close(fd: number): void;
+  /**
    * The credentials the kernel recorded for the peer of a connected Unix socket (SO_PEERCRED;
    * getpeereid elsewhere, where `pid` is -1).
    */

@@ -25,12 +25,12 @@
  * side, two ring control blocks at byte 512, producer slots at byte 1024), then ring 0 (creator ->
  * opener) and ring 1 (opener -> creator).
  */
-import { closeSync } from 'node:fs';
 import { ChannelBase, type ChannelOptions } from '../core/channel.js';
 import { closedError, ErrorCodes, IpcError } from '../core/errors.js';
 import { checkMaxMessageBytes } from '../core/framing.js';
 import { Queue } from '../core/queue.js';
 import { armWait, checkWaitOptions, type WaitOptions } from '../core/wait.js';
+import { native } from '../native/binding.js';
 import { type DoorbellAddress, ringDoorbell, type ThreadDoorbell, threadDoorbell } from './doorbell.js';
 import { CONTENT_PLAIN } from './header.js';
 import { createAnonymous, mapFd, unmapSegment } from './mapping.js';
@@ -236,6 +236,8 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
   #peerEnded: string | undefined;
   /** ERR_IPC_PEER_GONE was reported: the reader stops (what follows belongs to a later session). */
   #peerReported = false;
+  /** View mode: the peer's GOODBYE was found ahead of the records receiveView() has yet to take. */
+  #goodbyeAhead = false;
   /** The reader stopped before a later session's RESET. */
   #replaced = false;
   #pieces: Uint8Array[] = [];
@@ -328,7 +330,7 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
   /**
    * Creates the channel `name` (a shared-memory segment of that name, so it shares their
    * namespace) and takes its first end. The peer takes the other with {@link ShmChannel.open}.
-   * Throws ERR_IPC_EXISTS if the name is taken, RangeError for a bad `capacity` or `mode`.
+   * Throws ERR_IPC_EXISTS if the name is taken, TypeError/RangeError for a bad `capacity` or `mode`.
    */
   static create<T = unknown>(name: string, opts?: ShmChannelOptions<T>): ShmChannel<T> {
     const capacity = opts?.capacity ?? DEFAULT_CAPACITY;
@@ -507,6 +509,8 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
    * The writer cannot reuse the space until `release()`, so hold views briefly: a ring full of
    * unreleased views makes the peer's `send` wait. Once called, the channel stays in view mode:
    * messages already queued for `receive()` are still returned by it, later ones only here.
+   * Once the peer closes (ERR_IPC_CLOSED) or is gone (ERR_IPC_PEER_GONE), sends and `receive()`
+   * fail at once; this returns what the peer sent before, then fails the same way.
    */
   receiveView(opts?: WaitOptions): Promise<ShmView> {
     try {
@@ -523,6 +527,8 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
       } catch (err) {
         return Promise.reject(err);
       }
+      // The ring may have just shown that the peer was replaced: sends learn it now too.
+      this.#settleViewPeer();
       const ended = this.#viewEndError();
       if (ended) return Promise.reject(ended);
     }
@@ -757,6 +763,7 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
     if (this.#torn || this.#inputDone || this.#peerReported) return;
     if (this.#viewMode) {
       this.#serveViews();
+      this.#settleViewPeer();
       return;
     }
     // A peer that ended without a goodbye: everything it published still counts, even past the
@@ -797,8 +804,7 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
         if (rec.kind === RecordKind.GOODBYE) {
           this.#inputDone = true;
           this.#freeRead();
-          this.#releaseHold();
-          this.peerClosed();
+          this.#peerSaidGoodbye();
           return -1;
         }
         if (this.#inPlace(rec)) {
@@ -869,13 +875,7 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
       const rec = this.#reader.next();
       if (!rec) return undefined;
       if (rec.kind === RecordKind.RESET) {
-        const session =
-          rec.length >= 4
-            ? new DataView(this.#reader.data.buffer).getUint32(
-                this.#reader.data.byteOffset + rec.offset,
-                true,
-              )
-            : 0;
+        const session = this.#resetSession(rec);
         if (session > this.#session) {
           this.#reader.rewind(rec.start);
           this.#peerEnded ??= 'the peer was replaced by a new process that took over its end';
@@ -889,6 +889,12 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
       }
       if (!this.#skipping) return rec;
     }
+  }
+
+  /** The session a RESET record starts. */
+  #resetSession(rec: RingRecord): number {
+    const data = this.#reader.data;
+    return rec.length >= 4 ? new DataView(data.buffer).getUint32(data.byteOffset + rec.offset, true) : 0;
   }
 
   /**
@@ -1044,8 +1050,7 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
       if (rec.kind === RecordKind.GOODBYE) {
         this.#inputDone = true;
         this.#freeRead();
-        this.#releaseHold();
-        this.peerClosed();
+        this.#peerSaidGoodbye();
         return undefined;
       }
       const message = this.#assemble(rec, false);
@@ -1126,6 +1131,50 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
     return undefined;
   }
 
+  /**
+   * View mode: the peer ended (it let go of its end, died or was replaced). Nothing reads the ring
+   * until receiveView() is called, but the peer reads nothing more either: sends, receive() and
+   * the process hold settle now, as the non-view path settles them once it has read up to the end:
+   * ERR_IPC_CLOSED if the peer's GOODBYE is published, else ERR_IPC_PEER_GONE. receiveView() still
+   * returns the messages before the end first (#viewEndError).
+   */
+  #settleViewPeer(): void {
+    if (this.#peerEnded === undefined || this.#goodbyeAhead || this.#peerReported) return;
+    if (this.#torn || this.#inputDone) return;
+    if (!this.#findGoodbye()) {
+      this.#reportPeerEnded();
+      return;
+    }
+    this.#goodbyeAhead = true;
+    this.#peerSaidGoodbye();
+  }
+
+  /**
+   * Whether the peer's GOODBYE is among the published records not read yet. Reads ahead and puts
+   * the cursor back: once, when the peer ends in view mode, never per message.
+   */
+  #findGoodbye(): boolean {
+    const reader = this.#reader;
+    const cursor = reader.cursor;
+    let skipping = this.#skipping;
+    try {
+      for (let rec = reader.next(); rec; rec = reader.next()) {
+        if (rec.kind === RecordKind.GOODBYE && !skipping) return true;
+        if (rec.kind !== RecordKind.RESET) continue;
+        const session = this.#resetSession(rec);
+        // What follows a later session's RESET is a newcomer's, not this peer's (see #next).
+        if (session > this.#session) return false;
+        if (session === this.#session) skipping = false;
+      }
+      return false;
+    } catch {
+      // A corrupt record: receiveView() reports it (ERR_IPC_BAD_FRAME) when it gets there.
+      return false;
+    } finally {
+      reader.rewind(cursor);
+    }
+  }
+
   // ---- the peer -----------------------------------------------------------------------------------
 
   #onBell(): void {
@@ -1173,10 +1222,22 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
       this.#unwatch = undefined;
       if (this.#torn || this.#inputDone) return;
       this.#peerEnded ??= `the peer process (pid ${pid}) exited without closing the channel`;
-      // Settle sends at once; receives get what the peer published first (the pump drains it).
-      if (this.#viewMode) this.#reportPeerEnded();
+      // Settle sends at once; receives get what the peer published first (the pump drains it, or in
+      // view mode leaves it to receiveView(): #settleViewPeer).
       this.#pump();
     });
+  }
+
+  /**
+   * The peer's GOODBYE was read (or, in view mode, found ahead): it sends and reads nothing more.
+   * What waits for room in its ring never goes out, so a close() waiting to write ours ends too.
+   */
+  #peerSaidGoodbye(): void {
+    this.#releaseHold();
+    const err = new IpcError(ErrorCodes.CLOSED, `${this.what}: the peer closed the channel`);
+    for (const waiter of this.#drainWaiters.splice(0)) waiter.reject(err);
+    this.#pending.drain();
+    this.peerClosed();
   }
 
   #reportPeerEnded(): void {
@@ -1256,8 +1317,9 @@ export function planChildShm(
     stdio: [fd],
     env: { [envName]: `shm:${childFd}` },
     attach: (what, opts, _extra, pid) => {
-      // The child has its own copy of the fd now; the mapping is all this side needs.
-      closeSync(fd);
+      // The child has its own copy of the fd now; the mapping is all this side needs. The addon
+      // made the memfd, so the addon closes it (fs would warn in a worker thread).
+      native().close(fd);
       segment.fd = undefined;
       try {
         return ShmChannel.attachCreated(

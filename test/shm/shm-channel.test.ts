@@ -115,6 +115,69 @@ describe('ShmChannel in one process', () => {
     await b.close();
   });
 
+  // An end in view mode reads only for a pending receiveView(), yet must learn at once that its peer
+  // ended: the peer reads nothing more, so a send waiting for room would otherwise wait forever.
+  it.each([
+    ['close', ErrorCodes.CLOSED],
+    ['destroy', ErrorCodes.PEER_GONE],
+  ] as const)(
+    'after receiveView(), a peer %s() settles a send waiting on a full ring with %s',
+    async (how, code) => {
+      const { a, b } = pair(4096);
+      await a.send(makeMessage(1, 100));
+      const v1 = await watchdog(b.receiveView(), 5_000, 'view 1');
+      v1.release();
+      // Not read before the peer ends: still received, as a view, after the send fails.
+      await a.send(makeMessage(2, 100));
+      // `a` never reads: b's ring fills, and the next send waits for room.
+      while (b.trySend(makeMessage(0, 500))) {}
+      const blocked = b.send(makeMessage(0, 500));
+      if (how === 'close') await a.close();
+      else a.destroy();
+      expect((await watchdog(rejectionOf(blocked), 5_000, 'the waiting send rejects')).code).toBe(code);
+      expect((await watchdog(rejectionOf(b.receive()), 5_000, 'receive rejects')).code).toBe(code);
+      const v2 = await watchdog(b.receiveView(), 5_000, 'view 2');
+      expect(checkMessage(v2.bytes)).toBe(2);
+      v2.release();
+      expect((await watchdog(rejectionOf(b.receiveView()), 5_000, 'then receiveView rejects')).code).toBe(
+        code,
+      );
+      expect((await rejectionOf(b.send(new Uint8Array(1)))).code).toBe(code);
+      b.destroy();
+    },
+  );
+
+  it.each([
+    ['close', ErrorCodes.CLOSED],
+    ['destroy', ErrorCodes.PEER_GONE],
+  ] as const)('a receiveView() waiting when the peer calls %s() rejects with %s', async (how, code) => {
+    const { a, b } = pair(4096);
+    await a.send(makeMessage(1, 100));
+    (await watchdog(b.receiveView(), 5_000, 'view 1')).release();
+    const waiting = b.receiveView();
+    const receiving = b.receive();
+    if (how === 'close') await a.close();
+    else a.destroy();
+    expect((await watchdog(rejectionOf(waiting), 5_000, 'receiveView rejects')).code).toBe(code);
+    expect((await watchdog(rejectionOf(receiving), 5_000, 'receive rejects')).code).toBe(code);
+    b.destroy();
+  });
+
+  it.each(['receive', 'receiveView'] as const)(
+    'after %s(), close() ends when the peer closes while the ring has no room for its goodbye',
+    async (how) => {
+      const { a, b } = pair(4096);
+      await a.send(makeMessage(1, 100));
+      if (how === 'receive') expect(checkMessage(await watchdog(b.receive(), 5_000, 'message'))).toBe(1);
+      else (await watchdog(b.receiveView(), 5_000, 'view')).release();
+      while (b.trySend(makeMessage(0, 500))) {}
+      // b's goodbye waits for room that `a`, closing too, never makes.
+      const closing = b.close();
+      await a.close();
+      await watchdog(closing, 5_000, 'close() of the end whose ring is full');
+    },
+  );
+
   it("a message over the receiver's maxMessageBytes is skipped with ERR_IPC_FRAME_TOO_LARGE, whole or in pieces", async () => {
     // The default codec, whose one-record messages are decoded in place: the limit still holds.
     const a = ShmChannel.create<string>('limits', { capacity: 4096 });
