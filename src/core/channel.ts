@@ -8,6 +8,7 @@
 import { type CodecOptions, type MessageCodec, resolveCodec } from './codec.js';
 import { closedError, ErrorCodes, IpcError } from './errors.js';
 import { checkMaxMessageBytes, frameTooLarge } from './framing.js';
+import { numberError } from './options.js';
 import { Queue } from './queue.js';
 import { armWait, checkWaitOptions, type WaitOptions } from './wait.js';
 
@@ -123,7 +124,7 @@ export abstract class ChannelBase<T> implements Channel<T> {
     this.maxMessageBytes = checkMaxMessageBytes(opts?.maxMessageBytes);
     const high = opts?.receiveHighWaterMark ?? 1024;
     if (!Number.isInteger(high) || high < 1) {
-      throw new RangeError(`options.receiveHighWaterMark must be a positive integer, got ${high}`);
+      throw numberError(high, `options.receiveHighWaterMark must be a positive integer, got ${String(high)}`);
     }
     this.#highWater = high;
     this.#lowWater = Math.max(0, Math.floor(high / 2));

@@ -5,6 +5,7 @@
  * Connection-oriented streams start with a hello: magic, protocol version and codec name.
  */
 import { ErrorCodes, IpcError } from './errors.js';
+import { numberError } from './options.js';
 
 /** Bytes in a frame header. */
 export const FRAME_HEADER_BYTES = 4;
@@ -31,8 +32,9 @@ export const Control = {
 export function checkMaxMessageBytes(value: number | undefined): number {
   if (value === undefined) return DEFAULT_MAX_MESSAGE_BYTES;
   if (!Number.isInteger(value) || value < 1 || value > MAX_FRAME_PAYLOAD) {
-    throw new RangeError(
-      `options.maxMessageBytes must be an integer in 1..${MAX_FRAME_PAYLOAD}, got ${value}`,
+    throw numberError(
+      value,
+      `options.maxMessageBytes must be an integer in 1..${MAX_FRAME_PAYLOAD}, got ${String(value)}`,
     );
   }
   return value;

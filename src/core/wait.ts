@@ -3,6 +3,7 @@
  * ERR_IPC_TIMEOUT, and that cleans its timer and listener up whichever way the wait ends.
  */
 import { ErrorCodes, IpcError } from './errors.js';
+import { numberError } from './options.js';
 
 /** Options accepted by every operation that can wait. */
 export interface WaitOptions {
@@ -12,7 +13,7 @@ export interface WaitOptions {
   timeout?: number;
 }
 
-/** Throws a RangeError/TypeError for malformed wait options, naming the option. */
+/** Throws a TypeError (wrong type) or RangeError (out of range) for malformed wait options, naming the option. */
 export function checkWaitOptions(opts: WaitOptions | undefined): void {
   if (opts === undefined) return;
   if (typeof opts !== 'object' || opts === null) throw new TypeError('options must be an object');
@@ -21,7 +22,7 @@ export function checkWaitOptions(opts: WaitOptions | undefined): void {
     timeout !== undefined &&
     (typeof timeout !== 'number' || !(timeout >= 0) || !Number.isFinite(timeout))
   ) {
-    throw new RangeError(`options.timeout must be a finite number >= 0, got ${String(timeout)}`);
+    throw numberError(timeout, `options.timeout must be a finite number >= 0, got ${String(timeout)}`);
   }
   if (signal !== undefined && !(signal instanceof AbortSignal)) {
     throw new TypeError('options.signal must be an AbortSignal');

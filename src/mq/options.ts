@@ -4,6 +4,7 @@
  */
 import type { CodecOptions } from '../core/codec.js';
 import { DEFAULT_MAX_MESSAGE_BYTES } from '../core/framing.js';
+import { numberError } from '../core/options.js';
 import { checkWaitOptions, type WaitOptions } from '../core/wait.js';
 import type { StoreDriver } from './store.js';
 
@@ -125,7 +126,7 @@ export function intOption(
 ): number | undefined {
   if (value === undefined) return fallback;
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    throw new RangeError(`${name} must be an integer from ${min} to ${max}, got ${String(value)}`);
+    throw numberError(value, `${name} must be an integer from ${min} to ${max}, got ${String(value)}`);
   }
   return value;
 }

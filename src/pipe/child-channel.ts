@@ -3,7 +3,6 @@
  * as the child's fds 3 (parent -> child) and 4 (child -> parent). The child finds them through the
  * IPCKIT_CHANNEL environment variable and takes them with {@link parentChannel}.
  */
-import { closeSync } from 'node:fs';
 import type { Channel, ChannelOptions } from '../core/channel.js';
 import { ErrorCodes, IpcError } from '../core/errors.js';
 import { StreamChannel } from '../core/stream-channel.js';
@@ -57,14 +56,15 @@ export function planChildPipes(): ChildPipePlan {
     stdio: [toChildRead, fromChildWrite],
     env,
     attach: (what, opts) => {
-      closeSync(toChildRead);
-      closeSync(fromChildWrite);
+      // pipe2 made these fds, not fs: the addon closes them (fs would warn in a worker thread).
+      native().close(toChildRead);
+      native().close(fromChildWrite);
       const input = framedReadStream(fromChildRead);
       const output = writeStream(toChildWrite);
       return new StreamChannel(what, input, output, opts);
     },
     abort: () => {
-      for (const fd of [toChildRead, toChildWrite, fromChildRead, fromChildWrite]) closeSync(fd);
+      for (const fd of [toChildRead, toChildWrite, fromChildRead, fromChildWrite]) native().close(fd);
     },
   };
 }

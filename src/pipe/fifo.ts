@@ -9,6 +9,7 @@ import { resolve } from 'node:path';
 import { promisify } from 'node:util';
 import type { ChannelOptions, Receiver, Sender } from '../core/channel.js';
 import { ErrorCodes, fromSystemError, IpcError } from '../core/errors.js';
+import { numberError } from '../core/options.js';
 import { register, unregister } from '../core/registry.js';
 import { refuseSymlink, resourcePath } from '../core/runtime-dir.js';
 import { checkWaitOptions, type WaitOptions, withWait } from '../core/wait.js';
@@ -82,7 +83,7 @@ export const Fifo = {
     const { path, name } = pathOf(target);
     const mode = opts?.mode ?? 0o600;
     if (!Number.isInteger(mode) || mode < 0 || mode > 0o777)
-      throw new RangeError(`options.mode must be 0..0o777`);
+      throw numberError(mode, `options.mode must be an integer in 0..0o777, got ${String(mode)}`);
     try {
       if (nativeAvailable()) native().mkfifo(path, mode);
       else mkfifoCommand(path, mode);

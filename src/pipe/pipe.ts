@@ -2,10 +2,10 @@
  * Anonymous pipes: one-way byte channels made by pipe2(2). Each end is a file descriptor that can be
  * handed to a child in its `stdio`, read or written as a Node stream, or carry framed messages.
  */
-import { closeSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import type { ChannelOptions, Receiver, Sender } from '../core/channel.js';
 import { ErrorCodes, fromSystemError, IpcError } from '../core/errors.js';
+import { numberError } from '../core/options.js';
 import { StreamChannel } from '../core/stream-channel.js';
 import { native } from '../native/binding.js';
 import { framedReadStream, readStream, writeStream } from './fd-stream.js';
@@ -35,7 +35,8 @@ abstract class PipeEnd {
     if (this.#taken) return;
     this.#taken = true;
     try {
-      closeSync(this.#fd);
+      // pipe2 and inheritance open pipe fds, never fs: the addon closes them (no worker warning).
+      native().close(this.#fd);
     } catch {}
   }
 
@@ -89,12 +90,12 @@ export class PipeWriter extends PipeEnd {
 export const Pipe = {
   /**
    * Makes a one-way pipe. Both fds are close-on-exec: a child gets one only through `stdio`.
-   * @throws ERR_IPC_NATIVE_UNAVAILABLE without the addon; RangeError for a bad `size`.
+   * @throws ERR_IPC_NATIVE_UNAVAILABLE without the addon; TypeError/RangeError for a bad `size`.
    */
   create(opts?: PipeOptions): { reader: PipeReader; writer: PipeWriter } {
     const size = opts?.size;
     if (size !== undefined && (!Number.isInteger(size) || size < 4096 || size > 1 << 30)) {
-      throw new RangeError(`options.size must be an integer from 4096 to 2^30, got ${size}`);
+      throw numberError(size, `options.size must be an integer from 4096 to 2^30, got ${String(size)}`);
     }
     const binding = native();
     let fds: [number, number];
@@ -107,8 +108,8 @@ export const Pipe = {
       try {
         binding.setPipeSize(fds[1], size);
       } catch (err) {
-        closeSync(fds[0]);
-        closeSync(fds[1]);
+        binding.close(fds[0]);
+        binding.close(fds[1]);
         throw fromSystemError(err, `pipe size ${size}`);
       }
     }

@@ -7,6 +7,7 @@ import type { StdioOptions } from 'node:child_process';
 import type { Channel, ChannelOptions } from '../core/channel.js';
 import { resolveCodec } from '../core/codec.js';
 import { checkMaxMessageBytes } from '../core/framing.js';
+import { numberError } from '../core/options.js';
 import { CHANNEL_ENV, planChildPipes } from '../pipe/child-channel.js';
 import { checkRingCapacity } from '../shm/ring.js';
 import { planChildShm, type ShmChannelMode } from '../shm/shm-channel.js';
@@ -56,7 +57,7 @@ export function checkChannelOptions(opts: ChannelOptions<unknown> | undefined): 
   checkMaxMessageBytes(opts?.maxMessageBytes);
   const high = opts?.receiveHighWaterMark;
   if (high !== undefined && (!Number.isInteger(high) || high < 1)) {
-    throw new RangeError(`options.receiveHighWaterMark must be a positive integer, got ${high}`);
+    throw numberError(high, `options.receiveHighWaterMark must be a positive integer, got ${String(high)}`);
   }
 }
 

@@ -10,6 +10,7 @@
  */
 import type { ChildProcess as NodeChild } from 'node:child_process';
 import type { Channel } from '../core/channel.js';
+import { numberError } from '../core/options.js';
 import { identityOf, type ProcessIdentity } from '../core/process-identity.js';
 import { type ProcessStats, processGone, readProcessStats } from './proc-stats.js';
 
@@ -119,7 +120,9 @@ export class ChildProcess<T = unknown> implements AsyncDisposable {
     const graceMs = opts?.graceMs ?? 5000;
     const signal = opts?.signal ?? 'SIGTERM';
     if (typeof graceMs !== 'number' || !(graceMs >= 0) || !Number.isFinite(graceMs)) {
-      return Promise.reject(new RangeError(`options.graceMs must be a finite number >= 0, got ${graceMs}`));
+      return Promise.reject(
+        numberError(graceMs, `options.graceMs must be a finite number >= 0, got ${String(graceMs)}`),
+      );
     }
     if (typeof signal !== 'string') {
       return Promise.reject(new TypeError('options.signal must be a signal name such as "SIGTERM"'));

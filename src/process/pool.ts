@@ -16,6 +16,7 @@ import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { closedError, ErrorCodes, IpcError, isIpcError } from '../core/errors.js';
 import { checkMaxMessageBytes } from '../core/framing.js';
+import { numberError } from '../core/options.js';
 import { Queue } from '../core/queue.js';
 import { checkWaitOptions, type WaitOptions } from '../core/wait.js';
 import { type ChannelKind, checkChannelKind } from './channel-plan.js';
@@ -111,7 +112,7 @@ export class Pool<In = unknown, Out = unknown> implements AsyncDisposable {
       throw new TypeError('options must be an object');
     const size = opts?.size ?? availableParallelism();
     if (!Number.isInteger(size) || size < 1 || size > 1024) {
-      throw new RangeError(`options.size must be an integer from 1 to 1024, got ${size}`);
+      throw numberError(size, `options.size must be an integer from 1 to 1024, got ${String(size)}`);
     }
     if ((opts?.channel ?? 'pipe') !== 'pipe') checkChannelKind(opts?.channel);
     const codec = opts?.codec ?? 'msgpack';
@@ -122,7 +123,7 @@ export class Pool<In = unknown, Out = unknown> implements AsyncDisposable {
     }
     const maxQueue = opts?.maxQueue ?? 100_000;
     if (!Number.isInteger(maxQueue) || maxQueue < 1) {
-      throw new RangeError(`options.maxQueue must be a positive integer, got ${maxQueue}`);
+      throw numberError(maxQueue, `options.maxQueue must be a positive integer, got ${String(maxQueue)}`);
     }
     const maxMessageBytes = checkMaxMessageBytes(opts?.maxMessageBytes);
     this.#url = moduleUrl(module, 'Pool.create(module)');
@@ -216,7 +217,10 @@ export class Pool<In = unknown, Out = unknown> implements AsyncDisposable {
       checkWaitOptions(opts);
       const chunkSize = opts?.chunkSize;
       if (chunkSize !== undefined && (!Number.isInteger(chunkSize) || chunkSize < 1)) {
-        throw new RangeError(`options.chunkSize must be a positive integer, got ${chunkSize}`);
+        throw numberError(
+          chunkSize,
+          `options.chunkSize must be a positive integer, got ${String(chunkSize)}`,
+        );
       }
       if (items === null || typeof (items as Iterable<In>)?.[Symbol.iterator] !== 'function') {
         throw new TypeError('items must be iterable');

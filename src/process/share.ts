@@ -7,6 +7,7 @@
  */
 import { fstatSync } from 'node:fs';
 import { ErrorCodes, IpcError } from '../core/errors.js';
+import { numberError } from '../core/options.js';
 
 /**
  * The environment variable listing the child's shared fds in `share` order, comma-separated.
@@ -54,7 +55,7 @@ export function planShares(
  */
 export function inheritedFd(index: number): number {
   if (!Number.isInteger(index) || index < 0)
-    throw new RangeError(`index must be an integer >= 0, got ${index}`);
+    throw numberError(index, `index must be an integer >= 0, got ${String(index)}`);
   const list = (process.env[SHARE_ENV] ?? '').split(',').filter((s) => s !== '');
   const fd = Number(list[index]);
   if (list[index] === undefined || !Number.isInteger(fd) || fd < 0) {

@@ -10,6 +10,7 @@
 import { EventEmitter } from 'node:events';
 import type { Channel } from '../core/channel.js';
 import { closedError, ErrorCodes, IpcError } from '../core/errors.js';
+import { numberError } from '../core/options.js';
 import { ChildProcess, type ExitStatus } from './child-process.js';
 import { SupervisedChannel } from './supervised-channel.js';
 
@@ -356,14 +357,14 @@ function settings(
   const count = (key: string, value: number | undefined, fallback: number, min: number): number => {
     const v = value ?? fallback;
     if (typeof v !== 'number' || !Number.isInteger(v) || v < min) {
-      throw new RangeError(`${where}.${key} must be an integer >= ${min}, got ${String(v)}`);
+      throw numberError(v, `${where}.${key} must be an integer >= ${min}, got ${String(v)}`);
     }
     return v;
   };
   const ms = (key: string, value: number | undefined, fallback: number, min: number): number => {
     const v = value ?? fallback;
     if (typeof v !== 'number' || !Number.isFinite(v) || v < min) {
-      throw new RangeError(`${where}.${key} must be a finite number >= ${min}, got ${String(v)}`);
+      throw numberError(v, `${where}.${key} must be a finite number >= ${min}, got ${String(v)}`);
     }
     return v;
   };

@@ -8,6 +8,7 @@
  */
 import { closeSync, openSync, readdirSync, readSync, rmSync } from 'node:fs';
 import { basename } from 'node:path';
+import { booleanOption } from '../core/options.js';
 import { isAlive } from '../core/process-identity.js';
 import {
   listResources,
@@ -99,6 +100,7 @@ function headerCreator(path: string): { pid: number; startTime: number } | undef
  * zombie is dead). Returns what was removed; with `dryRun`, what would be.
  */
 export function gcResources(opts?: GcOptions): GcResult {
+  const dryRun = booleanOption(opts?.dryRun, 'options.dryRun', false);
   const kinds = new Set(opts?.kinds ?? DEFAULT_KINDS);
   const result: GcResult = { removed: [], failed: [] };
   const registered = new Set<string>();
@@ -108,7 +110,7 @@ export function gcResources(opts?: GcOptions): GcResult {
     const removed: GcRemoved = { kind: entry.kind, name: entry.name, owner: entry.owner, source: 'registry' };
     if (entry.path !== undefined) removed.path = entry.path;
     try {
-      if (!opts?.dryRun) removeEntry(entry);
+      if (!dryRun) removeEntry(entry);
       result.removed.push(removed);
     } catch (err) {
       result.failed.push({
@@ -123,7 +125,7 @@ export function gcResources(opts?: GcOptions): GcResult {
     for (const bell of deadBells()) {
       const name = `.mq-bells/${basename(bell.path)}`;
       try {
-        if (!opts?.dryRun) rmSync(bell.path, { force: true });
+        if (!dryRun) rmSync(bell.path, { force: true });
         result.removed.push({
           kind: 'socket',
           name,
@@ -158,7 +160,7 @@ export function gcResources(opts?: GcOptions): GcResult {
     // those alone unless the header names a dead creator: racing a live creator would be worse.
     if (!creator || isAlive(creator) || opts?.keep?.({ kind, name, owner: creator })) continue;
     try {
-      if (!opts?.dryRun) unlinkNamed(`/${file}`, `${kind} '${name}'`);
+      if (!dryRun) unlinkNamed(`/${file}`, `${kind} '${name}'`);
       result.removed.push({ kind, name, path, owner: creator, source: 'orphan' });
     } catch (err) {
       result.failed.push({ kind, name, error: String((err as Error).message ?? err) });

@@ -7,8 +7,9 @@
  * exact mode, size, map, let the caller initialize its data, then write the header with the magic
  * last. An opener that meets magic 0 (or a size of 0) waits briefly for the creator to finish.
  */
-import { closeSync, fchmodSync, fstatSync, ftruncateSync } from 'node:fs';
+import { fchmodSync, fstatSync, ftruncateSync } from 'node:fs';
 import { ErrorCodes, fromSystemError, IpcError } from '../core/errors.js';
+import { numberError } from '../core/options.js';
 import { native } from '../native/binding.js';
 import { HEADER_BYTES, incompatible, readHeader, type SegmentInfo, writeHeader } from './header.js';
 import { creatorIdentity } from './kernel-name.js';
@@ -29,23 +30,27 @@ export interface MappedSegment {
 /** Fills a fresh segment's data before the header makes it visible to openers. */
 export type Initializer = (data: ArrayBuffer) => void;
 
-/** Throws RangeError unless `size` is a usable segment size. */
+/** Throws TypeError (not a number) or RangeError unless `size` is a usable segment size. */
 export function checkSize(size: unknown, option = 'options.size'): asserts size is number {
   if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 1) {
-    throw new RangeError(`${option} must be a positive integer number of bytes, got ${String(size)}`);
+    throw numberError(size, `${option} must be a positive integer number of bytes, got ${String(size)}`);
   }
 }
 
-/** Throws RangeError unless `mode` is a permission mode. */
+/** Throws TypeError (not a number) or RangeError unless `mode` is a permission mode. */
 export function checkMode(mode: unknown, option = 'options.mode'): asserts mode is number {
   if (typeof mode !== 'number' || !Number.isInteger(mode) || mode < 0 || mode > 0o777) {
-    throw new RangeError(`${option} must be a permission mode such as 0o600, got ${String(mode)}`);
+    throw numberError(mode, `${option} must be a permission mode such as 0o600, got ${String(mode)}`);
   }
 }
 
+/**
+ * Closes a segment fd. Every one was opened by the addon or inherited, never by `fs`: closing it
+ * through the addon keeps Node from warning in worker threads (see `NativeBinding.close`).
+ */
 function closeQuietly(fd: number): void {
   try {
-    closeSync(fd);
+    native().close(fd);
   } catch {}
 }
 

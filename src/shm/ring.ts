@@ -16,6 +16,7 @@
  * The control words also carry the two flags of the doorbell protocol (see shm-channel.ts):
  * `READER_IDLE` (the reader parked) and `WRITER_WAITING` (the writer waits for space).
  */
+import { numberError } from '../core/options.js';
 
 /** Bytes of a record header. Records start 8-byte aligned. */
 export const RECORD_HEADER = 8;
@@ -65,7 +66,7 @@ function align8(n: number): number {
   return (n + 7) & ~7;
 }
 
-/** Throws RangeError unless `capacity` is a power of two within the accepted range. */
+/** Throws TypeError (not a number) or RangeError unless `capacity` is a power of two within the accepted range. */
 export function checkRingCapacity(
   capacity: unknown,
   option = 'options.capacity',
@@ -77,7 +78,8 @@ export function checkRingCapacity(
     capacity > MAX_RING_CAPACITY ||
     (capacity & (capacity - 1)) !== 0
   ) {
-    throw new RangeError(
+    throw numberError(
+      capacity,
       `${option} must be a power of two from ${MIN_RING_CAPACITY} to ${MAX_RING_CAPACITY} bytes, got ${String(capacity)}`,
     );
   }

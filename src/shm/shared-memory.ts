@@ -6,6 +6,7 @@
 import { closeSync, constants, fstatSync, ftruncateSync, openSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { ErrorCodes, fromSystemError, IpcError } from '../core/errors.js';
+import { numberError } from '../core/options.js';
 import type { ProcessIdentity } from '../core/process-identity.js';
 import { register, unregister } from '../core/registry.js';
 import { native } from '../native/binding.js';
@@ -165,7 +166,7 @@ export class SharedMemory implements Disposable {
    */
   static inherited(index = 0): SharedMemory {
     if (!Number.isInteger(index) || index < 0) {
-      throw new RangeError(`index must be an integer >= 0, got ${String(index)}`);
+      throw numberError(index, `index must be an integer >= 0, got ${String(index)}`);
     }
     const fds = (process.env[SHARE_FDS_ENV] ?? '')
       .split(',')

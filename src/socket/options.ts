@@ -4,6 +4,7 @@
  */
 import type { ConnectionOptions as TlsConnectionOptions, TlsOptions } from 'node:tls';
 import type { ChannelOptions } from '../core/channel.js';
+import { booleanOption } from '../core/options.js';
 import type { WaitOptions } from '../core/wait.js';
 
 /** Who may connect (server side) or whom we expect to reach (client side). */
@@ -130,7 +131,7 @@ export function serverLimits(opts: ListenOptions<unknown> | undefined): ServerLi
     maxPending: intOption(opts?.maxPending, 'maxPending', 1024),
     maxConcurrentRequests: intOption(opts?.maxConcurrentRequests, 'maxConcurrentRequests', 1024),
     subscriberHighWaterMark: intOption(opts?.subscriberHighWaterMark, 'subscriberHighWaterMark', 1024),
-    exposeErrorStacks: opts?.exposeErrorStacks === true,
+    exposeErrorStacks: booleanOption(opts?.exposeErrorStacks, 'options.exposeErrorStacks', false),
     mode: intOption(opts?.mode, 'mode', 0o600, 0, 0o777),
   };
 }

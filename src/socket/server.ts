@@ -8,6 +8,7 @@ import type { SecureContext, TlsOptions } from 'node:tls';
 import { type MessageCodec, resolveCodec } from '../core/codec.js';
 import { closedError, ErrorCodes, IpcError } from '../core/errors.js';
 import { checkMaxMessageBytes, encodeHello, FrameBatch, frameTooLarge } from '../core/framing.js';
+import { numberError } from '../core/options.js';
 import { Queue } from '../core/queue.js';
 import { armWait, checkWaitOptions, type WaitOptions } from '../core/wait.js';
 import { nativeAvailable } from '../native/binding.js';
@@ -272,7 +273,9 @@ export class SocketServer<T = unknown> implements AsyncIterable<SocketConnection
     if (this.#closing) return this.#closing;
     const graceMs = opts?.graceMs ?? 5000;
     if (typeof graceMs !== 'number' || !(graceMs >= 0)) {
-      return Promise.reject(new RangeError(`options.graceMs must be a number >= 0, got ${String(graceMs)}`));
+      return Promise.reject(
+        numberError(graceMs, `options.graceMs must be a number >= 0, got ${String(graceMs)}`),
+      );
     }
     this.#closing = this.#shutdown(graceMs);
     return this.#closing;

@@ -12,6 +12,7 @@
  * of the broken generation, 0 if none), 8.. member table, then the wait queue.
  */
 import { ErrorCodes, IpcError } from '../core/errors.js';
+import { numberError } from '../core/options.js';
 import { checkWaitOptions, type WaitOptions } from '../core/wait.js';
 import { HOLDERS_WORDS, type HolderInfo, Holders } from './holders.js';
 import {
@@ -52,7 +53,7 @@ export interface BarrierOptions extends PrimitiveOptions {
 
 function checkParties(parties: unknown): number {
   if (typeof parties !== 'number' || !Number.isInteger(parties) || parties < 1 || parties > 0x7fffffff) {
-    throw new RangeError(`options.parties must be an integer >= 1, got ${String(parties)}`);
+    throw numberError(parties, `options.parties must be an integer >= 1, got ${String(parties)}`);
   }
   return parties;
 }

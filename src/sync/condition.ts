@@ -12,6 +12,7 @@
  * notify while holding the mutex. Layout: 0-3 header, 4-7 reserved, 8.. wait queue.
  */
 import { ErrorCodes, IpcError } from '../core/errors.js';
+import { numberError } from '../core/options.js';
 import { checkWaitOptions, type WaitOptions } from '../core/wait.js';
 import { threadDoorbell } from '../shm/doorbell.js';
 import { HeldGuard } from './guard.js';
@@ -130,7 +131,7 @@ export class Condition extends Primitive {
 
   /** Wakes up to `n` waiters (oldest first). Returns how many were woken. */
   notify(n = 1): number {
-    if (!Number.isInteger(n) || n < 0) throw new RangeError(`n must be an integer >= 0, got ${String(n)}`);
+    if (!Number.isInteger(n) || n < 0) throw numberError(n, `n must be an integer >= 0, got ${String(n)}`);
     this.assertOpen();
     return n === 0 ? 0 : this.#queue.wake(n);
   }

@@ -14,6 +14,7 @@
 import { closeSync, constants, openSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { ErrorCodes, fromSystemError, IpcError } from '../core/errors.js';
+import { booleanOption } from '../core/options.js';
 import { armWait, checkWaitOptions, timeoutError, type WaitOptions } from '../core/wait.js';
 import { native } from '../native/binding.js';
 import { sleepSync } from '../shm/sleep.js';
@@ -45,6 +46,11 @@ function checkPath(path: unknown): string {
   return resolve(path);
 }
 
+/** `options.shared`: a boolean, default false. */
+function sharedOption(opts: { shared?: boolean } | undefined): boolean {
+  return booleanOption(opts?.shared, 'options.shared', false);
+}
+
 /** A held flock on a file. */
 export class FileLock implements Disposable, AsyncDisposable {
   /** The absolute path of the locked file. */
@@ -62,7 +68,7 @@ export class FileLock implements Disposable, AsyncDisposable {
   /** Takes the lock if nobody holds a conflicting one; undefined otherwise. Never waits. */
   static tryLock(path: string, opts?: { shared?: boolean }): FileLock | undefined {
     const absolute = checkPath(path);
-    const shared = opts?.shared === true;
+    const shared = sharedOption(opts);
     const fd = FileLock.#open(absolute);
     try {
       if (native().flock(fd, !shared, false)) return new FileLock(absolute, shared, fd);
@@ -77,15 +83,16 @@ export class FileLock implements Disposable, AsyncDisposable {
   /** Waits for the lock without blocking the event loop (non-blocking attempts with backoff). */
   static lock(path: string, opts?: FileLockOptions): Promise<FileLock> {
     let absolute: string;
+    let shared: boolean;
     let fd: number;
     try {
       absolute = checkPath(path);
       checkWaitOptions(opts);
+      shared = sharedOption(opts);
       fd = FileLock.#open(absolute);
     } catch (err) {
       return Promise.reject(err);
     }
-    const shared = opts?.shared === true;
     const what = `file lock ${absolute}`;
     return new Promise<FileLock>((resolvePromise, reject) => {
       let timer: NodeJS.Timeout | undefined;
@@ -130,7 +137,7 @@ export class FileLock implements Disposable, AsyncDisposable {
   static lockSync(path: string, opts?: FileLockOptions): FileLock {
     const absolute = checkPath(path);
     checkWaitOptions(opts);
-    const shared = opts?.shared === true;
+    const shared = sharedOption(opts);
     const what = `file lock ${absolute}`;
     const fd = FileLock.#open(absolute);
     try {

@@ -9,6 +9,7 @@
  * a claim protocol documented where they are used.
  */
 import { ErrorCodes, IpcError } from '../core/errors.js';
+import { numberError } from '../core/options.js';
 
 /** 'SYNC' as a little-endian i32. */
 export const SYNC_MAGIC = 0x434e5953;
@@ -62,7 +63,7 @@ export function placeRegion(
     throw new TypeError(`${what}: target must be an ArrayBuffer, a SharedArrayBuffer or a SharedMemory`);
   }
   if (!Number.isSafeInteger(offset) || offset < 0 || offset % 8 !== 0) {
-    throw new RangeError(`offset must be a non-negative multiple of 8, got ${String(offset)}`);
+    throw numberError(offset, `offset must be a non-negative multiple of 8, got ${String(offset)}`);
   }
   if (offset + byteLength > buffer.byteLength) {
     throw new RangeError(

@@ -16,6 +16,7 @@
  * holders, 6.. holder table, then the wait queue.
  */
 import { ErrorCodes, IpcError } from '../core/errors.js';
+import { booleanOption, numberError } from '../core/options.js';
 import type { WaitOptions } from '../core/wait.js';
 import { type Guard, HeldGuard } from './guard.js';
 import { HOLDERS_WORDS, Holders } from './holders.js';
@@ -71,9 +72,17 @@ export type SemaphorePermit = Guard;
 function checkInitial(initial: unknown): number {
   const value = initial ?? 1;
   if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > MAX_VALUE) {
-    throw new RangeError(`options.initial must be an integer from 0 to ${MAX_VALUE}, got ${String(initial)}`);
+    throw numberError(
+      value,
+      `options.initial must be an integer from 0 to ${MAX_VALUE}, got ${String(initial)}`,
+    );
   }
   return value;
+}
+
+/** `options.track`: a boolean, default true. */
+function trackOption(opts: { track?: boolean } | undefined): boolean {
+  return booleanOption(opts?.track, 'options.track', true);
 }
 
 /** A cross-process, cross-thread counting semaphore. */
@@ -137,19 +146,25 @@ export class Semaphore extends Primitive {
   /** Takes a permit if one is available (after recovering dead holders' permits). Never waits. */
   tryAcquire(opts?: { track?: boolean }): SemaphorePermit | undefined {
     this.assertOpen();
-    return this.#attempt(opts?.track !== false, true);
+    return this.#attempt(trackOption(opts), true);
   }
 
   /** Waits for a permit without blocking the event loop. */
   acquire(opts?: AcquireOptions): Promise<SemaphorePermit> {
     if (this.closed) return Promise.reject(new IpcError(ErrorCodes.CLOSED, `${this.what} is closed`));
-    return waitAsync(this.#target(opts?.track !== false), opts);
+    let track: boolean;
+    try {
+      track = trackOption(opts);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return waitAsync(this.#target(track), opts);
   }
 
   /** Waits for a permit blocking this thread (workers, scripts). */
   acquireSync(opts?: AcquireOptions): SemaphorePermit {
     this.assertOpen();
-    return waitSync(this.#target(opts?.track !== false), opts);
+    return waitSync(this.#target(trackOption(opts)), opts);
   }
 
   /**

@@ -465,6 +465,23 @@ for (const store of stores) {
         await m.ack();
       });
 
+      it('a wrong-typed number option is a TypeError, a number out of range a RangeError', async () => {
+        await expect(MessageQueue.open(ctx.name, { maxAttempts: '5' as never })).rejects.toThrow(TypeError);
+        const q = await ctx.open<unknown>();
+        let sent: Promise<string> | undefined;
+        expect(() => {
+          sent = q.send(1, { priority: 'high' as never });
+        }).not.toThrow();
+        await expect(sent).rejects.toThrow(TypeError);
+        await expect(q.send(1, { priority: 'high' as never })).rejects.toThrow(/options\.priority/);
+        await expect(q.send(1, { priority: 2 ** 31 })).rejects.toThrow(RangeError);
+        await expect(q.send(1, { delayMs: '5' as never })).rejects.toThrow(TypeError);
+        await expect(q.receive({ timeout: 'x' as never })).rejects.toThrow(TypeError);
+        await expect(q.peek('3' as never)).rejects.toThrow(TypeError);
+        expect(() => q.consume({ prefetch: '2' as never })).toThrow(TypeError);
+        expect((await q.stats()).ready).toBe(0);
+      });
+
       it('removes a queue and everything in it', async () => {
         const q = await ctx.open<string>();
         await q.send('x');

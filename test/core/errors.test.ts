@@ -1,5 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { fromSystemError } from '../../src/core/errors.js';
+import { checkMaxMessageBytes } from '../../src/core/framing.js';
+import { booleanOption, numberError } from '../../src/core/options.js';
+import { checkWaitOptions } from '../../src/core/wait.js';
 import { ErrorCodes, IpcError, isIpcError } from '../../src/index.js';
 
 describe('IpcError', () => {
@@ -30,5 +33,36 @@ describe('IpcError', () => {
     expect(fromSystemError(Object.assign(new Error(), { code: 'EWHATEVER' }), 'x').code).toBe(
       ErrorCodes.SYSTEM,
     );
+  });
+});
+
+describe('bad arguments', () => {
+  it('a wrong type is a TypeError, a number out of range a RangeError, both naming the option', () => {
+    expect(numberError('10', 'options.size must be a positive integer, got 10')).toBeInstanceOf(TypeError);
+    expect(numberError('10', 'options.size …').message).toBe('options.size … (a string)');
+    expect(numberError(undefined, 'x')).toBeInstanceOf(TypeError);
+    for (const n of [-1, 1.5, Number.NaN, Number.POSITIVE_INFINITY]) {
+      expect(numberError(n, 'options.size …')).toBeInstanceOf(RangeError);
+    }
+    expect(() => checkWaitOptions({ timeout: 'x' as never })).toThrow(TypeError);
+    expect(() => checkWaitOptions({ timeout: 'x' as never })).toThrow(/options\.timeout/);
+    expect(() => checkWaitOptions({ timeout: null as never })).toThrow(TypeError);
+    expect(() => checkWaitOptions({ timeout: -1 })).toThrow(RangeError);
+    expect(() => checkWaitOptions({ timeout: Number.NaN })).toThrow(RangeError);
+    expect(() => checkMaxMessageBytes('1024' as never)).toThrow(TypeError);
+    expect(() => checkMaxMessageBytes('1024' as never)).toThrow(/options\.maxMessageBytes/);
+    expect(() => checkMaxMessageBytes(0)).toThrow(RangeError);
+    expect(() => checkMaxMessageBytes(1.5)).toThrow(RangeError);
+    expect(checkMaxMessageBytes(1024)).toBe(1024);
+  });
+
+  it('a boolean option takes a boolean or nothing: anything else is a TypeError naming it', () => {
+    expect(booleanOption(undefined, 'options.shared', false)).toBe(false);
+    expect(booleanOption(undefined, 'options.track', true)).toBe(true);
+    expect(booleanOption(false, 'options.track', true)).toBe(false);
+    for (const bad of ['y', 1, 0, null, {}, Object.create(null)]) {
+      expect(() => booleanOption(bad, 'options.shared', false)).toThrow(TypeError);
+      expect(() => booleanOption(bad, 'options.shared', false)).toThrow(/options\.shared must be a boolean/);
+    }
   });
 });

@@ -52,6 +52,18 @@ describe('Fifo', () => {
     await expect(Fifo.unlink('logs')).rejects.toMatchObject({ code: ErrorCodes.NOT_FOUND });
   });
 
+  it('refuses a mode that is not a number with a TypeError, one out of range with a RangeError', async () => {
+    let created: Promise<string> | undefined;
+    expect(() => {
+      created = Fifo.create('typed', { mode: 'x' as never });
+    }).not.toThrow();
+    await expect(created).rejects.toThrow(TypeError);
+    await expect(Fifo.create('typed', { mode: 'x' as never })).rejects.toThrow(/options\.mode/);
+    await expect(Fifo.create('typed', { mode: 0o1000 })).rejects.toThrow(RangeError);
+    await expect(Fifo.create('typed', { mode: 1.5 })).rejects.toThrow(RangeError);
+    expect(listResources().filter((r) => r.name === 'typed')).toEqual([]);
+  });
+
   it('applies an explicit mode exactly, whatever the umask', async () => {
     const old = process.umask(0o077);
     try {

@@ -47,6 +47,9 @@ describe('Pipe', () => {
     reader.close();
     writer.close();
     expect(() => Pipe.create({ size: 12 })).toThrow(/options.size/);
+    expect(() => Pipe.create({ size: 12 })).toThrow(RangeError);
+    expect(() => Pipe.create({ size: '65536' as never })).toThrow(TypeError);
+    expect(() => Pipe.create({ size: '65536' as never })).toThrow(/options.size/);
   });
 
   it('an end can be taken once', () => {

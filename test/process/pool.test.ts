@@ -310,4 +310,16 @@ describe('Pool: cancellation, closing, limits', () => {
     await expect(p.map(5 as never)).rejects.toBeInstanceOf(TypeError);
     await expect(p.run(1, { timeout: -1 })).rejects.toBeInstanceOf(RangeError);
   });
+
+  it('refuses numeric options that are not numbers with TypeErrors naming them', async () => {
+    expect(() => Pool.create(fixture('pool-square.ts'), { size: '2' as never })).toThrow(TypeError);
+    expect(() => Pool.create(fixture('pool-square.ts'), { size: '2' as never })).toThrow(/options\.size/);
+    expect(() => Pool.create(fixture('pool-square.ts'), { maxQueue: '5' as never })).toThrow(TypeError);
+    expect(() => Pool.create(fixture('pool-square.ts'), { maxMessageBytes: '5' as never })).toThrow(
+      TypeError,
+    );
+    const p = pool<number, number>('pool-square.ts', { size: 1 });
+    await expect(p.map([1], { chunkSize: '2' as never })).rejects.toBeInstanceOf(TypeError);
+    await expect(p.run(1, { timeout: 'x' as never })).rejects.toBeInstanceOf(TypeError);
+  });
 });

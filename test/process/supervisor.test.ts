@@ -218,6 +218,13 @@ describe('Supervisor: start and stop', () => {
     expect(sup.listenerCount('error')).toBe(0);
   });
 
+  it('refuses counts and durations that are not numbers with TypeErrors naming them', () => {
+    expect(() => new Supervisor({ maxRestarts: '3' as never })).toThrow(TypeError);
+    expect(() => new Supervisor({ maxRestarts: '3' as never })).toThrow(/maxRestarts/);
+    expect(() => new Supervisor({ backoff: { initialMs: '5' as never } })).toThrow(TypeError);
+    expect(() => new Supervisor({ maxRestarts: 1.5 })).toThrow(RangeError);
+  });
+
   it('refuses bad arguments', () => {
     expect(() => new Supervisor({ restart: 'sometimes' as never })).toThrow(RangeError);
     expect(() => new Supervisor({ maxRestarts: -1 })).toThrow(/maxRestarts/);

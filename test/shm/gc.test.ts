@@ -60,6 +60,11 @@ describe('gcResources', () => {
     mine.unlink();
   });
 
+  it('refuses a dryRun that is not a boolean rather than removing anything', () => {
+    expect(() => gcResources({ dryRun: 'yes' as never })).toThrow(TypeError);
+    expect(() => gcResources({ dryRun: 0 as never })).toThrow(/options\.dryRun/);
+  });
+
   it('finds an object whose creator died before registering it (orphan in /dev/shm)', () => {
     // A header naming a creator that is not running: pid 0x7ffffffe cannot exist.
     const kernel = kernelName('shm', 'unregistered', 'x');

@@ -85,6 +85,17 @@ describe('SharedMemory (named)', () => {
     expect(() => SharedMemory.create('a', { size: 8, mode: 0o1777 })).toThrow(/options\.mode/);
   });
 
+  it('rejects sizes and modes that are not numbers with TypeErrors naming the option', () => {
+    expect(() => SharedMemory.create('a', { size: '10' as never })).toThrow(TypeError);
+    expect(() => SharedMemory.create('a', { size: '10' as never })).toThrow(/options\.size/);
+    expect(() => SharedMemory.openOrCreate('a', { size: 10n as never })).toThrow(TypeError);
+    expect(() => SharedMemory.create('a', { size: 8, mode: 'x' as never })).toThrow(TypeError);
+    expect(() => SharedMemory.create('a', { size: 8, mode: 'x' as never })).toThrow(/options\.mode/);
+    expect(() => SharedMemory.anonymous('8' as never)).toThrow(TypeError);
+    expect(() => SharedMemory.inherited('0' as never)).toThrow(TypeError);
+    expect(() => SharedMemory.inherited(-1)).toThrow(RangeError);
+  });
+
   it('openOrCreate creates once, then opens; a different size is INCOMPATIBLE', () => {
     const first = track(SharedMemory.openOrCreate('table', { size: 256 }));
     new Uint8Array(first.buffer)[5] = 42;

@@ -80,6 +80,15 @@ describe("spawn(..., { channel: 'shm', capacity, mode })", () => {
     expect(run({ capacity: 4096 })).toThrow(RangeError);
     expect(() => ShmChannel.create('x', { mode: 'fast' as 'latency' })).toThrow(RangeError);
   });
+
+  it('refuses a capacity that is not a number with a TypeError, one that is out of range with a RangeError', () => {
+    expect(() => ShmChannel.create('x', { capacity: '4096' as never })).toThrow(TypeError);
+    expect(() => ShmChannel.create('x', { capacity: '4096' as never })).toThrow(/options\.capacity/);
+    expect(() => spawn(process.execPath, ['-e', ''], { channel: 'shm', capacity: '4096' as never })).toThrow(
+      TypeError,
+    );
+    expect(() => ShmChannel.create('x', { capacity: 5000 })).toThrow(RangeError);
+  });
 });
 
 describe('ShmChannel reader modes', () => {

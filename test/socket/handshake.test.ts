@@ -119,6 +119,15 @@ describe.each(transports)('handshake and authentication over %s', (transport) =>
     await expect(listen('http://x:1')).rejects.toThrow(TypeError);
     await expect(connect('tcp://127.0.0.1:99999')).rejects.toThrow(RangeError);
   });
+
+  it('a boolean or number option of the wrong type is a TypeError naming it', async () => {
+    const url = listenUrl(transport, env.dir);
+    await expect(listen(url, { exposeErrorStacks: 'yes' as never })).rejects.toThrow(TypeError);
+    await expect(listen(url, { exposeErrorStacks: 'yes' as never })).rejects.toThrow(/exposeErrorStacks/);
+    await expect(listen(url, { maxMessageBytes: '1024' as never })).rejects.toThrow(TypeError);
+    await using server = await listen(url);
+    await expect(server.close({ graceMs: '5' as never })).rejects.toThrow(TypeError);
+  });
 });
 
 describe('address rules', () => {

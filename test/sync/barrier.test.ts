@@ -30,6 +30,12 @@ describe('Barrier', () => {
     for (const b of [barrier, ...others]) b.close();
   });
 
+  it('refuses parties that is not a number with a TypeError', () => {
+    expect(() => Barrier.create('x', { parties: '3' as never })).toThrow(TypeError);
+    expect(() => Barrier.create('x', { parties: '3' as never })).toThrow(/options\.parties/);
+    expect(() => Barrier.create('x', { parties: 1.5 })).toThrow(RangeError);
+  });
+
   it('synchronizes 3 processes over 200 rounds', async () => {
     const words = new Int32Array(SharedMemory.create('counter', { size: 64 }).buffer);
     Barrier.create('start', { parties: 3 }).close();

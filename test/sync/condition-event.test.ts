@@ -50,6 +50,13 @@ describe('Condition', () => {
     cond.unlink();
   });
 
+  it('notify(n) takes a number: a string is a TypeError, a negative count a RangeError', () => {
+    using cond = Condition.create('cond');
+    expect(() => cond.notify('1' as never)).toThrow(TypeError);
+    expect(() => cond.notify(-1)).toThrow(RangeError);
+    cond.unlink();
+  });
+
   it('notify(n) wakes n waiters and notifyAll the rest', async () => {
     using mutex = Mutex.create('lock');
     using cond = Condition.create('cond');

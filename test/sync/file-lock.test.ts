@@ -74,4 +74,20 @@ describe('FileLock', () => {
     await expect(FileLock.lock('')).rejects.toThrow(TypeError);
     await expect(FileLock.lock(path, { timeout: -5 })).rejects.toThrow(RangeError);
   });
+
+  it('refuses a non-boolean shared and a non-number timeout with TypeErrors, as rejections from lock()', async () => {
+    let locking: Promise<FileLock> | undefined;
+    expect(() => {
+      locking = FileLock.lock(path, { shared: 'y' as never });
+    }).not.toThrow();
+    await expect(locking).rejects.toThrow(TypeError);
+    await expect(FileLock.lock(path, { shared: 'y' as never })).rejects.toThrow(/options\.shared/);
+    await expect(FileLock.lock(path, { timeout: 'x' as never })).rejects.toThrow(TypeError);
+    expect(() => FileLock.tryLock(path, { shared: 1 as never })).toThrow(TypeError);
+    expect(() => FileLock.lockSync(path, { shared: 'y' as never })).toThrow(TypeError);
+    // Nothing was left holding the file.
+    const lock = FileLock.tryLock(path, { shared: false });
+    expect(lock).toBeDefined();
+    lock?.release();
+  });
 });

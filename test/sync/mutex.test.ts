@@ -219,6 +219,7 @@ describe('Mutex within one process', () => {
     );
     expect(() => Mutex.createAt(segment, 4)).toThrow(RangeError);
     expect(() => Mutex.createAt(segment, 128)).toThrow(RangeError);
+    expect(() => Mutex.createAt(segment, '8' as never)).toThrow(TypeError);
     segment.close();
     segment.unlink();
   });

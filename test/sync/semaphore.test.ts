@@ -45,6 +45,23 @@ describe('Semaphore within one process', () => {
     expect(() => Semaphore.create('x', { initial: -1 })).toThrow(/options\.initial/);
     expect(() => Semaphore.create('x', { initial: 0.5 })).toThrow(RangeError);
   });
+
+  it('refuses options of the wrong type with TypeErrors; acquire() rejects instead of throwing', async () => {
+    expect(() => Semaphore.create('x', { initial: '2' as never })).toThrow(TypeError);
+    expect(() => Semaphore.create('x', { initial: '2' as never })).toThrow(/options\.initial/);
+    const slots = Semaphore.create('typed', { initial: 1 });
+    let acquiring: Promise<unknown> | undefined;
+    expect(() => {
+      acquiring = slots.acquire({ track: 'no' as never });
+    }).not.toThrow();
+    await expect(acquiring).rejects.toThrow(TypeError);
+    await expect(slots.acquire({ track: 'no' as never })).rejects.toThrow(/options\.track/);
+    expect(() => slots.tryAcquire({ track: 0 as never })).toThrow(TypeError);
+    expect(() => slots.acquireSync({ track: 'no' as never })).toThrow(TypeError);
+    expect(slots.value).toBe(1);
+    slots.unlink();
+    slots.close();
+  });
 });
 
 describe('Semaphore between processes', () => {

@@ -143,6 +143,15 @@ describe('primitives between worker threads', () => {
     expect(openFdCount()).toBe(before);
   });
 
+  it('opening and closing segments, primitives and pipes in a worker prints no fd warning', async () => {
+    // fs.closeSync on an fd the addon opened makes Node warn in a worker ("File descriptor N
+    // closed but not opened in unmanaged mode"); the fixture prints every warning it gets.
+    const worker = startWorkerFixture('sync-open-close-in-worker.ts');
+    const output = await succeeded(worker, 30_000, 'worker opening and closing resources');
+    expect(output).toContain('done');
+    expect(output).not.toContain('unmanaged mode');
+  });
+
   it('placement in a SharedArrayBuffer works between workers too', async () => {
     const sab = new SharedArrayBuffer(Mutex.byteLength);
     const mutex = Mutex.createAt(sab);
