@@ -507,13 +507,20 @@ export class MessageQueue<T = unknown> implements AsyncDisposable {
     };
   }
 
-  /** A delivered message; one whose body does not decode is nacked and reported. */
+  /**
+   * A delivered message. One whose body fails the codec or schema is reported and nacked with a
+   * delay of visibilityTimeoutMs: at once, it would come straight back to this consumer, which
+   * cannot use it, and hold up the messages behind it until its attempts ran out. Delayed, the
+   * receives behind it go on, and another consumer (one with a newer schema, in a rolling
+   * upgrade) may still take it; after maxAttempts deliveries it is a dead letter, as any other.
+   */
   #toMessage(claimed: ClaimedMessage): Message<T> {
     let body: T;
     try {
       body = this.#codec.decode(claimed.body);
     } catch (err) {
-      this.#settle({ kind: 'nack', receipt: claimed.receipt, delayMs: 0 }).catch(() => {});
+      const delayMs = this.#settings.visibilityTimeoutMs;
+      this.#settle({ kind: 'nack', receipt: claimed.receipt, delayMs }).catch(() => {});
       throw err;
     }
     return new Message<T>({

@@ -398,6 +398,27 @@ for (const store of stores) {
         expect(dead.map((m) => m.body)).toEqual(['not a number']);
       });
 
+      it('a message that fails the schema steps aside: the next receive gets the one behind it', async () => {
+        const schema = {
+          '~standard': {
+            version: 1 as const,
+            vendor: 'test',
+            validate: (value: unknown) =>
+              typeof value === 'number' ? { value } : { issues: [{ message: 'not a number' }] },
+          },
+        };
+        const q = await ctx.open<number>({ schema });
+        const raw = await ctx.open<unknown>();
+        await raw.send('not a number');
+        await raw.send(42);
+        expect(await code(q.receive({ timeout: 10_000 }))).toBe(ErrorCodes.INVALID_MESSAGE);
+        const good = await q.receive({ timeout: 10_000 });
+        expect(good.body).toBe(42);
+        await good.ack();
+        // Delayed for another consumer (attempts left), not dead yet and not in the way.
+        expect(await q.stats()).toMatchObject({ ready: 0, delayed: 1, dead: 0 });
+      });
+
       it('closes: waiting receives reject, consume loops end, later calls reject ERR_IPC_CLOSED', async () => {
         const q = await ctx.open<string>();
         const waiting = q.receive();
