@@ -15,6 +15,14 @@ export function numberError(value: unknown, message: string): TypeError | RangeE
   return new TypeError(`${message}${kind}`);
 }
 
+/**
+ * The error for an option that takes one of a few strings: a RangeError for another string, a
+ * TypeError for a value that is not a string at all. `message` names the option and its choices.
+ */
+export function choiceError(value: unknown, message: string): TypeError | RangeError {
+  return typeof value === 'string' ? new RangeError(message) : new TypeError(message);
+}
+
 /** A boolean option, or `fallback` when it is undefined; any other value is a TypeError naming it. */
 export function booleanOption(value: unknown, name: string, fallback: boolean): boolean {
   if (value === undefined) return fallback;

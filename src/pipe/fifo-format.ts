@@ -12,6 +12,7 @@ import { type Codec, codecs } from '../core/codec.js';
 import { ErrorCodes, IpcError } from '../core/errors.js';
 import { frameTooLarge } from '../core/framing.js';
 import { lazyModule } from '../core/lazy-module.js';
+import { choiceError } from '../core/options.js';
 
 /** node:zlib for its crc32, loaded by the first 'frames' FIFO rather than by every process. */
 const zlib = lazyModule<typeof import('node:zlib')>('node:zlib');
@@ -26,11 +27,11 @@ const MAGIC_0 = 0xc7;
 const MAGIC_1 = 0x1f;
 const FRAME_HEADER = 10;
 
-/** Throws a RangeError for an unknown format. */
+/** Throws a RangeError for an unknown format name, a TypeError for a value that is not a string. */
 export function checkFormat(format: unknown): FifoFormat {
   if (format === undefined) return 'frames';
   if (format === 'frames' || format === 'lines' || format === 'bytes') return format;
-  throw new RangeError(`options.format must be 'frames', 'lines' or 'bytes', got ${String(format)}`);
+  throw choiceError(format, `options.format must be 'frames', 'lines' or 'bytes', got ${String(format)}`);
 }
 
 // ignoreBOM: a line that starts with U+FEFF arrives with it (by default TextDecoder drops it).

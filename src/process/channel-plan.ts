@@ -7,7 +7,7 @@ import type { StdioOptions } from 'node:child_process';
 import type { Channel, ChannelOptions } from '../core/channel.js';
 import { resolveCodec } from '../core/codec.js';
 import { checkMaxMessageBytes } from '../core/framing.js';
-import { numberError } from '../core/options.js';
+import { choiceError, numberError } from '../core/options.js';
 import { CHANNEL_ENV, planChildPipes } from '../pipe/child-channel.js';
 import { checkRingCapacity } from '../shm/ring.js';
 import { planChildShm, type ShmChannelMode } from '../shm/shm-channel.js';
@@ -45,7 +45,7 @@ export const CHANNEL_ENV_NAME = CHANNEL_ENV;
 export function checkChannelKind(value: unknown): ChannelKind | false {
   if (value === undefined || value === false) return false;
   if (value === 'pipe' || value === 'shm') return value;
-  throw new RangeError(`options.channel must be 'pipe', 'shm' or false, got ${String(value)}`);
+  throw choiceError(value, `options.channel must be 'pipe', 'shm' or false, got ${String(value)}`);
 }
 
 /**
@@ -79,7 +79,7 @@ export function checkShmOptions(kind: ChannelKind | false, capacity: unknown, mo
   }
   if (capacity !== undefined) checkRingCapacity(capacity);
   if (mode !== undefined && mode !== 'default' && mode !== 'latency') {
-    throw new RangeError(`options.mode must be 'default' or 'latency', got ${String(mode)}`);
+    throw choiceError(mode, `options.mode must be 'default' or 'latency', got ${String(mode)}`);
   }
   return { capacity: capacity as number | undefined, mode: mode as ShmChannelMode | undefined };
 }

@@ -28,6 +28,7 @@
 import { ChannelBase, type ChannelOptions } from '../core/channel.js';
 import { closedError, ErrorCodes, IpcError } from '../core/errors.js';
 import { checkMaxMessageBytes } from '../core/framing.js';
+import { choiceError } from '../core/options.js';
 import { Queue } from '../core/queue.js';
 import { armWait, checkWaitOptions, type WaitOptions } from '../core/wait.js';
 import { native } from '../native/binding.js';
@@ -143,14 +144,14 @@ export type ShmChannelMode = 'default' | 'latency';
 function producersFlag(producers: unknown): number {
   if (producers === undefined || producers === 'one') return 0;
   if (producers === 'many') return Flag.MANY_PRODUCERS;
-  throw new RangeError(`options.producers must be 'one' or 'many', got ${String(producers)}`);
+  throw choiceError(producers, `options.producers must be 'one' or 'many', got ${String(producers)}`);
 }
 
 /** Checks `options.mode` (a number is permission bits, as in SharedMemory.create); returns the flags. */
 function modeFlags(mode: unknown): number {
   if (mode === undefined || mode === 'default' || typeof mode === 'number') return 0;
   if (mode === 'latency') return Flag.LATENCY;
-  throw new RangeError(`options.mode must be 'default' or 'latency', got ${String(mode)}`);
+  throw choiceError(mode, `options.mode must be 'default' or 'latency', got ${String(mode)}`);
 }
 
 /**

@@ -4,7 +4,7 @@
  */
 import type { ConnectionOptions as TlsConnectionOptions, TlsOptions } from 'node:tls';
 import type { ChannelOptions } from '../core/channel.js';
-import { booleanOption } from '../core/options.js';
+import { booleanOption, numberError } from '../core/options.js';
 import type { WaitOptions } from '../core/wait.js';
 
 /** Who may connect (server side) or whom we expect to reach (client side). */
@@ -112,7 +112,7 @@ export function intOption(
 ): number {
   if (value === undefined) return fallback;
   if (typeof value !== 'number' || !(Number.isInteger(value) || value === Infinity)) {
-    throw new TypeError(`options.${name} must be an integer, got ${String(value)}`);
+    throw numberError(value, `options.${name} must be an integer, got ${String(value)}`);
   }
   if (value < min || value > max)
     throw new RangeError(`options.${name} must be in ${min}..${max}, got ${value}`);

@@ -1,9 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { fromSystemError } from '../../src/core/errors.js';
 import { checkMaxMessageBytes } from '../../src/core/framing.js';
-import { booleanOption, numberError } from '../../src/core/options.js';
+import { booleanOption, choiceError, numberError } from '../../src/core/options.js';
 import { checkWaitOptions } from '../../src/core/wait.js';
 import { ErrorCodes, IpcError, isIpcError } from '../../src/index.js';
+import { checkFormat } from '../../src/pipe/fifo-format.js';
+import { checkChannelKind } from '../../src/process/channel-plan.js';
+import { intOption } from '../../src/socket/options.js';
 
 describe('IpcError', () => {
   it('carries a stable code, a message and a cause', () => {
@@ -64,5 +67,17 @@ describe('bad arguments', () => {
       expect(() => booleanOption(bad, 'options.shared', false)).toThrow(TypeError);
       expect(() => booleanOption(bad, 'options.shared', false)).toThrow(/options\.shared must be a boolean/);
     }
+  });
+
+  it('an option of a few choices: another string is a RangeError, another type a TypeError', () => {
+    expect(choiceError('xml', 'options.format …')).toBeInstanceOf(RangeError);
+    expect(choiceError(42, 'options.format …')).toBeInstanceOf(TypeError);
+    expect(() => checkFormat('xml')).toThrow(RangeError);
+    expect(() => checkFormat(42)).toThrow(TypeError);
+    expect(() => checkChannelKind('tcp')).toThrow(RangeError);
+    expect(() => checkChannelKind(true)).toThrow(TypeError);
+    // A socket count: a number that is no integer is out of range, a string is the wrong type.
+    expect(() => intOption(1.5, 'maxConnections', 1)).toThrow(RangeError);
+    expect(() => intOption('8', 'maxConnections', 1)).toThrow(TypeError);
   });
 });
