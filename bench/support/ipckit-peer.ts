@@ -1,5 +1,5 @@
 /** The subject under test: ipckit's parent↔child pipe channel, via `spawn(..., { channel: 'pipe' })`. */
-import { type Sender, spawn } from '../../src/index.js';
+import { type ChildProcess, type Sender, spawn } from '../../src/index.js';
 import type { PayloadKind } from './group-protocol.js';
 import { CHILD_STDIO, childArgs, type Peer } from './peer.js';
 
@@ -11,16 +11,11 @@ export function channelSend(channel: Sender<unknown>): (message: unknown) => Pro
   return (message) => (channel.trySend(message) ? undefined : channel.send(message));
 }
 
-/** Starts a child on the pipe channel: msgpack for objects, the raw codec for bytes. */
-export function startIpckitPeer(kind: PayloadKind): Peer {
-  const child = spawn<unknown>(process.execPath, childArgs('echo-count-parent-channel.ts', kind), {
-    channel: 'pipe',
-    stdio: CHILD_STDIO,
-    codec: kind === 'bytes' ? 'raw' : 'msgpack',
-  });
+/** The Peer of a child spawned with a channel (pipe or shm): sends and receives on that channel. */
+export function childChannelPeer(subject: string, kind: PayloadKind, child: ChildProcess<unknown>): Peer {
   const channel = child.channel!;
   return {
-    subject: 'ipckit pipe channel',
+    subject,
     kind,
     pid: child.pid,
     send: channelSend(channel),
@@ -30,4 +25,14 @@ export function startIpckitPeer(kind: PayloadKind): Peer {
       await child.exited;
     },
   };
+}
+
+/** Starts a child on the pipe channel: msgpack for objects, the raw codec for bytes. */
+export function startIpckitPeer(kind: PayloadKind): Peer {
+  const child = spawn<unknown>(process.execPath, childArgs('echo-count-parent-channel.ts', kind), {
+    channel: 'pipe',
+    stdio: CHILD_STDIO,
+    codec: kind === 'bytes' ? 'raw' : 'msgpack',
+  });
+  return childChannelPeer('ipckit pipe channel', kind, child);
 }

@@ -1,7 +1,7 @@
 /** A subject of the channel scenarios: a child on ipckit's shared-memory channel, `spawn(..., { channel: 'shm' })`. */
 import { spawn } from '../../src/index.js';
 import type { PayloadKind } from './group-protocol.js';
-import { channelSend } from './ipckit-peer.js';
+import { childChannelPeer } from './ipckit-peer.js';
 import { CHILD_STDIO, childArgs, type Peer } from './peer.js';
 
 /** How a shm peer is set up: ring size, reader mode, and whether its child receives with receiveView. */
@@ -22,16 +22,5 @@ export function startShmPeer(kind: PayloadKind, opts: ShmPeerOptions = {}): Peer
     ...(opts.capacity ? { capacity: opts.capacity } : {}),
     ...(opts.mode ? { mode: opts.mode } : {}),
   });
-  const channel = child.channel;
-  return {
-    subject: opts.subject ?? 'ipckit shm channel',
-    kind,
-    pid: child.pid,
-    send: channelSend(channel),
-    receive: () => channel.receive(),
-    close: async () => {
-      await channel.close();
-      await child.exited;
-    },
-  };
+  return childChannelPeer(opts.subject ?? 'ipckit shm channel', kind, child);
 }

@@ -9,6 +9,16 @@ import { watchdog } from '../helpers.js';
 import { useQueueContext } from './context.js';
 import { stores } from './stores.js';
 
+/** A Standard Schema that takes numbers only. */
+const numbersOnly = {
+  '~standard': {
+    version: 1 as const,
+    vendor: 'test',
+    validate: (value: unknown) =>
+      typeof value === 'number' ? { value } : { issues: [{ message: 'not a number' }] },
+  },
+};
+
 async function code(promise: Promise<unknown>): Promise<string | undefined> {
   try {
     await promise;
@@ -377,16 +387,9 @@ for (const store of stores) {
         await run;
       });
 
-      it('rejects a message that fails the schema, nacks it, and stays usable', async () => {
-        const schema = {
-          '~standard': {
-            version: 1 as const,
-            vendor: 'test',
-            validate: (value: unknown) =>
-              typeof value === 'number' ? { value } : { issues: [{ message: 'not a number' }] },
-          },
-        };
-        const q = await ctx.open<number>({ schema, maxAttempts: 1 });
+      /** Sends a body the schema refuses, then 42: the first receive fails, the next gets 42. */
+      async function refusedThenGood(opts: { maxAttempts?: number }) {
+        const q = await ctx.open<number>({ schema: numbersOnly, ...opts });
         const raw = await ctx.open<unknown>();
         await raw.send('not a number');
         await raw.send(42);
@@ -394,27 +397,17 @@ for (const store of stores) {
         const good = await q.receive({ timeout: 10_000 });
         expect(good.body).toBe(42);
         await good.ack();
+        return q;
+      }
+
+      it('rejects a message that fails the schema, nacks it, and stays usable', async () => {
+        const q = await refusedThenGood({ maxAttempts: 1 });
         const dead = await q.deadLetters();
         expect(dead.map((m) => m.body)).toEqual(['not a number']);
       });
 
       it('a message that fails the schema steps aside: the next receive gets the one behind it', async () => {
-        const schema = {
-          '~standard': {
-            version: 1 as const,
-            vendor: 'test',
-            validate: (value: unknown) =>
-              typeof value === 'number' ? { value } : { issues: [{ message: 'not a number' }] },
-          },
-        };
-        const q = await ctx.open<number>({ schema });
-        const raw = await ctx.open<unknown>();
-        await raw.send('not a number');
-        await raw.send(42);
-        expect(await code(q.receive({ timeout: 10_000 }))).toBe(ErrorCodes.INVALID_MESSAGE);
-        const good = await q.receive({ timeout: 10_000 });
-        expect(good.body).toBe(42);
-        await good.ack();
+        const q = await refusedThenGood({});
         // Delayed for another consumer (attempts left), not dead yet and not in the way.
         expect(await q.stats()).toMatchObject({ ready: 0, delayed: 1, dead: 0 });
       });
