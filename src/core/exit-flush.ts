@@ -41,6 +41,7 @@ const pause = new Int32Array(new SharedArrayBuffer(4));
  * ciphertext) the stream writes what the kernel takes at once, and the rest is lost with the process.
  */
 export function writeAtExit(output: Socket, chunks: readonly Uint8Array[]): void {
+  // net.Socket has no public fd; its libuv handle's is the one it writes to (-1 where there is none).
   const fd = (output as unknown as { _handle?: { fd?: number } })._handle?.fd;
   const plain = !('encrypted' in output);
   if (output.writableLength !== 0 || !plain || typeof fd !== 'number' || fd < 0) {
