@@ -126,6 +126,32 @@ function msgpackrDecode(bytes: Uint8Array): unknown {
   });
 }
 
+/** The deepest JSON the json codec decodes (msgpack and v8 are bounded by their decoders' stacks). */
+const MAX_JSON_NESTING = 1000;
+
+/**
+ * Refuses JSON nested deeper than MAX_JSON_NESTING. V8's JSON.parse is not recursive, so it
+ * accepts any depth, and the value would then overflow the stack of whatever walks it (a
+ * JSON.stringify, a deep clone, a schema). Text of fewer than two bytes per level cannot be that
+ * deep and is not scanned.
+ */
+function checkJsonNesting(bytes: Uint8Array): void {
+  if (bytes.length <= 2 * MAX_JSON_NESTING) return;
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < bytes.length; i++) {
+    const b = bytes[i];
+    if (inString) {
+      if (b === 0x5c)
+        i++; // a backslash escapes the next byte, a quote included
+      else if (b === 0x22) inString = false;
+    } else if (b === 0x22) inString = true;
+    else if (b === 0x5b || b === 0x7b) {
+      if (++depth > MAX_JSON_NESTING) throw new Error(`JSON nested deeper than ${MAX_JSON_NESTING} levels`);
+    } else if (b === 0x5d || b === 0x7d) depth--;
+  }
+}
+
 /** The built-in codecs. */
 export const codecs = {
   /**
@@ -145,7 +171,10 @@ export const codecs = {
       if (text === undefined) throw new TypeError('json codec cannot encode undefined or a function');
       return textEncoder.encode(text);
     },
-    decode: (bytes: Uint8Array) => JSON.parse(textDecoder.decode(bytes)),
+    decode: (bytes: Uint8Array) => {
+      checkJsonNesting(bytes);
+      return JSON.parse(textDecoder.decode(bytes));
+    },
   } satisfies Codec,
   /** V8's structured clone (`v8.serialize`): Map, Set, Date, BigInt, typed arrays, cycles. Node to Node only. */
   v8: {

@@ -195,4 +195,17 @@ describe('codecs', () => {
     // The decoder still works afterwards.
     expect(codec.decode(codec.encode({ ok: 1 }))).toEqual({ ok: 1 });
   });
+
+  it('bounds JSON nesting at 1000 levels, which JSON.parse alone would not', () => {
+    const json = resolveCodec({ codec: 'json' }, 'test');
+    const nested = (depth: number) => Buffer.from(`${'['.repeat(depth)}1${']'.repeat(depth)}`);
+    expect(codeOf(() => json.decode(nested(200_000)))).toBe(ErrorCodes.INVALID_MESSAGE);
+    expect(codeOf(() => json.decode(nested(1001)))).toBe(ErrorCodes.INVALID_MESSAGE);
+    let value = json.decode(nested(1000));
+    for (let level = 0; level < 1000; level++) value = (value as unknown[])[0];
+    expect(value).toBe(1);
+    // Brackets inside strings (escaped quotes too) are text, not nesting.
+    const text = JSON.stringify({ s: '\\"'.concat('['.repeat(3000)) });
+    expect(json.decode(Buffer.from(text))).toEqual(JSON.parse(text));
+  });
 });
