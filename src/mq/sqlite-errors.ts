@@ -4,6 +4,7 @@
  * which is why a send should be retried with the same `id`, and the dedupe makes the retry safe.
  */
 import { ErrorCodes, fromSystemError, IpcError } from '../core/errors.js';
+import { fdExhaustion } from '../core/fd-exhaustion.js';
 
 interface SqliteLikeError {
   code?: string;
@@ -44,6 +45,18 @@ export function sqliteError(err: unknown, what: string): IpcError {
     return new IpcError(ErrorCodes.INCOMPATIBLE, `${what}: not a valid queue file: ${detail}`, {
       cause: err,
     });
+  }
+  if (code.startsWith('SQLITE_CANTOPEN')) {
+    const exhausted = fdExhaustion();
+    if (exhausted) {
+      return new IpcError(
+        ErrorCodes.SYSTEM,
+        `${what}: no file descriptor left (${exhausted.code}): ${detail}`,
+        {
+          cause: exhausted,
+        },
+      );
+    }
   }
   if (
     code.startsWith('SQLITE_READONLY') ||

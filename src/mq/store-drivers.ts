@@ -6,15 +6,37 @@
  * the message queue is its stores, and a process that never opens a queue should not pay to load
  * them (about 14 ms of importing ipckit on the 2-core VM).
  */
-import { ErrorCodes, IpcError } from '../core/errors.js';
-import { lazy } from '../core/lazy-module.js';
+import { ErrorCodes, fromSystemError, IpcError } from '../core/errors.js';
+import { fdExhaustion } from '../core/fd-exhaustion.js';
 import type { StoreSpec } from './options.js';
 import { parseRedisUrl } from './redis-keys.js';
 import type { StoreDriver } from './store.js';
 
-/** A driver whose module is imported by its first `open` or `remove`. */
+/** File descriptors that must be free before a store's module is imported (see loadedOnUse). */
+const FDS_TO_LOAD = 4;
+
+/**
+ * A driver whose module is imported by its first `open` or `remove`. Node remembers an import that
+ * failed and fails every later one the same way, so a store whose files could not be read once
+ * (no file descriptor left) would be lost to the process for good: the import is not tried while
+ * fewer than FDS_TO_LOAD fds are free (ERR_IPC_SYSTEM, EMFILE), and the next open tries again.
+ */
 function loadedOnUse(name: string, load: () => Promise<StoreDriver>): StoreDriver {
-  const loaded = lazy(load);
+  let loading: Promise<StoreDriver> | undefined;
+  const loaded = async () => {
+    if (!loading) {
+      const exhausted = fdExhaustion(FDS_TO_LOAD);
+      if (exhausted) {
+        throw new IpcError(ErrorCodes.SYSTEM, `the ${name} store cannot be loaded: no file descriptor left`, {
+          cause: exhausted,
+        });
+      }
+      loading = load().catch((err: unknown) => {
+        throw fromSystemError(err, `the ${name} store's module could not be loaded`);
+      });
+    }
+    return loading;
+  };
   return {
     name,
     open: async (queue, options) => (await loaded()).open(queue, options),
