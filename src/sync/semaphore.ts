@@ -131,9 +131,14 @@ export class Semaphore extends Primitive {
     unlinkNamedPrimitive('semaphore', name);
   }
 
-  /** Permits available now (a snapshot). */
+  /**
+   * Permits available now (a snapshot), counting those of holders that died: they are returned to
+   * the count here, as the next acquire would return them, and a waiter is woken for each.
+   */
   get value(): number {
     this.assertOpen();
+    // #recover wakes one waiter fewer than it recovered (it expects its caller to take one).
+    if (this.#recover() > 0 && this.#queue.waiting > 0) this.#queue.wake(1);
     return Atomics.load(this.#i32, VALUE);
   }
 

@@ -95,6 +95,17 @@ describe('Semaphore between processes', () => {
     expect(slots.value).toBe(2);
   });
 
+  it('value counts the permits of a holder that died, with nobody waiting to recover them', async () => {
+    const slots = Semaphore.create('slots', { initial: 2 });
+    const holder = startFixture('sync-hold-until-killed.ts', ['semaphore']);
+    await holder.line('held');
+    expect(slots.value).toBe(0);
+    holder.child.kill('SIGKILL');
+    await watchdog(holder.exited, 10_000, 'the holder exits');
+    expect(slots.value).toBe(2);
+    expect(slots.recovered).toBe(2);
+  });
+
   it('does not return an untracked permit when its acquirer dies', async () => {
     const slots = Semaphore.create('slots', { initial: 1 });
     const permit = slots.tryAcquire({ track: false })!;
