@@ -69,19 +69,19 @@ describe('RwLock', () => {
     expect(lock.tryReadLock()).toBeUndefined();
   });
 
-  it('keeps readers and writers exclusive under load: 4 processes, 10k operations each', async () => {
+  it('keeps readers and writers exclusive under load: 4 processes, 100k operations each', async () => {
     const words = new Int32Array(SharedMemory.create('counter', { size: 64 }).buffer);
     RwLock.create('lock');
     const go = Event.create('go');
     const children = ['async', 'sync', 'async', 'sync'].map((mode) =>
-      startFixture('sync-rwlock-readers-writers.ts', ['10000', mode]),
+      startFixture('sync-rwlock-readers-writers.ts', ['100000', mode]),
     );
     for (const child of children) await child.line('ready');
     go.set();
-    for (const child of children) await succeeded(child, 60_000, 'reader/writer');
-    expect(words[0]).toBe(4 * 2500);
+    for (const child of children) await succeeded(child, 120_000, 'reader/writer');
+    expect(words[0]).toBe(4 * 25_000);
     expect(Atomics.load(words, 2)).toBe(0);
-  }, 90_000);
+  }, 150_000);
 
   it('recovers from a killed writer: the next writer gets ownerDied', async () => {
     const lock = RwLock.create('lock');
