@@ -54,6 +54,25 @@ describe.each(transports)('handshake and authentication over %s', (transport) =>
     }
   });
 
+  it.each(['an end', 'a reset'])(
+    'a frame cut short by %s: the whole message before it arrives, then ERR_IPC_PEER_GONE',
+    async (how) => {
+      await using server = await listen(listenUrl(transport, env.dir));
+      const accepted = server.accept();
+      const raw = await rawConnect(server.url);
+      const whole = Buffer.from([0, 0, 0, 2, 0, 0x90]); // a MESSAGE frame: an empty array
+      const cut = Buffer.from([0, 0, 0, 100, 0, 0x91]); // declares 100 bytes, then the peer is gone
+      raw.write(Buffer.concat([greeting(), whole, cut]));
+      const conn = await watchdog(accepted, 5000, 'accept');
+      expect(await watchdog(conn.receive(), 5000, 'the whole message')).toEqual([]);
+      if (how === 'an end') raw.end();
+      else if (transport === 'tcp') raw.resetAndDestroy();
+      else raw.destroy();
+      const error = await watchdog(rejectionOf(conn.receive()), 5000, 'the cut frame reported');
+      expect(error.code).toBe(ErrorCodes.PEER_GONE);
+    },
+  );
+
   it('a hello followed by something other than the socket handshake is ERR_IPC_INCOMPATIBLE', async () => {
     await using server = await listen(listenUrl(transport, env.dir));
     const refused = nextRefusal(server);
