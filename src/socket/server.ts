@@ -80,6 +80,16 @@ interface AcceptWaiter<T> {
 
 const LINGER_MS = 2000;
 
+/**
+ * Refused connections kept open at once to deliver their courtesy refusal (see #refuseRaw). Past
+ * it a refused connection is destroyed at once, so a connect flood costs at most
+ * maxConnections + MAX_LINGERING_REFUSALS fds. A fixed number, not one scaled by maxConnections:
+ * the default cap (1024) plus as many lingering would pass the common soft fd limit of 1024, and a
+ * well-behaved client frees its slot as soon as it has read the refusal, so a few slots serve every
+ * refusal that is not a flood.
+ */
+export const MAX_LINGERING_REFUSALS = 16;
+
 /** A listening socket server. Create it with {@link listen}. */
 export class SocketServer<T = unknown> implements AsyncIterable<SocketConnection<T>>, AsyncDisposable {
   /** The bound address as a URL, the port filled in (`tcp://127.0.0.1:40123`). */
@@ -385,23 +395,32 @@ export class SocketServer<T = unknown> implements AsyncIterable<SocketConnection
   /**
    * Turns a connection away before it costs anything: our hello and an ABORT frame saying why, so
    * the client fails with the reason (ERR_IPC_AUTH, ERR_IPC_QUEUE_FULL) instead of a bare reset.
+   * The socket then lingers until the client closes it (at most LINGER_MS): destroying it with the
+   * reply unread could reset the connection and lose the reply. At most MAX_LINGERING_REFUSALS
+   * linger at once; past that (a connect flood) a refusal is a bare reset, or the fds would grow
+   * with the flood instead of staying within maxConnections. 'refused' is emitted once the socket
+   * is either lingering or closed, so a listener sees the fds the refusal really costs.
    */
   #refuseRaw(raw: Socket, peer: PeerInfo, reason: IpcError): void {
     this.#stats.refused++;
-    this.#events.emit('refused', reason, peer);
-    if (this.#init.tls) {
-      raw.destroy(); // the client expects TLS first; there is no way to say why in clear
-      return;
+    if (this.#init.tls || this.#refusing.size >= MAX_LINGERING_REFUSALS) {
+      // Under TLS the client expects TLS first; there is no way to say why in clear.
+      raw.destroy();
+    } else {
+      const batch = new FrameBatch();
+      const abort = jsonFrame(Kind.ABORT, { code: reason.code, message: reason.message });
+      batch.add(abort);
+      const hello = encodeHello(this.#bodyCodec.name);
+      // A client that never reads or closes must not keep the fd: the end is bounded.
+      const linger = setTimeout(() => raw.destroy(), LINGER_MS).unref();
+      this.#refusing.add(raw);
+      raw.once('close', () => {
+        clearTimeout(linger);
+        this.#refusing.delete(raw);
+      });
+      raw.end(Buffer.concat([hello, batch.take()]));
     }
-    const batch = new FrameBatch();
-    const abort = jsonFrame(Kind.ABORT, { code: reason.code, message: reason.message });
-    batch.add(abort);
-    const hello = encodeHello(this.#bodyCodec.name);
-    this.#refusing.add(raw);
-    raw.once('close', () => this.#refusing.delete(raw));
-    raw.end(Buffer.concat([hello, batch.take()]));
-    // A client that never reads or closes must not keep the fd: the end is bounded.
-    setTimeout(() => raw.destroy(), LINGER_MS).unref();
+    this.#events.emit('refused', reason, peer);
   }
 
   #onEstablished(conn: ServerConnection<T>): void {

@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { connect, ErrorCodes, type IpcError, listen } from '../../src/index.js';
+import { MAX_LINGERING_REFUSALS } from '../../src/socket/server.js';
 import { isolateRuntimeDir, openFdCount, rejectionOf, watchdog } from '../helpers.js';
 import { startFixture } from './child.js';
 import { closed, greeting, rawConnect } from './raw.js';
@@ -13,6 +14,11 @@ beforeEach(() => {
 afterEach(() => env.cleanup());
 
 const knownCodes = new Set<string>(Object.values(ErrorCodes));
+
+/** Resolves once `done()` holds, checked on every turn of the event loop (bound it with a watchdog). */
+async function until(done: () => boolean): Promise<void> {
+  while (!done()) await new Promise((resolve) => setImmediate(resolve));
+}
 
 function header(length: number): Buffer {
   const bytes = Buffer.alloc(4);
@@ -98,6 +104,51 @@ describe.each(transports)('limits over %s', (transport) => {
     for (const reason of reasons) expect(knownCodes.has(reason.code)).toBe(true);
     expect(await healthy.request('echo', { still: 'fine' })).toEqual({ still: 'fine' });
     await healthy.close();
+  }, 60_000);
+
+  it('a connect flood far past maxConnections holds at most cap + MAX_LINGERING_REFUSALS fds; back to baseline after', async () => {
+    const cap = 20;
+    const attempts = 600;
+    await using server = await listen(listenUrl(transport, env.dir), { maxConnections: cap });
+    server.handle('ping', () => 'pong');
+    const target = server.url.replace(/^tcp:\/\//, '').replace(/^unix:\/\//, '');
+    const flood = startFixture('socket-connect-flood.ts', [target, String(attempts), '100']);
+    try {
+      await flood.line('READY');
+      // Taken with the fixture already running, so its stdout pipe is part of the baseline.
+      const baseline = openFdCount();
+      let peak = baseline;
+      let full = 0;
+      // 'refused' comes once the refused socket is lingering or closed: the moment its fd counts.
+      server.on('refused', (reason) => {
+        if (reason.code === ErrorCodes.QUEUE_FULL) full++;
+        peak = Math.max(peak, openFdCount());
+      });
+      flood.process.kill('SIGUSR1');
+      const [connected] = (await flood.line('FLOODED', 30_000)).split(' ').map(Number);
+      // The client sees 'connect' before the server accepts: wait until every one was taken or refused.
+      await watchdog(
+        until(() => full + server.stats().handshaking >= connected!),
+        20_000,
+        `${connected} flood connections accepted or refused`,
+      );
+      expect(connected).toBeGreaterThan(cap + 10 * MAX_LINGERING_REFUSALS);
+      expect(server.stats().handshaking).toBe(cap);
+      expect(peak - baseline).toBeLessThanOrEqual(cap + MAX_LINGERING_REFUSALS);
+      flood.kill();
+      await flood.exited;
+      await watchdog(
+        until(() => openFdCount() <= baseline && server.stats().handshaking === 0),
+        10_000,
+        `the fd count back to ${baseline}`,
+      );
+      // Served once the flood is gone.
+      const client = await connect(server.url);
+      expect(await client.request('ping')).toBe('pong');
+      await client.close();
+    } finally {
+      flood.kill();
+    }
   }, 60_000);
 
   it('200 slow clients trickling a byte every 500 ms are cut at the handshake deadline; fds return to baseline', async () => {
