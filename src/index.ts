@@ -13,7 +13,11 @@ export {
   type ResourceKind,
   type ResourceStatus,
 } from './core/registry.js';
-export { runtimeDirPath as runtimeDir } from './core/runtime-dir.js';
+export {
+  runtimeDir as ensureRuntimeDir,
+  runtimeDirPath as runtimeDir,
+  runtimeSubdir,
+} from './core/runtime-dir.js';
 export type { WaitOptions } from './core/wait.js';
 export { Message } from './mq/message.js';
 export { MessageQueue } from './mq/message-queue.js';

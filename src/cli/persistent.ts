@@ -10,9 +10,9 @@
  * resource: if a program removes the segment and another process later creates one with the same
  * name, the creators differ and gc judges the new one on its own creator's liveness.
  */
-import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { listResources, type ResourceKind, runtimeDir } from '../index.js';
+import { listResources, type ResourceKind, runtimeSubdir } from '../index.js';
 
 /** A kept resource's mark. */
 export interface KeptMark {
@@ -24,13 +24,18 @@ export interface KeptMark {
   keptAt: string;
 }
 
-function keptDir(): string {
-  // The runtime directory is created 0700 by the library; this only adds a subdirectory in it.
-  return join(runtimeDir(), '.kept');
+const KEPT_DIR = '.kept';
+
+/**
+ * `.kept` if it exists, checked (a symlink planted for it is ERR_IPC_UNSAFE_PATH, never followed,
+ * so no mark is read or removed outside the runtime directory).
+ */
+function keptDir(): string | undefined {
+  return runtimeSubdir(KEPT_DIR, { create: false });
 }
 
-function markPath(kind: ResourceKind, name: string): string {
-  return join(keptDir(), `${kind}.${name}.json`);
+function markPath(dir: string, kind: ResourceKind, name: string): string {
+  return join(dir, `${kind}.${name}.json`);
 }
 
 /**
@@ -43,17 +48,20 @@ export function keepResource(kind: ResourceKind, name: string): void {
   );
   if (!entry) return;
   const mark: KeptMark = { kind, name, owner: entry.owner, keptAt: new Date().toISOString() };
-  mkdirSync(keptDir(), { recursive: true, mode: 0o700 });
-  const target = markPath(kind, name);
-  // Written then renamed, as the registry does, so a reader never sees half a mark.
+  const target = markPath(runtimeSubdir(KEPT_DIR), kind, name);
+  // Written then renamed, as the registry does, so a reader never sees half a mark. The temporary
+  // name is predictable: whatever has it is removed (unlink never follows a link) and the file is
+  // created with O_EXCL ('wx'), which never writes through a link planted meanwhile.
   const temporary = `${target}.${process.pid}.tmp`;
-  writeFileSync(temporary, JSON.stringify(mark), { mode: 0o600 });
+  rmSync(temporary, { force: true });
+  writeFileSync(temporary, JSON.stringify(mark), { mode: 0o600, flag: 'wx' });
   renameSync(temporary, target);
 }
 
 /** Removes the kept mark of `kind`/`name`, if any. */
 export function releaseResource(kind: ResourceKind, name: string): void {
-  rmSync(markPath(kind, name), { force: true });
+  const dir = keptDir();
+  if (dir) rmSync(markPath(dir, kind, name), { force: true });
 }
 
 function readMark(path: string): KeptMark | undefined {
@@ -73,7 +81,8 @@ export function isKept(resource: {
   name: string;
   owner: { pid: number; startTime: number };
 }): boolean {
-  const mark = readMark(markPath(resource.kind, resource.name));
+  const dir = keptDir();
+  const mark = dir === undefined ? undefined : readMark(markPath(dir, resource.kind, resource.name));
   return (
     mark !== undefined &&
     mark.owner.pid === resource.owner.pid &&
@@ -83,14 +92,16 @@ export function isKept(resource: {
 
 /** Every kept mark in the runtime directory (unreadable ones skipped). */
 export function keptMarks(): KeptMark[] {
+  const dir = keptDir();
+  if (dir === undefined) return [];
   let files: string[];
   try {
-    files = readdirSync(keptDir());
+    files = readdirSync(dir);
   } catch {
     return [];
   }
   return files
     .filter((file) => file.endsWith('.json'))
     .sort()
-    .flatMap((file) => readMark(join(keptDir(), file)) ?? []);
+    .flatMap((file) => readMark(join(dir, file)) ?? []);
 }

@@ -3,10 +3,10 @@
  * `<runtime dir>/.registry/`, recording its kind, name, path and creator (pid + start time), so that
  * `ipckit ls` can show who owns what and `ipckit gc` can find what dead processes left behind.
  */
-import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { isAlive, type ProcessIdentity, selfIdentity } from './process-identity.js';
-import { runtimeDir } from './runtime-dir.js';
+import { runtimeSubdir, writePrivateFileAtomic } from './runtime-dir.js';
 
 /** The kinds of named resource that are POSIX shared-memory objects (a segment, or a primitive's). */
 export const SHARED_MEMORY_KINDS = [
@@ -42,34 +42,36 @@ export interface ResourceStatus extends ResourceEntry {
   ownerAlive: boolean;
 }
 
-function registryDir(): string {
-  const dir = join(runtimeDir(), '.registry');
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  return dir;
+const REGISTRY_DIR = '.registry';
+
+function manifestPath(dir: string, kind: ResourceKind, name: string): string {
+  return join(dir, `${kind}.${name}.json`);
 }
 
-function manifestPath(kind: ResourceKind, name: string): string {
-  return join(registryDir(), `${kind}.${name}.json`);
-}
-
-/** Records that this process created a resource. Written atomically, 0600. */
+/**
+ * Records that this process created a resource. Written atomically, 0600.
+ * @throws ERR_IPC_UNSAFE_PATH if `.registry` is a symlink or not a directory (a planted link is
+ *   never followed); ERR_IPC_PERMISSION if another user owns it.
+ */
 export function register(kind: ResourceKind, name: string, path?: string): void {
   const entry: ResourceEntry = { kind, name, owner: selfIdentity(), createdAt: new Date().toISOString() };
   if (path !== undefined) entry.path = path;
-  const target = manifestPath(kind, name);
-  const temporary = `${target}.${process.pid}.tmp`;
-  writeFileSync(temporary, JSON.stringify(entry), { mode: 0o600 });
-  renameSync(temporary, target);
+  writePrivateFileAtomic(manifestPath(runtimeSubdir(REGISTRY_DIR), kind, name), JSON.stringify(entry));
 }
 
-/** Forgets a resource (it was removed). */
+/** Forgets a resource (it was removed). Throws like {@link register} for an unsafe `.registry`. */
 export function unregister(kind: ResourceKind, name: string): void {
-  rmSync(manifestPath(kind, name), { force: true });
+  const dir = runtimeSubdir(REGISTRY_DIR, { create: false });
+  if (dir) rmSync(manifestPath(dir, kind, name), { force: true });
 }
 
-/** Every registered resource, with whether its creator still runs. Unreadable manifests are skipped. */
+/**
+ * Every registered resource, with whether its creator still runs. Unreadable manifests are skipped.
+ * Throws like {@link register} for an unsafe `.registry`.
+ */
 export function listResources(): ResourceStatus[] {
-  const dir = registryDir();
+  const dir = runtimeSubdir(REGISTRY_DIR, { create: false });
+  if (!dir) return [];
   const entries: ResourceStatus[] = [];
   for (const file of readdirSync(dir).sort()) {
     if (!file.endsWith('.json')) continue;

@@ -4,7 +4,19 @@
  * `<tmpdir>/ipckit-<uid>`; created 0700 and refused if it is a symlink or belongs to another user.
  */
 import { createHash } from 'node:crypto';
-import { chmodSync, lstatSync, mkdirSync } from 'node:fs';
+import {
+  chmodSync,
+  closeSync,
+  constants,
+  fchmodSync,
+  fstatSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { ErrorCodes, fromSystemError, IpcError } from './errors.js';
@@ -74,6 +86,94 @@ export function runtimeDir(): string {
 export function resourcePath(name: string, suffix: string, what: string): string {
   checkName(name, what);
   return join(runtimeDir(), name + suffix);
+}
+
+/** What a private subdirectory's name may be: a dot, then a resource name (so never a resource's). */
+const SUBDIR_PATTERN = /^\.[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
+
+/**
+ * Returns `<runtime dir>/<name>`, a private subdirectory of the runtime directory (ipckit's own are
+ * `.registry`, `.mq-bells` and the CLI's `.kept`), creating it 0700 if it is missing, or with
+ * `{ create: false }` returning undefined instead. It is checked on every call, not once per
+ * process: a directory swapped for a symlink after an earlier call must not make anyone create,
+ * read or delete files outside the runtime directory. The check opens the path with
+ * O_NOFOLLOW | O_DIRECTORY and looks at what it opened (fstat), so the directory checked and the
+ * one tightened to 0700 are the same one.
+ * @param name a dot, then 1-100 of `A-Za-z0-9._-` starting with a letter or digit (`.cache`).
+ * @throws ERR_IPC_UNSAFE_PATH if it is a symlink or not a directory (as for the runtime directory
+ *   itself); ERR_IPC_PERMISSION if another user owns it; ERR_IPC_INVALID_NAME for a bad `name`.
+ */
+export function runtimeSubdir(name: string, opts?: { create?: true }): string;
+export function runtimeSubdir(name: string, opts: { create: boolean }): string | undefined;
+export function runtimeSubdir(name: string, opts?: { create?: boolean }): string | undefined {
+  if (typeof name !== 'string' || !SUBDIR_PATTERN.test(name)) {
+    throw new IpcError(
+      ErrorCodes.INVALID_NAME,
+      `runtime subdirectory: invalid name ${JSON.stringify(String(name).slice(0, 40))}: use a dot, then 1-100 characters of A-Z a-z 0-9 . _ - starting with a letter or digit`,
+    );
+  }
+  return checkedSubdir(name, opts?.create ?? true);
+}
+
+function checkedSubdir(name: string, create: boolean): string | undefined {
+  const dir = join(runtimeDir(), name);
+  const what = `runtime directory ${dir}`;
+  if (create) {
+    try {
+      // Not recursive: the parent is the verified runtime directory. mkdir never follows a link
+      // (a planted one is EEXIST), and its mode is filtered by the umask, which can only tighten 0700.
+      mkdirSync(dir, { mode: 0o700 });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw fromSystemError(err, what);
+    }
+  }
+  if (process.platform === 'win32') {
+    // No O_NOFOLLOW | O_DIRECTORY there: lstat, as for the runtime directory.
+    const stat = lstatSync(dir, { throwIfNoEntry: false });
+    if (stat && (stat.isSymbolicLink() || !stat.isDirectory())) {
+      throw new IpcError(ErrorCodes.UNSAFE_PATH, `${what} is a symlink or not a directory; refusing it`);
+    }
+    return stat ? dir : undefined;
+  }
+  let fd: number;
+  try {
+    fd = openSync(dir, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' && !create) return undefined;
+    if (code === 'ELOOP' || code === 'ENOTDIR') {
+      throw new IpcError(ErrorCodes.UNSAFE_PATH, `${what} is a symlink or not a directory; refusing it`, {
+        cause: err,
+      });
+    }
+    throw fromSystemError(err, what);
+  }
+  try {
+    const stat = fstatSync(fd);
+    if (uid() >= 0 && stat.uid !== uid()) {
+      throw new IpcError(
+        ErrorCodes.PERMISSION,
+        `${what} belongs to uid ${stat.uid}, not to this user (${uid()}); refusing it`,
+      );
+    }
+    if ((stat.mode & 0o777) !== 0o700) fchmodSync(fd, 0o700);
+  } finally {
+    closeSync(fd);
+  }
+  return dir;
+}
+
+/**
+ * Writes `data` to `path` (in a checked private directory) atomically, as a 0600 file: written to
+ * `<path>.<pid>.tmp`, then renamed over `path`. The temporary name is predictable, so it is created
+ * with O_EXCL (which never follows a link) after removing whatever has that name (unlink removes a
+ * link, not its target); rename replaces a link at `path` instead of writing through it.
+ */
+export function writePrivateFileAtomic(path: string, data: string): void {
+  const temporary = `${path}.${process.pid}.tmp`;
+  rmSync(temporary, { force: true });
+  writeFileSync(temporary, data, { mode: 0o600, flag: 'wx' });
+  renameSync(temporary, path);
 }
 
 /**

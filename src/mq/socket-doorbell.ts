@@ -7,28 +7,27 @@
  * namespace instead; a stranger ringing it can only cause a harmless extra check.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { chmodSync, readdirSync, rmSync } from 'node:fs';
 import { createServer, connect as netConnect, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
+import { fromSystemError } from '../core/errors.js';
 import { MAX_SOCKET_PATH_BYTES } from '../core/platform.js';
 import { isAlive } from '../core/process-identity.js';
-import { runtimeDir, runtimeDirTag } from '../core/runtime-dir.js';
+import { runtimeDir, runtimeDirTag, runtimeSubdir } from '../core/runtime-dir.js';
 import type { Doorbell, DoorbellTransport, Ringer } from './doorbell.js';
 
 /** Rings buffered for a bell whose process does not read (stopped): one pending ring says it all. */
 const MAX_PENDING_RING_BYTES = 16;
 
-function bellsDir(): string {
-  return join(runtimeDir(), '.mq-bells');
-}
+const BELLS_DIR = '.mq-bells';
 
 function bellAddress(): { address: string; file?: string } {
   // The owner's pid comes first in the name: how gc finds the bells of dead processes.
   const tag = `${process.pid.toString(36)}-${randomBytes(6).toString('base64url')}`;
-  const dir = bellsDir();
-  const path = join(dir, `${tag}.sock`);
+  const path = join(runtimeDir(), BELLS_DIR, `${tag}.sock`);
   if (Buffer.byteLength(path) <= MAX_SOCKET_PATH_BYTES || process.platform !== 'linux') {
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    // Created or checked now, never followed if it is a symlink: the socket goes in this directory.
+    runtimeSubdir(BELLS_DIR);
     return { address: path, file: path };
   }
   return { address: `\0ipckit-${runtimeDirTag()}-bell-${tag}` };
@@ -129,6 +128,18 @@ export const socketDoorbells: DoorbellTransport = {
       server.once('error', reject);
       server.listen(address, () => {
         server.off('error', reject);
+        // bind() makes the file 0777 less the umask; 0600 like every file ipckit creates (as the
+        // socket server does). Done in the listen callback, before any other I/O callback runs;
+        // until then the 0700 directory keeps other users out.
+        if (file) {
+          try {
+            chmodSync(file, 0o600);
+          } catch (err) {
+            server.close();
+            reject(fromSystemError(err, `message queue doorbell ${file}`));
+            return;
+          }
+        }
         resolve();
       });
     });
@@ -153,9 +164,13 @@ export interface DeadBell {
  * next process to wait on the same queue removes those it finds, and `ipckit gc` the rest. A live
  * process with the pid in the name keeps the file, even one that reused the pid: judging by the pid
  * alone errs toward leaving a stale file, never toward removing a live bell.
+ * @throws ERR_IPC_UNSAFE_PATH if `.mq-bells` is a symlink or not a directory; ERR_IPC_PERMISSION if
+ *   another user owns it.
  */
 export function deadBells(): DeadBell[] {
-  const dir = bellsDir();
+  // A symlink planted for the directory is refused (ERR_IPC_UNSAFE_PATH): what it lists is outside.
+  const dir = runtimeSubdir(BELLS_DIR, { create: false });
+  if (!dir) return [];
   let files: string[];
   try {
     files = readdirSync(dir);
@@ -169,7 +184,10 @@ export function deadBells(): DeadBell[] {
   });
 }
 
-/** Removes the bell files of processes that are gone (see {@link deadBells}); returns how many. */
+/**
+ * Removes the bell files of processes that are gone (see {@link deadBells}, which also says what
+ * it throws); returns how many.
+ */
 export function removeDeadBells(): number {
   const dead = deadBells();
   for (const bell of dead) rmSync(bell.path, { force: true });

@@ -565,7 +565,14 @@ export const sqliteDriver: StoreDriver = {
     for (let attempt = 0; ; attempt++) {
       try {
         const { conn, created } = connect(path, options.durability, what);
-        if (created) register('queue', name, path);
+        try {
+          if (created) register('queue', name, path);
+        } catch (err) {
+          // An unusable registry (a planted symlink: ERR_IPC_UNSAFE_PATH) fails the open: the
+          // connection nobody will close goes now.
+          conn.db.close();
+          throw err;
+        }
         return new SqliteStore(path, what, options, conn);
       } catch (err) {
         // Another process is creating the file or switching it to WAL: wait for it.
@@ -577,10 +584,12 @@ export const sqliteDriver: StoreDriver = {
   async remove(name) {
     const path = queuePath(name);
     const existed = existsSync(path);
-    for (const suffix of ['', '-wal', '-shm', '-journal']) rmSync(path + suffix, { force: true });
-    unregister('queue', name);
     // The doorbells are this store's: those of consumers killed with SIGKILL go with the queue.
+    // Bells and registry first: they check their directories, and a planted symlink
+    // (ERR_IPC_UNSAFE_PATH) then leaves the queue as it was instead of half removed.
     removeDeadBells();
+    unregister('queue', name);
+    for (const suffix of ['', '-wal', '-shm', '-journal']) rmSync(path + suffix, { force: true });
     return existed;
   },
 };

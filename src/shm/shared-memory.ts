@@ -47,6 +47,21 @@ export type SharedMemoryKind = 'named' | 'anonymous' | 'file';
 /** The environment variable that lists inherited segment fds, in order (see {@link SharedMemory.inherited}). */
 export const SHARE_FDS_ENV = 'IPCKIT_SHARE_FDS';
 
+/**
+ * Registers a segment this call just created. If the registry refuses (a planted symlink:
+ * ERR_IPC_UNSAFE_PATH), the create fails whole: the segment is unmapped and unlinked, not left
+ * behind unregistered.
+ */
+function registerCreated(segment: MappedSegment, kernel: string, name: string, what: string): void {
+  try {
+    register('shm', name, kernelPath(kernel));
+  } catch (err) {
+    unmapSegment(segment);
+    unlinkNamed(kernel, what);
+    throw err;
+  }
+}
+
 /** A shared-memory segment mapped into this process. */
 export class SharedMemory implements Disposable {
   /** The segment's name (named), `'anonymous'`, or the absolute path (mapped file). */
@@ -105,7 +120,7 @@ export class SharedMemory implements Disposable {
     const mode = opts.mode ?? 0o600;
     checkMode(mode);
     const segment = createNamed(kernel, what, CONTENT_PLAIN, opts.size, mode);
-    register('shm', name, kernelPath(kernel));
+    registerCreated(segment, kernel, name, what);
     return SharedMemory.fromSegment('named', name, segment, kernel);
   }
 
@@ -130,7 +145,7 @@ export class SharedMemory implements Disposable {
     const mode = opts.mode ?? 0o600;
     checkMode(mode);
     const { segment, created } = openOrCreateNamed(kernel, what, CONTENT_PLAIN, opts.size, mode);
-    if (created) register('shm', name, kernelPath(kernel));
+    if (created) registerCreated(segment, kernel, name, what);
     else if (segment.info.size !== opts.size) {
       unmapSegment(segment);
       throw new IpcError(

@@ -112,7 +112,15 @@ export async function bind(address: SocketAddress, mode: number, label: string):
     }
   }
   const entry = registryEntry(address);
-  if (entry) register(entry.kind, entry.name, path);
+  try {
+    if (entry) register(entry.kind, entry.name, path);
+  } catch (err) {
+    // An unusable registry (a planted symlink: ERR_IPC_UNSAFE_PATH) fails the listen; the server
+    // must not stay bound with nobody to close it.
+    server.close();
+    removeSocketFile(path);
+    throw err;
+  }
   return {
     server,
     address,

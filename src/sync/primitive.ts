@@ -91,6 +91,9 @@ export function openNamedStorage(
     return { region, param: stored, name, segment, kernel, what };
   } catch (err) {
     unmapSegment(segment);
+    // A segment this call created goes with the failure (the registry refused it, say): a name
+    // left behind unregistered would block the next create.
+    if (created) unlinkNamed(kernel, what);
     throw err;
   }
 }

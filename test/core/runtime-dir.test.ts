@@ -1,9 +1,31 @@
-import { chownSync, mkdirSync, mkdtempSync, statSync, symlinkSync } from 'node:fs';
+import {
+  chownSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { checkName, runtimeDir } from '../../src/core/runtime-dir.js';
-import { ErrorCodes, Fifo, type IpcError } from '../../src/index.js';
+import { isKept, keepResource, keptMarks, releaseResource } from '../../src/cli/persistent.js';
+import { unregister } from '../../src/core/registry.js';
+import { checkName, runtimeDir, runtimeSubdir } from '../../src/core/runtime-dir.js';
+import {
+  ErrorCodes,
+  Fifo,
+  type IpcError,
+  listen,
+  listResources,
+  Mutex,
+  SharedMemory,
+} from '../../src/index.js';
 import { isolateRuntimeDir } from '../helpers.js';
 
 function codeOf(fn: () => unknown): string | undefined {
@@ -86,5 +108,103 @@ describe('runtime directory', () => {
     mkdirSync(env.dir, { mode: 0o700 });
     chownSync(env.dir, 65534, 65534);
     expect(codeOf(() => runtimeDir())).toBe(ErrorCodes.PERMISSION);
+  });
+});
+
+describe('private subdirectories of the runtime directory', () => {
+  let env: ReturnType<typeof isolateRuntimeDir>;
+  let outside: string;
+  beforeEach(() => {
+    env = isolateRuntimeDir();
+    mkdirSync(env.dir, { mode: 0o700 });
+    outside = mkdtempSync(join(tmpdir(), 'ipckit-outside-'));
+  });
+  afterEach(() => {
+    env.cleanup();
+    rmSync(outside, { recursive: true, force: true });
+  });
+
+  /** Replaces `<runtime dir>/<name>` by a symlink to the directory outside. */
+  function plant(name: string): void {
+    symlinkSync(outside, join(env.dir, name));
+  }
+
+  it('are created 0700 even under umask 000, and an existing one is tightened to 0700', () => {
+    const oldUmask = process.umask(0);
+    try {
+      expect(statSync(runtimeSubdir('.fresh')).mode & 0o777).toBe(0o700);
+      mkdirSync(join(env.dir, '.loose'), { mode: 0o777 });
+      expect(runtimeSubdir('.loose', { create: false })).toBe(join(env.dir, '.loose'));
+      expect(statSync(join(env.dir, '.loose')).mode & 0o777).toBe(0o700);
+      expect(runtimeSubdir('.missing', { create: false })).toBeUndefined();
+      expect(existsSync(join(env.dir, '.missing'))).toBe(false);
+    } finally {
+      process.umask(oldUmask);
+    }
+  });
+
+  it.each([['x'], ['.'], ['..'], ['.a/b'], ['../x'], ['']])('refuses the name %j', (name) => {
+    expect(codeOf(() => runtimeSubdir(name))).toBe(ErrorCodes.INVALID_NAME);
+  });
+
+  it('refuses a symlink or a file in place of one, creating nothing through it', () => {
+    plant('.linked');
+    expect(codeOf(() => runtimeSubdir('.linked'))).toBe(ErrorCodes.UNSAFE_PATH);
+    expect(codeOf(() => runtimeSubdir('.linked', { create: false }))).toBe(ErrorCodes.UNSAFE_PATH);
+    symlinkSync(join(outside, 'not-yet'), join(env.dir, '.dangling'));
+    expect(codeOf(() => runtimeSubdir('.dangling'))).toBe(ErrorCodes.UNSAFE_PATH);
+    writeFileSync(join(env.dir, '.file'), '');
+    expect(codeOf(() => runtimeSubdir('.file'))).toBe(ErrorCodes.UNSAFE_PATH);
+    expect(readdirSync(outside)).toEqual([]);
+    expect(statSync(outside).mode & 0o777).toBe(0o700); // mkdtemp's mode: not chmodded through the link
+  });
+
+  it.skipIf(process.getuid?.() !== 0)('refuses one owned by another user', () => {
+    mkdirSync(join(env.dir, '.theirs'), { mode: 0o700 });
+    chownSync(join(env.dir, '.theirs'), 65534, 65534);
+    expect(codeOf(() => runtimeSubdir('.theirs'))).toBe(ErrorCodes.PERMISSION);
+  });
+
+  it('a planted .registry: creating, listing and removing fail with ERR_IPC_UNSAFE_PATH, touching nothing outside', async () => {
+    plant('.registry');
+    const decoy = join(outside, 'fifo.decoy.json');
+    writeFileSync(decoy, 'precious');
+    await expect(Fifo.create('ff')).rejects.toMatchObject({ code: ErrorCodes.UNSAFE_PATH });
+    // Named kernel objects made before the refusal are removed with it: nothing is left behind.
+    expect(codeOf(() => SharedMemory.create('seg', { size: 64 }))).toBe(ErrorCodes.UNSAFE_PATH);
+    expect(codeOf(() => SharedMemory.open('seg'))).toBe(ErrorCodes.NOT_FOUND);
+    expect(codeOf(() => Mutex.create('mtx'))).toBe(ErrorCodes.UNSAFE_PATH);
+    expect(codeOf(() => Mutex.open('mtx'))).toBe(ErrorCodes.NOT_FOUND);
+    await expect(listen('pipe://np')).rejects.toMatchObject({ code: ErrorCodes.UNSAFE_PATH });
+    expect(existsSync(join(env.dir, 'np.sock'))).toBe(false); // not left bound
+    expect(codeOf(() => listResources())).toBe(ErrorCodes.UNSAFE_PATH);
+    expect(codeOf(() => unregister('fifo', 'decoy'))).toBe(ErrorCodes.UNSAFE_PATH);
+    expect(readdirSync(outside)).toEqual(['fifo.decoy.json']);
+    expect(readFileSync(decoy, 'utf8')).toBe('precious');
+  });
+
+  it("a planted registry manifest's temporary file is replaced, not written through", async () => {
+    const registry = runtimeSubdir('.registry');
+    const victim = join(outside, 'victim');
+    writeFileSync(victim, 'precious');
+    symlinkSync(victim, join(registry, `fifo.ff.json.${process.pid}.tmp`));
+    await Fifo.create('ff');
+    expect(readFileSync(victim, 'utf8')).toBe('precious');
+    expect(lstatSync(join(registry, 'fifo.ff.json')).isFile()).toBe(true);
+    expect(listResources()).toContainEqual(expect.objectContaining({ kind: 'fifo', name: 'ff' }));
+  });
+
+  it("a planted .kept (the CLI's marks): keeping, reading and releasing fail, touching nothing outside", async () => {
+    await Fifo.create('kept');
+    plant('.kept');
+    const decoy = join(outside, 'fifo.kept.json');
+    writeFileSync(decoy, 'precious');
+    expect(codeOf(() => keepResource('fifo', 'kept'))).toBe(ErrorCodes.UNSAFE_PATH);
+    expect(codeOf(() => keptMarks())).toBe(ErrorCodes.UNSAFE_PATH);
+    const owner = listResources().find((e) => e.name === 'kept')!.owner;
+    expect(codeOf(() => isKept({ kind: 'fifo', name: 'kept', owner }))).toBe(ErrorCodes.UNSAFE_PATH);
+    expect(codeOf(() => releaseResource('fifo', 'kept'))).toBe(ErrorCodes.UNSAFE_PATH);
+    expect(readdirSync(outside)).toEqual(['fifo.kept.json']);
+    expect(readFileSync(decoy, 'utf8')).toBe('precious');
   });
 });

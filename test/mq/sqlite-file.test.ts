@@ -7,19 +7,23 @@ import {
   existsSync,
   lstatSync,
   mkdirSync,
+  mkdtempSync,
+  readdirSync,
   readFileSync,
+  rmSync,
   statSync,
   symlinkSync,
   watch,
   writeFileSync,
 } from 'node:fs';
 import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ErrorCodes, isIpcError, listResources, MessageQueue } from '../../src/index.js';
 import { Fixture } from '../conformance/harness.js';
-import { isolateRuntimeDir, watchdog } from '../helpers.js';
+import { directoryReaches, isolateRuntimeDir, watchdog } from '../helpers.js';
 
 const Database = createRequire(import.meta.url)('better-sqlite3') as typeof BetterSqlite3;
 
@@ -66,6 +70,15 @@ describe('SQLite store file', () => {
       const stop = new AbortController();
       const waiting = q.receive({ types: ['none'], signal: stop.signal }).catch(() => {});
       await watchdog(appears(rt.dir, '.mq-bells'), 30_000, 'the doorbell directory');
+      // The consumer's bell socket is bound in the same turn as the directory is made.
+      await watchdog(
+        directoryReaches(bells, (files) => files.some((f) => f.endsWith('.sock'))),
+        30_000,
+        'the bell socket',
+      );
+      const [bell] = readdirSync(bells).filter((f) => f.endsWith('.sock'));
+      expect(lstatSync(join(bells, bell!)).isSocket()).toBe(true);
+      expect(lstatSync(join(bells, bell!)).mode & 0o777, 'bell socket').toBe(0o600);
       stop.abort();
       await waiting;
       expect(statSync(bells).mode & 0o777).toBe(0o700);
@@ -124,6 +137,33 @@ describe('SQLite store file', () => {
     expect(isIpcError(err, ErrorCodes.UNSAFE_PATH)).toBe(true);
     expect(statSync(target).size).toBe(0);
     expect(lstatSync(join(rt.dir, 'linked.mq.sqlite')).isSymbolicLink()).toBe(true);
+  });
+
+  it('a planted .mq-bells symlink: a waiting consumer and remove() fail with ERR_IPC_UNSAFE_PATH, touching nothing outside', async () => {
+    const outside = mkdtempSync(join(tmpdir(), 'ipckit-outside-'));
+    try {
+      // A "bell" named after a pid that cannot exist: removeDeadBells would take it for a dead one.
+      const pidMax = Number(readFileSync('/proc/sys/kernel/pid_max', 'utf8'));
+      const decoy = `${(pidMax + 1).toString(36)}-decoy.sock`;
+      writeFileSync(join(outside, decoy), 'precious');
+      symlinkSync(outside, join(rt.dir, '.mq-bells'));
+      const q = await MessageQueue.open<string>('belled');
+      await q.send('kept');
+      const err = await q.receive({ types: ['none'], timeout: 2000 }).catch((e: unknown) => e);
+      expect(isIpcError(err, ErrorCodes.UNSAFE_PATH), String(err)).toBe(true);
+      await q.close();
+      const removal = await MessageQueue.remove('belled').catch((e: unknown) => e);
+      expect(isIpcError(removal, ErrorCodes.UNSAFE_PATH), String(removal)).toBe(true);
+      expect(readdirSync(outside)).toEqual([decoy]);
+      expect(readFileSync(join(outside, decoy), 'utf8')).toBe('precious');
+      // Refused before anything was removed: the queue is still there.
+      rmSync(join(rt.dir, '.mq-bells'));
+      const again = await MessageQueue.open<string>('belled');
+      expect((await again.receive({ timeout: 2000 })).body).toBe('kept');
+      await again.close();
+    } finally {
+      rmSync(outside, { recursive: true, force: true });
+    }
   });
 
   it('is created once when many processes open a new queue at the same moment', async () => {

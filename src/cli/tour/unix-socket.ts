@@ -2,9 +2,8 @@
  * Tour step: a request/reply server on a Unix socket in this process, and a client process that
  * connects to it by URL and keeps many requests in flight on one connection.
  */
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { listen, runtimeDir, spawn } from '../../index.js';
+import { ensureRuntimeDir, listen, spawn } from '../../index.js';
 import { formatCount, formatDuration } from '../format.js';
 import type { Figure, TourContext, TourStep } from './step.js';
 
@@ -28,9 +27,9 @@ export const unixSocketStep: TourStep = {
   async run(ctx: TourContext): Promise<Figure> {
     const { colors: c } = ctx;
     // A unix:// path is the caller's choice; the tour puts it in the runtime directory, which the
-    // library creates only for the names it manages, so make sure it exists (0700, like the library).
-    mkdirSync(runtimeDir(), { recursive: true, mode: 0o700 });
-    const url = `unix://${join(runtimeDir(), `${ctx.name('rpc')}.sock`)}`;
+    // library creates only for the names it manages: create it 0700 and check it as the library
+    // does (a symlink or another user's directory is refused, not followed).
+    const url = `unix://${join(ensureRuntimeDir(), `${ctx.name('rpc')}.sock`)}`;
     const server = await listen(url);
     ctx.defer(() => server.close());
     let reported: (report: SocketTourReport) => void = () => {};
