@@ -1,25 +1,78 @@
 /**
  * The two ends of a FIFO as message channels. The receiver holds the FIFO open read-write, so it
  * outlives any one writer and never sees end-of-file between writers; it ends when closed. The
- * sender writes each group of whole messages that fits in PIPE_BUF with one write(2), one at a
- * time, so the kernel never interleaves them with another writer's.
+ * sender writes each group of whole messages that fits in PIPE_BUF with one write(2), and a
+ * 'frames' message larger than that one chunk (PIPE_BUF bytes) per write(2), one write at a time,
+ * so the kernel never interleaves them with another writer's (see fifo-format.ts).
  */
+import { writeSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { ChannelBase, type ChannelOptions } from '../core/channel.js';
 import { flushAtExit, flushedBeforeExit, writeAtExit } from '../core/exit-flush.js';
-import { createSplitter, type FifoFormat, PIPE_BUF, type Splitter, wireBytes } from './fifo-format.js';
+import { readStream, writeStream } from './fd-stream.js';
+import {
+  abortChunk,
+  chunkedWire,
+  createSplitter,
+  FIRST_HEADER,
+  type FifoFormat,
+  type FrameWriter,
+  newFrameWriter,
+  PIPE_BUF,
+  SINGLE_CHUNK_PAYLOAD,
+  type Splitter,
+  wireBytes,
+  writeSingleChunk,
+} from './fifo-format.js';
+
+/** How long an exiting process waits for a full FIFO to take its last chunks (as exit-flush.ts). */
+const EXIT_WRITE_MS = 2000;
+const exitPause = new Int32Array(new SharedArrayBuffer(4));
+
+/**
+ * Writes 'frames' chunks (each at most PIPE_BUF bytes, so each write is all or nothing) from an
+ * 'exit' handler, waiting up to EXIT_WRITE_MS while the FIFO is full. What is not written then is
+ * lost with the process, and the receiver reports the message cut off.
+ */
+function writeChunksAtExit(fd: number, chunks: readonly Uint8Array[]): void {
+  const deadline = Date.now() + EXIT_WRITE_MS;
+  for (const chunk of chunks) {
+    for (;;) {
+      try {
+        writeSync(fd, chunk);
+        break;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EAGAIN' || Date.now() >= deadline) return;
+        Atomics.wait(exitPause, 0, 0, 1);
+      }
+    }
+  }
+}
+
+/** One write(2) of at most PIPE_BUF bytes that never blocks; false if it did not happen. */
+function writeWhole(fd: number, chunk: Uint8Array): boolean {
+  try {
+    return writeSync(fd, chunk) === chunk.byteLength;
+  } catch {
+    return false; // EAGAIN (the pipe is full) or the fd is gone
+  }
+}
 
 /** Receives messages from every writer of a FIFO. */
 export class FifoReceiver<T> extends ChannelBase<T> {
   readonly #input: Socket;
   readonly #splitter: Splitter;
 
-  constructor(what: string, input: Socket, format: FifoFormat, opts: ChannelOptions<T>) {
+  /** `fd`: the FIFO opened read-write; the receiver owns it. */
+  constructor(what: string, fd: number, format: FifoFormat, opts: ChannelOptions<T>) {
     super(what, opts);
+    const input = readStream(fd);
     this.#input = input;
     this.#splitter = createSplitter(format, what, this.maxMessageBytes, {
-      frame: (payload) => this.deliver(payload),
+      frame: (payload, owned) => this.deliver(payload, owned),
       error: (err) => this.deliverError(err),
+      // The fd is open for writing too: the 'frames' barrier goes into the FIFO behind what is there.
+      writeBack: (chunk) => !input.destroyed && writeWhole(fd, chunk),
     });
     this.oneWay('send');
     input.on('data', (chunk: Buffer) => this.#splitter.push(chunk));
@@ -41,6 +94,7 @@ export class FifoReceiver<T> extends ChannelBase<T> {
   protected async endOutput(): Promise<void> {}
 
   protected teardown(): void {
+    this.#splitter.close();
     this.#input.destroy();
   }
 }
@@ -50,9 +104,19 @@ const QUEUE_LIMIT = 256 * 1024;
 /** Sends messages into a FIFO, with writes that stay atomic among concurrent writers. */
 export class FifoSender<T> extends ChannelBase<T> {
   readonly #output: Socket;
+  readonly #fd: number;
   readonly #format: FifoFormat;
-  /** Groups of whole messages, each to be written by one write(2). */
+  /** This sender's identity in 'frames' chunks. */
+  readonly #writer: FrameWriter | undefined;
+  /**
+   * Groups of whole messages, each to be written by one write(2); for 'frames', also a large
+   * message's chunks back to back, written PIPE_BUF bytes (one chunk) at a time.
+   */
   readonly #groups: Uint8Array[] = [];
+  /** A chunk of a large 'frames' message has been written, and its last one not yet. */
+  #midMessage = false;
+  /** The write in progress, until its callback. */
+  #inFlight: Uint8Array | undefined;
   #group: Buffer = Buffer.allocUnsafe(PIPE_BUF);
   #groupLength = 0;
   #queuedBytes = 0;
@@ -62,14 +126,27 @@ export class FifoSender<T> extends ChannelBase<T> {
   /** The process exits with groups not yet written (process.exit() runs no tick): written now. */
   readonly #flushAtExit = (): void => {
     this.#closeGroup();
-    if (this.#output.destroyed || this.#groups.length === 0) return;
+    if (this.#output.destroyed) return;
+    if (this.#writer) {
+      // A write the kernel refused (EAGAIN) is still queued in the stream: it would never happen,
+      // and what follows it would be written first. It is one chunk, so nothing of it was written:
+      // write it here, ahead of the rest. (A write that completed leaves writableLength at 0.)
+      const refused = this.#inFlight && this.#output.writableLength !== 0 ? [this.#inFlight] : [];
+      writeChunksAtExit(this.#fd, [...refused, ...this.#groups.splice(0).flatMap(pieces)]);
+      return;
+    }
+    if (this.#groups.length === 0) return;
     writeAtExit(this.#output, this.#groups.splice(0));
   };
 
-  constructor(what: string, output: Socket, format: FifoFormat, opts: ChannelOptions<T>) {
+  /** `fd`: the FIFO opened write-only; the sender owns it. */
+  constructor(what: string, fd: number, format: FifoFormat, opts: ChannelOptions<T>) {
     super(what, opts);
+    const output = writeStream(fd);
     this.#output = output;
+    this.#fd = fd;
     this.#format = format;
+    this.#writer = format === 'frames' ? newFrameWriter() : undefined;
     this.oneWay('receive');
     output.on('error', (err: NodeJS.ErrnoException) =>
       this.peerGone(
@@ -80,9 +157,26 @@ export class FifoSender<T> extends ChannelBase<T> {
   }
 
   protected transmit(payload: Uint8Array): boolean {
+    flushAtExit(this.#flushAtExit);
+    if (this.#writer) {
+      if (payload.byteLength <= SINGLE_CHUNK_PAYLOAD) {
+        // The hot path: the chunk is encoded straight into the group, no allocation.
+        if (this.#groupLength + FIRST_HEADER + payload.byteLength > PIPE_BUF) this.#closeGroup();
+        const written = writeSingleChunk(this.#group, this.#groupLength, payload, this.#writer);
+        this.#groupLength += written;
+        this.#queuedBytes += written;
+        this.#scheduleFlush();
+      } else {
+        this.#closeGroup();
+        const wire = chunkedWire(payload, this.#writer);
+        this.#queuedBytes += wire.byteLength;
+        this.#groups.push(wire);
+      }
+      this.#pump();
+      return this.#queuedBytes < QUEUE_LIMIT;
+    }
     const wire = wireBytes(this.#format, payload);
     this.#queuedBytes += wire.byteLength;
-    flushAtExit(this.#flushAtExit);
     if (wire.byteLength > PIPE_BUF) {
       this.#closeGroup();
       // Queued until the pipe takes it, while send has resolved: 'bytes' passes the caller's own
@@ -92,17 +186,21 @@ export class FifoSender<T> extends ChannelBase<T> {
       if (this.#groupLength + wire.byteLength > PIPE_BUF) this.#closeGroup();
       this.#group.set(wire, this.#groupLength);
       this.#groupLength += wire.byteLength;
-      if (!this.#flushScheduled) {
-        this.#flushScheduled = true;
-        process.nextTick(() => {
-          this.#flushScheduled = false;
-          this.#closeGroup();
-          this.#pump();
-        });
-      }
+      this.#scheduleFlush();
     }
     this.#pump();
     return this.#queuedBytes < QUEUE_LIMIT;
+  }
+
+  /** Sends on in this tick join the group; it is written on the next. */
+  #scheduleFlush(): void {
+    if (this.#flushScheduled) return;
+    this.#flushScheduled = true;
+    process.nextTick(() => {
+      this.#flushScheduled = false;
+      this.#closeGroup();
+      this.#pump();
+    });
   }
 
   protected pauseInput(): void {}
@@ -116,6 +214,11 @@ export class FifoSender<T> extends ChannelBase<T> {
   }
 
   protected teardown(): void {
+    // Destroyed in the middle of a large message: tell the receiver now that it will not complete,
+    // rather than leave it waiting for this process to exit (best effort: a full pipe refuses it).
+    if (this.#midMessage && this.#writer && !this.#output.destroyed) {
+      writeWhole(this.#fd, abortChunk(this.#writer));
+    }
     this.#output.destroy();
   }
 
@@ -128,20 +231,41 @@ export class FifoSender<T> extends ChannelBase<T> {
 
   #pump(): void {
     if (this.#writing || this.#output.destroyed) return;
-    const next = this.#groups.shift();
-    if (!next) {
+    const head = this.#groups[0];
+    if (!head) {
       if (this.#groupLength === 0) flushedBeforeExit(this.#flushAtExit);
       this.#idle?.();
       this.#idle = undefined;
       return;
     }
+    let next = head;
+    if (this.#writer && head.byteLength > PIPE_BUF) {
+      // One chunk of a large message; the rest stays at the head of the queue.
+      next = head.subarray(0, PIPE_BUF);
+      this.#groups[0] = head.subarray(PIPE_BUF);
+      this.#midMessage = true;
+    } else {
+      this.#groups.shift();
+    }
+    const ends = next === head;
     this.#writing = true;
+    this.#inFlight = next;
     this.#output.write(next, (err?: Error | null) => {
       this.#writing = false;
+      this.#inFlight = undefined;
       if (err) return; // reported by the 'error' event
+      if (ends) this.#midMessage = false;
       this.#queuedBytes -= next.byteLength;
       this.#pump();
       if (this.#queuedBytes < QUEUE_LIMIT) this.writable();
     });
   }
+}
+
+/** A queued 'frames' group cut into its writes of at most PIPE_BUF bytes (each a whole chunk). */
+function pieces(group: Uint8Array): Uint8Array[] {
+  if (group.byteLength <= PIPE_BUF) return [group];
+  const out: Uint8Array[] = [];
+  for (let at = 0; at < group.byteLength; at += PIPE_BUF) out.push(group.subarray(at, at + PIPE_BUF));
+  return out;
 }

@@ -14,7 +14,7 @@ import { register, unregister } from '../core/registry.js';
 import { refuseSymlink, resourcePath } from '../core/runtime-dir.js';
 import { checkWaitOptions, type WaitOptions, withWait } from '../core/wait.js';
 import { native, nativeAvailable } from '../native/binding.js';
-import { readStream, writeStream } from './fd-stream.js';
+import { writeStream } from './fd-stream.js';
 import { FifoReceiver, FifoSender } from './fifo-channel.js';
 import { checkFormat, type FifoFormat, formatCodec } from './fifo-format.js';
 
@@ -91,7 +91,16 @@ export const Fifo = {
     } catch (err) {
       throw fromSystemError(err, label(target));
     }
-    if (name !== undefined) register('fifo', name, path);
+    if (name !== undefined) {
+      try {
+        register('fifo', name, path);
+      } catch (err) {
+        // An unusable registry (a planted symlink: ERR_IPC_UNSAFE_PATH) fails the create, which
+        // then leaves no unregistered FIFO behind.
+        await fs.unlink(path).catch(() => {});
+        throw err;
+      }
+    }
     return path;
   },
 
@@ -104,7 +113,7 @@ export const Fifo = {
     const channelOpts = channelOptions(format, opts);
     checkWaitOptions(opts);
     const fd = await openFifo(target, constants.O_RDWR);
-    return new FifoReceiver<T>(label(target), readStream(fd), format, channelOpts);
+    return new FifoReceiver<T>(label(target), fd, format, channelOpts);
   },
 
   /**
@@ -146,7 +155,7 @@ export const Fifo = {
       );
       throw err;
     }
-    return new FifoSender<T>(label(target), writeStream(fd), format, channelOpts);
+    return new FifoSender<T>(label(target), fd, format, channelOpts);
   },
 
   /** The FIFO's path, for other programs. */

@@ -1,4 +1,4 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn as nodeSpawn } from 'node:child_process';
 import {
   closeSync,
   constants,
@@ -11,9 +11,10 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { crc32 } from 'node:zlib';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ErrorCodes, Fifo, listResources } from '../../src/index.js';
-import { wireBytes } from '../../src/pipe/fifo-format.js';
+import { PIPE_BUF, wireBytes } from '../../src/pipe/fifo-format.js';
 import { fixtureArgs, isolateRuntimeDir, watchdog } from '../helpers.js';
 
 const run = promisify(execFile);
@@ -174,65 +175,199 @@ describe('Fifo', () => {
     await receiver.close();
   });
 
-  it('large frames from concurrent writers are delivered whole or reported, never torn', async () => {
+  it('large messages from concurrent writer processes all arrive whole, exactly once', async () => {
     await Fifo.create('big');
-    const size = 200_000;
+    const size = 150_000; // 37 chunks each
+    const perWriter = 10;
     const receiver = await Fifo.receiver<Uint8Array>('big', { codec: 'raw', maxMessageBytes: 1 << 24 });
-    const writers = [1, 2].map((id) =>
-      run(process.execPath, fixtureArgs('fifo-frames-writer.ts', 'big', String(id), '20', String(size)), {
-        env: process.env,
-      }),
+    const writers = [1, 2, 3].map((id) =>
+      run(
+        process.execPath,
+        fixtureArgs('fifo-frames-writer.ts', 'big', String(id), String(perWriter), String(size)),
+        { env: process.env },
+      ),
     );
-    // Once both writers are done, a sentinel (writer id 0) marks the end of what can arrive.
-    void Promise.all(writers).then(async () => {
-      const sentinel = await Fifo.sender<Uint8Array>('big', { codec: 'raw' });
-      await sentinel.send(new Uint8Array(1));
-      await sentinel.close();
-    });
-    const intact = new Set<string>();
-    let reported = 0;
-    for (;;) {
-      try {
-        const frame = await watchdog(receiver.receive(), 30_000, 'frames until the sentinel');
-        if (frame.byteLength === 1) break;
-        intact.add(checkFrame(frame, size));
-      } catch (err) {
-        const code = (err as { code?: string }).code;
-        if (code === ErrorCodes.BAD_FRAME || code === ErrorCodes.FRAME_TOO_LARGE) reported++;
-        else throw err;
-      }
-    }
-    expect(intact.size + reported).toBeGreaterThan(0);
-    // Every frame either arrived intact (checked byte by byte) or was part of a reported corruption.
-    if (intact.size < 40) expect(reported).toBeGreaterThan(0);
+    const seen: string[] = [];
+    // Any error (a torn or reported message) rejects the receive and fails the test.
+    for (let i = 0; i < 3 * perWriter; i++)
+      seen.push(checkFrame(await watchdog(receiver.receive(), 30_000, `message ${i}`), size));
+    await Promise.all(writers);
+    expect(new Set(seen).size).toBe(3 * perWriter);
+    await expect(receiver.receive({ timeout: 50 })).rejects.toMatchObject({ code: ErrorCodes.TIMEOUT });
     await receiver.close();
   });
 
-  it('detects a frame cut into by another writer, reports the corrupt bytes, and resynchronizes', async () => {
-    await Fifo.create('cut');
-    const receiver = await Fifo.receiver<Uint8Array>('cut', { codec: 'raw' });
-    const a = Buffer.from(wireBytes('frames', new Uint8Array(30_000).fill(0xaa)));
-    const b = Buffer.from(wireBytes('frames', new Uint8Array(100).fill(0xbb)));
-    const c = Buffer.from(wireBytes('frames', new Uint8Array(50).fill(0xcc)));
-    // What the kernel may produce when two writers race with frames over PIPE_BUF: b inside a.
-    const fd = openSync(Fifo.path('cut'), constants.O_WRONLY | constants.O_NONBLOCK);
-    writeSync(fd, Buffer.concat([a.subarray(0, 4096), b, a.subarray(4096), c]));
+  it('a writer killed in the middle of a large message: later writers get through, the cut message is reported', async () => {
+    await Fifo.create('killed');
+    const receiver = await Fifo.receiver<Uint8Array>('killed', { codec: 'raw', maxMessageBytes: 1 << 24 });
+    // The writer's message declares 16 MiB; it writes 8 chunks (32 KiB) of it, then waits.
+    const child = nodeSpawn(
+      process.execPath,
+      fixtureArgs('fifo-write-partial-then-wait.ts', 'killed', String(16 << 20), '8'),
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    try {
+      const ready = new Promise<void>((resolve) =>
+        child.stdout.on('data', (data) => String(data).includes('partial') && resolve()),
+      );
+      await watchdog(ready, 20_000, 'the writer wrote part of its message');
+      const first = await watchdog(receiver.receive(), 5000, 'the complete message before the cut');
+      expect([...first]).toEqual([7]);
+      child.kill('SIGKILL');
+      await watchdog(exited, 5000, 'the writer exits when killed');
+      const sender = await Fifo.sender<Uint8Array>('killed', { codec: 'raw', timeout: 5000 });
+      await sender.send(new Uint8Array([1, 2, 3]));
+      await sender.close();
+      // The next writer's message and the report of the cut one, in either order.
+      const results: string[] = [];
+      while (results.length < 2) {
+        try {
+          const message = await watchdog(receiver.receive(), 10_000, 'message and truncation report');
+          results.push(`message ${[...message].join(',')}`);
+        } catch (err) {
+          if ((err as { code?: string }).code !== ErrorCodes.BAD_FRAME) throw err;
+          expect((err as Error).message).toMatch(
+            new RegExp(
+              `of ${16 << 20} bytes from process ${child.pid} was cut off after \\d+ bytes \\(its writer died\\)`,
+            ),
+          );
+          results.push('cut off');
+        }
+      }
+      expect(results.sort()).toEqual(['cut off', 'message 1,2,3']);
+      await expect(receiver.receive({ timeout: 50 })).rejects.toMatchObject({ code: ErrorCodes.TIMEOUT });
+    } finally {
+      child.kill('SIGKILL');
+      await receiver.close();
+    }
+  });
+
+  it('a large message sent right before process.exit() arrives whole, and so does the next', async () => {
+    await Fifo.create('exiting');
+    const receiver = await Fifo.receiver<Uint8Array>('exiting', { codec: 'raw', maxMessageBytes: 1 << 24 });
+    const writer = run(process.execPath, fixtureArgs('fifo-send-large-then-exit.ts', 'exiting', '3000000'), {
+      env: process.env,
+    });
+    const large = await watchdog(receiver.receive(), 30_000, 'the large message');
+    expect(large.byteLength).toBe(3_000_000);
+    expect(large.every((x) => x === 0x33)).toBe(true);
+    expect([...(await watchdog(receiver.receive(), 5000, 'the next message'))]).toEqual([1]);
+    await writer;
+    await receiver.close();
+  });
+
+  it('a sender destroyed in the middle of a large message: the receiver reports it at once', async () => {
+    await Fifo.create('destroyed');
+    const receiver = await Fifo.receiver<Uint8Array>('destroyed', { codec: 'raw' });
+    const quitter = await Fifo.sender<Uint8Array>('destroyed', { codec: 'raw' });
+    await quitter.send(new Uint8Array(100_000).fill(1)); // accepted; its first chunk is written now
+    quitter.destroy();
+    await expect(watchdog(receiver.receive(), 5000, 'report')).rejects.toMatchObject({
+      code: ErrorCodes.BAD_FRAME,
+      message: expect.stringMatching(/of 100000 bytes from process \d+ was cut off .*sender was destroyed/),
+    });
+    const sender = await Fifo.sender<Uint8Array>('destroyed', { codec: 'raw' });
+    await sender.send(new Uint8Array([9]));
+    expect([...(await watchdog(receiver.receive(), 5000, 'next message'))]).toEqual([9]);
+    await sender.close();
+    await receiver.close();
+  });
+
+  it('reassembles the interleaved chunks of several writers, each message whole', async () => {
+    await Fifo.create('mixed');
+    const receiver = await Fifo.receiver<Uint8Array>('mixed', { codec: 'raw' });
+    const writerA = { pid: 1234, nonce: 1 };
+    const writerB = { pid: 1234, nonce: 2 }; // same process, another sender
+    const writerC = { pid: 4321, nonce: 1 };
+    const a = Buffer.from(wireBytes('frames', new Uint8Array(30_000).fill(0xaa), writerA));
+    const b = Buffer.from(wireBytes('frames', new Uint8Array(100).fill(0xbb), writerC));
+    const c = Buffer.from(wireBytes('frames', new Uint8Array(10_000).fill(0xcc), writerB));
+    expect(a.byteLength % PIPE_BUF).not.toBe(0);
+    // Any order of whole chunks the kernel may produce from two writers' atomic writes.
+    const fd = openSync(Fifo.path('mixed'), constants.O_WRONLY | constants.O_NONBLOCK);
+    writeSync(fd, Buffer.concat([a.subarray(0, 4096), c.subarray(0, 4096), b, a.subarray(4096, 8192)]));
+    writeSync(fd, Buffer.concat([c.subarray(4096), a.subarray(8192)]));
     closeSync(fd);
     const results: string[] = [];
-    for (;;) {
+    for (let i = 0; i < 3; i++) {
+      const frame = Buffer.from(await watchdog(receiver.receive(), 5000, `message ${i}`));
+      expect(frame.every((x) => x === frame[0])).toBe(true);
+      results.push(`${frame[0]!.toString(16)}x${frame.length}`);
+    }
+    expect(results).toEqual(['bbx100', 'ccx10000', 'aax30000']);
+    await receiver.close();
+  });
+
+  it('reports garbage, old-layout frames, a bad checksum, orphan chunks and abandoned messages, and goes on', async () => {
+    await Fifo.create('cut');
+    const receiver = await Fifo.receiver<Uint8Array>('cut', { codec: 'raw' });
+    const writerA = { pid: 1234, nonce: 1 };
+    const writerB = { pid: 5678, nonce: 1 };
+    const small = (fill: number, writer = writerB) =>
+      Buffer.from(wireBytes('frames', new Uint8Array(50).fill(fill), writer));
+    const large = Buffer.from(wireBytes('frames', new Uint8Array(30_000).fill(0xaa), writerA));
+    // The first 'frames' layout: magic c7 1f, length, CRC-32, payload.
+    const oldPayload = Buffer.alloc(50, 0x11);
+    const oldFrame = Buffer.alloc(10 + 50);
+    oldFrame.set([0xc7, 0x1f]);
+    oldFrame.writeUInt32BE(50, 2);
+    oldFrame.writeUInt32BE(crc32(oldPayload), 6);
+    oldPayload.copy(oldFrame, 10);
+    const corrupt = small(0x99);
+    corrupt[corrupt.length - 1] = 0x98;
+    const fd = openSync(Fifo.path('cut'), constants.O_WRONLY | constants.O_NONBLOCK);
+    writeSync(
+      fd,
+      Buffer.concat([
+        Buffer.from('not an ipckit frame at all'),
+        small(0xee),
+        oldFrame,
+        small(0xe1),
+        corrupt,
+        large.subarray(4096, 8192), // the middle of a message whose start never came
+        large.subarray(0, 4096), // writer A begins a message ...
+        small(0xdd, writerA), // ... and starts another before finishing it
+      ]),
+    );
+    closeSync(fd);
+    const results: string[] = [];
+    while (results.length < 8) {
       try {
         const frame = Buffer.from(await watchdog(receiver.receive(), 5000, 'frames'));
         expect(frame.every((x) => x === frame[0])).toBe(true);
         results.push(`${frame[0]!.toString(16)}x${frame.length}`);
-        if (frame[0] === 0xcc) break;
       } catch (err) {
-        results.push((err as { code: string }).code);
+        const { code, message } = err as { code: string; message: string };
+        results.push(code === ErrorCodes.BAD_FRAME ? `bad: ${message.replace(/^fifo 'cut': /, '')}` : code);
       }
     }
-    // The cut frame is never delivered; the intact frames around it are, in order.
-    expect(results.filter((r) => !r.startsWith('ERR_'))).toEqual(['bbx100', 'ccx50']);
-    expect(results[0]).toBe(ErrorCodes.BAD_FRAME);
-    expect(new Set(results.filter((r) => r.startsWith('ERR_')))).toEqual(new Set([ErrorCodes.BAD_FRAME]));
+    expect(results).toEqual([
+      'bad: skipped bytes that are not an ipckit frame',
+      'eex50',
+      'bad: skipped bytes that are not an ipckit frame',
+      'e1x50',
+      'bad: skipped a message whose checksum does not match (corruption)',
+      'bad: skipped part of a message from process 1234 whose beginning never arrived',
+      'bad: a message of 30000 bytes from process 1234 was cut off after 4075 bytes (its writer started another message)',
+      'ddx50',
+    ]);
+    await receiver.close();
+  });
+
+  it('refuses a message over maxMessageBytes from its first chunk and skips the rest of it quietly', async () => {
+    await Fifo.create('bounded');
+    const receiver = await Fifo.receiver<Uint8Array>('bounded', { codec: 'raw', maxMessageBytes: 20_000 });
+    const sender = await Fifo.sender<Uint8Array>('bounded', { codec: 'raw', maxMessageBytes: 1 << 20 });
+    await sender.send(new Uint8Array(50_000).fill(1));
+    await sender.send(new Uint8Array(19_000).fill(2));
+    await expect(watchdog(receiver.receive(), 5000, 'refusal')).rejects.toMatchObject({
+      code: ErrorCodes.FRAME_TOO_LARGE,
+    });
+    const next = await watchdog(receiver.receive(), 5000, 'the next message');
+    expect(next.byteLength).toBe(19_000);
+    expect(next.every((x) => x === 2)).toBe(true);
+    await sender.close();
     await receiver.close();
   });
 
