@@ -166,9 +166,20 @@ class SqliteStore implements Store {
 
   // ---- wake-ups --------------------------------------------------------------------------------
 
-  /** Starts this process's doorbell and registers it, once. */
+  /**
+   * Starts this process's doorbell and registers it, once. A start that fails (a planted
+   * `.mq-bells`, no fd left) is forgotten, so the next wait tries again rather than fail for good.
+   */
   #ensureBell(): Promise<Doorbell> {
-    this.#bell ??= (async () => {
+    this.#bell ??= this.#startBell().catch((err: unknown) => {
+      this.#bell = undefined;
+      throw err;
+    });
+    return this.#bell;
+  }
+
+  #startBell(): Promise<Doorbell> {
+    return (async () => {
       const bell = await this.#doorbells.listen((kinds) => this.#onRing(kinds));
       const me = selfIdentity();
       try {
@@ -185,13 +196,11 @@ class SqliteStore implements Store {
         }
       } catch (err) {
         bell.close();
-        this.#bell = undefined;
         throw err;
       }
       this.#bellAddress = bell.address;
       return bell;
     })();
-    return this.#bell;
   }
 
   #onRing(kinds: number): void {

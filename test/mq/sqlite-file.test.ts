@@ -166,6 +166,27 @@ describe('SQLite store file', () => {
     }
   });
 
+  it('a wake-up that could not start (planted .mq-bells) is started again by the next wait', async () => {
+    const outside = mkdtempSync(join(tmpdir(), 'ipckit-outside-'));
+    try {
+      symlinkSync(outside, join(rt.dir, '.mq-bells'));
+      const q = await MessageQueue.open<string>('rebelled');
+      const err = await q.receive({ timeout: 2000 }).catch((e: unknown) => e);
+      expect(isIpcError(err, ErrorCodes.UNSAFE_PATH), String(err)).toBe(true);
+      rmSync(join(rt.dir, '.mq-bells'));
+      // The same handle waits again, and another handle's send wakes it.
+      const waiting = q.receive({ timeout: 20_000 });
+      const producer = await MessageQueue.open<string>('rebelled');
+      await producer.send('woken');
+      expect((await watchdog(waiting, 20_000, 'the second wait')).body).toBe('woken');
+      await producer.close();
+      await q.close();
+      expect(readdirSync(outside)).toEqual([]);
+    } finally {
+      rmSync(outside, { recursive: true, force: true });
+    }
+  });
+
   it('is created once when many processes open a new queue at the same moment', async () => {
     const producers = Array.from({ length: 6 }, (_, i) => new Fixture('mq-send.ts', ['race', String(i)]));
     for (const p of producers) expect(await p.waitFor('sent ')).toMatch(/^sent /);
