@@ -10,20 +10,17 @@ import type { Socket } from 'node:net';
 import { ChannelBase, type ChannelOptions } from '../core/channel.js';
 import { flushAtExit, flushedBeforeExit, writeAtExit } from '../core/exit-flush.js';
 import { readStream, writeStream } from './fd-stream.js';
+import { createSplitter, type FifoFormat, type Splitter, wireBytes } from './fifo-format.js';
 import {
   abortChunk,
   chunkedWire,
-  createSplitter,
   FIRST_HEADER,
-  type FifoFormat,
   type FrameWriter,
   newFrameWriter,
   PIPE_BUF,
   SINGLE_CHUNK_PAYLOAD,
-  type Splitter,
-  wireBytes,
   writeSingleChunk,
-} from './fifo-format.js';
+} from './fifo-frames.js';
 
 /** How long an exiting process waits for a full FIFO to take its last chunks (as exit-flush.ts). */
 const EXIT_WRITE_MS = 2000;
