@@ -14,8 +14,8 @@ import { armWait, checkWaitOptions, type WaitOptions } from './wait.js';
 
 export type { WaitOptions } from './wait.js';
 
-/** The sending half of a channel. */
-export interface Sender<T> {
+/** The sending half of a channel. `await using` closes it. */
+export interface Sender<T> extends AsyncDisposable {
   /** Resolves once the transport accepted the message; waits while the peer is behind. */
   send(message: T, opts?: WaitOptions): Promise<void>;
   /**
@@ -32,8 +32,11 @@ export interface Sender<T> {
   readonly closed: boolean;
 }
 
-/** The receiving half of a channel. Async iteration ends cleanly when the peer closes. */
-export interface Receiver<T> extends AsyncIterable<T> {
+/**
+ * The receiving half of a channel. Async iteration ends cleanly when the peer closes. `await using`
+ * closes it.
+ */
+export interface Receiver<T> extends AsyncIterable<T>, AsyncDisposable {
   /** The next message; ERR_IPC_TIMEOUT / ERR_IPC_ABORTED leave the channel intact. */
   receive(opts?: WaitOptions): Promise<T>;
   /**
@@ -50,7 +53,7 @@ export interface Receiver<T> extends AsyncIterable<T> {
 }
 
 /** A duplex, message-oriented connection between two processes. `await using` closes it. */
-export interface Channel<T> extends Sender<T>, Receiver<T>, AsyncDisposable {}
+export interface Channel<T> extends Sender<T>, Receiver<T> {}
 
 /** Options every channel accepts. */
 export interface ChannelOptions<T = unknown> extends CodecOptions<T> {

@@ -8,8 +8,13 @@ import { numberError } from '../core/options.js';
 import { checkWaitOptions, type WaitOptions } from '../core/wait.js';
 import type { StoreDriver } from './store.js';
 
-/** Where a queue lives: 'sqlite' (embedded, the default), a `redis://` URL, or a custom driver. */
-export type StoreSpec = 'sqlite' | `redis://${string}` | `rediss://${string}` | StoreDriver;
+/**
+ * Where a queue lives: 'sqlite' (embedded, the default), a `redis://` or `rediss://` URL, or a
+ * custom driver. Any string is accepted by the type, so that a URL read from the environment
+ * needs no cast; one that is neither is refused when the queue opens (ERR_IPC_NOT_FOUND for an
+ * unknown scheme, RangeError for no scheme at all).
+ */
+export type StoreSpec = 'sqlite' | `redis://${string}` | `rediss://${string}` | (string & {}) | StoreDriver;
 
 /** Options of {@link MessageQueue.open}. */
 export interface MessageQueueOptions<T = unknown> extends CodecOptions<T> {

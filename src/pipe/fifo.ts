@@ -29,6 +29,32 @@ export interface FifoOptions<T = unknown> extends ChannelOptions<T>, WaitOptions
   format?: FifoFormat;
 }
 
+/** Options of a 'lines' FIFO end: its messages are strings, one per line, and it takes no codec. */
+export type FifoLinesOptions = Omit<FifoOptions<string>, 'codec' | 'format'> & { format: 'lines' };
+/** Options of a 'bytes' FIFO end: its messages are the chunks as they come, and it takes no codec. */
+export type FifoBytesOptions = Omit<FifoOptions<Uint8Array>, 'codec' | 'format'> & { format: 'bytes' };
+
+/**
+ * The FIFO ends, typed by format: 'lines' carries strings and 'bytes' Uint8Arrays whatever the
+ * caller asks, 'frames' whatever its codec carries.
+ */
+interface FifoEnds {
+  /**
+   * Opens a FIFO for reading. The receiver keeps the FIFO open read-write, so writers may come and
+   * go; iteration ends only when you close it.
+   */
+  receiver(target: FifoTarget, opts: FifoLinesOptions): Promise<Receiver<string>>;
+  receiver(target: FifoTarget, opts: FifoBytesOptions): Promise<Receiver<Uint8Array>>;
+  receiver<T = unknown>(target: FifoTarget, opts?: FifoOptions<T>): Promise<Receiver<T>>;
+  /**
+   * Opens a FIFO for writing. Like `echo > fifo`, it waits until the FIFO has a reader (bounded by
+   * `timeout` / `signal`).
+   */
+  sender(target: FifoTarget, opts: FifoLinesOptions): Promise<Sender<string>>;
+  sender(target: FifoTarget, opts: FifoBytesOptions): Promise<Sender<Uint8Array>>;
+  sender<T = unknown>(target: FifoTarget, opts?: FifoOptions<T>): Promise<Sender<T>>;
+}
+
 function pathOf(target: FifoTarget): { path: string; name: string | undefined } {
   if (typeof target === 'string') return { path: resourcePath(target, '.fifo', 'fifo'), name: target };
   if (target && typeof target.path === 'string' && target.path.length > 0) {
@@ -73,8 +99,7 @@ const fstatAsync = promisify(fstat);
 const RETRY_MIN_MS = 5;
 const RETRY_MAX_MS = 100;
 
-/** FIFOs (POSIX named pipes). */
-export const Fifo = {
+const fifo = {
   /**
    * Makes a FIFO, mode 0600 unless `mode` says otherwise (the umask does not apply).
    * @throws ERR_IPC_EXISTS if something already has the name; ERR_IPC_INVALID_NAME.
@@ -104,10 +129,7 @@ export const Fifo = {
     return path;
   },
 
-  /**
-   * Opens a FIFO for reading. The receiver keeps the FIFO open read-write, so writers may come and
-   * go; iteration ends only when you close it.
-   */
+  /** See {@link FifoEnds.receiver}. */
   async receiver<T = unknown>(target: FifoTarget, opts?: FifoOptions<T>): Promise<Receiver<T>> {
     const format = checkFormat(opts?.format);
     const channelOpts = channelOptions(format, opts);
@@ -116,10 +138,7 @@ export const Fifo = {
     return new FifoReceiver<T>(label(target), fd, format, channelOpts);
   },
 
-  /**
-   * Opens a FIFO for writing. Like `echo > fifo`, it waits until the FIFO has a reader (bounded by
-   * `timeout` / `signal`).
-   */
+  /** See {@link FifoEnds.sender}. */
   async sender<T = unknown>(target: FifoTarget, opts?: FifoOptions<T>): Promise<Sender<T>> {
     const format = checkFormat(opts?.format);
     const channelOpts = channelOptions(format, opts);
@@ -178,6 +197,9 @@ export const Fifo = {
     if (name !== undefined) unregister('fifo', name);
   },
 };
+
+/** FIFOs (POSIX named pipes). */
+export const Fifo: Omit<typeof fifo, 'receiver' | 'sender'> & FifoEnds = fifo;
 
 function mkfifoCommand(path: string, mode: number): void {
   const result = spawnSync('mkfifo', ['-m', mode.toString(8), '--', path], { encoding: 'utf8' });
