@@ -125,10 +125,12 @@ export class FifoSender<T> extends ChannelBase<T> {
     this.#closeGroup();
     if (this.#output.destroyed) return;
     if (this.#writer) {
-      // A write the kernel refused (EAGAIN) is still queued in the stream: it would never happen,
-      // and what follows it would be written first. It is one chunk, so nothing of it was written:
-      // write it here, ahead of the rest. (A write that completed leaves writableLength at 0.)
-      const refused = this.#inFlight && this.#output.writableLength !== 0 ? [this.#inFlight] : [];
+      // A write the kernel refused (EAGAIN) is still queued in libuv: it would never happen, and
+      // what follows it would be written first. It is one chunk of at most PIPE_BUF bytes, so all or
+      // nothing of it was written: write it here, ahead of the rest, if libuv still holds it. Ask
+      // libuv (its write queue), not the stream: a write libuv retried successfully keeps
+      // writableLength non-zero until its callback runs, which process.exit() never lets happen.
+      const refused = this.#inFlight && unwrittenBytes(this.#output) !== 0 ? [this.#inFlight] : [];
       writeChunksAtExit(this.#fd, [...refused, ...this.#groups.splice(0).flatMap(pieces)]);
       return;
     }
@@ -257,6 +259,15 @@ export class FifoSender<T> extends ChannelBase<T> {
       if (this.#queuedBytes < QUEUE_LIMIT) this.writable();
     });
   }
+}
+
+/**
+ * The bytes of a stream's writes that libuv still holds (not yet in the kernel): its handle's
+ * writeQueueSize, read from libuv's own queue. Without a handle, what the stream has not finished.
+ */
+function unwrittenBytes(output: Socket): number {
+  const handle = (output as unknown as { _handle?: { writeQueueSize?: number } | null })._handle;
+  return typeof handle?.writeQueueSize === 'number' ? handle.writeQueueSize : output.writableLength;
 }
 
 /** A queued 'frames' group cut into its writes of at most PIPE_BUF bytes (each a whole chunk). */

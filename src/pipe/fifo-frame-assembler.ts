@@ -9,6 +9,7 @@ import type { SplitSink, Splitter } from './fifo-format.js';
 import {
   ABORT,
   CHUNK_HEADER,
+  crc32,
   FIRST,
   FIRST_HEADER,
   LAST,
@@ -18,7 +19,6 @@ import {
   markChunk,
   newFrameWriter,
   PIPE_BUF,
-  zlib,
 } from './fifo-frames.js';
 
 /** How many writers may have a message in progress at once; past it the oldest is dropped. */
@@ -29,8 +29,18 @@ const STALE_MS = 100;
 const SWEEP_MS = 250;
 /** A barrier not read back within this long (another receiver took it) is written again. */
 const MARK_RETRY_MS = 1000;
+/**
+ * Barriers written again this many times without one coming back (another receiver on the FIFO
+ * reads them all): the suspects are settled without one, on what has been read.
+ */
+const MARK_RETRIES = 3;
+/** A message in progress starts with a buffer of at most this size, doubled as its chunks arrive. */
+const INITIAL_PARTIAL_BYTES = 64 * 1024;
 
-/** A writer's identity as a Map key: a number without allocation for every real pid (< 2^21). */
+/**
+ * A writer's identity as a Map key: a number without allocation while pid * 2^32 + nonce is exact
+ * (pid < 2^21; Linux's pid_max may be up to 2^22), else a string.
+ */
 type WriterKey = number | string;
 function writerKey(pid: number, nonce: number): WriterKey {
   return pid < 0x20_0000 ? pid * 0x1_0000_0000 + nonce : `${pid}:${nonce}`;
@@ -42,15 +52,50 @@ interface Partial {
   readonly pid: number;
   readonly total: number;
   readonly crc: number;
-  readonly bytes: Buffer;
+  /** The bytes received so far, at `filled`; grown (doubled, up to `total`) as chunks arrive. */
+  bytes: Buffer;
   filled: number;
   /** Date.now() of the last chunk. */
   progressAt: number;
-  /** The writer process, captured at the first liveness check (pid reuse). */
-  identity: ProcessIdentity | undefined;
+  /**
+   * The writer process, captured when its message began (so a pid reused later is not taken for
+   * it); undefined if no process had that pid then: it is dead.
+   */
+  readonly identity: ProcessIdentity | undefined;
   /** Found dead: the barrier whose return settles it (0: not suspected), and `filled` then. */
   suspectMark: number;
   suspectFilled: number;
+}
+
+/**
+ * Whether a chunk header can be a real chunk's: a known flag value, and a size the writer side
+ * produces (every chunk of a message but its last is exactly PIPE_BUF bytes; a mark carries 4
+ * bytes, an abort none). Anything else is corrupt, and resynchronizing skips it.
+ */
+function plausible(flags: number, size: number, length: number): boolean {
+  switch (flags) {
+    case FIRST | LAST:
+    case LAST:
+      return size <= PIPE_BUF;
+    case FIRST:
+    case 0:
+      return size === PIPE_BUF;
+    case MARK:
+      return length === 4;
+    case ABORT:
+      return length === 0;
+    default:
+      return false;
+  }
+}
+
+/** A buffer of `size` bytes, or undefined if there is no memory for it. */
+function allocate(size: number): Buffer | undefined {
+  try {
+    return Buffer.allocUnsafe(size);
+  } catch {
+    return undefined;
+  }
 }
 
 /**
@@ -58,7 +103,9 @@ interface Partial {
  * (its pid, in /proc) on a timer and when other writers' chunks arrive. A writer found dead may
  * still have chunks in the pipe, unread: so the receiver writes a barrier (a mark chunk of its own)
  * into the FIFO, and when it reads the barrier back, every byte the dead writer wrote has been
- * read; a message still incomplete then (and not progressed since) is reported as truncated.
+ * read; a message still incomplete then (and not progressed since) is reported as truncated. A
+ * barrier never read back (another receiver of the FIFO took it) is written again, MARK_RETRIES
+ * times, and then the suspects are settled without one.
  */
 export class FrameAssembler implements Splitter {
   #pending: Buffer = Buffer.alloc(0);
@@ -72,6 +119,8 @@ export class FrameAssembler implements Splitter {
   readonly #self = newFrameWriter();
   #markSent = 0;
   #markSentAt = 0;
+  /** Barriers written again since one last came back. */
+  #markRetries = 0;
   #sweptAt = 0;
   #timer: NodeJS.Timeout | undefined;
 
@@ -92,7 +141,7 @@ export class FrameAssembler implements Splitter {
       const flags = bytes[pos + 2]!;
       const length = bytes.readUInt16BE(pos + 3);
       const header = flags & FIRST ? FIRST_HEADER : CHUNK_HEADER;
-      if ((flags > (FIRST | LAST) && flags !== MARK && flags !== ABORT) || header + length > PIPE_BUF) {
+      if (!plausible(flags, header + length, length)) {
         pos = this.#skip(bytes, pos);
         continue;
       }
@@ -122,8 +171,10 @@ export class FrameAssembler implements Splitter {
     const nonce = bytes.readUInt32BE(pos + 9);
     if (flags === MARK) {
       // Another receiver's barrier (two receivers on one FIFO) is none of ours.
-      const own = length === 4 && pid === this.#self.pid && nonce === this.#self.nonce;
-      if (own) this.#settle(bytes.readUInt32BE(pos + CHUNK_HEADER));
+      if (pid === this.#self.pid && nonce === this.#self.nonce) {
+        this.#markRetries = 0;
+        this.#settle(bytes.readUInt32BE(pos + CHUNK_HEADER));
+      }
       return;
     }
     const key = writerKey(pid, nonce);
@@ -160,14 +211,45 @@ export class FrameAssembler implements Splitter {
       this.#stopTimerIfIdle();
       return;
     }
+    if (filled > partial.bytes.length && !this.#grow(partial, filled)) return;
     bytes.copy(partial.bytes, partial.filled, pos + CHUNK_HEADER, pos + CHUNK_HEADER + length);
     partial.filled = filled;
     partial.progressAt = now;
     if (!(flags & LAST)) return;
     this.#partials.delete(key);
     this.#stopTimerIfIdle();
-    if (zlib().crc32(partial.bytes) !== partial.crc) this.#checksumMismatch();
-    else this.sink.frame(partial.bytes, true);
+    const payload = partial.bytes.subarray(0, filled);
+    if (crc32(payload) !== partial.crc) this.#checksumMismatch();
+    else this.sink.frame(payload, true);
+  }
+
+  /**
+   * Makes room in `partial` for `needed` bytes: memory follows the bytes received, not the size a
+   * first chunk declares. A failed allocation reports the message, and skips the rest of it.
+   */
+  #grow(partial: Partial, needed: number): boolean {
+    let size = partial.bytes.length;
+    while (size < needed) size *= 2;
+    const bytes = allocate(Math.min(size, partial.total));
+    if (!bytes) {
+      this.#partials.delete(partial.key);
+      this.#stopTimerIfIdle();
+      this.#cannotHold(partial.total, partial.pid, partial.key);
+      return false;
+    }
+    partial.bytes.copy(bytes, 0, 0, partial.filled);
+    partial.bytes = bytes;
+    return true;
+  }
+
+  #cannotHold(total: number, pid: number, key: WriterKey): void {
+    this.sink.error(
+      new IpcError(
+        ErrorCodes.FRAME_TOO_LARGE,
+        `${this.what}: skipped a message of ${total} bytes from process ${pid}: no memory to hold it`,
+      ),
+    );
+    this.#drop(key);
   }
 
   /** A message in one chunk (first and last): delivered as a view, checked first. */
@@ -182,7 +264,7 @@ export class FrameAssembler implements Splitter {
       return;
     }
     const payload = bytes.subarray(pos + FIRST_HEADER, pos + FIRST_HEADER + length);
-    if (zlib().crc32(payload) !== bytes.readUInt32BE(pos + 17)) this.#checksumMismatch();
+    if (crc32(payload) !== bytes.readUInt32BE(pos + 17)) this.#checksumMismatch();
     else this.sink.frame(payload);
   }
 
@@ -203,15 +285,22 @@ export class FrameAssembler implements Splitter {
       this.#truncated(oldest, `more than ${MAX_PARTIAL_WRITERS} writers had messages in progress`);
       this.#drop(oldest.key);
     }
+    const initial = allocate(Math.min(total, INITIAL_PARTIAL_BYTES));
+    if (!initial) {
+      this.#cannotHold(total, pid, key);
+      return;
+    }
     const partial: Partial = {
       key,
       pid,
       total,
       crc: bytes.readUInt32BE(pos + 17),
-      bytes: Buffer.allocUnsafe(total),
+      bytes: initial,
       filled: length,
       progressAt: now,
-      identity: undefined,
+      // Once per large message (a small one never gets here): who the writer is, before its pid
+      // can be reused.
+      identity: identityOf(pid),
       suspectMark: 0,
       suspectFilled: 0,
     };
@@ -238,14 +327,25 @@ export class FrameAssembler implements Splitter {
         continue;
       }
       if (partial.key === except || now - partial.progressAt < STALE_MS) continue;
-      // No such process now: isAlive finds none either (startTime 0 only skips the reuse check).
-      partial.identity ??= identityOf(partial.pid) ?? { pid: partial.pid, startTime: 0 };
-      if (isAlive(partial.identity)) continue;
+      if (partial.identity && isAlive(partial.identity)) continue;
       partial.suspectMark = this.#markSent + 1;
       partial.suspectFilled = partial.filled;
       unsent = true;
     }
-    if (unsent || (waiting && now - this.#markSentAt >= MARK_RETRY_MS)) this.#sendMark(now);
+    if (unsent) {
+      this.#sendMark(now);
+    } else if (waiting && now - this.#markSentAt >= MARK_RETRY_MS) {
+      if (this.#markRetries < MARK_RETRIES) {
+        this.#markRetries++;
+        this.#sendMark(now);
+        return;
+      }
+      // None of the barriers came back: another receiver reads this FIFO too, and takes them.
+      // Settle on what has been read (the dead writer's last chunks may have gone to it as well).
+      this.#markRetries = 0;
+      this.#markSentAt = now;
+      this.#settle(this.#markSent);
+    }
   }
 
   #sendMark(now: number): void {

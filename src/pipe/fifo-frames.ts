@@ -24,6 +24,32 @@ import { lazyModule } from '../core/lazy-module.js';
 /** node:zlib for its crc32, loaded by the first 'frames' FIFO rather than by every process. */
 export const zlib = lazyModule<typeof import('node:zlib')>('node:zlib');
 
+let crcOf: ((bytes: Uint8Array) => number) | undefined;
+
+/** CRC-32 (zlib's): zlib.crc32 where Node has it (20.15 and later), else {@link tableCrc32}. */
+export function crc32(bytes: Uint8Array): number {
+  crcOf ??= typeof zlib().crc32 === 'function' ? zlib().crc32 : tableCrc32;
+  return crcOf(bytes);
+}
+
+let crcTable: Int32Array | undefined;
+
+/** CRC-32 as zlib computes it (reflected polynomial 0xedb88320), one byte at a time from a table. */
+export function tableCrc32(bytes: Uint8Array): number {
+  if (!crcTable) {
+    crcTable = new Int32Array(256);
+    for (let n = 0; n < 256; n++) {
+      let c = n;
+      for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+      crcTable[n] = c;
+    }
+  }
+  const table = crcTable;
+  let crc = -1;
+  for (let i = 0; i < bytes.length; i++) crc = table[(crc ^ bytes[i]!) & 0xff]! ^ (crc >>> 8);
+  return (crc ^ -1) >>> 0;
+}
+
 /** Writes up to this size are atomic on a pipe (POSIX PIPE_BUF on Linux). */
 export const PIPE_BUF = 4096;
 
@@ -69,7 +95,7 @@ export function writeSingleChunk(
   const length = payload.byteLength;
   writeHeader(out, offset, FIRST | LAST, length, writer);
   out.writeUInt32BE(length, offset + 13);
-  out.writeUInt32BE(zlib().crc32(payload), offset + 17);
+  out.writeUInt32BE(crc32(payload), offset + 17);
   out.set(payload, offset + FIRST_HEADER);
   return FIRST_HEADER + length;
 }
@@ -82,7 +108,7 @@ export function chunkedWire(payload: Uint8Array, writer: FrameWriter): Buffer {
   const first = Math.min(total, SINGLE_CHUNK_PAYLOAD);
   writeHeader(wire, 0, first === total ? FIRST | LAST : FIRST, first, writer);
   wire.writeUInt32BE(total, 13);
-  wire.writeUInt32BE(zlib().crc32(payload), 17);
+  wire.writeUInt32BE(crc32(payload), 17);
   wire.set(payload.subarray(0, first), FIRST_HEADER);
   let at = FIRST_HEADER + first;
   for (let from = first; from < total; ) {

@@ -1,9 +1,10 @@
-import { execFile, spawn as nodeSpawn } from 'node:child_process';
+import { execFile, spawn as nodeSpawn, spawnSync } from 'node:child_process';
 import {
   closeSync,
   constants,
   lstatSync,
   openSync,
+  readFileSync,
   statSync,
   symlinkSync,
   writeFileSync,
@@ -12,9 +13,19 @@ import {
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { crc32 } from 'node:zlib';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { ErrorCodes, Fifo, listResources } from '../../src/index.js';
 import { PIPE_BUF, wireBytes } from '../../src/pipe/fifo-format.js';
+import { FrameAssembler } from '../../src/pipe/fifo-frame-assembler.js';
+import {
+  chunkedWire,
+  FIRST,
+  type FrameWriter,
+  crc32 as frameCrc32,
+  SINGLE_CHUNK_PAYLOAD,
+  tableCrc32,
+  writeHeader,
+} from '../../src/pipe/fifo-frames.js';
 import { fixtureArgs, isolateRuntimeDir, watchdog } from '../helpers.js';
 
 const run = promisify(execFile);
@@ -23,6 +34,43 @@ beforeEach(() => {
   env = isolateRuntimeDir();
 });
 afterEach(() => env.cleanup());
+
+function whyNoStrace(): string | undefined {
+  const probe = spawnSync('strace', ['-f', '-qq', '-o', '/dev/null', 'true']);
+  if (probe.error) return 'strace is not installed (apt-get install strace)';
+  if (probe.status !== 0) return `strace cannot trace here: ${probe.stderr?.toString().trim()}`;
+  return undefined;
+}
+const noStrace = whyNoStrace();
+
+/** The first chunk (PIPE_BUF bytes) of a message that declares `total` bytes, from `writer`. */
+function firstChunkOf(total: number, writer: FrameWriter): Buffer {
+  const chunk = Buffer.alloc(PIPE_BUF);
+  writeHeader(chunk, 0, FIRST, SINGLE_CHUNK_PAYLOAD, writer);
+  chunk.writeUInt32BE(total, 13);
+  return chunk;
+}
+
+/** A FrameAssembler that records what it delivers and reports; `writeBack` says where barriers go. */
+function assembler(max: number, writeBack: (chunk: Buffer) => boolean) {
+  const frames: Buffer[] = [];
+  const errors: { code: string; message: string }[] = [];
+  let onError: (() => void) | undefined;
+  const asm = new FrameAssembler('t', max, {
+    frame: (payload) => frames.push(Buffer.from(payload)),
+    error: (err) => {
+      errors.push(err as unknown as { code: string; message: string });
+      onError?.();
+    },
+    writeBack,
+  });
+  const reported = () =>
+    errors.length > 0 ? Promise.resolve() : new Promise<void>((resolve) => (onError = resolve));
+  return { asm, frames, errors, reported };
+}
+
+/** A pid no process can have: above Linux's highest pid_max (2^22). */
+const NO_SUCH_PID = 0x40_0001;
 
 /** Checks a frame written by fifo-frames-writer.ts; returns "writer:seq" or throws if torn. */
 function checkFrame(frame: Uint8Array, size: number): string {
@@ -257,6 +305,48 @@ describe('Fifo', () => {
     await receiver.close();
   });
 
+  it.skipIf(noStrace !== undefined)(
+    `a write refused once, then retried by libuv, is not written again at process.exit()${noStrace ? ` (skipped: ${noStrace})` : ''}`,
+    async () => {
+      await Fifo.create('retried');
+      const path = Fifo.path('retried');
+      const receiver = await Fifo.receiver<Uint8Array>('retried', { codec: 'raw' });
+      const trace = join(env.dir, 'strace.txt');
+      // -P: only the FIFO's syscalls are traced and counted, so its second write(2) is M2's.
+      const writer = run(
+        'strace',
+        [
+          '-qq',
+          '-o',
+          trace,
+          '-P',
+          path,
+          '-e',
+          'trace=write',
+          '-e',
+          'inject=write:error=EAGAIN:when=2',
+          '-e',
+          'signal=none',
+          process.execPath,
+          ...fixtureArgs('fifo-send-then-exit-mid-write.ts', 'retried'),
+        ],
+        { env: process.env },
+      );
+      await watchdog(writer, 30_000, 'the writer exits');
+      expect(readFileSync(trace, 'utf8')).toMatch(/EAGAIN.*INJECTED/);
+      // Every byte of the writer is in the FIFO now: a duplicate would arrive before 'end'.
+      const sender = await Fifo.sender<Uint8Array>('retried', { codec: 'raw' });
+      await sender.send(Buffer.from('end'));
+      await sender.close();
+      const received: string[] = [];
+      while (received.at(-1) !== 'end') {
+        received.push(Buffer.from(await watchdog(receiver.receive(), 5000, 'messages')).toString());
+      }
+      expect(received).toEqual(['M1', 'M2', 'end']);
+      await receiver.close();
+    },
+  );
+
   it('a sender destroyed in the middle of a large message: the receiver reports it at once', async () => {
     await Fifo.create('destroyed');
     const receiver = await Fifo.receiver<Uint8Array>('destroyed', { codec: 'raw' });
@@ -353,6 +443,173 @@ describe('Fifo', () => {
       'ddx50',
     ]);
     await receiver.close();
+  });
+
+  it('messages in progress hold memory for the bytes received, not for the sizes they declare', () => {
+    const { asm, errors } = assembler(1 << 24, () => true);
+    const chunks = Array.from({ length: 64 }, (_, i) =>
+      firstChunkOf(1 << 24, { pid: process.pid, nonce: i }),
+    );
+    const before = process.memoryUsage().arrayBuffers;
+    for (const chunk of chunks) asm.push(chunk);
+    const grown = process.memoryUsage().arrayBuffers - before;
+    asm.close();
+    expect(errors).toEqual([]);
+    // 64 messages declaring 16 MiB each (1 GiB); each holds one 64 KiB buffer so far.
+    expect(grown).toBeLessThan(16 << 20);
+  });
+
+  it('a message with no memory to hold it is reported, its other chunks skipped, and the next arrives', () => {
+    const { asm, frames, errors } = assembler(1 << 24, () => true);
+    const writer = { pid: process.pid, nonce: 7 };
+    const large = chunkedWire(new Uint8Array(1 << 20).fill(1), writer);
+    const next = Buffer.from(wireBytes('frames', new Uint8Array([2]), writer));
+    const allocUnsafe = Buffer.allocUnsafe;
+    const spy = vi.spyOn(Buffer, 'allocUnsafe').mockImplementation((size: number) => {
+      if (size > 256 * 1024) throw new RangeError('Array buffer allocation failed');
+      return allocUnsafe(size);
+    });
+    try {
+      for (let at = 0; at < large.length; at += PIPE_BUF) asm.push(large.subarray(at, at + PIPE_BUF));
+      asm.push(next);
+    } finally {
+      spy.mockRestore();
+      asm.close();
+    }
+    expect(errors.map((e) => [e.code, e.message])).toEqual([
+      [
+        ErrorCodes.FRAME_TOO_LARGE,
+        `t: skipped a message of ${1 << 20} bytes from process ${process.pid}: no memory to hold it`,
+      ],
+    ]);
+    expect(frames.map((f) => [...f])).toEqual([[2]]);
+  });
+
+  it('skips a chunk header whose size no writer produces: the messages after it arrive', () => {
+    const { asm, frames, errors } = assembler(1 << 24, () => true);
+    const writer = { pid: process.pid, nonce: 1 };
+    const small = (fill: number) => Buffer.from(wireBytes('frames', new Uint8Array(10).fill(fill), writer));
+    // A middle chunk of 4093 bytes (not PIPE_BUF), a mark of 0 bytes, an abort of 2 bytes.
+    const middle = Buffer.from([0xc7, 0xf2, 0x00, 0x0f, 0xf0, 1, 2, 3, 4, 5, 6, 7, 8]);
+    const mark = Buffer.from([0xc7, 0xf2, 0x04, 0x00, 0x00, 1, 2, 3, 4, 5, 6, 7, 8]);
+    const abort = Buffer.from([0xc7, 0xf2, 0x08, 0x00, 0x02, 1, 2, 3, 4, 5, 6, 7, 8, 0, 0]);
+    asm.push(Buffer.concat([middle, small(1), mark, small(2), abort, small(3)]));
+    asm.close();
+    expect(frames.map((f) => f[0])).toEqual([1, 2, 3]);
+    expect(errors.map((e) => e.message)).toEqual(
+      Array(3).fill('t: skipped bytes that are not an ipckit frame'),
+    );
+  });
+
+  it('a dead writer is reported even when every barrier is read by another receiver', async () => {
+    // Barriers are written (true) but never come back: another receiver of the FIFO takes them.
+    const { asm, errors, reported } = assembler(1 << 24, () => true);
+    asm.push(firstChunkOf(100_000, { pid: NO_SUCH_PID, nonce: 1 }));
+    try {
+      await watchdog(reported(), 15_000, 'the cut message is reported');
+    } finally {
+      asm.close();
+    }
+    expect(errors.map((e) => [e.code, e.message])).toEqual([
+      [
+        ErrorCodes.BAD_FRAME,
+        `t: a message of 100000 bytes from process ${NO_SUCH_PID} was cut off after ${SINGLE_CHUNK_PAYLOAD} bytes (its writer died)`,
+      ],
+    ]);
+  });
+
+  it('two receivers on one FIFO: a writer killed after its first chunk is reported by the one holding it', async () => {
+    await Fifo.create('two');
+    const first = await Fifo.receiver<Uint8Array>('two', { codec: 'raw', maxMessageBytes: 1 << 24 });
+    const second = await Fifo.receiver<Uint8Array>('two', { codec: 'raw', maxMessageBytes: 1 << 24 });
+    const child = nodeSpawn(
+      process.execPath,
+      fixtureArgs('fifo-write-partial-then-wait.ts', 'two', String(1 << 20), '1'),
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    try {
+      const ready = new Promise<void>((resolve) =>
+        child.stdout.on('data', (data) => String(data).includes('partial') && resolve()),
+      );
+      await watchdog(ready, 20_000, 'the writer wrote its first chunk');
+      child.kill('SIGKILL');
+      await watchdog(exited, 5000, 'the writer exits when killed');
+      // The whole message [7] reaches one receiver, the cut one is reported by one (either).
+      const outcome = (receiver: typeof first) =>
+        receiver.receive().then(
+          (m) => `message ${[...m].join(',')}`,
+          (err: { code?: string; message: string }) => `${err.code} ${err.message.replace(/^[^:]*: /, '')}`,
+        );
+      const results: string[] = [];
+      const pending = new Map([
+        [first, outcome(first)],
+        [second, outcome(second)],
+      ]);
+      while (results.length < 2) {
+        const [receiver, result] = await watchdog(
+          Promise.race([...pending].map(([r, p]) => p.then((x) => [r, x] as const))),
+          15_000,
+          'the message and the report',
+        );
+        results.push(result);
+        pending.set(receiver, outcome(receiver));
+      }
+      expect(results.sort()).toEqual([
+        `${ErrorCodes.BAD_FRAME} a message of ${1 << 20} bytes from process ${child.pid} was cut off after ${SINGLE_CHUNK_PAYLOAD} bytes (its writer died)`,
+        'message 7',
+      ]);
+    } finally {
+      child.kill('SIGKILL');
+      await first.close();
+      await second.close();
+    }
+  });
+
+  it.skipIf(process.platform !== 'linux')(
+    "a writer's pid reused after its message began is not taken for the writer",
+    async (ctx) => {
+      // Barriers come back as they would through the FIFO.
+      const { asm, errors, reported } = assembler(1 << 24, (chunk) => {
+        setImmediate(() => asm.push(chunk));
+        return true;
+      });
+      const gone = nodeSpawn('true');
+      await watchdog(new Promise((resolve) => gone.once('exit', resolve)), 5000, 'the writer exits');
+      const pid = gone.pid!;
+      // Its message begins after it is gone; then another process takes its pid (ns_last_pid).
+      asm.push(firstChunkOf(100_000, { pid, nonce: 1 }));
+      let reuser: ReturnType<typeof nodeSpawn> | undefined;
+      try {
+        writeFileSync('/proc/sys/kernel/ns_last_pid', String(pid - 1));
+        reuser = nodeSpawn('sleep', ['60']);
+      } catch {}
+      try {
+        if (reuser?.pid !== pid) ctx.skip('cannot give a new process a chosen pid here (ns_last_pid)');
+        await watchdog(reported(), 15_000, 'the cut message is reported');
+      } finally {
+        reuser?.kill('SIGKILL');
+        asm.close();
+      }
+      expect(errors.map((e) => e.message)).toEqual([
+        `t: a message of 100000 bytes from process ${pid} was cut off after ${SINGLE_CHUNK_PAYLOAD} bytes (its writer died)`,
+      ]);
+    },
+  );
+
+  it('the table CRC-32 (for Node without zlib.crc32) agrees with zlib.crc32', () => {
+    const inputs = [
+      Buffer.alloc(0),
+      Buffer.from('123456789'),
+      Buffer.from('a'),
+      Buffer.alloc(PIPE_BUF, 0xff),
+      Buffer.from(Array.from({ length: 1000 }, (_, i) => (i * 37 + 11) & 0xff)),
+    ];
+    for (const input of inputs) {
+      expect(tableCrc32(input)).toBe(crc32(input));
+      expect(frameCrc32(input)).toBe(crc32(input));
+    }
+    expect(tableCrc32(Buffer.from('123456789'))).toBe(0xcbf43926);
   });
 
   it('refuses a message over maxMessageBytes from its first chunk and skips the rest of it quietly', async () => {
