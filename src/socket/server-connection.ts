@@ -117,6 +117,14 @@ export class ServerConnection<T> extends Link<T> implements SocketConnection<T> 
   readonly #server: ServerSide;
   #deadline: NodeJS.Timeout | undefined;
   #running = 0;
+  /**
+   * Requests that arrived while maxConcurrentRequests handlers ran, in order, each started when a
+   * handler finishes. Parking them, rather than pausing input at the limit, keeps the connection
+   * read: a CANCEL from a client whose request timed out must reach its handler, and would sit
+   * unread behind a paused socket (the connection wedged until a handler ended on its own). Input
+   * pauses once as many are parked as may run.
+   */
+  readonly #parked = new Map<number, () => void>();
   #idle: (() => void)[] = [];
   #watched: Map<number, AbortController> | undefined;
   #publications = new Queue<QueuedPublication>();
@@ -214,6 +222,11 @@ export class ServerConnection<T> extends Link<T> implements SocketConnection<T> 
         return;
       case Kind.CANCEL: {
         const id = readU32(payload, 1, this.what);
+        // A parked request the client gave up on never starts (the client has forgotten its id).
+        if (this.#parked.delete(id)) {
+          this.#releaseIfRoom();
+          return;
+        }
         const controller = this.#watched?.get(id);
         if (controller) {
           this.#watched!.delete(id);
@@ -280,7 +293,24 @@ export class ServerConnection<T> extends Link<T> implements SocketConnection<T> 
       );
       return;
     }
-    if (++this.#running >= this.#server.limits.maxConcurrentRequests) this.hold(Hold.REQUESTS);
+    const limit = this.#server.limits.maxConcurrentRequests;
+    if (this.#running >= limit) {
+      this.#parked.set(id, () => {
+        if (this.#server.draining) {
+          this.#replyError(
+            id,
+            new IpcError(ErrorCodes.CLOSED, `socket ${this.#server.url} is shutting down`),
+          );
+        } else this.#run(id, method, handler, params);
+      });
+      if (this.#parked.size >= limit) this.hold(Hold.REQUESTS);
+      return;
+    }
+    this.#run(id, method, handler, params);
+  }
+
+  #run(id: number, method: string, handler: Handler, params: unknown): void {
+    this.#running++;
     const ctx = new Context(this as ServerConnection<unknown>, id, method);
     let result: unknown;
     try {
@@ -310,10 +340,20 @@ export class ServerConnection<T> extends Link<T> implements SocketConnection<T> 
   #settled(id: number): void {
     this.#watched?.delete(id);
     this.#running--;
-    if (this.#running < this.#server.limits.maxConcurrentRequests) this.release(Hold.REQUESTS);
+    const next = this.#parked.entries().next();
+    if (!next.done && this.isOpen) {
+      this.#parked.delete(next.value[0]);
+      next.value[1]();
+    }
+    this.#releaseIfRoom();
     if (this.#running === 0 && this.#idle.length > 0) {
       for (const resolve of this.#idle.splice(0)) resolve();
     }
+  }
+
+  /** Resumes reading once fewer requests are parked than may run. */
+  #releaseIfRoom(): void {
+    if (this.#parked.size < this.#server.limits.maxConcurrentRequests) this.release(Hold.REQUESTS);
   }
 
   #reply(id: number, value: unknown): void {
@@ -424,6 +464,7 @@ export class ServerConnection<T> extends Link<T> implements SocketConnection<T> 
       for (const controller of this.#watched.values()) controller.abort(reason);
       this.#watched = undefined;
     }
+    this.#parked.clear(); // never started, and nobody is left to answer
     this.#publications.drain();
     this.#queuedBytes = 0;
     this.#dropped = undefined;

@@ -46,6 +46,64 @@ describe.each(transports)('limits over %s', (transport) => {
     await healthy.close();
   });
 
+  it('at maxConcurrentRequests the connection still reads: a CANCEL reaches its handler, later requests are served', async () => {
+    await using server = await listen(listenUrl(transport, env.dir), { maxConcurrentRequests: 4 });
+    let aborted = 0;
+    // Never answers on its own; ends when the client gives up (ctx.signal).
+    server.handle('hang', (_p, ctx) => {
+      return new Promise((resolve) => {
+        ctx.signal.addEventListener('abort', () => {
+          aborted++;
+          resolve(undefined);
+        });
+      });
+    });
+    server.handle('ping', () => 'pong');
+    const client = await connect(server.url);
+    const codes = await Promise.all(
+      [1, 2, 3, 4].map(async () => (await rejectionOf(client.request('hang', null, { timeout: 50 }))).code),
+    );
+    expect(codes).toEqual(Array(4).fill(ErrorCodes.TIMEOUT));
+    // All four handlers were running: the limit. Their cancels still get through.
+    expect(await watchdog(client.request('ping'), 10_000, 'a request after the cancels')).toBe('pong');
+    expect(aborted).toBe(4);
+    await client.close();
+  });
+
+  it('maxConcurrentRequests is a cap: requests past it wait, in order, and all are answered', async () => {
+    await using server = await listen(listenUrl(transport, env.dir), { maxConcurrentRequests: 3 });
+    let running = 0;
+    let most = 0;
+    const started: number[] = [];
+    const release: (() => void)[] = [];
+    server.handle('work', (n: number) => {
+      started.push(n);
+      most = Math.max(most, ++running);
+      return new Promise<number>((resolve) =>
+        release.push(() => {
+          running--;
+          resolve(n);
+        }),
+      );
+    });
+    const client = await connect(server.url);
+    // Sent together, so the server reads them in one chunk: the cap must hold within it too.
+    const replies = Promise.all(Array.from({ length: 10 }, (_, n) => client.request<number>('work', n)));
+    while (started.length < 10) {
+      await watchdog(
+        until(() => release.length > 0),
+        10_000,
+        'a running handler',
+      );
+      release.shift()!();
+    }
+    for (const finish of release.splice(0)) finish();
+    expect(await watchdog(replies, 10_000, 'every reply')).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    expect(started).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    expect(most).toBe(3);
+    await client.close();
+  });
+
   it('before the handshake, frames over 4 KiB are refused', async () => {
     await using server = await listen(listenUrl(transport, env.dir));
     const refused = new Promise<IpcError>((resolve) => server.once('refused', resolve));
