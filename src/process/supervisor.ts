@@ -162,16 +162,22 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     if (this.#starting) return this.#starting;
     this.#state = 'running';
     this.#starting = (async () => {
+      const interrupted = () =>
+        new IpcError(ErrorCodes.CLOSED, 'supervisor: stop() was called before every child had started');
       for (const entry of this.#entries.values()) {
+        if (this.#state !== 'running') throw interrupted();
         if (entry.phase !== 'idle') continue;
         try {
           await this.#launch(entry);
         } catch (err) {
+          if (this.#state !== 'running') throw interrupted();
           entry.phase = 'stopped';
           await this.stop();
           throw err;
         }
       }
+      // A stop() during the last launch: the start did not complete either.
+      if (this.#state !== 'running') throw interrupted();
     })();
     return this.#starting;
   }
@@ -246,7 +252,19 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
 
   /** Waits for `ready`, then attaches the child's channel and reports the start. */
   async #ready(entry: Entry, child: ChildProcess<unknown>): Promise<void> {
-    if (entry.settings.ready) await entry.settings.ready(child);
+    const ready = entry.settings.ready;
+    if (ready) {
+      // A child that exits first (killed by stop(), or crashed) is never ready: a hook still
+      // waiting on it, or one that never settles, must not hold up start() or stop().
+      const gone = child.exited.then((status) => {
+        throw new IpcError(
+          ErrorCodes.PEER_GONE,
+          `supervisor: '${entry.name}' exited (${status.code ?? status.signal}) before it was ready`,
+        );
+      });
+      gone.catch(() => {}); // the race below may be won by the hook: this one then goes unheard
+      await Promise.race([ready(child), gone]);
+    }
     if (entry.child !== child || this.#state !== 'running') return;
     entry.phase = 'up';
     entry.channel.attach(child.channel);

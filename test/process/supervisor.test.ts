@@ -170,6 +170,38 @@ describe('Supervisor: restarts', () => {
 });
 
 describe('Supervisor: start and stop', () => {
+  it('a start() that stop() interrupts rejects with ERR_IPC_CLOSED; nothing is left running', async () => {
+    const sup = supervisor({ restart: 'always' });
+    let readyCalled!: () => void;
+    const inReady = new Promise<void>((resolve) => {
+      readyCalled = resolve;
+    });
+    const spawned: number[] = [];
+    for (const name of ['a', 'b', 'c']) {
+      sup.add(
+        name,
+        () => {
+          const child = spawn('sleep', ['1000']);
+          spawned.push(child.pid);
+          return child;
+        },
+        // Never ready on its own: the start is still in its first child when stop() comes.
+        {
+          ready: () => {
+            readyCalled();
+            return new Promise(() => {});
+          },
+        },
+      );
+    }
+    const starting = rejectionOf(sup.start());
+    await watchdog(inReady, 10_000, 'the first ready hook');
+    await watchdog(sup.stop(), 30_000, 'stop');
+    expect((await watchdog(starting, 10_000, 'start settles')).code).toBe(ErrorCodes.CLOSED);
+    expect(spawned).toHaveLength(1);
+    for (const pid of spawned) expect(() => process.kill(pid, 0)).toThrow();
+  });
+
   it('starts in order and stops in reverse order', async () => {
     const sup = supervisor({ restart: 'always' });
     const log = record(sup);
