@@ -111,6 +111,8 @@ export class SocketServer<T = unknown> implements AsyncIterable<SocketConnection
   #nextId = 1;
   #established = 0;
   #draining = false;
+  /** Set while close() waits for the last connection to report its end. */
+  #allGone: (() => void) | undefined;
   #closing: Promise<void> | undefined;
   #stats = { accepted: 0, refused: 0, delivered: 0, dropped: 0 };
 
@@ -311,6 +313,16 @@ export class SocketServer<T = unknown> implements AsyncIterable<SocketConnection
     await bounded(Promise.all(open.map((conn) => conn.close())), LINGER_MS);
     for (const conn of this.#connections) conn.destroy();
     for (const conn of this.#pending.drain()) conn.destroy();
+    // A destroyed socket reports its close a tick later: close() resolves once every connection
+    // has gone, its 'disconnect' emitted and `stats().connections` at 0.
+    if (this.#connections.size > 0) {
+      await bounded(
+        new Promise<void>((resolve) => {
+          this.#allGone = resolve;
+        }),
+        LINGER_MS,
+      );
+    }
     await stopped;
   }
 
@@ -441,6 +453,7 @@ export class SocketServer<T = unknown> implements AsyncIterable<SocketConnection
 
   #onClosed(conn: ServerConnection<T>, reason: IpcError): void {
     if (!this.#connections.delete(conn)) return;
+    if (this.#connections.size === 0) this.#allGone?.();
     for (const topic of conn.topics) this.#unsubscribe(conn, topic);
     if (conn.wasEstablished) {
       this.#established--;

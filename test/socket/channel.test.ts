@@ -44,6 +44,24 @@ describe.each(transports)('socket connections over %s', (transport) => {
     await expect(client.send(1)).rejects.toMatchObject({ code: ErrorCodes.CLOSED });
   });
 
+  it('close() resolves once every connection is gone: disconnects emitted, no connection counted', async () => {
+    const server = await listen(listenUrl(transport, env.dir));
+    const disconnects: string[] = [];
+    server.on('disconnect', (_conn, reason) => disconnects.push(reason.code));
+    const clients = await Promise.all([1, 2].map(() => connect(server.url)));
+    await watchdog(
+      (async () => {
+        while (server.stats().connections < 2) await new Promise((resolve) => setImmediate(resolve));
+      })(),
+      5000,
+      'both connections established',
+    );
+    await server.close();
+    expect(server.stats().connections).toBe(0);
+    expect(disconnects).toHaveLength(2);
+    await Promise.all(clients.map((c) => c.close()));
+  });
+
   it('accept honours timeout; close() ends iteration and refuses new clients', async () => {
     const server = await listen(listenUrl(transport, env.dir));
     await expect(server.accept({ timeout: 20 })).rejects.toMatchObject({ code: ErrorCodes.TIMEOUT });
