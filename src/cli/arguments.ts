@@ -39,8 +39,9 @@ export function parseInteger(value: string): number {
 
 /** A positive integer (counts such as --runs). */
 export function parsePositiveInt(value: string): number {
-  const n = parseNonNegativeInt(value);
-  if (n < 1) throw new InvalidArgumentError('expected a whole number >= 1');
+  const text = value.trim();
+  const n = /^\d+$/.test(text) ? Number(text) : Number.NaN;
+  if (!Number.isSafeInteger(n) || n < 1) throw new InvalidArgumentError('expected a whole number >= 1');
   return n;
 }
 

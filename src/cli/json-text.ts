@@ -6,14 +6,24 @@ import { UsageError } from './errors.js';
 
 /** Parses a JSON command-line argument; a bad one is the command line's fault (exit code 2). */
 export function parseJsonArgument(text: string, what = 'the message'): unknown {
+  let value: unknown;
   try {
-    return JSON.parse(text);
+    value = JSON.parse(text);
   } catch (err) {
     // Shells eat quotes, which is the usual cause: say how to quote.
     throw new UsageError(
       `${what} is not valid JSON (${(err as Error).message}); quote it for the shell, e.g. '{"a":1}'`,
     );
   }
+  // JSON.parse reads 1e400 as Infinity, which no JSON can carry back out: it would be received as null.
+  if (hasNonFinite(value)) throw new UsageError(`${what} has a number too large for JSON (such as 1e400)`);
+  return value;
+}
+
+function hasNonFinite(value: unknown): boolean {
+  if (typeof value === 'number') return !Number.isFinite(value);
+  if (typeof value !== 'object' || value === null) return false;
+  return Object.values(value).some(hasNonFinite);
 }
 
 /**

@@ -170,6 +170,9 @@ describe('ipckit mq', { timeout: 240_000 }, () => {
   it('bad arguments exit 2 with one line; a queue that does not exist is ERR_IPC_NOT_FOUND and is not created', async () => {
     const cases: [string[], RegExp][] = [
       [['mq', 'send', 'q', '{oops}'], /^ipckit mq send: the message is not valid JSON .*quote it/],
+      [['mq', 'send', 'q', '{"n":1e400}'], /^ipckit mq send: the message has a number too large for JSON/],
+      [['mq', 'dead', 'q', '--limit', 'x'], /^ipckit mq dead: option .*--limit.* is invalid.*>= 1/],
+      [['mq', 'dead', 'q', '--limit', '0'], /^ipckit mq dead: option .*--limit.* is invalid.*>= 1/],
       [['mq', 'send', 'q'], /^ipckit mq send: missing required argument 'json'/],
       [['mq', 'send', 'q', '1', '--priority', 'high'], /^ipckit mq send: option .*--priority.* is invalid/],
       [['mq', 'send', 'q', '1', '--delay', '-5'], /^ipckit mq send: option .*--delay.* is invalid/],
