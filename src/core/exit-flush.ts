@@ -32,22 +32,29 @@ export function flushedBeforeExit(flush: () => void): void {
 const EXIT_WRITE_MS = 2000;
 const pause = new Int32Array(new SharedArrayBuffer(4));
 
+/** The fd a net.Socket writes to (it has no public one; its libuv handle's), or undefined. */
+export function socketFd(output: Socket): number | undefined {
+  const fd = (output as unknown as { _handle?: { fd?: number } | null })._handle?.fd;
+  return typeof fd === 'number' && fd >= 0 ? fd : undefined;
+}
+
 /**
- * Writes `chunks`, in order, to `output` from an 'exit' handler, where nothing asynchronous
- * completes. When the stream has nothing queued, each chunk goes straight to its fd with one
- * write(2) as far as the kernel allows (a chunk of up to PIPE_BUF bytes stays atomic), waiting up
- * to EXIT_WRITE_MS while the kernel's buffer is full, so a reader that keeps reading gets them all.
- * Otherwise (bytes of earlier writes still queued in the stream, or a TLS stream, whose fd carries
- * ciphertext) the stream writes what the kernel takes at once, and the rest is lost with the process.
+ * The bytes of a socket's writes that libuv still holds, not yet in the kernel: its write queue.
+ * Not the stream's writableLength, which stays non-zero after libuv wrote the bytes until the
+ * write's callback runs, a tick that process.exit() never lets happen.
  */
-export function writeAtExit(output: Socket, chunks: readonly Uint8Array[]): void {
-  // net.Socket has no public fd; its libuv handle's is the one it writes to (-1 where there is none).
-  const fd = (output as unknown as { _handle?: { fd?: number } })._handle?.fd;
-  const plain = !('encrypted' in output);
-  if (output.writableLength !== 0 || !plain || typeof fd !== 'number' || fd < 0) {
-    for (const chunk of chunks) output.write(chunk);
-    return;
-  }
+export function unwrittenBytes(output: Socket): number {
+  const handle = (output as unknown as { _handle?: { writeQueueSize?: number } | null })._handle;
+  return typeof handle?.writeQueueSize === 'number' ? handle.writeQueueSize : output.writableLength;
+}
+
+/**
+ * Writes `chunks`, in order, to the non-blocking `fd` from an 'exit' handler, where nothing
+ * asynchronous completes: each with write(2) as far as the kernel takes it (a chunk of up to
+ * PIPE_BUF bytes stays atomic), waiting up to EXIT_WRITE_MS in all while the kernel's buffer is
+ * full, so that a reader that keeps reading gets them all.
+ */
+export function writeFdAtExit(fd: number, chunks: readonly Uint8Array[]): void {
   const deadline = Date.now() + EXIT_WRITE_MS;
   for (const chunk of chunks) {
     let offset = 0;
@@ -55,10 +62,25 @@ export function writeAtExit(output: Socket, chunks: readonly Uint8Array[]): void
       try {
         offset += writeSync(fd, chunk, offset);
       } catch (err) {
-        // The fd is non-blocking: EAGAIN means the kernel's buffer is full for now.
+        // EAGAIN: the kernel's buffer is full for now.
         if ((err as NodeJS.ErrnoException).code !== 'EAGAIN' || Date.now() >= deadline) return;
         Atomics.wait(pause, 0, 0, 1);
       }
     }
   }
+}
+
+/**
+ * Writes `chunks`, in order, to `output` from an 'exit' handler. When the stream has nothing
+ * queued, they go straight to its fd (writeFdAtExit). Otherwise (bytes of earlier writes still
+ * queued in the stream, or a TLS stream, whose fd carries ciphertext) the stream writes what the
+ * kernel takes at once, and the rest is lost with the process.
+ */
+export function writeAtExit(output: Socket, chunks: readonly Uint8Array[]): void {
+  const fd = socketFd(output);
+  if (output.writableLength !== 0 || 'encrypted' in output || fd === undefined) {
+    for (const chunk of chunks) output.write(chunk);
+    return;
+  }
+  writeFdAtExit(fd, chunks);
 }

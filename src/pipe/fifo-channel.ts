@@ -8,7 +8,7 @@
 import { writeSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { ChannelBase, type ChannelOptions } from '../core/channel.js';
-import { flushAtExit, flushedBeforeExit, writeAtExit } from '../core/exit-flush.js';
+import { flushAtExit, flushedBeforeExit, unwrittenBytes, writeFdAtExit } from '../core/exit-flush.js';
 import { readStream, writeStream } from './fd-stream.js';
 import { createSplitter, type FifoFormat, type Splitter, wireBytes } from './fifo-format.js';
 import {
@@ -21,30 +21,6 @@ import {
   SINGLE_CHUNK_PAYLOAD,
   writeSingleChunk,
 } from './fifo-frames.js';
-
-/** How long an exiting process waits for a full FIFO to take its last chunks (as exit-flush.ts). */
-const EXIT_WRITE_MS = 2000;
-const exitPause = new Int32Array(new SharedArrayBuffer(4));
-
-/**
- * Writes 'frames' chunks (each at most PIPE_BUF bytes, so each write is all or nothing) from an
- * 'exit' handler, waiting up to EXIT_WRITE_MS while the FIFO is full. What is not written then is
- * lost with the process, and the receiver reports the message cut off.
- */
-function writeChunksAtExit(fd: number, chunks: readonly Uint8Array[]): void {
-  const deadline = Date.now() + EXIT_WRITE_MS;
-  for (const chunk of chunks) {
-    for (;;) {
-      try {
-        writeSync(fd, chunk);
-        break;
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EAGAIN' || Date.now() >= deadline) return;
-        Atomics.wait(exitPause, 0, 0, 1);
-      }
-    }
-  }
-}
 
 /** One write(2) of at most PIPE_BUF bytes that never blocks; false if it did not happen. */
 function writeWhole(fd: number, chunk: Uint8Array): boolean {
@@ -120,22 +96,20 @@ export class FifoSender<T> extends ChannelBase<T> {
   #writing = false;
   #flushScheduled = false;
   #idle: (() => void) | undefined;
-  /** The process exits with groups not yet written (process.exit() runs no tick): written now. */
+  /**
+   * The process exits with groups not yet written (process.exit() runs no tick): written now. A
+   * write in flight is one a sender issues at a time: what libuv still holds of it (a write the
+   * kernel refused, EAGAIN) would never happen, and what follows would be written first, so its
+   * unwritten tail goes first. libuv's queue says how much that is (see unwrittenBytes): asking the
+   * stream instead wrote a chunk libuv had retried successfully a second time.
+   */
   readonly #flushAtExit = (): void => {
     this.#closeGroup();
     if (this.#output.destroyed) return;
-    if (this.#writer) {
-      // A write the kernel refused (EAGAIN) is still queued in libuv: it would never happen, and
-      // what follows it would be written first. It is one chunk of at most PIPE_BUF bytes, so all or
-      // nothing of it was written: write it here, ahead of the rest, if libuv still holds it. Ask
-      // libuv (its write queue), not the stream: a write libuv retried successfully keeps
-      // writableLength non-zero until its callback runs, which process.exit() never lets happen.
-      const refused = this.#inFlight && unwrittenBytes(this.#output) !== 0 ? [this.#inFlight] : [];
-      writeChunksAtExit(this.#fd, [...refused, ...this.#groups.splice(0).flatMap(pieces)]);
-      return;
-    }
-    if (this.#groups.length === 0) return;
-    writeAtExit(this.#output, this.#groups.splice(0));
+    const inFlight = this.#inFlight;
+    const unwritten = inFlight ? Math.min(unwrittenBytes(this.#output), inFlight.byteLength) : 0;
+    const refused = unwritten > 0 ? [inFlight!.subarray(inFlight!.byteLength - unwritten)] : [];
+    writeFdAtExit(this.#fd, [...refused, ...this.#groups.splice(0).flatMap(pieces)]);
   };
 
   /** `fd`: the FIFO opened write-only; the sender owns it. */
@@ -261,16 +235,7 @@ export class FifoSender<T> extends ChannelBase<T> {
   }
 }
 
-/**
- * The bytes of a stream's writes that libuv still holds (not yet in the kernel): its handle's
- * writeQueueSize, read from libuv's own queue. Without a handle, what the stream has not finished.
- */
-function unwrittenBytes(output: Socket): number {
-  const handle = (output as unknown as { _handle?: { writeQueueSize?: number } | null })._handle;
-  return typeof handle?.writeQueueSize === 'number' ? handle.writeQueueSize : output.writableLength;
-}
-
-/** A queued 'frames' group cut into its writes of at most PIPE_BUF bytes (each a whole chunk). */
+/** A queued group cut into writes of at most PIPE_BUF bytes (for 'frames', each a whole chunk). */
 function pieces(group: Uint8Array): Uint8Array[] {
   if (group.byteLength <= PIPE_BUF) return [group];
   const out: Uint8Array[] = [];
