@@ -85,7 +85,6 @@ export class FrameBatch {
   readonly #lent = new WeakSet<ArrayBufferLike>();
   /** Written large batches' memory, reused by the next large batches instead of fresh allocations. */
   readonly #spares: Buffer[] = [];
-  #spareBytes = 0;
   #smallTakes = 0;
 
   constructor(initialBytes = FIRST_BATCH_BYTES) {
@@ -184,15 +183,13 @@ export class FrameBatch {
   release(bytes: Uint8Array): void {
     const memory = bytes.buffer;
     if (!this.#lent.delete(memory) || this.#spares.length >= MAX_SPARES) return;
-    if (this.#spareBytes + memory.byteLength > MAX_SPARE_BYTES) return;
+    const spareBytes = this.#spares.reduce((sum, spare) => sum + spare.length, 0);
+    if (spareBytes + memory.byteLength > MAX_SPARE_BYTES) return;
     this.#spares.push(Buffer.from(memory, 0, memory.byteLength));
-    this.#spareBytes += memory.byteLength;
   }
 
   #tookSmall(): void {
-    if (++this.#smallTakes < SMALL_TAKES_TO_SHRINK) return;
-    this.#spares.length = 0;
-    this.#spareBytes = 0;
+    if (++this.#smallTakes >= SMALL_TAKES_TO_SHRINK) this.#spares.length = 0;
   }
 
   #reserve(bytes: number): number {
@@ -200,7 +197,6 @@ export class FrameBatch {
     if (offset + bytes > this.#buffer.length) {
       // A spare too small for this batch is dropped: traffic changed size.
       const spare = this.#spares.pop();
-      if (spare) this.#spareBytes -= spare.length;
       let grown: Buffer;
       if (spare && spare.length >= offset + bytes) {
         grown = spare;
