@@ -17,6 +17,7 @@ export {
   runtimeDir as ensureRuntimeDir,
   runtimeDirPath as runtimeDir,
   runtimeSubdir,
+  writePrivateFileAtomic,
 } from './core/runtime-dir.js';
 export type { WaitOptions } from './core/wait.js';
 export { Message } from './mq/message.js';

@@ -10,9 +10,9 @@
  * resource: if a program removes the segment and another process later creates one with the same
  * name, the creators differ and gc judges the new one on its own creator's liveness.
  */
-import { readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { listResources, type ResourceKind, runtimeSubdir } from '../index.js';
+import { listResources, type ResourceKind, runtimeSubdir, writePrivateFileAtomic } from '../index.js';
 
 /** A kept resource's mark. */
 export interface KeptMark {
@@ -49,13 +49,8 @@ export function keepResource(kind: ResourceKind, name: string): void {
   if (!entry) return;
   const mark: KeptMark = { kind, name, owner: entry.owner, keptAt: new Date().toISOString() };
   const target = markPath(runtimeSubdir(KEPT_DIR), kind, name);
-  // Written then renamed, as the registry does, so a reader never sees half a mark. The temporary
-  // name is predictable: whatever has it is removed (unlink never follows a link) and the file is
-  // created with O_EXCL ('wx'), which never writes through a link planted meanwhile.
-  const temporary = `${target}.${process.pid}.tmp`;
-  rmSync(temporary, { force: true });
-  writeFileSync(temporary, JSON.stringify(mark), { mode: 0o600, flag: 'wx' });
-  renameSync(temporary, target);
+  // Written then renamed, as the registry does: a reader never sees half a mark.
+  writePrivateFileAtomic(target, JSON.stringify(mark));
 }
 
 /** Removes the kept mark of `kind`/`name`, if any. */
