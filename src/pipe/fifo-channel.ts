@@ -130,7 +130,6 @@ export class FifoSender<T> extends ChannelBase<T> {
   }
 
   protected transmit(payload: Uint8Array): boolean {
-    flushAtExit(this.#flushAtExit);
     if (this.#writer) {
       if (payload.byteLength <= SINGLE_CHUNK_PAYLOAD) {
         // The hot path: the chunk is encoded straight into the group, no allocation.
@@ -144,6 +143,7 @@ export class FifoSender<T> extends ChannelBase<T> {
         const wire = chunkedWire(payload, this.#writer);
         this.#queuedBytes += wire.byteLength;
         this.#groups.push(wire);
+        flushAtExit(this.#flushAtExit);
       }
       this.#pump();
       return this.#queuedBytes < QUEUE_LIMIT;
@@ -155,6 +155,7 @@ export class FifoSender<T> extends ChannelBase<T> {
       // Queued until the pipe takes it, while send has resolved: 'bytes' passes the caller's own
       // buffer through, which it may refill now, so that one is queued as a copy.
       this.#groups.push(wire === payload ? new Uint8Array(payload) : wire);
+      flushAtExit(this.#flushAtExit);
     } else {
       if (this.#groupLength + wire.byteLength > PIPE_BUF) this.#closeGroup();
       this.#group.set(wire, this.#groupLength);
@@ -165,10 +166,14 @@ export class FifoSender<T> extends ChannelBase<T> {
     return this.#queuedBytes < QUEUE_LIMIT;
   }
 
-  /** Sends on in this tick join the group; it is written on the next. */
+  /**
+   * Sends on in this tick join the group; it is written on the next, or at the process's exit if
+   * that comes first (registered once per group, not per message).
+   */
   #scheduleFlush(): void {
     if (this.#flushScheduled) return;
     this.#flushScheduled = true;
+    flushAtExit(this.#flushAtExit);
     process.nextTick(() => {
       this.#flushScheduled = false;
       this.#closeGroup();
