@@ -21,6 +21,8 @@ import {
   PIPE_BUF,
 } from './fifo-frames.js';
 
+const EMPTY = Buffer.alloc(0);
+
 /** How many writers may have a message in progress at once; past it the oldest is dropped. */
 const MAX_PARTIAL_WRITERS = 64;
 /** A message in progress with no new chunk for this long has its writer's liveness checked. */
@@ -108,7 +110,7 @@ function allocate(size: number): Buffer | undefined {
  * times, and then the suspects are settled without one.
  */
 export class FrameAssembler implements Splitter {
-  #pending: Buffer = Buffer.alloc(0);
+  #pending: Buffer = EMPTY;
   /** Set after corrupt bytes until the next chunk, so one corrupt stretch is reported once. */
   #resyncing = false;
   /** Messages in progress, oldest first. */
@@ -131,8 +133,27 @@ export class FrameAssembler implements Splitter {
   ) {}
 
   push(chunk: Buffer): void {
-    const bytes = this.#pending.length ? Buffer.concat([this.#pending, chunk]) : chunk;
-    let pos = 0;
+    let from = 0;
+    if (this.#pending.length > 0) {
+      // The leftover is the start of one chunk (or a few stray bytes): complete it from the head of
+      // this read, at most PIPE_BUF bytes, rather than copy the whole read behind it.
+      const pending = this.#pending.length;
+      const joined = Buffer.concat([this.#pending, chunk.subarray(0, PIPE_BUF)]);
+      const pos = this.#parse(joined, 0);
+      if (pos < pending) {
+        // Still incomplete (a read shorter than the rest of that chunk): keep it all.
+        this.#pending = Buffer.concat([this.#pending.subarray(pos), chunk]);
+        return;
+      }
+      from = pos - pending;
+    }
+    const pos = this.#parse(chunk, from);
+    // Copy the leftover (less than one chunk) so a small tail does not pin a large read.
+    this.#pending = pos >= chunk.length ? EMPTY : Buffer.from(chunk.subarray(pos));
+  }
+
+  /** Handles the whole chunks of `bytes` from `pos`; returns where the first incomplete one starts. */
+  #parse(bytes: Buffer, pos: number): number {
     while (bytes.length - pos >= CHUNK_HEADER) {
       if (bytes[pos] !== MAGIC_0 || bytes[pos + 1] !== MAGIC_1) {
         pos = this.#skip(bytes, pos);
@@ -150,15 +171,14 @@ export class FrameAssembler implements Splitter {
       this.#chunk(bytes, pos, flags, length);
       pos += header + length;
     }
-    // Copy the leftover (less than one chunk) so a small tail does not pin a large read.
-    this.#pending = pos >= bytes.length ? Buffer.alloc(0) : Buffer.from(bytes.subarray(pos));
+    return pos;
   }
 
   close(): void {
     this.#stopTimer();
     this.#partials.clear();
     this.#dropped.clear();
-    this.#pending = Buffer.alloc(0);
+    this.#pending = EMPTY;
   }
 
   #chunk(bytes: Buffer, pos: number, flags: number, length: number): void {

@@ -13,6 +13,7 @@ import {
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { crc32 } from 'node:zlib';
+import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { ErrorCodes, Fifo, listResources } from '../../src/index.js';
 import { PIPE_BUF, wireBytes } from '../../src/pipe/fifo-format.js';
@@ -86,6 +87,29 @@ function checkFrame(frame: Uint8Array, size: number): string {
 }
 
 describe('Fifo', () => {
+  it('reassembles a stream of chunks however the reads cut it (seeded property)', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.integer({ min: 0, max: 3 * PIPE_BUF }), { minLength: 1, maxLength: 12 }),
+        fc.array(fc.integer({ min: 1, max: 2 * PIPE_BUF + 100 }), { minLength: 1, maxLength: 40 }),
+        (sizes, cuts) => {
+          const messages = sizes.map((size, i) => Buffer.alloc(size, i + 1));
+          const wire = Buffer.concat(messages.map((m) => wireBytes('frames', m)));
+          const { asm, frames, errors } = assembler(1 << 20, () => false);
+          for (let at = 0, i = 0; at < wire.length; i++) {
+            const length = cuts[i % cuts.length]!;
+            asm.push(wire.subarray(at, at + length));
+            at += length;
+          }
+          asm.close();
+          expect(errors).toEqual([]);
+          expect(frames).toEqual(messages);
+        },
+      ),
+      { seed: 20261127, numRuns: 200 },
+    );
+  });
+
   it('creates a FIFO 0600 in the runtime dir, registered with its creator, and refuses a duplicate', async () => {
     const path = await Fifo.create('logs');
     expect(path).toBe(Fifo.path('logs'));
