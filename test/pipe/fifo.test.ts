@@ -70,6 +70,23 @@ function assembler(max: number, writeBack: (chunk: Buffer) => boolean) {
   return { asm, frames, errors, reported };
 }
 
+/**
+ * Starts test/fixtures/fifo-write-partial-then-wait.ts: it writes a whole message, then `chunks`
+ * chunks of one declaring `total` bytes, and waits to be killed. `partial` resolves once it has.
+ */
+function startPartialWriter(fifo: string, total: number, chunks: number) {
+  const child = nodeSpawn(
+    process.execPath,
+    fixtureArgs('fifo-write-partial-then-wait.ts', fifo, String(total), String(chunks)),
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  const partial = new Promise<void>((resolve) =>
+    child.stdout.on('data', (data) => String(data).includes('partial') && resolve()),
+  );
+  return { child, exited, partial };
+}
+
 /** A pid no process can have: above Linux's highest pid_max (2^22). */
 const NO_SUCH_PID = 0x40_0001;
 
@@ -273,17 +290,9 @@ describe('Fifo', () => {
     await Fifo.create('killed');
     const receiver = await Fifo.receiver<Uint8Array>('killed', { codec: 'raw', maxMessageBytes: 1 << 24 });
     // The writer's message declares 16 MiB; it writes 8 chunks (32 KiB) of it, then waits.
-    const child = nodeSpawn(
-      process.execPath,
-      fixtureArgs('fifo-write-partial-then-wait.ts', 'killed', String(16 << 20), '8'),
-      { stdio: ['ignore', 'pipe', 'inherit'] },
-    );
-    const exited = new Promise((resolve) => child.once('exit', resolve));
+    const { child, exited, partial } = startPartialWriter('killed', 16 << 20, 8);
     try {
-      const ready = new Promise<void>((resolve) =>
-        child.stdout.on('data', (data) => String(data).includes('partial') && resolve()),
-      );
-      await watchdog(ready, 20_000, 'the writer wrote part of its message');
+      await watchdog(partial, 20_000, 'the writer wrote part of its message');
       const first = await watchdog(receiver.receive(), 5000, 'the complete message before the cut');
       expect([...first]).toEqual([7]);
       child.kill('SIGKILL');
@@ -546,17 +555,9 @@ describe('Fifo', () => {
     await Fifo.create('two');
     const first = await Fifo.receiver<Uint8Array>('two', { codec: 'raw', maxMessageBytes: 1 << 24 });
     const second = await Fifo.receiver<Uint8Array>('two', { codec: 'raw', maxMessageBytes: 1 << 24 });
-    const child = nodeSpawn(
-      process.execPath,
-      fixtureArgs('fifo-write-partial-then-wait.ts', 'two', String(1 << 20), '1'),
-      { stdio: ['ignore', 'pipe', 'inherit'] },
-    );
-    const exited = new Promise((resolve) => child.once('exit', resolve));
+    const { child, exited, partial } = startPartialWriter('two', 1 << 20, 1);
     try {
-      const ready = new Promise<void>((resolve) =>
-        child.stdout.on('data', (data) => String(data).includes('partial') && resolve()),
-      );
-      await watchdog(ready, 20_000, 'the writer wrote its first chunk');
+      await watchdog(partial, 20_000, 'the writer wrote its first chunk');
       child.kill('SIGKILL');
       await watchdog(exited, 5000, 'the writer exits when killed');
       // The whole message [7] reaches one receiver, the cut one is reported by one (either).
