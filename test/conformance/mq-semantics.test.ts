@@ -414,14 +414,14 @@ for (const store of stores) {
 
       it('closes: waiting receives reject, consume loops end, later calls reject ERR_IPC_CLOSED', async () => {
         const q = await ctx.open<string>();
-        const waiting = q.receive();
+        const waiting = code(q.receive());
         const loop = (async () => {
           let n = 0;
           for await (const _ of q.consume()) n++;
           return n;
         })();
         await q.close();
-        expect(await code(waiting)).toBe(ErrorCodes.CLOSED);
+        expect(await waiting).toBe(ErrorCodes.CLOSED);
         expect(await watchdog(loop, 10_000, 'the consume loop to end')).toBe(0);
         expect(await code(q.send('x'))).toBe(ErrorCodes.CLOSED);
         expect(await code(q.stats())).toBe(ErrorCodes.CLOSED);

@@ -29,10 +29,10 @@ describe('SQLite store resources', () => {
     const baseline = openFdCount();
     for (let i = 0; i < 300; i++) {
       const q = await MessageQueue.open<string>('cycles');
-      const waiting = q.receive({ types: ['wanted'] });
+      const waiting = q.receive({ types: ['wanted'] }).catch((e: unknown) => e);
       await q.send(`m${i}`, { type: 'other' });
       await q.close();
-      const err = await waiting.catch((e) => e);
+      const err = await waiting;
       expect(isIpcError(err, ErrorCodes.CLOSED)).toBe(true);
     }
     expect(openFdCount()).toBe(baseline);

@@ -131,10 +131,10 @@ describe('ShmChannel in one process', () => {
       await a.send(makeMessage(2, 100));
       // `a` never reads: b's ring fills, and the next send waits for room.
       while (b.trySend(makeMessage(0, 500))) {}
-      const blocked = b.send(makeMessage(0, 500));
+      const blocked = rejectionOf(b.send(makeMessage(0, 500)));
       if (how === 'close') await a.close();
       else a.destroy();
-      expect((await watchdog(rejectionOf(blocked), 5_000, 'the waiting send rejects')).code).toBe(code);
+      expect((await watchdog(blocked, 5_000, 'the waiting send rejects')).code).toBe(code);
       expect((await watchdog(rejectionOf(b.receive()), 5_000, 'receive rejects')).code).toBe(code);
       const v2 = await watchdog(b.receiveView(), 5_000, 'view 2');
       expect(checkMessage(v2.bytes)).toBe(2);
@@ -154,12 +154,12 @@ describe('ShmChannel in one process', () => {
     const { a, b } = pair(4096);
     await a.send(makeMessage(1, 100));
     (await watchdog(b.receiveView(), 5_000, 'view 1')).release();
-    const waiting = b.receiveView();
-    const receiving = b.receive();
+    const waiting = rejectionOf(b.receiveView());
+    const receiving = rejectionOf(b.receive());
     if (how === 'close') await a.close();
     else a.destroy();
-    expect((await watchdog(rejectionOf(waiting), 5_000, 'receiveView rejects')).code).toBe(code);
-    expect((await watchdog(rejectionOf(receiving), 5_000, 'receive rejects')).code).toBe(code);
+    expect((await watchdog(waiting, 5_000, 'receiveView rejects')).code).toBe(code);
+    expect((await watchdog(receiving, 5_000, 'receive rejects')).code).toBe(code);
     b.destroy();
   });
 

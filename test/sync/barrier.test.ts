@@ -73,18 +73,9 @@ describe('Barrier', () => {
   it('breaks when a waiter times out, since the others could never complete', async () => {
     const barrier = Barrier.create('start', { parties: 3 });
     const other = Barrier.open('start');
-    const waiting = other.wait();
+    const waiting = other.wait().catch((e: unknown) => e);
     const err = await barrier.wait({ timeout: 10 }).catch((e: unknown) => e);
     expect(isIpcError(err, ErrorCodes.TIMEOUT)).toBe(true);
-    expect(
-      isIpcError(
-        await watchdog(
-          waiting.catch((e: unknown) => e),
-          2000,
-          'other',
-        ),
-        ErrorCodes.PEER_GONE,
-      ),
-    ).toBe(true);
+    expect(isIpcError(await watchdog(waiting, 2000, 'other'), ErrorCodes.PEER_GONE)).toBe(true);
   });
 });
