@@ -76,3 +76,16 @@ export function directoryReaches(dir: string, done: (files: string[]) => boolean
     check();
   });
 }
+
+/** True if `promise` is still pending after everything already queued has run. */
+export async function isPending(promise: Promise<unknown>): Promise<boolean> {
+  const marker = Symbol('pending');
+  const settled = await Promise.race([
+    promise.then(
+      () => 'settled',
+      () => 'settled',
+    ),
+    new Promise((r) => setImmediate(() => r(marker))),
+  ]);
+  return settled === marker;
+}

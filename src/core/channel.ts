@@ -407,6 +407,7 @@ export abstract class ChannelBase<T> implements Channel<T> {
   }
 
   #drainedForClose: (() => void) | undefined;
+  #destroyedWhileClosing: (() => void) | undefined;
 
   close(): Promise<void> {
     if (this.#closing) return this.#closing;
@@ -418,12 +419,16 @@ export abstract class ChannelBase<T> implements Channel<T> {
           this.#drainedForClose = resolve;
         });
       }
-      if (!this.#outputEnd) {
-        try {
-          await this.endOutput();
-        } catch {
-          // The peer may be gone already; what was sent before close() was accepted, nothing to undo.
-        }
+      if (!this.#outputEnd && this.#state === 'closing') {
+        // The peer may be gone already: what was sent before close() was accepted, nothing to undo.
+        const ended = this.endOutput().catch(() => {});
+        // A destroy() meanwhile ends the wait: a transport torn down may never finish its output.
+        await Promise.race([
+          ended,
+          new Promise<void>((resolve) => {
+            this.#destroyedWhileClosing = resolve;
+          }),
+        ]);
       }
       this.#finish(closedError(this.what));
     })();
@@ -442,6 +447,8 @@ export abstract class ChannelBase<T> implements Channel<T> {
   // ---- internals ------------------------------------------------------------------------------
 
   #finish(err: IpcError): void {
+    // A destroy() during close() finished the channel already; close() then only settles.
+    if (this.#state === 'closed') return;
     this.#state = 'closed';
     this.#inputEnd ??= err;
     this.#outputEnd ??= err;
@@ -455,6 +462,7 @@ export abstract class ChannelBase<T> implements Channel<T> {
     }
     this.#received.drain();
     this.#drainedForClose?.();
+    this.#destroyedWhileClosing?.();
     this.teardown();
   }
 

@@ -5,21 +5,8 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { type Channel, type ChannelOptions, ErrorCodes } from '../../src/index.js';
-import { isolateRuntimeDir, rejectionOf, watchdog } from '../helpers.js';
+import { isolateRuntimeDir, isPending, rejectionOf, watchdog } from '../helpers.js';
 import { type ChannelPair, type ChannelTransport, channelTransports } from './channels.js';
-
-/** True if `promise` is still pending after everything already queued has run. */
-async function isPending(promise: Promise<unknown>): Promise<boolean> {
-  const marker = Symbol('pending');
-  const settled = await Promise.race([
-    promise.then(
-      () => 'settled',
-      () => 'settled',
-    ),
-    new Promise((r) => setImmediate(() => r(marker))),
-  ]);
-  return settled === marker;
-}
 
 describe.each(channelTransports)('Channel lifecycle: $name', (transport: ChannelTransport) => {
   let env: ReturnType<typeof isolateRuntimeDir>;
@@ -139,6 +126,28 @@ describe.each(channelTransports)('Channel lifecycle: $name', (transport: Channel
     expect(blocked).toBeDefined();
     for (let i = 0; i < sent; i++) await watchdog(a.receive(), 10_000, `receive ${i}`);
     await watchdog(blocked!, 10_000, 'blocked send resolves after the peer read');
+  });
+
+  it('destroy() during a close() that waits for a full transport settles that close() at once', async () => {
+    const payload = 'z'.repeat(64 * 1024);
+    const sends: Promise<unknown>[] = [];
+    let blocked = false;
+    for (let i = 0; i < 2000 && !blocked; i++) {
+      const promise = b.send(payload);
+      sends.push(promise.catch((err: unknown) => err));
+      blocked = await isPending(promise);
+    }
+    expect(blocked).toBe(true);
+    // Far more than the peer's 16-message queue takes: close() cannot finish while the peer waits.
+    for (let i = 0; i < 64; i++) sends.push(b.send(payload).catch((err: unknown) => err));
+    // The usual "close politely, destroy if that is slow".
+    const closing = b.close();
+    expect(await isPending(closing)).toBe(true);
+    b.destroy();
+    await watchdog(closing, 5000, 'close() settles after destroy()');
+    const outcomes = await watchdog(Promise.all(sends), 5000, 'every send settles');
+    expect(outcomes.at(-1)).toMatchObject({ code: ErrorCodes.CLOSED });
+    await expect(b.send('after')).rejects.toMatchObject({ code: ErrorCodes.CLOSED });
   });
 
   it('a send that waits for room can time out without damaging the channel', async () => {
