@@ -268,7 +268,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     if (entry.child !== child || this.#state !== 'running') return;
     entry.phase = 'up';
     entry.channel.attach(child.channel);
-    this.emit('start', entry.name, child);
+    this.#announce('start', entry.name, child);
   }
 
   /** A first start within start(): any failure is start()'s. */
@@ -307,9 +307,24 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     entry.child = undefined;
     entry.lastExit = status;
     entry.channel.detach();
-    this.emit('exit', entry.name, status);
+    this.#announce('exit', entry.name, status);
     if (this.#state !== 'running' || entry.phase === 'stopped') return;
     this.#failed(entry, status, undefined);
+  }
+
+  /**
+   * Emits an event. A listener that throws must not cut the supervisor's bookkeeping short (skip a
+   * restart, kill a child just started): its error is rethrown on the next tick, where it is the
+   * application's uncaught exception, as a throwing listener of a Node stream's event would be.
+   */
+  #announce<K extends keyof SupervisorEvents>(event: K, ...args: SupervisorEvents[K]): void {
+    try {
+      (this.emit as (event: K, ...args: SupervisorEvents[K]) => boolean)(event, ...args);
+    } catch (err) {
+      process.nextTick(() => {
+        throw err;
+      });
+    }
   }
 
   /** Decides what follows an exit (or a failed spawn): restart after a backoff, or not. */
@@ -342,8 +357,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
           error === undefined ? undefined : { cause: error },
         ),
       );
-      if (error === undefined) this.emit('giveup', entry.name, status);
-      else this.emit('giveup', entry.name, status, error);
+      if (error === undefined) this.#announce('giveup', entry.name, status);
+      else this.#announce('giveup', entry.name, status, error);
       return;
     }
     const attempt = entry.restarts.length + 1;
@@ -351,7 +366,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     entry.restarts.push(now);
     entry.phase = 'backoff';
     entry.timer = setTimeout(() => void this.#relaunch(entry), delayMs);
-    this.emit('restart', entry.name, { attempt, delayMs, lastExit: status });
+    this.#announce('restart', entry.name, { attempt, delayMs, lastExit: status });
   }
 }
 

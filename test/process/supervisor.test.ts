@@ -113,20 +113,26 @@ describe('Supervisor: restarts', () => {
 
     const restarted = once(sup, 'start') as Promise<[string, ChildProcess<unknown>]>;
     let triedWhileDown: boolean | undefined;
-    const sentWhileDown = new Promise<Promise<void>[]>((resolve) => {
-      sup.once('exit', () => {
-        // The child is down now: trySend takes nothing (send buffers); these wait for the next
-        // child; the third is over the bound.
-        triedWhileDown = channel.trySend('refused');
-        resolve([channel.send('while down 1'), channel.send('while down 2'), channel.send('one too many')]);
-      });
-    });
+    const sentWhileDown = new Promise<[Promise<void>, Promise<void>, ReturnType<typeof rejectionOf>]>(
+      (resolve) => {
+        sup.once('exit', () => {
+          // The child is down now: trySend takes nothing (send buffers); these wait for the next
+          // child; the third is over the bound.
+          triedWhileDown = channel.trySend('refused');
+          resolve([
+            channel.send('while down 1'),
+            channel.send('while down 2'),
+            rejectionOf(channel.send('one too many')),
+          ]);
+        });
+      },
+    );
     sup.child('echo')!.kill('SIGKILL');
     const [first, second, third] = await watchdog(sentWhileDown, 15_000, 'exit');
     expect(triedWhileDown).toBe(false);
     await first;
     await second;
-    const full = await rejectionOf(third!);
+    const full = await third;
     expect(full.code).toBe(ErrorCodes.QUEUE_FULL);
 
     const [, child] = await watchdog(restarted, 15_000, 'restart');
@@ -248,6 +254,23 @@ describe('Supervisor: start and stop', () => {
     expect(calls).toBe(3);
     expect(restarts.map((r) => r.attempt)).toEqual([1, 2]);
     expect(sup.listenerCount('error')).toBe(0);
+  });
+
+  it("a listener that throws is the application's uncaught exception; restarts go on", async () => {
+    const child = spawn(process.execPath, fixtureArgs('supervisor-listener-throws.ts'), {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let out = '';
+    child.process.stdout!.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+    });
+    const status = await watchdog(child.exited, 30_000, 'the fixture exits');
+    expect(status).toEqual({ code: 0, signal: null });
+    expect(JSON.parse(out)).toEqual({
+      uncaught: ['a listener failed', 'a listener failed', 'a listener failed'],
+      events: ['exit', 'restart', 'exit', 'restart', 'exit'],
+      restarts: 2,
+    });
   });
 
   it('refuses counts and durations that are not numbers with TypeErrors naming them', () => {
