@@ -297,6 +297,8 @@ export function resolveCodec<T>(opts: CodecOptions<T> | undefined, what: string)
 function validate<T>(schema: StandardSchemaV1<unknown, T>, value: unknown, what: string): T {
   const result = schema['~standard'].validate(value);
   if (result instanceof Promise) {
+    // Refused, so nobody will await it: its own failure must not become an unhandled rejection.
+    result.catch(() => {});
     throw new TypeError('options.schema must validate synchronously');
   }
   if (result.issues) {

@@ -260,13 +260,23 @@ const MAX_WIRE_MESSAGE = 8192;
 
 /** Describes an error thrown by a handler for the wire: code and message, no stack unless asked. */
 export function toWireError(err: unknown, exposeStack: boolean): WireError {
+  try {
+    return describeThrown(err, exposeStack);
+  } catch {
+    // A thrown value whose message or string form throws (a null-prototype object, a hostile
+    // getter): the requester still gets an answer, not a request left to time out.
+    return { code: ErrorCodes.REMOTE, message: 'the handler threw a value that cannot be described' };
+  }
+}
+
+function describeThrown(err: unknown, exposeStack: boolean): WireError {
   if (err instanceof IpcError) {
     const wire: WireError = { code: err.code, message: clip(err.message) };
     if (exposeStack && err.stack) wire.stack = clip(err.stack);
     return wire;
   }
   if (err instanceof Error) {
-    const wire: WireError = { code: ErrorCodes.REMOTE, message: clip(err.message), name: err.name };
+    const wire: WireError = { code: ErrorCodes.REMOTE, message: clip(err.message), name: String(err.name) };
     const code = (err as { code?: unknown }).code;
     if (typeof code === 'string' || typeof code === 'number') wire.remoteCode = String(code);
     if (exposeStack && err.stack) wire.stack = clip(err.stack);
@@ -275,7 +285,8 @@ export function toWireError(err: unknown, exposeStack: boolean): WireError {
   return { code: ErrorCodes.REMOTE, message: clip(String(err)) };
 }
 
-function clip(text: string): string {
+function clip(value: unknown): string {
+  const text = String(value);
   return text.length > MAX_WIRE_MESSAGE ? `${text.slice(0, MAX_WIRE_MESSAGE)}…` : text;
 }
 

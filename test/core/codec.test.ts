@@ -85,6 +85,30 @@ describe('codecs', () => {
     expect(error?.message).toMatch(/at n: n must be a number/);
   });
 
+  it('refuses a schema that validates asynchronously, and its failure is not left unhandled', async () => {
+    const unhandled: unknown[] = [];
+    const record = (reason: unknown) => unhandled.push(reason);
+    process.on('unhandledRejection', record);
+    try {
+      const asyncSchema: StandardSchemaV1<unknown, unknown> = {
+        '~standard': {
+          version: 1,
+          vendor: 'test',
+          validate: async () => {
+            throw new Error('async refinement failed');
+          },
+        },
+      };
+      const codec = resolveCodec({ codec: 'json', schema: asyncSchema }, 'test');
+      expect(() => codec.decode(codec.encode({ n: 1 }))).toThrow(/must validate synchronously/);
+      // Unhandled rejections are reported once the microtasks of this turn have run.
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(unhandled).toEqual([]);
+    } finally {
+      process.off('unhandledRejection', record);
+    }
+  });
+
   it('turns undecodable bytes into ERR_IPC_INVALID_MESSAGE', () => {
     for (const name of ['msgpack', 'json', 'v8'] as const) {
       const codec = resolveCodec({ codec: name }, 'test');

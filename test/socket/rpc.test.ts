@@ -78,6 +78,10 @@ describe.each(transports)('request/reply over %s', (transport) => {
     server.handle('throwsString', () => {
       throw 'plain string';
     });
+    // Neither String() nor a template can describe it: it has no toString.
+    server.handle('throwsBareObject', async () => {
+      throw Object.create(null);
+    });
     const client = await connect(server.url);
 
     const denied = await rejectionOf(client.request('denied'));
@@ -101,6 +105,12 @@ describe.each(transports)('request/reply over %s', (transport) => {
     expect(await rejectionOf(client.request('throwsString'))).toMatchObject({
       code: ErrorCodes.REMOTE,
       message: 'plain string',
+    });
+    expect(
+      await rejectionOf(watchdog(client.request('throwsBareObject'), 5000, 'bare object')),
+    ).toMatchObject({
+      code: ErrorCodes.REMOTE,
+      message: 'the handler threw a value that cannot be described',
     });
     const missing = await rejectionOf(client.request('missing'));
     expect(missing.code).toBe(ErrorCodes.NOT_FOUND);
