@@ -87,7 +87,10 @@ async function serve(task: Task): Promise<void> {
         queue.push({ id: message.id, items: message.items });
       } else if (message?.t === 'cancel') {
         const unit = findUnit(queue, message.id);
-        if (unit && queue.remove(unit)) await channel.send({ t: 'cancelled', id: unit.id });
+        if (unit && queue.remove(unit)) {
+          // A parent gone meanwhile no longer cares; this loop learns of it at its next receive.
+          await channel.send({ t: 'cancelled', id: unit.id }).catch(() => {});
+        }
       }
       wake?.();
     }

@@ -11,10 +11,14 @@ const channel = parentChannel<QueueTourReport>();
 const queue = await MessageQueue.open<QueueTourJob>(name, { visibilityTimeoutMs: Number(visibilityText) });
 await channel.send({ kind: 'ready', pid: process.pid });
 await channel.receive({ timeout: 10_000 });
-// The tour closing the channel is the signal to stop.
+// The tour closing the channel is the signal to stop; so is the tour dying (Ctrl-C).
 const stop = new AbortController();
 void (async () => {
-  for await (const _ of channel);
+  try {
+    for await (const _ of channel);
+  } catch {
+    // ERR_IPC_PEER_GONE: stop as well; whatever this consumer held comes back after its lease.
+  }
   stop.abort();
 })();
 

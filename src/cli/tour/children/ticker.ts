@@ -15,8 +15,12 @@ const timer = setInterval(() => {
 process.once('SIGTERM', () => {
   clearInterval(timer);
   void (async () => {
-    await channel.send({ kind: 'bye', ticks: n });
-    await channel.close();
-    process.exit(0);
+    try {
+      await channel.send({ kind: 'bye', ticks: n });
+      await channel.close();
+    } finally {
+      // The tour may be gone already (Ctrl-C): exit quietly either way.
+      process.exit(0);
+    }
   })();
 });
