@@ -50,7 +50,8 @@ for (const store of stores) {
       });
 
       it('redelivers, with attempts + 1, what a consumer killed before its ack was holding', async () => {
-        const q = await ctx.open<string>({ visibilityTimeoutMs: 300 });
+        // This handle keeps the default lease: the redelivered message's ack cannot be late.
+        const q = await ctx.open<string>();
         const id = await q.send('survivor');
         const consumer = startFixture(
           'mq-receive-and-hold.ts',
@@ -68,7 +69,8 @@ for (const store of stores) {
       });
 
       it('refuses the ack of a consumer that was stopped past its lease; the message is acked once', async () => {
-        const q = await ctx.open<string>({ visibilityTimeoutMs: 300 });
+        // This handle keeps the default lease: the redelivered message's ack cannot be late.
+        const q = await ctx.open<string>();
         const id = await q.send('contended');
         const slow = startFixture(
           'mq-receive-and-hold.ts',
