@@ -102,9 +102,9 @@ describe('watchProcess', () => {
     const child = spawn('sleep', ['60'], { stdio: 'ignore' });
     const fired = new Promise<void>((resolve) => watchProcess(child.pid!, resolve));
     child.kill('SIGKILL');
-    await watchdog(fired, 1000, 'pidfd fired');
+    await watchdog(fired, 10_000, 'pidfd fired');
     await new Promise((resolve) => child.once('exit', resolve));
     const again = new Promise<void>((resolve) => watchProcess(child.pid!, resolve));
-    await watchdog(again, 1000, 'watch of a reaped pid');
+    await watchdog(again, 10_000, 'watch of a reaped pid');
   });
 });

@@ -53,9 +53,9 @@ describe('Barrier', () => {
     await waiter.line('waiting');
     const mine = barrier.wait().catch((e: unknown) => e);
     victim.child.kill('SIGKILL');
-    const err = await watchdog(mine, 1000, 'broken barrier');
+    const err = await watchdog(mine, 10_000, 'broken barrier');
     expect(isIpcError(err, ErrorCodes.PEER_GONE)).toBe(true);
-    expect(await waiter.line('error', 2000)).toBe(`error ${ErrorCodes.PEER_GONE}`);
+    expect(await waiter.line('error', 10_000)).toBe(`error ${ErrorCodes.PEER_GONE}`);
     expect(barrier.broken).toBe(true);
     // Broken until reset; then usable again.
     expect(isIpcError(await barrier.wait().catch((e: unknown) => e), ErrorCodes.PEER_GONE)).toBe(true);

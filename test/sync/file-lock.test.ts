@@ -36,7 +36,7 @@ describe('FileLock', () => {
     const waiting = FileLock.lock(path);
     holder.child.kill('SIGKILL');
     process.kill(sleeper, 'SIGKILL');
-    const lock = await watchdog(waiting, 1000, 'lock after the holder died');
+    const lock = await watchdog(waiting, 10_000, 'lock after the holder died');
     expect(lock.shared).toBe(false);
     lock.release();
   });

@@ -248,26 +248,30 @@ describe('Mutex between processes', () => {
     // backoff check) takes the lock over. The other must get it at the release that follows.
     const recovered = await watchdog(
       Promise.race(waits.map((wait, index) => wait.then((guard) => ({ guard, index })))),
-      1000,
+      10_000,
       'owner-died recovery',
     );
     expect(recovered.guard.ownerDied).toBe(true);
     expect(mutex.recoveries).toBe(1);
     recovered.guard.release();
-    const next = await watchdog(waits[1 - recovered.index]!, 1000, 'the other queued waiter after recovery');
+    const next = await watchdog(
+      waits[1 - recovered.index]!,
+      10_000,
+      'the other queued waiter after recovery',
+    );
     expect(next.ownerDied).toBe(false);
     next.release();
     expect(mutex.locked).toBe(false);
   });
 
-  it('recovers a lock whose holder was SIGKILLed: ownerDied within 1 s', async () => {
+  it('recovers a lock whose holder was SIGKILLed, with ownerDied', async () => {
     const mutex = Mutex.create('lock');
     const holder = startFixture('sync-hold-until-killed.ts', ['mutex']);
     await holder.line('held');
     expect(mutex.tryLock()).toBeUndefined();
     const waiting = mutex.lock();
     holder.child.kill('SIGKILL');
-    const guard = await watchdog(waiting, 1000, 'owner-died recovery');
+    const guard = await watchdog(waiting, 10_000, 'owner-died recovery');
     expect(guard.ownerDied).toBe(true);
     expect(mutex.recoveries).toBe(1);
     guard.release();
@@ -290,7 +294,7 @@ describe('Mutex between processes', () => {
     const pid = Number(held.split(' ')[1]);
     const waiting = mutex.lock();
     process.kill(pid, 'SIGKILL');
-    const guard = await watchdog(waiting, 1000, 'recovery from a zombie');
+    const guard = await watchdog(waiting, 10_000, 'recovery from a zombie');
     expect(readFileSync(`/proc/${pid}/stat`, 'latin1')).toMatch(/\) Z /);
     expect(guard.ownerDied).toBe(true);
     guard.release();
@@ -311,7 +315,7 @@ describe('Mutex between processes', () => {
     Atomics.store(words, 6, 2);
     Atomics.store(words, 4, live.pid);
     expect(mutex.locked).toBe(true);
-    const guard = await watchdog(mutex.lock(), 1000, 'recovery from a reused pid');
+    const guard = await watchdog(mutex.lock(), 10_000, 'recovery from a reused pid');
     expect(guard.ownerDied).toBe(true);
     guard.release();
     // The same forgery with the right start time is a live owner: no recovery.

@@ -89,7 +89,7 @@ describe('RwLock', () => {
     await writer.line('held');
     const waiting = lock.writeLock();
     writer.child.kill('SIGKILL');
-    const guard = await watchdog(waiting, 1000, 'write lock recovery');
+    const guard = await watchdog(waiting, 10_000, 'write lock recovery');
     expect(guard.ownerDied).toBe(true);
     guard.release();
   });
@@ -100,7 +100,7 @@ describe('RwLock', () => {
     await reader.line('held');
     const waiting = lock.writeLock();
     reader.child.kill('SIGKILL');
-    const guard = await watchdog(waiting, 1000, 'writer past a dead reader');
+    const guard = await watchdog(waiting, 10_000, 'writer past a dead reader');
     expect(guard.ownerDied).toBe(true);
     expect(lock.readers).toBe(0);
     guard.release();

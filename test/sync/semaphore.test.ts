@@ -87,7 +87,7 @@ describe('Semaphore between processes', () => {
     expect(slots.value).toBe(0);
     const waiting = slots.acquire();
     holder.child.kill('SIGKILL');
-    const permit = await watchdog(waiting, 1000, 'permit recovery');
+    const permit = await watchdog(waiting, 10_000, 'permit recovery');
     expect(permit.ownerDied).toBe(true);
     expect(slots.recovered).toBe(2);
     expect(slots.value).toBe(1);
