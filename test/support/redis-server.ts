@@ -1,18 +1,19 @@
 /**
  * A private redis-server for tests and the mq benchmark: started on a free loopback port with its
  * own temporary data directory, never a shared or system instance. `--port 0` is not supported by
- * Redis, so the port comes from binding a throw-away server to 127.0.0.1:0; if another process
+ * Redis, so the port is one found free below the kernel's ephemeral range (./ports.ts), where no
+ * outgoing connection can take it while a restart test has the server down; if another process
  * takes it before Redis binds it, Redis exits and a new port is tried. Readiness is Redis's own
  * "Ready to accept connections" line, not a poll.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { watchdog } from '../helpers.js';
+import { stablePort } from './ports.js';
 
 /** Why redis-server cannot run here, or undefined when it can. */
 export function redisUnavailable(): string | undefined {
@@ -21,16 +22,6 @@ export function redisUnavailable(): string | undefined {
 }
 
 const hasSetpriv = spawnSync('setpriv', ['--help']).status === 0;
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as { port: number };
-  server.close();
-  await once(server, 'close');
-  return port;
-}
 
 /** Options of a test redis-server. */
 export interface RedisServerOptions {
@@ -60,7 +51,7 @@ export class RedisServer {
     const dir = mkdtempSync(join(tmpdir(), 'ipckit-test-redis-'));
     let lastError: unknown;
     for (let attempt = 0; attempt < 5; attempt++) {
-      const server = new RedisServer(await freePort(), dir, options);
+      const server = new RedisServer(await stablePort(), dir, options);
       try {
         await server.#launch();
         return server;
