@@ -38,14 +38,29 @@ export function procState(pid: number): string | undefined {
   return readEntry(pid)?.state;
 }
 
+/** The state letters of every thread of `pid` (empty if it is gone). */
+function threadStates(pid: number): string[] {
+  try {
+    return readdirSync(`/proc/${pid}/task`).map((tid) => {
+      const text = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'latin1');
+      return text.slice(text.lastIndexOf(')') + 2).split(' ')[0]!;
+    });
+  } catch {
+    return [];
+  }
+}
+
 /**
- * Resolves once the kernel reports `pid` in `state`. It re-reads /proc on each turn of the event
- * loop (setImmediate, not a timer): the kernel gives no event for "stopped" to a non-parent.
+ * Resolves once the kernel reports `pid`, and each of its threads, in `state` (a stop reaches the
+ * threads one by one: V8's helpers may still run a moment after the main thread stopped). It
+ * re-reads /proc on each turn of the event loop (setImmediate, not a timer): the kernel gives no
+ * event for "stopped" to a non-parent.
  */
 export function untilState(pid: number, state: string): Promise<void> {
   return new Promise((resolve) => {
     const check = () => {
-      if (procState(pid) === state) resolve();
+      const threads = threadStates(pid);
+      if (procState(pid) === state && threads.length > 0 && threads.every((t) => t === state)) resolve();
       else setImmediate(check);
     };
     check();

@@ -74,7 +74,7 @@ describe('stop', () => {
     );
     const out = new LineReader(child.process.stdout!);
     await watchdog(out.line(/^ready$/), 15_000, 'handler installed');
-    const status = await watchdog(child.stop({ graceMs: 300 }), 15_000, 'stop');
+    const status = await watchdog(child.stop({ graceMs: 3000 }), 15_000, 'stop');
     expect(status).toEqual({ code: null, signal: 'SIGKILL' });
     await out.ended;
     expect(out.text).toContain('got SIGTERM');
@@ -100,7 +100,7 @@ describe('stop', () => {
     await watchdog(out.line(/^ready$/), 15_000, 'ready');
     child.pause();
     await watchdog(untilState(child.pid, 'T'), 10_000, 'stopped');
-    const status = await watchdog(child.stop({ graceMs: 300 }), 15_000, 'stop');
+    const status = await watchdog(child.stop({ graceMs: 3000 }), 15_000, 'stop');
     expect(status.signal).toBe('SIGKILL');
     await out.ended;
     // The handler ran: the process was continued after SIGTERM, not just killed while stopped.
