@@ -119,16 +119,20 @@ for (const store of stores) {
             // Each life ends after a random number of messages: mean ~2000, so 50 kills land well
             // inside the 200k messages.
             slot.limit = 200 + Math.floor(rand() * 3600);
-            deliveries.watch(slot.current, () => {
+            const life = slot.current;
+            deliveries.watch(life, () => {
+              // Lines a killed consumer printed before it died count for nothing in the next life.
+              if (life !== slot.current) return;
               if (++slot.seen !== slot.limit || kills >= KILLS) return;
               kills++;
-              const victim = slot.current;
+              const victim = life;
               victim.kill('SIGKILL');
               victims.push(victim);
               slot.current = slot.next;
               slot.next = standby();
               arm(slot);
-              slot.current.waitFor('standby').then(() => slot.current.tell('go'), rejectAll);
+              const next = slot.current;
+              next.waitFor('standby').then(() => next.tell('go'), rejectAll);
               if (kills === KILLS) resolveAll();
             });
           };

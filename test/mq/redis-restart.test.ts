@@ -20,11 +20,12 @@ const skip = redisUnavailable();
 /** Bodies each consumer reported (`<producer>:<n> <attempts>`), and a wait for a count. */
 class Deliveries {
   readonly bodies = new Set<string>();
-  readonly perConsumer: number[] = [];
+  /** The bodies each consumer reported, by its index. */
+  readonly byConsumer: Set<string>[] = [];
   #waits: { count: number; resolve(): void }[] = [];
 
   watch(consumer: Fixture, index: number): void {
-    this.perConsumer[index] = 0;
+    this.byConsumer[index] = new Set();
     consumer.child.stdout!.setEncoding('utf8');
     let rest = '';
     consumer.child.stdout!.on('data', (chunk: string) => {
@@ -32,8 +33,9 @@ class Deliveries {
       rest = lines.pop()!;
       for (const line of lines) {
         if (!/^\d:\d+ \d+$/.test(line)) continue;
-        this.bodies.add(line.slice(0, line.indexOf(' ')));
-        this.perConsumer[index]!++;
+        const body = line.slice(0, line.indexOf(' '));
+        this.bodies.add(body);
+        this.byConsumer[index]!.add(body);
       }
       this.#waits = this.#waits.filter((w) => {
         if (this.bodies.size < w.count) return true;
@@ -76,16 +78,26 @@ describe.skipIf(skip !== undefined)(
         }
         await watchdog(deliveries.seen(TOTAL / 3), 120_000, `a third of ${TOTAL} messages before the crash`);
         await server.restart();
-        const before = [...deliveries.perConsumer];
         expect(deliveries.bodies.size).toBeLessThan(TOTAL);
 
         for (const p of producers) expect((await p.exit(180_000)).code).toBe(0);
         await watchdog(deliveries.seen(TOTAL), 180_000, `all ${TOTAL} messages after the restart`);
-        // The same consumer processes went on after the restart, none was recreated.
+        // The same consumer processes went on after the restart, none was recreated, and each
+        // still consumes: a probe sent while the other one is stopped can only reach it.
+        const prober = await MessageQueue.open('crash', { store: spec as StoreSpec });
         for (const [i, consumer] of consumers.entries()) {
           expect(consumer.child.exitCode).toBeNull();
-          expect(deliveries.perConsumer[i]!).toBeGreaterThan(before[i]!);
+          const other = consumers[1 - i]!;
+          other.kill('SIGSTOP');
+          try {
+            await prober.send(`9:${i}`);
+            await watchdog(deliveries.seen(TOTAL + i + 1), 30_000, `consumer ${i} to take a probe`);
+          } finally {
+            other.kill('SIGCONT');
+          }
+          expect(deliveries.byConsumer[i]!.has(`9:${i}`)).toBe(true);
         }
+        await prober.close();
         for (const c of consumers) c.kill('SIGTERM');
         for (const c of consumers) expect((await c.exit()).code).toBe(0);
 

@@ -189,6 +189,8 @@ describe.skipIf(skip !== undefined)(`Redis store${skip ? ` (${skip})` : ''}`, ()
       const consumer = await MessageQueue.open<string>('restart', { store: url, pollIntervalMs: 600_000 });
       const producer = await MessageQueue.open<string>('restart', { store: url });
       const waiting = consumer.receive();
+      // Awaited after the restart; should it fail meanwhile, that is reported there, not as unhandled.
+      waiting.catch(() => {});
       // The receive has armed its wake-up once the flag is in Redis.
       const client = new Redis(own.url());
       await watchdog(

@@ -13,12 +13,15 @@ beforeEach(() => {
 });
 afterEach(() => env.cleanup());
 
+/** The server's next refusal. Awaited after other awaits: a watchdog firing meanwhile is reported there. */
 function nextRefusal(server: { once(event: 'refused', fn: (reason: IpcError) => void): unknown }) {
-  return watchdog(
+  const refusal = watchdog(
     new Promise<IpcError>((resolve) => server.once('refused', resolve)),
-    5000,
+    10_000,
     'server refusal',
   );
+  refusal.catch(() => {});
+  return refusal;
 }
 
 describe.each(transports)('handshake and authentication over %s', (transport) => {

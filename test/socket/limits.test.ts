@@ -167,7 +167,11 @@ describe.each(transports)('limits over %s', (transport) => {
   it('a connect flood far past maxConnections holds at most cap + MAX_LINGERING_REFUSALS fds; back to baseline after', async () => {
     const cap = 20;
     const attempts = 600;
-    await using server = await listen(listenUrl(transport, env.dir), { maxConnections: cap });
+    // The flood's connections stay in their handshake for the whole test, however slow the machine.
+    await using server = await listen(listenUrl(transport, env.dir), {
+      maxConnections: cap,
+      handshakeTimeoutMs: 120_000,
+    });
     server.handle('ping', () => 'pong');
     const target = server.url.replace(/^tcp:\/\//, '').replace(/^unix:\/\//, '');
     const flood = startFixture('socket-connect-flood.ts', [target, String(attempts), '100']);
