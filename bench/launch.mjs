@@ -42,9 +42,13 @@ mkdirSync(out, { recursive: true, mode: 0o700 });
 process.on('exit', () => rmSync(out, { recursive: true, force: true }));
 await build({
   // test/support: the private redis-server the mq benchmark shares with the tests.
-  entryPoints: ['src/**/*.ts', 'bench/**/*.ts', 'test/support/redis-server.ts', 'test/helpers.ts'].map(
-    (pattern) => join(root, pattern),
-  ),
+  entryPoints: [
+    'src/**/*.ts',
+    'bench/**/*.ts',
+    'test/support/redis-server.ts',
+    'test/support/ports.ts',
+    'test/helpers.ts',
+  ].map((pattern) => join(root, pattern)),
   outdir: out,
   outbase: root,
   format: 'esm',

@@ -52,6 +52,10 @@ if (!Number.isInteger(runs) || runs < 1) fail(`--runs must be a positive integer
 if (values.svg === '') fail('--svg needs a file name', 2);
 
 let scenarios = await discoverScenarios();
+// Said whatever --only picks: a file that no longer loads is a broken suite, not a skipped case.
+for (const broken of scenarios.filter((s) => s.loadError !== undefined)) {
+  process.stderr.write(`${prog}: warning: ${broken.description}: ${(broken.loadError as Error).message}\n`);
+}
 if (values.only !== undefined) {
   const wanted = values.only.split(',').map((name) => name.trim());
   const unknown = wanted.filter((name) => !scenarios.some((s) => s.name === name));

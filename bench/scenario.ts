@@ -52,6 +52,8 @@ export interface Scenario {
   /** Short id used by `--only`: 'pipes', 'shm', 'sync', 'mq', 'sockets'. */
   name: string;
   description: string;
+  /** Set when its file failed to load: running it fails with this error. */
+  loadError?: unknown;
   run(opts: RunOptions): Promise<CaseResult[]>;
 }
 

@@ -73,6 +73,7 @@ async function loadScenario(file: string): Promise<Scenario> {
     return {
       name: file.slice(0, -suffix.length),
       description: `bench/${file} failed to load`,
+      loadError: error,
       run: () => Promise.reject(error),
     };
   }
