@@ -14,6 +14,7 @@
  *  32 f64 creator start time (clock ticks since boot, /proc/<pid>/stat field 22)
  *  40 f64 creation time (ms since the epoch)
  */
+import { constants } from 'node:buffer';
 import { ErrorCodes, IpcError } from '../core/errors.js';
 import type { ProcessIdentity } from '../core/process-identity.js';
 
@@ -23,6 +24,11 @@ export const SEGMENT_MAGIC = 0x4b435049;
 export const SEGMENT_LAYOUT_VERSION = 1;
 /** One page: the data mapping starts at this file offset, which mmap requires to be page-aligned. */
 export const HEADER_BYTES = 4096;
+/**
+ * The most data bytes one segment maps: the largest ArrayBuffer this Node makes (4 GiB on Node 20).
+ * Past it, the addon could not hand the mapping to JavaScript at all.
+ */
+export const MAX_SEGMENT_BYTES: number = constants.MAX_LENGTH;
 /** Content kind of a plain SharedMemory segment. */
 export const CONTENT_PLAIN = 0;
 
@@ -66,6 +72,9 @@ export function readHeader(header: ArrayBuffer, objectBytes: number): HeaderStat
   }
   if (u32[2] !== HEADER_BYTES) return { state: 'bad', reason: `header size ${u32[2]}` };
   const size = f64[2]!;
+  if (size > MAX_SEGMENT_BYTES && Number.isSafeInteger(size)) {
+    return { state: 'bad', reason: `header says ${size} data bytes, more than an ArrayBuffer holds` };
+  }
   if (!Number.isSafeInteger(size) || size < 1 || HEADER_BYTES + size > objectBytes) {
     return {
       state: 'bad',

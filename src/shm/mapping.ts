@@ -11,7 +11,14 @@ import { fchmodSync, fstatSync, ftruncateSync } from 'node:fs';
 import { ErrorCodes, fromSystemError, IpcError } from '../core/errors.js';
 import { numberError } from '../core/options.js';
 import { native } from '../native/binding.js';
-import { HEADER_BYTES, incompatible, readHeader, type SegmentInfo, writeHeader } from './header.js';
+import {
+  HEADER_BYTES,
+  incompatible,
+  MAX_SEGMENT_BYTES,
+  readHeader,
+  type SegmentInfo,
+  writeHeader,
+} from './header.js';
 import { creatorIdentity } from './kernel-name.js';
 import { sleepSync } from './sleep.js';
 
@@ -34,6 +41,11 @@ export type Initializer = (data: ArrayBuffer) => void;
 export function checkSize(size: unknown, option = 'options.size'): asserts size is number {
   if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 1) {
     throw numberError(size, `${option} must be a positive integer number of bytes, got ${String(size)}`);
+  }
+  if (size > MAX_SEGMENT_BYTES) {
+    throw new RangeError(
+      `${option} must be at most ${MAX_SEGMENT_BYTES} bytes (the largest ArrayBuffer Node makes), got ${size}`,
+    );
   }
 }
 
@@ -156,6 +168,16 @@ export function openNamed(kernel: string, what: string, kind: number): MappedSeg
     throw fromSystemError(err, what);
   }
   try {
+    // /dev/shm is shared by every user: an object another user made under our name (planted, to
+    // hold our lock forever or read our data) is refused, as a runtime dir of theirs would be.
+    const owner = fstatSync(fd).uid;
+    const self = process.geteuid?.();
+    if (self !== undefined && owner !== self) {
+      throw new IpcError(
+        ErrorCodes.PERMISSION,
+        `${what}: the object is owned by uid ${owner}, not by this user (uid ${self}); refusing to use it`,
+      );
+    }
     return mapExisting(fd, kind, what);
   } catch (err) {
     throw fromSystemError(err, what);

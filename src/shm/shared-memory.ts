@@ -227,6 +227,7 @@ export class SharedMemory implements Disposable {
       if (!stat.isFile()) throw new IpcError(ErrorCodes.INCOMPATIBLE, `${what} is not a regular file`);
       const size = opts?.size ?? stat.size;
       if (size < 1) throw new RangeError(`${what} is empty: pass options.size to size it`);
+      if (opts?.size === undefined) checkSize(size, `the size of ${what}`);
       if (stat.size < size) ftruncateSync(fd, size);
       const buffer = native().mmap(fd, 0, size);
       return new SharedMemory('file', absolute, buffer, undefined, undefined, undefined, undefined);

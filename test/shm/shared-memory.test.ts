@@ -1,4 +1,13 @@
-import { closeSync, openSync, readdirSync, readFileSync, statSync, writeSync } from 'node:fs';
+import {
+  chownSync,
+  closeSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  truncateSync,
+  writeSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ErrorCodes, isIpcError, listResources, SharedMemory, shareFds, spawn } from '../../src/index.js';
@@ -182,6 +191,42 @@ describe('SharedMemory header checks', () => {
     size.writeDoubleLE(1 << 30);
     corrupt('bad-size', 16, [...size]);
     expect(codeOf(() => SharedMemory.open('bad-size'))).toBe(ErrorCodes.INCOMPATIBLE);
+  });
+
+  it('refuses a header that claims more than an ArrayBuffer holds, even when the object is that big', () => {
+    track(SharedMemory.create('huge-header', { size: 64 }));
+    const claimed = 2 ** 33;
+    const size = Buffer.alloc(8);
+    size.writeDoubleLE(claimed);
+    corrupt('huge-header', 16, [...size]);
+    // Sparse: the object really is that long, so only the size limit stands between it and a map.
+    truncateSync(kernelPath(kernelName('shm', 'huge-header', 'x')), 4096 + claimed);
+    expect(codeOf(() => SharedMemory.open('huge-header'))).toBe(ErrorCodes.INCOMPATIBLE);
+  });
+
+  it('refuses sizes past the largest ArrayBuffer with a RangeError naming the option, creating nothing', () => {
+    const before = ourShmEntries();
+    expect(() => SharedMemory.create('too-big', { size: 2 ** 32 + 1 })).toThrow(RangeError);
+    expect(() => SharedMemory.create('too-big', { size: 2 ** 32 + 1 })).toThrow(
+      /options\.size must be at most/,
+    );
+    expect(() => SharedMemory.anonymous(2 ** 32 + 1)).toThrow(RangeError);
+    expect(ourShmEntries()).toEqual(before);
+  });
+
+  it.skipIf(process.getuid?.() !== 0)('refuses an object another user made under its name', () => {
+    track(SharedMemory.create('planted', { size: 64 }));
+    // As another user would have made it (root can hand it over; nobody else can).
+    chownSync(kernelPath(kernelName('shm', 'planted', 'x')), 65534, 65534);
+    const err = (() => {
+      try {
+        SharedMemory.open('planted');
+      } catch (e) {
+        return e as { code?: string; message: string };
+      }
+    })();
+    expect(err?.code).toBe(ErrorCodes.PERMISSION);
+    expect(err?.message).toMatch(/owned by uid 65534/);
   });
 
   it('refuses an object too small to hold a header, and one whose header never completed', () => {
