@@ -13,6 +13,9 @@ export interface WaitOptions {
   timeout?: number;
 }
 
+/** The longest timeout a Node timer holds: 2^31 - 1 ms. */
+export const MAX_TIMEOUT_MS = 2 ** 31 - 1;
+
 /** Throws a TypeError (wrong type) or RangeError (out of range) for malformed wait options, naming the option. */
 export function checkWaitOptions(opts: WaitOptions | undefined): void {
   if (opts === undefined) return;
@@ -23,6 +26,12 @@ export function checkWaitOptions(opts: WaitOptions | undefined): void {
     (typeof timeout !== 'number' || !(timeout >= 0) || !Number.isFinite(timeout))
   ) {
     throw numberError(timeout, `options.timeout must be a finite number >= 0, got ${String(timeout)}`);
+  }
+  // Past this, Node's setTimeout fires after 1 ms instead: refused rather than misread.
+  if (timeout !== undefined && timeout > MAX_TIMEOUT_MS) {
+    throw new RangeError(
+      `options.timeout must be at most ${MAX_TIMEOUT_MS} ms (about 24.8 days, the longest Node timer); omit it to wait without one, got ${timeout}`,
+    );
   }
   if (signal !== undefined && !(signal instanceof AbortSignal)) {
     throw new TypeError('options.signal must be an AbortSignal');

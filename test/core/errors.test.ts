@@ -52,6 +52,10 @@ describe('bad arguments', () => {
     expect(() => checkWaitOptions({ timeout: null as never })).toThrow(TypeError);
     expect(() => checkWaitOptions({ timeout: -1 })).toThrow(RangeError);
     expect(() => checkWaitOptions({ timeout: Number.NaN })).toThrow(RangeError);
+    // Node's setTimeout would fire such a timer after 1 ms.
+    expect(() => checkWaitOptions({ timeout: 2 ** 31 })).toThrow(RangeError);
+    expect(() => checkWaitOptions({ timeout: 2 ** 31 })).toThrow(/at most 2147483647 ms/);
+    expect(() => checkWaitOptions({ timeout: 2 ** 31 - 1 })).not.toThrow();
     expect(() => checkMaxMessageBytes('1024' as never)).toThrow(TypeError);
     expect(() => checkMaxMessageBytes('1024' as never)).toThrow(/options\.maxMessageBytes/);
     expect(() => checkMaxMessageBytes(0)).toThrow(RangeError);
