@@ -28,14 +28,17 @@ export interface FileLockOptions extends WaitOptions {
 const FIRST_RETRY_MS = 1;
 const MAX_RETRY_MS = 32;
 
+const OPEN_FLAGS = constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY;
+
 function openForLock(path: string): number {
   try {
     // flock(1) creates the file if it is missing; so do we (0600). libuv opens with O_CLOEXEC.
-    return openSync(path, constants.O_RDONLY | constants.O_CREAT, 0o600);
+    // O_NONBLOCK: opening a FIFO for reading would otherwise block the thread until a writer came.
+    return openSync(path, OPEN_FLAGS | constants.O_CREAT, 0o600);
   } catch (err) {
     // A directory can be locked too, but not opened with O_CREAT.
     if ((err as NodeJS.ErrnoException).code === 'EISDIR') {
-      return openSync(path, constants.O_RDONLY);
+      return openSync(path, OPEN_FLAGS);
     }
     throw err;
   }
@@ -98,10 +101,12 @@ export class FileLock implements Disposable, AsyncDisposable {
       let timer: NodeJS.Timeout | undefined;
       let done = false;
       let delay = FIRST_RETRY_MS;
+      // Unset while armWait runs: a signal already aborted fails the wait from inside it.
+      let disarm: (() => void) | undefined;
       const finish = (err: unknown, lock?: FileLock) => {
         if (done) return;
         done = true;
-        disarm();
+        disarm?.();
         if (timer) clearTimeout(timer);
         if (lock) resolvePromise(lock);
         else {
@@ -125,7 +130,7 @@ export class FileLock implements Disposable, AsyncDisposable {
         timer = setTimeout(attempt, delay);
         delay = Math.min(delay * 2, MAX_RETRY_MS);
       };
-      const disarm = armWait(what, opts, (err) => finish(err));
+      disarm = armWait(what, opts, (err) => finish(err));
       attempt();
     });
   }

@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ErrorCodes, FileLock, isIpcError } from '../../src/index.js';
-import { isolateRuntimeDir, watchdog } from '../helpers.js';
+import { isolateRuntimeDir, openFdCount, rejectionOf, watchdog } from '../helpers.js';
 import { killAll, removeShmObjects, startFixture } from './children.js';
 
 let env: ReturnType<typeof isolateRuntimeDir>;
@@ -68,6 +68,25 @@ describe('FileLock', () => {
     const waiting = FileLock.lock(path);
     first.release();
     (await watchdog(waiting, 2000, 'second lock')).release();
+  });
+
+  it('an already-aborted signal rejects with ERR_IPC_ABORTED and keeps no fd open', async () => {
+    const path = join(env.dir, '..', 'aborted.lock');
+    const before = openFdCount();
+    for (let i = 0; i < 20; i++) {
+      const err = await rejectionOf(FileLock.lock(path, { signal: AbortSignal.abort(new Error('no')) }));
+      expect(err.code).toBe(ErrorCodes.ABORTED);
+    }
+    expect(openFdCount()).toBe(before);
+  });
+
+  it('locks a FIFO without waiting for a writer to open it', async () => {
+    const path = join(env.dir, '..', 'lock.fifo');
+    expect(spawnSync('mkfifo', [path]).status).toBe(0);
+    const lock = FileLock.tryLock(path);
+    expect(lock).toBeDefined();
+    lock!.release();
+    (await watchdog(FileLock.lock(path, { timeout: 1000 }), 5000, 'lock a FIFO')).release();
   });
 
   it('rejects bad arguments', async () => {
