@@ -69,6 +69,22 @@ const SHM_KINDS: ReadonlySet<string> = new Set(SHARED_MEMORY_KINDS);
 // Queues hold data, not just a name: only removed when asked for (`kinds` with 'queue').
 const DEFAULT_KINDS: readonly ResourceKind[] = RESOURCE_KINDS.filter((kind) => kind !== 'queue');
 
+/** `options.kinds`: resource kinds, checked (a misspelt kind silently collected nothing). */
+function kindsOption(kinds: unknown): ReadonlySet<ResourceKind> {
+  if (kinds === undefined) return new Set(DEFAULT_KINDS);
+  if (!Array.isArray(kinds)) {
+    throw new TypeError(`options.kinds must be an array of resource kinds, got ${typeof kinds}`);
+  }
+  for (const kind of kinds) {
+    if (!(RESOURCE_KINDS as readonly unknown[]).includes(kind)) {
+      throw new RangeError(
+        `options.kinds: unknown kind ${String(kind)} (known: ${RESOURCE_KINDS.join(', ')})`,
+      );
+    }
+  }
+  return new Set(kinds as ResourceKind[]);
+}
+
 function removeEntry(entry: ResourceStatus): void {
   if (SHM_KINDS.has(entry.kind)) {
     unlinkNamed(`${kernelPrefix()}${entry.kind}.${entry.name}`, `${entry.kind} '${entry.name}'`);
@@ -101,7 +117,10 @@ function headerCreator(path: string): { pid: number; startTime: number } | undef
  */
 export function gcResources(opts?: GcOptions): GcResult {
   const dryRun = booleanOption(opts?.dryRun, 'options.dryRun', false);
-  const kinds = new Set(opts?.kinds ?? DEFAULT_KINDS);
+  const kinds = kindsOption(opts?.kinds);
+  if (opts?.keep !== undefined && typeof opts.keep !== 'function') {
+    throw new TypeError('options.keep must be a function');
+  }
   const result: GcResult = { removed: [], failed: [] };
   const registered = new Set<string>();
   for (const entry of listResources()) {

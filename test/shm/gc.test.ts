@@ -63,6 +63,11 @@ describe('gcResources', () => {
   it('refuses a dryRun that is not a boolean rather than removing anything', () => {
     expect(() => gcResources({ dryRun: 'yes' as never })).toThrow(TypeError);
     expect(() => gcResources({ dryRun: 0 as never })).toThrow(/options\.dryRun/);
+    // A misspelt kind, or one kind where a list belongs, used to collect nothing, silently.
+    expect(() => gcResources({ kinds: 'shm' as never })).toThrow(TypeError);
+    expect(() => gcResources({ kinds: ['bogus' as never] })).toThrow(RangeError);
+    expect(() => gcResources({ kinds: ['bogus' as never] })).toThrow(/options\.kinds: unknown kind bogus/);
+    expect(() => gcResources({ keep: true as never })).toThrow(/options\.keep/);
   });
 
   it('finds an object whose creator died before registering it (orphan in /dev/shm)', () => {
