@@ -1,7 +1,7 @@
 /**
  * Demand for messages of one type filter, and the waiting that goes with it. `receive()` calls
- * share one fetcher per filter that claims exactly as many messages as there are callers; a
- * `consume()` loop has its own that keeps up to `prefetch` leased ahead.
+ * share one fetcher per filter that claims exactly as many messages as there are callers (and is
+ * dropped once idle); a `consume()` loop has its own that keeps up to `prefetch` leased ahead.
  *
  * Waiting is event-driven: a claim that finds nothing arms the store's wake-up in the same
  * transaction, and the fetcher claims again when the store calls back. A timer covers what no
@@ -42,19 +42,35 @@ export class Fetcher {
   #drained = false;
   #timer: NodeJS.Timeout | undefined;
   #closed: IpcError | undefined;
+  readonly #onIdle: (() => void) | undefined;
 
   /**
    * @param prefetch 0: claim only for waiting callers (receive); n: keep up to n leased ahead (consume).
+   * @param onIdle called whenever the fetcher becomes {@link idle}, so that its owner can drop it.
    */
-  constructor(source: FetchSource, types: readonly string[] | undefined, prefetch: number) {
+  constructor(
+    source: FetchSource,
+    types: readonly string[] | undefined,
+    prefetch: number,
+    onIdle?: () => void,
+  ) {
     this.#source = source;
     this.#types = types;
     this.#prefetch = prefetch;
+    this.#onIdle = onIdle;
   }
 
   /** True while a caller waits. */
   get waiting(): boolean {
     return this.#waiters.length > 0;
+  }
+
+  /**
+   * True when nobody waits, nothing is leased ahead and no claim is in flight or due: the fetcher
+   * holds nothing, and a new one would carry on exactly where it stands.
+   */
+  get idle(): boolean {
+    return this.#waiters.length === 0 && this.#buffer.length === 0 && !this.#claiming && !this.#timer;
   }
 
   /** The next message, waiting for one if need be. */
@@ -71,6 +87,7 @@ export class Fetcher {
         this.#waiters.remove(waiter);
         if (this.#waiters.length === 0) this.#clearTimer();
         reject(err);
+        this.#idled();
       });
       if (opts?.signal?.aborted) return;
       this.#waiters.push(waiter);
@@ -158,8 +175,13 @@ export class Fetcher {
           waiter.disarm();
           waiter.reject(err);
         }
+        this.#idled();
       },
     );
+  }
+
+  #idled(): void {
+    if (!this.#closed && this.idle) this.#onIdle?.();
   }
 
   #claimed(result: ClaimResult): void {
@@ -182,6 +204,7 @@ export class Fetcher {
     }
     if (this.#waiters.length === 0) {
       if (this.#again && this.#wantsPrefetch()) this.#pump();
+      else this.#idled();
       return;
     }
     if (result.messages.length > 0 || this.#again) {

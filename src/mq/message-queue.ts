@@ -36,6 +36,7 @@ import type {
   OutgoingMessage,
   QueueStats,
   SettleOp,
+  SettleResult,
   Store,
   StoredMessage,
   WakeKind,
@@ -57,7 +58,7 @@ export class MessageQueue<T = unknown> implements AsyncDisposable {
   readonly #listCodec: MessageCodec<unknown>;
   readonly #settings: QueueSettings;
   readonly #sends: SendPipeline;
-  readonly #settles: Batcher<SettleOp, boolean>;
+  readonly #settles: Batcher<SettleOp, SettleResult>;
   readonly #source: FetchSource;
   readonly #receivers = new Map<string, Fetcher>();
   readonly #fetchers = new Set<Fetcher>();
@@ -171,7 +172,12 @@ export class MessageQueue<T = unknown> implements AsyncDisposable {
     return this.#sends.pushOne(message, opts);
   }
 
-  /** Sends several messages in one transaction, in order; resolves with their ids. */
+  /**
+   * Sends several messages in one transaction, in order, all or none; resolves with their ids.
+   * With `onFull: 'wait'` it waits until the whole batch fits; a batch that can never fit
+   * (more messages than `maxMessages`, more bytes than `maxBytes`) rejects at once with
+   * ERR_IPC_QUEUE_FULL.
+   */
   sendBatch(messages: readonly BatchMessage<T>[], opts?: WaitOptions): Promise<string[]> {
     let outgoing: OutgoingMessage[];
     try {
@@ -182,6 +188,7 @@ export class MessageQueue<T = unknown> implements AsyncDisposable {
         if (typeof m !== 'object' || m === null) throw new TypeError(`messages[${i}] must be an object`);
         return this.#outgoing(m.body, resolveMessageSettings(m, `messages[${i}]`));
       });
+      this.#checkFits(outgoing);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -204,7 +211,14 @@ export class MessageQueue<T = unknown> implements AsyncDisposable {
     const key = types ? types.join('\0') : '';
     let fetcher = this.#receivers.get(key);
     if (!fetcher) {
-      fetcher = new Fetcher(this.#source, types, 0);
+      // Dropped once it holds nothing (a receive with a filter of its own each time must not grow
+      // the map until close); the next receive of the filter makes a new one, which loses nothing.
+      const created: Fetcher = new Fetcher(this.#source, types, 0, () => {
+        if (this.#receivers.get(key) !== created) return;
+        this.#receivers.delete(key);
+        this.#fetchers.delete(created);
+      });
+      fetcher = created;
       this.#receivers.set(key, fetcher);
       this.#fetchers.add(fetcher);
     }
@@ -505,6 +519,34 @@ export class MessageQueue<T = unknown> implements AsyncDisposable {
       delayMs: settings.delayMs,
       ttlMs: settings.ttlMs,
     };
+  }
+
+  /**
+   * Refuses a batch larger than the bounds: it could never be stored whole, and waiting for room
+   * would wait forever. A repeated caller-chosen id counts once (the store drops the copy); an id
+   * sent before, which the store may also drop, still counts, as the batch cannot know.
+   */
+  #checkFits(batch: readonly OutgoingMessage[]): void {
+    const { maxMessages, maxBytes } = this.#settings;
+    if (maxMessages === undefined && maxBytes === undefined) return;
+    const ids = new Set<string>();
+    let count = 0;
+    let bytes = 0;
+    for (const m of batch) {
+      if (m.dedupe && this.#settings.dedupeWindowMs > 0) {
+        if (ids.has(m.id)) continue;
+        ids.add(m.id);
+      }
+      count++;
+      bytes += m.body.byteLength;
+    }
+    const over =
+      maxMessages !== undefined && count > maxMessages
+        ? `${count} messages can never fit in maxMessages ${maxMessages}`
+        : maxBytes !== undefined && bytes > maxBytes
+          ? `${bytes} bytes can never fit in maxBytes ${maxBytes}`
+          : undefined;
+    if (over) throw new IpcError(ErrorCodes.QUEUE_FULL, `${this.#what}: a batch of ${over}`);
   }
 
   /**

@@ -5,10 +5,10 @@
  */
 import { ErrorCodes, IpcError } from '../core/errors.js';
 import { intOption, MAX_MS, type NackOptions } from './options.js';
-import type { Receipt, SettleOp } from './store.js';
+import type { Receipt, SettleOp, SettleResult } from './store.js';
 
-/** Settles one delivery through the queue's group commit: true if applied, false if the lease was lost. */
-export type Settle = (op: SettleOp) => Promise<boolean>;
+/** Settles one delivery through the queue's group commit: false if the lease was lost (see SettleResult). */
+export type Settle = (op: SettleOp) => Promise<SettleResult>;
 
 /** What a Message is made of (internal). */
 export interface MessageInit<T> {
@@ -51,7 +51,10 @@ export class Message<T = unknown> {
     this.#lease = init.lease;
   }
 
-  /** When this delivery's lease runs out (ms since the epoch); undefined for listed messages. */
+  /**
+   * When this delivery's lease runs out (ms since the epoch; the store's clock); after `extend`,
+   * the end it set, earlier than before too. Undefined for listed messages.
+   */
   get leaseUntil(): number | undefined {
     return this.#lease?.until;
   }
@@ -98,9 +101,11 @@ export class Message<T = unknown> {
     const lease = this.#lease;
     if (!lease || this.#settled) return Promise.reject(this.#lost('extend'));
     const until = Date.now() + leaseMs;
-    return lease.settle({ kind: 'extend', receipt: lease.receipt, leaseMs }).then((ok) => {
-      if (!ok) throw this.#lost('extend');
-      lease.until = Math.max(lease.until, until);
+    return lease.settle({ kind: 'extend', receipt: lease.receipt, leaseMs }).then((result) => {
+      if (result === false) throw this.#lost('extend');
+      // The end the store set, shorter than before too; failing that, reckoned from before the
+      // call, so never later than the store's.
+      lease.until = typeof result === 'number' ? result : until;
     });
   }
 
@@ -108,8 +113,8 @@ export class Message<T = unknown> {
     const lease = this.#lease;
     if (!lease || this.#settled) return Promise.reject(this.#lost(verb));
     this.#settled = true;
-    return lease.settle(op(lease.receipt)).then((ok) => {
-      if (!ok) throw this.#lost(verb);
+    return lease.settle(op(lease.receipt)).then((result) => {
+      if (result === false) throw this.#lost(verb);
     });
   }
 

@@ -1,29 +1,81 @@
 /**
- * Where a queue lives in Redis: the store URL (its `prefix` query parameter taken out, the rest
- * for ioredis), and the keys and pub/sub channel of one queue. Every key of a queue carries the
- * queue name as a hash tag (`{name}`), so a queue's keys share one cluster slot and its scripts
- * touch one node.
+ * Where a queue lives in Redis: the store URL (credentials, host, port and database for ioredis;
+ * the query parameters read here, into the key prefix and typed connection options), and the keys
+ * and pub/sub channel of one queue. Every key of a queue carries the queue name as a hash tag
+ * (`{name}`), so a queue's keys share one cluster slot and its scripts touch one node.
  */
 import { ErrorCodes, IpcError } from '../core/errors.js';
+import { MAX_MS } from './options.js';
 
 /** The key prefix when the URL names none. */
 export const DEFAULT_PREFIX = 'ipckit';
 
 const PREFIX_PATTERN = /^[A-Za-z0-9_.:-]{1,128}$/;
 
+/**
+ * The ioredis connection options a store URL may set as query parameters, typed. Only these:
+ * ioredis would take any other parameter as an option, as a string (`connectTimeout=1` then
+ * crashes the process from a timer), and one named like ipckit's own settings
+ * (`maxRetriesPerRequest`, `enableOfflineQueue`, `lazyConnect`, `keyPrefix`) would silently take
+ * their place and break what the store promises.
+ */
+export interface RedisConnectionOptions {
+  family?: number;
+  connectTimeout?: number;
+  keepAlive?: number;
+  noDelay?: boolean;
+  connectionName?: string;
+}
+
+/** How each accepted parameter is read: its value, or undefined for one of the wrong form. */
+const CONNECTION_PARAMS: Record<keyof RedisConnectionOptions, (value: string) => unknown> = {
+  family: (v) => (['0', '4', '6'].includes(v) ? Number(v) : undefined),
+  connectTimeout: (v) => integer(v, 1),
+  keepAlive: (v) => integer(v, 0),
+  noDelay: (v) => (v === 'true' ? true : v === 'false' ? false : undefined),
+  // CLIENT SETNAME takes no spaces.
+  connectionName: (v) => (/^[\x21-\x7e]{1,128}$/.test(v) ? v : undefined),
+};
+
+const PARAM_FORMS: Record<keyof RedisConnectionOptions, string> = {
+  family: '0, 4 or 6',
+  connectTimeout: `an integer from 1 to ${MAX_MS} (ms)`,
+  keepAlive: `an integer from 0 to ${MAX_MS} (ms)`,
+  noDelay: 'true or false',
+  connectionName: '1-128 printable ASCII characters without spaces',
+};
+
+/** Where a refused parameter's setting belongs instead. */
+const PARAM_HINTS: Record<string, string> = {
+  db: 'give the database as the path: redis://host:port/N',
+  username: 'give credentials before the host: redis://user:password@host',
+  password: 'give credentials before the host: redis://user:password@host',
+  tls: 'use a rediss:// URL',
+  keyPrefix: 'use prefix=NAME',
+};
+
+function integer(value: string, min: number): number | undefined {
+  if (!/^\d{1,10}$/.test(value)) return undefined;
+  const n = Number(value);
+  return n >= min && n <= MAX_MS ? n : undefined;
+}
+
 /** A store URL, parsed. */
 export interface RedisLocation {
-  /** The URL for ioredis: credentials, host, port, db, TLS; without our `prefix` parameter. */
+  /** The URL for ioredis: credentials, host, port, db, TLS; no query parameters. */
   connectUrl: string;
   /** The namespace every key starts with. */
   prefix: string;
-  /** The URL without credentials, for messages. */
+  /** Connection options from the query parameters; they override ipckit's defaults for them. */
+  options: RedisConnectionOptions;
+  /** The URL without credentials or query parameters, for messages. */
   display: string;
 }
 
 /**
- * Parses `redis://[user:pass@]host[:port][/db][?prefix=NAME]` (or `rediss://` for TLS). Throws
- * ERR_IPC_INVALID_NAME for a URL that cannot be parsed or a prefix outside `[A-Za-z0-9_.:-]`.
+ * Parses `redis://[user:pass@]host[:port][/db][?prefix=NAME&…]` (or `rediss://` for TLS). Throws
+ * ERR_IPC_INVALID_NAME for a URL that cannot be parsed, a prefix outside `[A-Za-z0-9_.:-]`, or a
+ * query parameter that is not `prefix` or one of {@link RedisConnectionOptions} in its form.
  */
 export function parseRedisUrl(url: string): RedisLocation {
   let parsed: URL;
@@ -49,18 +101,44 @@ export function parseRedisUrl(url: string): RedisLocation {
       `message queue: the Redis URL path must be a database number, got ${JSON.stringify(parsed.pathname)}`,
     );
   }
-  const prefix = parsed.searchParams.get('prefix') ?? DEFAULT_PREFIX;
-  if (!PREFIX_PATTERN.test(prefix)) {
-    throw new IpcError(
-      ErrorCodes.INVALID_NAME,
-      `message queue: the Redis key prefix must be 1-128 characters of [A-Za-z0-9_.:-], got ${JSON.stringify(prefix)}`,
-    );
+  let prefix = DEFAULT_PREFIX;
+  const options: Record<string, unknown> = {};
+  const seen = new Set<string>();
+  for (const [key, value] of parsed.searchParams) {
+    const bad = (why: string) =>
+      new IpcError(
+        ErrorCodes.INVALID_NAME,
+        `message queue: the Redis URL parameter ${JSON.stringify(key)}: ${why}`,
+      );
+    if (seen.has(key)) throw bad('given twice');
+    seen.add(key);
+    if (key === 'prefix') {
+      if (!PREFIX_PATTERN.test(value)) {
+        throw new IpcError(
+          ErrorCodes.INVALID_NAME,
+          `message queue: the Redis key prefix must be 1-128 characters of [A-Za-z0-9_.:-], got ${JSON.stringify(value)}`,
+        );
+      }
+      prefix = value;
+      continue;
+    }
+    if (!Object.hasOwn(CONNECTION_PARAMS, key)) {
+      const hint = Object.hasOwn(PARAM_HINTS, key) ? PARAM_HINTS[key] : undefined;
+      throw bad(
+        hint ?? `not supported (the parameters are prefix, ${Object.keys(CONNECTION_PARAMS).join(', ')})`,
+      );
+    }
+    const name = key as keyof RedisConnectionOptions;
+    const read = CONNECTION_PARAMS[name](value);
+    if (read === undefined) throw bad(`must be ${PARAM_FORMS[name]}, got ${JSON.stringify(value)}`);
+    options[name] = read;
   }
-  parsed.searchParams.delete('prefix');
+  parsed.search = '';
+  parsed.hash = '';
   const connectUrl = parsed.toString();
   parsed.username = '';
   parsed.password = '';
-  return { connectUrl, prefix, display: parsed.toString() };
+  return { connectUrl, prefix, options: options as RedisConnectionOptions, display: parsed.toString() };
 }
 
 /** The keys of one queue, in the order every script takes them (see redis-scripts.ts). */

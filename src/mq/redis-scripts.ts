@@ -233,7 +233,8 @@ local function sweep()
   return freed
 end
 
--- Settles the deliveries in ops, a flat list of 4 values each: kind, member, lease, ms.
+-- Settles the deliveries in ops, a flat list of 4 values each: kind, member, lease, ms. A result
+-- is 0 for a lost lease, else 1, or for an extend the lease's new end.
 local function apply_settles(ops)
   local results, freed, bytes, requeued = {}, 0, 0, false
   local nops = #ops / 4
@@ -243,7 +244,7 @@ local function apply_settles(ops)
   for k = 0, nops - 1 do
     local i = 1 + k * 4
     local kind, m, lease, ms = ops[i], ops[i + 1], ops[i + 2], ops[i + 3]
-    local ok = false
+    local ok, result = false, 1
     local r = load(m)
     if r and r[STATE] == S_INFLIGHT and r[LEASE] == lease then
       local live = r[DUE] > now
@@ -273,6 +274,7 @@ local function apply_settles(ops)
         zadd(INFLIGHT, r[DUE], m)
         save(m, r)
         ok = true
+        result = r[DUE]
       elseif kind == 'r' then
         zrem(INFLIGHT, m)
         r[LEASE] = 0
@@ -282,7 +284,7 @@ local function apply_settles(ops)
         ok = true
       end
     end
-    results[k + 1] = ok and 1 or 0
+    results[k + 1] = ok and result or 0
   end
   free(freed, bytes)
   flush()
@@ -328,12 +330,14 @@ return redis.call('HGET', META, 'v')
 /**
  * ARGV[4..7]: dedupe window ms, maxMessages (-1: none), maxBytes (-1: none), armRoom (1/0);
  * ARGV[8]: the messages, msgpack-packed flat, 6 values each: id, dedupe (1/0), type, priority,
- * delayMs, ttlMs; ARGV[9…]: their bodies (apart: cmsgpack does not read msgpack's binary type).
+ * delayMs, ttlMs; ARGV[9]: the sizes of the runs stored whole or not at all (msgpack);
+ * ARGV[10…]: the bodies (apart: cmsgpack does not read msgpack's binary type).
  * Returns one outcome per message: 0 sent, 1 duplicate, 2 full.
  */
 const SEND = `
 local window, max_messages, max_bytes, arm_room = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7] == '1'
 local msgs = cmsgpack.unpack(ARGV[8])
+local groups = cmsgpack.unpack(ARGV[9])
 local n = #msgs / 6
 local swept = 0
 local live, bytes = 0, 0
@@ -350,35 +354,53 @@ for k = 0, n - 1 do
 end
 local seq = redis.call('HINCRBY', META, 'seq', n) - n
 local outcomes, sent, sent_bytes, full = {}, 0, 0, false
-for k = 0, n - 1 do
-  local i = 1 + k * 6
-  if full then
-    outcomes[k + 1] = 2
-  else
-    local id, dedupe = msgs[i], msgs[i + 1] == 1
-    local until_ = dedupe and redis.call('ZSCORE', DEDUPE, id)
-    if until_ and tonumber(until_) > now then
-      outcomes[k + 1] = 1
-    else
-      local body = ARGV[9 + k]
-      local size = #body
-      if (max_messages >= 0 and live + sent + 1 > max_messages) or (max_bytes >= 0 and bytes + sent_bytes + size > max_bytes) then
-        full = true
-        outcomes[k + 1] = 2
-      else
-        if dedupe then redis.call('ZADD', DEDUPE, now + window, id) end
-        seq = seq + 1
-        local m = string.format('%015d', seq)
-        local delay, ttl = msgs[i + 4], msgs[i + 5]
-        local r = { id, msgs[i + 2], msgs[i + 3], now, ttl > 0 and now + ttl or 0, 0, 0, S_READY, size, 0 }
-        if delay > 0 then to_delayed(m, r, now + delay) else to_ready(m, r) end
-        bodies[m] = body
-        sent = sent + 1
-        sent_bytes = sent_bytes + size
-        outcomes[k + 1] = 0
+local first = 0
+for _, size in ipairs(groups) do
+  local last = first + size - 1
+  -- A run is judged whole before any of it is written: which messages are new (not duplicates,
+  -- also of an earlier one in the run), and whether all of those fit.
+  local fresh = {}
+  if not full then
+    local seen, count, run_bytes = {}, 0, 0
+    for k = first, last do
+      local i = 1 + k * 6
+      local id, duplicate = msgs[i], false
+      if msgs[i + 1] == 1 then
+        local until_ = redis.call('ZSCORE', DEDUPE, id)
+        duplicate = (until_ and tonumber(until_) > now) or seen[id] == true
+        if window > 0 then seen[id] = true end
+      end
+      fresh[k] = not duplicate
+      if not duplicate then
+        count = count + 1
+        run_bytes = run_bytes + #ARGV[10 + k]
       end
     end
+    full = (max_messages >= 0 and live + sent + count > max_messages)
+      or (max_bytes >= 0 and bytes + sent_bytes + run_bytes > max_bytes)
   end
+  for k = first, last do
+    local i = 1 + k * 6
+    if full then
+      outcomes[k + 1] = 2
+    elseif not fresh[k] then
+      outcomes[k + 1] = 1
+    else
+      local id, body = msgs[i], ARGV[10 + k]
+      local size = #body
+      if msgs[i + 1] == 1 then redis.call('ZADD', DEDUPE, now + window, id) end
+      seq = seq + 1
+      local m = string.format('%015d', seq)
+      local delay, ttl = msgs[i + 4], msgs[i + 5]
+      local r = { id, msgs[i + 2], msgs[i + 3], now, ttl > 0 and now + ttl or 0, 0, 0, S_READY, size, 0 }
+      if delay > 0 then to_delayed(m, r, now + delay) else to_ready(m, r) end
+      bodies[m] = body
+      sent = sent + 1
+      sent_bytes = sent_bytes + size
+      outcomes[k + 1] = 0
+    end
+  end
+  first = last + 1
 end
 if sent > 0 then
   count(META, 'live', sent)
@@ -459,7 +481,7 @@ local list = listed(claimed)
 return { settled, lease_until, next_due, lease, list[1], list[2] }
 `;
 
-/** ARGV[4]: the settles, msgpack-packed (see apply_settles). Returns one result (1/0) per settle. */
+/** ARGV[4]: the settles, msgpack-packed (see apply_settles). Returns one result per settle (see there). */
 const SETTLE = `
 local results, freed, requeued = apply_settles(cmsgpack.unpack(ARGV[4]))
 if requeued then wake(WAITM, 'm') end

@@ -25,6 +25,7 @@ import type {
   SendOutcome,
   SendRequest,
   SettleOp,
+  SettleResult,
   Store,
   StoreDriver,
   StoredMessage,
@@ -82,6 +83,9 @@ async function connect(location: RedisLocation, what: string): Promise<ScriptedR
     connectTimeout: CONNECT_TIMEOUT_MS,
     retryStrategy: (times) => Math.min(times * 50, 1000),
     connectionName: 'ipckit-mq',
+    // Only the typed ones parseRedisUrl accepts, none of the settings above that the store's
+    // promises rest on; the URL itself carries no query, which ioredis would rank above these.
+    ...location.options,
   };
   const redis = new Redis(location.connectUrl, options) as ScriptedRedis;
   // The socket's own error (ECONNREFUSED, a TLS failure): connect() rejects only with "Connection is closed".
@@ -157,8 +161,12 @@ function packSettles(ops: readonly SettleOp[]): Buffer {
   return packr().pack(flat);
 }
 
-function flags(list: unknown): boolean[] {
-  return (list as number[]).map((v) => Number(v) === 1);
+/** What apply_settles returns: 0 for a lost lease, else 1, or an extend's new lease end. */
+function settleResults(list: unknown, ops: readonly SettleOp[]): SettleResult[] {
+  return (list as number[]).map((v, i) => {
+    const n = Number(v);
+    return n === 0 ? false : ops[i]?.kind === 'extend' ? n : true;
+  });
 }
 
 class RedisStore implements Store {
@@ -216,6 +224,7 @@ class RedisStore implements Store {
     for (const m of request.messages)
       flat.push(m.id, m.dedupe ? 1 : 0, m.type, m.priority, m.delayMs, m.ttlMs);
     args.push(packr().pack(flat));
+    args.push(packr().pack(request.groups ?? request.messages.map(() => 1)));
     for (const m of request.messages) {
       args.push(Buffer.from(m.body.buffer, m.body.byteOffset, m.body.byteLength));
     }
@@ -240,12 +249,12 @@ class RedisStore implements Store {
     return {
       messages,
       nextDueAt: messages.length === 0 && Number(nextDue) >= 0 ? Number(nextDue) : undefined,
-      settled: request.settle ? flags(settled) : undefined,
+      settled: request.settle ? settleResults(settled, settle) : undefined,
     };
   }
 
-  async settle(ops: readonly SettleOp[]): Promise<boolean[]> {
-    return flags(await this.#run('ipckitMqSettle', [packSettles(ops)]));
+  async settle(ops: readonly SettleOp[]): Promise<SettleResult[]> {
+    return settleResults(await this.#run('ipckitMqSettle', [packSettles(ops)]), ops);
   }
 
   async stats(): Promise<QueueStats> {
@@ -307,9 +316,10 @@ async function stamp(redis: ScriptedRedis, keys: QueueKeys, what: string): Promi
 }
 
 /**
- * The Redis store for `url`: `redis://[user:pass@]host[:port][/db][?prefix=NAME]`, or `rediss://`
- * for TLS. Keys are `<prefix>:mq:{<queue>}:…`, the prefix `ipckit` unless the URL names one.
- * A malformed URL throws ERR_IPC_INVALID_NAME at once.
+ * The Redis store for `url`: `redis://[user:pass@]host[:port][/db][?prefix=NAME&…]`, or
+ * `rediss://` for TLS. Keys are `<prefix>:mq:{<queue>}:…`, the prefix `ipckit` unless the URL
+ * names one. A malformed URL, or a query parameter parseRedisUrl does not take, throws
+ * ERR_IPC_INVALID_NAME at once.
  */
 export function redisDriver(url: string): StoreDriver {
   const location = parseRedisUrl(url);

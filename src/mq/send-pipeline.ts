@@ -1,8 +1,9 @@
 /**
  * The producer side of a queue: sends issued in the same turn of the event loop go to the store in
- * one transaction (group commit), in the order they were issued. When the queue is full, the first
- * send that did not fit and every send after it wait together for room (`onFull: 'wait'`), so one
- * producer's messages keep their order; with `onFull: 'reject'` they fail with ERR_IPC_QUEUE_FULL.
+ * one transaction (group commit), in the order they were issued. Each entry (a `send`, or a whole
+ * `sendBatch`) is stored whole or not at all. When the queue is full, the first entry that did not
+ * fit and every entry after it wait together for room (`onFull: 'wait'`), so one producer's
+ * messages keep their order; with `onFull: 'reject'` they fail with ERR_IPC_QUEUE_FULL.
  */
 import { closedError, ErrorCodes, IpcError } from '../core/errors.js';
 import { Queue } from '../core/queue.js';
@@ -15,9 +16,8 @@ const MAX_BATCH_MESSAGES = 1024;
 const MAX_BATCH_BYTES = 4 << 20;
 
 interface Entry {
+  /** Stored whole or not at all: one run of SendRequest.groups. */
   messages: OutgoingMessage[];
-  /** Messages of this entry already in the store. */
-  done: number;
   inFlight: boolean;
   /** A timeout or abort that fired while in flight: applies if the entry then has to wait. */
   expired: IpcError | undefined;
@@ -61,7 +61,7 @@ export class SendPipeline {
     return this.#push([message], true, opts) as Promise<string>;
   }
 
-  /** Sends `messages` (in one transaction when they fit in a batch); resolves with their ids. */
+  /** Sends `messages` in one transaction, all or none; resolves with their ids. */
   push(messages: OutgoingMessage[], opts: WaitOptions | undefined): Promise<string[]> {
     return this.#push(messages, false, opts) as Promise<string[]>;
   }
@@ -75,7 +75,6 @@ export class SendPipeline {
     return new Promise<string | string[]>((resolve, reject) => {
       const entry: Entry = {
         messages,
-        done: 0,
         inFlight: false,
         expired: undefined,
         single,
@@ -149,9 +148,9 @@ export class SendPipeline {
     for (;;) {
       const entry = this.#head.length > 0 ? this.#head[0] : this.#queue.peek();
       if (!entry) break;
-      const remaining = entry.messages.length - entry.done;
+      const remaining = entry.messages.length;
       let size = 0;
-      for (let i = entry.done; i < entry.messages.length; i++) size += entry.messages[i]!.body.byteLength;
+      for (const m of entry.messages) size += m.body.byteLength;
       if (batch.length > 0 && (count + remaining > MAX_BATCH_MESSAGES || bytes + size > MAX_BATCH_BYTES))
         break;
       if (this.#head.length > 0) this.#head.shift();
@@ -170,15 +169,18 @@ export class SendPipeline {
     if (batch.length === 0) return this.#settleIdle();
     this.#running = true;
     const messages: OutgoingMessage[] = [];
+    const groups: number[] = [];
     for (const entry of batch) {
       entry.inFlight = true;
-      for (let i = entry.done; i < entry.messages.length; i++) messages.push(entry.messages[i]!);
+      for (const m of entry.messages) messages.push(m);
+      groups.push(entry.messages.length);
     }
     let outcomes: SendOutcome[] | undefined;
     let failure: unknown;
     try {
       outcomes = await this.#target.store.send({
         messages,
+        groups,
         maxMessages: this.#target.maxMessages,
         maxBytes: this.#target.maxBytes,
         armRoom: this.#target.onFull === 'wait',
@@ -196,15 +198,25 @@ export class SendPipeline {
         entry.reject(failure);
         continue;
       }
-      const first = entry.done;
-      while (entry.done < entry.messages.length && outcomes[at + entry.done - first] !== 'full') entry.done++;
-      at += entry.messages.length - first;
-      if (entry.done === entry.messages.length) {
+      const mine = outcomes.slice(at, at + entry.messages.length);
+      at += entry.messages.length;
+      const full = mine.filter((o) => o === 'full').length;
+      if (full === 0) {
         entry.disarm();
         entry.resolve(entry.single ? entry.messages[0]!.id : entry.messages.map((m) => m.id));
+      } else if (mine.includes('sent')) {
+        // A store that ignores SendRequest.groups stored part of the batch: retrying the rest
+        // would reorder it, and the part stored cannot be taken back.
+        entry.disarm();
+        entry.reject(
+          new IpcError(
+            ErrorCodes.SYSTEM,
+            `${this.#target.what}: the store accepted ${mine.length - full} of a batch of ${mine.length} messages; it does not keep a batch whole`,
+          ),
+        );
       } else if (this.#target.onFull === 'reject') {
         entry.disarm();
-        entry.reject(this.#fullError(entry));
+        entry.reject(this.#fullError());
       } else if (entry.expired || this.#closed) {
         entry.disarm();
         entry.reject(entry.expired ?? this.#closed);
@@ -223,7 +235,7 @@ export class SendPipeline {
     this.#settleIdle();
   }
 
-  #fullError(entry: Entry): IpcError {
+  #fullError(): IpcError {
     const { maxMessages, maxBytes, what } = this.#target;
     const limits = [
       maxMessages === undefined ? '' : `maxMessages ${maxMessages}`,
@@ -231,8 +243,7 @@ export class SendPipeline {
     ]
       .filter(Boolean)
       .join(', ');
-    const partial = entry.done > 0 ? ` (${entry.done} of ${entry.messages.length} were sent)` : '';
-    return new IpcError(ErrorCodes.QUEUE_FULL, `${what} is full (${limits})${partial}`);
+    return new IpcError(ErrorCodes.QUEUE_FULL, `${what} is full (${limits})`);
   }
 
   #settleIdle(): void {

@@ -14,13 +14,14 @@
  * producer saw the armed row: a wake-up is never lost.
  */
 import { randomInt } from 'node:crypto';
-import { existsSync, rmSync } from 'node:fs';
+import { accessSync, constants, existsSync, rmSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promises';
 import type BetterSqlite3 from 'better-sqlite3';
-import { closedError } from '../core/errors.js';
+import { closedError, fromSystemError } from '../core/errors.js';
 import { isAlive, selfIdentity } from '../core/process-identity.js';
 import { register, unregister } from '../core/registry.js';
-import { resourcePath } from '../core/runtime-dir.js';
+import { resourcePath, runtimeSubdir } from '../core/runtime-dir.js';
 import { crashpoint } from './crashpoint.js';
 import { type Doorbell, type DoorbellTransport, RING_MESSAGES, RING_ROOM, type Ringer } from './doorbell.js';
 import { removeDeadBells, socketDoorbells } from './socket-doorbell.js';
@@ -36,6 +37,7 @@ import type {
   SendOutcome,
   SendRequest,
   SettleOp,
+  SettleResult,
   Store,
   StoreDriver,
   StoredMessage,
@@ -44,6 +46,9 @@ import type {
 
 /** The file suffix of a queue database in the runtime directory. */
 export const SQLITE_SUFFIX = '.mq.sqlite';
+
+/** The registry's directory in the runtime directory (src/core/registry.ts): checked before a removal. */
+const REGISTRY_DIR = '.registry';
 
 /** How long opening waits for another process that holds the new file's lock. */
 const OPEN_BUSY_TIMEOUT_MS = 10_000;
@@ -278,41 +283,61 @@ class SqliteStore implements Store {
       let sentBytes = 0;
       let full = false;
       const rows: InsertParams = [];
-      for (const m of request.messages) {
-        if (full) {
-          outcomes.push('full');
-          continue;
+      const { messages } = request;
+      let at = 0;
+      for (const size of request.groups ?? messages.map(() => 1)) {
+        const end = at + size;
+        // A run is judged whole before any of it is written: which messages are new (not
+        // duplicates, also of an earlier one in the run), and whether all of those fit.
+        const fresh: boolean[] = [];
+        if (!full) {
+          const seen = new Set<string>();
+          let count = 0;
+          let runBytes = 0;
+          for (let i = at; i < end; i++) {
+            const m = messages[i]!;
+            let duplicate = false;
+            if (m.dedupe) {
+              const until = sql.keyUntil.get(m.id);
+              duplicate = (until !== undefined && until > now) || seen.has(m.id);
+              if (window > 0) seen.add(m.id);
+            }
+            fresh.push(!duplicate);
+            if (!duplicate) {
+              count++;
+              runBytes += m.body.byteLength;
+            }
+          }
+          full =
+            (maxMessages !== undefined && live + sent + count > maxMessages) ||
+            (maxBytes !== undefined && bytes + sentBytes + runBytes > maxBytes);
         }
-        if (m.dedupe) {
-          const until = sql.keyUntil.get(m.id);
-          if (until !== undefined && until > now) {
+        for (let i = at; i < end; i++) {
+          const m = messages[i]!;
+          if (full) {
+            outcomes.push('full');
+            continue;
+          }
+          if (!fresh[i - at]) {
             outcomes.push('duplicate');
             continue;
           }
+          if (m.dedupe) sql.putKey.run(m.id, now + window);
+          rows.push(
+            m.id,
+            m.type,
+            m.priority,
+            m.delayMs > 0 ? State.DELAYED : State.READY,
+            m.delayMs > 0 ? now + m.delayMs : null,
+            m.ttlMs > 0 ? now + m.ttlMs : null,
+            now,
+            m.body,
+          );
+          sent++;
+          sentBytes += m.body.byteLength;
+          outcomes.push('sent');
         }
-        const size = m.body.byteLength;
-        if (
-          (maxMessages !== undefined && live + sent + 1 > maxMessages) ||
-          (maxBytes !== undefined && bytes + sentBytes + size > maxBytes)
-        ) {
-          full = true;
-          outcomes.push('full');
-          continue;
-        }
-        if (m.dedupe) sql.putKey.run(m.id, now + window);
-        rows.push(
-          m.id,
-          m.type,
-          m.priority,
-          m.delayMs > 0 ? State.DELAYED : State.READY,
-          m.delayMs > 0 ? now + m.delayMs : null,
-          m.ttlMs > 0 ? now + m.ttlMs : null,
-          now,
-          m.body,
-        );
-        sent++;
-        sentBytes += size;
-        outcomes.push('sent');
+        at = end;
       }
       // The rows go in after the checks: the checks read only the keys and totals, never the rows.
       sql.insertRows(rows);
@@ -382,7 +407,7 @@ class SqliteStore implements Store {
     return { messages, nextDueAt, settled };
   }
 
-  async settle(ops: readonly SettleOp[]): Promise<boolean[]> {
+  async settle(ops: readonly SettleOp[]): Promise<SettleResult[]> {
     const { results, rings } = await this.#write((sql) => {
       const applied = this.#applySettles(sql, ops, Date.now());
       return { results: applied.results, rings: SqliteStore.#disarm(sql, applied.requeued, applied.freed) };
@@ -397,8 +422,8 @@ class SqliteStore implements Store {
     sql: Statements,
     ops: readonly SettleOp[],
     now: number,
-  ): { results: boolean[]; freed: boolean; requeued: boolean } {
-    const results: boolean[] = [];
+  ): { results: SettleResult[]; freed: boolean; requeued: boolean } {
+    const results: SettleResult[] = [];
     let freed = 0;
     let freedBytes = 0;
     let requeued = false;
@@ -451,9 +476,11 @@ class SqliteStore implements Store {
           }
           break;
         }
-        case 'extend':
-          results.push(sql.extend.run(now + op.leaseMs, seq, lease, now).changes === 1);
+        case 'extend': {
+          const until = now + op.leaseMs;
+          results.push(sql.extend.run(until, seq, lease, now).changes === 1 ? until : false);
           break;
+        }
         case 'release': {
           const changed = sql.release.run(seq, lease).changes === 1;
           results.push(changed);
@@ -592,13 +619,24 @@ export const sqliteDriver: StoreDriver = {
   },
   async remove(name) {
     const path = queuePath(name);
-    const existed = existsSync(path);
-    // The doorbells are this store's: those of consumers killed with SIGKILL go with the queue.
-    // Bells and registry first: they check their directories, and a planted symlink
-    // (ERR_IPC_UNSAFE_PATH) then leaves the queue as it was instead of half removed.
-    removeDeadBells();
-    unregister('queue', name);
-    for (const suffix of ['', '-wal', '-shm', '-journal']) rmSync(path + suffix, { force: true });
-    return existed;
+    try {
+      const existed = existsSync(path);
+      // Everything that can refuse is asked before anything goes, so that a refusal leaves the
+      // queue as it was: the bells and the registry check their directories (a planted symlink is
+      // ERR_IPC_UNSAFE_PATH), and the runtime directory must let this process unlink (EACCES is
+      // ERR_IPC_PERMISSION; EROFS, a read-only file system, ERR_IPC_SYSTEM). The doorbells are this store's: those of consumers killed
+      // with SIGKILL go with the queue.
+      removeDeadBells();
+      runtimeSubdir(REGISTRY_DIR, { create: false });
+      if (existed) accessSync(dirname(path), constants.W_OK | constants.X_OK);
+      // The WAL goes before the database: a WAL left behind would be replayed into a new queue
+      // of the same name, whereas a database left without its WAL is merely behind.
+      for (const suffix of ['-journal', '-wal', '-shm', '']) rmSync(path + suffix, { force: true });
+      // Forgotten last: a removal that failed above is still listed by `ipckit ls`, to retry.
+      unregister('queue', name);
+      return existed;
+    } catch (err) {
+      throw fromSystemError(err, `message queue '${name}' cannot be removed`);
+    }
   },
 };

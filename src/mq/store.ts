@@ -41,6 +41,13 @@ export interface SendRequest {
   /** Total body bytes of live messages allowed; undefined: no bound. */
   maxBytes: number | undefined;
   /**
+   * Sizes of consecutive runs of `messages` (summing to its length) that are committed whole or
+   * not at all: a `sendBatch` is one run, a `send` a run of one. A run that does not fit entirely
+   * is 'full' in every message, none of it is stored, and every run after it is 'full' too.
+   * Messages that turn out 'duplicate' take no room. Undefined: every message is a run of its own.
+   */
+  groups?: readonly number[] | undefined;
+  /**
    * When a message does not fit, arm the 'room' wake-up: {@link StoreOpenOptions.onWake} is then
    * called with 'room' after the next ack, dead-lettering, expiry or purge frees space.
    */
@@ -97,7 +104,7 @@ export interface ClaimRequest {
 /** What {@link Store.claim} returns. */
 export interface ClaimResult {
   /** One result per {@link ClaimRequest.settle} op, as {@link Store.settle} returns them. */
-  settled?: boolean[] | undefined;
+  settled?: SettleResult[] | undefined;
   /** In delivery order. */
   messages: ClaimedMessage[];
   /**
@@ -118,6 +125,13 @@ export type SettleOp =
   /** Never handed to the application (prefetched, then the consumer stopped): back at once, this delivery not counted. */
   | { kind: 'release'; receipt: Receipt };
 
+/**
+ * What became of one settle: false if the lease was lost, else true; an applied extend may
+ * instead give the lease's new end (ms since the epoch, the store's clock), which the message
+ * then reports as its `leaseUntil` (with true, the queue reckons it from its own clock).
+ */
+export type SettleResult = boolean | number;
+
 /** Counts of a queue, as `q.stats()` returns them. */
 export interface QueueStats {
   /** Deliverable now. */
@@ -137,8 +151,9 @@ export interface QueueStats {
 /** One queue in one store, opened by one process. */
 export interface Store {
   /**
-   * Adds messages in one atomic commit, in order; resolves only once they are durable. Messages
-   * after the first 'full' one are 'full' too, so a producer's order survives a full queue.
+   * Adds messages in one atomic commit, in order; resolves only once they are durable. A run of
+   * {@link SendRequest.groups} is stored whole or not at all, and the runs after the first 'full'
+   * one are 'full' too, so a producer's order survives a full queue.
    * A rejection means the outcome is unknown (the commit may have reached the disk): the queue
    * reports it and a retry with the same ids is deduplicated.
    */
@@ -146,10 +161,11 @@ export interface Store {
   /** Leases up to `max` ready messages to the caller, in one atomic step. */
   claim(request: ClaimRequest): Promise<ClaimResult>;
   /**
-   * Settles deliveries in one atomic commit. Each result is true if applied, false if the lease was
+   * Settles deliveries in one atomic commit. Each result is true if applied (for an extend, the
+   * lease's new end, if the store knows it: see {@link SettleResult}), false if the lease was
    * lost (it ran out, or the message was settled, redelivered or purged meanwhile).
    */
-  settle(ops: readonly SettleOp[]): Promise<boolean[]>;
+  settle(ops: readonly SettleOp[]): Promise<SettleResult[]>;
   stats(): Promise<QueueStats>;
   /** Ready messages in delivery order, without leasing them. */
   peek(limit: number): Promise<StoredMessage[]>;

@@ -183,6 +183,23 @@ for (const store of stores) {
         await m.ack();
       });
 
+      it('extends a lease to end sooner: leaseUntil says when, and the message comes back then', async () => {
+        const q = await ctx.open<string>({ visibilityTimeoutMs: 60_000 });
+        await q.send('short');
+        const m = await q.receive({ timeout: 10_000 });
+        const before = Date.now();
+        await m.extend(200);
+        const after = Date.now();
+        // The store sets the end from its clock during the call (Redis's: the same host here).
+        expect(m.leaseUntil).toBeGreaterThanOrEqual(before + 200);
+        expect(m.leaseUntil).toBeLessThanOrEqual(after + 200);
+        const again = await q.receive({ timeout: 10_000 });
+        expect(again.attempts).toBe(2);
+        expect(Date.now()).toBeGreaterThanOrEqual(m.leaseUntil!);
+        await again.ack();
+        expect(await code(m.ack())).toBe(ErrorCodes.LEASE_LOST);
+      });
+
       it('nacks with a delay: the message is delayed, then delivered again', async () => {
         const q = await ctx.open<string>();
         await q.send('retry-me');
@@ -287,6 +304,57 @@ for (const store of stores) {
           await m.ack();
         }
         expect(rest).toEqual([3, 4]);
+      });
+
+      it("stores a sendBatch whole or not at all with onFull: 'reject'", async () => {
+        const q = await ctx.open<string>({ maxMessages: 3, onFull: 'reject' });
+        await q.sendBatch([{ body: '0' }, { body: '1' }]);
+        // Room for one: the batch of two is refused whole, not stored in part.
+        const err = await q.sendBatch([{ body: 'a' }, { body: 'b' }]).catch((e) => e);
+        expect(isIpcError(err, ErrorCodes.QUEUE_FULL)).toBe(true);
+        expect((await q.peek()).map((m) => m.body)).toEqual(['0', '1']);
+        // A batch that fits goes in; duplicates of an id (in the batch or sent before) take no room.
+        await q.send('k', { id: 'k' });
+        const ids = await q.sendBatch([{ body: 'k2', id: 'k' }]);
+        expect(ids).toEqual(['k']);
+        expect((await q.peek()).map((m) => m.body)).toEqual(['0', '1', 'k']);
+      });
+
+      it('refuses at once a sendBatch larger than the bounds, whatever onFull', async () => {
+        for (const onFull of ['wait', 'reject'] as const) {
+          const q = await ctx.open<string>({ maxMessages: 2, onFull }, `${ctx.name}-${onFull}`);
+          // The timeout only bounds the old bug's wait: the refusal must come without waiting.
+          const err = await q
+            .sendBatch([{ body: 'a' }, { body: 'b' }, { body: 'c' }], { timeout: 5000 })
+            .catch((e) => e);
+          expect(isIpcError(err, ErrorCodes.QUEUE_FULL)).toBe(true);
+          expect((err as Error).message).toMatch(/can never fit/);
+          expect((await q.stats()).ready).toBe(0);
+          // A caller-chosen id repeated in the batch counts once.
+          await q.sendBatch([{ body: 'x', id: 'x' }, { body: 'x', id: 'x' }, { body: 'y' }]);
+          expect((await q.peek()).map((m) => m.body)).toEqual(['x', 'y']);
+        }
+        const bytes = await ctx.open<Uint8Array>({ codec: 'raw', maxBytes: 100 }, `${ctx.name}-bytes`);
+        const err = await bytes
+          .sendBatch([{ body: new Uint8Array(60) }, { body: new Uint8Array(60) }], { timeout: 5000 })
+          .catch((e) => e);
+        expect(isIpcError(err, ErrorCodes.QUEUE_FULL)).toBe(true);
+        expect((await bytes.stats()).ready).toBe(0);
+      });
+
+      it("makes a sendBatch wait until the whole batch fits with onFull: 'wait'", async () => {
+        const q = await ctx.open<string>({ maxMessages: 3 });
+        await q.sendBatch([{ body: '0' }, { body: '1' }]);
+        // Room for one of two: the wait runs out with nothing of the batch stored.
+        expect(await code(q.sendBatch([{ body: 'a' }, { body: 'b' }], { timeout: 100 }))).toBe(
+          ErrorCodes.TIMEOUT,
+        );
+        expect((await q.peek()).map((m) => m.body)).toEqual(['0', '1']);
+        const batch = q.sendBatch([{ body: 'c' }, { body: 'd' }]);
+        const first = await q.receive({ timeout: 10_000 });
+        await first.ack();
+        await watchdog(batch, 10_000, 'the batch to fit once two messages have room');
+        expect((await q.peek()).map((m) => m.body)).toEqual(['1', 'c', 'd']);
       });
 
       it('bounds the queue by body bytes with maxBytes', async () => {

@@ -52,6 +52,44 @@ describe.skipIf(skip !== undefined)(`Redis store${skip ? ` (${skip})` : ''}`, ()
     expect(removal.code).toBe(ErrorCodes.INVALID_NAME);
   });
 
+  it('reads connection options from the URL as typed values, and refuses the others at open', async () => {
+    // A number ioredis was handed as a string crashed the process from a timer (connectTimeout).
+    const typed = server.url(
+      `?prefix=${prefix}&connectTimeout=5000&keepAlive=1000&noDelay=true&family=4&connectionName=mine`,
+    ) as StoreSpec;
+    const q = await MessageQueue.open<string>('typed', { store: typed });
+    await q.send('in');
+    const m = await q.receive({ timeout: 10_000 });
+    expect(m.body).toBe('in');
+    await m.ack();
+    await q.close();
+    for (const query of [
+      // ipckit's own settings, which the store's promises rest on: not to be replaced unseen.
+      'maxRetriesPerRequest=1',
+      'enableOfflineQueue=false',
+      'lazyConnect=false',
+      'keyPrefix=x',
+      // Settings with a place of their own in the URL.
+      'db=1',
+      'password=s3cret',
+      'tls=true',
+      // Unknown or ill-typed.
+      'commandTimeout=5',
+      'connectTimeout=soon',
+      'connectTimeout=0',
+      'family=5',
+      'noDelay=1',
+      'connectionName=two%20words',
+      `prefix=${prefix}&prefix=${prefix}`,
+    ]) {
+      const url = server.url(`?${query}`) as StoreSpec;
+      const err = await rejectionOf(MessageQueue.open('refused', { store: url }));
+      expect([query, err.code]).toEqual([query, ErrorCodes.INVALID_NAME]);
+      expect(err.message).toContain('parameter');
+      expect(err.message).not.toContain('s3cret');
+    }
+  });
+
   it('reports a server nobody listens on as ERR_IPC_NOT_FOUND, naming the address', async () => {
     const stopped = await RedisServer.start();
     const url = stopped.url();

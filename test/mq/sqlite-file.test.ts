@@ -3,7 +3,9 @@
  * refuses (not a database, another application's database, a newer schema, a planted symlink).
  */
 
+import { spawnSync } from 'node:child_process';
 import {
+  chownSync,
   existsSync,
   lstatSync,
   mkdirSync,
@@ -24,8 +26,14 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ErrorCodes, isIpcError, listResources, MessageQueue } from '../../src/index.js';
 import { Fixture } from '../conformance/harness.js';
 import { directoryReaches, isolateRuntimeDir, watchdog } from '../helpers.js';
+import { startFixture } from '../socket/child.js';
 
 const Database = createRequire(import.meta.url)('better-sqlite3') as typeof BetterSqlite3;
+
+const NOBODY = 65534;
+const isRoot = process.getuid?.() === 0;
+/** Root ignores a directory's mode: a test that needs a refused unlink runs its child as nobody. */
+const canDropRoot = isRoot && spawnSync('setpriv', ['--version'], { stdio: 'ignore' }).status === 0;
 
 /** Resolves once `name` exists in `dir` (inotify, not polling). */
 function appears(dir: string, name: string): Promise<void> {
@@ -206,6 +214,32 @@ describe('SQLite store file', () => {
     expect(listResources().some((r) => r.kind === 'queue' && r.name === 'gone')).toBe(false);
     expect(await MessageQueue.remove('gone')).toBe(false);
   });
+
+  it.skipIf(isRoot && !canDropRoot)(
+    'remove() where the runtime directory refuses the unlink: ERR_IPC_PERMISSION, and the queue left whole',
+    async () => {
+      // The child gets a runtime directory of its own, which it owns (as nobody, when we are root).
+      const base = mkdtempSync(join(tmpdir(), 'ipckit-ro-'));
+      try {
+        if (isRoot) chownSync(base, NOBODY, NOBODY);
+        const child = startFixture('mq-remove-readonly.ts', [], {
+          command: isRoot
+            ? ['setpriv', `--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups']
+            : undefined,
+          env: { IPCKIT_DIR: join(base, 'rt'), HOME: base },
+        });
+        const result = JSON.parse(await child.line('result', 30_000));
+        expect(result.error).toMatchObject({ ipc: true, code: ErrorCodes.PERMISSION });
+        // Nothing half removed: the file with its message and the registry entry are both there,
+        // and a retry once the directory is writable removes both.
+        expect(result).toMatchObject({ file: true, registered: true, ready: 1, retried: true });
+        expect(result.after).toEqual({ file: false, registered: false });
+        expect((await child.exited).code).toBe(0);
+      } finally {
+        rmSync(base, { recursive: true, force: true });
+      }
+    },
+  );
 
   it('keeps queues of different runtime directories apart', async () => {
     const a = await MessageQueue.open<string>('same');
