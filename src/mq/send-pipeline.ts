@@ -84,7 +84,11 @@ export class SendPipeline {
       };
       entry.disarm = armWait(`${this.#target.what}: send`, opts, (err) => {
         if (entry.inFlight) {
+          // Already with the store, which may yet commit it (a Redis that is away gets it when it
+          // is back): the caller learns of the timeout now, not when the store answers, and
+          // gives messages an id to retry them without duplicates. Nothing is retried for it.
           entry.expired = err;
+          reject(err);
           return;
         }
         this.#withdraw(entry);

@@ -195,6 +195,35 @@ describe('SQLite store file', () => {
     }
   });
 
+  it("a send stuck behind another process's write lock still honours its timeout and signal; close() ends", async () => {
+    const q = await MessageQueue.open<string>('locked');
+    await q.send('warm-up');
+    const holder = new Fixture('mq-hold-write-lock.ts', [join(rt.dir, 'locked.mq.sqlite')]);
+    try {
+      expect(await holder.waitFor('locked')).toBe('locked');
+      const timedOut = await watchdog(
+        q.send('x', { timeout: 100 }).catch((e) => e),
+        10_000,
+        'timeout',
+      );
+      expect(isIpcError(timedOut, ErrorCodes.TIMEOUT)).toBe(true);
+      const aborted = await watchdog(
+        q.send('y', { signal: AbortSignal.timeout(100) }).catch((e) => e),
+        10_000,
+        'abort',
+      );
+      expect(isIpcError(aborted, ErrorCodes.ABORTED)).toBe(true);
+    } finally {
+      holder.kill('SIGKILL');
+    }
+    await holder.exit();
+    // Their outcome was unknown when they rejected (the docs say so): either may have been stored
+    // once the lock was free; the one sent before them was.
+    const bodies = (await q.peek(10)).map((m) => m.body);
+    expect(bodies[0]).toBe('warm-up');
+    await watchdog(q.close(), 10_000, 'close');
+  });
+
   it('is created once when many processes open a new queue at the same moment', async () => {
     const producers = Array.from({ length: 6 }, (_, i) => new Fixture('mq-send.ts', ['race', String(i)]));
     for (const p of producers) expect(await p.waitFor('sent ')).toMatch(/^sent /);
