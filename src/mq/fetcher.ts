@@ -18,9 +18,22 @@ export interface FetchSource {
   /** A label for errors. */
   readonly what: string;
   readonly pollIntervalMs: number;
+  /** How long a claim leases its messages. */
+  readonly leaseMs: number;
   claim(types: readonly string[] | undefined, max: number, arm: boolean): Promise<ClaimResult>;
   /** Gives leased messages nobody will take back to the queue. */
   release(messages: ClaimedMessage[]): void;
+}
+
+/**
+ * A message leased ahead, with when its lease ends by this process's clock: no later than the
+ * claim's start plus the lease. Never `leaseUntil`, which a Redis store gives in the server's
+ * clock: compared with ours, a host whose clock runs ahead took every message it leased ahead
+ * for expired, and dropped it, until the messages ran out of attempts.
+ */
+interface Leased {
+  message: ClaimedMessage;
+  expiresAt: number;
 }
 
 interface Waiter {
@@ -34,7 +47,7 @@ export class Fetcher {
   readonly #source: FetchSource;
   readonly #types: readonly string[] | undefined;
   readonly #prefetch: number;
-  readonly #buffer = new Queue<ClaimedMessage>();
+  readonly #buffer = new Queue<Leased>();
   readonly #waiters = new Queue<Waiter>();
   #claiming = false;
   #again = false;
@@ -113,15 +126,15 @@ export class Fetcher {
         waiter.reject(this.#closed);
       }
     }
-    return this.#buffer.drain();
+    return this.#buffer.drain().map((leased) => leased.message);
   }
 
   /** A buffered message whose lease still runs; expired ones are left for the store to redeliver. */
   #take(): ClaimedMessage | undefined {
     const now = Date.now();
     for (;;) {
-      const message = this.#buffer.shift();
-      if (!message || message.leaseUntil > now) return message;
+      const leased = this.#buffer.shift();
+      if (!leased || leased.expiresAt > now) return leased?.message;
     }
   }
 
@@ -164,10 +177,11 @@ export class Fetcher {
       this.#claiming = false;
       return;
     }
+    const expiresAt = Date.now() + this.#source.leaseMs;
     this.#source.claim(this.#types, want, arm || this.#waiters.length > 0).then(
       (result) => {
         this.#drained = result.messages.length < want;
-        this.#claimed(result);
+        this.#claimed(result, expiresAt);
       },
       (err) => {
         this.#claiming = false;
@@ -184,13 +198,13 @@ export class Fetcher {
     if (!this.#closed && this.idle) this.#onIdle?.();
   }
 
-  #claimed(result: ClaimResult): void {
+  #claimed(result: ClaimResult, expiresAt: number): void {
     this.#claiming = false;
     if (this.#closed) {
       this.#source.release(result.messages);
       return;
     }
-    for (const message of result.messages) this.#buffer.push(message);
+    for (const message of result.messages) this.#buffer.push({ message, expiresAt });
     while (this.#waiters.length > 0) {
       const message = this.#take();
       if (!message) break;
@@ -200,7 +214,7 @@ export class Fetcher {
     }
     if (this.#prefetch === 0 && this.#buffer.length > 0) {
       // A caller gave up while its claim was in flight: nobody asked for these.
-      this.#source.release(this.#buffer.drain());
+      this.#source.release(this.#buffer.drain().map((leased) => leased.message));
     }
     if (this.#waiters.length === 0) {
       if (this.#again && this.#wantsPrefetch()) this.#pump();

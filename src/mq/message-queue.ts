@@ -94,6 +94,7 @@ export class MessageQueue<T = unknown> implements AsyncDisposable {
     this.#source = {
       what: this.#what,
       pollIntervalMs: settings.pollIntervalMs,
+      leaseMs: settings.visibilityTimeoutMs,
       claim: (types, max, arm) => this.#claim(types, max, arm),
       release: (messages) => this.#release(messages),
     };

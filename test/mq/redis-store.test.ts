@@ -90,6 +90,31 @@ describe.skipIf(skip !== undefined)(`Redis store${skip ? ` (${skip})` : ''}`, ()
     }
   });
 
+  it("a consumer whose clock runs ahead of the server's still gets its messages", async () => {
+    const url = server.url('?prefix=skew') as StoreSpec;
+    const producer = await MessageQueue.open<string>('skew', { store: url });
+    await producer.sendBatch([{ body: 'a' }, { body: 'b' }]);
+    const realNow = Date.now;
+    // This "host" is 5 s ahead: longer than the lease, so a lease end in the server's clock
+    // compared with this clock would have every claimed message expired on arrival.
+    Date.now = () => realNow() + 5000;
+    try {
+      const consumer = await MessageQueue.open<string>('skew', {
+        store: url,
+        visibilityTimeoutMs: 1000,
+        maxAttempts: 3,
+      });
+      const m = await watchdog(consumer.receive({ timeout: 10_000 }), 15_000, 'receive');
+      expect(m.body).toBe('a');
+      await m.ack();
+      await consumer.close();
+    } finally {
+      Date.now = realNow;
+    }
+    expect((await producer.stats()).dead).toBe(0);
+    await producer.close();
+  });
+
   it('reports a server nobody listens on as ERR_IPC_NOT_FOUND, naming the address', async () => {
     const stopped = await RedisServer.start();
     const url = stopped.url();
