@@ -4,6 +4,8 @@
  * store decides where messages live; this class gives them a codec, options, group commit, waiting
  * by wake-up, and leases as objects (Message).
  */
+
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { type MessageCodec, resolveCodec } from '../core/codec.js';
 import { closedError, ErrorCodes, IpcError, isIpcError } from '../core/errors.js';
 import { frameTooLarge } from '../core/framing.js';
@@ -46,6 +48,9 @@ import { resolveStoreDriver } from './store-drivers.js';
 const DEFAULT_PREFETCH = 32;
 const MAX_PREFETCH = 10_000;
 const MAX_LIST = 100_000;
+
+/** Which queue's process() handler the current code runs in: close() there would wait for itself. */
+const handlerScope = new AsyncLocalStorage<MessageQueue<unknown>>();
 
 /** A durable message queue shared by every process that opens its name. */
 export class MessageQueue<T = unknown> implements AsyncDisposable {
@@ -379,7 +384,7 @@ export class MessageQueue<T = unknown> implements AsyncDisposable {
           continue;
         }
         try {
-          await handler(message.body, message);
+          await handlerScope.run(this, handler, message.body, message);
           if (!message[kSettled]) track(message.ack(), message);
         } catch (err) {
           report(err, message);
@@ -434,6 +439,15 @@ export class MessageQueue<T = unknown> implements AsyncDisposable {
    */
   close(): Promise<void> {
     this.#closing ??= this.#shutdown();
+    if (handlerScope.getStore() === this) {
+      // Awaited here, it would wait for the very handler that awaits it: nothing would ever end.
+      return Promise.reject(
+        new IpcError(
+          ErrorCodes.DEADLOCK,
+          `${this.#what}: close() called from inside a process() handler waits for that handler; the queue is closing and closes once it returns (stop with process()'s signal, or close after process() resolves)`,
+        ),
+      );
+    }
     return this.#closing;
   }
 

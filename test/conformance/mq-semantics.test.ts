@@ -486,6 +486,22 @@ for (const store of stores) {
         expect(await q.stats()).toMatchObject({ ready: 0, delayed: 1, dead: 0 });
       });
 
+      it('close() awaited inside a process() handler is ERR_IPC_DEADLOCK, not a hang; the queue still closes', async () => {
+        const q = await ctx.open<string>();
+        const other = await ctx.open<string>();
+        await q.send('the last job');
+        let inside: unknown;
+        const run = q.process(async () => {
+          inside = await q.close().catch((e: unknown) => e);
+        });
+        await watchdog(run, 10_000, 'process() to end');
+        expect(isIpcError(inside, ErrorCodes.DEADLOCK)).toBe(true);
+        await watchdog(q.close(), 10_000, 'close() to finish');
+        await expect(q.send('after')).rejects.toMatchObject({ code: ErrorCodes.CLOSED });
+        // The handler returned: its message was acked on the way out.
+        expect(await other.stats()).toMatchObject({ ready: 0, inflight: 0, dead: 0 });
+      });
+
       it('closes: waiting receives reject, consume loops end, later calls reject ERR_IPC_CLOSED', async () => {
         const q = await ctx.open<string>();
         const waiting = code(q.receive());
