@@ -5,11 +5,15 @@
  * Parties are known: every handle (create/open) joins the barrier's member table and `close()`
  * leaves it. If a member dies without closing while others wait, the waiters find it (pidfd on the
  * event loop, or the periodic check) and the barrier breaks: every current and later wait rejects
- * with ERR_IPC_PEER_GONE until `reset()`. A wait that times out or is aborted breaks it too (as in
- * Python), since the others could otherwise never complete.
+ * with ERR_IPC_PEER_GONE until `reset()`. The arrival that would complete a round looks too, so a
+ * party that arrived and then died never completes one. A wait that times out or is aborted breaks
+ * it too (as in Python), since the others could otherwise never complete; a wait that close() ends
+ * withdraws its arrival instead (the member left in order).
  *
  * Layout (32-bit words): 0-3 header (parties), 4 arrived, 5 generation, 6 broken (generation + 1
- * of the broken generation, 0 if none), 8.. member table, then the wait queue.
+ * of the broken generation, 0 if none), 8.. member table, then the wait queue. Words 4 and 5 change
+ * together, as one 64-bit word (arrived in its low half): an arrival counts itself into the round
+ * it read, and the last one completes that round, each in one compare-and-swap.
  */
 import { ErrorCodes, IpcError } from '../core/errors.js';
 import { numberError } from '../core/options.js';
@@ -35,6 +39,22 @@ const BROKEN = 6;
 const MEMBERS = 8;
 const QUEUE = MEMBERS + HOLDERS_WORDS;
 const WORDS = QUEUE + WAIT_QUEUE_WORDS;
+/** ARRIVED and GENERATION as one 64-bit word (byte 16: 8-byte aligned, as placements are). */
+const ROUND_BYTES = ARRIVED * 4;
+const LOW_HALF = 0xffffffffn;
+
+/** The round word holding `arrived` parties of `generation` (both int32, as the 32-bit views read them). */
+function roundWord(generation: number, arrived: number): bigint {
+  return BigInt.asIntN(64, (BigInt(generation | 0) << 32n) | (BigInt(arrived | 0) & LOW_HALF));
+}
+
+function arrivedOf(round: bigint): number {
+  return Number(BigInt.asIntN(32, round));
+}
+
+function generationOf(round: bigint): number {
+  return Number(BigInt.asIntN(32, round >> 32n));
+}
 
 const spec: KindSpec = {
   kind: 'barrier',
@@ -65,6 +85,8 @@ export class Barrier extends Primitive {
   /** How many waits complete a generation. */
   readonly parties: number;
   readonly #i32: Int32Array;
+  /** ARRIVED and GENERATION as one word. */
+  readonly #round: BigInt64Array;
   readonly #queue: WaitQueue;
   readonly #members: Holders;
   #slot = -1;
@@ -73,6 +95,7 @@ export class Barrier extends Primitive {
     super('barrier', storage);
     this.parties = storage.param;
     this.#i32 = this.region.i32;
+    this.#round = new BigInt64Array(this.#i32.buffer, this.#i32.byteOffset + ROUND_BYTES, 1);
     this.#queue = new WaitQueue(this.region, QUEUE);
     this.#members = new Holders(this.region, MEMBERS);
     // Join: this handle is a party whose death breaks the barrier (unless it closes first).
@@ -164,10 +187,12 @@ export class Barrier extends Primitive {
    */
   reset(): void {
     this.assertOpen();
-    const generation = Atomics.load(this.#i32, GENERATION);
-    Atomics.store(this.#i32, BROKEN, generation + 1);
-    Atomics.store(this.#i32, ARRIVED, 0);
-    Atomics.add(this.#i32, GENERATION, 1);
+    for (;;) {
+      const seen = Atomics.load(this.#round, 0);
+      const generation = generationOf(seen);
+      Atomics.store(this.#i32, BROKEN, generation + 1);
+      if (Atomics.compareExchange(this.#round, 0, seen, roundWord(generation + 1, 0)) === seen) break;
+    }
     this.#queue.wake(Number.POSITIVE_INFINITY);
   }
 
@@ -185,17 +210,60 @@ export class Barrier extends Primitive {
     this.#queue.wake(Number.POSITIVE_INFINITY);
   }
 
+  /**
+   * Looks for members that died without closing (reads /proc) and, if one did, breaks `generation`
+   * and returns the error to fail with. Their slots are freed: after reset() the barrier counts
+   * without them.
+   */
+  #deadMemberError(generation: number): IpcError | undefined {
+    const dead: HolderInfo[] = [];
+    this.#members.reclaimDead((_, holder) => dead.push(holder));
+    const first = dead[0];
+    if (!first) return undefined;
+    this.#break(generation);
+    return this.#brokenError(`party thread ${first.tid} of pid ${first.pid} died`);
+  }
+
+  /**
+   * Takes back an arrival in `generation` whose wait close() ended: the round must not complete
+   * with a party that left. Nothing is taken back once the round completed: the arrival counted
+   * while its party was there.
+   */
+  #withdraw(generation: number): void {
+    for (;;) {
+      const seen = Atomics.load(this.#round, 0);
+      if (generationOf(seen) !== generation || arrivedOf(seen) <= 0) return;
+      if (Atomics.compareExchange(this.#round, 0, seen, seen - 1n) === seen) return;
+    }
+  }
+
   /** Arrives; returns the index if this arrival completed the generation, else the wait target. */
   #arrive(): number | WaitTarget<number> {
     const i32 = this.#i32;
-    const generation = Atomics.load(i32, GENERATION);
-    if (Atomics.load(i32, BROKEN) === generation + 1) {
-      throw this.#brokenError('a party died or gave up (reset() it to use it again)');
-    }
-    const index = Atomics.add(i32, ARRIVED, 1);
-    if (index + 1 >= this.parties) {
-      Atomics.store(i32, ARRIVED, 0);
-      Atomics.add(i32, GENERATION, 1);
+    let generation: number;
+    let index: number;
+    for (;;) {
+      const seen = Atomics.load(this.#round, 0);
+      generation = generationOf(seen);
+      index = arrivedOf(seen);
+      if (Atomics.load(i32, BROKEN) === generation + 1) {
+        throw this.#brokenError('a party died or gave up (reset() it to use it again)');
+      }
+      const last = index + 1 >= this.parties;
+      // A party that arrived and then died still counts, and nothing else would notice before
+      // the last arrival lets everyone go: so that arrival makes sure every member is alive first
+      // (one /proc sweep per round; a round nobody else arrived in has nobody to check). The
+      // sweep comes before the compare-and-swap: if another arrival got in meanwhile, this one
+      // is not the last of the round it read, and it looks again.
+      if (last && index > 0) {
+        const err = this.#deadMemberError(generation);
+        if (err) throw err;
+      }
+      // The last arrival completes the round (count 0, next generation); any other counts itself
+      // in. A surplus arrival (more waiters than parties) thus always lands in the next round.
+      const next = last ? roundWord(generation + 1, 0) : seen + 1n;
+      if (Atomics.compareExchange(this.#round, 0, seen, next) !== seen) continue;
+      if (!last) break;
       this.#queue.wake(Number.POSITIVE_INFINITY);
       if (Atomics.load(i32, BROKEN) === generation + 1) throw this.#brokenError('a party died or gave up');
       return index;
@@ -226,7 +294,13 @@ export class Barrier extends Primitive {
       },
       watchPids: () => [...new Set(this.#members.holders().map((h) => h.pid))],
       cancel: () => {
-        if (!this.closed && Atomics.load(i32, GENERATION) === generation) this.#break(generation);
+        // A placed barrier whose memory went away: nothing can be undone (or told) any more.
+        if (this.region.detached) return;
+        // close() is a member leaving in order (it also leaves the member table): its arrival is
+        // withdrawn and the others wait on for a party that is there. A timeout or an abort gives
+        // up instead, and breaks the round as Python does, since the others could never complete.
+        if (this.closed) this.#withdraw(generation);
+        else if (Atomics.load(i32, GENERATION) === generation) this.#break(generation);
       },
       track: (kick) => this.trackWait(kick),
     };

@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Barrier, ErrorCodes, isIpcError, SharedMemory } from '../../src/index.js';
-import { isolateRuntimeDir, watchdog } from '../helpers.js';
+import { isolateRuntimeDir, isPending, rejectionOf, watchdog } from '../helpers.js';
 import { killAll, removeShmObjects, startFixture, succeeded } from './children.js';
 
 let env: ReturnType<typeof isolateRuntimeDir>;
@@ -68,6 +68,52 @@ describe('Barrier', () => {
       'reuse',
     );
     expect(indexes.length).toBe(3);
+  });
+
+  it('breaks instead of completing a round when a party that arrived was killed', async () => {
+    const barrier = Barrier.create('start', { parties: 2 });
+    const party = startFixture('sync-barrier-wait.ts');
+    await party.line('waiting');
+    // It prints "waiting" just before it arrives: its arrival is counted once `waiting` says so.
+    await watchdog(
+      (async () => {
+        while (barrier.waiting !== 1) await new Promise((r) => setImmediate(r));
+      })(),
+      10_000,
+      'the other party to arrive',
+    );
+    party.child.kill('SIGKILL');
+    await party.exited;
+    const err = await watchdog(rejectionOf(barrier.wait()), 10_000, 'the last arrival');
+    expect(isIpcError(err, ErrorCodes.PEER_GONE)).toBe(true);
+    expect(barrier.broken).toBe(true);
+    expect(isIpcError(await rejectionOf(barrier.wait()), ErrorCodes.PEER_GONE)).toBe(true);
+    barrier.reset();
+    expect(barrier.broken).toBe(false);
+    // The dead member is gone from the table: two live parties complete rounds again.
+    const other = Barrier.open('start');
+    const indexes = await watchdog(Promise.all([barrier.wait(), other.wait()]), 2000, 'reuse');
+    expect(indexes.sort()).toEqual([0, 1]);
+  });
+
+  it('withdraws the arrival of a wait that close() ended: the round waits for a party that is there', async () => {
+    const leaving = Barrier.create('start', { parties: 2 });
+    const staying = Barrier.open('start');
+    const left = leaving.wait();
+    expect(staying.waiting).toBe(1);
+    leaving.close();
+    expect(isIpcError(await watchdog(rejectionOf(left), 2000, 'the closed wait'), ErrorCodes.CLOSED)).toBe(
+      true,
+    );
+    expect(staying.waiting).toBe(0);
+    expect(staying.broken).toBe(false);
+    const alone = staying.wait();
+    expect(await isPending(alone)).toBe(true);
+    const third = Barrier.open('start');
+    const indexes = await watchdog(Promise.all([alone, third.wait()]), 2000, 'a full round');
+    expect(indexes.sort()).toEqual([0, 1]);
+    staying.close();
+    third.close();
   });
 
   it('breaks when a waiter times out, since the others could never complete', async () => {
