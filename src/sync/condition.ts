@@ -111,11 +111,16 @@ export class Condition extends Primitive {
     if (failure !== undefined) throw failure;
   }
 
-  /** {@link Condition.wait} blocking this thread (workers, scripts). */
+  /**
+   * {@link Condition.wait} blocking this thread (workers, scripts). ERR_IPC_DEADLOCK (before the
+   * mutex is released) if this thread has an async `lock()` waiting for the guard's mutex: the
+   * release could hand the mutex to it, and the re-lock would then wait for this very thread.
+   */
   waitSync(guard: MutexGuard, opts?: WaitOptions): void {
     checkWaitOptions(opts);
     this.assertOpen();
     const mutex = this.#mutexOf(guard);
+    mutex.assertNoAsyncWaitOfThisThread('Condition.waitSync (which re-takes the mutex)');
     const reg = this.#register(0);
     this.#releaseOrLeave(mutex, reg);
     let failure: unknown;

@@ -11,7 +11,6 @@
  *
  * Layout (32-bit words): 0-3 header, 4 state (generation << 1 | flag), 8.. wait queue.
  */
-import { ErrorCodes, IpcError } from '../core/errors.js';
 import type { WaitOptions } from '../core/wait.js';
 import {
   type KindSpec,
@@ -109,7 +108,7 @@ export class Event extends Primitive {
 
   /** Resolves once the flag is set (at once if it is). */
   wait(opts?: WaitOptions): Promise<void> {
-    if (this.closed) return Promise.reject(new IpcError(ErrorCodes.CLOSED, `${this.what} is closed`));
+    if (this.closed) return Promise.reject(this.closedError());
     return waitAsync(this.#target(), opts).then(() => undefined);
   }
 

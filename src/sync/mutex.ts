@@ -182,13 +182,15 @@ export class Mutex extends Primitive {
    * ERR_IPC_ABORTED per `opts`, ERR_IPC_CLOSED if this handle is closed meanwhile.
    */
   lock(opts?: WaitOptions): Promise<MutexGuard> {
-    if (this.closed) return Promise.reject(new IpcError(ErrorCodes.CLOSED, `${this.what} is closed`));
+    if (this.closed) return Promise.reject(this.closedError());
     return waitAsync(this.#lockTarget, opts);
   }
 
   /**
    * Waits for the lock blocking this thread (workers, scripts). ERR_IPC_DEADLOCK if this thread
-   * already holds it: nothing else could release it while this thread is blocked.
+   * already holds it, or has an async `lock()` of its own waiting for it (through any handle):
+   * nothing else could release it, or the lock would be handed to that waiter, which cannot run
+   * while this thread is blocked.
    */
   lockSync(opts?: WaitOptions): MutexGuard {
     this.assertOpen();
@@ -198,7 +200,26 @@ export class Mutex extends Primitive {
         `${this.what}: lockSync by the thread that holds it would never return (release the other guard first)`,
       );
     }
+    this.assertNoAsyncWaitOfThisThread('lockSync');
     return waitSync(this.#lockTarget, opts);
+  }
+
+  /**
+   * @internal Throws ERR_IPC_DEADLOCK if this thread has an async wait queued for this mutex (a
+   * `lock()`, or a Condition wait re-taking it), through any handle: `op` is about to block the
+   * thread until it holds the lock, but a release hands the lock to the oldest waiter, which may
+   * be that async wait, and it cannot run while the thread is blocked. `op` would then wait for
+   * itself, forever or until its timeout, depending on who queued first: refused at once instead.
+   */
+  assertNoAsyncWaitOfThisThread(op: string): void {
+    this.assertOpen();
+    if (!this.#queue.queuedBy(selfThread())) return;
+    throw new IpcError(
+      ErrorCodes.DEADLOCK,
+      `${this.what}: ${op} by a thread that has an async lock() of its own waiting for this mutex ` +
+        'could wait for itself (the lock may be handed to that waiter, which cannot run while this ' +
+        'thread is blocked): await that lock() instead, or settle it first',
+    );
   }
 
   /** Runs `fn` holding the lock and releases it however `fn` ends. */

@@ -152,14 +152,31 @@ export abstract class Primitive implements Disposable {
     this.#kernel = storage.kernel;
   }
 
-  /** True once `close()` ran. */
+  /**
+   * True once `close()` ran, or once the memory a placed primitive lives in went away (its
+   * SharedMemory was closed, or its ArrayBuffer transferred): the primitive is unusable either way.
+   */
   get closed(): boolean {
-    return this.#closed;
+    return this.#closed || this.region.detached;
   }
 
-  /** @internal Throws ERR_IPC_CLOSED once closed. */
+  /**
+   * @internal Throws ERR_IPC_CLOSED once closed or once the memory is gone. Every operation and
+   * every wait attempt goes through here, so this one check is what keeps a primitive placed in a
+   * SharedMemory from touching a detached buffer (V8 would throw a raw TypeError) after the user
+   * closed the segment: the segment's close() does not know what was placed in it.
+   */
   protected assertOpen(): void {
-    if (this.#closed) throw closedError(this.what);
+    if (this.#closed || this.region.detached) throw this.closedError();
+  }
+
+  /** @internal The ERR_IPC_CLOSED error of this handle, saying why when its memory went away. */
+  protected closedError(): IpcError {
+    if (this.#closed || !this.region.detached) return closedError(this.what);
+    return new IpcError(
+      ErrorCodes.CLOSED,
+      `${this.what} is closed: the memory it was placed in is gone (its SharedMemory was closed, or its ArrayBuffer transferred)`,
+    );
   }
 
   /**

@@ -121,7 +121,7 @@ export class RwLock extends Primitive {
 
   /** Waits for a read lock without blocking the event loop. */
   readLock(opts?: WaitOptions): Promise<RwLockGuard> {
-    if (this.closed) return Promise.reject(new IpcError(ErrorCodes.CLOSED, `${this.what} is closed`));
+    if (this.closed) return Promise.reject(this.closedError());
     return waitAsync(this.#readTarget(), opts);
   }
 
@@ -151,7 +151,7 @@ export class RwLock extends Primitive {
 
   /** Waits for the write lock without blocking the event loop. */
   writeLock(opts?: WaitOptions): Promise<RwLockGuard> {
-    if (this.closed) return Promise.reject(new IpcError(ErrorCodes.CLOSED, `${this.what} is closed`));
+    if (this.closed) return Promise.reject(this.closedError());
     return waitAsync(this.#writeTarget(), opts).then((died) => this.#writeGuard(died));
   }
 

@@ -15,7 +15,6 @@
  * Layout (32-bit words): 0-3 header (initial value), 4 value, 5 permits recovered from dead
  * holders, 6.. holder table, then the wait queue.
  */
-import { ErrorCodes, IpcError } from '../core/errors.js';
 import { booleanOption, numberError } from '../core/options.js';
 import type { WaitOptions } from '../core/wait.js';
 import { type Guard, HeldGuard } from './guard.js';
@@ -156,7 +155,7 @@ export class Semaphore extends Primitive {
 
   /** Waits for a permit without blocking the event loop. */
   acquire(opts?: AcquireOptions): Promise<SemaphorePermit> {
-    if (this.closed) return Promise.reject(new IpcError(ErrorCodes.CLOSED, `${this.what} is closed`));
+    if (this.closed) return Promise.reject(this.closedError());
     let track: boolean;
     try {
       track = trackOption(opts);

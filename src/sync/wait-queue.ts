@@ -101,9 +101,41 @@ export class WaitQueue {
     region.i32[base + 2] = WAIT_SLOTS;
   }
 
+  /**
+   * True once the memory the queue lives in was unmapped (a placed primitive's SharedMemory was
+   * closed): its views are then empty and any Atomics call on them throws, so nothing may touch it.
+   */
+  get detached(): boolean {
+    return this.i32.length === 0;
+  }
+
   /** How many waiters have slots (an over-estimate while one is leaving). */
   get waiting(): number {
     return Atomics.load(this.i32, this.#base);
+  }
+
+  /**
+   * True if thread `me` holds a slot (waiting, notified or handed the lock). A thread blocked in a
+   * …Sync wait can hold no other, so for a thread about to block, any slot of its own belongs to
+   * one of its async waits.
+   */
+  queuedBy(me: ThreadIdentity): boolean {
+    if (Atomics.load(this.i32, this.#base) === 0) return false;
+    const slots = this.#used();
+    for (let i = 0; i < slots; i++) {
+      const slot = this.#slot(i);
+      const state = Atomics.load(this.i32, slot);
+      // A CLAIMING slot's fields are still being written (and never by this thread right now).
+      if (state === FREE || state === CLAIMING) continue;
+      if (
+        this.i32[slot + 1] === me.tid &&
+        this.i32[slot + 3] === me.pid &&
+        this.#f64[(slot + 4) >> 1] === me.startTime
+      ) {
+        return true;
+      }
+    }
+    return false;
   }
 
   /** The state word of a slot. */

@@ -12,7 +12,7 @@
  * on a backoff timer (5 ms doubling to 100 ms) that also covers owners that are threads of this
  * process and systems without pidfd.
  */
-import { ErrorCodes, IpcError } from '../core/errors.js';
+import { closedError, ErrorCodes, IpcError } from '../core/errors.js';
 import { abortedError, armWait, checkWaitOptions, timeoutError, type WaitOptions } from '../core/wait.js';
 import { native } from '../native/binding.js';
 import { threadDoorbell } from '../shm/doorbell.js';
@@ -31,6 +31,8 @@ export interface WaitTarget<T> {
    * recover from dead owners (slow: reads /proc). `handed` says a Mutex release handed this waiter
    * the lock (its slot reads HANDED); `queued` that the caller holds a slot in the queue (a fair
    * Mutex lets only queued waiters take a free lock while others wait). May throw to end the wait.
+   * Must throw ERR_IPC_CLOSED, before touching the primitive's memory, once the primitive is closed
+   * or its memory was unmapped: the engine calls it to end waits in both cases.
    */
   attempt(deathCheck: boolean, handed?: boolean, queued?: boolean): T | undefined;
   /**
@@ -175,10 +177,25 @@ export function waitAsync<T>(target: WaitTarget<T>, opts: WaitOptions | undefine
       new ParkedWait(target, opts, resolve, reject).start();
     });
   } catch (err) {
+    if (target.queue.detached) return Promise.reject(err);
     if (target.registration) target.queue.leave(target.registration);
     target.cancel?.();
     return Promise.reject(err);
   }
+}
+
+/**
+ * The error a wait ends with once its primitive's memory was unmapped under it (a placed
+ * primitive's SharedMemory closed while the wait was parked): the primitive's own ERR_IPC_CLOSED,
+ * which its attempt throws without touching the memory.
+ */
+function goneError<T>(target: WaitTarget<T>): unknown {
+  try {
+    target.attempt(false);
+  } catch (err) {
+    return err;
+  }
+  return closedError(target.what);
 }
 
 /** One async wait parked on its thread's doorbell. */
@@ -232,6 +249,12 @@ class ParkedWait<T> {
   check(deathCheck: boolean, force = false): void {
     if (this.#done) return;
     const target = this.#target;
+    // Nothing else says the memory went away: whichever of the ring, the pid watch, the backoff
+    // timer or close() looks first ends the wait, before any word of it is read.
+    if (target.queue.detached) {
+      this.#finish(undefined, goneError(target));
+      return;
+    }
     const reg = this.#registration;
     const state = reg === undefined ? 0 : target.queue.state(reg.slot);
     const handed = state === HANDED;
@@ -261,7 +284,7 @@ class ParkedWait<T> {
     this.#throttleTimer = setTimeout(() => {
       this.#throttleTimer = undefined;
       if (this.#done || !this.#registration) return;
-      this.#target.queue.unthrottle(this.#registration);
+      if (!this.#target.queue.detached) this.#target.queue.unthrottle(this.#registration);
       this.check(false, true);
     }, THROTTLE_MS);
     this.#throttleTimer.unref();
@@ -272,7 +295,8 @@ class ParkedWait<T> {
     const delay = this.#registration ? this.#checkMs : Math.min(this.#checkMs, 10);
     this.#timer = setTimeout(() => {
       this.#checkMs = Math.min(this.#checkMs * 2, MAX_CHECK_MS);
-      this.#target.queue.reapDeadNotified(this.#registration?.slot ?? -1);
+      // The check ends the wait if the memory went away; reaping would touch it first.
+      if (!this.#target.queue.detached) this.#target.queue.reapDeadNotified(this.#registration?.slot ?? -1);
       this.check(true);
       if (!this.#done) this.#schedule();
     }, delay);
@@ -314,6 +338,13 @@ class ParkedWait<T> {
     for (const unwatch of this.#pidWatches.values()) unwatch();
     this.#pidWatches.clear();
     if (this.#holding) threadDoorbell().release();
+    if (target.queue.detached) {
+      // The memory is gone: there is no slot to free and no progress to undo, and whatever ended
+      // the wait (a timeout that fired first, say), the primitive is closed.
+      if (error === undefined) this.#resolve(result as T);
+      else this.#reject(goneError(target));
+      return;
+    }
     const departure = this.#registration ? target.queue.leave(this.#registration) : 'waiting';
     if (error === undefined) {
       this.#resolve(result as T);
@@ -407,6 +438,7 @@ export function waitSync<T>(target: WaitTarget<T>, opts: WaitOptions | undefined
       }
     }
   } catch (err) {
+    if (target.queue.detached) throw err;
     const departure = reg ? target.queue.leave(reg) : 'waiting';
     if (departure === 'handed') return takeHanded(target);
     const timedOut = err instanceof IpcError && err.code === ErrorCodes.TIMEOUT;

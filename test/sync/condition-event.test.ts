@@ -50,6 +50,27 @@ describe('Condition', () => {
     cond.unlink();
   });
 
+  it('waitSync while this thread has an async lock() waiting for the mutex is ERR_IPC_DEADLOCK', async () => {
+    const sab = new SharedArrayBuffer(Mutex.byteLength);
+    const mutex = Mutex.createAt(sab);
+    const cond = Condition.createAt(new SharedArrayBuffer(Condition.byteLength));
+    const guard = mutex.lockSync();
+    const queued = mutex.lock();
+    // The queued lock() "has waited no time at all" (its waiting-since time, f64 13 of the layout,
+    // is in the future), so a release does not hand it the lock: without the check, waitSync then
+    // times out instead of re-locking forever, and this test fails instead of hanging.
+    new Float64Array(sab)[13] = performance.timeOrigin + performance.now() + 60_000;
+    expect(() => cond.waitSync(guard, { timeout: 20 })).toThrow(
+      expect.objectContaining({ code: ErrorCodes.DEADLOCK }),
+    );
+    // Refused before anything happened: the guard still holds the mutex, nobody waits on cond.
+    expect(guard.released).toBe(false);
+    expect(mutex.tryLock()).toBeUndefined();
+    expect(cond.waiting).toBe(0);
+    guard.release();
+    (await watchdog(queued, 2000, 'the queued lock()')).release();
+  });
+
   it('notify(n) takes a number: a string is a TypeError, a negative count a RangeError', () => {
     using cond = Condition.create('cond');
     expect(() => cond.notify('1' as never)).toThrow(TypeError);

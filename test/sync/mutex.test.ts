@@ -300,6 +300,31 @@ describe('Mutex between processes', () => {
     guard.release();
   });
 
+  it('lockSync while this thread has an async lock() queued is ERR_IPC_DEADLOCK at once, on any handle', async () => {
+    for (const fair of [false, true]) {
+      const mutex = Mutex.create('lock', { fair });
+      const other = Mutex.open('lock');
+      const holder = startFixture('sync-hold-until-killed.ts', ['mutex']);
+      await holder.line('held');
+      // Parked before lock() returns: its slot is in the queue now.
+      const queued = mutex.lock();
+      // A release would hand the lock to the queued lock() (the oldest waiter), which cannot run
+      // while lockSync blocks this thread. The timeouts only bound how long the old code waited.
+      const deadlock = expect.objectContaining({ code: ErrorCodes.DEADLOCK });
+      expect(() => mutex.lockSync({ timeout: 100 })).toThrow(deadlock);
+      expect(() => other.lockSync({ timeout: 100 })).toThrow(deadlock);
+      holder.child.kill('SIGKILL');
+      const guard = await watchdog(queued, 10_000, 'the queued lock() after the holder died');
+      expect(guard.ownerDied).toBe(true);
+      guard.release();
+      // With no async waiter of this thread left, lockSync is fine again.
+      other.lockSync({ timeout: 2000 }).release();
+      other.close();
+      mutex.close();
+      Mutex.unlink('lock');
+    }
+  });
+
   it('judges an owner with a live pid but the wrong start time dead (pid reuse)', async () => {
     const segment = SharedMemory.create('forged', { size: Mutex.byteLength });
     const mutex = Mutex.createAt(segment, 0);
