@@ -45,8 +45,11 @@ export class Region {
   }
 }
 
-/** Anything a primitive can be placed in. */
-export type PlacementTarget = ArrayBuffer | SharedArrayBuffer | { buffer: ArrayBuffer };
+/**
+ * Anything a primitive can be placed in: a buffer, a SharedMemory (its `buffer`), or a typed array
+ * or DataView (its own bytes: the offset counts from the view's start).
+ */
+export type PlacementTarget = ArrayBuffer | SharedArrayBuffer | ArrayBufferView | { buffer: ArrayBuffer };
 
 /** Resolves a placement target and checks offset, alignment and room; returns the region. */
 export function placeRegion(
@@ -55,6 +58,9 @@ export function placeRegion(
   byteLength: number,
   what: string,
 ): Region {
+  // A typed array or DataView places relative to its own start, within its own length: its
+  // `buffer` alone would put the primitive at the start of the whole buffer, over other bytes.
+  const view = ArrayBuffer.isView(target) ? target : undefined;
   const buffer =
     target instanceof ArrayBuffer || target instanceof SharedArrayBuffer
       ? target
@@ -65,12 +71,15 @@ export function placeRegion(
   if (!Number.isSafeInteger(offset) || offset < 0 || offset % 8 !== 0) {
     throw numberError(offset, `offset must be a non-negative multiple of 8, got ${String(offset)}`);
   }
-  if (offset + byteLength > buffer.byteLength) {
-    throw new RangeError(
-      `${what} needs ${byteLength} bytes at offset ${offset}, but the buffer has ${buffer.byteLength}`,
-    );
+  const start = view ? view.byteOffset : 0;
+  const room = view ? view.byteLength : buffer.byteLength;
+  if (start % 8 !== 0) {
+    throw new RangeError(`${what}: the view starts at byte ${start} of its buffer, not at a multiple of 8`);
   }
-  return new Region(buffer, offset, byteLength);
+  if (offset + byteLength > room) {
+    throw new RangeError(`${what} needs ${byteLength} bytes at offset ${offset}, but the target has ${room}`);
+  }
+  return new Region(buffer, start + offset, byteLength);
 }
 
 /** Zeroes the region and writes its header; the magic goes last so openers never see a half-made one. */

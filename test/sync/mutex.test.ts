@@ -203,6 +203,22 @@ describe('Mutex within one process', () => {
     holder.unlink();
   });
 
+  it("placed through a typed array, lives at the view's start plus the offset, within the view", () => {
+    const sab = new SharedArrayBuffer(64 + Mutex.byteLength + 64);
+    const bytes = new Uint8Array(sab);
+    bytes.fill(0xee);
+    const view = new Uint8Array(sab, 64, Mutex.byteLength);
+    const placed = Mutex.createAt(view);
+    // The bytes before the view are untouched; the primitive is at the view's start.
+    expect(bytes.subarray(0, 64).every((b) => b === 0xee)).toBe(true);
+    expect(bytes.subarray(64 + Mutex.byteLength).every((b) => b === 0xee)).toBe(true);
+    const guard = Mutex.openAt(sab, 64).tryLock()!;
+    expect(placed.tryLock()).toBeUndefined();
+    guard.release();
+    expect(() => Mutex.createAt(view, 8)).toThrow(RangeError);
+    expect(() => Mutex.createAt(new Uint8Array(sab, 4, Mutex.byteLength))).toThrow(/multiple of 8/);
+  });
+
   it('opens by name (EXISTS / NOT_FOUND) and is placeable at an offset of a segment', () => {
     Mutex.create('named').close();
     expect(() => Mutex.create('named')).toThrow(expect.objectContaining({ code: ErrorCodes.EXISTS }));
