@@ -37,6 +37,28 @@ export function parseInteger(value: string): number {
   return n;
 }
 
+/** A message priority: a whole number in the 32 bits a queue stores it in. */
+export function parsePriority(value: string): number {
+  const n = parseInteger(value);
+  if (n < -0x8000_0000 || n > 0x7fff_ffff) {
+    throw new InvalidArgumentError('expected a whole number from -2147483648 to 2147483647');
+  }
+  return n;
+}
+
+/**
+ * A parser for a text such as a message type or id: not empty, at most `max` characters (a queue
+ * refuses others, after the command had already created the queue).
+ */
+export function textOf(max: number): (value: string) => string {
+  return (value) => {
+    if (value.length === 0 || value.length > max) {
+      throw new InvalidArgumentError(`expected 1 to ${max} characters`);
+    }
+    return value;
+  };
+}
+
 /** A positive integer (counts such as --runs). */
 export function parsePositiveInt(value: string): number {
   const text = value.trim();

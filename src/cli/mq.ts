@@ -14,7 +14,7 @@ import {
   type MessageQueueOptions,
   type StoreSpec,
 } from '../index.js';
-import { parseInteger, parseMs, parsePositiveInt } from './arguments.js';
+import { parseMs, parsePositiveInt, parsePriority, textOf } from './arguments.js';
 import { InterruptedError, UsageError } from './errors.js';
 import { formatAge, renderTable } from './format.js';
 import { jsonText, jsonValue, parseJsonArgument } from './json-text.js';
@@ -109,8 +109,13 @@ function addQueueFlags(command: Command): Command {
     );
 }
 
+// The queue's own limits, checked here so a bad value is a usage error before the queue is opened.
+const MAX_TYPE_LENGTH = 256;
+const MAX_ID_LENGTH = 1024;
+const typeText = textOf(MAX_TYPE_LENGTH);
+
 function collect(value: string, previous: string[] | undefined): string[] {
-  return [...(previous ?? []), value];
+  return [...(previous ?? []), typeText(value)];
 }
 
 function sendCommand(): Command {
@@ -119,11 +124,15 @@ function sendCommand(): Command {
       .description('send one message, given as JSON, to QUEUE (created if needed) and print its id')
       .argument('<queue>', 'the queue name')
       .argument('<json>', 'the message body as JSON, e.g. \'{"to":"ada@example.com"}\'')
-      .option('-t, --type <type>', 'the message type, for selective receive (default: default)')
-      .option('-p, --priority <n>', 'higher is delivered first (default 0)', parseInteger)
+      .option('-t, --type <type>', 'the message type, for selective receive (default: default)', typeText)
+      .option('-p, --priority <n>', 'higher is delivered first (default 0)', parsePriority)
       .option('-d, --delay <ms>', 'deliverable only after this many milliseconds', parseMs)
       .option('--ttl <ms>', 'dropped if not delivered within this many milliseconds', parsePositiveInt)
-      .option('--id <id>', 'your id for the message: a second send with it within 5 minutes adds nothing')
+      .option(
+        '--id <id>',
+        'your id for the message: a second send with it within 5 minutes adds nothing',
+        textOf(MAX_ID_LENGTH),
+      )
       .option('--json', 'print { id }'),
   )
     .addHelpText(

@@ -176,6 +176,20 @@ describe('ipckit mq', { timeout: 240_000 }, () => {
       [['mq', 'send', 'q'], /^ipckit mq send: missing required argument 'json'/],
       [['mq', 'send', 'q', '1', '--priority', 'high'], /^ipckit mq send: option .*--priority.* is invalid/],
       [['mq', 'send', 'q', '1', '--delay', '-5'], /^ipckit mq send: option .*--delay.* is invalid/],
+      // Values the queue itself refuses: refused before the queue is opened (and so created).
+      [
+        ['mq', 'send', 'q', '1', '--priority', '99999999999'],
+        /^ipckit mq send: option .*--priority.* is invalid/,
+      ],
+      [
+        ['mq', 'send', 'q', '1', '--type='],
+        /^ipckit mq send: option .*--type.* is invalid.*1 to 256 characters/,
+      ],
+      [
+        ['mq', 'send', 'q', '1', '--id='],
+        /^ipckit mq send: option .*--id.* is invalid.*1 to 1024 characters/,
+      ],
+      [['mq', 'receive', 'q', '-t', ''], /^ipckit mq receive: option .*--type.* is invalid/],
       [['mq', 'send', '../q', '1'], /^ipckit mq send: .*ERR_IPC_INVALID_NAME/],
       [['mq', 'receive', 'q', '--timeout', 'soon'], /^ipckit mq receive: option .*--timeout.* is invalid/],
       [
