@@ -16,6 +16,7 @@ import {
   SharedMemory,
 } from '../../src/index.js';
 import { isolateRuntimeDir, rejectionOf } from '../helpers.js';
+import { PLACEMENT_STRIDE } from '../support/placement.js';
 import { killAll, removeShmObjects, startFixture, succeeded } from './children.js';
 
 let env: ReturnType<typeof isolateRuntimeDir>;
@@ -46,17 +47,7 @@ describe('a primitive placed in a SharedMemory that is closed', () => {
   });
 
   it('makes every later call throw or reject ERR_IPC_CLOSED', async () => {
-    const stride =
-      Math.ceil(
-        Math.max(
-          Mutex.byteLength,
-          Semaphore.byteLength,
-          RwLock.byteLength,
-          Condition.byteLength,
-          Barrier.byteLength,
-          Event.byteLength,
-        ) / 8,
-      ) * 8;
+    const stride = PLACEMENT_STRIDE;
     const segment = SharedMemory.create('placed', { size: 6 * stride });
     const mutex = Mutex.createAt(segment, 0);
     const semaphore = Semaphore.createAt(segment, stride, { initial: 2 });
