@@ -68,6 +68,14 @@ function openQueue(
 }
 
 /**
+ * For the commands that receive nothing. `maxAttempts` is the opener's, and an opener's claims and
+ * stats move a message whose lease ran out for the last allowed time to the dead letters: with the
+ * default 5, `ipckit mq stats` dead-lettered the messages of an application that allows more.
+ * The largest bound leaves that to the application's own consumers.
+ */
+const LOOKING_ONLY: MessageQueueOptions<unknown> = { maxAttempts: 1_000_000 };
+
+/**
  * Opens an existing queue for the commands that only look at or clean one: they must not create
  * an empty queue because of a typo. Only the SQLite store records its queues in the registry, so
  * other stores are opened as they are.
@@ -83,7 +91,7 @@ async function openExisting(name: string, flags: QueueFlags): Promise<MessageQue
   ) {
     throw new IpcError(ErrorCodes.NOT_FOUND, `message queue '${name}' does not exist`);
   }
-  return openQueue(name, flags);
+  return openQueue(name, flags, LOOKING_ONLY);
 }
 
 /** Runs `work` on the queue and closes it whatever happens. */
@@ -157,7 +165,7 @@ Examples:
       ) => {
         const body = parseJsonArgument(text);
         const out = createOutput();
-        const id = await withQueue(await openQueue(name, opts), (q) =>
+        const id = await withQueue(await openQueue(name, opts, LOOKING_ONLY), (q) =>
           q.send(body, {
             ...(opts.type === undefined ? {} : { type: opts.type }),
             ...(opts.priority === undefined ? {} : { priority: opts.priority }),

@@ -167,6 +167,30 @@ describe('ipckit mq', { timeout: 240_000 }, () => {
     expect(back).toMatchObject({ id: 'job-1', body: { job: 'doomed' } });
   });
 
+  it("stats, dead and send leave the application's maxAttempts alone: a lease that ran out is not dead-lettered by them", async () => {
+    // The application allows 10 attempts; the CLI's default is 5.
+    const q = await MessageQueue.open<string>('patient', { maxAttempts: 10, visibilityTimeoutMs: 100 });
+    await q.send('slow job');
+    let last = await q.receive({ timeout: 10_000 });
+    // Each lease running out is what lets the next receive return: attempts 2 … 6.
+    for (let i = 0; i < 5; i++) last = await q.receive({ timeout: 10_000 });
+    expect(last.attempts).toBe(6);
+    // The condition is the clock itself: the sixth lease has ended.
+    await new Promise((resolve) => setTimeout(resolve, Math.max(0, last.leaseUntil! - Date.now()) + 20));
+    for (const args of [
+      ['mq', 'stats', 'patient'],
+      ['mq', 'dead', 'patient'],
+      ['mq', 'send', 'patient', '1'],
+    ]) {
+      expect((await runCli(args)).code, args.join(' ')).toBe(0);
+    }
+    const again = await q.receive({ timeout: 10_000, types: ['default'] });
+    expect([again.body, again.attempts]).toEqual(['slow job', 7]);
+    await again.ack();
+    expect((await q.stats()).dead).toBe(0);
+    await q.close();
+  });
+
   it('bad arguments exit 2 with one line; a queue that does not exist is ERR_IPC_NOT_FOUND and is not created', async () => {
     const cases: [string[], RegExp][] = [
       [['mq', 'send', 'q', '{oops}'], /^ipckit mq send: the message is not valid JSON .*quote it/],
