@@ -59,6 +59,14 @@ export function register(kind: ResourceKind, name: string, path?: string): void 
   writePrivateFileAtomic(manifestPath(runtimeSubdir(REGISTRY_DIR), kind, name), JSON.stringify(entry));
 }
 
+/**
+ * Throws like {@link register} if `.registry` is unsafe: what a removal asks before it removes
+ * anything, so that its {@link unregister} at the end cannot be the step that refuses.
+ */
+export function checkRegistry(): void {
+  runtimeSubdir(REGISTRY_DIR, { create: false });
+}
+
 /** Forgets a resource (it was removed). Throws like {@link register} for an unsafe `.registry`. */
 export function unregister(kind: ResourceKind, name: string): void {
   const dir = runtimeSubdir(REGISTRY_DIR, { create: false });

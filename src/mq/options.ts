@@ -5,7 +5,7 @@
 import type { CodecOptions } from '../core/codec.js';
 import { DEFAULT_MAX_MESSAGE_BYTES } from '../core/framing.js';
 import { numberError } from '../core/options.js';
-import { checkWaitOptions, type WaitOptions } from '../core/wait.js';
+import { checkWaitOptions, MAX_TIMEOUT_MS, type WaitOptions } from '../core/wait.js';
 import type { StoreDriver } from './store.js';
 
 /**
@@ -106,8 +106,8 @@ export interface QueueSettings {
   pollIntervalMs: number;
 }
 
-/** Longest delay, ttl, lease or timeout accepted (Node timers hold 2^31-1 ms). */
-export const MAX_MS = 2 ** 31 - 1;
+/** Longest delay, ttl, lease or timeout accepted: the longest Node timer, as for every wait. */
+export const MAX_MS = MAX_TIMEOUT_MS;
 /** Longest type name. */
 const MAX_TYPE_LENGTH = 256;
 /** Longest caller-chosen id. */

@@ -20,8 +20,8 @@ import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promi
 import type BetterSqlite3 from 'better-sqlite3';
 import { closedError, fromSystemError } from '../core/errors.js';
 import { isAlive, selfIdentity } from '../core/process-identity.js';
-import { register, unregister } from '../core/registry.js';
-import { resourcePath, runtimeSubdir } from '../core/runtime-dir.js';
+import { checkRegistry, register, unregister } from '../core/registry.js';
+import { resourcePath } from '../core/runtime-dir.js';
 import { crashpoint } from './crashpoint.js';
 import { type Doorbell, type DoorbellTransport, RING_MESSAGES, RING_ROOM, type Ringer } from './doorbell.js';
 import { removeDeadBells, socketDoorbells } from './socket-doorbell.js';
@@ -46,9 +46,6 @@ import type {
 
 /** The file suffix of a queue database in the runtime directory. */
 export const SQLITE_SUFFIX = '.mq.sqlite';
-
-/** The registry's directory in the runtime directory (src/core/registry.ts): checked before a removal. */
-const REGISTRY_DIR = '.registry';
 
 /** How long opening waits for another process that holds the new file's lock. */
 const OPEN_BUSY_TIMEOUT_MS = 10_000;
@@ -627,7 +624,7 @@ export const sqliteDriver: StoreDriver = {
       // ERR_IPC_PERMISSION; EROFS, a read-only file system, ERR_IPC_SYSTEM). The doorbells are this store's: those of consumers killed
       // with SIGKILL go with the queue.
       removeDeadBells();
-      runtimeSubdir(REGISTRY_DIR, { create: false });
+      checkRegistry();
       if (existed) accessSync(dirname(path), constants.W_OK | constants.X_OK);
       // The WAL goes before the database: a WAL left behind would be replayed into a new queue
       // of the same name, whereas a database left without its WAL is merely behind.
