@@ -13,7 +13,6 @@ import { readStream, writeStream } from './fd-stream.js';
 import { createSplitter, type FifoFormat, type Splitter, wireBytes } from './fifo-format.js';
 import {
   abortChunk,
-  chunkedWire,
   FIRST_HEADER,
   type FrameWriter,
   newFrameWriter,
@@ -93,7 +92,6 @@ export class FifoSender<T> extends ChannelBase<T> {
   #group: Buffer = Buffer.allocUnsafe(PIPE_BUF);
   #groupLength = 0;
   #queuedBytes = 0;
-  #writing = false;
   #flushScheduled = false;
   #idle: (() => void) | undefined;
   /**
@@ -130,25 +128,18 @@ export class FifoSender<T> extends ChannelBase<T> {
   }
 
   protected transmit(payload: Uint8Array): boolean {
-    if (this.#writer) {
-      if (payload.byteLength <= SINGLE_CHUNK_PAYLOAD) {
-        // The hot path: the chunk is encoded straight into the group, no allocation.
-        if (this.#groupLength + FIRST_HEADER + payload.byteLength > PIPE_BUF) this.#closeGroup();
-        const written = writeSingleChunk(this.#group, this.#groupLength, payload, this.#writer);
-        this.#groupLength += written;
-        this.#queuedBytes += written;
-        this.#scheduleFlush();
-      } else {
-        this.#closeGroup();
-        const wire = chunkedWire(payload, this.#writer);
-        this.#queuedBytes += wire.byteLength;
-        this.#groups.push(wire);
-        flushAtExit(this.#flushAtExit);
-      }
+    const writer = this.#writer;
+    if (writer && payload.byteLength <= SINGLE_CHUNK_PAYLOAD) {
+      // The hot path: the chunk is encoded straight into the group, no allocation.
+      if (this.#groupLength + FIRST_HEADER + payload.byteLength > PIPE_BUF) this.#closeGroup();
+      const written = writeSingleChunk(this.#group, this.#groupLength, payload, writer);
+      this.#groupLength += written;
+      this.#queuedBytes += written;
+      this.#scheduleFlush();
       this.#pump();
       return this.#queuedBytes < QUEUE_LIMIT;
     }
-    const wire = wireBytes(this.#format, payload);
+    const wire = wireBytes(this.#format, payload, writer);
     this.#queuedBytes += wire.byteLength;
     if (wire.byteLength > PIPE_BUF) {
       this.#closeGroup();
@@ -187,7 +178,7 @@ export class FifoSender<T> extends ChannelBase<T> {
   protected async endOutput(): Promise<void> {
     this.#closeGroup();
     this.#pump();
-    if (this.#writing) await new Promise<void>((resolve) => (this.#idle = resolve));
+    if (this.#inFlight) await new Promise<void>((resolve) => (this.#idle = resolve));
     await new Promise<void>((resolve) => this.#output.end(resolve));
   }
 
@@ -198,6 +189,8 @@ export class FifoSender<T> extends ChannelBase<T> {
       writeWhole(this.#fd, abortChunk(this.#writer));
     }
     this.#output.destroy();
+    // Nothing is written for it at exit any more: dropped now, with its buffers.
+    flushedBeforeExit(this.#flushAtExit);
   }
 
   #closeGroup(): void {
@@ -208,7 +201,7 @@ export class FifoSender<T> extends ChannelBase<T> {
   }
 
   #pump(): void {
-    if (this.#writing || this.#output.destroyed) return;
+    if (this.#inFlight || this.#output.destroyed) return;
     const head = this.#groups[0];
     if (!head) {
       if (this.#groupLength === 0) flushedBeforeExit(this.#flushAtExit);
@@ -226,10 +219,8 @@ export class FifoSender<T> extends ChannelBase<T> {
       this.#groups.shift();
     }
     const ends = next === head;
-    this.#writing = true;
     this.#inFlight = next;
     this.#output.write(next, (err?: Error | null) => {
-      this.#writing = false;
       this.#inFlight = undefined;
       if (err) return; // reported by the 'error' event
       if (ends) this.#midMessage = false;

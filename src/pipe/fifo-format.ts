@@ -17,14 +17,7 @@ import type { IpcError } from '../core/errors.js';
 import { frameTooLarge } from '../core/framing.js';
 import { choiceError } from '../core/options.js';
 import { FrameAssembler } from './fifo-frame-assembler.js';
-import {
-  chunkedWire,
-  FIRST_HEADER,
-  type FrameWriter,
-  newFrameWriter,
-  SINGLE_CHUNK_PAYLOAD,
-  writeSingleChunk,
-} from './fifo-frames.js';
+import { chunkedWire, type FrameWriter, newFrameWriter } from './fifo-frames.js';
 
 export { PIPE_BUF } from './fifo-frames.js';
 
@@ -77,11 +70,6 @@ export function wireBytes(format: FifoFormat, payload: Uint8Array, writer?: Fram
     return wire;
   }
   writer ??= defaultWriter ??= newFrameWriter();
-  if (payload.byteLength <= SINGLE_CHUNK_PAYLOAD) {
-    const wire = Buffer.allocUnsafe(FIRST_HEADER + payload.byteLength);
-    writeSingleChunk(wire, 0, payload, writer);
-    return wire;
-  }
   return chunkedWire(payload, writer);
 }
 

@@ -22,7 +22,7 @@
 import { lazyModule } from '../core/lazy-module.js';
 
 /** node:zlib for its crc32, loaded by the first 'frames' FIFO rather than by every process. */
-export const zlib = lazyModule<typeof import('node:zlib')>('node:zlib');
+const zlib = lazyModule<typeof import('node:zlib')>('node:zlib');
 
 let crcOf: ((bytes: Uint8Array) => number) | undefined;
 
