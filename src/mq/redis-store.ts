@@ -224,7 +224,7 @@ class RedisStore implements Store {
     for (const m of request.messages)
       flat.push(m.id, m.dedupe ? 1 : 0, m.type, m.priority, m.delayMs, m.ttlMs);
     args.push(packr().pack(flat));
-    args.push(packr().pack(request.groups ?? request.messages.map(() => 1)));
+    args.push(packr().pack(request.groups));
     for (const m of request.messages) {
       args.push(Buffer.from(m.body.buffer, m.body.byteOffset, m.body.byteLength));
     }

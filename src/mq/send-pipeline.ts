@@ -202,20 +202,25 @@ export class SendPipeline {
         entry.reject(failure);
         continue;
       }
-      const mine = outcomes.slice(at, at + entry.messages.length);
-      at += entry.messages.length;
-      const full = mine.filter((o) => o === 'full').length;
+      const count = entry.messages.length;
+      let full = 0;
+      let sent = false;
+      for (let i = at; i < at + count; i++) {
+        if (outcomes[i] === 'full') full++;
+        else if (outcomes[i] === 'sent') sent = true;
+      }
+      at += count;
       if (full === 0) {
         entry.disarm();
         entry.resolve(entry.single ? entry.messages[0]!.id : entry.messages.map((m) => m.id));
-      } else if (mine.includes('sent')) {
+      } else if (sent) {
         // A store that ignores SendRequest.groups stored part of the batch: retrying the rest
         // would reorder it, and the part stored cannot be taken back.
         entry.disarm();
         entry.reject(
           new IpcError(
             ErrorCodes.SYSTEM,
-            `${this.#target.what}: the store accepted ${mine.length - full} of a batch of ${mine.length} messages; it does not keep a batch whole`,
+            `${this.#target.what}: the store accepted ${count - full} of a batch of ${count} messages; it does not keep a batch whole`,
           ),
         );
       } else if (this.#target.onFull === 'reject') {

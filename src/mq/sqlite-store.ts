@@ -282,7 +282,7 @@ class SqliteStore implements Store {
       const rows: InsertParams = [];
       const { messages } = request;
       let at = 0;
-      for (const size of request.groups ?? messages.map(() => 1)) {
+      for (const size of request.groups) {
         const end = at + size;
         // A run is judged whole before any of it is written: which messages are new (not
         // duplicates, also of an earlier one in the run), and whether all of those fit.

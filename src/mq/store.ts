@@ -44,9 +44,9 @@ export interface SendRequest {
    * Sizes of consecutive runs of `messages` (summing to its length) that are committed whole or
    * not at all: a `sendBatch` is one run, a `send` a run of one. A run that does not fit entirely
    * is 'full' in every message, none of it is stored, and every run after it is 'full' too.
-   * Messages that turn out 'duplicate' take no room. Undefined: every message is a run of its own.
+   * Messages that turn out 'duplicate' take no room.
    */
-  groups?: readonly number[] | undefined;
+  groups: readonly number[];
   /**
    * When a message does not fit, arm the 'room' wake-up: {@link StoreOpenOptions.onWake} is then
    * called with 'room' after the next ack, dead-lettering, expiry or purge frees space.
