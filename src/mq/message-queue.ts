@@ -49,8 +49,12 @@ const DEFAULT_PREFETCH = 32;
 const MAX_PREFETCH = 10_000;
 const MAX_LIST = 100_000;
 
-/** Which queue's process() handler the current code runs in: close() there would wait for itself. */
-const handlerScope = new AsyncLocalStorage<MessageQueue<unknown>>();
+/**
+ * The process() handler the current code runs in, while it runs: close() there would wait for
+ * itself. `running` is cleared when the handler returns, so work the handler scheduled (a timer,
+ * a callback) that runs after it may close the queue as any other code does.
+ */
+const handlerScope = new AsyncLocalStorage<{ queue: MessageQueue<unknown>; running: boolean }>();
 
 /** A durable message queue shared by every process that opens its name. */
 export class MessageQueue<T = unknown> implements AsyncDisposable {
@@ -383,12 +387,15 @@ export class MessageQueue<T = unknown> implements AsyncDisposable {
           report(err, { id: claimed.id });
           continue;
         }
+        const scope = { queue: this as MessageQueue<unknown>, running: true };
         try {
-          await handlerScope.run(this, handler, message.body, message);
+          await handlerScope.run(scope, handler, message.body, message);
           if (!message[kSettled]) track(message.ack(), message);
         } catch (err) {
           report(err, message);
           if (!message[kSettled]) track(message.nack(), message);
+        } finally {
+          scope.running = false;
         }
         if (settling >= o.prefetch) await settledBelow(o.prefetch - 1);
       }
@@ -439,7 +446,8 @@ export class MessageQueue<T = unknown> implements AsyncDisposable {
    */
   close(): Promise<void> {
     this.#closing ??= this.#shutdown();
-    if (handlerScope.getStore() === this) {
+    const scope = handlerScope.getStore();
+    if (scope?.running && scope.queue === this) {
       // Awaited here, it would wait for the very handler that awaits it: nothing would ever end.
       return Promise.reject(
         new IpcError(

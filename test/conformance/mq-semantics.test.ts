@@ -502,6 +502,22 @@ for (const store of stores) {
         expect(await other.stats()).toMatchObject({ ready: 0, inflight: 0, dead: 0 });
       });
 
+      it('close() from work a handler scheduled, run after the handler returned, closes normally', async () => {
+        const q = await ctx.open<string>();
+        await q.send('schedules the close');
+        let closing: Promise<unknown> | undefined;
+        const run = q.process(() => {
+          setImmediate(() => {
+            closing = q.close().then(
+              () => 'closed',
+              (e: unknown) => e,
+            );
+          });
+        });
+        await watchdog(run, 10_000, 'process() to end');
+        expect(await watchdog(closing!, 10_000, 'close')).toBe('closed');
+      });
+
       it('closes: waiting receives reject, consume loops end, later calls reject ERR_IPC_CLOSED', async () => {
         const q = await ctx.open<string>();
         const waiting = code(q.receive());
