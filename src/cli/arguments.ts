@@ -59,6 +59,13 @@ export function textOf(max: number): (value: string) => string {
   };
 }
 
+/** Milliseconds for a lifetime such as a ttl: 1 to 2^31-1. */
+export function parsePositiveMs(value: string): number {
+  const n = parseMs(value);
+  if (n < 1) throw new InvalidArgumentError('expected milliseconds from 1 to 2147483647');
+  return n;
+}
+
 /** A positive integer (counts such as --runs). */
 export function parsePositiveInt(value: string): number {
   const text = value.trim();

@@ -14,7 +14,7 @@ import {
   type MessageQueueOptions,
   type StoreSpec,
 } from '../index.js';
-import { parseMs, parsePositiveInt, parsePriority, textOf } from './arguments.js';
+import { parseMs, parsePositiveInt, parsePositiveMs, parsePriority, textOf } from './arguments.js';
 import { InterruptedError, UsageError } from './errors.js';
 import { formatAge, renderTable } from './format.js';
 import { jsonText, jsonValue, parseJsonArgument } from './json-text.js';
@@ -135,7 +135,7 @@ function sendCommand(): Command {
       .option('-t, --type <type>', 'the message type, for selective receive (default: default)', typeText)
       .option('-p, --priority <n>', 'higher is delivered first (default 0)', parsePriority)
       .option('-d, --delay <ms>', 'deliverable only after this many milliseconds', parseMs)
-      .option('--ttl <ms>', 'dropped if not delivered within this many milliseconds', parsePositiveInt)
+      .option('--ttl <ms>', 'dropped if not delivered within this many milliseconds', parsePositiveMs)
       .option(
         '--id <id>',
         'your id for the message: a second send with it within 5 minutes adds nothing',

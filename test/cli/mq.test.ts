@@ -214,6 +214,7 @@ describe('ipckit mq', { timeout: 240_000 }, () => {
         /^ipckit mq send: option .*--id.* is invalid.*1 to 1024 characters/,
       ],
       [['mq', 'receive', 'q', '-t', ''], /^ipckit mq receive: option .*--type.* is invalid/],
+      [['mq', 'send', 'q', '1', '--ttl', '2147483648'], /^ipckit mq send: option .*--ttl.* is invalid/],
       [['mq', 'send', '../q', '1'], /^ipckit mq send: .*ERR_IPC_INVALID_NAME/],
       [['mq', 'receive', 'q', '--timeout', 'soon'], /^ipckit mq receive: option .*--timeout.* is invalid/],
       [
