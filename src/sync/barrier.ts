@@ -212,16 +212,17 @@ export class Barrier extends Primitive {
 
   /**
    * Looks for members that died without closing (reads /proc) and, if one did, breaks `generation`
-   * and returns the error to fail with. Their slots are freed: after reset() the barrier counts
+   * and returns the first dead member with the error to fail with. Their slots are freed: after reset() the barrier counts
    * without them.
    */
-  #deadMemberError(generation: number): IpcError | undefined {
-    const dead: HolderInfo[] = [];
-    this.#members.reclaimDead((_, holder) => dead.push(holder));
-    const first = dead[0];
+  #deadMember(generation: number): { holder: HolderInfo; error: IpcError } | undefined {
+    let first: HolderInfo | undefined;
+    this.#members.reclaimDead((_, holder) => {
+      first ??= holder;
+    });
     if (!first) return undefined;
     this.#break(generation);
-    return this.#brokenError(`party thread ${first.tid} of pid ${first.pid} died`);
+    return { holder: first, error: this.#brokenError(`party thread ${first.tid} of pid ${first.pid} died`) };
   }
 
   /**
@@ -256,8 +257,8 @@ export class Barrier extends Primitive {
       // sweep comes before the compare-and-swap: if another arrival got in meanwhile, this one
       // is not the last of the round it read, and it looks again.
       if (last && index > 0) {
-        const err = this.#deadMemberError(generation);
-        if (err) throw err;
+        const found = this.#deadMember(generation);
+        if (found) throw found.error;
       }
       // The last arrival completes the round (count 0, next generation); any other counts itself
       // in. A surplus arrival (more waiters than parties) thus always lands in the next round.
@@ -282,20 +283,16 @@ export class Barrier extends Primitive {
         }
         if (broken) throw this.#brokenError(dead ? `pid ${dead.pid} died` : 'a party died or gave up');
         if (deathCheck) {
-          this.#members.reclaimDead((_, holder) => {
-            dead ??= holder;
-          });
-          if (dead) {
-            this.#break(generation);
-            throw this.#brokenError(`party thread ${dead.tid} of pid ${dead.pid} died`);
+          const found = this.#deadMember(generation);
+          if (found) {
+            dead = found.holder;
+            throw found.error;
           }
         }
         return undefined;
       },
       watchPids: () => [...new Set(this.#members.holders().map((h) => h.pid))],
       cancel: () => {
-        // A placed barrier whose memory went away: nothing can be undone (or told) any more.
-        if (this.region.detached) return;
         // close() is a member leaving in order (it also leaves the member table): its arrival is
         // withdrawn and the others wait on for a party that is there. A timeout or an abort gives
         // up instead, and breaks the round as Python does, since the others could never complete.

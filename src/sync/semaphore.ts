@@ -136,8 +136,7 @@ export class Semaphore extends Primitive {
    */
   get value(): number {
     this.assertOpen();
-    // #recover wakes one waiter fewer than it recovered (it expects its caller to take one).
-    if (this.#recover() > 0 && this.#queue.waiting > 0) this.#queue.wake(1);
+    this.#recover(false);
     return Atomics.load(this.#i32, VALUE);
   }
 
@@ -240,14 +239,16 @@ export class Semaphore extends Primitive {
   }
 
   /** Returns dead holders' permits to the count; returns how many. */
-  #recover(): number {
+  #recover(callerTakesOne = true): number {
     let total = 0;
     this.#holders.reclaimDead((count) => {
       Atomics.add(this.#i32, VALUE, count);
       Atomics.add(this.#i32, RECOVERED, count);
       total += count;
     });
-    if (total > 1 && this.#queue.waiting > 0) this.#queue.wake(total - 1);
+    // A caller about to take a permit takes one of these itself: the rest go to the waiters.
+    const spare = callerTakesOne ? total - 1 : total;
+    if (spare > 0 && this.#queue.waiting > 0) this.#queue.wake(spare);
     return total;
   }
 }

@@ -87,10 +87,12 @@ export interface HandOff extends ThreadIdentity {
 /** The wait queue of one primitive. */
 export class WaitQueue {
   readonly i32: Int32Array;
+  readonly #region: Region;
   readonly #f64: Float64Array;
   readonly #base: number;
 
   constructor(region: Region, base: number) {
+    this.#region = region;
     this.i32 = region.i32;
     this.#f64 = region.f64;
     this.#base = base;
@@ -106,7 +108,7 @@ export class WaitQueue {
    * closed): its views are then empty and any Atomics call on them throws, so nothing may touch it.
    */
   get detached(): boolean {
-    return this.i32.length === 0;
+    return this.#region.detached;
   }
 
   /** How many waiters have slots (an over-estimate while one is leaving). */
