@@ -4,6 +4,7 @@
  * answers at once. Opening /dev/null answers the question directly.
  */
 import { closeSync, openSync } from 'node:fs';
+import { ErrorCodes, IpcError } from './errors.js';
 
 /**
  * The EMFILE/ENFILE error of a probe if fewer than `needed` file descriptors are free (in the
@@ -20,4 +21,17 @@ export function fdExhaustion(needed = 1): NodeJS.ErrnoException | undefined {
   } finally {
     for (const fd of opened) closeSync(fd);
   }
+}
+
+/**
+ * ERR_IPC_SYSTEM for `what` failing for want of file descriptors (the probe's EMFILE or ENFILE
+ * as its cause), if fewer than `needed` are free; else undefined. `detail` ends the message.
+ */
+export function fdExhaustionError(what: string, needed = 1, detail?: string): IpcError | undefined {
+  const exhausted = fdExhaustion(needed);
+  if (!exhausted) return undefined;
+  const end = detail === undefined ? '' : `: ${detail}`;
+  return new IpcError(ErrorCodes.SYSTEM, `${what}: no file descriptor left (${exhausted.code})${end}`, {
+    cause: exhausted,
+  });
 }

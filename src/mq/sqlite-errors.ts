@@ -4,7 +4,7 @@
  * which is why a send should be retried with the same `id`, and the dedupe makes the retry safe.
  */
 import { ErrorCodes, fromSystemError, IpcError } from '../core/errors.js';
-import { fdExhaustion } from '../core/fd-exhaustion.js';
+import { fdExhaustionError } from '../core/fd-exhaustion.js';
 
 interface SqliteLikeError {
   code?: string;
@@ -47,15 +47,9 @@ export function sqliteError(err: unknown, what: string): IpcError {
     });
   }
   if (code.startsWith('SQLITE_CANTOPEN')) {
-    const exhausted = fdExhaustion();
+    const exhausted = fdExhaustionError(what, 1, detail);
     if (exhausted) {
-      return new IpcError(
-        ErrorCodes.SYSTEM,
-        `${what}: no file descriptor left (${exhausted.code}): ${detail}`,
-        {
-          cause: exhausted,
-        },
-      );
+      return exhausted;
     }
   }
   if (

@@ -7,7 +7,7 @@
  * them (about 14 ms of importing ipckit on the 2-core VM).
  */
 import { ErrorCodes, fromSystemError, IpcError } from '../core/errors.js';
-import { fdExhaustion } from '../core/fd-exhaustion.js';
+import { fdExhaustionError } from '../core/fd-exhaustion.js';
 import type { StoreSpec } from './options.js';
 import { parseRedisUrl } from './redis-keys.js';
 import type { StoreDriver } from './store.js';
@@ -25,12 +25,8 @@ function loadedOnUse(name: string, load: () => Promise<StoreDriver>): StoreDrive
   let loading: Promise<StoreDriver> | undefined;
   const loaded = async () => {
     if (!loading) {
-      const exhausted = fdExhaustion(FDS_TO_LOAD);
-      if (exhausted) {
-        throw new IpcError(ErrorCodes.SYSTEM, `the ${name} store cannot be loaded: no file descriptor left`, {
-          cause: exhausted,
-        });
-      }
+      const exhausted = fdExhaustionError(`the ${name} store cannot be loaded`, FDS_TO_LOAD);
+      if (exhausted) throw exhausted;
       loading = load().catch((err: unknown) => {
         throw fromSystemError(err, `the ${name} store's module could not be loaded`);
       });

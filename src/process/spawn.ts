@@ -6,7 +6,7 @@
 import { type ChildProcess as NodeChild, spawn as nodeSpawn, type StdioOptions } from 'node:child_process';
 import type { Channel, ChannelOptions } from '../core/channel.js';
 import { ErrorCodes, fromSystemError, IpcError } from '../core/errors.js';
-import { fdExhaustion } from '../core/fd-exhaustion.js';
+import { fdExhaustionError } from '../core/fd-exhaustion.js';
 import type { ShmChannelMode } from '../shm/shm-channel.js';
 import {
   CHANNEL_ENV_NAME,
@@ -115,15 +115,11 @@ export function spawn<T = unknown>(
   }
   if (child.pid === undefined) {
     // Asked before the channel's fds are given back, which may be what made the spawn fail.
-    const exhausted = fdExhaustion();
+    const exhausted = fdExhaustionError(`spawn ${command}`);
     plan?.abort();
     // Node reports ENOENT/EACCES/EMFILE asynchronously; observe it so it is not an unhandled 'error'.
     child.once('error', () => {});
-    if (exhausted) {
-      throw new IpcError(ErrorCodes.SYSTEM, `spawn ${command}: no file descriptor left (${exhausted.code})`, {
-        cause: exhausted,
-      });
-    }
+    if (exhausted) throw exhausted;
     throw new IpcError(ErrorCodes.NOT_FOUND, `spawn ${command}: the command could not be started`);
   }
   let channel: Channel<T> | undefined;

@@ -212,8 +212,8 @@ export class Barrier extends Primitive {
 
   /**
    * Looks for members that died without closing (reads /proc) and, if one did, breaks `generation`
-   * and returns the first dead member with the error to fail with. Their slots are freed: after reset() the barrier counts
-   * without them.
+   * and returns the first dead member with the error to fail with. Their slots are freed: after
+   * reset() the barrier counts without them.
    */
   #deadMember(generation: number): { holder: HolderInfo; error: IpcError } | undefined {
     let first: HolderInfo | undefined;
