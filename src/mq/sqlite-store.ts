@@ -281,14 +281,17 @@ class SqliteStore implements Store {
       let full = false;
       const rows: InsertParams = [];
       const { messages } = request;
+      // Per transaction, not per run: a send is a run of one, so per run meant two per message.
+      const fresh: boolean[] = [];
+      const seen = new Set<string>();
       let at = 0;
       for (const size of request.groups) {
         const end = at + size;
         // A run is judged whole before any of it is written: which messages are new (not
         // duplicates, also of an earlier one in the run), and whether all of those fit.
-        const fresh: boolean[] = [];
+        fresh.length = 0;
         if (!full) {
-          const seen = new Set<string>();
+          seen.clear();
           let count = 0;
           let runBytes = 0;
           for (let i = at; i < end; i++) {
