@@ -89,7 +89,9 @@ export function resourcePath(name: string, suffix: string, what: string): string
 }
 
 /** What a private subdirectory's name may be: a dot, then a resource name (so never a resource's). */
-const SUBDIR_PATTERN = /^\.[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
+function isSubdirName(name: unknown): name is string {
+  return typeof name === 'string' && name.startsWith('.') && NAME_PATTERN.test(name.slice(1));
+}
 
 /**
  * Returns `<runtime dir>/<name>`, a private subdirectory of the runtime directory (ipckit's own are
@@ -106,7 +108,7 @@ const SUBDIR_PATTERN = /^\.[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
 export function runtimeSubdir(name: string, opts?: { create?: true }): string;
 export function runtimeSubdir(name: string, opts: { create: boolean }): string | undefined;
 export function runtimeSubdir(name: string, opts?: { create?: boolean }): string | undefined {
-  if (typeof name !== 'string' || !SUBDIR_PATTERN.test(name)) {
+  if (!isSubdirName(name)) {
     throw new IpcError(
       ErrorCodes.INVALID_NAME,
       `runtime subdirectory: invalid name ${JSON.stringify(String(name).slice(0, 40))}: use a dot, then 1-100 characters of A-Z a-z 0-9 . _ - starting with a letter or digit`,

@@ -4,6 +4,7 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Socket } from 'node:net';
+import { socketFd } from '../core/exit-flush.js';
 import { native, nativeAvailable } from '../native/binding.js';
 
 /** Who is on the other end of a Unix socket, as the kernel recorded it at connect time. */
@@ -39,8 +40,8 @@ function digest(bytes: Buffer): Buffer {
  * already closed). Reads the fd of Node's socket handle; a TLS socket passes its underlying socket.
  */
 export function peerCredentials(socket: Socket): PeerCredentials | undefined {
-  const fd = (socket as unknown as { _handle?: { fd?: unknown } })._handle?.fd;
-  if (typeof fd !== 'number' || fd < 0 || !nativeAvailable()) return undefined;
+  const fd = socketFd(socket);
+  if (fd === undefined || !nativeAvailable()) return undefined;
   try {
     return native().peerCredentials(fd);
   } catch {
