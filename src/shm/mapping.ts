@@ -7,7 +7,7 @@
  * exact mode, size, map, let the caller initialize its data, then write the header with the magic
  * last. An opener that meets magic 0 (or a size of 0) waits briefly for the creator to finish.
  */
-import { fchmodSync, fstatSync, ftruncateSync } from 'node:fs';
+import { fchmodSync, fstatSync, ftruncateSync, statSync } from 'node:fs';
 import { ErrorCodes, fromSystemError, IpcError } from '../core/errors.js';
 import { numberError } from '../core/options.js';
 import { native } from '../native/binding.js';
@@ -19,11 +19,17 @@ import {
   type SegmentInfo,
   writeHeader,
 } from './header.js';
-import { creatorIdentity } from './kernel-name.js';
+import { creatorIdentity, kernelPath } from './kernel-name.js';
 import { sleepSync } from './sleep.js';
 
 /** How long an opener waits for a creator that is between shm_open and writing the header. */
 const INIT_WAIT_MS = 250;
+
+/** Which object a name stood for when it was opened: its device and inode. */
+export interface ObjectId {
+  dev: bigint;
+  ino: bigint;
+}
 
 /** A mapped segment: its header page, its data, what the header says, and the fd if kept. */
 export interface MappedSegment {
@@ -32,6 +38,8 @@ export interface MappedSegment {
   info: SegmentInfo;
   /** Kept open only for anonymous (memfd) segments, which are shared by handing the fd on. */
   fd: number | undefined;
+  /** The named object this segment maps (see {@link stillNames}); undefined for memfd and inherited fds. */
+  id?: ObjectId;
 }
 
 /** Fills a fresh segment's data before the header makes it visible to openers. */
@@ -64,6 +72,11 @@ function closeQuietly(fd: number): void {
   try {
     native().close(fd);
   } catch {}
+}
+
+function objectIdOf(fd: number): ObjectId {
+  const stat = fstatSync(fd, { bigint: true });
+  return { dev: stat.dev, ino: stat.ino };
 }
 
 /** Sizes, maps and initializes an fd that was just created; returns the mapped segment. */
@@ -147,7 +160,8 @@ export function createNamed(
   try {
     // shm_open's mode is filtered by the umask; the requested mode must hold exactly.
     fchmodSync(fd, mode);
-    return initialize(fd, kind, size, init);
+    const id = objectIdOf(fd);
+    return { ...initialize(fd, kind, size, init), id };
   } catch (err) {
     try {
       n.shmUnlink(kernel);
@@ -178,7 +192,8 @@ export function openNamed(kernel: string, what: string, kind: number): MappedSeg
         `${what}: the object is owned by uid ${owner}, not by this user (uid ${self}); refusing to use it`,
       );
     }
-    return mapExisting(fd, kind, what);
+    const id = objectIdOf(fd);
+    return { ...mapExisting(fd, kind, what), id };
   } catch (err) {
     throw fromSystemError(err, what);
   } finally {
@@ -260,6 +275,23 @@ export function unlinkNamed(kernel: string, what: string): boolean {
     return true;
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw fromSystemError(err, what);
+  }
+}
+
+/**
+ * True if the name `kernel` still stands for the object `id` a handle opened or created. A handle's
+ * `unlink()` asks this first: once our object's name was unlinked and someone created a new object
+ * under it, removing the name (and its registry entry) would delete *their* object, so a handle
+ * leaves a name that now belongs to another object alone. Not atomic: the name can change between
+ * this stat and the shm_unlink that follows, and POSIX has no unlink-by-fd for shm to close that
+ * window; it only matters if the name is unlinked and recreated in between.
+ */
+export function stillNames(kernel: string, id: ObjectId, what: string): boolean {
+  try {
+    const stat = statSync(kernelPath(kernel), { bigint: true, throwIfNoEntry: false });
+    return stat !== undefined && stat.dev === id.dev && stat.ino === id.ino;
+  } catch (err) {
     throw fromSystemError(err, what);
   }
 }

@@ -19,8 +19,10 @@ import {
   createNamed,
   type MappedSegment,
   mapFd,
+  type ObjectId,
   openNamed,
   openOrCreateNamed,
+  stillNames,
   unlinkNamed,
   unmapSegment,
 } from './mapping.js';
@@ -76,16 +78,19 @@ export class SharedMemory implements Disposable {
   #header: ArrayBuffer | undefined;
   #fd: number | undefined;
   #kernel: string | undefined;
+  #id: ObjectId | undefined;
   #closed = false;
 
   private constructor(
     kind: SharedMemoryKind,
     name: string,
     buffer: ArrayBuffer,
-    header: ArrayBuffer | undefined,
-    fd: number | undefined,
-    kernel: string | undefined,
-    creator: ProcessIdentity | undefined,
+    // The rest only for a segment with a header (a mapped file has none of them).
+    header?: ArrayBuffer,
+    fd?: number,
+    kernel?: string,
+    id?: ObjectId,
+    creator?: ProcessIdentity,
   ) {
     this.kind = kind;
     this.name = name;
@@ -94,6 +99,7 @@ export class SharedMemory implements Disposable {
     this.#header = header;
     this.#fd = fd;
     this.#kernel = kernel;
+    this.#id = id;
     this.creator = creator;
   }
 
@@ -105,6 +111,7 @@ export class SharedMemory implements Disposable {
       segment.header,
       segment.fd,
       kernel,
+      segment.id,
       segment.info.creator,
     );
   }
@@ -230,7 +237,7 @@ export class SharedMemory implements Disposable {
       if (opts?.size === undefined) checkSize(size, `the size of ${what}`);
       if (stat.size < size) ftruncateSync(fd, size);
       const buffer = native().mmap(fd, 0, size);
-      return new SharedMemory('file', absolute, buffer, undefined, undefined, undefined, undefined);
+      return new SharedMemory('file', absolute, buffer);
     } catch (err) {
       if (err instanceof RangeError) throw err;
       throw fromSystemError(err, what);
@@ -273,12 +280,16 @@ export class SharedMemory implements Disposable {
 
   /**
    * Removes a named segment's name: new opens fail, existing mappings stay valid until closed.
-   * Idempotent; a no-op for anonymous segments and mapped files (delete the file yourself).
+   * Idempotent; a no-op for anonymous segments and mapped files (delete the file yourself). A name
+   * that now belongs to a newer segment (this one's name was unlinked, then the name created again)
+   * is left alone, with its registry entry.
    */
   unlink(): void {
-    if (this.kind !== 'named' || this.#kernel === undefined) return;
+    if (this.kind !== 'named' || this.#kernel === undefined || this.#id === undefined) return;
+    const what = `shared memory '${this.name}'`;
+    if (!stillNames(this.#kernel, this.#id, what)) return;
     unregister('shm', this.name);
-    unlinkNamed(this.#kernel, `shared memory '${this.name}'`);
+    unlinkNamed(this.#kernel, what);
   }
 
   /** `close()`, for `using`. */

@@ -12,6 +12,7 @@ import {
   type MappedSegment,
   openNamed,
   openOrCreateNamed,
+  stillNames,
   unlinkNamed,
   unmapSegment,
 } from '../shm/mapping.js';
@@ -205,9 +206,15 @@ export abstract class Primitive implements Disposable {
     if (this.#segment) unmapSegment(this.#segment);
   }
 
-  /** Removes a named primitive's name (open handles keep working). A no-op for placed ones. */
+  /**
+   * Removes a named primitive's name (open handles keep working). Idempotent; a no-op for placed
+   * ones. A name that now belongs to a newer primitive (this one's name was unlinked, then the name
+   * created again) is left alone, with its registry entry.
+   */
   unlink(): void {
-    if (this.name === undefined || this.#kernel === undefined) return;
+    const id = this.#segment?.id;
+    if (this.name === undefined || this.#kernel === undefined || id === undefined) return;
+    if (!stillNames(this.#kernel, id, this.what)) return;
     unregister(this.#kind, this.name);
     unlinkNamed(this.#kernel, this.what);
   }

@@ -146,6 +146,19 @@ describe('SharedMemory (named)', () => {
     expect(codeOf(() => SharedMemory.unlink('gone'))).toBe(ErrorCodes.NOT_FOUND);
   });
 
+  it("a handle's unlink() leaves alone a name that now belongs to a newer segment", () => {
+    const old = track(SharedMemory.create('reused', { size: 64 }));
+    old.unlink();
+    const fresh = track(SharedMemory.create('reused', { size: 64 }));
+    new Uint8Array(fresh.buffer)[0] = 7;
+    old.unlink();
+    const reopened = track(SharedMemory.open('reused'));
+    expect(new Uint8Array(reopened.buffer)[0]).toBe(7);
+    expect(listResources().some((r) => r.kind === 'shm' && r.name === 'reused')).toBe(true);
+    fresh.unlink();
+    expect(codeOf(() => SharedMemory.open('reused'))).toBe(ErrorCodes.NOT_FOUND);
+  });
+
   it('isolates runtime directories: another IPCKIT_DIR does not see the segment', () => {
     track(SharedMemory.create('private', { size: 8 }));
     const other = isolateRuntimeDir();

@@ -7,7 +7,14 @@
  */
 import { readdirSync, readlinkSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { type ChildProcess, ErrorCodes, SharedMemory, ShmChannel, spawn } from '../../src/index.js';
+import {
+  type ChildProcess,
+  ErrorCodes,
+  listResources,
+  SharedMemory,
+  ShmChannel,
+  spawn,
+} from '../../src/index.js';
 import { kernelPrefix } from '../../src/shm/kernel-name.js';
 import { VERSION, W } from '../../src/shm/shm-channel-layout.js';
 import { checkMessage, makeMessage, sizeFor } from '../fixtures/shm-channel-message.js';
@@ -225,6 +232,22 @@ describe('ShmChannel in one process', () => {
     expect(() => ShmChannel.create('other', { capacity: 5000 })).toThrow(RangeError);
     a.destroy();
     b.destroy();
+  });
+
+  it('closing the creating end leaves alone a name that now belongs to a newer channel', async () => {
+    const old = ShmChannel.create<Uint8Array>('reused', { codec: 'raw' });
+    SharedMemory.unlink('reused');
+    const fresh = ShmChannel.create<Uint8Array>('reused', { codec: 'raw' });
+    await old.close();
+    const peer = ShmChannel.open<Uint8Array>('reused', { codec: 'raw' });
+    await fresh.send(makeMessage(1, 64));
+    expect(checkMessage(await peer.receive())).toBe(1);
+    expect(listResources().some((r) => r.kind === 'shm' && r.name === 'reused')).toBe(true);
+    await fresh.close();
+    await peer.close();
+    expect(() => SharedMemory.open('reused')).toThrow(
+      expect.objectContaining({ code: ErrorCodes.NOT_FOUND }),
+    );
   });
 
   it('close/reopen cycles leak no fds and no segments', async () => {

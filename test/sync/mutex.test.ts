@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ErrorCodes, Event, isIpcError, Mutex, SharedMemory } from '../../src/index.js';
+import { ErrorCodes, Event, isIpcError, listResources, Mutex, SharedMemory } from '../../src/index.js';
 import { fixture, isolateRuntimeDir, watchdog } from '../helpers.js';
 import { killAll, removeShmObjects, startFixture, succeeded } from './children.js';
 
@@ -189,6 +189,19 @@ describe('Mutex within one process', () => {
     expect(() => Mutex.create('bad', { fair: 'yes' as unknown as boolean })).toThrow(TypeError);
     plain.close();
     fair.close();
+  });
+
+  it("a handle's unlink() leaves alone a name that now belongs to a newer mutex", () => {
+    using old = Mutex.create('reused');
+    Mutex.unlink('reused');
+    using fresh = Mutex.create('reused');
+    old.unlink();
+    using reopened = Mutex.open('reused');
+    const guard = fresh.tryLock()!;
+    expect(reopened.tryLock()).toBeUndefined();
+    guard.release();
+    expect(listResources().some((r) => r.kind === 'mutex' && r.name === 'reused')).toBe(true);
+    fresh.unlink();
   });
 
   it('close() rejects pending waits with ERR_IPC_CLOSED', async () => {
