@@ -4,29 +4,52 @@
  * be found and given back. Each thread uses one slot, found by its thread id and start time.
  *
  * Claiming: tid word 0 -> -tid (CAS), write pid and start time, then store tid; a slot is read as
- * someone's only once its tid is positive. Reclaiming a dead holder: CAS tid -> RECLAIMING, take the
- * count with an exchange, hand it to the caller, free the slot. Only a slot's owner changes its
- * count while it lives, and only a reclaimer once it is dead, so counts are never lost or doubled.
+ * someone's only once its tid is positive. Reclaiming a dead holder: CAS tid -> RECLAIM_BIT | the
+ * reclaimer's tid, take the count with an exchange, hand it to the caller, free the slot. Only a
+ * slot's owner changes its count while it lives, and only its reclaimer once it is dead, so counts
+ * are never doubled. A reclaimer that dies mid-way leaves its tid in the word; the next reclaim
+ * that finds that thread dead takes the slot over (the share it had not yet handed on is handed on
+ * then, or lost if it had already been taken out of the count: never handed on twice).
  *
  * Layout (words from `base`, even): +0 slot count, +1..3 reserved, then per slot
  * [tid, count, pid, reserved, start time (f64)].
  */
 import type { Region } from './region.js';
-import { type ThreadIdentity, threadAlive } from './thread.js';
+import { selfThread, type ThreadIdentity, threadAlive } from './thread.js';
 
 /** Slots per table: the most distinct threads that can hold a share at once. */
 export const HOLDER_SLOTS = 64;
 const SLOT_WORDS = 6;
 /** Words a table occupies. */
 export const HOLDERS_WORDS = 4 + SLOT_WORDS * HOLDER_SLOTS;
-/** Never a thread id (pid_max is at most 2^22). */
-const RECLAIMING = 0x7fffffff;
+/** Set in a tid word while a slot is being reclaimed, beside the reclaimer's tid (pid_max <= 2^22). */
+const RECLAIM_BIT = 0x40000000;
+
+/** A tid word that names a live-or-dead holder (not free, claiming, or being reclaimed). */
+function isHolder(word: number): boolean {
+  return word > 0 && word < RECLAIM_BIT;
+}
 
 /** One thread's share as found in the table. */
 export interface HolderInfo {
   tid: number;
   pid: number;
   count: number;
+}
+
+/** A slot being freed by {@link Holders.reclaimDead}. */
+export interface Reclaim {
+  /** The slot's index in the table (0 to HOLDER_SLOTS - 1). */
+  index: number;
+  /** The share taken out of the slot. */
+  count: number;
+  /** The dead holder (its tid is 0 when the slot was taken over from a reclaimer that died). */
+  holder: HolderInfo;
+  /**
+   * True when a reclaimer died while freeing this slot: `count` is what it left, which is 0 if it
+   * had already taken the share out (and then lost it), or the holder's whole share if not.
+   */
+  abandoned: boolean;
 }
 
 /** A holder table. */
@@ -54,11 +77,35 @@ export class Holders {
     return Atomics.load(this.#i32, slot) === me.tid && this.#f64[(slot + 4) >> 1] === me.startTime;
   }
 
+  /** The index in the table (0 to HOLDER_SLOTS - 1) of a slot returned by {@link slotOf}. */
+  indexOf(slot: number): number {
+    return (slot - this.#base - 4) / SLOT_WORDS;
+  }
+
+  /** The holder in slot `index` if one is there (live or dead), else undefined. */
+  holderAt(index: number): (HolderInfo & { startTime: number }) | undefined {
+    const slot = this.#slot(index);
+    const tid = Atomics.load(this.#i32, slot);
+    if (!isHolder(tid)) return undefined;
+    return {
+      tid,
+      pid: this.#i32[slot + 2]!,
+      count: Atomics.load(this.#i32, slot + 1),
+      startTime: this.#f64[(slot + 4) >> 1]!,
+    };
+  }
+
   /**
    * The slot of `me` (its first word's index), claiming a free one if `claim`; -1 if it has none
-   * and none could be claimed. `hint` is a slot index to try first (cached by the caller).
+   * and none could be claimed. `hint` is a slot index to try first (cached by the caller). When the
+   * table is full, dead threads' slots are reclaimed through `onReclaim` to make room.
    */
-  slotOf(me: ThreadIdentity, claim: boolean, hint = -1): number {
+  slotOf(
+    me: ThreadIdentity,
+    claim: boolean,
+    hint = -1,
+    onReclaim: (reclaim: Reclaim) => void = () => {},
+  ): number {
     if (hint >= 0 && this.#isMine(hint, me)) return hint;
     const slots = this.#i32[this.#base]!;
     for (let i = 0; i < slots; i++) {
@@ -77,8 +124,8 @@ export class Holders {
         Atomics.store(this.#i32, slot, me.tid);
         return slot;
       }
-      // Full: free the slots of dead threads that hold nothing, then try once more.
-      if (this.reclaimDead(() => {}, true) === 0) break;
+      // Full: free the slots of dead threads, then try once more.
+      if (this.reclaimDead(onReclaim, true) === 0) break;
     }
     return -1;
   }
@@ -86,6 +133,11 @@ export class Holders {
   /** Adds `delta` to the count of a slot this thread owns; returns the new count. */
   add(slot: number, delta: number): number {
     return Atomics.add(this.#i32, slot + 1, delta) + delta;
+  }
+
+  /** Sets the count of a slot this thread owns (the Semaphore's journalled updates). */
+  setCount(slot: number, count: number): void {
+    Atomics.store(this.#i32, slot + 1, count);
   }
 
   /** The count of a slot. */
@@ -99,7 +151,7 @@ export class Holders {
     let sum = 0;
     for (let i = 0; i < slots; i++) {
       const slot = this.#slot(i);
-      if (Atomics.load(this.#i32, slot) > 0) sum += Atomics.load(this.#i32, slot + 1);
+      if (isHolder(Atomics.load(this.#i32, slot))) sum += Atomics.load(this.#i32, slot + 1);
     }
     return sum;
   }
@@ -112,33 +164,44 @@ export class Holders {
       const slot = this.#slot(i);
       const tid = Atomics.load(this.#i32, slot);
       const count = Atomics.load(this.#i32, slot + 1);
-      if (tid > 0 && tid !== RECLAIMING && count > 0) list.push({ tid, pid: this.#i32[slot + 2]!, count });
+      if (isHolder(tid) && count > 0) list.push({ tid, pid: this.#i32[slot + 2]!, count });
     }
     return list;
   }
 
   /**
-   * Frees the slots of dead threads, handing each one's count to `onReclaim` (called once per dead
-   * holder with a non-zero count). With `includeEmpty`, slots of dead threads holding nothing are
-   * freed too. Returns how many slots were freed. Reads /proc: call it on death checks, not per op.
+   * Frees the slots of dead threads, handing each one's share to `onReclaim` (called once per freed
+   * slot whose count is not zero; with `includeEmpty`, for the slots of dead threads holding nothing
+   * too, which are then freed as well). Returns how many slots were freed. Reads /proc: call it on
+   * death checks, not per operation.
    */
-  reclaimDead(onReclaim: (count: number, holder: HolderInfo) => void, includeEmpty = false): number {
+  reclaimDead(onReclaim: (reclaim: Reclaim) => void, includeEmpty = false): number {
     const slots = this.#i32[this.#base]!;
+    const me = selfThread().tid;
     let freed = 0;
     for (let i = 0; i < slots; i++) {
       const slot = this.#slot(i);
       const tid = Atomics.load(this.#i32, slot);
-      if (tid === 0 || tid === RECLAIMING) continue;
+      if (tid === 0) continue;
       if (tid < 0) {
         // A claim in progress; only a claimer that died mid-claim leaves it like this.
         if (!threadAlive(-tid, 0) && Atomics.compareExchange(this.#i32, slot, tid, 0) === tid) freed++;
         continue;
       }
-      if (!includeEmpty && Atomics.load(this.#i32, slot + 1) === 0) continue;
-      if (threadAlive(tid, this.#f64[(slot + 4) >> 1]!)) continue;
-      if (Atomics.compareExchange(this.#i32, slot, tid, RECLAIMING) !== tid) continue;
+      const abandoned = !isHolder(tid);
+      if (abandoned) {
+        // Being reclaimed: by a live thread (leave it), or by one that died doing it (take over).
+        if (threadAlive(tid & ~RECLAIM_BIT, 0)) continue;
+      } else {
+        if (!includeEmpty && Atomics.load(this.#i32, slot + 1) === 0) continue;
+        if (threadAlive(tid, this.#f64[(slot + 4) >> 1]!)) continue;
+      }
+      if (Atomics.compareExchange(this.#i32, slot, tid, RECLAIM_BIT | me) !== tid) continue;
       const count = Atomics.exchange(this.#i32, slot + 1, 0);
-      if (count !== 0) onReclaim(count, { tid, pid: this.#i32[slot + 2]!, count });
+      if (count !== 0 || includeEmpty) {
+        const holder = { tid: abandoned ? 0 : tid, pid: this.#i32[slot + 2]!, count };
+        onReclaim({ index: i, count, holder, abandoned });
+      }
       Atomics.store(this.#i32, slot, 0);
       freed++;
     }

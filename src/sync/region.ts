@@ -14,7 +14,7 @@ import { numberError } from '../core/options.js';
 /** 'SYNC' as a little-endian i32. */
 export const SYNC_MAGIC = 0x434e5953;
 /** Layout version of all primitives; bump on any incompatible change. */
-export const SYNC_LAYOUT_VERSION = 2;
+export const SYNC_LAYOUT_VERSION = 3;
 /** Header words: magic, kind << 8 | version, parameter, reserved. */
 export const HEADER_WORDS = 4;
 

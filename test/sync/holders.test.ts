@@ -27,17 +27,17 @@ describe('holder table', () => {
     // The record `sleep` would leave holding 3, had it started at tick 12345.
     const reused = holders.slotOf({ tid: live.pid, pid: live.pid, startTime: 12345 }, true);
     holders.add(reused, 3);
-    expect(holders.reclaimDead((count) => reclaimed.push(count))).toBe(1);
+    expect(holders.reclaimDead(({ count }) => reclaimed.push(count))).toBe(1);
     expect(reclaimed).toEqual([3]);
     // The same record with its real start time is a live holder: nothing is reclaimed.
     const genuine = holders.slotOf({ tid: live.pid, pid: live.pid, startTime: startTimeOf(live.pid) }, true);
     holders.add(genuine, 2);
-    expect(holders.reclaimDead((count) => reclaimed.push(count))).toBe(0);
+    expect(holders.reclaimDead(({ count }) => reclaimed.push(count))).toBe(0);
     expect(holders.total()).toBe(2);
     // Once it has exited, it is reclaimed.
     live.child.kill('SIGKILL');
     await watchdog(live.exited, 10_000, 'sleep exits');
-    expect(holders.reclaimDead((count) => reclaimed.push(count))).toBe(1);
+    expect(holders.reclaimDead(({ count }) => reclaimed.push(count))).toBe(1);
     expect(reclaimed).toEqual([3, 2]);
   });
 });
