@@ -10,7 +10,7 @@
  */
 import { closedError, type IpcError } from '../core/errors.js';
 import { Queue } from '../core/queue.js';
-import { armWait, type WaitOptions } from '../core/wait.js';
+import { armWait, timeoutError, type WaitOptions } from '../core/wait.js';
 import type { ClaimedMessage, ClaimResult } from './store.js';
 
 /** What a fetcher needs from its queue. */
@@ -40,6 +40,11 @@ interface Waiter {
   resolve(message: ClaimedMessage): void;
   reject(err: unknown): void;
   disarm(): void;
+  /**
+   * `timeout: 0` (a poll): the number of the claim whose answer it waits for, and no longer. A
+   * timer of 0 ms would race the claim and could time out with messages ready in the store.
+   */
+  pollClaim?: number;
 }
 
 /** Claims messages for callers of {@link Fetcher.next}. */
@@ -50,6 +55,8 @@ export class Fetcher {
   readonly #buffer = new Queue<Leased>();
   readonly #waiters = new Queue<Waiter>();
   #claiming = false;
+  /** Claims started so far (the number of the latest). */
+  #claims = 0;
   #again = false;
   /** The last claim got fewer messages than it asked for. */
   #drained = false;
@@ -96,16 +103,37 @@ export class Fetcher {
     }
     return new Promise<ClaimedMessage>((resolve, reject) => {
       const waiter: Waiter = { resolve, reject, disarm: noop };
-      waiter.disarm = armWait(`${this.#source.what}: receive`, opts, (err) => {
-        this.#waiters.remove(waiter);
-        if (this.#waiters.length === 0) this.#clearTimer();
-        reject(err);
-        this.#idled();
-      });
+      const poll = opts?.timeout === 0;
+      // A poll waits for the next claim to start (one in flight now did not ask for it).
+      if (poll) waiter.pollClaim = this.#claims + 1;
+      const bounds = poll ? { signal: opts.signal } : opts;
+      waiter.disarm = armWait(`${this.#source.what}: receive`, bounds, (err) => this.#fail(waiter, err));
       if (opts?.signal?.aborted) return;
       this.#waiters.push(waiter);
       this.#pump();
     });
+  }
+
+  /** Ends one waiter's wait with `err` (its timeout or abort). */
+  #fail(waiter: Waiter, err: IpcError): void {
+    this.#waiters.remove(waiter);
+    if (this.#waiters.length === 0) this.#clearTimer();
+    waiter.reject(err);
+    this.#idled();
+  }
+
+  /** Polls (`timeout: 0`) whose claim has answered without a message for them time out. */
+  #endPolls(answered: number): void {
+    if (this.#waiters.length === 0) return;
+    const expired: Waiter[] = [];
+    for (const waiter of this.#waiters.drain()) {
+      if (waiter.pollClaim !== undefined && waiter.pollClaim <= answered) expired.push(waiter);
+      else this.#waiters.push(waiter);
+    }
+    for (const waiter of expired) {
+      waiter.disarm();
+      this.#fail(waiter, timeoutError(`${this.#source.what}: receive`, 0));
+    }
   }
 
   /** Something may have changed: claim again if anyone waits. */
@@ -169,10 +197,11 @@ export class Fetcher {
     // The claim runs on the next turn of the event loop, not in this microtask chain: a store
     // that answers synchronously (SQLite) would otherwise let a consumer with a backlog drain it
     // without ever yielding, starving timers and I/O (its own wake-ups and IPC included).
-    setImmediate(() => this.#claim(want, waiting > 0));
+    const claim = ++this.#claims;
+    setImmediate(() => this.#claim(claim, want, waiting > 0));
   }
 
-  #claim(want: number, arm: boolean): void {
+  #claim(claim: number, want: number, arm: boolean): void {
     if (this.#closed) {
       this.#claiming = false;
       return;
@@ -182,6 +211,7 @@ export class Fetcher {
       (result) => {
         this.#drained = result.messages.length < want;
         this.#claimed(result, expiresAt);
+        this.#endPolls(claim);
       },
       (err) => {
         this.#claiming = false;

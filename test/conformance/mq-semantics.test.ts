@@ -559,6 +559,23 @@ for (const store of stores) {
         await m.ack();
       });
 
+      it('receive({ timeout: 0 }) polls: it gets a ready message, and times out at once on an empty queue', async () => {
+        const q = await ctx.open<number>();
+        for (let i = 0; i < 20; i++) {
+          await q.send(i);
+          const polled = q.receive({ timeout: 0 });
+          // Let a 0 ms timer fall due before the store is asked: a poll still looks first.
+          const due = performance.now() + 2;
+          while (performance.now() < due);
+          const m = await polled;
+          expect(m.body).toBe(i);
+          await m.ack();
+        }
+        expect(await code(q.receive({ timeout: 0 }))).toBe(ErrorCodes.TIMEOUT);
+        await q.send(20);
+        expect((await q.receive({ timeout: 10_000 })).body).toBe(20);
+      });
+
       it('checks arguments: bad names, options and bodies fail without throwing synchronously', async () => {
         expect(await code(MessageQueue.open('../etc', { store: ctx.handle.store }))).toBe(
           ErrorCodes.INVALID_NAME,
