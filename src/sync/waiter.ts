@@ -148,9 +148,10 @@ export function waitAsync<T>(target: WaitTarget<T>, opts: WaitOptions | undefine
   try {
     checkWaitOptions(opts);
     if (!target.registration) {
+      // Node's convention: a signal aborted before the call fails it, even if it could succeed.
+      if (opts?.signal?.aborted) throw abortedError(target.what, opts.signal);
       const now = target.attempt(false);
       if (now !== undefined) return Promise.resolve(now);
-      if (opts?.signal?.aborted) throw abortedError(target.what, opts.signal);
       if (opts?.timeout === 0) {
         const last = spin(target) ?? target.attempt(true);
         if (last !== undefined) return Promise.resolve(last);
@@ -377,9 +378,9 @@ export function waitSync<T>(target: WaitTarget<T>, opts: WaitOptions | undefined
   let reg = target.registration;
   try {
     if (!reg) {
+      if (opts?.signal?.aborted) throw abortedError(target.what, opts.signal);
       const now = target.attempt(false);
       if (now !== undefined) return now;
-      if (opts?.signal?.aborted) throw abortedError(target.what, opts.signal);
       if (target.handsOff && opts?.timeout !== 0) {
         reg = target.queue.register(selfThread(), 0, true);
         const spun = reg && spinInQueue(target, reg);

@@ -1,6 +1,15 @@
 import { readFileSync } from 'node:fs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ErrorCodes, Event, isIpcError, listResources, Mutex, SharedMemory } from '../../src/index.js';
+import {
+  ErrorCodes,
+  Event,
+  isIpcError,
+  listResources,
+  Mutex,
+  RwLock,
+  Semaphore,
+  SharedMemory,
+} from '../../src/index.js';
 import { fixture, isolateRuntimeDir, watchdog } from '../helpers.js';
 import { killAll, removeShmObjects, startFixture, succeeded } from './children.js';
 
@@ -91,6 +100,32 @@ describe('Mutex within one process', () => {
     const next = await watchdog(mutex.lock(), 2000, 'lock after timeouts');
     next.release();
     mutex.unlink();
+  });
+
+  it('a signal aborted before the call fails it with ERR_IPC_ABORTED even when the lock is free (Node convention)', async () => {
+    const memory = new SharedArrayBuffer(Mutex.byteLength + Semaphore.byteLength + RwLock.byteLength);
+    const mutex = Mutex.createAt(memory, 0);
+    const slots = Semaphore.createAt(memory, Mutex.byteLength, { initial: 1 });
+    const rw = RwLock.createAt(memory, Mutex.byteLength + Semaphore.byteLength);
+    const signal = AbortSignal.abort(new Error('too late'));
+    const aborted = (err: unknown) =>
+      isIpcError(err, ErrorCodes.ABORTED) && (err as Error).cause instanceof Error;
+    expect(aborted(await mutex.lock({ signal }).catch((e) => e))).toBe(true);
+    expect(aborted(await slots.acquire({ signal }).catch((e) => e))).toBe(true);
+    expect(aborted(await rw.readLock({ signal }).catch((e) => e))).toBe(true);
+    expect(aborted(await rw.writeLock({ signal }).catch((e) => e))).toBe(true);
+    let thrown: unknown;
+    try {
+      mutex.lockSync({ signal });
+    } catch (err) {
+      thrown = err;
+    }
+    expect(aborted(thrown)).toBe(true);
+    // Nothing was taken.
+    expect(mutex.tryLock()).toBeDefined();
+    expect(slots.value).toBe(1);
+    expect(rw.readers).toBe(0);
+    expect(rw.writing).toBe(false);
   });
 
   it('rejects bad options synchronously-free: the promise rejects with a RangeError', async () => {
