@@ -194,12 +194,26 @@ const DEFAULT_MESSAGE_SETTINGS: MessageSettings = Object.freeze({
   id: undefined,
 });
 
-/** Checks a type name (also those of `types`). */
-export function checkType(value: unknown, name: string): string {
-  if (typeof value !== 'string' || value.length === 0 || value.length > MAX_TYPE_LENGTH) {
-    throw new TypeError(`${name} must be a non-empty string of at most ${MAX_TYPE_LENGTH} characters`);
+/**
+ * A lone UTF-16 surrogate: stores keep strings as UTF-8, where it becomes U+FFFD, so two different
+ * ids or types would be stored as one (a false duplicate, a filter that matches on one store only).
+ */
+const LONE_SURROGATE = /\p{Surrogate}/u;
+
+/** Checks a message id or type: a non-empty, well-formed string of at most `max` UTF-16 units. */
+function checkKey(value: unknown, name: string, max: number): string {
+  if (typeof value !== 'string' || value.length === 0 || value.length > max) {
+    throw new TypeError(`${name} must be a non-empty string of at most ${max} characters`);
+  }
+  if (LONE_SURROGATE.test(value)) {
+    throw new TypeError(`${name} must be well-formed Unicode (it has a lone surrogate)`);
   }
   return value;
+}
+
+/** Checks a type name (also those of `types`). */
+export function checkType(value: unknown, name: string): string {
+  return checkKey(value, name, MAX_TYPE_LENGTH);
 }
 
 /** Checks the per-message options. `prefix` names them in errors ('options', 'messages[3]'). */
@@ -211,13 +225,7 @@ export function resolveMessageSettings(
   if (o !== undefined && (typeof o !== 'object' || o === null))
     throw new TypeError(`${prefix} must be an object`);
   const m = o ?? {};
-  let id: string | undefined;
-  if (m.id !== undefined) {
-    if (typeof m.id !== 'string' || m.id.length === 0 || m.id.length > MAX_ID_LENGTH) {
-      throw new TypeError(`${prefix}.id must be a non-empty string of at most ${MAX_ID_LENGTH} characters`);
-    }
-    id = m.id;
-  }
+  const id = m.id === undefined ? undefined : checkKey(m.id, `${prefix}.id`, MAX_ID_LENGTH);
   return {
     type: m.type === undefined ? 'default' : checkType(m.type, `${prefix}.type`),
     priority: intOption(m.priority, `${prefix}.priority`, -(2 ** 31), 2 ** 31 - 1, 0),

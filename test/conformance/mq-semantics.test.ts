@@ -590,6 +590,12 @@ for (const store of stores) {
         }).not.toThrow();
         await expect(sent).rejects.toThrow(/options\.priority/);
         await expect(q.send('x', { type: '' })).rejects.toThrow(TypeError);
+        // Lone surrogates: stored as UTF-8 they would become U+FFFD, and two ids one.
+        await expect(q.send('x', { type: 'a\uD800' })).rejects.toThrow(/options\.type must be well-formed/);
+        await expect(q.send('x', { id: '\uDFFF' })).rejects.toThrow(/options\.id must be well-formed/);
+        await expect(q.receive({ types: ['\uD83D'] })).rejects.toThrow(/options\.types\[0\]/);
+        expect(await q.send('x', { type: 'emoji \u{1F600}', id: 'e-\u{1F600}' })).toBe('e-\u{1F600}');
+        expect((await q.receive({ types: ['emoji \u{1F600}'], timeout: 10_000 })).body).toBe('x');
         await expect(q.send('x', { delayMs: -1 })).rejects.toThrow(RangeError);
         await expect(q.receive({ types: [] })).rejects.toThrow(/options\.types/);
         await expect(q.receive({ timeout: -5 })).rejects.toThrow(RangeError);
