@@ -68,10 +68,10 @@ function openQueue(
 }
 
 /**
- * For the commands that receive nothing. `maxAttempts` is the opener's, and an opener's claims and
- * stats move a message whose lease ran out for the last allowed time to the dead letters: with the
- * default 5, `ipckit mq stats` dead-lettered the messages of an application that allows more.
- * The largest bound leaves that to the application's own consumers.
+ * For the commands that receive nothing. A claimed message carries its consumer's `maxAttempts`,
+ * which every opener's sweep applies; only messages claimed by an ipckit older than that (none
+ * stamped) are judged by the sweeping opener's own bound. The largest bound leaves those to the
+ * application's own consumers too, so looking never dead-letters anything.
  */
 const LOOKING_ONLY: MessageQueueOptions<unknown> = { maxAttempts: 1_000_000 };
 

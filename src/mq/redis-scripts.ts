@@ -5,7 +5,8 @@
  * agree on when a lease, a delay or a ttl runs out.
  *
  * Every script takes the same 13 keys (redis-keys.ts) and starts with the same arguments: the
- * per-type key prefix, the wake-up channel, maxAttempts. A message is named by its member: its
+ * per-type key prefix, the wake-up channel, maxAttempts (which a claim stamps on what it claims:
+ * a message's last delivery is decided by the bound of the consumer that claimed it). A message is named by its member: its
  * sequence number zero-padded to 15 digits, so that members sort like numbers and a sorted set
  * scored by -priority yields "higher priority first, then oldest first" by itself. A script's
  * writes are gathered per key and issued as a few variadic commands (see flush()): Redis's cost
@@ -28,8 +29,9 @@ local SWEEP_MAX = 1000
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 
--- record fields; DUE is the lease's end while in flight
-local ID, TYPE, PRIO, ENQ, EXPIRES, ATTEMPTS, LEASE, STATE, SIZE, DUE = 1, 2, 3, 4, 5, 6, 7, 8, 9, 10
+-- record fields; DUE is the lease's end while in flight; MAXATT is the maxAttempts of the consumer
+-- that claimed it last (absent until the first claim, and in records of older versions)
+local ID, TYPE, PRIO, ENQ, EXPIRES, ATTEMPTS, LEASE, STATE, SIZE, DUE, MAXATT = 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11
 local S_READY, S_INFLIGHT, S_DEAD, S_DELAYED = 0, 1, 2, 3
 
 -- Writes are gathered and issued as a few variadic commands by flush(): one command per key
@@ -184,6 +186,11 @@ local function free(n, bytes)
   end
 end
 
+-- Whether a delivery that ends now was the message's last allowed one.
+local function last_attempt(r)
+  return r[ATTEMPTS] >= (r[MAXATT] or MAX_ATTEMPTS)
+end
+
 local function wake(flag, what)
   if redis.call('DEL', flag) == 1 then redis.call('PUBLISH', CHANNEL, what) end
 end
@@ -206,7 +213,7 @@ local function sweep()
     local r = load(m)
     if r then
       r[LEASE] = 0
-      if r[ATTEMPTS] >= MAX_ATTEMPTS then
+      if last_attempt(r) then
         to_dead(m, r)
         freed = freed + 1
         bytes = bytes + r[SIZE]
@@ -257,7 +264,7 @@ local function apply_settles(ops)
       elseif kind == 'n' and live then
         zrem(INFLIGHT, m)
         r[LEASE] = 0
-        if r[ATTEMPTS] >= MAX_ATTEMPTS then
+        if last_attempt(r) then
           to_dead(m, r)
           freed = freed + 1
           bytes = bytes + r[SIZE]
@@ -455,6 +462,7 @@ if #members > 0 then
       if r[EXPIRES] > 0 then zrem(EXPIRING, m) end
       r[STATE] = S_INFLIGHT
       r[ATTEMPTS] = r[ATTEMPTS] + 1
+      r[MAXATT] = MAX_ATTEMPTS
       r[LEASE] = lease
       r[DUE] = lease_until
       zadd(INFLIGHT, lease_until, m)

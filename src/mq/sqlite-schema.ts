@@ -18,7 +18,7 @@ import { sqliteError } from './sqlite-errors.js';
 /** `PRAGMA application_id`: 'ipMQ'. */
 export const APPLICATION_ID = 0x69704d51;
 /** `PRAGMA user_version`: bump it, with a migration, whenever the schema changes. */
-export const SCHEMA_VERSION = 1;
+export const SCHEMA_VERSION = 2;
 
 /** Where a message is. */
 export const State = {
@@ -44,7 +44,8 @@ CREATE TABLE messages (
   attempts  INTEGER NOT NULL DEFAULT 0,
   enqueued  INTEGER NOT NULL,
   lease     INTEGER,               -- token of the current delivery: stale settles do not match it
-  body      BLOB    NOT NULL
+  body      BLOB    NOT NULL,
+  max_attempts INTEGER             -- maxAttempts of the consumer that claimed it last (NULL: not yet)
 );
 CREATE INDEX messages_ready      ON messages (priority DESC, seq)       WHERE state = 0;
 CREATE INDEX messages_ready_type ON messages (type, priority DESC, seq) WHERE state = 0;
@@ -148,7 +149,8 @@ function checkStamp(db: Database, what: string): void {
   const appId = db.pragma('application_id', { simple: true }) as number;
   const version = db.pragma('user_version', { simple: true }) as number;
   if (appId === APPLICATION_ID) {
-    if (version !== SCHEMA_VERSION) {
+    // Older versions are migrated by initialize(); a newer one is not ours to read.
+    if (version < 1 || version > SCHEMA_VERSION) {
       throw new IpcError(
         ErrorCodes.INCOMPATIBLE,
         `${what}: the queue file has schema version ${version}; this ipckit reads version ${SCHEMA_VERSION}`,
@@ -168,10 +170,26 @@ function checkStamp(db: Database, what: string): void {
   }
 }
 
+/**
+ * Schema changes from each version to the next; applied in order, each in the transaction that
+ * opens the file, so every process sees the file before or after one, never half-way.
+ */
+const MIGRATIONS: Record<number, string> = {
+  // 1 -> 2: a message's delivery limit is its last claimer's maxAttempts, not each opener's own.
+  1: 'ALTER TABLE messages ADD COLUMN max_attempts INTEGER',
+};
+
 function initialize(db: Database, what: string): void {
   db.transaction(() => {
-    // Another process may have initialized the file between our check and this transaction.
-    if ((db.pragma('application_id', { simple: true }) as number) === APPLICATION_ID) return;
+    // Another process may have initialized (or migrated) the file since our check.
+    if ((db.pragma('application_id', { simple: true }) as number) === APPLICATION_ID) {
+      checkStamp(db, what);
+      for (let v = db.pragma('user_version', { simple: true }) as number; v < SCHEMA_VERSION; v++) {
+        db.exec(MIGRATIONS[v]!);
+        db.pragma(`user_version = ${v + 1}`);
+      }
+      return;
+    }
     checkStamp(db, what);
     db.exec(DDL);
     db.pragma(`application_id = ${APPLICATION_ID}`);

@@ -78,10 +78,10 @@ export class Statements {
   readonly killExpired: Statement<[number, number, number], number>;
   readonly dropStale: Statement<[number], number>;
 
-  readonly claimAny: Statement<[number, number, number], ClaimedRow>;
-  readonly claimType: Statement<[number, number, string, number], ClaimedRow>;
+  readonly claimAny: Statement<[number, number, number, number], ClaimedRow>;
+  readonly claimType: Statement<[number, number, number, string, number], ClaimedRow>;
   readonly readyOfType: Statement<[string, number], { seq: number; priority: number }>;
-  readonly claimOne: Statement<[number, number, number], ClaimedRow>;
+  readonly claimOne: Statement<[number, number, number, number], ClaimedRow>;
   readonly nextInflight: Statement<[], number>;
   readonly nextDelayed: Statement<[], number>;
 
@@ -130,11 +130,11 @@ export class Statements {
 
     this.promote = p('UPDATE messages SET state = 0, due = NULL WHERE state = 3 AND due <= ?');
     this.requeueExpired = p(
-      'UPDATE messages SET state = 0, due = NULL, lease = NULL WHERE state = 1 AND due <= ? AND attempts < ?',
+      'UPDATE messages SET state = 0, due = NULL, lease = NULL WHERE state = 1 AND due <= ? AND attempts < coalesce(max_attempts, ?)',
     );
     this.killExpired = p(
       'UPDATE messages SET state = 2, due = ?, lease = NULL, expires = NULL ' +
-        'WHERE state = 1 AND due <= ? AND attempts >= ? RETURNING length(body)',
+        'WHERE state = 1 AND due <= ? AND attempts >= coalesce(max_attempts, ?) RETURNING length(body)',
       true,
     );
     this.dropStale = p(
@@ -143,12 +143,12 @@ export class Statements {
     );
 
     this.claimAny = p(
-      'UPDATE messages SET state = 1, due = ?, attempts = attempts + 1, lease = ? WHERE seq IN ' +
+      'UPDATE messages SET state = 1, due = ?, attempts = attempts + 1, lease = ?, max_attempts = ? WHERE seq IN ' +
         `(SELECT seq FROM messages WHERE state = 0 ORDER BY priority DESC, seq LIMIT ?) ${CLAIMED}`,
       'raw',
     );
     this.claimType = p(
-      'UPDATE messages SET state = 1, due = ?, attempts = attempts + 1, lease = ? WHERE seq IN ' +
+      'UPDATE messages SET state = 1, due = ?, attempts = attempts + 1, lease = ?, max_attempts = ? WHERE seq IN ' +
         `(SELECT seq FROM messages WHERE state = 0 AND type = ? ORDER BY priority DESC, seq LIMIT ?) ${CLAIMED}`,
       'raw',
     );
@@ -156,7 +156,7 @@ export class Statements {
       'SELECT seq, priority FROM messages WHERE state = 0 AND type = ? ORDER BY priority DESC, seq LIMIT ?',
     );
     this.claimOne = p(
-      `UPDATE messages SET state = 1, due = ?, attempts = attempts + 1, lease = ? WHERE seq = ? AND state = 0 ${CLAIMED}`,
+      `UPDATE messages SET state = 1, due = ?, attempts = attempts + 1, lease = ?, max_attempts = ? WHERE seq = ? AND state = 0 ${CLAIMED}`,
       'raw',
     );
     this.nextInflight = p('SELECT due FROM messages WHERE state = 1 ORDER BY due LIMIT 1', true);
@@ -171,9 +171,9 @@ export class Statements {
     );
     this.nack = p(
       'UPDATE messages SET ' +
-        'state = CASE WHEN attempts >= @max THEN 2 WHEN @delay > 0 THEN 3 ELSE 0 END, ' +
-        'due = CASE WHEN attempts >= @max THEN @now WHEN @delay > 0 THEN @now + @delay ELSE NULL END, ' +
-        'expires = CASE WHEN attempts >= @max THEN NULL ELSE expires END, lease = NULL ' +
+        'state = CASE WHEN attempts >= coalesce(max_attempts, @max) THEN 2 WHEN @delay > 0 THEN 3 ELSE 0 END, ' +
+        'due = CASE WHEN attempts >= coalesce(max_attempts, @max) THEN @now WHEN @delay > 0 THEN @now + @delay ELSE NULL END, ' +
+        'expires = CASE WHEN attempts >= coalesce(max_attempts, @max) THEN NULL ELSE expires END, lease = NULL ' +
         'WHERE seq = @seq AND lease = @lease AND state = 1 AND due > @now RETURNING state, length(body) AS size',
     );
     this.extend = p('UPDATE messages SET due = ? WHERE seq = ? AND lease = ? AND state = 1 AND due > ?');

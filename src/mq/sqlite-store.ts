@@ -363,15 +363,15 @@ class SqliteStore implements Store {
       const types = request.types;
       let rows: ClaimedRow[];
       if (types === undefined) {
-        rows = sql.claimAny.all(leaseUntil, lease, request.max);
+        rows = sql.claimAny.all(leaseUntil, lease, this.#options.maxAttempts, request.max);
       } else if (types.length === 1) {
-        rows = sql.claimType.all(leaseUntil, lease, types[0]!, request.max);
+        rows = sql.claimType.all(leaseUntil, lease, this.#options.maxAttempts, types[0]!, request.max);
       } else {
         const candidates = types.flatMap((type) => sql.readyOfType.all(type, request.max));
         candidates.sort(byDeliveryOrder);
         rows = [];
         for (const candidate of candidates.slice(0, request.max)) {
-          const row = sql.claimOne.get(leaseUntil, lease, candidate.seq);
+          const row = sql.claimOne.get(leaseUntil, lease, this.#options.maxAttempts, candidate.seq);
           if (row) rows.push(row);
         }
       }

@@ -141,6 +141,24 @@ for (const store of stores) {
         expect(await q.stats()).toMatchObject({ ready: 0, dead: 0 });
       });
 
+      it("judges a delivery by its claimer's maxAttempts, not by the bound of whichever opener sweeps", async () => {
+        const patient = await ctx.open<string>({ maxAttempts: 10 });
+        await patient.send('flaky', { id: 'f1' });
+        for (let attempt = 1; attempt <= 2; attempt++)
+          await (await patient.receive({ timeout: 10_000 })).nack();
+        const third = await patient.receive({ timeout: 10_000 });
+        expect(third.attempts).toBe(3);
+        // Its lease runs out; the next to look is an opener whose own bound (2) it is already past.
+        await third.extend(1);
+        const strict = await ctx.open<string>({ maxAttempts: 2 });
+        const fourth = await strict.receive({ timeout: 10_000 });
+        expect([fourth.id, fourth.attempts]).toEqual(['f1', 4]);
+        expect(await strict.stats()).toMatchObject({ dead: 0 });
+        // Claimed by `strict`, it is judged by strict's bound now: this nack is its last.
+        await fourth.nack();
+        expect((await strict.deadLetters()).map((m) => [m.id, m.attempts])).toEqual([['f1', 4]]);
+      });
+
       it('redelivers after the visibility timeout and refuses the stale ack', async () => {
         const q = await ctx.open<string>({ visibilityTimeoutMs: 150 });
         // With the default lease, so that its acks below cannot be late however loaded the machine.

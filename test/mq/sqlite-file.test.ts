@@ -137,6 +137,26 @@ describe('SQLite store file', () => {
     expect((err as Error).message).toMatch(/schema version 99/);
   });
 
+  it('migrates a queue file of schema version 1 on open, keeping its messages', async () => {
+    const q = await MessageQueue.open<string>('older', { maxAttempts: 3 });
+    await q.send('kept', { id: 'k1' });
+    await q.close();
+    // What version 1 wrote: no max_attempts column.
+    const db = new Database(join(rt.dir, 'older.mq.sqlite'));
+    db.exec('ALTER TABLE messages DROP COLUMN max_attempts');
+    db.pragma('user_version = 1');
+    db.close();
+    const reopened = await MessageQueue.open<string>('older', { maxAttempts: 1 });
+    const m = await reopened.receive({ timeout: 10_000 });
+    expect([m.id, m.body, m.attempts]).toEqual(['k1', 'kept', 1]);
+    await m.nack();
+    expect((await reopened.deadLetters()).map((d) => d.id)).toEqual(['k1']);
+    await reopened.close();
+    const check = new Database(join(rt.dir, 'older.mq.sqlite'), { readonly: true });
+    expect(check.pragma('user_version', { simple: true })).toBe(2);
+    check.close();
+  });
+
   it('refuses to follow a planted symlink', async () => {
     const target = join(rt.dir, '..', 'elsewhere.db');
     writeFileSync(target, '');
