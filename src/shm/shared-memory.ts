@@ -205,6 +205,10 @@ export class SharedMemory implements Disposable {
     try {
       native().setCloexec(fd, true);
     } catch (err) {
+      // The variable names an fd the parent did not hand on (or this process closed).
+      if ((err as NodeJS.ErrnoException).code === 'EBADF') {
+        throw new IpcError(ErrorCodes.NOT_FOUND, `${what}: no such open fd`, { cause: err });
+      }
       throw fromSystemError(err, what);
     }
     return SharedMemory.fromSegment('anonymous', 'anonymous', mapFd(fd, what, CONTENT_PLAIN));

@@ -288,8 +288,16 @@ describe('SharedMemory (anonymous and files)', () => {
     segment.close();
   });
 
-  it('reports a missing inherited segment as NOT_FOUND', () => {
+  it('reports a missing inherited segment as NOT_FOUND, also when the variable names a closed fd', () => {
     expect(codeOf(() => SharedMemory.inherited(3))).toBe(ErrorCodes.NOT_FOUND);
+    const saved = process.env.IPCKIT_SHARE_FDS;
+    process.env.IPCKIT_SHARE_FDS = '1000999';
+    try {
+      expect(codeOf(() => SharedMemory.inherited(0))).toBe(ErrorCodes.NOT_FOUND);
+    } finally {
+      if (saved === undefined) delete process.env.IPCKIT_SHARE_FDS;
+      else process.env.IPCKIT_SHARE_FDS = saved;
+    }
   });
 
   it('shares a mapped file between processes, and the writes reach the file', async () => {
