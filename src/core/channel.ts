@@ -251,6 +251,17 @@ export abstract class ChannelBase<T> implements Channel<T> {
     this.#endOutputWith(err);
   }
 
+  /**
+   * Only the outgoing direction broke (a pipe whose reader closed: EPIPE) while the incoming one,
+   * a separate stream, may still hold what the peer sent before it went: sends fail with
+   * ERR_IPC_PEER_GONE, receives go on until the input ends.
+   */
+  protected outputGone(detail: string, cause?: unknown): void {
+    this.#endOutputWith(
+      new IpcError(ErrorCodes.PEER_GONE, `${this.what}: ${detail}`, cause ? { cause } : undefined),
+    );
+  }
+
   /** Marks a one-way channel: the missing direction fails with ERR_IPC_CLOSED naming why. */
   protected oneWay(missing: 'send' | 'receive'): void {
     const err = new IpcError(

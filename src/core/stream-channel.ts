@@ -88,7 +88,9 @@ export class StreamChannel<T> extends ChannelBase<T> {
         this.#outputFull = false;
         this.writable();
       });
-      if (output !== input) output.on('error', (err) => this.#onError(err));
+      if (output !== input) {
+        output.on('error', (err) => (input ? this.#onOutputError(err) : this.#onError(err)));
+      }
       if (input && output !== input) StreamChannel.#releaseOutputWithInput(input, output);
     } else {
       this.oneWay('send');
@@ -296,6 +298,17 @@ export class StreamChannel<T> extends ChannelBase<T> {
         : 'the peer went away without closing the channel';
     this.#settleReady?.(new IpcError(ErrorCodes.PEER_GONE, `${this.what}: ${detail}`));
     this.peerGone(detail);
+  }
+
+  /**
+   * A write to the output of a pair of streams failed: the peer closed its read end, or exited.
+   * What it wrote before that (messages, its goodbye) may still wait in the input, so only sending
+   * ends here; the input is read to its end, which says how the peer left. (A peer that closes at
+   * once, before this end has even written its hello, must not lose what it sent.)
+   */
+  #onOutputError(err: Error & { code?: string }): void {
+    if (this.#goodbyeReceived && err.code === 'EPIPE') return;
+    this.outputGone(`transport error ${err.code ?? err.message}`, err);
   }
 
   #onError(err: Error & { code?: string }): void {

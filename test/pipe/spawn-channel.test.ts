@@ -31,6 +31,19 @@ function printed(child: ChildProcess<unknown>, line: string): Promise<void> {
 }
 
 describe('spawn with a pipe channel', () => {
+  it('a parent that sends and closes before the child has started loses nothing: the child gets it all, then a clean end', async () => {
+    const child = start<number>('receive-all-then-report.ts');
+    let out = '';
+    child.process.stdout!.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+    });
+    for (const n of [1, 2, 3]) await child.channel!.send(n);
+    // The child's hello then meets a closed pipe (EPIPE): what waits in its input still counts.
+    await child.channel!.close();
+    expect(await watchdog(child.exited, 30_000, 'the child exits')).toMatchObject({ code: 0 });
+    expect(JSON.parse(out)).toEqual({ got: [1, 2, 3], end: 'clean' });
+  });
+
   it('exchanges messages both ways and ends cleanly when the parent closes', async () => {
     const child = start<{ i: number; text: string }>('echo-parent-channel.ts');
     const channel = child.channel!;
