@@ -28,7 +28,11 @@ export interface Doorbell {
 export interface Ringer {
   /** Rings the bell at `address` with a mask of RING_* bits. Never throws, never waits. */
   ring(address: string, kinds: number): void;
-  close(): void;
+  /**
+   * Stops ringing. Rings already made still reach their bells first (a ring made just before a
+   * producer closes is what tells a waiting consumer about its last message), bounded in time.
+   */
+  close(): Promise<void>;
 }
 
 /** A way to make doorbells and ringers. */

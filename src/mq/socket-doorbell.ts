@@ -21,6 +21,9 @@ const MAX_PENDING_RING_BYTES = 16;
 
 const BELLS_DIR = '.mq-bells';
 
+/** The longest a closing ringer waits for its last rings to be written. */
+const RING_FLUSH_MS = 1000;
+
 function bellAddress(): { address: string; file?: string } {
   // The owner's pid comes first in the name: how gc finds the bells of dead processes.
   const tag = `${process.pid.toString(36)}-${randomBytes(6).toString('base64url')}`;
@@ -102,10 +105,32 @@ class SocketRinger implements Ringer {
     if (this.#sockets.get(address) === socket) this.#sockets.delete(address);
   }
 
-  close(): void {
-    for (const socket of this.#sockets.values()) socket.destroy();
+  async close(): Promise<void> {
+    const sockets = [...this.#sockets.values()];
     this.#sockets.clear();
+    await Promise.all(sockets.map(flushAndClose));
   }
+}
+
+/**
+ * Ends a ringer's connection once its pending rings are written (a connection may still be
+ * connecting: the rings wait in it). Held referenced meanwhile, so a process whose last act was
+ * to send and close does not exit with the ring unsent; a listener that never answers costs at
+ * most RING_FLUSH_MS.
+ */
+function flushAndClose(socket: Socket): Promise<void> {
+  if (socket.destroyed) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve();
+    };
+    const timer = setTimeout(done, RING_FLUSH_MS);
+    socket.ref();
+    socket.once('close', done);
+    socket.end(done);
+  });
 }
 
 /** Doorbells on Unix sockets in the runtime directory. */

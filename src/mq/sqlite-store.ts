@@ -566,8 +566,8 @@ class SqliteStore implements Store {
       bell.close();
     }
     this.#closed = true;
-    this.#ringer.close();
     this.#dropConnection();
+    await this.#ringer.close();
   }
 }
 

@@ -49,6 +49,18 @@ for (const store of stores) {
         expect((await q.stats()).byType).toEqual({ other: 1 });
       });
 
+      it('wakes an idle consumer for a message whose producer sent, closed and exited at once', async () => {
+        const consumer = startFixture('mq-wait-receive.ts', [ctx.name, '{}'], ctx.handle.spec);
+        await consumer.waitFor('waiting');
+        const producer = startFixture('mq-send.ts', [ctx.name, '"last words"'], ctx.handle.spec);
+        await producer.waitFor('sent ');
+        expect((await producer.exit()).code).toBe(0);
+        // The consumer's safety-net poll is 10 minutes: only the producer's ring, made before its
+        // close() returned, can deliver within the watchdog.
+        expect(await consumer.waitFor('got ', 10_000)).toBe('got "last words"');
+        expect((await consumer.exit()).code).toBe(0);
+      });
+
       it('redelivers, with attempts + 1, what a consumer killed before its ack was holding', async () => {
         // This handle keeps the default lease: the redelivered message's ack cannot be late.
         const q = await ctx.open<string>();
