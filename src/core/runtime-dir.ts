@@ -24,13 +24,16 @@ import { ErrorCodes, fromSystemError, IpcError } from './errors.js';
 /** What a resource name may be: a letter or digit, then up to 99 of `A-Za-z0-9._-`. */
 export const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
 
-/** Throws ERR_IPC_INVALID_NAME unless `name` matches {@link NAME_PATTERN}. */
+/**
+ * Throws a TypeError unless `name` is a string (a wrong argument type, as Node's own APIs treat
+ * it), and ERR_IPC_INVALID_NAME unless it matches {@link NAME_PATTERN}.
+ */
 export function checkName(name: unknown, what: string): asserts name is string {
-  if (typeof name !== 'string' || !NAME_PATTERN.test(name)) {
-    const shown =
-      typeof name === 'string'
-        ? JSON.stringify(name.length > 40 ? `${name.slice(0, 40)}…` : name)
-        : typeof name;
+  if (typeof name !== 'string') {
+    throw new TypeError(`${what}: the name must be a string, got ${name === null ? 'null' : typeof name}`);
+  }
+  if (!NAME_PATTERN.test(name)) {
+    const shown = JSON.stringify(name.length > 40 ? `${name.slice(0, 40)}…` : name);
     throw new IpcError(
       ErrorCodes.INVALID_NAME,
       `${what}: invalid name ${shown}: use 1-100 characters of A-Z a-z 0-9 . _ - starting with a letter or digit`,

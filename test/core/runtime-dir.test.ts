@@ -23,8 +23,12 @@ import {
   type IpcError,
   listen,
   listResources,
+  MessageQueue,
   Mutex,
+  NamedPipe,
+  Semaphore,
   SharedMemory,
+  ShmChannel,
 } from '../../src/index.js';
 import { isolateRuntimeDir } from '../helpers.js';
 
@@ -63,6 +67,25 @@ describe('names', () => {
     try {
       await expect(Fifo.create('../escape')).rejects.toMatchObject({ code: ErrorCodes.INVALID_NAME });
       await expect(Fifo.receiver('x'.repeat(300))).rejects.toMatchObject({ code: ErrorCodes.INVALID_NAME });
+    } finally {
+      env.cleanup();
+    }
+  });
+});
+
+describe('names that are not strings', () => {
+  it('are a TypeError in every API that takes a name, as wrong argument types are in Node', async () => {
+    const env = isolateRuntimeDir();
+    try {
+      const name = 123 as never;
+      await expect(Fifo.create(name)).rejects.toThrow(TypeError);
+      await expect(NamedPipe.listen(name)).rejects.toThrow(TypeError);
+      await expect(NamedPipe.connect(name)).rejects.toThrow(TypeError);
+      await expect(MessageQueue.open(name)).rejects.toThrow(TypeError);
+      expect(() => ShmChannel.create(null as never)).toThrow(/name must be a string, got null/);
+      expect(() => SharedMemory.create(name, { size: 64 })).toThrow(TypeError);
+      expect(() => Mutex.create(name)).toThrow(TypeError);
+      expect(() => Semaphore.openOrCreate(name)).toThrow(TypeError);
     } finally {
       env.cleanup();
     }
