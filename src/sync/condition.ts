@@ -100,14 +100,19 @@ export class Condition extends Primitive {
     const mutex = this.#mutexOf(guard);
     const reg = this.#register(threadDoorbell().nonce);
     this.#releaseOrLeave(mutex, reg);
+    const kept = { slot: false };
     let failure: unknown;
     try {
-      await waitAsync(this.#target(reg), opts);
+      await waitAsync(this.#target(reg, kept), opts);
     } catch (err) {
       failure = err;
     }
-    const died = await waitAsync(mutex.relockTarget(), undefined);
-    if (died) (guard as HeldGuard).ownerDied = true;
+    try {
+      const died = await waitAsync(mutex.relockTarget(), undefined);
+      if (died) (guard as HeldGuard).ownerDied = true;
+    } finally {
+      this.#leaveKept(reg, kept);
+    }
     if (failure !== undefined) throw failure;
   }
 
@@ -123,14 +128,19 @@ export class Condition extends Primitive {
     mutex.assertNoAsyncWaitOfThisThread('Condition.waitSync (which re-takes the mutex)');
     const reg = this.#register(0);
     this.#releaseOrLeave(mutex, reg);
+    const kept = { slot: false };
     let failure: unknown;
     try {
-      waitSync(this.#target(reg), opts);
+      waitSync(this.#target(reg, kept), opts);
     } catch (err) {
       failure = err;
     }
-    const died = waitSync(mutex.relockTarget(), undefined);
-    if (died) (guard as HeldGuard).ownerDied = true;
+    try {
+      const died = waitSync(mutex.relockTarget(), undefined);
+      if (died) (guard as HeldGuard).ownerDied = true;
+    } finally {
+      this.#leaveKept(reg, kept);
+    }
     if (failure !== undefined) throw failure;
   }
 
@@ -175,12 +185,26 @@ export class Condition extends Primitive {
     return reg;
   }
 
-  #target(reg: Registration): WaitTarget<true> {
+  /**
+   * Leaves the slot of a notified wait once its mutex is held again (or the re-lock failed). Until
+   * then the slot reads NOTIFIED: a waiter killed after its notification but before it held the
+   * mutex leaves a dead thread's notified slot, which the other waiters' death checks pass on
+   * (after it holds the mutex, its death is the mutex's ownerDied). Leaving at the notification
+   * instead let a waiter killed while re-taking the mutex take the notification with it.
+   */
+  #leaveKept(reg: Registration, kept: { slot: boolean }): void {
+    if (kept.slot && !this.#queue.detached) this.#queue.leave(reg);
+  }
+
+  #target(reg: Registration, kept: { slot: boolean }): WaitTarget<true> {
     return {
       what: `${this.what}: wait`,
       queue: this.#queue,
       spin: this.spinner,
       registration: reg,
+      keepSlot: () => {
+        kept.slot = true;
+      },
       attempt: () => {
         this.assertOpen();
         return this.#queue.state(reg.slot) === NOTIFIED ? true : undefined;

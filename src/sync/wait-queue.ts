@@ -25,8 +25,8 @@
  *   +0 waiting count   +1 ticket counter   +2 slot count   +3 high-water mark (slots ever used)
  *   +4 + 8*i  slot i: [state, tid, doorbell nonce (0: futex waiter), pid, start time (f64),
  *                      waiting since (f64, ms, wall clock)]
- * Slot state: 0 free, -2 being claimed, -1 notified, -3 handed the lock, > 0 the waiter's ticket
- * (bit 30 set: throttled; bit 29 set: spinning, not asleep).
+ * Slot state: 0 free, -1 notified, -3 handed the lock, > 0 the waiter's ticket (bit 30 set:
+ * throttled; bit 29 set: spinning, not asleep), CLAIMING - tid being claimed by thread tid.
  */
 import { native } from '../native/binding.js';
 import { ringDoorbell } from '../shm/doorbell.js';
@@ -42,9 +42,18 @@ export const WAIT_QUEUE_WORDS = 4 + SLOT_WORDS * WAIT_SLOTS;
 const FREE = 0;
 /** A slot whose waiter has been told to look again. */
 export const NOTIFIED = -1;
-const CLAIMING = -2;
 /** A slot whose waiter was handed the lock (Mutex fairness). */
 export const HANDED = -3;
+/**
+ * A slot being claimed reads CLAIMING - the claimer's thread id (pid_max <= 2^22, so these never
+ * meet the other states): a claimer killed before it armed its slot is found and its slot freed.
+ */
+const CLAIMING = -0x1000000;
+
+/** The thread claiming a slot in state `state`, or 0 if the slot is not being claimed. */
+function claimerOf(state: number): number {
+  return state < CLAIMING ? CLAIMING - state : 0;
+}
 /** Bit 30 of an armed slot: the waiter lost a race after a wake-up and looks again by itself soon. */
 export const THROTTLED = 0x40000000;
 /** Bit 29 of an armed slot: the waiter is spinning on its slot, so handing it the lock needs no wake-up. */
@@ -127,8 +136,8 @@ export class WaitQueue {
     for (let i = 0; i < slots; i++) {
       const slot = this.#slot(i);
       const state = Atomics.load(this.i32, slot);
-      // A CLAIMING slot's fields are still being written (and never by this thread right now).
-      if (state === FREE || state === CLAIMING) continue;
+      // A claimed slot's fields are still being written (and never by this thread right now).
+      if (state === FREE || claimerOf(state) !== 0) continue;
       if (
         this.i32[slot + 1] === me.tid &&
         this.i32[slot + 3] === me.pid &&
@@ -166,18 +175,21 @@ export class WaitQueue {
    * Undefined if the table is full even after freeing the slots of dead waiters.
    */
   register(me: ThreadIdentity, nonce: number, spinning = false): Registration | undefined {
+    // Counted before the claim: a fair Mutex refuses a barging acquirer while anyone waits, and the
+    // sooner it knows, the fewer times a releaser re-takes the lock while this waiter settles in.
+    // And a claimed slot is always counted, so whoever frees it for a claimer that was killed
+    // takes its count back too. (Killed before its claim, a waiter leaves the count one too high:
+    // an over-estimate, which only costs a look at the slots.)
+    Atomics.add(this.i32, this.#base, 1);
     for (let round = 0; round < 2; round++) {
       const slots = this.i32[this.#base + 2]!;
       for (let i = 0; i < slots; i++) {
         const slot = this.#slot(i);
         if (Atomics.load(this.i32, slot) !== FREE) continue;
-        if (Atomics.compareExchange(this.i32, slot, FREE, CLAIMING) !== FREE) continue;
-        // Counted at once: a fair Mutex refuses a barging acquirer while anyone waits, and the
-        // sooner it knows, the fewer times a releaser re-takes the lock while this waiter settles
-        // in. Wakers skip a slot still CLAIMING; its waiter re-checks after arming it.
-        Atomics.add(this.i32, this.#base, 1);
-        // Only the claimer writes these while the state is CLAIMING; wakers read them only after
-        // the state turns into a ticket (an Atomics store, which orders these plain writes).
+        if (Atomics.compareExchange(this.i32, slot, FREE, CLAIMING - me.tid) !== FREE) continue;
+        // Wakers skip a slot being claimed; its waiter re-checks after arming it. Only the claimer
+        // writes these while the slot is being claimed; wakers read them only after the state
+        // turns into a ticket (an Atomics store, which orders these plain writes).
         this.i32[slot + 1] = me.tid;
         this.i32[slot + 2] = nonce;
         this.i32[slot + 3] = me.pid;
@@ -196,6 +208,7 @@ export class WaitQueue {
       }
       if (this.#reapDead() === 0) break;
     }
+    Atomics.sub(this.i32, this.#base, 1);
     return undefined;
   }
 
@@ -371,15 +384,47 @@ export class WaitQueue {
     }
   }
 
-  /** Frees slots whose waiter thread is dead. Returns how many. */
+  /** True if the waiter of a taken slot in `state` is dead (of a slot being claimed: its claimer). */
+  #deadWaiter(slot: number, state: number): boolean {
+    const claimer = claimerOf(state);
+    if (claimer !== 0) return !threadAlive(claimer, 0);
+    return !threadAlive(this.i32[slot + 1]!, this.#f64[(slot + 4) >> 1]!);
+  }
+
+  /**
+   * Frees the slots of waiters that died (killed while claiming a slot, parked, spinning, notified
+   * or handed the lock), passing on each notification one of them held. Reads /proc: for death
+   * checks only. Returns how many slots are still taken (by live waiters).
+   */
+  reapDeadWaiters(): number {
+    // Every slot, not only up to the high-water mark: a claimer killed before it raised the mark.
+    const slots = this.i32[this.#base + 2]!;
+    let taken = 0;
+    for (let i = 0; i < slots; i++) {
+      const slot = this.#slot(i);
+      const state = Atomics.load(this.i32, slot);
+      if (state === FREE) continue;
+      if (!this.#deadWaiter(slot, state) || !this.#free(slot, state)) {
+        taken++;
+        continue;
+      }
+      if (state === NOTIFIED) this.wake(1);
+    }
+    return taken;
+  }
+
+  /**
+   * Frees slots whose waiter thread is dead, but for slots handed the lock (reapDeadNotified frees
+   * those). Returns how many.
+   */
   #reapDead(): number {
     const slots = this.i32[this.#base + 2]!;
     let reaped = 0;
     for (let i = 0; i < slots; i++) {
       const slot = this.#slot(i);
       const state = Atomics.load(this.i32, slot);
-      if (state === FREE || state === CLAIMING || state === HANDED) continue;
-      if (threadAlive(this.i32[slot + 1]!, this.#f64[(slot + 4) >> 1]!)) continue;
+      if (state === FREE || state === HANDED) continue;
+      if (!this.#deadWaiter(slot, state)) continue;
       if (this.#free(slot, state)) reaped++;
     }
     return reaped;

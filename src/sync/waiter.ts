@@ -60,6 +60,13 @@ export interface WaitTarget<T> {
   /** A slot the primitive registered itself before releasing something (Condition). */
   registration?: Registration;
   /**
+   * Called instead of leaving `registration` when the wait succeeds: the slot stays as it is
+   * (NOTIFIED) and the primitive leaves it itself later. A Condition leaves once it holds its mutex
+   * again, so that a waiter killed in between leaves a notified slot of a dead thread, which the
+   * other waiters' death checks pass on, instead of taking the notification with it.
+   */
+  keepSlot?(): void;
+  /**
    * Lets the primitive end a parked wait early (on close): it calls `kick`, which re-checks
    * (the closed primitive's attempt then throws). Returns the function that stops tracking.
    */
@@ -346,6 +353,11 @@ class ParkedWait<T> {
       else this.#reject(goneError(target));
       return;
     }
+    if (error === undefined && this.#registration && target.keepSlot) {
+      target.keepSlot();
+      this.#resolve(result as T);
+      return;
+    }
     const departure = this.#registration ? target.queue.leave(this.#registration) : 'waiting';
     if (error === undefined) {
       this.#resolve(result as T);
@@ -407,7 +419,8 @@ export function waitSync<T>(target: WaitTarget<T>, opts: WaitOptions | undefined
         result = target.attempt(false, false, true);
       }
       if (result !== undefined) {
-        if (reg) target.queue.leave(reg);
+        if (reg && target.keepSlot) target.keepSlot();
+        else if (reg) target.queue.leave(reg);
         return result;
       }
       const remaining = deadline - Date.now();

@@ -2,6 +2,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ErrorCodes, Event, isIpcError, Semaphore, SharedMemory } from '../../src/index.js';
 import { isolateRuntimeDir, watchdog } from '../helpers.js';
 import { killAll, removeShmObjects, startFixture, succeeded } from './children.js';
+import { churn } from './churn.js';
 
 let env: ReturnType<typeof isolateRuntimeDir>;
 beforeEach(() => {
@@ -12,11 +13,6 @@ afterEach(async () => {
   removeShmObjects();
   env.cleanup();
 });
-
-/** Resolves once word 0 of `words` (the churners' iteration count) reaches `target`. */
-async function iterationsReach(words: Int32Array, target: number): Promise<void> {
-  while (Atomics.load(words, 0) < target) await new Promise((resolve) => setImmediate(resolve));
-}
 
 describe('Semaphore within one process', () => {
   it('counts permits: tryAcquire until empty, release gives back, value reports it', () => {
@@ -178,20 +174,14 @@ describe('Semaphore between processes', () => {
   it('gives back exactly the permits of holders SIGKILLed at random points: none lost, none created', async () => {
     const words = new Int32Array(SharedMemory.create('counter', { size: 64 }).buffer);
     const slots = Semaphore.create('slots', { initial: 2 });
-    const start = () => startFixture('sync-semaphore-churn.ts');
-    const churners = [start(), start(), start()];
-    for (let kill = 0; kill < 40; kill++) {
-      const victim = churners[kill % churners.length]!;
-      await victim.line('ready');
-      // Let the whole group run a random number of iterations more, then kill the victim wherever it is.
-      const target = Atomics.load(words, 0) + 1 + Math.floor(Math.random() * 400);
-      await watchdog(iterationsReach(words, target), 20_000, `iteration ${target}`);
-      victim.child.kill('SIGKILL');
-      await watchdog(victim.exited, 10_000, 'the victim exits');
-      churners[kill % churners.length] = start();
-    }
-    for (const churner of churners) churner.child.kill('SIGKILL');
-    await watchdog(Promise.all(churners.map((c) => c.exited)), 10_000, 'the churners exit');
+    await churn({
+      start: () => startFixture('sync-semaphore-churn.ts'),
+      count: 3,
+      kills: 30,
+      words,
+      iterations: 0,
+      spread: 400,
+    });
     expect(slots.value).toBe(2);
   }, 120_000);
 
