@@ -1,22 +1,14 @@
 // The wake-up plumbing ShmChannel and the sync primitives share: doorbells and process watches.
 import { spawn } from 'node:child_process';
 import { closeSync } from 'node:fs';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { native } from '../../src/native/binding.js';
 import { ringDoorbell, threadDoorbell } from '../../src/shm/doorbell.js';
 import { watchProcess } from '../../src/shm/process-watch.js';
-import { isolateRuntimeDir, watchdog } from '../helpers.js';
-import { killAll, removeShmObjects } from '../sync/children.js';
+import { watchdog } from '../helpers.js';
+import { isolateEachTest } from '../sync/children.js';
 
-let env: ReturnType<typeof isolateRuntimeDir>;
-beforeEach(() => {
-  env = isolateRuntimeDir();
-});
-afterEach(async () => {
-  await killAll();
-  removeShmObjects();
-  env.cleanup();
-});
+isolateEachTest();
 
 describe('doorbells', () => {
   it('delivers a ring even when unread rings to stalled doorbells have filled the sending socket', () => {

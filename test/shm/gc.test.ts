@@ -1,6 +1,6 @@
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   ErrorCodes,
   gcResources,
@@ -12,18 +12,9 @@ import {
 } from '../../src/index.js';
 import { kernelName } from '../../src/shm/kernel-name.js';
 import { createNamed } from '../../src/shm/mapping.js';
-import { isolateRuntimeDir } from '../helpers.js';
-import { killAll, killWaitingConsumer, removeShmObjects, startFixture, succeeded } from '../sync/children.js';
+import { isolateEachTest, killWaitingConsumer, startFixture, succeeded } from '../sync/children.js';
 
-let env: ReturnType<typeof isolateRuntimeDir>;
-beforeEach(() => {
-  env = isolateRuntimeDir();
-});
-afterEach(async () => {
-  await killAll();
-  removeShmObjects();
-  env.cleanup();
-});
+const env = isolateEachTest();
 
 function exists(open: () => { close(): void }): boolean {
   try {

@@ -1,17 +1,9 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Barrier, ErrorCodes, isIpcError, SharedMemory } from '../../src/index.js';
-import { isolateRuntimeDir, isPending, rejectionOf, watchdog } from '../helpers.js';
-import { killAll, removeShmObjects, startFixture, succeeded } from './children.js';
+import { isPending, rejectionOf, watchdog } from '../helpers.js';
+import { isolateEachTest, startFixture, succeeded } from './children.js';
 
-let env: ReturnType<typeof isolateRuntimeDir>;
-beforeEach(() => {
-  env = isolateRuntimeDir();
-});
-afterEach(async () => {
-  await killAll();
-  removeShmObjects();
-  env.cleanup();
-});
+isolateEachTest();
 
 describe('Barrier', () => {
   it('releases all parties together and gives each a distinct arrival index', async () => {

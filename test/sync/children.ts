@@ -6,8 +6,9 @@ import { type ChildProcess, type StdioOptions, spawn } from 'node:child_process'
 import { readdirSync, rmSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
+import { afterEach, beforeEach } from 'vitest';
 import { kernelPrefix } from '../../src/shm/kernel-name.js';
-import { directoryReaches, fixture, fixtureArgs, watchdog } from '../helpers.js';
+import { directoryReaches, fixture, fixtureArgs, isolateRuntimeDir, watchdog } from '../helpers.js';
 
 /** A running fixture with line-level access to its stdout. */
 export interface Fixture {
@@ -191,4 +192,25 @@ export async function killWaitingConsumer(queue: string, bells: string, bellsThe
   consumer.child.kill('SIGKILL');
   await consumer.exited;
   return consumer.pid;
+}
+
+/**
+ * Gives each test of the calling file a runtime directory of its own, and after each test kills
+ * the fixtures it started and removes the /dev/shm objects it left. `dir` is the current test's.
+ */
+export function isolateEachTest(): { readonly dir: string } {
+  let env: ReturnType<typeof isolateRuntimeDir> | undefined;
+  beforeEach(() => {
+    env = isolateRuntimeDir();
+  });
+  afterEach(async () => {
+    await killAll();
+    removeShmObjects();
+    env?.cleanup();
+  });
+  return {
+    get dir() {
+      return env!.dir;
+    },
+  };
 }

@@ -1,17 +1,9 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Condition, ErrorCodes, Event, isIpcError, Mutex, SharedMemory } from '../../src/index.js';
-import { isolateRuntimeDir, watchdog } from '../helpers.js';
-import { killAll, removeShmObjects, startFixture, succeeded } from './children.js';
+import { watchdog } from '../helpers.js';
+import { isolateEachTest, startFixture, succeeded } from './children.js';
 
-let env: ReturnType<typeof isolateRuntimeDir>;
-beforeEach(() => {
-  env = isolateRuntimeDir();
-});
-afterEach(async () => {
-  await killAll();
-  removeShmObjects();
-  env.cleanup();
-});
+isolateEachTest();
 
 describe('Condition', () => {
   it('releases the mutex while waiting and holds it again when notified', async () => {

@@ -11,21 +11,13 @@
  * before it holds the mutex again.
  */
 import { spawnSync } from 'node:child_process';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Condition, Event, Mutex, RwLock, SharedMemory } from '../../src/index.js';
-import { isolateRuntimeDir, watchdog } from '../helpers.js';
-import { killAll, removeShmObjects, startFixture, succeeded } from './children.js';
+import { watchdog } from '../helpers.js';
+import { isolateEachTest, startFixture, succeeded } from './children.js';
 import { churn, until, wordReaches } from './churn.js';
 
-let env: ReturnType<typeof isolateRuntimeDir>;
-beforeEach(() => {
-  env = isolateRuntimeDir();
-});
-afterEach(async () => {
-  await killAll();
-  removeShmObjects();
-  env.cleanup();
-});
+isolateEachTest();
 
 describe('Mutex: holders SIGKILLed at random points', () => {
   // Words of 'counter', as sync-mutex-churn.ts uses them.

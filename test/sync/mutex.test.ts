@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   ErrorCodes,
   Event,
@@ -10,18 +10,10 @@ import {
   Semaphore,
   SharedMemory,
 } from '../../src/index.js';
-import { fixture, isolateRuntimeDir, watchdog } from '../helpers.js';
-import { killAll, removeShmObjects, startFixture, succeeded } from './children.js';
+import { fixture, watchdog } from '../helpers.js';
+import { isolateEachTest, startFixture, succeeded } from './children.js';
 
-let env: ReturnType<typeof isolateRuntimeDir>;
-beforeEach(() => {
-  env = isolateRuntimeDir();
-});
-afterEach(async () => {
-  await killAll();
-  removeShmObjects();
-  env.cleanup();
-});
+isolateEachTest();
 
 async function rejection(promise: Promise<unknown>): Promise<unknown> {
   try {

@@ -3,7 +3,7 @@
  * (the segment's buffer is detached). Pending waits reject with ERR_IPC_CLOSED instead of crashing
  * the process, and every later call throws or rejects ERR_IPC_CLOSED instead of V8's TypeError.
  */
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   Barrier,
   Condition,
@@ -15,19 +15,11 @@ import {
   Semaphore,
   SharedMemory,
 } from '../../src/index.js';
-import { isolateRuntimeDir, rejectionOf } from '../helpers.js';
+import { rejectionOf } from '../helpers.js';
 import { PLACEMENT_STRIDE } from '../support/placement.js';
-import { killAll, removeShmObjects, startFixture, succeeded } from './children.js';
+import { isolateEachTest, startFixture, succeeded } from './children.js';
 
-let env: ReturnType<typeof isolateRuntimeDir>;
-beforeEach(() => {
-  env = isolateRuntimeDir();
-});
-afterEach(async () => {
-  await killAll();
-  removeShmObjects();
-  env.cleanup();
-});
+isolateEachTest();
 
 describe('a primitive placed in a SharedMemory that is closed', () => {
   it('rejects the pending waits of every kind with ERR_IPC_CLOSED; the process ends by itself', async () => {

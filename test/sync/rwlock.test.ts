@@ -1,17 +1,9 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ErrorCodes, Event, RwLock, SharedMemory } from '../../src/index.js';
-import { isolateRuntimeDir, watchdog } from '../helpers.js';
-import { killAll, removeShmObjects, startFixture, succeeded } from './children.js';
+import { watchdog } from '../helpers.js';
+import { isolateEachTest, startFixture, succeeded } from './children.js';
 
-let env: ReturnType<typeof isolateRuntimeDir>;
-beforeEach(() => {
-  env = isolateRuntimeDir();
-});
-afterEach(async () => {
-  await killAll();
-  removeShmObjects();
-  env.cleanup();
-});
+isolateEachTest();
 
 describe('RwLock', () => {
   it('lets readers share and keeps writers out, in one process', async () => {

@@ -1,18 +1,10 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ErrorCodes, Event, isIpcError, Semaphore, SharedMemory } from '../../src/index.js';
-import { isolateRuntimeDir, watchdog } from '../helpers.js';
-import { killAll, removeShmObjects, startFixture, succeeded } from './children.js';
+import { watchdog } from '../helpers.js';
+import { isolateEachTest, startFixture, succeeded } from './children.js';
 import { churn } from './churn.js';
 
-let env: ReturnType<typeof isolateRuntimeDir>;
-beforeEach(() => {
-  env = isolateRuntimeDir();
-});
-afterEach(async () => {
-  await killAll();
-  removeShmObjects();
-  env.cleanup();
-});
+isolateEachTest();
 
 describe('Semaphore within one process', () => {
   it('counts permits: tryAcquire until empty, release gives back, value reports it', () => {
