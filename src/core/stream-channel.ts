@@ -181,6 +181,16 @@ export class StreamChannel<T> extends ChannelBase<T> {
     this.deliverRange(data, start, end);
   }
 
+  /**
+   * The input broke the protocol (a bad frame, a wrong hello) or a receive hook refused it: the
+   * channel fails with `err` and the input is dropped. A protocol that can tell its peer why
+   * (sockets: ABORT) overrides this.
+   */
+  protected inputFailed(err: IpcError): void {
+    this.fail(err);
+    this.#input?.destroy();
+  }
+
   #scheduleFlush(): void {
     if (this.#batch.byteLength >= FLUSH_BYTES) this.#flush();
     else if (!this.#flushScheduled) {
@@ -255,8 +265,7 @@ export class StreamChannel<T> extends ChannelBase<T> {
       this.#decoder.push(chunk);
     } catch (err) {
       this.#settleReady?.(err as IpcError);
-      this.fail(err as IpcError);
-      this.#input?.destroy();
+      this.inputFailed(err as IpcError);
     } finally {
       this.#reading = false;
     }

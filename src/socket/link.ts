@@ -52,6 +52,8 @@ export const Hold = {
 const EMPTY = new Uint8Array(0);
 /** Silent heartbeat ticks before the peer is declared dead: 2 ticks = 2–3 intervals of silence. */
 const MISSED_TICKS = 2;
+/** How long a connection that sent ABORT waits for the peer to close its end before cutting it off. */
+const ABORT_LINGER_MS = 2000;
 
 const knownCodes = new Set<string>(Object.values(ErrorCodes));
 
@@ -66,6 +68,8 @@ export abstract class Link<T> extends StreamChannel<T> implements Beating {
   #settle: ((err?: IpcError) => void) | undefined;
   #open = false;
   #ended = false;
+  #abortSent = false;
+  #abortReceived = false;
   #reason: IpcError | undefined;
   #heartbeatMs = 0;
   #seen = 0;
@@ -162,6 +166,7 @@ export abstract class Link<T> extends StreamChannel<T> implements Beating {
     const message = typeof body.message === 'string' ? body.message.slice(0, 4096) : 'the peer hung up';
     const err = new IpcError(code as IpcErrorCode, message);
     this.#reason ??= err;
+    this.#abortReceived = true;
     return err;
   }
 
@@ -192,16 +197,46 @@ export abstract class Link<T> extends StreamChannel<T> implements Beating {
   abort(err: IpcError, tellPeer = true): void {
     if (this.#ended) return;
     this.#reason ??= err;
-    if (tellPeer) this.#sendAbort(err);
+    const told = tellPeer ? this.#sendAbort(err) : false;
     this.fail(err);
-    this.socket.destroy();
+    if (told) this.#endAfterAbort();
+    else this.socket.destroy();
   }
 
-  #sendAbort(err: IpcError): void {
-    if (this.socket.destroyed) return;
+  /**
+   * A bad frame or a refused one (see {@link refuse}): the peer is told why, then cut off. A peer
+   * that sent ABORT itself is not answered with one.
+   */
+  protected override inputFailed(err: IpcError): void {
+    this.abort(err, !this.#abortReceived);
+  }
+
+  /** Sends ABORT once; false if it cannot be sent (the socket is gone). */
+  #sendAbort(err: IpcError): boolean {
+    if (this.socket.destroyed) return false;
+    if (this.#abortSent) return true;
+    this.#abortSent = true;
     this.transmitFrame(jsonFrame(Kind.ABORT, { code: err.code, message: err.message }));
-    // Written before the socket is destroyed: with an empty output queue the write is immediate.
     this.flushNow();
+    return true;
+  }
+
+  /**
+   * Ends the connection once the ABORT is out, rather than destroying it: a destroyed TLS socket
+   * drops the records still to be written, and a TCP socket closed with unread input sends a
+   * reset, which can make the peer lose the ABORT before reading it. What the peer still sends is
+   * read and dropped (so nothing is left unread when it closes); a peer that never closes its end
+   * is cut off after ABORT_LINGER_MS.
+   */
+  #endAfterAbort(): void {
+    const socket = this.socket;
+    socket.removeAllListeners('data');
+    socket.on('data', () => {});
+    socket.resume();
+    const linger = setTimeout(() => socket.destroy(), ABORT_LINGER_MS);
+    linger.unref();
+    socket.once('close', () => clearTimeout(linger));
+    socket.end();
   }
 
   // ---- heartbeats -------------------------------------------------------------------------------

@@ -124,6 +124,21 @@ describe.each(transports)('handshake and authentication over %s', (transport) =>
     expect([ErrorCodes.BAD_FRAME, ErrorCodes.PEER_GONE]).toContain(plain.code);
   });
 
+  it('tls + auth.token: a wrong or missing token is ERR_IPC_AUTH: the ABORT survives the TLS close', async () => {
+    await using server = await listen(listenUrl(transport, env.dir), {
+      tls: { key, cert },
+      auth: { token: 's3cret' },
+    });
+    const wrong = await rejectionOf(connect(server.url, { tls: { ca: cert }, auth: { token: 'nope' } }));
+    expect(wrong.code).toBe(ErrorCodes.AUTH);
+    expect(wrong.message).toContain('wrong token');
+    const missing = await rejectionOf(connect(server.url, { tls: { ca: cert } }));
+    expect(missing.code).toBe(ErrorCodes.AUTH);
+    const client = await connect(server.url, { tls: { ca: cert }, auth: { token: 's3cret' } });
+    expect(client.connected).toBe(true);
+    await client.close();
+  });
+
   it('a TLS client to a plain server fails with ERR_IPC_AUTH', async () => {
     await using server = await listen(listenUrl(transport, env.dir));
     const error = await rejectionOf(connect(server.url, { tls: { ca: cert }, timeout: 5000 }));

@@ -35,15 +35,39 @@ describe.each(transports)('limits over %s', (transport) => {
     server.on('disconnect', (_conn, reason) => reasons.push(reason));
     for (const length of [0xffff_fffe, 0x7fff_ffff, 1024 + 262]) {
       const raw = await rawConnect(server.url);
+      let heard = '';
+      raw.on('data', (chunk: Buffer) => {
+        heard += chunk.toString('latin1');
+      });
       const rssBefore = process.memoryUsage().rss;
       raw.write(Buffer.concat([greeting(), header(length), Buffer.from([1, 2, 3])]));
       await closed(raw);
+      // Told why before being cut off: the ABORT frame's JSON body.
+      expect(heard).toContain(`"code":"${ErrorCodes.FRAME_TOO_LARGE}"`);
       // Nothing near `length` was allocated for the frame.
       expect(process.memoryUsage().rss - rssBefore).toBeLessThan(64 << 20);
     }
+    await watchdog(
+      until(() => reasons.length === 3),
+      10_000,
+      'the server reports the three connections gone',
+    );
     expect(reasons.map((r) => r.code)).toEqual(Array(3).fill(ErrorCodes.FRAME_TOO_LARGE));
     expect(await healthy.request('ping')).toBe('pong');
     await healthy.close();
+  });
+
+  it("a request over the server's maxMessageBytes: the client learns the server's reason, FRAME_TOO_LARGE", async () => {
+    await using server = await listen(listenUrl(transport, env.dir), { maxMessageBytes: 1024 });
+    server.handle('echo', (body) => body);
+    const client = await connect(server.url, { reconnect: false });
+    const disconnected = new Promise<IpcError>((resolve) => client.on('disconnect', resolve));
+    const err = await rejectionOf(client.request('echo', 'x'.repeat(4000)));
+    // The request was in flight on the connection the server cut: PEER_GONE, saying why.
+    expect((err as IpcError).code).toBe(ErrorCodes.PEER_GONE);
+    expect((err as Error).message).toMatch(/exceeds maxMessageBytes/);
+    expect((await watchdog(disconnected, 10_000, 'disconnect')).code).toBe(ErrorCodes.FRAME_TOO_LARGE);
+    await client.close();
   });
 
   it('at maxConcurrentRequests the connection still reads: a CANCEL reaches its handler, later requests are served', async () => {
@@ -109,8 +133,10 @@ describe.each(transports)('limits over %s', (transport) => {
     const refused = new Promise<IpcError>((resolve) => server.once('refused', resolve));
     const raw = await rawConnect(server.url);
     raw.write(Buffer.concat([greeting().subarray(0, 13), header(64 * 1024)]));
+    // Read at once: the server waits for us to close after its ABORT (up to 2 s) before it is done.
+    const gone = closed(raw);
     expect((await watchdog(refused, 5000, 'refusal')).code).toBe(ErrorCodes.FRAME_TOO_LARGE);
-    await closed(raw);
+    await gone;
   });
 
   it('a too-large request or message is refused locally and the connection stays usable', async () => {
