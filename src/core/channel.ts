@@ -194,6 +194,16 @@ export abstract class ChannelBase<T> implements Channel<T> {
     this.#accept(item);
   }
 
+  /**
+   * Takes every message queued ahead for `receive()`, in order, for a transport whose reader has
+   * switched to another way of receiving (ShmChannel.receiveView) and hands them out there.
+   */
+  protected takeQueued(): Array<{ message: T } | { error: IpcError }> {
+    return this.#received
+      .drain()
+      .map((item) => (item instanceof ReceiveFailure ? { error: item.error } : { message: item as T }));
+  }
+
   /** Hands a decoded message (or its failure) to the first waiting receive, or queues it. */
   #accept(item: T | ReceiveFailure): void {
     const waiter = this.#receivers.shift();

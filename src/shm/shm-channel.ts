@@ -258,6 +258,8 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
   #pumping = false;
 
   #viewMode = false;
+  /** Messages read ahead for receive() before the first receiveView(): it returns them first. */
+  #readAhead: Array<{ message: T } | { error: IpcError }> = [];
   readonly #views: Array<{ end: number; released: boolean }> = [];
   readonly #viewWaiters = new Queue<ViewWaiter>();
   readonly #reattachWaiters = new Queue<ReattachWaiter<T>>();
@@ -508,8 +510,9 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
    * The next message's encoded bytes, read in place: no copy while the message fits in one record
    * (half the ring); a larger one arrives in pieces and is assembled into a buffer of its own.
    * The writer cannot reuse the space until `release()`, so hold views briefly: a ring full of
-   * unreleased views makes the peer's `send` wait. Once called, the channel stays in view mode:
-   * messages already queued for `receive()` are still returned by it, later ones only here.
+   * unreleased views makes the peer's `send` wait. Once called, the channel stays in view mode and
+   * every message not yet received comes here, in order: first those already read ahead for
+   * `receive()` (encoded again, into bytes of their own), then the rest in place.
    * Once the peer closes (ERR_IPC_CLOSED) or is gone (ERR_IPC_PEER_GONE), sends and `receive()`
    * fail at once; this returns what the peer sent before, then fails the same way.
    */
@@ -520,7 +523,12 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
       return Promise.reject(err);
     }
     if (this.#torn) return Promise.reject(closedError(this.what));
-    this.#viewMode = true;
+    if (!this.#viewMode) {
+      this.#viewMode = true;
+      // What the channel read ahead for receive() before this first call comes here first, in
+      // order, so that a reader that only takes views misses nothing sent before it started.
+      this.#readAhead = this.takeQueued();
+    }
     if (this.#viewWaiters.length === 0) {
       try {
         const view = this.#takeView();
@@ -1038,6 +1046,12 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
   /** The next complete message as a view, or undefined if none is published yet. */
   #takeView(): ShmView | undefined {
     if (this.#torn) throw closedError(this.what);
+    const early = this.#readAhead.shift();
+    if (early) {
+      if ('error' in early) throw early.error;
+      // Decoded already: encoded again, into bytes of its own (the same message, not the same bytes).
+      return { bytes: this.codec.encode(early.message), release: noop };
+    }
     for (;;) {
       let rec: RingRecord | undefined;
       try {

@@ -9,6 +9,7 @@ import { readdirSync, readlinkSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import {
   type ChildProcess,
+  codecs,
   ErrorCodes,
   listResources,
   SharedMemory,
@@ -199,6 +200,43 @@ describe('ShmChannel in one process', () => {
     expect(await watchdog(b.receive(), 5_000, 'next')).toBe('in one record');
     expect((await watchdog(rejectionOf(b.receive()), 5_000, 'pieces')).code).toBe(ErrorCodes.FRAME_TOO_LARGE);
     expect(await watchdog(b.receive(), 5_000, 'after')).toBe('after the pieces');
+    a.destroy();
+    b.destroy();
+  });
+
+  it('a reader whose first call is receiveView() gets what was sent before it, in order (read ahead, then in place)', async () => {
+    const { a, b } = pair();
+    for (let i = 0; i < 10; i++) await a.send(Uint8Array.of(i));
+    // A turn of the event loop: b's pump reads ahead for receive(), which b never calls.
+    await new Promise((resolve) => setImmediate(resolve));
+    const seen: number[] = [];
+    for (let i = 0; i < 10; i++) {
+      const view = await watchdog(b.receiveView(), 5_000, `view ${i}`);
+      seen.push(view.bytes[0]!);
+      view.release();
+    }
+    await a.send(Uint8Array.of(10));
+    const later = await watchdog(b.receiveView(), 5_000, 'a view of a later message');
+    seen.push(later.bytes[0]!);
+    later.release();
+    expect(seen).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    expect(b.tryReceive()).toBeUndefined();
+    a.destroy();
+    b.destroy();
+  });
+
+  it('with the default codec, a message read ahead reaches receiveView() as its encoded bytes', async () => {
+    const a = ShmChannel.create<{ n: number }>('ahead');
+    const b = ShmChannel.open<{ n: number }>('ahead');
+    await a.send({ n: 1 });
+    await a.send({ n: 2 });
+    await new Promise((resolve) => setImmediate(resolve));
+    const first = await watchdog(b.receiveView(), 5_000, 'first view');
+    expect(codecs.msgpack.decode(first.bytes)).toEqual({ n: 1 });
+    first.release();
+    const second = await watchdog(b.receiveView(), 5_000, 'second view');
+    expect(codecs.msgpack.decode(second.bytes)).toEqual({ n: 2 });
+    second.release();
     a.destroy();
     b.destroy();
   });
