@@ -22,6 +22,11 @@ export interface ExitStatus {
   signal: NodeJS.Signals | null;
 }
 
+/** `signal SIGKILL` or `code 3`, for messages. */
+export function describeExit(status: ExitStatus): string {
+  return status.signal ? `signal ${status.signal}` : `code ${status.code}`;
+}
+
 /** Options for {@link ChildProcess.stop}. */
 export interface StopOptions {
   /** How long the process may take to exit after `signal` before it gets SIGKILL. Default 5000. */

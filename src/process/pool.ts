@@ -20,7 +20,7 @@ import { numberError } from '../core/options.js';
 import { Queue } from '../core/queue.js';
 import { checkWaitOptions, type WaitOptions } from '../core/wait.js';
 import { type ChannelKind, checkChannelKind } from './channel-plan.js';
-import type { ExitStatus } from './child-process.js';
+import { describeExit, type ExitStatus } from './child-process.js';
 import { childExecArgv, moduleUrl, siblingModule } from './node-args.js';
 import { type Job, MapJob, RunJob, type Unit } from './pool-jobs.js';
 import {
@@ -402,7 +402,11 @@ export class Pool<In = unknown, Out = unknown> implements AsyncDisposable {
       this.#break(
         new IpcError(
           ErrorCodes.PEER_GONE,
-          `pool: ${MAX_START_FAILURES} workers in a row exited before they were ready (last: ${describe(status)}); can node run ${this.#url.href}?`,
+          `pool: ${MAX_START_FAILURES} workers in a row exited before they were ready (last: ${describeExit(status)}); ${
+            status.signal
+              ? 'were they killed from outside (an OOM killer, an operator)?'
+              : `can node run ${this.#url.href}?`
+          }`,
         ),
       );
     }
@@ -410,7 +414,7 @@ export class Pool<In = unknown, Out = unknown> implements AsyncDisposable {
       unit.job.fail(
         new IpcError(
           ErrorCodes.PEER_GONE,
-          `pool worker ${worker.pid} exited (${describe(status)}) while running a task; the task is not retried`,
+          `pool worker ${worker.pid} exited (${describeExit(status)}) while running a task; the task is not retried`,
         ),
       );
     }
@@ -422,7 +426,7 @@ export class Pool<In = unknown, Out = unknown> implements AsyncDisposable {
         unit.job.fail(
           new IpcError(
             ErrorCodes.PEER_GONE,
-            `pool: ${requeued} workers died while this task waited in them (last: worker ${worker.pid}, ${describe(status)})`,
+            `pool: ${requeued} workers died while this task waited in them (last: worker ${worker.pid}, ${describeExit(status)})`,
           ),
         );
         continue;
@@ -461,8 +465,4 @@ export class Pool<In = unknown, Out = unknown> implements AsyncDisposable {
     for (const worker of this.#workers) if (worker.inflight.size > 0) return;
     for (const resolve of this.#drainWaiters.splice(0)) resolve();
   }
-}
-
-function describe(status: ExitStatus): string {
-  return status.signal ? `signal ${status.signal}` : `code ${status.code}`;
 }

@@ -11,7 +11,7 @@ import { EventEmitter } from 'node:events';
 import type { Channel } from '../core/channel.js';
 import { closedError, ErrorCodes, IpcError } from '../core/errors.js';
 import { numberError } from '../core/options.js';
-import { ChildProcess, type ExitStatus } from './child-process.js';
+import { ChildProcess, describeExit, type ExitStatus } from './child-process.js';
 import { SupervisedChannel } from './supervised-channel.js';
 
 /** When a child that exited is started again. */
@@ -341,7 +341,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
             )
           : new IpcError(
               ErrorCodes.PEER_GONE,
-              `supervised channel '${entry.name}': the child exited (${describe(status)}) and is not restarted`,
+              `supervised channel '${entry.name}': the child exited (${describeExit(status)}) and is not restarted`,
             ),
       );
       return;
@@ -353,7 +353,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       entry.channel.end(
         new IpcError(
           ErrorCodes.PEER_GONE,
-          `supervised channel '${entry.name}': gave up after ${entry.restarts.length} restarts in ${s.windowMs} ms (last: ${describe(status)})`,
+          `supervised channel '${entry.name}': gave up after ${entry.restarts.length} restarts in ${s.windowMs} ms (last: ${describeExit(status)})`,
           error === undefined ? undefined : { cause: error },
         ),
       );
@@ -368,10 +368,6 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     entry.timer = setTimeout(() => void this.#relaunch(entry), delayMs);
     this.#announce('restart', entry.name, { attempt, delayMs, lastExit: status });
   }
-}
-
-function describe(status: ExitStatus): string {
-  return status.signal ? `signal ${status.signal}` : `code ${status.code}`;
 }
 
 function settings(

@@ -196,6 +196,23 @@ describe('Pool: failures', () => {
     expect(p.pids).toEqual([]);
   });
 
+  it.each([
+    ['exit', /exited before they were ready \(last: code 3\); can node run/],
+    ['signal', /exited before they were ready \(last: signal SIGKILL\); were they killed from outside/],
+  ])(
+    'workers that die before they are ready (%s), three in a row, break the pool, saying how',
+    async (how, said) => {
+      const p = pool<number, number>('pool-exit-on-load.ts', {
+        size: 1,
+        env: { ...process.env, POOL_EXIT_HOW: how },
+      });
+      const err = await rejectionOf(watchdog(p.run(1), 30_000, 'run'));
+      expect(err.code).toBe(ErrorCodes.PEER_GONE);
+      expect(err.message).toMatch(said);
+      await watchdog(p.close(), 15_000, 'close');
+    },
+  );
+
   it('a module without a default-export function is refused the same way', async () => {
     const p = pool<number, number>('pool-no-default.ts', { size: 1 });
     const err = (await rejectionOf(watchdog(p.run(1), 30_000, 'run'))) as TaskError;
