@@ -13,6 +13,7 @@
 import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { Condition, Event, Mutex, RwLock, SharedMemory } from '../../src/index.js';
+import { ConditionWords, MutexWords, RwLockWords } from '../fixtures/sync-churn-words.js';
 import { watchdog } from '../helpers.js';
 import { isolateEachTest, startFixture, succeeded } from './children.js';
 import { churn, until, wordReaches } from './churn.js';
@@ -20,13 +21,7 @@ import { churn, until, wordReaches } from './churn.js';
 isolateEachTest();
 
 describe('Mutex: holders SIGKILLed at random points', () => {
-  // Words of 'counter', as sync-mutex-churn.ts uses them.
-  const ITERATIONS = 0;
-  const A = 1;
-  const B = 2;
-  const VIOLATIONS = 3;
-  const INSIDE = 4;
-  const SECTIONS = 5;
+  const { ITERATIONS, A, B, VIOLATIONS, INSIDE, SECTIONS } = MutexWords;
 
   it.each([
     ['default', false],
@@ -67,11 +62,7 @@ describe('Mutex: holders SIGKILLed at random points', () => {
 });
 
 describe('RwLock: readers and writers SIGKILLed at random points', () => {
-  // Words of 'counter', as sync-rwlock-churn.ts uses them.
-  const ITERATIONS = 0;
-  const VIOLATIONS = 3;
-  const WRITES = 5;
-  const READS = 6;
+  const { ITERATIONS, VIOLATIONS, WRITES, READS } = RwLockWords;
 
   it('drops the dead readers and writers: a writer gets in, then readers and writers again', async () => {
     const words = new Int32Array(SharedMemory.create('counter', { size: 64 }).buffer);
@@ -108,10 +99,7 @@ describe('RwLock: readers and writers SIGKILLed at random points', () => {
 });
 
 describe('Condition: producers and consumers SIGKILLed at random points', () => {
-  // Words of 'counter', as sync-condition-churn.ts uses them.
-  const FULL = 0;
-  const CONSUMED = 2;
-  const VIOLATIONS = 4;
+  const { FULL, CONSUMED, VIOLATIONS } = ConditionWords;
 
   it('keeps handing over: the survivors without the victim, and a fresh pair at the end', async () => {
     const words = new Int32Array(SharedMemory.create('counter', { size: 64 }).buffer);
