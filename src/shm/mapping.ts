@@ -10,6 +10,7 @@
 import { fchmodSync, fstatSync, ftruncateSync, statSync } from 'node:fs';
 import { ErrorCodes, fromSystemError, IpcError } from '../core/errors.js';
 import { numberError } from '../core/options.js';
+import { type ResourceKind, unregister } from '../core/registry.js';
 import { native } from '../native/binding.js';
 import {
   HEADER_BYTES,
@@ -38,7 +39,7 @@ export interface MappedSegment {
   info: SegmentInfo;
   /** Kept open only for anonymous (memfd) segments, which are shared by handing the fd on. */
   fd: number | undefined;
-  /** The named object this segment maps (see {@link stillNames}); undefined for memfd and inherited fds. */
+  /** The named object this segment maps (see {@link unlinkOwnName}); undefined for memfd and inherited fds. */
   id?: ObjectId;
 }
 
@@ -184,7 +185,8 @@ export function openNamed(kernel: string, what: string, kind: number): MappedSeg
   try {
     // /dev/shm is shared by every user: an object another user made under our name (planted, to
     // hold our lock forever or read our data) is refused, as a runtime dir of theirs would be.
-    const owner = fstatSync(fd).uid;
+    const stat = fstatSync(fd, { bigint: true });
+    const owner = Number(stat.uid);
     const self = process.geteuid?.();
     if (self !== undefined && owner !== self) {
       throw new IpcError(
@@ -192,8 +194,7 @@ export function openNamed(kernel: string, what: string, kind: number): MappedSeg
         `${what}: the object is owned by uid ${owner}, not by this user (uid ${self}); refusing to use it`,
       );
     }
-    const id = objectIdOf(fd);
-    return { ...mapExisting(fd, kind, what), id };
+    return { ...mapExisting(fd, kind, what), id: { dev: stat.dev, ino: stat.ino } };
   } catch (err) {
     throw fromSystemError(err, what);
   } finally {
@@ -287,11 +288,26 @@ export function unlinkNamed(kernel: string, what: string): boolean {
  * this stat and the shm_unlink that follows, and POSIX has no unlink-by-fd for shm to close that
  * window; it only matters if the name is unlinked and recreated in between.
  */
-export function stillNames(kernel: string, id: ObjectId, what: string): boolean {
+function stillNames(kernel: string, id: ObjectId, what: string): boolean {
   try {
     const stat = statSync(kernelPath(kernel), { bigint: true, throwIfNoEntry: false });
     return stat !== undefined && stat.dev === id.dev && stat.ino === id.ino;
   } catch (err) {
     throw fromSystemError(err, what);
   }
+}
+
+/**
+ * A handle's `unlink()`: removes the name `kernel` and its registry entry (`kind`, `name`), unless
+ * the name no longer stands for the object `id` the handle opened (see {@link stillNames}).
+ */
+export function unlinkOwnName(
+  kernel: string,
+  id: ObjectId,
+  entry: { kind: ResourceKind; name: string },
+  what: string,
+): void {
+  if (!stillNames(kernel, id, what)) return;
+  unregister(entry.kind, entry.name);
+  unlinkNamed(kernel, what);
 }

@@ -22,8 +22,8 @@ import {
   type ObjectId,
   openNamed,
   openOrCreateNamed,
-  stillNames,
   unlinkNamed,
+  unlinkOwnName,
   unmapSegment,
 } from './mapping.js';
 
@@ -290,10 +290,7 @@ export class SharedMemory implements Disposable {
    */
   unlink(): void {
     if (this.kind !== 'named' || this.#kernel === undefined || this.#id === undefined) return;
-    const what = `shared memory '${this.name}'`;
-    if (!stillNames(this.#kernel, this.#id, what)) return;
-    unregister('shm', this.name);
-    unlinkNamed(this.#kernel, what);
+    unlinkOwnName(this.#kernel, this.#id, { kind: 'shm', name: this.name }, `shared memory '${this.name}'`);
   }
 
   /** `close()`, for `using`. */

@@ -217,7 +217,7 @@ export class Barrier extends Primitive {
    */
   #deadMember(generation: number): { holder: HolderInfo; error: IpcError } | undefined {
     let first: HolderInfo | undefined;
-    this.#members.reclaimDead(({ holder }) => {
+    this.#members.reclaimDead((holder) => {
       first ??= holder;
     });
     if (!first) return undefined;

@@ -37,17 +37,14 @@ export interface HolderInfo {
   count: number;
 }
 
-/** A slot being freed by {@link Holders.reclaimDead}. */
-export interface Reclaim {
+/** A slot being freed by {@link Holders.reclaimDead}: its dead holder and the share taken out. */
+export interface Reclaim extends HolderInfo {
   /** The slot's index in the table (0 to HOLDER_SLOTS - 1). */
   index: number;
-  /** The share taken out of the slot. */
-  count: number;
-  /** The dead holder (its tid is 0 when the slot was taken over from a reclaimer that died). */
-  holder: HolderInfo;
   /**
    * True when a reclaimer died while freeing this slot: `count` is what it left, which is 0 if it
-   * had already taken the share out (and then lost it), or the holder's whole share if not.
+   * had already taken the share out (and then lost it), or the holder's whole share if not; `tid`
+   * is then 0 (the slot's tid word held the reclaimer's).
    */
   abandoned: boolean;
 }
@@ -82,17 +79,10 @@ export class Holders {
     return (slot - this.#base - 4) / SLOT_WORDS;
   }
 
-  /** The holder in slot `index` if one is there (live or dead), else undefined. */
-  holderAt(index: number): (HolderInfo & { startTime: number }) | undefined {
+  /** The pid of the holder in slot `index` if one is there (live or dead), else undefined. */
+  pidAt(index: number): number | undefined {
     const slot = this.#slot(index);
-    const tid = Atomics.load(this.#i32, slot);
-    if (!isHolder(tid)) return undefined;
-    return {
-      tid,
-      pid: this.#i32[slot + 2]!,
-      count: Atomics.load(this.#i32, slot + 1),
-      startTime: this.#f64[(slot + 4) >> 1]!,
-    };
+    return isHolder(Atomics.load(this.#i32, slot)) ? this.#i32[slot + 2] : undefined;
   }
 
   /**
@@ -199,8 +189,7 @@ export class Holders {
       if (Atomics.compareExchange(this.#i32, slot, tid, RECLAIM_BIT | me) !== tid) continue;
       const count = Atomics.exchange(this.#i32, slot + 1, 0);
       if (count !== 0 || includeEmpty) {
-        const holder = { tid: abandoned ? 0 : tid, pid: this.#i32[slot + 2]!, count };
-        onReclaim({ index: i, count, holder, abandoned });
+        onReclaim({ index: i, tid: abandoned ? 0 : tid, pid: this.#i32[slot + 2]!, count, abandoned });
       }
       Atomics.store(this.#i32, slot, 0);
       freed++;

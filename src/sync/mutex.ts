@@ -260,23 +260,15 @@ export class Mutex extends Primitive {
       Atomics.add(i32, RECOVERIES, 1);
       return true;
     }
-    let prev: number;
-    if (this.#fair && !queued && this.#queue.waiting > 0) {
-      // A fair lock serves its queue first. A free word with waiters is only the instant between a
-      // release and its hand-off (or a waiter still registering): a queued waiter may take it.
-      // Unless the waiters are dead (killed while queued, or after the lock was handed to them):
-      // nobody would ever take it then, so a death check frees their slots, and with no slot left
-      // taken the lock is anyone's (the count may stay too high: see WaitQueue.register).
-      prev = Atomics.load(i32, STATE);
-      if (prev === 0) {
-        if (!deathCheck || this.#queue.reapDeadWaiters() > 0) return undefined;
-        prev = Atomics.compareExchange(i32, STATE, 0, me.tid);
-        if (prev === 0) {
-          this.#owner.record(me);
-          return false;
-        }
-      }
-    } else {
+    // A fair lock serves its queue first. A free word with waiters is only the instant between a
+    // release and its hand-off (or a waiter still registering): a queued waiter may take it.
+    // Unless the waiters are dead (killed while queued, or after the lock was handed to them):
+    // nobody would ever take it then, so a death check frees their slots, and with no slot left
+    // taken the lock is anyone's (the count may stay too high: see WaitQueue.register).
+    const barred = this.#fair && !queued && this.#queue.waiting > 0;
+    let prev = barred ? Atomics.load(i32, STATE) : 0;
+    if (barred && prev === 0 && (!deathCheck || this.#queue.reapDeadWaiters() > 0)) return undefined;
+    if (prev === 0) {
       prev = Atomics.compareExchange(i32, STATE, 0, me.tid);
       if (prev === 0) {
         this.#owner.record(me);

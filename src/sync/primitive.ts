@@ -12,8 +12,8 @@ import {
   type MappedSegment,
   openNamed,
   openOrCreateNamed,
-  stillNames,
   unlinkNamed,
+  unlinkOwnName,
   unmapSegment,
 } from '../shm/mapping.js';
 import {
@@ -214,9 +214,7 @@ export abstract class Primitive implements Disposable {
   unlink(): void {
     const id = this.#segment?.id;
     if (this.name === undefined || this.#kernel === undefined || id === undefined) return;
-    if (!stillNames(this.#kernel, id, this.what)) return;
-    unregister(this.#kind, this.name);
-    unlinkNamed(this.#kernel, this.what);
+    unlinkOwnName(this.#kernel, id, { kind: this.#kind, name: this.name }, this.what);
   }
 
   /** `close()`, for `using`. */

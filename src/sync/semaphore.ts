@@ -329,8 +329,8 @@ export class Semaphore extends Primitive {
   #pids(): number[] {
     const pids = new Set(this.#holders.holders().map((h) => h.pid));
     const journal = Atomics.load(this.#i32, JOURNAL);
-    const stepping = journal === 0 ? undefined : this.#holders.holderAt((journal & JOURNAL_SLOT) - 1);
-    if (stepping) pids.add(stepping.pid);
+    const stepping = journal === 0 ? undefined : this.#holders.pidAt((journal & JOURNAL_SLOT) - 1);
+    if (stepping !== undefined) pids.add(stepping);
     return [...pids];
   }
 
@@ -362,12 +362,15 @@ export class Semaphore extends Primitive {
     return undefined;
   }
 
+  /** A full holder table makes room by reclaiming dead holders: their permits go to the waiters. */
+  readonly #reclaimToWaiters = (reclaim: Reclaim): void => {
+    const share = this.#returnShare(reclaim);
+    if (share > 0 && this.#queue.waiting > 0) this.#queue.wake(share);
+  };
+
   /** This thread's holder slot, claimed on first use; -1 when the table is full. */
   #trackingSlot(): number {
-    const slot = this.#holders.slotOf(selfThread(), true, this.#slot, (reclaim) => {
-      const share = this.#returnShare(reclaim);
-      if (share > 0 && this.#queue.waiting > 0) this.#queue.wake(share);
-    });
+    const slot = this.#holders.slotOf(selfThread(), true, this.#slot, this.#reclaimToWaiters);
     if (slot >= 0) this.#slot = slot;
     return slot;
   }

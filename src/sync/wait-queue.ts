@@ -397,20 +397,7 @@ export class WaitQueue {
    * checks only. Returns how many slots are still taken (by live waiters).
    */
   reapDeadWaiters(): number {
-    // Every slot, not only up to the high-water mark: a claimer killed before it raised the mark.
-    const slots = this.i32[this.#base + 2]!;
-    let taken = 0;
-    for (let i = 0; i < slots; i++) {
-      const slot = this.#slot(i);
-      const state = Atomics.load(this.i32, slot);
-      if (state === FREE) continue;
-      if (!this.#deadWaiter(slot, state) || !this.#free(slot, state)) {
-        taken++;
-        continue;
-      }
-      if (state === NOTIFIED) this.wake(1);
-    }
-    return taken;
+    return this.#reap(true).taken;
   }
 
   /**
@@ -418,15 +405,29 @@ export class WaitQueue {
    * those). Returns how many.
    */
   #reapDead(): number {
+    return this.#reap(false).freed;
+  }
+
+  /**
+   * The two above: frees the slots of dead waiters, those handed the lock too if `all` (which then
+   * also passes on the notification a freed NOTIFIED slot held). Every slot, not only up to the
+   * high-water mark: a claimer killed before it raised the mark.
+   */
+  #reap(all: boolean): { freed: number; taken: number } {
     const slots = this.i32[this.#base + 2]!;
-    let reaped = 0;
+    let freed = 0;
+    let taken = 0;
     for (let i = 0; i < slots; i++) {
       const slot = this.#slot(i);
       const state = Atomics.load(this.i32, slot);
-      if (state === FREE || state === HANDED) continue;
-      if (!this.#deadWaiter(slot, state)) continue;
-      if (this.#free(slot, state)) reaped++;
+      if (state === FREE) continue;
+      if ((!all && state === HANDED) || !this.#deadWaiter(slot, state) || !this.#free(slot, state)) {
+        taken++;
+        continue;
+      }
+      freed++;
+      if (all && state === NOTIFIED) this.wake(1);
     }
-    return reaped;
+    return { freed, taken };
   }
 }
