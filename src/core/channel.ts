@@ -256,9 +256,13 @@ export abstract class ChannelBase<T> implements Channel<T> {
 
   /** The peer vanished without a goodbye (died, or the link broke). */
   protected peerGone(detail: string, cause?: unknown): void {
-    const err = new IpcError(ErrorCodes.PEER_GONE, `${this.what}: ${detail}`, cause ? { cause } : undefined);
+    const err = this.#goneError(detail, cause);
     this.#endInput(err);
     this.#endOutputWith(err);
+  }
+
+  #goneError(detail: string, cause: unknown): IpcError {
+    return new IpcError(ErrorCodes.PEER_GONE, `${this.what}: ${detail}`, cause ? { cause } : undefined);
   }
 
   /**
@@ -267,9 +271,7 @@ export abstract class ChannelBase<T> implements Channel<T> {
    * ERR_IPC_PEER_GONE, receives go on until the input ends.
    */
   protected outputGone(detail: string, cause?: unknown): void {
-    this.#endOutputWith(
-      new IpcError(ErrorCodes.PEER_GONE, `${this.what}: ${detail}`, cause ? { cause } : undefined),
-    );
+    this.#endOutputWith(this.#goneError(detail, cause));
   }
 
   /** Marks a one-way channel: the missing direction fails with ERR_IPC_CLOSED naming why. */

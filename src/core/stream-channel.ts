@@ -88,9 +88,9 @@ export class StreamChannel<T> extends ChannelBase<T> {
         this.#outputFull = false;
         this.writable();
       });
-      if (output !== input) {
-        output.on('error', (err) => (input ? this.#onOutputError(err) : this.#onError(err)));
-      }
+      // With an input of its own, an output error ends sending only (see #onError).
+      const outputOnly = input !== undefined;
+      if (output !== input) output.on('error', (err) => this.#onError(err, outputOnly));
       if (input && output !== input) StreamChannel.#releaseOutputWithInput(input, output);
     } else {
       this.oneWay('send');
@@ -310,19 +310,18 @@ export class StreamChannel<T> extends ChannelBase<T> {
   }
 
   /**
-   * A write to the output of a pair of streams failed: the peer closed its read end, or exited.
-   * What it wrote before that (messages, its goodbye) may still wait in the input, so only sending
-   * ends here; the input is read to its end, which says how the peer left. (A peer that closes at
-   * once, before this end has even written its hello, must not lose what it sent.)
+   * A transport error. `outputOnly`: a write to the output of a pair of streams failed (the peer
+   * closed its read end, or exited). What it wrote before that (messages, its goodbye) may still
+   * wait in the input, so only sending ends; the input is read to its end, which says how the
+   * peer left (a peer that closes at once, before this end even wrote its hello, loses nothing).
    */
-  #onOutputError(err: Error & { code?: string }): void {
-    if (this.#goodbyeReceived && err.code === 'EPIPE') return;
-    this.outputGone(`transport error ${err.code ?? err.message}`, err);
-  }
-
-  #onError(err: Error & { code?: string }): void {
+  #onError(err: Error & { code?: string }, outputOnly = false): void {
     if (this.#goodbyeReceived && err.code === 'EPIPE') return;
     const detail = `transport error ${err.code ?? err.message}`;
+    if (outputOnly) {
+      this.outputGone(detail, err);
+      return;
+    }
     this.#settleReady?.(new IpcError(ErrorCodes.PEER_GONE, `${this.what}: ${detail}`, { cause: err }));
     this.peerGone(detail, err);
   }

@@ -57,6 +57,10 @@ export class Fetcher {
   #claiming = false;
   /** Claims started so far (the number of the latest). */
   #claims = 0;
+  /** The latest claim that answered. */
+  #answered = 0;
+  /** The claim the newest poll waits for (0: none yet). */
+  #newestPoll = 0;
   #again = false;
   /** The last claim got fewer messages than it asked for. */
   #drained = false;
@@ -105,7 +109,10 @@ export class Fetcher {
       const waiter: Waiter = { resolve, reject, disarm: noop };
       const poll = opts?.timeout === 0;
       // A poll waits for the next claim to start (one in flight now did not ask for it).
-      if (poll) waiter.pollClaim = this.#claims + 1;
+      if (poll) {
+        waiter.pollClaim = this.#claims + 1;
+        this.#newestPoll = waiter.pollClaim;
+      }
       const bounds = poll ? { signal: opts.signal } : opts;
       waiter.disarm = armWait(`${this.#source.what}: receive`, bounds, (err) => this.#fail(waiter, err));
       if (opts?.signal?.aborted) return;
@@ -124,16 +131,22 @@ export class Fetcher {
 
   /** Polls (`timeout: 0`) whose claim has answered without a message for them time out. */
   #endPolls(answered: number): void {
-    if (this.#waiters.length === 0) return;
+    // Every answer ends the polls up to its claim: none can wait unless one came since the last.
+    const pending = this.#newestPoll > this.#answered;
+    this.#answered = answered;
+    if (!pending || this.#waiters.length === 0) return;
     const expired: Waiter[] = [];
     for (const waiter of this.#waiters.drain()) {
       if (waiter.pollClaim !== undefined && waiter.pollClaim <= answered) expired.push(waiter);
       else this.#waiters.push(waiter);
     }
+    if (expired.length === 0) return;
+    if (this.#waiters.length === 0) this.#clearTimer();
     for (const waiter of expired) {
       waiter.disarm();
-      this.#fail(waiter, timeoutError(`${this.#source.what}: receive`, 0));
+      waiter.reject(timeoutError(`${this.#source.what}: receive`, 0));
     }
+    this.#idled();
   }
 
   /** Something may have changed: claim again if anyone waits. */

@@ -145,7 +145,8 @@ export function openDatabase(path: string, durability: 'normal' | 'fsync', what:
   }
 }
 
-function checkStamp(db: Database, what: string): void {
+/** The file's schema version, 0 for an empty file; throws unless it is one of ours we can read. */
+function checkStamp(db: Database, what: string): number {
   const appId = db.pragma('application_id', { simple: true }) as number;
   const version = db.pragma('user_version', { simple: true }) as number;
   if (appId === APPLICATION_ID) {
@@ -156,7 +157,7 @@ function checkStamp(db: Database, what: string): void {
         `${what}: the queue file has schema version ${version}; this ipckit reads version ${SCHEMA_VERSION}`,
       );
     }
-    return;
+    return version;
   }
   const tables = db
     .prepare("SELECT count(*) FROM sqlite_schema WHERE name NOT LIKE 'sqlite_%'")
@@ -168,6 +169,7 @@ function checkStamp(db: Database, what: string): void {
       `${what}: ${db.name} is an SQLite database of another application (application_id ${appId}); refusing it`,
     );
   }
+  return 0;
 }
 
 /**
@@ -182,15 +184,14 @@ const MIGRATIONS: Record<number, string> = {
 function initialize(db: Database, what: string): void {
   db.transaction(() => {
     // Another process may have initialized (or migrated) the file since our check.
-    if ((db.pragma('application_id', { simple: true }) as number) === APPLICATION_ID) {
-      checkStamp(db, what);
-      for (let v = db.pragma('user_version', { simple: true }) as number; v < SCHEMA_VERSION; v++) {
+    const version = checkStamp(db, what);
+    if (version > 0) {
+      for (let v = version; v < SCHEMA_VERSION; v++) {
         db.exec(MIGRATIONS[v]!);
         db.pragma(`user_version = ${v + 1}`);
       }
       return;
     }
-    checkStamp(db, what);
     db.exec(DDL);
     db.pragma(`application_id = ${APPLICATION_ID}`);
     db.pragma(`user_version = ${SCHEMA_VERSION}`);

@@ -171,9 +171,9 @@ export class Statements {
     );
     this.nack = p(
       'UPDATE messages SET ' +
-        'state = CASE WHEN attempts >= coalesce(max_attempts, @max) THEN 2 WHEN @delay > 0 THEN 3 ELSE 0 END, ' +
-        'due = CASE WHEN attempts >= coalesce(max_attempts, @max) THEN @now WHEN @delay > 0 THEN @now + @delay ELSE NULL END, ' +
-        'expires = CASE WHEN attempts >= coalesce(max_attempts, @max) THEN NULL ELSE expires END, lease = NULL ' +
+        'state = CASE WHEN attempts >= @max THEN 2 WHEN @delay > 0 THEN 3 ELSE 0 END, ' +
+        'due = CASE WHEN attempts >= @max THEN @now WHEN @delay > 0 THEN @now + @delay ELSE NULL END, ' +
+        'expires = CASE WHEN attempts >= @max THEN NULL ELSE expires END, lease = NULL ' +
         'WHERE seq = @seq AND lease = @lease AND state = 1 AND due > @now RETURNING state, length(body) AS size',
     );
     this.extend = p('UPDATE messages SET due = ? WHERE seq = ? AND lease = ? AND state = 1 AND due > ?');

@@ -21,6 +21,7 @@ import {
   MESSAGE_HEAD,
   readJson,
 } from './protocol.js';
+import { endWithin, LINGER_MS } from './transport.js';
 
 /** What is known about the other end of a connection. */
 export interface PeerInfo {
@@ -52,8 +53,6 @@ export const Hold = {
 const EMPTY = new Uint8Array(0);
 /** Silent heartbeat ticks before the peer is declared dead: 2 ticks = 2–3 intervals of silence. */
 const MISSED_TICKS = 2;
-/** How long a connection that sent ABORT waits for the peer to close its end before cutting it off. */
-const ABORT_LINGER_MS = 2000;
 
 const knownCodes = new Set<string>(Object.values(ErrorCodes));
 
@@ -184,12 +183,11 @@ export abstract class Link<T> extends StreamChannel<T> implements Beating {
   }
 
   /**
-   * Sends ABORT (code and message) and returns the error, for `throw link.refuse(err)` inside a
-   * receive hook: the stream then fails with it and the socket is destroyed after the write.
+   * Returns `err` as the reason, for `throw link.refuse(err)` inside a receive hook: the stream
+   * then fails with it, and {@link inputFailed} tells the peer why (ABORT) and ends the connection.
    */
   protected refuse(err: IpcError): IpcError {
     this.#reason ??= err;
-    this.#sendAbort(err);
     return err;
   }
 
@@ -222,21 +220,15 @@ export abstract class Link<T> extends StreamChannel<T> implements Beating {
   }
 
   /**
-   * Ends the connection once the ABORT is out, rather than destroying it: a destroyed TLS socket
-   * drops the records still to be written, and a TCP socket closed with unread input sends a
-   * reset, which can make the peer lose the ABORT before reading it. What the peer still sends is
-   * read and dropped (so nothing is left unread when it closes); a peer that never closes its end
-   * is cut off after ABORT_LINGER_MS.
+   * Ends the connection once the ABORT is out (see {@link endWithin}). What the peer still sends is
+   * read and dropped, so nothing is left unread when it closes.
    */
   #endAfterAbort(): void {
     const socket = this.socket;
     socket.removeAllListeners('data');
     socket.on('data', () => {});
     socket.resume();
-    const linger = setTimeout(() => socket.destroy(), ABORT_LINGER_MS);
-    linger.unref();
-    socket.once('close', () => clearTimeout(linger));
-    socket.end();
+    endWithin(socket, LINGER_MS);
   }
 
   // ---- heartbeats -------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ import {
   type ServerSide,
   type SocketConnection,
 } from './server-connection.js';
-import { type Bound, bind, tlsModule } from './transport.js';
+import { type Bound, bind, endWithin, LINGER_MS, tlsModule } from './transport.js';
 
 /** Events of a {@link SocketServer}. None is 'error': failures are reported where they happen. */
 export type ServerEvents<T> = {
@@ -77,8 +77,6 @@ interface AcceptWaiter<T> {
   reject(err: unknown): void;
   disarm(): void;
 }
-
-const LINGER_MS = 2000;
 
 /**
  * Refused connections kept open at once to deliver their courtesy refusal (see #refuseRaw). Past
@@ -423,14 +421,9 @@ export class SocketServer<T = unknown> implements AsyncIterable<SocketConnection
       const abort = jsonFrame(Kind.ABORT, { code: reason.code, message: reason.message });
       batch.add(abort);
       const hello = encodeHello(this.#bodyCodec.name);
-      // A client that never reads or closes must not keep the fd: the end is bounded.
-      const linger = setTimeout(() => raw.destroy(), LINGER_MS).unref();
       this.#refusing.add(raw);
-      raw.once('close', () => {
-        clearTimeout(linger);
-        this.#refusing.delete(raw);
-      });
-      raw.end(Buffer.concat([hello, batch.take()]));
+      raw.once('close', () => this.#refusing.delete(raw));
+      endWithin(raw, LINGER_MS, Buffer.concat([hello, batch.take()]));
     }
     this.#events.emit('refused', reason, peer);
   }

@@ -188,3 +188,18 @@ export function dial(
   connected.catch(() => socket.destroy());
   return { socket, raw, connected };
 }
+
+/** How long a connection ended with a refusal or an ABORT waits for its peer to close its end. */
+export const LINGER_MS = 2000;
+
+/**
+ * Ends `socket` (after writing `data`, if given) rather than destroying it, so what was written
+ * reaches the peer (a destroyed TLS socket drops its pending records; a TCP socket closed with
+ * unread input sends a reset); a peer that never reads or closes is cut off after `ms`.
+ */
+export function endWithin(socket: Socket, ms: number, data?: Uint8Array): void {
+  const linger = setTimeout(() => socket.destroy(), ms).unref();
+  socket.once('close', () => clearTimeout(linger));
+  if (data) socket.end(data);
+  else socket.end();
+}
