@@ -47,8 +47,12 @@ export type ClientEvents = {
   reconnecting: [attempt: number, delayMs: number];
   /** Connected again after a drop (queued sends and requests are being sent, topics resubscribed). */
   reconnect: [attempts: number];
-  /** Reconnection stopped (retries exhausted, or the server refused us); the client has failed. */
-  giveup: [reason: IpcError];
+  /**
+   * Reconnection stopped (retries exhausted, or the server refused us); the client has failed.
+   * `unsent`: messages whose `send()` had resolved while disconnected, queued for the next
+   * connection, and now discarded (the reason's message says so too).
+   */
+  giveup: [reason: IpcError, unsent: number];
 };
 
 const EMPTY = new Uint8Array(0);
@@ -498,15 +502,23 @@ export class SocketClient<T = unknown> extends ChannelBase<T> {
     this.#giveUp(reason);
   }
 
-  #giveUp(reason: IpcError): void {
+  #giveUp(cause: IpcError): void {
+    // A queued send resolved when it was queued, so losing it now must at least be told.
+    let unsent = 0;
+    for (const item of this.#offline.drain()) if (item.requestId === undefined) unsent++;
+    this.#offlineBytes = 0;
+    const reason =
+      unsent === 0
+        ? cause
+        : new IpcError(cause.code, `${cause.message}; ${unsent} queued message(s) discarded unsent`, {
+            cause,
+          });
     this.#failure = reason.code === ErrorCodes.CLOSED ? closedError(this.what, reason) : reason;
-    if (this.#policy) this.#events.emit('giveup', reason);
+    if (this.#policy) this.#events.emit('giveup', reason, unsent);
     const pendingError = new IpcError(ErrorCodes.PEER_GONE, `${this.what}: ${reason.message}`, {
       cause: reason,
     });
     this.#pending.failAll(() => pendingError);
-    this.#offline.drain();
-    this.#offlineBytes = 0;
     this.#endTopics(reason.code === ErrorCodes.CLOSED ? closedError(this.what) : reason);
     if (reason.code === ErrorCodes.CLOSED) this.peerClosed();
     else this.fail(reason);

@@ -108,11 +108,19 @@ describe.each(transports)('reconnecting clients over %s', (transport) => {
     const client = await connect(server.url, { reconnect: { ...fast, retries: 2 } });
     const attempts: number[] = [];
     client.on('reconnecting', (attempt) => attempts.push(attempt));
-    const gaveUp = new Promise<IpcError>((resolve) => client.once('giveup', resolve));
+    const gaveUp = new Promise<[IpcError, number]>((resolve) =>
+      client.once('giveup', (reason, unsent) => resolve([reason, unsent])),
+    );
+    // Sent while disconnected: they resolve (queued), so their loss is reported on giveup.
+    const queuedSends: Promise<void>[] = [];
+    client.once('disconnect', () => queuedSends.push(client.send('a'), client.send('b')));
     await server.close({ graceMs: 0 });
-    const reason = await watchdog(gaveUp, 10_000, 'giveup');
+    const [reason, unsent] = await watchdog(gaveUp, 10_000, 'giveup');
+    await Promise.all(queuedSends);
     expect(reason.code).toBe(ErrorCodes.PEER_GONE);
     expect(reason.message).toContain('gave up reconnecting after 2 attempts');
+    expect(reason.message).toContain('2 queued message(s) discarded unsent');
+    expect(unsent).toBe(2);
     expect(attempts).toEqual([1, 2]);
     expect((await rejectionOf(client.request('x'))).code).toBe(ErrorCodes.PEER_GONE);
     expect((await rejectionOf(client.receive())).code).toBe(ErrorCodes.PEER_GONE);
