@@ -512,9 +512,10 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
    * The writer cannot reuse the space until `release()`, so hold views briefly: a ring full of
    * unreleased views makes the peer's `send` wait. Once called, the channel stays in view mode and
    * every message not yet received comes here, in order: first those already read ahead for
-   * `receive()` (encoded again, into bytes of their own), then the rest in place.
-   * Once the peer closes (ERR_IPC_CLOSED) or is gone (ERR_IPC_PEER_GONE), sends and `receive()`
-   * fail at once; this returns what the peer sent before, then fails the same way.
+   * `receive()` (encoded again, into bytes of their own), then the rest in place. `receive()` goes
+   * on working, in order with this: it decodes a copy of the next view.
+   * Once the peer closes (ERR_IPC_CLOSED) or is gone (ERR_IPC_PEER_GONE), sends fail at once;
+   * this (and `receive()`) returns what the peer sent before, then fails the same way.
    */
   receiveView(opts?: WaitOptions): Promise<ShmView> {
     try {
@@ -550,6 +551,36 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
       });
       this.#schedulePump();
     });
+  }
+
+  /**
+   * The next message. In view mode (after a first `receiveView()`) it takes the next view, decodes
+   * a copy of its bytes and releases it, so `receive()`, `tryReceive()` and iteration go on in
+   * order with `receiveView()` instead of waiting for messages that only views are given.
+   */
+  override receive(opts?: WaitOptions): Promise<T> {
+    if (!this.#viewMode) return super.receive(opts);
+    return this.receiveView(opts).then((view) => this.#decodeView(view));
+  }
+
+  override tryReceive(): { message: T } | undefined {
+    if (!this.#viewMode) return super.tryReceive();
+    // A receiveView() waiting has the next message first.
+    if (this.#viewWaiters.length > 0) return undefined;
+    const view = this.#takeView();
+    if (view) return { message: this.#decodeView(view) };
+    this.#settleViewPeer();
+    const ended = this.#viewEndError();
+    if (ended) throw ended;
+    return undefined;
+  }
+
+  #decodeView(view: ShmView): T {
+    try {
+      return this.codec.decode(view.bytes, false);
+    } finally {
+      view.release();
+    }
   }
 
   // ---- ChannelBase transport hooks ------------------------------------------------------------

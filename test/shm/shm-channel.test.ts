@@ -143,13 +143,13 @@ describe('ShmChannel in one process', () => {
       if (how === 'close') await a.close();
       else a.destroy();
       expect((await watchdog(blocked, 5_000, 'the waiting send rejects')).code).toBe(code);
-      expect((await watchdog(rejectionOf(b.receive()), 5_000, 'receive rejects')).code).toBe(code);
       const v2 = await watchdog(b.receiveView(), 5_000, 'view 2');
       expect(checkMessage(v2.bytes)).toBe(2);
       v2.release();
       expect((await watchdog(rejectionOf(b.receiveView()), 5_000, 'then receiveView rejects')).code).toBe(
         code,
       );
+      expect((await watchdog(rejectionOf(b.receive()), 5_000, 'and receive')).code).toBe(code);
       expect((await rejectionOf(b.send(new Uint8Array(1)))).code).toBe(code);
       b.destroy();
     },
@@ -238,6 +238,34 @@ describe('ShmChannel in one process', () => {
     expect(codecs.msgpack.decode(second.bytes)).toEqual({ n: 2 });
     second.release();
     a.destroy();
+    b.destroy();
+  });
+
+  it('after receiveView(), receive(), tryReceive() and iteration go on in order with it (copied out)', async () => {
+    const a = ShmChannel.create<{ n: number }>('mixed');
+    const b = ShmChannel.open<{ n: number }>('mixed');
+    for (let n = 0; n < 6; n++) await a.send({ n });
+    const first = await watchdog(b.receiveView(), 5_000, 'first view');
+    expect(codecs.msgpack.decode(first.bytes)).toEqual({ n: 0 });
+    first.release();
+    expect(await watchdog(b.receive(), 5_000, 'receive in view mode')).toEqual({ n: 1 });
+    const second = await watchdog(b.receiveView(), 5_000, 'second view');
+    expect(codecs.msgpack.decode(second.bytes)).toEqual({ n: 2 });
+    second.release();
+    expect(b.tryReceive()?.message).toEqual({ n: 3 });
+    const rest: number[] = [];
+    for await (const m of b) {
+      rest.push(m.n);
+      if (m.n === 5) break;
+    }
+    expect(rest).toEqual([4, 5]);
+    // A receive waiting for a message not sent yet is answered when it comes, before tryReceive.
+    const pending = b.receive({ timeout: 5_000 });
+    expect(b.tryReceive()).toBeUndefined();
+    await a.send({ n: 6 });
+    expect(await watchdog(pending, 5_000, 'a receive before the send')).toEqual({ n: 6 });
+    await a.close();
+    await expect(b.receive()).rejects.toMatchObject({ code: ErrorCodes.CLOSED });
     b.destroy();
   });
 
