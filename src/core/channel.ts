@@ -106,6 +106,9 @@ export abstract class ChannelBase<T> implements Channel<T> {
   protected readonly what: string;
   protected readonly codec: MessageCodec<T>;
   protected readonly maxMessageBytes: number;
+  /** The largest message a send may carry: maxMessageBytes, or less (see {@link limitSends}). */
+  protected sendLimit: number;
+  #sendLimitName = 'maxMessageBytes';
   readonly #highWater: number;
   readonly #lowWater: number;
 
@@ -125,6 +128,7 @@ export abstract class ChannelBase<T> implements Channel<T> {
     this.what = what;
     this.codec = resolveCodec(opts, what);
     this.maxMessageBytes = checkMaxMessageBytes(opts?.maxMessageBytes);
+    this.sendLimit = this.maxMessageBytes;
     const high = opts?.receiveHighWaterMark ?? 1024;
     if (!Number.isInteger(high) || high < 1) {
       throw numberError(high, `options.receiveHighWaterMark must be a positive integer, got ${String(high)}`);
@@ -346,10 +350,24 @@ export abstract class ChannelBase<T> implements Channel<T> {
   #encodeForSend(message: T, now: boolean): Uint8Array {
     const payload =
       now && this.copiesPayload ? this.codec.encodeTransient(message) : this.codec.encode(message);
-    if (payload.byteLength > this.maxMessageBytes) {
-      throw frameTooLarge(this.what, payload.byteLength, this.maxMessageBytes);
-    }
+    if (payload.byteLength > this.sendLimit) throw this.tooLargeToSend(this.what, payload.byteLength);
     return payload;
+  }
+
+  /**
+   * Lowers the send limit to `peerMax` when the peer accepts less than this end's maxMessageBytes
+   * (a socket peer says so in its handshake): a larger message is then refused here, with the
+   * connection intact, instead of ending the connection at the peer.
+   */
+  protected limitSends(peerMax: number, whose: string): void {
+    this.sendLimit = Math.min(this.maxMessageBytes, peerMax);
+    this.#sendLimitName =
+      this.sendLimit < this.maxMessageBytes ? `${whose} maxMessageBytes` : 'maxMessageBytes';
+  }
+
+  /** ERR_IPC_FRAME_TOO_LARGE for `bytes` over the send limit, naming whose limit it is. */
+  protected tooLargeToSend(what: string, bytes: number): IpcError {
+    return frameTooLarge(what, bytes, this.sendLimit, this.#sendLimitName);
   }
 
   receive(opts?: WaitOptions): Promise<T> {

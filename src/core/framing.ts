@@ -41,10 +41,10 @@ export function checkMaxMessageBytes(value: number | undefined): number {
 }
 
 /** The error for a message larger than the bound, raised before anything is allocated for it. */
-export function frameTooLarge(what: string, bytes: number, max: number): IpcError {
+export function frameTooLarge(what: string, bytes: number, max: number, limit = 'maxMessageBytes'): IpcError {
   return new IpcError(
     ErrorCodes.FRAME_TOO_LARGE,
-    `${what}: message of ${bytes} bytes exceeds maxMessageBytes (${max})`,
+    `${what}: message of ${bytes} bytes exceeds ${limit} (${max})`,
   );
 }
 

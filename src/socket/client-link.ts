@@ -98,6 +98,7 @@ export class ClientLink<T> extends Link<T> {
         new IpcError(ErrorCodes.BAD_FRAME, `${this.what}: the server sent a bad heartbeat interval`),
       );
     }
+    this.acceptPeerMax(welcome.max, "the server's");
     this.markEstablished(heartbeatMs);
   }
 

@@ -8,7 +8,6 @@ import type { ConnectionOptions as TlsConnectionOptions } from 'node:tls';
 import { ChannelBase } from '../core/channel.js';
 import { type MessageCodec, resolveCodec } from '../core/codec.js';
 import { closedError, ErrorCodes, IpcError } from '../core/errors.js';
-import { frameTooLarge } from '../core/framing.js';
 import { Queue } from '../core/queue.js';
 import { armWait, checkWaitOptions, type WaitOptions, withWait } from '../core/wait.js';
 import { formatAddress, parseAddress, type SocketAddress } from './address.js';
@@ -211,10 +210,8 @@ export class SocketClient<T = unknown> extends ChannelBase<T> {
       } catch (err) {
         return Promise.reject(err);
       }
-      if (body.byteLength > this.maxMessageBytes) {
-        return Promise.reject(
-          frameTooLarge(`${this.what}: request '${method}'`, body.byteLength, this.maxMessageBytes),
-        );
+      if (body.byteLength > this.sendLimit) {
+        return Promise.reject(this.tooLargeToSend(`${this.what}: request '${method}'`, body.byteLength));
       }
     }
     let entry!: PendingRequest;
@@ -464,6 +461,8 @@ export class SocketClient<T = unknown> extends ChannelBase<T> {
   #attach(link: ClientLink<T>): void {
     this.#link = link;
     this.#generation++;
+    // What this server accepts bounds what we send it (the last server's bound until then).
+    this.limitSends(link.peerMaxMessageBytes, "the server's");
     if (this.#holding) link.hold(Hold.OWNER);
     for (const [topic, entry] of this.#topics) this.#sendSubscribe(topic, entry);
     // What was queued while disconnected goes out first, in order.

@@ -8,7 +8,7 @@ import type { Socket } from 'node:net';
 import type { ChannelOptions } from '../core/channel.js';
 import { type MessageCodec, resolveCodec } from '../core/codec.js';
 import { ErrorCodes, IpcError, type IpcErrorCode } from '../core/errors.js';
-import { Control } from '../core/framing.js';
+import { Control, MAX_FRAME_PAYLOAD } from '../core/framing.js';
 import { StreamChannel } from '../core/stream-channel.js';
 import { type Beating, joinHeartbeat, leaveHeartbeat } from './heartbeat.js';
 import {
@@ -170,9 +170,24 @@ export abstract class Link<T> extends StreamChannel<T> implements Beating {
   }
 
   /**
-   * The handshake passed: full-size frames from now on, heartbeats every `heartbeatMs` (0: none).
-   * `peerMaxMessageBytes` is informational (each side enforces its own bound on receive).
+   * The peer's `maxMessageBytes`, from its handshake (until then, this end's own): a larger send
+   * would end the connection at the peer, so it is refused here with ERR_IPC_FRAME_TOO_LARGE.
    */
+  get peerMaxMessageBytes(): number {
+    return this.sendLimit;
+  }
+
+  /** Takes the peer's `max` from its handshake (`whose`: "the server's"), or refuses the peer. */
+  protected acceptPeerMax(max: unknown, whose: string): void {
+    if (typeof max !== 'number' || !Number.isInteger(max) || max < 1 || max > MAX_FRAME_PAYLOAD) {
+      throw this.refuse(
+        new IpcError(ErrorCodes.BAD_FRAME, `${this.what}: ${whose} handshake has a bad max (${String(max)})`),
+      );
+    }
+    this.limitSends(max, whose);
+  }
+
+  /** The handshake passed: full-size frames from now on, heartbeats every `heartbeatMs` (0: none). */
   protected markEstablished(heartbeatMs: number): void {
     if (this.#ended) return;
     this.#open = true;

@@ -6,7 +6,6 @@
 import type { Socket } from 'node:net';
 import type { Channel, ChannelOptions } from '../core/channel.js';
 import { ErrorCodes, IpcError } from '../core/errors.js';
-import { frameTooLarge } from '../core/framing.js';
 import { Queue } from '../core/queue.js';
 import type { TokenCheck } from './auth.js';
 import { Hold, Link, type PeerInfo } from './link.js';
@@ -203,6 +202,7 @@ export class ServerConnection<T> extends Link<T> implements SocketConnection<T> 
         );
       }
     }
+    this.acceptPeerMax(hello.max, "the client's");
     clearTimeout(this.#deadline);
     this.#deadline = undefined;
     const heartbeatMs = this.#server.limits.heartbeatMs;
@@ -366,11 +366,8 @@ export class ServerConnection<T> extends Link<T> implements SocketConnection<T> 
         this.#replyError(id, err);
         return;
       }
-      if (body.byteLength > this.maxMessageBytes) {
-        this.#replyError(
-          id,
-          frameTooLarge(`${this.what}: reply to request ${id}`, body.byteLength, this.maxMessageBytes),
-        );
+      if (body.byteLength > this.sendLimit) {
+        this.#replyError(id, this.tooLargeToSend(`${this.what}: reply to request ${id}`, body.byteLength));
         return;
       }
     }
@@ -414,6 +411,17 @@ export class ServerConnection<T> extends Link<T> implements SocketConnection<T> 
    */
   publish(head: Uint8Array, body: Uint8Array, topic: string): void {
     if (!this.#canSend()) return;
+    if (body.byteLength > this.sendLimit) {
+      // More than this subscriber accepts: it would end the connection there. Dropped instead, and
+      // the subscriber is told (sub.dropped), as for a slow one.
+      this.#server.dropped(1);
+      if (this.#publications.length === 0 && !this.outputFull) {
+        this.transmitFrame(droppedFrame(1, encodeName(topic, 'topic')));
+      } else {
+        this.#countDropped(topic);
+      }
+      return;
+    }
     if (this.#publications.length === 0 && !this.outputFull) {
       this.transmitParts(head, body);
       return;
@@ -428,11 +436,15 @@ export class ServerConnection<T> extends Link<T> implements SocketConnection<T> 
     ) {
       const oldest = this.#publications.shift()!;
       this.#queuedBytes -= oldest.head.byteLength + oldest.body.byteLength;
-      this.#dropped ??= new Map();
-      this.#dropped.set(oldest.topic, (this.#dropped.get(oldest.topic) ?? 0) + 1);
+      this.#countDropped(oldest.topic);
       dropped++;
     }
     if (dropped > 0) this.#server.dropped(dropped);
+  }
+
+  #countDropped(topic: string): void {
+    this.#dropped ??= new Map();
+    this.#dropped.set(topic, (this.#dropped.get(topic) ?? 0) + 1);
   }
 
   /** Publications waiting for this subscriber's socket. */

@@ -57,18 +57,67 @@ describe.each(transports)('limits over %s', (transport) => {
     await healthy.close();
   });
 
-  it("a request over the server's maxMessageBytes: the client learns the server's reason, FRAME_TOO_LARGE", async () => {
+  it("what the server accepts bounds the client's sends: refused locally, the connection stays usable", async () => {
     await using server = await listen(listenUrl(transport, env.dir), { maxMessageBytes: 1024 });
-    server.handle('echo', (body) => body);
-    const client = await connect(server.url, { reconnect: false });
-    const disconnected = new Promise<IpcError>((resolve) => client.on('disconnect', resolve));
-    const err = await rejectionOf(client.request('echo', 'x'.repeat(4000)));
-    // The request was in flight on the connection the server cut: PEER_GONE, saying why.
-    expect((err as IpcError).code).toBe(ErrorCodes.PEER_GONE);
-    expect((err as Error).message).toMatch(/exceeds maxMessageBytes/);
-    expect((await watchdog(disconnected, 10_000, 'disconnect')).code).toBe(ErrorCodes.FRAME_TOO_LARGE);
+    server.handle('len', (s: string) => s.length);
+    const client = await connect(server.url); // its own bound: the default 64 MiB
+    const disconnects: IpcError[] = [];
+    client.on('disconnect', (reason) => disconnects.push(reason));
+    for (const err of [
+      await rejectionOf(client.request('len', 'x'.repeat(4000))),
+      await rejectionOf(client.send('x'.repeat(4000))),
+    ]) {
+      expect(err.code).toBe(ErrorCodes.FRAME_TOO_LARGE);
+      expect(err.message).toMatch(/exceeds the server's maxMessageBytes \(1024\)/);
+    }
+    expect(await client.request('len', 'x'.repeat(1000))).toBe(1000);
+    expect(disconnects).toEqual([]);
     await client.close();
   });
+
+  it("what the client accepts bounds the server's replies, sends and publications", async () => {
+    await using server = await listen(listenUrl(transport, env.dir));
+    server.handle('big', (n: number) => 'x'.repeat(n));
+    const accepted = server.accept();
+    const client = await connect(server.url, { maxMessageBytes: 1024 });
+    const conn = await watchdog(accepted, 5000, 'accept');
+    const disconnects: IpcError[] = [];
+    client.on('disconnect', (reason) => disconnects.push(reason));
+    // A reply too large for the client becomes an error reply: that request fails, nothing else.
+    const reply = await rejectionOf(client.request('big', 4000));
+    expect(reply.code).toBe(ErrorCodes.FRAME_TOO_LARGE);
+    expect(reply.message).toMatch(/exceeds the client's maxMessageBytes \(1024\)/);
+    expect(await client.request('big', 10)).toBe('x'.repeat(10));
+    const sent = await rejectionOf(conn.send('x'.repeat(4000)));
+    expect(sent.code).toBe(ErrorCodes.FRAME_TOO_LARGE);
+    // A publication too large for one subscriber is dropped for it, and it is told.
+    const sub = client.subscribe('t');
+    await watchdog(sub.ready, 5000, 'subscribed');
+    expect(server.publish('t', 'x'.repeat(4000))).toBe(1);
+    expect(server.publish('t', 'small')).toBe(1);
+    expect(await watchdog(sub.receive(), 5000, 'the next publication')).toBe('small');
+    expect(sub.dropped).toBe(1);
+    await conn.send('still here');
+    expect(await watchdog(client.receive(), 5000, 'a message after all that')).toBe('still here');
+    expect(disconnects).toEqual([]);
+    await client.close();
+  });
+
+  it.each([-1, 0, 1.5, '1024', null])(
+    'a handshake whose max is %s is refused with ERR_IPC_BAD_FRAME',
+    async (max) => {
+      await using server = await listen(listenUrl(transport, env.dir));
+      const raw = await rawConnect(server.url);
+      let heard = '';
+      raw.on('data', (chunk: Buffer) => {
+        heard += chunk.toString('latin1');
+      });
+      raw.write(greeting({ max }));
+      await closed(raw);
+      expect(heard).toContain(`"code":"${ErrorCodes.BAD_FRAME}"`);
+      expect(heard).toContain('bad max');
+    },
+  );
 
   it('at maxConcurrentRequests the connection still reads: a CANCEL reaches its handler, later requests are served', async () => {
     await using server = await listen(listenUrl(transport, env.dir), { maxConcurrentRequests: 4 });

@@ -3,7 +3,7 @@
  * URL, and the bytes of a valid hello and handshake to prefix hostile input with.
  */
 import { connect as netConnect, type Socket } from 'node:net';
-import { encodeHello, FrameBatch } from '../../src/core/framing.js';
+import { DEFAULT_MAX_MESSAGE_BYTES, encodeHello, FrameBatch } from '../../src/core/framing.js';
 import { parseAddress } from '../../src/socket/address.js';
 import { jsonFrame, Kind, SOCKET_PROTOCOL_VERSION } from '../../src/socket/protocol.js';
 import { watchdog } from '../helpers.js';
@@ -27,7 +27,9 @@ export async function rawConnect(url: string): Promise<Socket> {
 /** A hello and a handshake frame: what a legitimate client sends first. */
 export function greeting(extra: Record<string, unknown> = {}): Buffer {
   const batch = new FrameBatch();
-  batch.add(jsonFrame(Kind.HANDSHAKE, { v: SOCKET_PROTOCOL_VERSION, ...extra }));
+  batch.add(
+    jsonFrame(Kind.HANDSHAKE, { v: SOCKET_PROTOCOL_VERSION, max: DEFAULT_MAX_MESSAGE_BYTES, ...extra }),
+  );
   return Buffer.concat([encodeHello('msgpack'), batch.take()]);
 }
 
