@@ -253,8 +253,11 @@ function writeUtf8Units(text: string): boolean {
 // ─── Decoding ────────────────────────────────────────────────────────────────────────────────────
 
 type BufferSlice = (this: Uint8Array, start: number, end: number) => string;
-// Buffer's native slicer takes any Uint8Array and costs half of TextDecoder for a short string.
+// Buffer's native slicers take any Uint8Array and cost half of TextDecoder for a short string.
 const latin1Slice = (Buffer.prototype as unknown as { latin1Slice?: BufferSlice }).latin1Slice;
+const utf8Slice = (Buffer.prototype as unknown as { utf8Slice?: BufferSlice }).utf8Slice;
+/** From this length on, utf8Slice and a search for U+FFFD beat checking the bytes for ASCII in JS. */
+const NATIVE_SLICE_FROM = 16;
 // ignoreBOM: a string that starts with U+FEFF keeps it (by default TextDecoder drops it).
 const fatalDecoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 const fromCharCode = String.fromCharCode;
@@ -450,7 +453,13 @@ function readString(length: number): unknown {
     }
     return text;
   }
-  if (length < 64 && latin1Slice !== undefined) {
+  if (length >= NATIVE_SLICE_FROM && utf8Slice !== undefined) {
+    // utf8Slice replaces bad bytes with U+FFFD, and only then (or for an encoded U+FFFD) does a
+    // U+FFFD appear: without one the bytes were valid UTF-8, decoded as TextDecoder would.
+    const text = utf8Slice.call(bytes, start, stop);
+    return text.indexOf('\uFFFD') === -1 ? text : decodeUtf8(start, stop);
+  }
+  if (latin1Slice !== undefined) {
     for (let i = start; i < stop; i++) {
       if (bytes[i]! >= 0x80) return decodeUtf8(start, stop);
     }

@@ -199,6 +199,18 @@ describe('msgpack plain-data path', () => {
     );
   });
 
+  it('takes a string of any length only if it is valid UTF-8, an encoded U+FFFD included', () => {
+    for (const length of [7, 8, 15, 16, 63, 64, 300]) {
+      const valid = `${'a'.repeat(length - 3)}\uFFFD`; // U+FFFD is 3 bytes of UTF-8
+      expect(decodePlain(referenceEncode(valid))).toBe(valid);
+      for (const bad of [[0x80], [0xc0, 0x80], [0xed, 0xa0, 0x80], [0xff]]) {
+        const bytes = referenceEncode('a'.repeat(length));
+        bytes.set(bad, bytes.length - bad.length);
+        expect(decodePlain(bytes)).toBe(NOT_PLAIN);
+      }
+    }
+  });
+
   it('refuses a header that claims more items than there are bytes, before allocating them', () => {
     // An array of 2^32-1 items, and a map of as many entries, in a 5-byte frame.
     expect(decodePlain(new Uint8Array([0xdd, 0xff, 0xff, 0xff, 0xff]))).toBe(NOT_PLAIN);
