@@ -179,6 +179,8 @@ export class FifoSender<T> extends ChannelBase<T> {
     this.#closeGroup();
     this.#pump();
     if (this.#inFlight) await new Promise<void>((resolve) => (this.#idle = resolve));
+    // The reader went away (EPIPE): the failed write destroyed the stream, nothing is left to end.
+    if (this.#output.destroyed) return;
     await new Promise<void>((resolve) => this.#output.end(resolve));
   }
 
@@ -222,7 +224,12 @@ export class FifoSender<T> extends ChannelBase<T> {
     this.#inFlight = next;
     this.#output.write(next, (err?: Error | null) => {
       this.#inFlight = undefined;
-      if (err) return; // reported by the 'error' event
+      if (err) {
+        // Reported by the 'error' event; a close() waiting for this write goes on.
+        this.#idle?.();
+        this.#idle = undefined;
+        return;
+      }
       if (ends) this.#midMessage = false;
       this.#queuedBytes -= next.byteLength;
       this.#pump();

@@ -27,7 +27,7 @@ import {
   tableCrc32,
   writeHeader,
 } from '../../src/pipe/fifo-frames.js';
-import { fixtureArgs, isolateRuntimeDir, isPending, watchdog } from '../helpers.js';
+import { fixtureArgs, isolateRuntimeDir, isPending, rejectionOf, watchdog } from '../helpers.js';
 
 const run = promisify(execFile);
 let env: ReturnType<typeof isolateRuntimeDir>;
@@ -411,6 +411,20 @@ describe('Fifo', () => {
     sender.destroy();
     await watchdog(closing, 5000, 'close() settles after destroy()');
     await receiver.close();
+  });
+
+  it('a sender whose reader went away before its last write: close() settles', async () => {
+    await Fifo.create('left');
+    const receiver = await Fifo.receiver<string>('left');
+    const sender = await Fifo.sender<string>('left');
+    await sender.send('a');
+    expect(await watchdog(receiver.receive(), 5000, 'the first message')).toBe('a');
+    await receiver.close();
+    // Accepted into the group before the write meets EPIPE; close() waits for that write.
+    const late = sender.send('b');
+    await watchdog(sender.close(), 5000, 'close() settles');
+    await late;
+    expect((await rejectionOf(sender.send('c'))).code).toBe(ErrorCodes.CLOSED);
   });
 
   it('reassembles the interleaved chunks of several writers, each message whole', async () => {
