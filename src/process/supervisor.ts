@@ -107,6 +107,8 @@ interface Entry {
   restarts: number[];
   lastExit: ExitStatus | undefined;
   timer: NodeJS.Timeout | undefined;
+  /** Why the child being restarted failed its `ready` hook: for the exit that follows its kill. */
+  readyError: unknown;
 }
 
 const NO_EXIT: ExitStatus = { code: null, signal: null };
@@ -146,6 +148,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       restarts: [],
       lastExit: undefined,
       timer: undefined,
+      readyError: undefined,
     };
     this.#entries.set(name, entry);
     if (this.#state === 'running') void this.#relaunch(entry);
@@ -296,9 +299,12 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     }
     try {
       await this.#ready(entry, child);
-    } catch {
-      // Killed; its exit goes through the restart policy like any other.
-      if (entry.child === child) child.kill('SIGKILL');
+    } catch (err) {
+      // Killed; its exit goes through the restart policy like any other, with this error.
+      if (entry.child === child) {
+        entry.readyError = err;
+        child.kill('SIGKILL');
+      }
     }
   }
 
@@ -308,8 +314,17 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     entry.lastExit = status;
     entry.channel.detach();
     this.#announce('exit', entry.name, status);
+    const error =
+      entry.phase !== 'starting'
+        ? undefined
+        : (entry.readyError ??
+          new IpcError(
+            ErrorCodes.PEER_GONE,
+            `supervisor: '${entry.name}' exited (${describeExit(status)}) before it was ready`,
+          ));
+    entry.readyError = undefined;
     if (this.#state !== 'running' || entry.phase === 'stopped') return;
-    this.#failed(entry, status, undefined);
+    this.#failed(entry, status, error);
   }
 
   /**

@@ -256,6 +256,43 @@ describe('Supervisor: start and stop', () => {
     expect(sup.listenerCount('error')).toBe(0);
   });
 
+  it("a 'ready' hook that fails during a restart: 'giveup' carries its error", async () => {
+    const sup = supervisor({ maxRestarts: 2, backoff: { initialMs: 1 } });
+    let calls = 0;
+    sup.add('picky', node('echo-parent-channel.ts'), {
+      ready: async (child) => {
+        calls++;
+        if (calls > 1) throw new Error(`not ready #${calls}`);
+        // The first child is ready, then made to fail.
+        child.kill('SIGKILL');
+      },
+    });
+    const gaveUp = once(sup, 'giveup');
+    await sup.start();
+    const [name, lastExit, error] = await watchdog(gaveUp, 30_000, 'giveup');
+    expect(name).toBe('picky');
+    expect(lastExit).toEqual({ code: null, signal: 'SIGKILL' });
+    expect((error as Error).message).toBe('not ready #3');
+  });
+
+  it("a child that exits while its 'ready' hook waits: 'giveup' says it exited before it was ready", async () => {
+    const sup = supervisor({ maxRestarts: 1, backoff: { initialMs: 1 } });
+    let calls = 0;
+    sup.add('early', node('process-hello-then-exit.ts', '1'), {
+      ready: async (child) => {
+        calls++;
+        await child.channel!.receive(); // the hello
+        if (calls > 1) await new Promise(() => {}); // never ready: the child exits first
+      },
+    });
+    const gaveUp = once(sup, 'giveup');
+    await sup.start();
+    const [, lastExit, error] = await watchdog(gaveUp, 30_000, 'giveup');
+    expect(lastExit).toEqual({ code: 1, signal: null });
+    expect((error as IpcError).code).toBe(ErrorCodes.PEER_GONE);
+    expect((error as IpcError).message).toContain("'early' exited (code 1) before it was ready");
+  });
+
   it("a listener that throws is the application's uncaught exception; restarts go on", async () => {
     const child = spawn(process.execPath, fixtureArgs('supervisor-listener-throws.ts'), {
       stdio: ['ignore', 'pipe', 'inherit'],
