@@ -136,8 +136,10 @@ export class ChildProcess<T = unknown> implements AsyncDisposable {
     try {
       const paused = this.#state === 'paused';
       this.kill(signal);
-      // After the signal, so that a handler for it runs as soon as the process continues.
+      // After the signal, so that a handler for it runs as soon as the process continues; sent
+      // also to a process that pause() did not stop (kill -STOP from outside), as systemd does.
       if (paused) this.resume();
+      else this.kill('SIGCONT');
     } catch (err) {
       return Promise.reject(err);
     }

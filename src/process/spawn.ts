@@ -5,7 +5,7 @@
  */
 import { type ChildProcess as NodeChild, spawn as nodeSpawn, type StdioOptions } from 'node:child_process';
 import type { Channel, ChannelOptions } from '../core/channel.js';
-import { ErrorCodes, fromSystemError, IpcError } from '../core/errors.js';
+import { fromSystemError } from '../core/errors.js';
 import { fdExhaustionError } from '../core/fd-exhaustion.js';
 import type { ShmChannelMode } from '../shm/shm-channel.js';
 import {
@@ -19,6 +19,7 @@ import {
   type StdioEntry,
 } from './channel-plan.js';
 import { ChildProcess } from './child-process.js';
+import { launchFailure } from './launch-failure.js';
 import { planShares, SHARE_ENV, type ShareItem } from './share.js';
 
 export { ChildProcess, type ExitStatus, type ProcessState, type StopOptions } from './child-process.js';
@@ -70,7 +71,8 @@ export function spawn<T = unknown>(
 /**
  * Starts `command` with `args`. With `{ channel: 'pipe' }` the returned handle's `channel` talks to
  * the child's `parentChannel()`.
- * @throws ERR_IPC_NOT_FOUND if the command cannot be started; TypeError/RangeError for bad options
+ * @throws ERR_IPC_NOT_FOUND if the command is not found, ERR_IPC_PERMISSION if it is not executable;
+ * TypeError/RangeError for bad options
  * (checked before anything is started).
  */
 export function spawn<T = unknown>(
@@ -120,7 +122,8 @@ export function spawn<T = unknown>(
     // Node reports ENOENT/EACCES/EMFILE asynchronously; observe it so it is not an unhandled 'error'.
     child.once('error', () => {});
     if (exhausted) throw exhausted;
-    throw new IpcError(ErrorCodes.NOT_FOUND, `spawn ${command}: the command could not be started`);
+    const env = opts?.env ?? process.env;
+    throw launchFailure(command, opts?.cwd, env.PATH);
   }
   let channel: Channel<T> | undefined;
   try {

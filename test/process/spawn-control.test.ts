@@ -1,4 +1,6 @@
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { isAlive } from '../../src/core/process-identity.js';
 import { type ChildProcess, ErrorCodes, IpcError, Pipe, spawn } from '../../src/index.js';
@@ -105,6 +107,15 @@ describe('stop', () => {
     await out.ended;
     // The handler ran: the process was continued after SIGTERM, not just killed while stopped.
     expect(out.text).toContain('got SIGTERM');
+  });
+
+  it('stops a child stopped from outside (kill -STOP) with its signal, not the SIGKILL after graceMs', async () => {
+    const child = track(spawn('sleep', ['1000']));
+    process.kill(child.pid, 'SIGSTOP');
+    await watchdog(untilState(child.pid, 'T'), 10_000, 'stopped');
+    expect(child.state).toBe('running'); // pause() was not called: the handle never knew
+    const status = await watchdog(child.stop({ graceMs: 600_000 }), 15_000, 'stop');
+    expect(status).toEqual({ code: null, signal: 'SIGTERM' });
   });
 
   it('resolves with the same status when the child had already exited', async () => {
@@ -289,15 +300,33 @@ describe('bad arguments and failures to start', () => {
     expect(childrenOfThisProcess().length).toBe(before);
   });
 
-  it('a command that does not exist is ERR_IPC_NOT_FOUND', () => {
-    let err: unknown;
+  it('a command that does not exist is ERR_IPC_NOT_FOUND; one that is not executable ERR_IPC_PERMISSION', () => {
+    const bin = mkdtempSync(join(tmpdir(), 'ipckit-path-'));
+    writeFileSync(join(bin, 'ipckit-not-executable'), '#!/bin/sh\n', { mode: 0o644 });
+    const startError = (command: string, env?: NodeJS.ProcessEnv): unknown => {
+      try {
+        spawn(command, [], { channel: 'pipe', env });
+      } catch (err) {
+        return err;
+      }
+      throw new Error(`${command} started`);
+    };
     try {
-      spawn('/nonexistent/ipckit-command', [], { channel: 'pipe' });
-    } catch (e) {
-      err = e;
+      const cases: [string, NodeJS.ProcessEnv | undefined, string][] = [
+        ['/nonexistent/ipckit-command', undefined, ErrorCodes.NOT_FOUND],
+        ['ipckit-no-such-command', { PATH: bin }, ErrorCodes.NOT_FOUND],
+        [join(bin, 'ipckit-not-executable'), undefined, ErrorCodes.PERMISSION],
+        ['ipckit-not-executable', { PATH: bin }, ErrorCodes.PERMISSION],
+        [bin, undefined, ErrorCodes.PERMISSION], // a directory
+      ];
+      for (const [command, env, code] of cases) {
+        const err = startError(command, env);
+        expect(err).toBeInstanceOf(IpcError);
+        expect({ command, code: (err as IpcError).code }).toEqual({ command, code });
+      }
+    } finally {
+      rmSync(bin, { recursive: true });
     }
-    expect(err).toBeInstanceOf(IpcError);
-    expect((err as IpcError).code).toBe(ErrorCodes.NOT_FOUND);
   });
 
   it("a child does not inherit this process's own channel variables", async () => {

@@ -1,0 +1,36 @@
+/**
+ * Why a command could not be started. Node reports a failed spawn's errno only later, as an 'error'
+ * event, while spawn() must throw at once; so the lookup execvp does is repeated here: a command
+ * found but not executable is ERR_IPC_PERMISSION (EACCES), one found nowhere ERR_IPC_NOT_FOUND.
+ */
+import { accessSync, constants, statSync } from 'node:fs';
+import { delimiter, resolve } from 'node:path';
+import { ErrorCodes, IpcError } from '../core/errors.js';
+
+export function launchFailure(command: string, cwd: string | undefined, path: string | undefined): IpcError {
+  const what = `spawn ${command}`;
+  // As execvp: a name with a slash is a path; a bare name is looked up on PATH.
+  const candidates = command.includes('/')
+    ? [resolve(cwd ?? '.', command)]
+    : (path ?? '/usr/bin:/bin').split(delimiter).map((dir) => resolve(cwd ?? '.', dir || '.', command));
+  const denied = candidates.find(isUnrunnableFile);
+  if (denied !== undefined) {
+    return new IpcError(ErrorCodes.PERMISSION, `${what}: ${denied} is not executable (EACCES)`);
+  }
+  return new IpcError(ErrorCodes.NOT_FOUND, `${what}: the command could not be started (not found)`);
+}
+
+/** A file that exists but cannot be executed by us (a directory counts, as execve's EACCES). */
+function isUnrunnableFile(file: string): boolean {
+  try {
+    statSync(file);
+  } catch {
+    return false;
+  }
+  try {
+    accessSync(file, constants.X_OK);
+    return statSync(file).isDirectory();
+  } catch {
+    return true;
+  }
+}
