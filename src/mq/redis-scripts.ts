@@ -144,6 +144,12 @@ local function flush()
   counts = {}
 end
 
+-- A ttl cuts off only a message never delivered (a prefetched one given back counts as such): one
+-- already delivered comes back when its lease ends or it is nacked, whatever its ttl.
+local function expire_if_undelivered(m, r)
+  if r[EXPIRES] > 0 and r[ATTEMPTS] == 0 then zadd(EXPIRING, r[EXPIRES], m) end
+end
+
 local function to_ready(m, r)
   r[STATE] = S_READY
   r[DUE] = 0
@@ -151,7 +157,7 @@ local function to_ready(m, r)
   zadd(TPREFIX .. r[TYPE], -r[PRIO], m)
   count(PCOUNT, string.format('%d', r[PRIO]), 1)
   count(TCOUNT, r[TYPE], 1)
-  if r[EXPIRES] > 0 then zadd(EXPIRING, r[EXPIRES], m) end
+  expire_if_undelivered(m, r)
   save(m, r)
 end
 
@@ -166,7 +172,7 @@ local function to_delayed(m, r, due)
   r[STATE] = S_DELAYED
   r[DUE] = 0
   zadd(DELAYED, due, m)
-  if r[EXPIRES] > 0 then zadd(EXPIRING, r[EXPIRES], m) end
+  expire_if_undelivered(m, r)
   save(m, r)
 end
 

@@ -137,8 +137,11 @@ export class Statements {
         'WHERE state = 1 AND due <= ? AND attempts >= coalesce(max_attempts, ?) RETURNING length(body)',
       true,
     );
+    // Only never-delivered messages (attempts = 0; a prefetched one given back counts as such): a
+    // message already delivered is not cut off by its ttl when its lease ends or it is nacked.
     this.dropStale = p(
-      'DELETE FROM messages WHERE expires IS NOT NULL AND expires <= ? AND state IN (0, 3) RETURNING length(body)',
+      'DELETE FROM messages WHERE expires IS NOT NULL AND expires <= ? AND state IN (0, 3) AND attempts = 0 ' +
+        'RETURNING length(body)',
       true,
     );
 

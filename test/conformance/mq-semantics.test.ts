@@ -257,6 +257,21 @@ for (const store of stores) {
         expect(await q.stats()).toMatchObject({ ready: 0, delayed: 0, inflight: 0, dead: 0 });
       });
 
+      it('a delivered message is not cut off by its ttl: it comes back after its lease ends, or a nack', async () => {
+        const q = await ctx.open<string>({ visibilityTimeoutMs: 300 });
+        await q.send('held', { ttlMs: 50, type: 'a' });
+        await q.send('nacked', { ttlMs: 50, type: 'b' });
+        // Never settled: its lease ends (at 300 ms) well after its ttl.
+        expect((await q.receive({ types: ['a'], timeout: 10_000 })).body).toBe('held');
+        await (await q.receive({ types: ['b'], timeout: 10_000 })).nack({ delayMs: 300 });
+        const again = await q.receive({ types: ['a'], timeout: 10_000 });
+        expect([again.body, again.attempts]).toEqual(['held', 2]);
+        await again.ack();
+        const back = await q.receive({ types: ['b'], timeout: 10_000 });
+        expect([back.body, back.attempts]).toEqual(['nacked', 2]);
+        await back.ack();
+      });
+
       it('deduplicates by id within the window, also after the first copy was acked', async () => {
         const q = await ctx.open<string>();
         expect(await q.send('one', { id: 'order-1' })).toBe('order-1');
