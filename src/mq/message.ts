@@ -113,9 +113,16 @@ export class Message<T = unknown> {
     const lease = this.#lease;
     if (!lease || this.#settled) return Promise.reject(this.#lost(verb));
     this.#settled = true;
-    return lease.settle(op(lease.receipt)).then((result) => {
-      if (result === false) throw this.#lost(verb);
-    });
+    return lease.settle(op(lease.receipt)).then(
+      (result) => {
+        if (result === false) throw this.#lost(verb);
+      },
+      (err: unknown) => {
+        // The store failed (closed, I/O error): nothing was settled, so a retry is not refused.
+        this.#settled = false;
+        throw err;
+      },
+    );
   }
 
   #lost(verb: string): IpcError {

@@ -568,6 +568,21 @@ for (const store of stores) {
         await q.close();
       });
 
+      it('a settle that failed (the queue closed) settled nothing: it is not then refused as LEASE_LOST', async () => {
+        const q = await ctx.open<string>({ visibilityTimeoutMs: 100 });
+        await q.send('x');
+        const m = await q.receive({ timeout: 10_000 });
+        await q.close();
+        expect(await code(m.ack())).toBe(ErrorCodes.CLOSED);
+        expect(await code(m.ack())).toBe(ErrorCodes.CLOSED);
+        expect(await code(m.nack())).toBe(ErrorCodes.CLOSED);
+        // Still there for the next consumer, once the lease ends.
+        const again = await ctx.open<string>();
+        const back = await again.receive({ timeout: 10_000 });
+        expect([back.body, back.attempts]).toEqual(['x', 2]);
+        await back.ack();
+      });
+
       it('flushes sends issued before close', async () => {
         const q = await ctx.open<number>();
         const sends = Array.from({ length: 50 }, (_, i) => q.send(i));
