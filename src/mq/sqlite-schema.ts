@@ -8,7 +8,7 @@
  * each question the queue asks (what is ready, by priority or by type; which lease or delay runs
  * out next; what is dead) a short index walk, however many messages wait elsewhere.
  */
-import { closeSync, constants, openSync } from 'node:fs';
+import { closeSync, constants, lstatSync, openSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type BetterSqlite3 from 'better-sqlite3';
 import { ErrorCodes, IpcError } from '../core/errors.js';
@@ -113,6 +113,10 @@ export function openDatabase(path: string, durability: 'normal' | 'fsync', what:
     created = true;
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw sqliteError(err, what);
+    // A directory, FIFO or socket there is not a queue, and SQLite would only say "cannot open".
+    if (!lstatSync(path).isFile()) {
+      throw new IpcError(ErrorCodes.UNSAFE_PATH, `${what}: ${path} is not a regular file`);
+    }
   }
   let db: Database;
   try {

@@ -167,6 +167,14 @@ describe('SQLite store file', () => {
     expect(lstatSync(join(rt.dir, 'linked.mq.sqlite')).isSymbolicLink()).toBe(true);
   });
 
+  it('refuses a directory where the queue file should be (ERR_IPC_UNSAFE_PATH), leaving it alone', async () => {
+    mkdirSync(join(rt.dir, 'folder.mq.sqlite'));
+    const err = await openError('folder');
+    expect(isIpcError(err, ErrorCodes.UNSAFE_PATH)).toBe(true);
+    expect((err as Error).message).toContain('not a regular file');
+    expect(lstatSync(join(rt.dir, 'folder.mq.sqlite')).isDirectory()).toBe(true);
+  });
+
   it('a planted .mq-bells symlink: a waiting consumer and remove() fail with ERR_IPC_UNSAFE_PATH, touching nothing outside', async () => {
     const outside = mkdtempSync(join(tmpdir(), 'ipckit-outside-'));
     try {
