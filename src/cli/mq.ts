@@ -200,7 +200,9 @@ async function interruptible<R>(work: (signal: AbortSignal) => Promise<R>): Prom
 function receiveCommand(): Command {
   return addQueueFlags(
     new Command('receive')
-      .description('receive one message from QUEUE, print it and acknowledge it')
+      .description(
+        'receive one message from QUEUE (created if needed, as a worker may start first), print it and acknowledge it',
+      )
       .argument('<queue>', 'the queue name')
       .option('-t, --type <type>', 'only messages of this type (repeat for several)', collect)
       .option(
