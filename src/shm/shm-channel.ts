@@ -3,8 +3,8 @@
  * (ring.ts) in one shared segment, one ring each way. No syscall per message: a writer copies into
  * the ring and publishes with one atomic store.
  *
- * Wake-ups follow the doorbell pattern: a reader that finds its ring empty re-polls for a few event
- * loop turns (an adaptive spin that never blocks the loop), then sets READER_IDLE, re-checks, and
+ * Wake-ups follow the doorbell pattern: a reader that finds its ring empty re-polls once per event
+ * loop turn for up to 5–250 µs (an adaptive spin that never blocks the loop), then sets READER_IDLE, re-checks, and
  * parks on its thread's doorbell, which the event loop watches. A writer rings only when it flips
  * READER_IDLE from 1 to 0, so a busy stream costs no syscalls. A writer that finds the ring full
  * sets WRITER_WAITING the same way and the reader rings it after freeing space. Both flags and the
@@ -75,8 +75,9 @@ export interface ShmChannelOptions<T = unknown> extends ChannelOptions<T> {
   /** Bytes of each ring (one per direction): a power of two from 4 KiB to 1 GiB. Default 1 MiB. */
   capacity?: number;
   /**
-   * How readers wait, for both ends (the creator decides): `'default'` re-polls an empty ring for a
-   * few event-loop turns, then parks (no CPU while idle); `'latency'` busy-polls up to 50 µs per
+   * How readers wait, for both ends (the creator decides): `'default'` re-polls an empty ring every
+   * event-loop turn for 5–250 µs, learnt from how long it stayed empty, then parks (no CPU while
+   * idle); `'latency'` busy-polls up to 50 µs per
    * turn and re-polls for 2 ms before parking: the lowest round trip, at the cost of a busy core
    * per reading end while messages come less than 2 ms apart.
    * A number is taken as `permissions` (the option's meaning before modes existed).
@@ -129,9 +130,12 @@ const DEFAULT_CAPACITY = 1 << 20;
 const BATCH = 4096;
 /** Bytes queued for a parked reader that make the writer ring at once rather than at the end of its turn. */
 const RING_EARLY_BYTES = 16 * 1024;
-/** Bounds of the adaptive spin, in event-loop turns spent re-polling an empty ring before parking. */
-const SPIN_MIN = 2;
-const SPIN_MAX = 64;
+/**
+ * Bounds of the default mode's adaptive spin: how long (ms) a reader re-polls an empty ring, once
+ * per event-loop turn, before parking. It learns from each wake-up (see #learnFromWake).
+ */
+const SPIN_MIN_MS = 0.005;
+const SPIN_MAX_MS = 0.25;
 /** `mode: 'latency'`: how long a reader keeps re-polling an empty ring, every event-loop turn, before parking. */
 const LATENCY_SPIN_MS = 2;
 /** `mode: 'latency'`: how long one event-loop turn may busy-poll an empty ring (50 µs). */
@@ -252,9 +256,11 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
   #publishScheduled = false;
   /** A trySend went out since the last receive or publication: the next ones may wait (#schedulePublish). */
   #trySendRun = false;
-  #idleTurns = 0;
-  #spinLimit = SPIN_MIN;
-  #spinUntil = 0;
+  /** When the ring was found empty after the last record (0: not idle). */
+  #idleSince = 0;
+  /** While parked: when the idle period began, to learn from the wake-up how long it lasted. */
+  #parkedSince = 0;
+  #spinMs = SPIN_MIN_MS;
   #pumping = false;
 
   #viewMode = false;
@@ -875,29 +881,21 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
       return;
     }
     if (gotData) {
-      // Data came while we were re-polling: polling pays off for this stream, poll longer.
-      if (this.#idleTurns > 0) this.#spinLimit = Math.min(SPIN_MAX, this.#spinLimit * 2);
-      this.#idleTurns = 0;
+      if (this.#parkedSince !== 0) this.#learnFromWake();
+      this.#idleSince = 0;
       this.#schedulePump();
       return;
     }
-    if (++this.#idleTurns <= this.#spinLimit) {
+    const now = performance.now();
+    if (this.#idleSince === 0) this.#idleSince = now;
+    if (now - this.#idleSince < (this.#latency ? LATENCY_SPIN_MS : this.#spinMs)) {
       this.#schedulePump();
       return;
-    }
-    if (this.#latency) {
-      // Keep polling every turn until the ring has been empty for LATENCY_SPIN_MS.
-      const now = performance.now();
-      if (this.#idleTurns === this.#spinLimit + 1) this.#spinUntil = now + LATENCY_SPIN_MS;
-      if (now < this.#spinUntil) {
-        this.#schedulePump();
-        return;
-      }
     }
     if (this.#skipDeadClaim()) return;
     // Park: announce idleness, then re-check so a record published in between is not slept through.
-    this.#spinLimit = Math.max(SPIN_MIN, this.#spinLimit >> 1);
-    this.#idleTurns = 0;
+    this.#parkedSince = this.#idleSince;
+    this.#idleSince = 0;
     Atomics.store(this.#in, Ctl.READER_IDLE, 1);
     if (this.#reader.available()) {
       Atomics.store(this.#in, Ctl.READER_IDLE, 0);
@@ -935,6 +933,21 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
   #resetSession(rec: RingRecord): number {
     const data = this.#reader.data;
     return rec.length >= 4 ? new DataView(data.buffer).getUint32(data.byteOffset + rec.offset, true) : 0;
+  }
+
+  /**
+   * A record came after this reader parked. Had it come within SPIN_MAX_MS of the ring going empty,
+   * re-polling that long would have caught it without the wake-up (a syscall each side, and a
+   * sleeping core's wake latency, tens of µs on a VM): spin longer next time. A longer gap means a
+   * slow stream, for which spinning only burns CPU: spin less.
+   */
+  #learnFromWake(): void {
+    const gap = performance.now() - this.#parkedSince;
+    this.#parkedSince = 0;
+    this.#spinMs =
+      gap <= SPIN_MAX_MS
+        ? Math.min(SPIN_MAX_MS, Math.max(this.#spinMs * 2, gap * 1.5))
+        : Math.max(SPIN_MIN_MS, this.#spinMs / 2);
   }
 
   /**
