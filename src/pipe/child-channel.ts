@@ -8,7 +8,7 @@ import { ErrorCodes, IpcError } from '../core/errors.js';
 import { StreamChannel } from '../core/stream-channel.js';
 import { native, nativeAvailable } from '../native/binding.js';
 import { ShmChannel } from '../shm/shm-channel.js';
-import { framedReadStream, writeStream } from './fd-stream.js';
+import { channelWriteStream, framedReadStream } from './fd-stream.js';
 
 /** The environment variable that tells a child where its channel to the parent is. */
 export const CHANNEL_ENV = 'IPCKIT_CHANNEL';
@@ -60,7 +60,7 @@ export function planChildPipes(): ChildPipePlan {
       native().close(toChildRead);
       native().close(fromChildWrite);
       const input = framedReadStream(fromChildRead);
-      const output = writeStream(toChildWrite);
+      const output = channelWriteStream(toChildWrite);
       return new StreamChannel(what, input, output, opts);
     },
     abort: () => {
@@ -155,7 +155,7 @@ export function parentChannel<T = unknown>(opts?: ParentChannelOptions<T>): Chan
   inherited = new ParentStreamChannel<unknown>(
     'parent channel',
     framedReadStream(readFd),
-    writeStream(writeFd),
+    channelWriteStream(writeFd),
     opts as ChannelOptions<unknown>,
   );
   return inherited as Channel<T>;
