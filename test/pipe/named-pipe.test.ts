@@ -1,7 +1,7 @@
 import { spawn as nodeSpawn } from 'node:child_process';
 import { mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, onTestFinished } from 'vitest';
 import { ErrorCodes, NamedPipe } from '../../src/index.js';
 import { fixtureArgs, isolateRuntimeDir, openFdCount, rejectionOf, watchdog } from '../helpers.js';
 
@@ -80,6 +80,10 @@ describe('NamedPipe', () => {
     await using server = await NamedPipe.listen('victim');
     const child = nodeSpawn(process.execPath, fixtureArgs('connect-and-wait-for-kill.ts', server.path), {
       stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    // It waits to be killed: if the test fails first, it must not outlive the test.
+    onTestFinished(() => {
+      child.kill('SIGKILL');
     });
     const connection = await watchdog(server.accept(), 30_000, 'accept');
     await watchdog(
