@@ -125,6 +125,8 @@ export class ServerConnection<T> extends Link<T> implements SocketConnection<T> 
    */
   readonly #parked = new Map<number, () => void>();
   #idle: (() => void)[] = [];
+  /** The link closed: whenIdle() has nothing left to wait for. */
+  #ended = false;
   #watched: Map<number, AbortController> | undefined;
   #publications = new Queue<QueuedPublication>();
   #queuedBytes = 0;
@@ -156,7 +158,8 @@ export class ServerConnection<T> extends Link<T> implements SocketConnection<T> 
 
   /** Resolves when no handler is running. */
   whenIdle(): Promise<void> {
-    if (this.#running === 0) return Promise.resolve();
+    // A connection that ended has nobody to answer: its handlers' results go nowhere.
+    if (this.#running === 0 || this.#ended) return Promise.resolve();
     return new Promise((resolve) => this.#idle.push(resolve));
   }
 
@@ -477,6 +480,8 @@ export class ServerConnection<T> extends Link<T> implements SocketConnection<T> 
       this.#watched = undefined;
     }
     this.#parked.clear(); // never started, and nobody is left to answer
+    this.#ended = true;
+    for (const resolve of this.#idle.splice(0)) resolve();
     this.#publications.drain();
     this.#queuedBytes = 0;
     this.#dropped = undefined;

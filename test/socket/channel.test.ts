@@ -161,6 +161,24 @@ describe.each(transports)('socket connections over %s', (transport) => {
     await client.close();
   });
 
+  it('close() does not wait out graceMs for a handler whose client has gone', async () => {
+    const server = await listen(listenUrl(transport, env.dir));
+    let started!: () => void;
+    const running = new Promise<void>((resolve) => {
+      started = resolve;
+    });
+    server.handle('forever', () => {
+      started();
+      return new Promise(() => {});
+    });
+    const client = await connect(server.url);
+    void client.request('forever').catch(() => {});
+    await watchdog(running, 5000, 'handler started');
+    const closing = server.close({ graceMs: 600_000 });
+    client.destroy();
+    await watchdog(closing, 10_000, 'server closed once its only client went');
+  });
+
   it('connections not taken from accept() keep serving requests; the backlog is bounded', async () => {
     await using server = await listen(listenUrl(transport, env.dir), { maxPending: 2 });
     server.handle('id', (_params, ctx) => ctx.connection.id);
