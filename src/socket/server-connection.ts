@@ -85,12 +85,12 @@ interface QueuedPublication {
 class Context implements RequestContext {
   readonly method: string;
   readonly connection: ServerConnection<unknown>;
-  readonly #id: number;
   #controller: AbortController | undefined;
+  /** Why the request was aborted before its signal was first read (undefined: it was not). */
+  #abortedWith: IpcError | undefined;
 
-  constructor(connection: ServerConnection<unknown>, id: number, method: string) {
+  constructor(connection: ServerConnection<unknown>, method: string) {
     this.connection = connection;
-    this.#id = id;
     this.method = method;
   }
 
@@ -99,14 +99,30 @@ class Context implements RequestContext {
   }
 
   // Made on first use: most handlers never look, and an AbortController per request is not free.
+  // A CANCEL (or the connection's end) that came before is not lost: the signal starts aborted.
   get signal(): AbortSignal {
     if (!this.#controller) {
       this.#controller = new AbortController();
-      this.connection.watch(this.#id, this.#controller);
+      if (this.#abortedWith) this.#controller.abort(this.#abortedWith);
     }
     return this.#controller.signal;
   }
+
+  /** The client cancelled, or the connection ended: aborts the signal, now or when first read. */
+  abort(reason: IpcError): void {
+    if (this.#abortedWith) return;
+    this.#abortedWith = reason;
+    this.#controller?.abort(reason);
+  }
 }
+
+/**
+ * Requests parked past maxConcurrentRequests before the connection stops being read. Reading on
+ * lets the CANCELs of requests that ran into the limit arrive: with only as many parked as may run,
+ * handlers waiting for their cancel (a client that timed out) held the connection forever, the
+ * cancels unread behind the parked requests that had started.
+ */
+const PARKED_PAST_LIMIT = 64;
 
 /** The server's end of a connection. */
 export class ServerConnection<T> extends Link<T> implements SocketConnection<T> {
@@ -115,19 +131,19 @@ export class ServerConnection<T> extends Link<T> implements SocketConnection<T> 
   readonly topics = new Set<string>();
   readonly #server: ServerSide;
   #deadline: NodeJS.Timeout | undefined;
-  #running = 0;
   /**
    * Requests that arrived while maxConcurrentRequests handlers ran, in order, each started when a
    * handler finishes. Parking them, rather than pausing input at the limit, keeps the connection
    * read: a CANCEL from a client whose request timed out must reach its handler, and would sit
    * unread behind a paused socket (the connection wedged until a handler ended on its own). Input
-   * pauses once as many are parked as may run.
+   * pauses once PARKED_PAST_LIMIT more are parked than may run.
    */
   readonly #parked = new Map<number, () => void>();
   #idle: (() => void)[] = [];
   /** The link closed: whenIdle() has nothing left to wait for. */
   #ended = false;
-  #watched: Map<number, AbortController> | undefined;
+  /** The requests whose handlers run, by id: a CANCEL or the connection's end aborts their signal. */
+  readonly #running = new Map<number, Context>();
   #publications = new Queue<QueuedPublication>();
   #queuedBytes = 0;
   #dropped: Map<string, number> | undefined;
@@ -153,24 +169,14 @@ export class ServerConnection<T> extends Link<T> implements SocketConnection<T> 
 
   /** Handlers running now. */
   get running(): number {
-    return this.#running;
+    return this.#running.size;
   }
 
   /** Resolves when no handler is running. */
   whenIdle(): Promise<void> {
     // A connection that ended has nobody to answer: its handlers' results go nowhere.
-    if (this.#running === 0 || this.#ended) return Promise.resolve();
+    if (this.#running.size === 0 || this.#ended) return Promise.resolve();
     return new Promise((resolve) => this.#idle.push(resolve));
-  }
-
-  /** Registers a handler's AbortController so CANCEL or the connection's end can abort it. */
-  watch(id: number, controller: AbortController): void {
-    if (!this.isOpen) {
-      controller.abort(this.endReason);
-      return;
-    }
-    this.#watched ??= new Map();
-    this.#watched.set(id, controller);
   }
 
   // ---- handshake --------------------------------------------------------------------------------
@@ -230,13 +236,9 @@ export class ServerConnection<T> extends Link<T> implements SocketConnection<T> 
           this.#releaseIfRoom();
           return;
         }
-        const controller = this.#watched?.get(id);
-        if (controller) {
-          this.#watched!.delete(id);
-          controller.abort(
-            new IpcError(ErrorCodes.ABORTED, `${this.what}: the client cancelled request ${id}`),
-          );
-        }
+        this.#running
+          .get(id)
+          ?.abort(new IpcError(ErrorCodes.ABORTED, `${this.what}: the client cancelled request ${id}`));
         return;
       }
       case Kind.SUBSCRIBE: {
@@ -297,7 +299,7 @@ export class ServerConnection<T> extends Link<T> implements SocketConnection<T> 
       return;
     }
     const limit = this.#server.limits.maxConcurrentRequests;
-    if (this.#running >= limit) {
+    if (this.#running.size >= limit) {
       this.#parked.set(id, () => {
         if (this.#server.draining) {
           this.#replyError(
@@ -306,15 +308,15 @@ export class ServerConnection<T> extends Link<T> implements SocketConnection<T> 
           );
         } else this.#run(id, method, handler, params);
       });
-      if (this.#parked.size >= limit) this.hold(Hold.REQUESTS);
+      if (this.#parked.size >= limit + PARKED_PAST_LIMIT) this.hold(Hold.REQUESTS);
       return;
     }
     this.#run(id, method, handler, params);
   }
 
   #run(id: number, method: string, handler: Handler, params: unknown): void {
-    this.#running++;
-    const ctx = new Context(this as ServerConnection<unknown>, id, method);
+    const ctx = new Context(this as ServerConnection<unknown>, method);
+    this.#running.set(id, ctx);
     let result: unknown;
     try {
       result = handler(params, ctx);
@@ -341,22 +343,23 @@ export class ServerConnection<T> extends Link<T> implements SocketConnection<T> 
   }
 
   #settled(id: number): void {
-    this.#watched?.delete(id);
-    this.#running--;
+    this.#running.delete(id);
     const next = this.#parked.entries().next();
     if (!next.done && this.isOpen) {
       this.#parked.delete(next.value[0]);
       next.value[1]();
     }
     this.#releaseIfRoom();
-    if (this.#running === 0 && this.#idle.length > 0) {
+    if (this.#running.size === 0 && this.#idle.length > 0) {
       for (const resolve of this.#idle.splice(0)) resolve();
     }
   }
 
   /** Resumes reading once fewer requests are parked than may run. */
   #releaseIfRoom(): void {
-    if (this.#parked.size < this.#server.limits.maxConcurrentRequests) this.release(Hold.REQUESTS);
+    if (this.#parked.size < this.#server.limits.maxConcurrentRequests + PARKED_PAST_LIMIT) {
+      this.release(Hold.REQUESTS);
+    }
   }
 
   #reply(id: number, value: unknown): void {
@@ -475,10 +478,7 @@ export class ServerConnection<T> extends Link<T> implements SocketConnection<T> 
   protected linkClosed(reason: IpcError): void {
     clearTimeout(this.#deadline);
     this.#deadline = undefined;
-    if (this.#watched) {
-      for (const controller of this.#watched.values()) controller.abort(reason);
-      this.#watched = undefined;
-    }
+    for (const ctx of this.#running.values()) ctx.abort(reason);
     this.#parked.clear(); // never started, and nobody is left to answer
     this.#ended = true;
     for (const resolve of this.#idle.splice(0)) resolve();

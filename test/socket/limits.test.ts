@@ -143,6 +143,40 @@ describe.each(transports)('limits over %s', (transport) => {
     await client.close();
   });
 
+  it('past maxConcurrentRequests the connection still reads: the CANCELs of parked requests that then started reach them', async () => {
+    await using server = await listen(listenUrl(transport, env.dir), { maxConcurrentRequests: 2 });
+    let releaseFirst!: () => void;
+    const latch = new Promise<void>((resolve) => {
+      releaseFirst = resolve;
+    });
+    const started: number[] = [];
+    const cancelled: number[] = [];
+    server.handle('first', () => latch.then(() => 'done'));
+    // Never answers on its own; ends when the client gives up (ctx.signal), however late it looks.
+    server.handle('hang', (n: number, ctx) => {
+      started.push(n);
+      return new Promise((resolve) => {
+        ctx.signal.addEventListener('abort', () => {
+          cancelled.push(n);
+          resolve(undefined);
+        });
+      });
+    });
+    server.handle('ping', () => 'pong');
+    const client = await connect(server.url);
+    const first = [client.request('first'), client.request('first')];
+    const hanging = [1, 2, 3].map((n) => rejectionOf(client.request('hang', n, { timeout: 100 })));
+    const ping = client.request('ping', undefined, { timeout: 20_000 });
+    expect((await Promise.all(hanging)).map((err) => err.code)).toEqual(Array(3).fill(ErrorCodes.TIMEOUT));
+    // The cancels were sent while those requests were parked. Each is read either in time (that
+    // request never starts) or once it has started (its signal aborts): none is left hanging.
+    releaseFirst();
+    expect(await Promise.all(first)).toEqual(['done', 'done']);
+    expect(await watchdog(ping, 10_000, 'a request behind the cancelled ones')).toBe('pong');
+    expect(cancelled.sort()).toEqual(started.sort());
+    await client.close();
+  });
+
   it('maxConcurrentRequests is a cap: requests past it wait, in order, and all are answered', async () => {
     await using server = await listen(listenUrl(transport, env.dir), { maxConcurrentRequests: 3 });
     let running = 0;

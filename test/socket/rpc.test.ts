@@ -173,6 +173,40 @@ describe.each(transports)('request/reply over %s', (transport) => {
     await client.close();
   });
 
+  it('a cancel that comes before the handler first looks at ctx.signal is not lost', async () => {
+    await using server = await listen(listenUrl(transport, env.dir));
+    let look!: () => void;
+    const mayLook = new Promise<void>((resolve) => {
+      look = resolve;
+    });
+    let seen: AbortSignal | undefined;
+    server.handle('late', async (_p, ctx) => {
+      await mayLook;
+      seen = ctx.signal;
+      return 'late';
+    });
+    server.handle('ping', () => {
+      // Frames arrive in order: the cancel, sent before this request, has been handled.
+      look();
+      return 'pong';
+    });
+    const client = await connect(server.url);
+    expect((await rejectionOf(client.request('late', undefined, { timeout: 50 }))).code).toBe(
+      ErrorCodes.TIMEOUT,
+    );
+    expect(await client.request('ping')).toBe('pong');
+    await watchdog(
+      (async () => {
+        while (!seen) await new Promise((resolve) => setImmediate(resolve));
+      })(),
+      5000,
+      'the handler looked',
+    );
+    expect(seen!.aborted).toBe(true);
+    expect((seen!.reason as IpcError).code).toBe(ErrorCodes.ABORTED);
+    await client.close();
+  });
+
   it('bad arguments are TypeError/RangeError naming them, as rejections', async () => {
     await using server = await listen(listenUrl(transport, env.dir));
     const client = await connect(server.url, { maxPendingRequests: 1 });
