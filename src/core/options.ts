@@ -37,3 +37,15 @@ function shown(value: unknown): string {
   if (typeof value === 'object' && value !== null) return Array.isArray(value) ? 'an array' : 'an object';
   return String(value);
 }
+
+const LONE_SURROGATE = /\p{Surrogate}/u;
+
+/**
+ * A TypeError if `text` has a lone UTF-16 surrogate. Names and keys travel and are stored as UTF-8,
+ * where one becomes U+FFFD: two different names would become one, and a name would not match itself.
+ */
+export function checkWellFormed(text: string, name: string): void {
+  if (LONE_SURROGATE.test(text)) {
+    throw new TypeError(`${name} must be well-formed Unicode (it has a lone surrogate)`);
+  }
+}

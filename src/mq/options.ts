@@ -4,7 +4,7 @@
  */
 import type { CodecOptions } from '../core/codec.js';
 import { DEFAULT_MAX_MESSAGE_BYTES } from '../core/framing.js';
-import { numberError } from '../core/options.js';
+import { checkWellFormed, numberError } from '../core/options.js';
 import { checkWaitOptions, MAX_TIMEOUT_MS, type WaitOptions } from '../core/wait.js';
 import type { StoreDriver } from './store.js';
 
@@ -194,20 +194,14 @@ const DEFAULT_MESSAGE_SETTINGS: MessageSettings = Object.freeze({
   id: undefined,
 });
 
-/**
- * A lone UTF-16 surrogate: stores keep strings as UTF-8, where it becomes U+FFFD, so two different
- * ids or types would be stored as one (a false duplicate, a filter that matches on one store only).
- */
-const LONE_SURROGATE = /\p{Surrogate}/u;
-
 /** Checks a message id or type: a non-empty, well-formed string of at most `max` UTF-16 units. */
 function checkKey(value: unknown, name: string, max: number): string {
   if (typeof value !== 'string' || value.length === 0 || value.length > max) {
     throw new TypeError(`${name} must be a non-empty string of at most ${max} characters`);
   }
-  if (LONE_SURROGATE.test(value)) {
-    throw new TypeError(`${name} must be well-formed Unicode (it has a lone surrogate)`);
-  }
+  // Stored as UTF-8, two ids or types would become one: a false duplicate, a filter that matches on
+  // one store only.
+  checkWellFormed(value, name);
   return value;
 }
 

@@ -66,8 +66,18 @@ interface Queued {
 interface Topic {
   name: Buffer;
   subs: Set<Subscription<unknown>>;
+  /** Settles when the server has registered the topic on the current connection. */
   ready: Promise<void>;
   settle(err?: IpcError): void;
+}
+
+/** Gives `topic` a new `ready`, pending until the server registers it (again). */
+function armTopic(topic: Topic): Topic {
+  topic.ready = new Promise<void>((resolve, reject) => {
+    topic.settle = (err) => (err ? reject(err) : resolve());
+  });
+  topic.ready.catch(() => {});
+  return topic;
 }
 
 /** A connected client. Create it with {@link connect}. It is a Channel of plain messages. */
@@ -297,12 +307,7 @@ export class SocketClient<T = unknown> extends ChannelBase<T> {
     if (unusable) throw unusable;
     let entry = this.#topics.get(topic);
     if (!entry) {
-      let settle!: (err?: IpcError) => void;
-      const ready = new Promise<void>((resolve, reject) => {
-        settle = (err) => (err ? reject(err) : resolve());
-      });
-      ready.catch(() => {});
-      entry = { name, subs: new Set(), ready, settle };
+      entry = armTopic({ name, subs: new Set(), ready: Promise.resolve(), settle: noop });
       this.#topics.set(topic, entry);
       if (this.#link?.isOpen) this.#sendSubscribe(topic, entry);
     }
@@ -495,6 +500,8 @@ export class SocketClient<T = unknown> extends ChannelBase<T> {
     if (this.closed) return;
     this.#events.emit('disconnect', reason);
     if (this.#policy && !isFinal(reason)) {
+      // The next server has registered nothing yet: a subscription made meanwhile is not ready.
+      for (const topic of this.#topics.values()) armTopic(topic);
       this.#scheduleReconnect(reason);
       return;
     }
@@ -514,9 +521,11 @@ export class SocketClient<T = unknown> extends ChannelBase<T> {
           });
     this.#failure = reason.code === ErrorCodes.CLOSED ? closedError(this.what, reason) : reason;
     if (this.#policy) this.#events.emit('giveup', reason, unsent);
-    const pendingError = new IpcError(ErrorCodes.PEER_GONE, `${this.what}: ${reason.message}`, {
-      cause: reason,
-    });
+    // Named once: our own reasons name this client already, the server's do not.
+    const named = reason.message.startsWith(`${this.what}:`)
+      ? reason.message
+      : `${this.what}: ${reason.message}`;
+    const pendingError = new IpcError(ErrorCodes.PEER_GONE, named, { cause: reason });
     this.#pending.failAll(() => pendingError);
     this.#endTopics(reason.code === ErrorCodes.CLOSED ? closedError(this.what) : reason);
     if (reason.code === ErrorCodes.CLOSED) this.peerClosed();
@@ -536,9 +545,10 @@ export class SocketClient<T = unknown> extends ChannelBase<T> {
       return;
     }
     // Exponential backoff with "equal jitter": half the delay fixed, half random, so a crowd of
-    // clients dropped together does not come back together.
-    const ceiling = Math.min(policy.maxDelayMs, policy.minDelayMs * 2 ** Math.min(this.#attempt, 30));
-    const delay = Math.round(ceiling / 2 + (Math.random() * ceiling) / 2);
+    // clients dropped together does not come back together. The fixed half starts at minDelayMs,
+    // so that is a true minimum.
+    const ceiling = Math.min(policy.maxDelayMs, policy.minDelayMs * 2 ** Math.min(this.#attempt + 1, 30));
+    const delay = Math.max(policy.minDelayMs, Math.round(ceiling / 2 + (Math.random() * ceiling) / 2));
     this.#attempt++;
     this.#events.emit('reconnecting', this.#attempt, delay);
     this.#timer = setTimeout(() => {

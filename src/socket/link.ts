@@ -212,6 +212,9 @@ export abstract class Link<T> extends StreamChannel<T> implements Beating {
     this.#reason ??= err;
     const told = tellPeer ? this.#sendAbort(err) : false;
     this.fail(err);
+    // A connect waiting for the handshake learns why now, not when the linger ends (up to
+    // LINGER_MS later, with a peer that keeps the connection open).
+    this.#settle?.(this.#reason);
     if (told) this.#endAfterAbort();
     else this.socket.destroy();
   }

@@ -21,6 +21,7 @@
  * Integers are big-endian. Names (methods, topics) are 1–255 bytes of UTF-8.
  */
 import { ErrorCodes, IpcError } from '../core/errors.js';
+import { checkWellFormed } from '../core/options.js';
 
 /** Envelope kinds. */
 export const Kind = {
@@ -64,6 +65,7 @@ export function encodeName(name: unknown, what: string): Buffer {
   if (typeof name !== 'string') throw new TypeError(`${what} must be a string`);
   const cached = nameCache.get(name);
   if (cached) return cached;
+  checkWellFormed(name, what);
   const bytes = Buffer.from(name, 'utf8');
   if (bytes.length === 0 || bytes.length > MAX_NAME_BYTES) {
     throw new RangeError(`${what} must be 1..${MAX_NAME_BYTES} bytes of UTF-8, got ${bytes.length}`);

@@ -57,6 +57,40 @@ describe.each(transports)('handshake and authentication over %s', (transport) =>
     }
   });
 
+  it('a peer that answers something else and keeps the connection open fails connect with ERR_IPC_BAD_FRAME', async () => {
+    const held: import('node:net').Socket[] = [];
+    const plain = netCreateServer((socket) => {
+      socket.on('error', () => {});
+      held.push(socket);
+      socket.write('garbage, and no goodbye');
+    });
+    const where =
+      transport === 'tcp'
+        ? { host: '127.0.0.1', port: 0 }
+        : { path: listenUrl(transport, env.dir, 'garbage').slice('unix://'.length) };
+    await watchdog(
+      new Promise<void>((resolve, reject) => {
+        plain.once('error', reject);
+        plain.listen(where, resolve);
+      }),
+      5000,
+      'listen',
+    );
+    const address = plain.address();
+    const url =
+      typeof address === 'object' && address ? `tcp://127.0.0.1:${address.port}` : `unix://${address}`;
+    try {
+      // (The client's socket then lingers up to 2 s to let its ABORT out, as this peer never
+      // closes; connect no longer waits for that: 2 ms instead of 2,000 in a standalone run.)
+      const err = await watchdog(rejectionOf(connect(url)), 10_000, 'connect fails');
+      expect(err.code).toBe(ErrorCodes.BAD_FRAME);
+      expect(held.length).toBe(1);
+    } finally {
+      for (const socket of held) socket.destroy();
+      plain.close();
+    }
+  });
+
   it.each(['an end', 'a reset'])(
     'a frame cut short by %s: the whole message before it arrives, then ERR_IPC_PEER_GONE',
     async (how) => {

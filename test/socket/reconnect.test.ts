@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { connect, ErrorCodes, type IpcError, listen } from '../../src/index.js';
-import { isolateRuntimeDir, rejectionOf, watchdog } from '../helpers.js';
+import { isolateRuntimeDir, isPending, rejectionOf, watchdog } from '../helpers.js';
 import { stablePort } from '../support/ports.js';
 import { startFixture } from './child.js';
 import { listenUrl, transports } from './transports.js';
@@ -76,13 +76,21 @@ describe.each(transports)('reconnecting clients over %s', (transport) => {
     server.publish('news', 'before');
     expect(await sub.receive({ timeout: 5000 })).toBe('before');
     const reconnected = new Promise((resolve) => client.once('reconnect', resolve));
+    const disconnected = new Promise((resolve) => client.once('disconnect', resolve));
     await server.close({ graceMs: 0 });
+    await watchdog(disconnected, 10_000, 'disconnect');
+    // Made while disconnected, to a topic the client had: ready only once the next server has it.
+    const later = client.subscribe<string>('news');
+    expect(await isPending(later.ready)).toBe(true);
     server = await listen(url);
     const subscribed = new Promise((resolve) => server.once('subscribe', resolve));
     await watchdog(reconnected, 10_000, 'reconnect');
+    await watchdog(later.ready, 10_000, 'the later subscription is ready');
+    expect(server.subscribers('news')).toBe(1);
     await watchdog(subscribed, 10_000, 'resubscribed');
     server.publish('news', 'after');
     expect(await sub.receive({ timeout: 5000 })).toBe('after');
+    expect(await later.receive({ timeout: 5000 })).toBe('after');
     await client.close();
     await server.close();
   });
@@ -107,13 +115,21 @@ describe.each(transports)('reconnecting clients over %s', (transport) => {
     const server = await listen(listenUrl(transport, env.dir));
     const client = await connect(server.url, { reconnect: { ...fast, retries: 2 } });
     const attempts: number[] = [];
-    client.on('reconnecting', (attempt) => attempts.push(attempt));
+    const delays: number[] = [];
+    client.on('reconnecting', (attempt, delayMs) => {
+      attempts.push(attempt);
+      delays.push(delayMs);
+    });
     const gaveUp = new Promise<[IpcError, number]>((resolve) =>
       client.once('giveup', (reason, unsent) => resolve([reason, unsent])),
     );
     // Sent while disconnected: they resolve (queued), so their loss is reported on giveup.
     const queuedSends: Promise<void>[] = [];
-    client.once('disconnect', () => queuedSends.push(client.send('a'), client.send('b')));
+    let queuedRequest: ReturnType<typeof rejectionOf> | undefined;
+    client.once('disconnect', () => {
+      queuedSends.push(client.send('a'), client.send('b'));
+      queuedRequest = rejectionOf(client.request('queued'));
+    });
     await server.close({ graceMs: 0 });
     const [reason, unsent] = await watchdog(gaveUp, 10_000, 'giveup');
     await Promise.all(queuedSends);
@@ -122,7 +138,16 @@ describe.each(transports)('reconnecting clients over %s', (transport) => {
     expect(reason.message).toContain('2 queued message(s) discarded unsent');
     expect(unsent).toBe(2);
     expect(attempts).toEqual([1, 2]);
+    // minDelayMs is a floor; the first delay is at most twice it, the second at most four times.
+    expect(delays[0]).toBeGreaterThanOrEqual(fast.minDelayMs);
+    expect(delays[0]).toBeLessThanOrEqual(2 * fast.minDelayMs);
+    expect(delays[1]).toBeGreaterThanOrEqual(2 * fast.minDelayMs);
+    expect(delays[1]).toBeLessThanOrEqual(4 * fast.minDelayMs);
     expect((await rejectionOf(client.request('x'))).code).toBe(ErrorCodes.PEER_GONE);
+    // A request queued while disconnected fails with the reason, naming the client once up front.
+    const queued = await watchdog(queuedRequest!, 5000, 'the queued request fails');
+    expect(queued.code).toBe(ErrorCodes.PEER_GONE);
+    expect(queued.message).toMatch(/^socket client \S+: gave up reconnecting/);
     expect((await rejectionOf(client.receive())).code).toBe(ErrorCodes.PEER_GONE);
     await client.close();
   });

@@ -213,6 +213,10 @@ describe.each(transports)('request/reply over %s', (transport) => {
     await expect(client.request(42 as unknown as string)).rejects.toThrow(TypeError);
     await expect(client.request('')).rejects.toThrow(/method/);
     await expect(client.request('x'.repeat(300))).rejects.toThrow(RangeError);
+    // Sent as UTF-8, a lone surrogate would become U+FFFD: a name that never matches itself.
+    await expect(client.request('\uD800x')).rejects.toThrow(/well-formed/);
+    expect(() => client.subscribe('\uDC00')).toThrow(TypeError);
+    expect(() => server.handle('\uD800x', () => 1)).toThrow(TypeError);
     await expect(client.request('x', undefined, { timeout: -1 })).rejects.toThrow(/timeout/);
     expect(() => server.handle('', () => 1)).toThrow(RangeError);
     expect(() => server.handle('m', 'nope' as unknown as () => 1)).toThrow(TypeError);
