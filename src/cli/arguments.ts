@@ -3,16 +3,23 @@
  * which the CLI reports as one line naming the option, with exit code 2.
  */
 import { InvalidArgumentError } from 'commander';
+import { MAX_SEGMENT_BYTES } from '../shm/header.js';
 import { UsageError } from './errors.js';
 
 const SIZE_UNITS: Record<string, number> = { '': 1, k: 1 << 10, m: 1 << 20, g: 1 << 30 };
 
-/** A whole number of bytes, optionally with a binary unit: `4096`, `64k`, `16M`, `1G` (KiB, MiB, GiB). */
+/**
+ * A segment's size: a whole number of bytes, optionally with a binary unit: `4096`, `64k`, `16M`,
+ * `1G` (KiB, MiB, GiB), up to the largest segment (the largest ArrayBuffer Node makes).
+ */
 export function parseSize(value: string): number {
   const match = /^(\d+)([kmg]?)(?:i?b)?$/i.exec(value.trim());
   const bytes = match ? Number(match[1]) * SIZE_UNITS[match[2]!.toLowerCase()]! : Number.NaN;
   if (!Number.isSafeInteger(bytes) || bytes < 1) {
     throw new InvalidArgumentError('expected a positive number of bytes such as 4096, 64k or 16M');
+  }
+  if (bytes > MAX_SEGMENT_BYTES) {
+    throw new InvalidArgumentError(`expected at most ${MAX_SEGMENT_BYTES} bytes, the largest segment`);
   }
   return bytes;
 }
@@ -82,13 +89,13 @@ export function parseMs(value: string): number {
 }
 
 /**
- * Checks a socket URL argument up front, so a malformed one is a usage error (exit code 2) rather
- * than a failure while running. `parse` is the library's `parseAddress`.
+ * Checks an argument up front with the library's own check (`parseAddress` for a socket URL), so
+ * a malformed one is a usage error (exit code 2) rather than a failure while running.
  */
-export function checkUrl(url: string, parse: (url: string) => unknown): string {
+export function checkArgument(value: string, check: (value: string) => unknown): string {
   try {
-    parse(url);
-    return url;
+    check(value);
+    return value;
   } catch (err) {
     if (err instanceof TypeError || err instanceof RangeError) throw new UsageError(err.message);
     throw err;

@@ -1,7 +1,8 @@
 /** `ipckit call URL METHOD [JSON]`: one request to a socket server, its reply printed. */
 import { Command } from 'commander';
 import { connect, IpcError, isIpcError, parseAddress, RemoteError } from '../index.js';
-import { checkUrl, parseMs } from './arguments.js';
+import { encodeName } from '../socket/protocol.js';
+import { checkArgument, parseMs } from './arguments.js';
 import { jsonText, jsonValue, parseJsonArgument } from './json-text.js';
 import { createOutput } from './output.js';
 import { TOKEN_ENV } from './serve.js';
@@ -37,7 +38,8 @@ Examples:
         text: string | undefined,
         opts: { timeout?: number; json?: boolean },
       ) => {
-        checkUrl(url, parseAddress);
+        checkArgument(url, parseAddress);
+        checkArgument(method, (name) => encodeName(name, 'method'));
         const params = text === undefined ? undefined : parseJsonArgument(text, 'the params argument');
         const out = createOutput();
         const timeout = opts.timeout ?? 10_000;

@@ -6,7 +6,7 @@
  */
 import { Command, Option } from 'commander';
 import { listen, type PeerInfo, parseAddress, type SocketConnection, type SocketServer } from '../index.js';
-import { checkUrl } from './arguments.js';
+import { checkArgument } from './arguments.js';
 import { jsonText } from './json-text.js';
 import { createOutput, type Output } from './output.js';
 
@@ -119,7 +119,7 @@ Examples:
   $ ipckit call unix:///tmp/demo.sock echo '{"hello":"world"}'`,
     )
     .action(async (url: string, opts: { echo?: boolean; upper?: boolean }) => {
-      checkUrl(url, parseAddress);
+      checkArgument(url, parseAddress);
       await serve(url, opts.upper ? 'upper' : 'echo', createOutput());
     });
 }

@@ -102,6 +102,9 @@ describe('ipckit serve and call', { timeout: 240_000 }, () => {
       ],
       [['call', 'tcp://localhost', 'echo'], /^ipckit call: url: tcp:\/\/ needs host:port/],
       [['call', 'unix:///tmp/x.sock'], /^ipckit call: missing required argument 'method'/],
+      // Checked before connecting (nobody listens there): a usage error, not a failed call.
+      [['call', 'unix:///tmp/x.sock', ''], /^ipckit call: method must be 1\.\.255 bytes of UTF-8, got 0/],
+      [['call', 'unix:///tmp/x.sock', 'm'.repeat(256)], /^ipckit call: method must be 1\.\.255 bytes/],
       [
         ['call', 'unix:///tmp/x.sock', 'echo', '{nope'],
         /^ipckit call: the params argument is not valid JSON/,
