@@ -139,7 +139,10 @@ describe('ipckit shm', { timeout: 240_000 }, () => {
       [['shm', 'create', 'x'], /^ipckit shm create: required option '-s, --size <bytes>' not specified/],
       [['shm', 'create', 'x', '--size', '0'], /^ipckit shm create: option .*--size.* is invalid/],
       [['shm', 'create', 'x', '--size', '12q'], /^ipckit shm create: option .*--size.* is invalid/],
-      [['shm', 'create', 'x', '--size', '99999G'], /^ipckit shm create: option .*--size.* is invalid.*at most/],
+      [
+        ['shm', 'create', 'x', '--size', '99999G'],
+        /^ipckit shm create: option .*--size.* is invalid.*at most/,
+      ],
       [['shm', 'create', '../x', '--size', '8'], /^ipckit shm create: .*ERR_IPC_INVALID_NAME/],
       [['shm', 'dump', 'frames', '--offset', '-1'], /^ipckit shm dump: option .*--offset.* is invalid/],
       [
