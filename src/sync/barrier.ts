@@ -17,7 +17,7 @@
  */
 import { ErrorCodes, IpcError } from '../core/errors.js';
 import { numberError } from '../core/options.js';
-import { checkWaitOptions, type WaitOptions } from '../core/wait.js';
+import { abortedError, checkWaitOptions, type WaitOptions } from '../core/wait.js';
 import { HOLDERS_WORDS, type HolderInfo, Holders } from './holders.js';
 import {
   type KindSpec,
@@ -166,6 +166,8 @@ export class Barrier extends Primitive {
     try {
       checkWaitOptions(opts);
       this.assertOpen();
+      // Before arriving: an arrival cannot be taken back (it may complete the round).
+      if (opts?.signal?.aborted) throw abortedError(`${this.what}: wait`, opts.signal);
       const target = this.#arrive();
       return typeof target === 'number' ? Promise.resolve(target) : waitAsync(target, opts);
     } catch (err) {
@@ -177,6 +179,7 @@ export class Barrier extends Primitive {
   waitSync(opts?: WaitOptions): number {
     checkWaitOptions(opts);
     this.assertOpen();
+    if (opts?.signal?.aborted) throw abortedError(`${this.what}: wait`, opts.signal);
     const target = this.#arrive();
     return typeof target === 'number' ? target : waitSync(target, opts);
   }

@@ -22,6 +22,28 @@ describe('Barrier', () => {
     for (const b of [barrier, ...others]) b.close();
   });
 
+  it('a signal aborted before wait() fails it with ERR_IPC_ABORTED without arriving (even as the last party)', async () => {
+    const barrier = Barrier.create('gate', { parties: 2 });
+    const other = Barrier.open('gate');
+    const first = barrier.wait();
+    const signal = AbortSignal.abort();
+    expect((await rejectionOf(other.wait({ signal }))).code).toBe(ErrorCodes.ABORTED);
+    let thrown: unknown;
+    try {
+      other.waitSync({ signal });
+    } catch (err) {
+      thrown = err;
+    }
+    expect(isIpcError(thrown, ErrorCodes.ABORTED)).toBe(true);
+    // Neither call arrived: the round still waits for its second party, and is not broken.
+    expect(await isPending(first)).toBe(true);
+    expect(barrier.broken).toBe(false);
+    expect(await watchdog(other.wait(), 5000, 'the second party')).toBe(1);
+    expect(await first).toBe(0);
+    barrier.close();
+    other.close();
+  });
+
   it('refuses parties that is not a number with a TypeError', () => {
     expect(() => Barrier.create('x', { parties: '3' as never })).toThrow(TypeError);
     expect(() => Barrier.create('x', { parties: '3' as never })).toThrow(/options\.parties/);
