@@ -125,14 +125,28 @@ export class RwLock extends Primitive {
     return waitAsync(this.#readTarget(), opts);
   }
 
-  /** Waits for a read lock blocking this thread. ERR_IPC_DEADLOCK if this thread is the writer. */
+  /**
+   * Waits for a read lock blocking this thread. ERR_IPC_DEADLOCK if this thread is the writer, or
+   * holds a read lock while another thread's writer waits (that writer waits for this thread).
+   */
   readLockSync(opts?: WaitOptions): RwLockGuard {
     this.assertOpen();
-    if (Atomics.load(this.#i32, WRITER) === selfThread().tid) {
+    const me = selfThread();
+    const writer = Atomics.load(this.#i32, WRITER);
+    if (writer === me.tid) {
       throw new IpcError(
         ErrorCodes.DEADLOCK,
         `${this.what}: readLockSync by the thread that holds the write lock`,
       );
+    }
+    if (writer !== 0) {
+      const slot = this.#readers.slotOf(me, false, this.#slot);
+      if (slot >= 0 && this.#readers.count(slot) > 0) {
+        throw new IpcError(
+          ErrorCodes.DEADLOCK,
+          `${this.what}: readLockSync by a thread that holds a read lock while a writer waits for it to leave`,
+        );
+      }
     }
     return waitSync(this.#readTarget(), opts);
   }

@@ -55,6 +55,11 @@ describe('RwLock', () => {
       'writer claiming the lock',
     );
     expect(lock.tryReadLock()).toBeUndefined();
+    // A second read lock would wait for that writer, which waits for our first: a deadlock, told
+    // at once (the timeout only bounds the wait if it were not).
+    expect(() => lock.readLockSync({ timeout: 5000 })).toThrow(
+      expect.objectContaining({ code: ErrorCodes.DEADLOCK }),
+    );
     expect(writer.output()).not.toContain('held');
     mine.release();
     await writer.line('held', 10_000);
