@@ -202,13 +202,21 @@ export class SharedMemory implements Disposable {
       );
     }
     const what = `inherited shared memory #${index} (fd ${fd})`;
+    let isFile: boolean;
     try {
-      native().setCloexec(fd, true);
+      isFile = fstatSync(fd).isFile();
     } catch (err) {
       // The variable names an fd the parent did not hand on (or this process closed).
       if ((err as NodeJS.ErrnoException).code === 'EBADF') {
         throw new IpcError(ErrorCodes.NOT_FOUND, `${what}: no such open fd`, { cause: err });
       }
+      throw fromSystemError(err, what);
+    }
+    // A segment is a memfd or a file; a pipe or socket there was handed on for something else.
+    if (!isFile) throw new IpcError(ErrorCodes.INCOMPATIBLE, `${what}: not a shared-memory segment`);
+    try {
+      native().setCloexec(fd, true);
+    } catch (err) {
       throw fromSystemError(err, what);
     }
     return SharedMemory.fromSegment('anonymous', 'anonymous', mapFd(fd, what, CONTENT_PLAIN));

@@ -98,8 +98,10 @@ export class Condition extends Primitive {
     checkWaitOptions(opts);
     this.assertOpen();
     const mutex = this.#mutexOf(guard);
+    const held = guard as HeldGuard;
     const reg = this.#register(threadDoorbell().nonce);
     this.#releaseOrLeave(mutex, reg);
+    held.lend(true);
     const kept = { slot: false };
     let failure: unknown;
     try {
@@ -109,8 +111,9 @@ export class Condition extends Primitive {
     }
     try {
       const died = await waitAsync(mutex.relockTarget(), undefined);
-      if (died) (guard as HeldGuard).ownerDied = true;
+      if (died) held.ownerDied = true;
     } finally {
+      held.lend(false);
       this.#leaveKept(reg, kept);
     }
     if (failure !== undefined) throw failure;
@@ -128,6 +131,8 @@ export class Condition extends Primitive {
     mutex.assertNoAsyncWaitOfThisThread('Condition.waitSync (which re-takes the mutex)');
     const reg = this.#register(0);
     this.#releaseOrLeave(mutex, reg);
+    const held = guard as HeldGuard;
+    held.lend(true);
     const kept = { slot: false };
     let failure: unknown;
     try {
@@ -137,8 +142,9 @@ export class Condition extends Primitive {
     }
     try {
       const died = waitSync(mutex.relockTarget(), undefined);
-      if (died) (guard as HeldGuard).ownerDied = true;
+      if (died) held.ownerDied = true;
     } finally {
+      held.lend(false);
       this.#leaveKept(reg, kept);
     }
     if (failure !== undefined) throw failure;
@@ -162,6 +168,7 @@ export class Condition extends Primitive {
       throw new TypeError('guard must be a MutexGuard (from Mutex.lock, lockSync or tryLock)');
     }
     if (guard.released) throw new TypeError('guard was already released: wait needs the mutex held');
+    if (guard.lent) throw new TypeError('guard is lent to another Condition wait that has not returned');
     return guard.source;
   }
 

@@ -20,6 +20,8 @@ export class HeldGuard implements Guard {
   /** @internal What issued it (a Condition checks that a guard is a Mutex's). */
   readonly source: object;
   #released = false;
+  /** Lent to a Condition wait, which releases the lock and takes it back for this guard. */
+  #lent = false;
   readonly #unlock: () => void;
 
   constructor(source: object, unlock: () => void, ownerDied: boolean) {
@@ -32,8 +34,23 @@ export class HeldGuard implements Guard {
     return this.#released;
   }
 
+  /** @internal True while a Condition wait has the lock released on this guard's behalf. */
+  get lent(): boolean {
+    return this.#lent;
+  }
+
+  /** @internal A Condition wait releases the lock for this guard until it gives it back, held. */
+  lend(lent: boolean): void {
+    this.#lent = lent;
+  }
+
   release(): void {
     if (this.#released) return;
+    // Meanwhile the lock may be another task's (a thread owns it, not a guard): freeing it would
+    // let a third in beside that one.
+    if (this.#lent) {
+      throw new TypeError('this guard is lent to a Condition wait that has not returned: release it after');
+    }
     this.#unlock();
     this.#released = true;
   }

@@ -11,6 +11,7 @@ import {
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ErrorCodes, isIpcError, listResources, SharedMemory, shareFds, spawn } from '../../src/index.js';
+import { native } from '../../src/native/binding.js';
 import { kernelName, kernelPath } from '../../src/shm/kernel-name.js';
 import { fixtureArgs, isolateRuntimeDir, openFdCount, watchdog } from '../helpers.js';
 import { killAll, removeShmObjects, startFixture, succeeded } from '../sync/children.js';
@@ -288,13 +289,17 @@ describe('SharedMemory (anonymous and files)', () => {
     segment.close();
   });
 
-  it('reports a missing inherited segment as NOT_FOUND, also when the variable names a closed fd', () => {
+  it('reports a missing inherited segment as NOT_FOUND (also a closed fd), a pipe there as INCOMPATIBLE', () => {
     expect(codeOf(() => SharedMemory.inherited(3))).toBe(ErrorCodes.NOT_FOUND);
     const saved = process.env.IPCKIT_SHARE_FDS;
-    process.env.IPCKIT_SHARE_FDS = '1000999';
+    const [readFd, writeFd] = native().pipe2();
+    process.env.IPCKIT_SHARE_FDS = `1000999,${readFd}`;
     try {
       expect(codeOf(() => SharedMemory.inherited(0))).toBe(ErrorCodes.NOT_FOUND);
+      expect(codeOf(() => SharedMemory.inherited(1))).toBe(ErrorCodes.INCOMPATIBLE);
     } finally {
+      native().close(readFd);
+      native().close(writeFd);
       if (saved === undefined) delete process.env.IPCKIT_SHARE_FDS;
       else process.env.IPCKIT_SHARE_FDS = saved;
     }

@@ -14,6 +14,10 @@ describe('Condition', () => {
     // While the waiter waits, the mutex is free for the notifier.
     const notifier = await watchdog(mutex.lock(), 2000, 'mutex free during wait');
     expect(cond.waiting).toBe(1);
+    // The waiting guard is lent to the wait: releasing it would free the notifier's lock.
+    expect(() => guard.release()).toThrow(/lent to a Condition wait/);
+    expect(mutex.tryLock()).toBeUndefined();
+    await expect(cond.wait(guard)).rejects.toThrow(TypeError);
     expect(cond.notify()).toBe(1);
     notifier.release();
     await watchdog(waiting, 2000, 'notified wait');
