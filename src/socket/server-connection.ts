@@ -26,6 +26,7 @@ import {
   SOCKET_PROTOCOL_VERSION,
   toWireError,
 } from './protocol.js';
+import { SlotMap } from './slot-map.js';
 
 /** A connection accepted by a server: a Channel of plain messages, plus who is on the other end. */
 export interface SocketConnection<T = unknown> extends Channel<T> {
@@ -143,7 +144,7 @@ export class ServerConnection<T> extends Link<T> implements SocketConnection<T> 
   /** The link closed: whenIdle() has nothing left to wait for. */
   #ended = false;
   /** The requests whose handlers run, by id: a CANCEL or the connection's end aborts their signal. */
-  readonly #running = new Map<number, Context>();
+  readonly #running = new SlotMap<Context>();
   #publications = new Queue<QueuedPublication>();
   #queuedBytes = 0;
   #dropped: Map<string, number> | undefined;
@@ -275,6 +276,13 @@ export class ServerConnection<T> extends Link<T> implements SocketConnection<T> 
 
   #request(noBody: boolean, payload: Uint8Array): void {
     const id = readU32(payload, 1, this.what);
+    // Replies, cancels and the concurrency count go by id: one reused while in flight would mix
+    // two requests up (and let a client run past maxConcurrentRequests).
+    if (this.#running.has(id) || this.#parked.has(id)) {
+      throw this.refuse(
+        new IpcError(ErrorCodes.BAD_FRAME, `${this.what}: request id ${id} is already in flight`),
+      );
+    }
     const end = nameEnd(payload, 5, this.what);
     const method = readMethod(payload, 5, end);
     let params: unknown;
@@ -343,7 +351,7 @@ export class ServerConnection<T> extends Link<T> implements SocketConnection<T> 
   }
 
   #settled(id: number): void {
-    this.#running.delete(id);
+    this.#running.take(id);
     const next = this.#parked.entries().next();
     if (!next.done && this.isOpen) {
       this.#parked.delete(next.value[0]);
@@ -478,7 +486,7 @@ export class ServerConnection<T> extends Link<T> implements SocketConnection<T> 
   protected linkClosed(reason: IpcError): void {
     clearTimeout(this.#deadline);
     this.#deadline = undefined;
-    for (const ctx of this.#running.values()) ctx.abort(reason);
+    for (const [, ctx] of this.#running.entries()) ctx.abort(reason);
     this.#parked.clear(); // never started, and nobody is left to answer
     this.#ended = true;
     for (const resolve of this.#idle.splice(0)) resolve();

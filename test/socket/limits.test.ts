@@ -1,6 +1,8 @@
 import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { FrameBatch } from '../../src/core/framing.js';
 import { connect, ErrorCodes, type IpcError, listen } from '../../src/index.js';
+import { encodeName, requestHead } from '../../src/socket/protocol.js';
 import { MAX_LINGERING_REFUSALS } from '../../src/socket/server.js';
 import { isolateRuntimeDir, openFdCount, rejectionOf, watchdog } from '../helpers.js';
 import { startFixture } from './child.js';
@@ -175,6 +177,27 @@ describe.each(transports)('limits over %s', (transport) => {
     expect(await watchdog(ping, 10_000, 'a request behind the cancelled ones')).toBe('pong');
     expect(cancelled.sort()).toEqual(started.sort());
     await client.close();
+  });
+
+  it('a request id reused while in flight is refused (ERR_IPC_BAD_FRAME): it could run past the cap', async () => {
+    await using server = await listen(listenUrl(transport, env.dir), { maxConcurrentRequests: 2 });
+    let started = 0;
+    server.handle('hang', () => {
+      started++;
+      return new Promise(() => {});
+    });
+    const raw = await rawConnect(server.url);
+    let heard = '';
+    raw.on('data', (chunk: Buffer) => {
+      heard += chunk.toString('latin1');
+    });
+    const batch = new FrameBatch();
+    for (let i = 0; i < 5; i++) batch.add(requestHead(7, encodeName('hang', 'method'), true));
+    raw.write(Buffer.concat([greeting(), batch.take()]));
+    await closed(raw);
+    expect(heard).toContain(`"code":"${ErrorCodes.BAD_FRAME}"`);
+    expect(heard).toContain('request id 7 is already in flight');
+    expect(started).toBe(1);
   });
 
   it('maxConcurrentRequests is a cap: requests past it wait, in order, and all are answered', async () => {
