@@ -68,13 +68,20 @@ interface Topic {
   subs: Set<Subscription<unknown>>;
   /** Settles when the server has registered the topic on the current connection. */
   ready: Promise<void>;
+  /** False until `ready` settles: a drop then leaves it pending for the next connection. */
+  settled: boolean;
   settle(err?: IpcError): void;
 }
 
 /** Gives `topic` a new `ready`, pending until the server registers it (again). */
 function armTopic(topic: Topic): Topic {
+  topic.settled = false;
   topic.ready = new Promise<void>((resolve, reject) => {
-    topic.settle = (err) => (err ? reject(err) : resolve());
+    topic.settle = (err) => {
+      topic.settled = true;
+      if (err) reject(err);
+      else resolve();
+    };
   });
   topic.ready.catch(() => {});
   return topic;
@@ -307,7 +314,7 @@ export class SocketClient<T = unknown> extends ChannelBase<T> {
     if (unusable) throw unusable;
     let entry = this.#topics.get(topic);
     if (!entry) {
-      entry = armTopic({ name, subs: new Set(), ready: Promise.resolve(), settle: noop });
+      entry = armTopic({ name, subs: new Set(), ready: Promise.resolve(), settled: true, settle: noop });
       this.#topics.set(topic, entry);
       if (this.#link?.isOpen) this.#sendSubscribe(topic, entry);
     }
@@ -500,8 +507,9 @@ export class SocketClient<T = unknown> extends ChannelBase<T> {
     if (this.closed) return;
     this.#events.emit('disconnect', reason);
     if (this.#policy && !isFinal(reason)) {
-      // The next server has registered nothing yet: a subscription made meanwhile is not ready.
-      for (const topic of this.#topics.values()) armTopic(topic);
+      // The next server has registered nothing yet: a subscription made meanwhile is not ready. A
+      // topic whose `ready` is still pending keeps it: the next server's answer settles it.
+      for (const topic of this.#topics.values()) if (topic.settled) armTopic(topic);
       this.#scheduleReconnect(reason);
       return;
     }

@@ -95,6 +95,21 @@ describe.each(transports)('reconnecting clients over %s', (transport) => {
     await server.close();
   });
 
+  it('a subscription still unanswered when the connection drops is ready once the next one has it', async () => {
+    await using server = await listen(listenUrl(transport, env.dir));
+    const accepted = server.accept();
+    const client = await connect(server.url, { reconnect: fast });
+    const conn = await watchdog(accepted, 5000, 'accept');
+    const sub = client.subscribe<string>('t');
+    // Dropped in the same tick: the SUBSCRIBE never reaches the server on this connection.
+    conn.destroy();
+    await watchdog(sub.ready, 10_000, 'ready after the reconnect');
+    expect(server.subscribers('t')).toBe(1);
+    server.publish('t', 'after');
+    expect(await sub.receive({ timeout: 5000 })).toBe('after');
+    await client.close();
+  });
+
   it('the queue while disconnected is bounded: past it requests fail and sends wait', async () => {
     const server = await listen(listenUrl(transport, env.dir));
     const client = await connect(server.url, { reconnect: { ...fast, retries: 1000, maxQueued: 2 } });
