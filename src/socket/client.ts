@@ -44,8 +44,12 @@ export type ClientEvents = {
   disconnect: [reason: IpcError];
   /** A reconnection attempt is scheduled. */
   reconnecting: [attempt: number, delayMs: number];
-  /** Connected again after a drop (queued sends and requests are being sent, topics resubscribed). */
-  reconnect: [attempts: number];
+  /**
+   * Connected again after a drop (queued sends and requests are being sent, topics resubscribed).
+   * `tooLarge`: messages queued meanwhile that exceed the new server's maxMessageBytes, discarded
+   * (a queued request over it rejects with ERR_IPC_FRAME_TOO_LARGE instead).
+   */
+  reconnect: [attempts: number, tooLarge: number];
   /**
    * Reconnection stopped (retries exhausted, or the server refused us); the client has failed.
    * `unsent`: messages whose `send()` had resolved while disconnected, queued for the next
@@ -470,25 +474,38 @@ export class SocketClient<T = unknown> extends ChannelBase<T> {
     }
   }
 
-  #attach(link: ClientLink<T>): void {
+  /** Makes `link` the connection; returns how many queued messages it is too small for. */
+  #attach(link: ClientLink<T>): number {
     this.#link = link;
     this.#generation++;
     // What this server accepts bounds what we send it (the last server's bound until then).
     this.limitSends(link.peerMaxMessageBytes, "the server's");
     if (this.#holding) link.hold(Hold.OWNER);
     for (const [topic, entry] of this.#topics) this.#sendSubscribe(topic, entry);
-    // What was queued while disconnected goes out first, in order.
+    // What was queued while disconnected goes out first, in order. What this server would refuse
+    // (it would end the connection) stays here: a request fails, a message is counted.
+    let tooLarge = 0;
     while (this.#offline.length > 0) {
       const item = this.#offline.shift()!;
+      const fits = item.body.byteLength <= this.sendLimit;
       if (item.requestId !== undefined) {
-        const entry = this.#pending.get(item.requestId);
+        const entry = fits ? this.#pending.get(item.requestId) : this.#pending.take(item.requestId);
         if (!entry) continue; // timed out while queued
+        if (!fits) {
+          entry.disarm();
+          entry.reject(this.tooLargeToSend(`${this.what}: request '${entry.method}'`, item.body.byteLength));
+          continue;
+        }
         entry.generation = this.#generation;
+      } else if (!fits) {
+        tooLarge++;
+        continue;
       }
       link.sendParts(item.head, item.body);
     }
     this.#offlineBytes = 0;
     this.writable();
+    return tooLarge;
   }
 
   #onLinkClosed(link: ClientLink<T>, reason: IpcError): void {
@@ -584,8 +601,8 @@ export class SocketClient<T = unknown> extends ChannelBase<T> {
     }
     const attempts = this.#attempt;
     this.#attempt = 0;
-    this.#attach(link);
-    this.#events.emit('reconnect', attempts);
+    const tooLarge = this.#attach(link);
+    this.#events.emit('reconnect', attempts, tooLarge);
   }
 
   #stopReconnecting(): void {

@@ -110,6 +110,35 @@ describe.each(transports)('reconnecting clients over %s', (transport) => {
     await client.close();
   });
 
+  it('what was queued for a server that comes back with a smaller maxMessageBytes: too large is refused here', async () => {
+    let server = await listen(listenUrl(transport, env.dir));
+    const url = server.url;
+    const client = await connect(url, { reconnect: fast });
+    const disconnected = new Promise((resolve) => client.once('disconnect', resolve));
+    const reconnected = new Promise<number>((resolve) =>
+      client.once('reconnect', (_attempts, tooLarge) => resolve(tooLarge)),
+    );
+    await server.close({ graceMs: 0 });
+    await watchdog(disconnected, 10_000, 'disconnect');
+    const big = 'x'.repeat(200_000);
+    await client.send(big); // queued: resolves
+    const bigRequest = rejectionOf(client.request('len', big));
+    await client.send('small');
+    server = await listen(url, { maxMessageBytes: 100_000 });
+    server.handle('len', (s: string) => s.length);
+    const accepted = server.accept();
+    expect(await watchdog(reconnected, 10_000, 'reconnect')).toBe(1);
+    const refused = await watchdog(bigRequest, 5000, 'the big request fails');
+    expect(refused.code).toBe(ErrorCodes.FRAME_TOO_LARGE);
+    expect(refused.message).toMatch(/the server's maxMessageBytes \(100000\)/);
+    // The connection stayed up: the small message arrived, and requests go on.
+    const conn = await watchdog(accepted, 5000, 'accept');
+    expect(await watchdog(conn.receive(), 5000, 'the small message')).toBe('small');
+    expect(await client.request('len', 'abc')).toBe(3);
+    await client.close();
+    await server.close();
+  });
+
   it('the queue while disconnected is bounded: past it requests fail and sends wait', async () => {
     const server = await listen(listenUrl(transport, env.dir));
     const client = await connect(server.url, { reconnect: { ...fast, retries: 1000, maxQueued: 2 } });
