@@ -129,8 +129,11 @@ export class Statements {
     this.waiters = p('SELECT address, pid, started FROM waiters');
 
     this.promote = p('UPDATE messages SET state = 0, due = NULL WHERE state = 3 AND due <= ?');
+    // A delivered message no longer expires (see dropStale): its ttl is cleared as it comes back,
+    // or it would stay in the expiring index, walked by every sweep and never dropped.
     this.requeueExpired = p(
-      'UPDATE messages SET state = 0, due = NULL, lease = NULL WHERE state = 1 AND due <= ? AND attempts < coalesce(max_attempts, ?)',
+      'UPDATE messages SET state = 0, due = NULL, lease = NULL, expires = NULL ' +
+        'WHERE state = 1 AND due <= ? AND attempts < coalesce(max_attempts, ?)',
     );
     this.killExpired = p(
       'UPDATE messages SET state = 2, due = ?, lease = NULL, expires = NULL ' +
@@ -138,7 +141,8 @@ export class Statements {
       true,
     );
     // Only never-delivered messages (attempts = 0; a prefetched one given back counts as such): a
-    // message already delivered is not cut off by its ttl when its lease ends or it is nacked.
+    // message already delivered is not cut off by its ttl when its lease ends or it is nacked (and
+    // has its ttl cleared then, so the index holds only messages that may still expire).
     this.dropStale = p(
       'DELETE FROM messages WHERE expires IS NOT NULL AND expires <= ? AND state IN (0, 3) AND attempts = 0 ' +
         'RETURNING length(body)',
@@ -176,12 +180,14 @@ export class Statements {
       'UPDATE messages SET ' +
         'state = CASE WHEN attempts >= @max THEN 2 WHEN @delay > 0 THEN 3 ELSE 0 END, ' +
         'due = CASE WHEN attempts >= @max THEN @now WHEN @delay > 0 THEN @now + @delay ELSE NULL END, ' +
-        'expires = CASE WHEN attempts >= @max THEN NULL ELSE expires END, lease = NULL ' +
+        'expires = NULL, lease = NULL ' +
         'WHERE seq = @seq AND lease = @lease AND state = 1 AND due > @now RETURNING state, length(body) AS size',
     );
     this.extend = p('UPDATE messages SET due = ? WHERE seq = ? AND lease = ? AND state = 1 AND due > ?');
+    // Given back unread: a first delivery that never happened keeps its ttl; a re-delivery does not.
     this.release = p(
-      'UPDATE messages SET state = 0, due = NULL, lease = NULL, attempts = attempts - 1 ' +
+      'UPDATE messages SET state = 0, due = NULL, lease = NULL, attempts = attempts - 1, ' +
+        'expires = CASE WHEN attempts = 1 THEN expires ELSE NULL END ' +
         'WHERE seq = ? AND lease = ? AND state = 1',
     );
 

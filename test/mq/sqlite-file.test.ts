@@ -103,6 +103,27 @@ describe('SQLite store file', () => {
     }
   });
 
+  it('a delivered message loses its ttl when it comes back, so only messages that may still expire are indexed', async () => {
+    const q = await MessageQueue.open<string>('ttl', { visibilityTimeoutMs: 60_000 });
+    await q.send('nacked', { ttlMs: 60_000 });
+    await q.send('acked', { ttlMs: 60_000 });
+    await q.send('prefetched', { ttlMs: 60_000 });
+    await (await q.receive({ timeout: 5000 })).nack({ delayMs: 60_000 });
+    for await (const m of q.consume({ prefetch: 2 })) {
+      expect(m.body).toBe('acked');
+      await m.ack();
+      break; // 'prefetched' was leased ahead and is given back unread: its ttl still holds
+    }
+    await q.close();
+    const db = new Database(join(rt.dir, 'ttl.mq.sqlite'), { readonly: true });
+    const rows = db.prepare('SELECT attempts, expires IS NULL AS cleared FROM messages ORDER BY seq').all();
+    db.close();
+    expect(rows).toEqual([
+      { attempts: 1, cleared: 1 },
+      { attempts: 0, cleared: 0 },
+    ]);
+  });
+
   it('refuses a file that is not a database, and leaves it as it was', async () => {
     const file = join(rt.dir, 'junk.mq.sqlite');
     const junk = Buffer.alloc(8192, 'not a database. ');
