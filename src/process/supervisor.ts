@@ -314,8 +314,11 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     entry.lastExit = status;
     entry.channel.detach();
     this.#announce('exit', entry.name, status);
+    // A child that failed while starting carries why, for 'giveup'. A clean exit (code 0) stays
+    // clean, as the restart policy says, even before its ready hook was done.
+    const clean = status.code === 0 && status.signal === null;
     const error =
-      entry.phase !== 'starting'
+      entry.phase !== 'starting' || clean
         ? undefined
         : (entry.readyError ??
           new IpcError(

@@ -293,6 +293,30 @@ describe('Supervisor: start and stop', () => {
     expect((error as IpcError).message).toContain("'early' exited (code 1) before it was ready");
   });
 
+  it("'on-failure' does not restart a child that exits with code 0, even before its ready hook is done", async () => {
+    const sup = supervisor({ maxRestarts: 3, backoff: { initialMs: 1 } });
+    const log = record(sup);
+    let calls = 0;
+    // The first child is ready and exits 1 (restarted); the second exits 0 before it is ready.
+    sup.add('oneshot', () => node('process-hello-then-exit.ts', calls === 0 ? '1' : '0')(), {
+      restart: 'on-failure',
+      ready: async (child) => {
+        calls++;
+        await child.channel!.receive(); // the hello
+        if (calls > 1) await new Promise(() => {});
+      },
+    });
+    await sup.start();
+    const ended = await watchdog(rejectionOf(sup.channel('oneshot').receive()), 30_000, 'the channel ends');
+    expect(ended.code).toBe(ErrorCodes.CLOSED);
+    expect(calls).toBe(2);
+    expect(log.filter((l) => !l.startsWith('start'))).toEqual([
+      'exit oneshot 1',
+      'restart oneshot #1 after 1',
+      'exit oneshot 0',
+    ]);
+  });
+
   it("a listener that throws is the application's uncaught exception; restarts go on", async () => {
     const child = spawn(process.execPath, fixtureArgs('supervisor-listener-throws.ts'), {
       stdio: ['ignore', 'pipe', 'inherit'],
