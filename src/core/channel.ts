@@ -208,6 +208,11 @@ export abstract class ChannelBase<T> implements Channel<T> {
       .map((item) => (item instanceof ReceiveFailure ? { error: item.error } : { message: item as T }));
   }
 
+  /** How many receive() calls wait for a message now. */
+  protected get receiversWaiting(): number {
+    return this.#receivers.length;
+  }
+
   /** Hands a decoded message (or its failure) to the first waiting receive, or queues it. */
   #accept(item: T | ReceiveFailure): void {
     const waiter = this.#receivers.shift();

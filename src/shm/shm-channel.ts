@@ -536,7 +536,8 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
       // order, so that a reader that only takes views misses nothing sent before it started.
       this.#readAhead = this.takeQueued();
     }
-    if (this.#viewWaiters.length === 0) {
+    // A receive() that waited from before view mode began comes first (the pump serves it).
+    if (this.#viewWaiters.length === 0 && this.receiversWaiting === 0) {
       try {
         const view = this.#takeView();
         if (view) return Promise.resolve(view);
@@ -571,8 +572,8 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
 
   override tryReceive(): { message: T } | undefined {
     if (!this.#viewMode) return super.tryReceive();
-    // A receiveView() waiting has the next message first.
-    if (this.#viewWaiters.length > 0) return undefined;
+    // A receiveView() or receive() waiting has the next message first.
+    if (this.#viewWaiters.length > 0 || this.receiversWaiting > 0) return undefined;
     const view = this.#takeView();
     if (view) return { message: this.#decodeView(view) };
     this.#settleViewPeer();
@@ -1153,11 +1154,17 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
   /** Hands published messages to waiting receiveView() calls; parks when there are none. */
   #serveViews(): void {
     let served = false;
-    while (this.#viewWaiters.length > 0) {
+    while (this.#viewWaiters.length > 0 || this.receiversWaiting > 0) {
+      // receive() calls that were waiting when view mode began come first, as they asked first.
+      const forReceive = this.receiversWaiting > 0;
       let view: ShmView | undefined;
       try {
         view = this.#takeView();
       } catch (err) {
+        if (forReceive) {
+          this.deliverError(err as IpcError);
+          continue;
+        }
         const waiter = this.#viewWaiters.shift()!;
         waiter.disarm();
         waiter.reject(err);
@@ -1165,11 +1172,17 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
       }
       if (!view) break;
       served = true;
+      if (forReceive) {
+        this.deliver(view.bytes);
+        view.release();
+        continue;
+      }
       const waiter = this.#viewWaiters.shift()!;
       waiter.disarm();
       waiter.resolve(view);
     }
-    if (this.#viewWaiters.length === 0) return; // nobody waits: the next receiveView() looks itself
+    // Nobody waits: the next receiveView() looks itself.
+    if (this.#viewWaiters.length === 0 && this.receiversWaiting === 0) return;
     const ended = this.#viewEndError();
     if (ended) {
       for (const waiter of this.#viewWaiters.drain()) {

@@ -269,6 +269,21 @@ describe('ShmChannel in one process', () => {
     b.destroy();
   });
 
+  it('a receive() already waiting when view mode begins gets the next message, before the view', async () => {
+    const a = ShmChannel.create<{ n: number }>('waiting');
+    const b = ShmChannel.open<{ n: number }>('waiting');
+    const early = b.receive({ timeout: 10_000 });
+    const view = b.receiveView({ timeout: 10_000 });
+    await a.send({ n: 1 });
+    await a.send({ n: 2 });
+    expect(await watchdog(early, 5_000, 'the receive that asked first')).toEqual({ n: 1 });
+    const second = await watchdog(view, 5_000, 'the view');
+    expect(codecs.msgpack.decode(second.bytes)).toEqual({ n: 2 });
+    second.release();
+    a.destroy();
+    b.destroy();
+  });
+
   it('a destroyed end makes the other end report ERR_IPC_PEER_GONE', async () => {
     const { a, b } = pair();
     const pending = b.receive();
