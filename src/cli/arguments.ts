@@ -2,8 +2,9 @@
  * Parsers for option values shared by the commands. Each throws commander's InvalidArgumentError,
  * which the CLI reports as one line naming the option, with exit code 2.
  */
+
+import { constants } from 'node:buffer';
 import { InvalidArgumentError } from 'commander';
-import { MAX_SEGMENT_BYTES } from '../shm/header.js';
 import { UsageError } from './errors.js';
 
 const SIZE_UNITS: Record<string, number> = { '': 1, k: 1 << 10, m: 1 << 20, g: 1 << 30 };
@@ -18,8 +19,9 @@ export function parseSize(value: string): number {
   if (!Number.isSafeInteger(bytes) || bytes < 1) {
     throw new InvalidArgumentError('expected a positive number of bytes such as 4096, 64k or 16M');
   }
-  if (bytes > MAX_SEGMENT_BYTES) {
-    throw new InvalidArgumentError(`expected at most ${MAX_SEGMENT_BYTES} bytes, the largest segment`);
+  // The library's bound on a segment: the largest ArrayBuffer Node makes.
+  if (bytes > constants.MAX_LENGTH) {
+    throw new InvalidArgumentError(`expected at most ${constants.MAX_LENGTH} bytes, the largest segment`);
   }
   return bytes;
 }

@@ -1,8 +1,8 @@
 /** `ipckit call URL METHOD [JSON]`: one request to a socket server, its reply printed. */
 import { Command } from 'commander';
 import { connect, IpcError, isIpcError, parseAddress, RemoteError } from '../index.js';
-import { encodeName } from '../socket/protocol.js';
 import { checkArgument, parseMs } from './arguments.js';
+import { UsageError } from './errors.js';
 import { jsonText, jsonValue, parseJsonArgument } from './json-text.js';
 import { createOutput } from './output.js';
 import { TOKEN_ENV } from './serve.js';
@@ -39,7 +39,11 @@ Examples:
         opts: { timeout?: number; json?: boolean },
       ) => {
         checkArgument(url, parseAddress);
-        checkArgument(method, (name) => encodeName(name, 'method'));
+        // The library's rule for a method name, checked before connecting.
+        const methodBytes = Buffer.byteLength(method);
+        if (methodBytes === 0 || methodBytes > 255) {
+          throw new UsageError(`method must be 1..255 bytes of UTF-8, got ${methodBytes}`);
+        }
         const params = text === undefined ? undefined : parseJsonArgument(text, 'the params argument');
         const out = createOutput();
         const timeout = opts.timeout ?? 10_000;

@@ -114,7 +114,13 @@ export function openDatabase(path: string, durability: 'normal' | 'fsync', what:
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw sqliteError(err, what);
     // A directory, FIFO or socket there is not a queue, and SQLite would only say "cannot open".
-    if (!lstatSync(path).isFile()) {
+    let isFile: boolean;
+    try {
+      isFile = lstatSync(path).isFile();
+    } catch (statErr) {
+      throw sqliteError(statErr, what); // removed meanwhile
+    }
+    if (!isFile) {
       throw new IpcError(ErrorCodes.UNSAFE_PATH, `${what}: ${path} is not a regular file`);
     }
   }

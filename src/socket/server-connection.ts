@@ -421,10 +421,11 @@ export class ServerConnection<T> extends Link<T> implements SocketConnection<T> 
 
   /**
    * Sends one publication, or queues it while the socket is full. Past the bound the oldest queued
-   * one is dropped and counted; the subscriber is told how many with a DROPPED frame.
+   * one is dropped and counted; the subscriber is told how many with a DROPPED frame. False if this
+   * one was not sent nor queued (the connection is ending, or it is too large for the subscriber).
    */
-  publish(head: Uint8Array, body: Uint8Array, topic: string): void {
-    if (!this.#canSend()) return;
+  publish(head: Uint8Array, body: Uint8Array, topic: string): boolean {
+    if (!this.#canSend()) return false;
     if (body.byteLength > this.sendLimit) {
       // More than this subscriber accepts: it would end the connection there. Dropped instead, and
       // the subscriber is told (sub.dropped), as for a slow one.
@@ -434,11 +435,11 @@ export class ServerConnection<T> extends Link<T> implements SocketConnection<T> 
       } else {
         this.#countDropped(topic);
       }
-      return;
+      return false;
     }
     if (this.#publications.length === 0 && !this.outputFull) {
       this.transmitParts(head, body);
-      return;
+      return true;
     }
     this.#publications.push({ head, body, topic });
     this.#queuedBytes += head.byteLength + body.byteLength;
@@ -454,6 +455,7 @@ export class ServerConnection<T> extends Link<T> implements SocketConnection<T> 
       dropped++;
     }
     if (dropped > 0) this.#server.dropped(dropped);
+    return true;
   }
 
   #countDropped(topic: string): void {

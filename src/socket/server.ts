@@ -263,8 +263,9 @@ export class SocketServer<T = unknown> implements AsyncIterable<SocketConnection
       );
     }
     const head = publishHead(name, message === undefined);
-    for (const conn of subscribers) conn.publish(head, body, topic);
-    this.#stats.delivered += subscribers.size;
+    let delivered = 0;
+    for (const conn of subscribers) if (conn.publish(head, body, topic)) delivered++;
+    this.#stats.delivered += delivered;
     return subscribers.size;
   }
 

@@ -139,7 +139,8 @@ export class RwLock extends Primitive {
         `${this.what}: readLockSync by the thread that holds the write lock`,
       );
     }
-    if (writer !== 0) {
+    // A dead writer's claim is not a wait for us: the read attempt clears it.
+    if (writer !== 0 && !this.#owner.isDead(writer)) {
       const slot = this.#readers.slotOf(me, false, this.#slot);
       if (slot >= 0 && this.#readers.count(slot) > 0) {
         throw new IpcError(

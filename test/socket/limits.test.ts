@@ -99,6 +99,7 @@ describe.each(transports)('limits over %s', (transport) => {
     expect(server.publish('t', 'small')).toBe(1);
     expect(await watchdog(sub.receive(), 5000, 'the next publication')).toBe('small');
     expect(sub.dropped).toBe(1);
+    expect(server.stats()).toMatchObject({ delivered: 1, dropped: 1 });
     await conn.send('still here');
     expect(await watchdog(client.receive(), 5000, 'a message after all that')).toBe('still here');
     expect(disconnects).toEqual([]);
