@@ -441,6 +441,8 @@ export class SocketClient<T = unknown> extends ChannelBase<T> {
     const dialing = dial(this.#address, this.#tls, this.what);
     let link: ClientLink<T> | undefined;
     const abort = () => {
+      // A link that refused the server has sent it an ABORT and ends once that is out.
+      if (link?.lingering) return;
       dialing.socket.destroy();
       link?.destroy();
     };

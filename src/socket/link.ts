@@ -93,6 +93,11 @@ export abstract class Link<T> extends StreamChannel<T> implements Beating {
   }
 
   /** True once the handshake passed and until the socket closes. */
+  /** It sent ABORT and is ending by itself (see #endAfterAbort): destroying it could lose that. */
+  get lingering(): boolean {
+    return this.#abortSent && !this.#ended;
+  }
+
   get isOpen(): boolean {
     return this.#open && !this.#ended;
   }
