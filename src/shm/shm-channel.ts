@@ -826,7 +826,12 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
       this.#reportPeerEnded();
       return;
     }
-    if (this.#inputPaused) return;
+    if (this.#inputPaused) {
+      // Not idle: the reader is full. The spin learns nothing from this gap.
+      this.#idleSince = 0;
+      this.#parkedSince = 0;
+      return;
+    }
     this.#idleOrSpin(delivered > 0);
   }
 
