@@ -487,27 +487,30 @@ export class SocketClient<T = unknown> extends ChannelBase<T> {
     // What was queued while disconnected goes out first, in order. What this server would refuse
     // (it would end the connection) stays here: a request fails, a message is counted.
     let tooLarge = 0;
-    while (this.#offline.length > 0) {
-      const item = this.#offline.shift()!;
-      const fits = item.body.byteLength <= this.sendLimit;
-      if (item.requestId !== undefined) {
-        const entry = fits ? this.#pending.get(item.requestId) : this.#pending.take(item.requestId);
-        if (!entry) continue; // timed out while queued
-        if (!fits) {
-          entry.disarm();
-          entry.reject(this.tooLargeToSend(`${this.what}: request '${entry.method}'`, item.body.byteLength));
-          continue;
-        }
-        entry.generation = this.#generation;
-      } else if (!fits) {
-        tooLarge++;
+    for (const item of this.#offline.drain()) {
+      if (item.body.byteLength > this.sendLimit) {
+        if (item.requestId === undefined) tooLarge++;
+        else this.#refuseQueuedRequest(item.requestId, item.body.byteLength);
         continue;
+      }
+      if (item.requestId !== undefined) {
+        const entry = this.#pending.get(item.requestId);
+        if (!entry) continue; // timed out while queued
+        entry.generation = this.#generation;
       }
       link.sendParts(item.head, item.body);
     }
     this.#offlineBytes = 0;
     this.writable();
     return tooLarge;
+  }
+
+  /** Fails a request queued while disconnected that the new server's maxMessageBytes refuses. */
+  #refuseQueuedRequest(id: number, bytes: number): void {
+    const entry = this.#pending.take(id);
+    if (!entry) return; // timed out while queued
+    entry.disarm();
+    entry.reject(this.tooLargeToSend(`${this.what}: request '${entry.method}'`, bytes));
   }
 
   #onLinkClosed(link: ClientLink<T>, reason: IpcError): void {

@@ -92,12 +92,12 @@ export abstract class Link<T> extends StreamChannel<T> implements Beating {
     socket.once('close', () => this.#onSocketClose());
   }
 
-  /** True once the handshake passed and until the socket closes. */
   /** It sent ABORT and is ending by itself (see #endAfterAbort): destroying it could lose that. */
   get lingering(): boolean {
     return this.#abortSent && !this.#ended;
   }
 
+  /** True once the handshake passed and until the socket closes. */
   get isOpen(): boolean {
     return this.#open && !this.#ended;
   }

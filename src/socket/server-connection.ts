@@ -141,8 +141,6 @@ export class ServerConnection<T> extends Link<T> implements SocketConnection<T> 
    */
   readonly #parked = new Map<number, () => void>();
   #idle: (() => void)[] = [];
-  /** The link closed: whenIdle() has nothing left to wait for. */
-  #ended = false;
   /** The requests whose handlers run, by id: a CANCEL or the connection's end aborts their signal. */
   readonly #running = new SlotMap<Context>();
   #publications = new Queue<QueuedPublication>();
@@ -176,7 +174,7 @@ export class ServerConnection<T> extends Link<T> implements SocketConnection<T> 
   /** Resolves when no handler is running. */
   whenIdle(): Promise<void> {
     // A connection that ended has nobody to answer: its handlers' results go nowhere.
-    if (this.#running.size === 0 || this.#ended) return Promise.resolve();
+    if (this.#running.size === 0 || !this.isOpen) return Promise.resolve();
     return new Promise((resolve) => this.#idle.push(resolve));
   }
 
@@ -430,11 +428,8 @@ export class ServerConnection<T> extends Link<T> implements SocketConnection<T> 
       // More than this subscriber accepts: it would end the connection there. Dropped instead, and
       // the subscriber is told (sub.dropped), as for a slow one.
       this.#server.dropped(1);
-      if (this.#publications.length === 0 && !this.outputFull) {
-        this.transmitFrame(droppedFrame(1, encodeName(topic, 'topic')));
-      } else {
-        this.#countDropped(topic);
-      }
+      this.#countDropped(topic);
+      if (this.#publications.length === 0 && !this.outputFull) this.#sendDropped();
       return false;
     }
     if (this.#publications.length === 0 && !this.outputFull) {
@@ -463,6 +458,14 @@ export class ServerConnection<T> extends Link<T> implements SocketConnection<T> 
     this.#dropped.set(topic, (this.#dropped.get(topic) ?? 0) + 1);
   }
 
+  /** Tells the subscriber how many publications of each topic it lost since the last notice. */
+  #sendDropped(): void {
+    if (!this.#dropped) return;
+    for (const [topic, count] of this.#dropped)
+      this.transmitFrame(droppedFrame(count, encodeName(topic, 'topic')));
+    this.#dropped = undefined;
+  }
+
   /** Publications waiting for this subscriber's socket. */
   get queuedPublications(): number {
     return this.#publications.length;
@@ -471,11 +474,7 @@ export class ServerConnection<T> extends Link<T> implements SocketConnection<T> 
   protected override writable(): void {
     super.writable();
     if (!this.#canSend()) return;
-    if (this.#dropped) {
-      for (const [topic, count] of this.#dropped)
-        this.transmitFrame(droppedFrame(count, encodeName(topic, 'topic')));
-      this.#dropped = undefined;
-    }
+    this.#sendDropped();
     while (this.#publications.length > 0 && !this.outputFull) {
       const next = this.#publications.shift()!;
       this.#queuedBytes -= next.head.byteLength + next.body.byteLength;
@@ -490,7 +489,6 @@ export class ServerConnection<T> extends Link<T> implements SocketConnection<T> 
     this.#deadline = undefined;
     for (const [, ctx] of this.#running.entries()) ctx.abort(reason);
     this.#parked.clear(); // never started, and nobody is left to answer
-    this.#ended = true;
     for (const resolve of this.#idle.splice(0)) resolve();
     this.#publications.drain();
     this.#queuedBytes = 0;
