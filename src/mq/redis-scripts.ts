@@ -6,11 +6,11 @@
  *
  * Every script takes the same 13 keys (redis-keys.ts) and starts with the same arguments: the
  * per-type key prefix, the wake-up channel, maxAttempts (which a claim stamps on what it claims:
- * a message's last delivery is decided by the bound of the consumer that claimed it). A message is named by its member: its
- * sequence number zero-padded to 15 digits, so that members sort like numbers and a sorted set
- * scored by -priority yields "higher priority first, then oldest first" by itself. A script's
- * writes are gathered per key and issued as a few variadic commands (see flush()): Redis's cost
- * is per command far more than per element.
+ * a message's last delivery is decided by the bound of the consumer that claimed it). A message is
+ * named by its member: its sequence number zero-padded to 15 digits, so that members sort like
+ * numbers and a sorted set scored by -priority yields "higher priority first, then oldest first" by
+ * itself. A script's writes are gathered per key and issued as a few variadic commands (see
+ * flush()): Redis's cost is per command far more than per element.
  *
  * Timed transitions (a delay or lease running out, a ttl passing) are applied by the next script
  * that looks ("the sweep"), at most SWEEP_MAX of each kind per call, so no script runs long.

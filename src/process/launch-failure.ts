@@ -22,14 +22,12 @@ export function launchFailure(command: string, cwd: string | undefined, path: st
 
 /** A file that exists but cannot be executed by us (a directory counts, as execve's EACCES). */
 function isUnrunnableFile(file: string): boolean {
-  try {
-    statSync(file);
-  } catch {
-    return false;
-  }
+  const stat = statSync(file, { throwIfNoEntry: false });
+  if (stat === undefined) return false;
+  if (stat.isDirectory()) return true;
   try {
     accessSync(file, constants.X_OK);
-    return statSync(file).isDirectory();
+    return false;
   } catch {
     return true;
   }

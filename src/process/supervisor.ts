@@ -113,6 +113,11 @@ interface Entry {
 
 const NO_EXIT: ExitStatus = { code: null, signal: null };
 
+/** Exited with code 0: what `'on-failure'` does not restart. */
+function cleanExit(status: ExitStatus): boolean {
+  return status.code === 0 && status.signal === null;
+}
+
 /** Keeps named child processes running. */
 export class Supervisor extends EventEmitter<SupervisorEvents> {
   readonly #defaults: Settings;
@@ -316,9 +321,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     this.#announce('exit', entry.name, status);
     // A child that failed while starting carries why, for 'giveup'. A clean exit (code 0) stays
     // clean, as the restart policy says, even before its ready hook was done.
-    const clean = status.code === 0 && status.signal === null;
     const error =
-      entry.phase !== 'starting' || clean
+      entry.phase !== 'starting' || cleanExit(status)
         ? undefined
         : (entry.readyError ??
           new IpcError(
@@ -348,7 +352,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   /** Decides what follows an exit (or a failed spawn): restart after a backoff, or not. */
   #failed(entry: Entry, status: ExitStatus, error: unknown): void {
     const s = entry.settings;
-    const clean = error === undefined && status.code === 0 && status.signal === null;
+    const clean = error === undefined && cleanExit(status);
     if (s.restart === 'never' || (s.restart === 'on-failure' && clean)) {
       entry.phase = 'done';
       entry.channel.end(

@@ -4,8 +4,8 @@
  * the ring and publishes with one atomic store.
  *
  * Wake-ups follow the doorbell pattern: a reader that finds its ring empty re-polls once per event
- * loop turn for up to 5–250 µs (an adaptive spin that never blocks the loop), then sets READER_IDLE, re-checks, and
- * parks on its thread's doorbell, which the event loop watches. A writer rings only when it flips
+ * loop turn for 5–250 µs (an adaptive spin that never blocks the loop), then sets READER_IDLE,
+ * re-checks, and parks on its thread's doorbell, which the event loop watches. A writer rings only when it flips
  * READER_IDLE from 1 to 0, so a busy stream costs no syscalls. A writer that finds the ring full
  * sets WRITER_WAITING the same way and the reader rings it after freeing space. Both flags and the
  * ring indices are accessed with sequentially consistent Atomics, so "set flag, re-check" on one
@@ -77,9 +77,9 @@ export interface ShmChannelOptions<T = unknown> extends ChannelOptions<T> {
   /**
    * How readers wait, for both ends (the creator decides): `'default'` re-polls an empty ring every
    * event-loop turn for 5–250 µs, learnt from how long it stayed empty, then parks (no CPU while
-   * idle); `'latency'` busy-polls up to 50 µs per
-   * turn and re-polls for 2 ms before parking: the lowest round trip, at the cost of a busy core
-   * per reading end while messages come less than 2 ms apart.
+   * idle); `'latency'` busy-polls up to 50 µs per turn and re-polls for 2 ms before parking: the
+   * lowest round trip, at the cost of a busy core per reading end while messages come less than
+   * 2 ms apart.
    * A number is taken as `permissions` (the option's meaning before modes existed).
    */
   mode?: ShmChannelMode | number;

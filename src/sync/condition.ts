@@ -130,8 +130,8 @@ export class Condition extends Primitive {
     const mutex = this.#mutexOf(guard);
     mutex.assertNoAsyncWaitOfThisThread('Condition.waitSync (which re-takes the mutex)');
     const reg = this.#register(0);
-    this.#releaseOrLeave(mutex, reg);
     const held = guard as HeldGuard;
+    this.#releaseOrLeave(mutex, reg);
     held.lend(true);
     const kept = { slot: false };
     let failure: unknown;
