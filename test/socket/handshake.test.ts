@@ -1,7 +1,10 @@
 import { createServer as netCreateServer } from 'node:net';
 import { join } from 'node:path';
+import { createServer as tlsCreateServer } from 'node:tls';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { encodeHello, FrameBatch } from '../../src/core/framing.js';
 import { connect, ErrorCodes, type IpcError, listen } from '../../src/index.js';
+import { jsonFrame, Kind, SOCKET_PROTOCOL_VERSION } from '../../src/socket/protocol.js';
 import { cert, key } from '../fixtures/socket-tls-cert.js';
 import { isolateRuntimeDir, rejectionOf, watchdog } from '../helpers.js';
 import { closed, greeting, rawConnect } from './raw.js';
@@ -171,6 +174,45 @@ describe.each(transports)('handshake and authentication over %s', (transport) =>
     const client = await connect(server.url, { tls: { ca: cert }, auth: { token: 's3cret' } });
     expect(client.connected).toBe(true);
     await client.close();
+  });
+
+  it('tls: a WELCOME with a bad max is refused by the client (ERR_IPC_BAD_FRAME), its ABORT delivered', async () => {
+    const heard: Buffer[] = [];
+    let closedSocket!: () => void;
+    const peerClosed = new Promise<void>((resolve) => {
+      closedSocket = resolve;
+    });
+    const fake = tlsCreateServer({ key, cert }, (socket) => {
+      socket.on('error', () => {});
+      socket.on('data', (chunk: Buffer) => heard.push(chunk));
+      socket.on('close', () => closedSocket());
+      const batch = new FrameBatch();
+      batch.add(jsonFrame(Kind.WELCOME, { v: SOCKET_PROTOCOL_VERSION, hb: 0, max: -1 }));
+      socket.write(Buffer.concat([encodeHello('msgpack'), batch.take()]));
+    });
+    const where =
+      transport === 'tcp'
+        ? { host: '127.0.0.1', port: 0 }
+        : { path: listenUrl(transport, env.dir, 'fake-tls').slice('unix://'.length) };
+    await watchdog(
+      new Promise<void>((resolve, reject) => {
+        fake.once('error', reject);
+        fake.listen(where, resolve);
+      }),
+      5000,
+      'listen',
+    );
+    const address = fake.address();
+    const url =
+      typeof address === 'object' && address ? `tcp://127.0.0.1:${address.port}` : `unix://${address}`;
+    try {
+      const err = await watchdog(rejectionOf(connect(url, { tls: { ca: cert } })), 10_000, 'connect fails');
+      expect(err.code).toBe(ErrorCodes.BAD_FRAME);
+      await watchdog(peerClosed, 10_000, 'the client ends the connection');
+      expect(Buffer.concat(heard).toString('latin1')).toContain(`"code":"${ErrorCodes.BAD_FRAME}"`);
+    } finally {
+      fake.close();
+    }
   });
 
   it('a TLS client to a plain server fails with ERR_IPC_AUTH', async () => {

@@ -66,6 +66,28 @@ describe('RwLock', () => {
     expect(lock.tryReadLock()).toBeUndefined();
   });
 
+  it("a second readLockSync past a dead writer's claim is granted, not ERR_IPC_DEADLOCK", async () => {
+    using lock = RwLock.create('lock');
+    const mine = lock.tryReadLock()!;
+    const writer = startFixture('sync-hold-until-killed.ts', ['rwlock-write']);
+    await writer.line('trying');
+    await watchdog(
+      (async () => {
+        while (!lock.writing) await new Promise((resolve) => setImmediate(resolve));
+      })(),
+      10_000,
+      'writer claiming the lock',
+    );
+    writer.child.kill('SIGKILL');
+    await writer.exited;
+    // The claim is a dead thread's: nobody waits for our read lock, so the read attempt clears it.
+    const second = lock.readLockSync({ timeout: 5000 });
+    expect(second.ownerDied).toBe(true);
+    expect(lock.readers).toBe(2);
+    second.release();
+    mine.release();
+  });
+
   it('keeps readers and writers exclusive under load: 4 processes, 100k operations each', async () => {
     const words = new Int32Array(SharedMemory.create('counter', { size: 64 }).buffer);
     RwLock.create('lock');
