@@ -250,6 +250,11 @@ export abstract class ChannelBase<T> implements Channel<T> {
     while (!this.#blocked && this.#senders.length > 0 && !this.#outputEnd) {
       const waiter = this.#senders.shift()!;
       waiter.disarm();
+      // The limit may have dropped while it waited (a socket client's new server takes less).
+      if (waiter.payload.byteLength > this.sendLimit) {
+        waiter.reject(this.tooLargeToSend(this.what, waiter.payload.byteLength));
+        continue;
+      }
       this.#blocked = !this.transmit(waiter.payload);
       waiter.resolve();
     }

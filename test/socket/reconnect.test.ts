@@ -139,6 +139,33 @@ describe.each(transports)('reconnecting clients over %s', (transport) => {
     await server.close();
   });
 
+  it('a send waiting past the full queue, too large for the next server, is refused here', async () => {
+    let server = await listen(listenUrl(transport, env.dir));
+    const url = server.url;
+    const client = await connect(url, { reconnect: { ...fast, maxQueued: 1 } });
+    const disconnected = new Promise((resolve) => client.once('disconnect', resolve));
+    const reconnected = new Promise((resolve) => client.once('reconnect', resolve));
+    await server.close({ graceMs: 0 });
+    await watchdog(disconnected, 10_000, 'disconnect');
+    await client.send('queued'); // fills the queue
+    const waiting = rejectionOf(client.send('x'.repeat(200_000)));
+    const after = client.send('after');
+    expect(await isPending(waiting)).toBe(true);
+    server = await listen(url, { maxMessageBytes: 100_000 });
+    const accepted = server.accept();
+    await watchdog(reconnected, 10_000, 'reconnect');
+    const refused = await watchdog(waiting, 5000, 'the waiting send fails');
+    expect(refused.code).toBe(ErrorCodes.FRAME_TOO_LARGE);
+    expect(refused.message).toMatch(/the server's maxMessageBytes \(100000\)/);
+    await watchdog(after, 5000, 'the send behind it goes out');
+    // The connection stayed up: both small messages arrived, in order.
+    const conn = await watchdog(accepted, 5000, 'accept');
+    expect(await watchdog(conn.receive(), 5000, 'queued')).toBe('queued');
+    expect(await watchdog(conn.receive(), 5000, 'after')).toBe('after');
+    await client.close();
+    await server.close();
+  });
+
   it('the queue while disconnected is bounded: past it requests fail and sends wait', async () => {
     const server = await listen(listenUrl(transport, env.dir));
     const client = await connect(server.url, { reconnect: { ...fast, retries: 1000, maxQueued: 2 } });
