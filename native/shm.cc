@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <mutex>
 #include <unordered_map>
 
@@ -103,6 +104,22 @@ static Napi::Value SealSize(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// allocate(fd, offset, length): posix_fallocate, so the pages of a fresh object exist before any
+// process maps them. Without it a full tmpfs (/dev/shm) or disk lets ftruncate succeed and turns
+// the first write to a missing page into SIGBUS. posix_fallocate returns the error, not errno.
+static Napi::Value Allocate(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  double offset = info[1].As<Napi::Number>().DoubleValue();
+  double length = info[2].As<Napi::Number>().DoubleValue();
+  int err;
+  do {
+    err = posix_fallocate(fd, static_cast<off_t>(offset), static_cast<off_t>(length));
+  } while (err == EINTR);
+  if (err != 0) ErrnoError(env, err, "posix_fallocate").ThrowAsJavaScriptException();
+  return env.Undefined();
+}
+
 // mmap(fd, offset, length) -> ArrayBuffer over a MAP_SHARED, read-write mapping.
 // `offset` must be a multiple of the page size (checked by the kernel: EINVAL).
 static Napi::Value Mmap(const Napi::CallbackInfo& info) {
@@ -152,6 +169,7 @@ void InitShm(Napi::Env env, Napi::Object exports) {
   exports.Set("shmUnlink", Napi::Function::New(env, ShmUnlink, "shmUnlink"));
   exports.Set("memfdCreate", Napi::Function::New(env, MemfdCreate, "memfdCreate"));
   exports.Set("sealSize", Napi::Function::New(env, SealSize, "sealSize"));
+  exports.Set("allocate", Napi::Function::New(env, Allocate, "allocate"));
   exports.Set("mmap", Napi::Function::New(env, Mmap, "mmap"));
   exports.Set("munmap", Napi::Function::New(env, Munmap, "munmap"));
   exports.Set("pageSize", Napi::Function::New(env, PageSize, "pageSize"));

@@ -41,6 +41,11 @@ export interface NativeBinding {
   /** Seals a memfd's size (F_SEAL_SHRINK | F_SEAL_GROW): nobody can truncate it under a mapping. */
   sealSize(fd: number): void;
   /**
+   * posix_fallocate(3) of `length` bytes from `offset`: the pages exist (or ENOSPC is thrown) before
+   * anything maps them, so a full tmpfs or disk is an error here instead of SIGBUS on first write.
+   */
+  allocate(fd: number, offset: number, length: number): void;
+  /**
    * mmap(2) MAP_SHARED read-write of `length` bytes at `offset` (a page multiple) -> an external
    * ArrayBuffer. Unmapped by {@link NativeBinding.munmap} or, failing that, by its finalizer.
    */

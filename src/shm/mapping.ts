@@ -84,6 +84,9 @@ function objectIdOf(fd: number): ObjectId {
 function initialize(fd: number, kind: number, size: number, init: Initializer | undefined): MappedSegment {
   const n = native();
   ftruncateSync(fd, HEADER_BYTES + size);
+  // Every page now, or ENOSPC now: on a full /dev/shm a sparse object maps fine and then kills
+  // the first process that writes to a page the filesystem cannot give (SIGBUS).
+  n.allocate(fd, 0, HEADER_BYTES + size);
   const header = n.mmap(fd, 0, HEADER_BYTES);
   let data: ArrayBuffer;
   try {

@@ -247,7 +247,11 @@ export class SharedMemory implements Disposable {
       const size = opts?.size ?? stat.size;
       if (size < 1) throw new RangeError(`${what} is empty: pass options.size to size it`);
       if (opts?.size === undefined) checkSize(size, `the size of ${what}`);
-      if (stat.size < size) ftruncateSync(fd, size);
+      if (stat.size < size) {
+        ftruncateSync(fd, size);
+        // The new part's blocks now, or ENOSPC now, rather than SIGBUS on a full disk later.
+        native().allocate(fd, stat.size, size - stat.size);
+      }
       const buffer = native().mmap(fd, 0, size);
       return new SharedMemory('file', absolute, buffer);
     } catch (err) {

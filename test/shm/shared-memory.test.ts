@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import {
   chownSync,
   closeSync,
@@ -257,6 +258,42 @@ describe('SharedMemory header checks', () => {
     SharedMemory.unlink('foreign');
     SharedMemory.unlink('blank');
   });
+});
+
+/** Why a child cannot get a /dev/shm of its own (a small tmpfs in a new mount namespace), or undefined. */
+function whyNoPrivateDevShm(): string | undefined {
+  if (process.platform !== 'linux') return 'mount namespaces are Linux only';
+  if (process.getuid?.() !== 0) return 'mounting a tmpfs needs root';
+  const probe = spawnSync('unshare', ['-m', 'sh', '-c', 'mount -t tmpfs -o size=64k tmpfs /dev/shm']);
+  if (probe.error) return `unshare is missing: ${probe.error.message}`;
+  if (probe.status !== 0) return `no mount namespace here: ${probe.stderr.toString().trim()}`;
+  return undefined;
+}
+const noPrivateDevShm = whyNoPrivateDevShm();
+
+describe('SharedMemory on a full /dev/shm', () => {
+  it.skipIf(noPrivateDevShm !== undefined)(
+    `is an error at create, never SIGBUS on a later write${noPrivateDevShm ? ` (skipped: ${noPrivateDevShm})` : ''}`,
+    () => {
+      // The child's /dev/shm is a 1 MiB tmpfs of its own; the real one is not touched.
+      const script = `mount -t tmpfs -o size=1m,mode=1777 tmpfs /dev/shm && exec "$0" "$@"`;
+      const child = spawnSync(
+        'unshare',
+        ['-m', 'sh', '-c', script, process.execPath, ...fixtureArgs('shm-create-on-full-dev-shm.ts')],
+        { env: { ...process.env, IPCKIT_DIR: env.dir }, timeout: 30_000 },
+      );
+      expect(child.signal, child.stderr.toString()).toBeNull();
+      expect(child.status, child.stderr.toString()).toBe(0);
+      const results = JSON.parse(child.stdout.toString());
+      const noSpace = { created: false, code: ErrorCodes.SYSTEM, cause: 'ENOSPC' };
+      expect(results).toEqual({
+        tooLarge: noSpace,
+        fits: { created: true },
+        channelTooLarge: noSpace,
+        mutex: { created: true },
+      });
+    },
+  );
 });
 
 describe('SharedMemory (anonymous and files)', () => {
