@@ -317,7 +317,8 @@ export class StreamChannel<T> extends ChannelBase<T> {
    */
   #onError(err: Error & { code?: string }, outputOnly = false): void {
     if (this.#goodbyeReceived && err.code === 'EPIPE') return;
-    const detail = `transport error ${err.code ?? err.message}`;
+    const cut = !outputOnly && this.#decoder.midFrame ? ' mid-message; the partial message was dropped' : '';
+    const detail = `transport error ${err.code ?? err.message}${cut}`;
     if (outputOnly) {
       this.outputGone(detail, err);
       return;

@@ -96,6 +96,7 @@ describe('NamedPipe', () => {
     child.kill('SIGKILL');
     const error = await rejectionOf(watchdog(connection.receive(), 30_000, 'receive'));
     expect(error.code).toBe(ErrorCodes.PEER_GONE);
+    expect(error.message).toMatch(/mid-message/);
     const next = await NamedPipe.connect<string>('victim');
     const accepted = await watchdog(server.accept(), 5000, 'accept after');
     await next.send('still serving');

@@ -110,6 +110,8 @@ describe.each(transports)('handshake and authentication over %s', (transport) =>
       else raw.destroy();
       const error = await watchdog(rejectionOf(conn.receive()), 5000, 'the cut frame reported');
       expect(error.code).toBe(ErrorCodes.PEER_GONE);
+      // The receiver says a message was cut, not just that the peer left.
+      expect(error.message).toMatch(/mid-message/);
     },
   );
 
