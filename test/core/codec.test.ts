@@ -1,4 +1,5 @@
 import type { StandardSchemaV1 } from '@standard-schema/spec';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { resolveCodec } from '../../src/core/codec.js';
 import { codecs, ErrorCodes, IpcError } from '../../src/index.js';
@@ -209,6 +210,44 @@ describe('codecs', () => {
     expect(Object.getPrototypeOf(fromMsgpack)).toBe(Object.prototype);
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
     expect((fromMsgpack as { polluted?: unknown }).polluted).toBeUndefined();
+  });
+
+  it('decodes arbitrary and mangled bytes to a value or ERR_IPC_INVALID_MESSAGE, touching no prototype', () => {
+    const sample = { id: 7, name: 'job', when: new Date(0), tags: ['a', 'b'], bytes: new Uint8Array([1, 2]) };
+    for (const name of ['msgpack', 'json', 'v8'] as const) {
+      const codec = resolveCodec({ codec: name }, 'fuzz');
+      const valid = Array.from(
+        codec.encode(name === 'json' ? { ...sample, when: 0, bytes: [1, 2] } : sample),
+      );
+      const mangled = fc
+        .array(fc.tuple(fc.nat(valid.length), fc.integer({ min: 0, max: 255 })), {
+          minLength: 1,
+          maxLength: 4,
+        })
+        .map((edits) => {
+          const bytes = valid.slice();
+          for (const [at, byte] of edits) bytes[at % bytes.length] = byte;
+          return bytes;
+        });
+      fc.assert(
+        fc.property(
+          fc.oneof(fc.array(fc.integer({ min: 0, max: 255 }), { maxLength: 300 }), mangled),
+          (list) => {
+            try {
+              codec.decode(Uint8Array.from(list));
+            } catch (err) {
+              expect(err).toBeInstanceOf(IpcError);
+              expect((err as IpcError).code).toBe(ErrorCodes.INVALID_MESSAGE);
+            }
+            expect(Object.keys(Object.prototype)).toEqual([]);
+            expect(Object.keys(Array.prototype)).toEqual([]);
+          },
+        ),
+        { numRuns: 400 },
+      );
+      // Still sound afterwards.
+      expect(codec.decode(codec.encode({ ok: 1 }))).toEqual({ ok: 1 });
+    }
   });
 
   it('bounds nesting: a deeply nested payload is an invalid message, not a crash', () => {

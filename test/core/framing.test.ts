@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { Control, encodeHello, FrameBatch, FrameDecoder, parseHello } from '../../src/core/framing.js';
-import { ErrorCodes, type IpcError } from '../../src/index.js';
+import { ErrorCodes, IpcError } from '../../src/index.js';
 
 /** `ranges`: the sink takes frames whole in a chunk as ranges (frameAt), the others as views. */
 function decodeAll(bytes: Uint8Array, cuts: number[], max = 1 << 20, ranges = false) {
@@ -44,6 +44,48 @@ describe('framing', () => {
         },
       ),
       { numRuns: 300 },
+    );
+  });
+
+  it('takes arbitrary bytes the same way however they are cut: the same frames, then the same error or none', () => {
+    const outcome = (bytes: Uint8Array, cuts: number[], ranges: boolean) => {
+      const frames: number[][] = [];
+      const decoder = new FrameDecoder('fuzz', 512, {
+        frame: (p) => frames.push(Array.from(p)),
+        ...(ranges
+          ? { frameAt: (d: Uint8Array, a: number, b: number) => frames.push(Array.from(d.subarray(a, b))) }
+          : {}),
+        control: (c) => frames.push([-1, c]),
+      });
+      let start = 0;
+      try {
+        for (const cut of [...cuts.filter((c) => c > 0 && c < bytes.length)].sort((a, b) => a - b)) {
+          decoder.push(bytes.subarray(start, cut));
+          start = cut;
+        }
+        decoder.push(bytes.subarray(start));
+        return { frames, error: undefined, midFrame: decoder.midFrame };
+      } catch (err) {
+        // The only way these bytes can fail: a length over the bound, named as such.
+        expect(err).toBeInstanceOf(IpcError);
+        return { frames, error: (err as IpcError).code, midFrame: undefined };
+      }
+    };
+    fc.assert(
+      fc.property(
+        // Small lengths are likelier than uniform ones: bytes that start with zeros.
+        fc.array(fc.oneof(fc.constant(0), fc.integer({ min: 0, max: 255 })), { maxLength: 2000 }),
+        fc.array(fc.nat(2000), { maxLength: 20 }),
+        fc.boolean(),
+        (list, cuts, ranges) => {
+          const bytes = Uint8Array.from(list);
+          const whole = outcome(bytes, [], false);
+          expect(outcome(bytes, cuts, ranges)).toEqual(whole);
+          if (whole.error !== undefined) expect(whole.error).toBe(ErrorCodes.FRAME_TOO_LARGE);
+          for (const frame of whole.frames) expect(frame.length).toBeLessThanOrEqual(512);
+        },
+      ),
+      { numRuns: 500 },
     );
   });
 
