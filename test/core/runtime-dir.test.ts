@@ -12,13 +12,16 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { isKept, keepResource, keptMarks, releaseResource } from '../../src/cli/persistent.js';
 import { unregister } from '../../src/core/registry.js';
 import { checkName, runtimeDir, runtimeSubdir } from '../../src/core/runtime-dir.js';
 import {
+  Barrier,
+  Condition,
   ErrorCodes,
+  Event,
   Fifo,
   type IpcError,
   listen,
@@ -26,6 +29,7 @@ import {
   MessageQueue,
   Mutex,
   NamedPipe,
+  RwLock,
   Semaphore,
   SharedMemory,
   ShmChannel,
@@ -64,9 +68,63 @@ describe('names', () => {
 
   it('refuses an invalid name in every API that takes one, touching nothing', async () => {
     const env = isolateRuntimeDir();
+    mkdirSync(env.dir, { mode: 0o700 });
+    const parent = dirname(env.dir);
+    // What these names could make: in the runtime directory, beside it (../escape), in /dev/shm.
+    // Other tests' files come and go in the parent meanwhile, so only names like these count.
+    const ours = (name: string) =>
+      name.includes('escape') || name.includes('xxxxxxxxxx') || name.includes('nul');
+    const snapshot = () => ({
+      dir: readdirSync(env.dir).sort(),
+      parent: readdirSync(parent).filter(ours).sort(),
+      shm: readdirSync('/dev/shm').filter(ours).sort(),
+    });
+    const before = snapshot();
+    const sync: Array<[string, (name: string) => unknown]> = [
+      ['SharedMemory.create', (n) => SharedMemory.create(n, { size: 64 })],
+      ['SharedMemory.open', (n) => SharedMemory.open(n)],
+      ['SharedMemory.openOrCreate', (n) => SharedMemory.openOrCreate(n, { size: 64 })],
+      ['SharedMemory.unlink', (n) => SharedMemory.unlink(n)],
+      ['ShmChannel.create', (n) => ShmChannel.create(n)],
+      ['ShmChannel.open', (n) => ShmChannel.open(n)],
+      ['Mutex.create', (n) => Mutex.create(n)],
+      ['Mutex.open', (n) => Mutex.open(n)],
+      ['Mutex.unlink', (n) => Mutex.unlink(n)],
+      ['Semaphore.openOrCreate', (n) => Semaphore.openOrCreate(n)],
+      ['RwLock.create', (n) => RwLock.create(n)],
+      ['Barrier.create', (n) => Barrier.create(n, { parties: 2 })],
+      ['Event.openOrCreate', (n) => Event.openOrCreate(n)],
+      ['Condition.create', (n) => Condition.create(n)],
+      ['Fifo.path', (n) => Fifo.path(n)],
+    ];
+    const async: Array<[string, (name: string) => Promise<unknown>]> = [
+      ['Fifo.create', (n) => Fifo.create(n)],
+      ['Fifo.receiver', (n) => Fifo.receiver(n)],
+      ['Fifo.sender', (n) => Fifo.sender(n)],
+      ['Fifo.unlink', (n) => Fifo.unlink(n)],
+      ['NamedPipe.listen', (n) => NamedPipe.listen(n)],
+      ['NamedPipe.connect', (n) => NamedPipe.connect(n)],
+      ['MessageQueue.open', (n) => MessageQueue.open(n)],
+      ['MessageQueue.remove', (n) => MessageQueue.remove(n)],
+    ];
     try {
-      await expect(Fifo.create('../escape')).rejects.toMatchObject({ code: ErrorCodes.INVALID_NAME });
-      await expect(Fifo.receiver('x'.repeat(300))).rejects.toMatchObject({ code: ErrorCodes.INVALID_NAME });
+      for (const name of ['../escape', 'x'.repeat(300), 'nul\0byte']) {
+        for (const [api, call] of sync) {
+          expect({ api, name, code: codeOf(() => call(name)) }).toEqual({
+            api,
+            name,
+            code: ErrorCodes.INVALID_NAME,
+          });
+        }
+        for (const [api, call] of async) {
+          const code = await call(name).then(
+            () => 'resolved',
+            (err: IpcError) => err.code,
+          );
+          expect({ api, name, code }).toEqual({ api, name, code: ErrorCodes.INVALID_NAME });
+        }
+      }
+      expect(snapshot()).toEqual(before);
     } finally {
       env.cleanup();
     }
