@@ -118,34 +118,48 @@ export interface NativeFdWatcher {
 }
 
 let binding: NativeBinding | undefined;
-let loadError: unknown;
 
-/** The addon, loading it on first call. Throws ERR_IPC_NATIVE_UNAVAILABLE if it cannot load. */
+/**
+ * The addon, loading it on first call. Throws ERR_IPC_NATIVE_UNAVAILABLE if it cannot load, or
+ * ERR_IPC_SYSTEM (cause EMFILE) if the process is out of file descriptors: dlopen needs one. A
+ * failure is not remembered, so the next call tries again (once fds are free, it loads).
+ */
 export function native(): NativeBinding {
   if (binding) return binding;
-  if (loadError === undefined) {
-    try {
-      const require = createRequire(import.meta.url);
-      // Same relative place from src/native (tests, tsx) and dist/native (the package).
-      binding = require('../../build/Release/ipckit.node') as NativeBinding;
-      return binding;
-    } catch (err) {
-      loadError = err;
+  try {
+    const require = createRequire(import.meta.url);
+    // Same relative place from src/native (tests, tsx) and dist/native (the package).
+    binding = require('../../build/Release/ipckit.node') as NativeBinding;
+    return binding;
+  } catch (err) {
+    if (/Too many open files/.test(String((err as Error).message))) {
+      const emfile = Object.assign(new Error('dlopen: Too many open files', { cause: err }), {
+        code: 'EMFILE',
+      });
+      throw new IpcError(
+        ErrorCodes.SYSTEM,
+        'cannot load the ipckit native addon: the process is out of file descriptors (EMFILE)',
+        { cause: emfile },
+      );
     }
+    throw new IpcError(
+      ErrorCodes.NATIVE_UNAVAILABLE,
+      'the ipckit native addon is not available (did `npm install` build it?)',
+      { cause: err },
+    );
   }
-  throw new IpcError(
-    ErrorCodes.NATIVE_UNAVAILABLE,
-    'the ipckit native addon is not available (did `npm install` build it?)',
-    { cause: loadError },
-  );
 }
 
-/** True when the addon loads. */
+/**
+ * True when the addon loads, false when it is missing. Out of file descriptors it cannot tell, and
+ * throws that ERR_IPC_SYSTEM: a fallback taken for a missing addon would fail as well, less clearly.
+ */
 export function nativeAvailable(): boolean {
   try {
     native();
     return true;
-  } catch {
+  } catch (err) {
+    if ((err as IpcError).code === ErrorCodes.SYSTEM) throw err;
     return false;
   }
 }
