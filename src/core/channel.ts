@@ -129,10 +129,7 @@ export abstract class ChannelBase<T> implements Channel<T> {
     this.codec = resolveCodec(opts, what);
     this.maxMessageBytes = checkMaxMessageBytes(opts?.maxMessageBytes);
     this.sendLimit = this.maxMessageBytes;
-    const high = opts?.receiveHighWaterMark ?? 1024;
-    if (!Number.isInteger(high) || high < 1) {
-      throw numberError(high, `options.receiveHighWaterMark must be a positive integer, got ${String(high)}`);
-    }
+    const high = checkHighWaterMark(opts?.receiveHighWaterMark);
     this.#highWater = high;
     this.#lowWater = Math.max(0, Math.floor(high / 2));
   }
@@ -541,3 +538,21 @@ export abstract class ChannelBase<T> implements Channel<T> {
 }
 
 function noop(): void {}
+
+function checkHighWaterMark(value: number | undefined): number {
+  const high = value ?? 1024;
+  if (!Number.isInteger(high) || high < 1) {
+    throw numberError(high, `options.receiveHighWaterMark must be a positive integer, got ${String(high)}`);
+  }
+  return high;
+}
+
+/**
+ * Throws what a channel's constructor would for bad options, making nothing: for a caller that must
+ * check them before it takes something it cannot give back (an fd wrapped in a stream).
+ */
+export function checkChannelOptions<T>(opts: ChannelOptions<T> | undefined, what: string): void {
+  resolveCodec(opts, what);
+  checkMaxMessageBytes(opts?.maxMessageBytes);
+  checkHighWaterMark(opts?.receiveHighWaterMark);
+}

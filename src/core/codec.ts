@@ -32,7 +32,10 @@ const packr = lazy(
       useRecords: false,
       mapsAsObjects: true,
       moreTypes: false,
-      int64AsType: 'number',
+      // A 64-bit integer (a BigInt sent, or another language's int64) is a number when that is
+      // exact, else a BigInt: never a rounded number. msgpackr reads 'auto' (unpack.js) but its
+      // type declarations predate it.
+      int64AsType: 'auto' as 'bigint',
       copyBuffers: true,
     }),
 );
@@ -182,7 +185,9 @@ export const codecs = {
   v8: {
     name: 'v8',
     encode: (message: unknown) => v8().serialize(message),
-    decode: (bytes: Uint8Array) => v8().deserialize(bytes),
+    // A copy first: the deserializer makes typed arrays and Buffers over the bytes it is given where
+    // their alignment allows, and these bytes are the transport's read buffer, reused next read.
+    decode: (bytes: Uint8Array) => v8().deserialize(new Uint8Array(bytes)),
   } satisfies Codec,
   /** No encoding: Uint8Array in, Uint8Array out (a copy the receiver owns). */
   raw: {
@@ -257,6 +262,12 @@ export function resolveCodec<T>(opts: CodecOptions<T> | undefined, what: string)
   const hasScratch = codec === (codecs.msgpack as Codec<unknown>);
   const encodeFailed = (err: unknown): IpcError =>
     new IpcError(ErrorCodes.INVALID_MESSAGE, `${what}: cannot encode message with ${name}`, { cause: err });
+  // A custom codec's result is checked: anything but bytes would corrupt the stream's framing.
+  const custom = !Object.values(codecs).includes(codec as never);
+  const encodeWith = (message: T): Uint8Array => {
+    const bytes = codec.encode(message);
+    return custom ? asBytes(bytes) : bytes;
+  };
   const decodeRange = (data: Uint8Array, start: number, end: number): T => {
     let value: T;
     try {
@@ -274,14 +285,14 @@ export function resolveCodec<T>(opts: CodecOptions<T> | undefined, what: string)
     name,
     encode(message) {
       try {
-        return codec.encode(message);
+        return encodeWith(message);
       } catch (err) {
         throw encodeFailed(err);
       }
     },
     encodeTransient(message) {
       try {
-        return hasScratch ? msgpackEncodeTransient(message) : codec.encode(message);
+        return hasScratch ? msgpackEncodeTransient(message) : encodeWith(message);
       } catch (err) {
         throw encodeFailed(err);
       }
@@ -294,8 +305,22 @@ export function resolveCodec<T>(opts: CodecOptions<T> | undefined, what: string)
   };
 }
 
+/** What a custom encode returned, as bytes: a Uint8Array, or a view of any other typed array's bytes. */
+function asBytes(result: unknown): Uint8Array {
+  if (result instanceof Uint8Array) return result;
+  if (ArrayBuffer.isView(result)) return new Uint8Array(result.buffer, result.byteOffset, result.byteLength);
+  throw new TypeError(
+    `encode() must return a Uint8Array, got ${result === null ? 'null' : Array.isArray(result) ? 'an array' : typeof result}`,
+  );
+}
+
 function validate<T>(schema: StandardSchemaV1<unknown, T>, value: unknown, what: string): T {
-  const result = schema['~standard'].validate(value);
+  let result: StandardSchemaV1.Result<T> | Promise<StandardSchemaV1.Result<T>>;
+  try {
+    result = schema['~standard'].validate(value);
+  } catch (err) {
+    throw new IpcError(ErrorCodes.INVALID_MESSAGE, `${what}: the schema validator threw`, { cause: err });
+  }
   if (result instanceof Promise) {
     // Refused, so nobody will await it: its own failure must not become an unhandled rejection.
     result.catch(() => {});

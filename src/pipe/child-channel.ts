@@ -3,7 +3,7 @@
  * as the child's fds 3 (parent -> child) and 4 (child -> parent). The child finds them through the
  * IPCKIT_CHANNEL environment variable and takes them with {@link parentChannel}.
  */
-import type { Channel, ChannelOptions } from '../core/channel.js';
+import { type Channel, type ChannelOptions, checkChannelOptions } from '../core/channel.js';
 import { ErrorCodes, IpcError } from '../core/errors.js';
 import { StreamChannel } from '../core/stream-channel.js';
 import { native, nativeAvailable } from '../native/binding.js';
@@ -126,6 +126,9 @@ export function parentChannel<T = unknown>(opts?: ParentChannelOptions<T>): Chan
   if (exitOption) exitWithParent = true;
   if (inherited) return inherited as Channel<T>;
   const spec = process.env[CHANNEL_ENV];
+  // Before the variable is dropped and the fds are taken: a bad option leaves the channel to a
+  // call with good ones.
+  if (spec) checkChannelOptions(opts, 'parent channel');
   const shm = spec ? /^shm:(\d+)$/.exec(spec) : null;
   if (shm) {
     // spawn(..., { channel: 'shm' }): a ShmChannel in the anonymous segment at this fd.

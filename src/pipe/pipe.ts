@@ -3,7 +3,7 @@
  * handed to a child in its `stdio`, read or written as a Node stream, or carry framed messages.
  */
 import type { Socket } from 'node:net';
-import type { ChannelOptions, Receiver, Sender } from '../core/channel.js';
+import { type ChannelOptions, checkChannelOptions, type Receiver, type Sender } from '../core/channel.js';
 import { ErrorCodes, fromSystemError, IpcError } from '../core/errors.js';
 import { numberError } from '../core/options.js';
 import { StreamChannel } from '../core/stream-channel.js';
@@ -58,15 +58,12 @@ export class PipeReader extends PipeEnd {
 
   /** Framed messages written by a {@link PipeWriter.sender} on the other end. */
   receiver<T = unknown>(opts?: ChannelOptions<T>): Receiver<T> {
-    return new StreamChannel<T>(
-      `pipe reader (fd ${this.fd})`,
-      framedReadStream(this.take('read')),
-      undefined,
-      {
-        ...opts,
-        handshake: false,
-      },
-    );
+    const what = `pipe reader (fd ${this.fd})`;
+    checkChannelOptions(opts, what); // before the fd is taken: a bad option leaves the end usable
+    return new StreamChannel<T>(what, framedReadStream(this.take('read')), undefined, {
+      ...opts,
+      handshake: false,
+    });
   }
 }
 
@@ -79,7 +76,9 @@ export class PipeWriter extends PipeEnd {
 
   /** A message sender; the reader's `receiver()` must use the same codec. */
   sender<T = unknown>(opts?: ChannelOptions<T>): Sender<T> {
-    return new StreamChannel<T>(`pipe writer (fd ${this.fd})`, undefined, writeStream(this.take('write')), {
+    const what = `pipe writer (fd ${this.fd})`;
+    checkChannelOptions(opts, what); // before the fd is taken: a bad option leaves the end usable
+    return new StreamChannel<T>(what, undefined, writeStream(this.take('write')), {
       ...opts,
       handshake: false,
     });

@@ -36,6 +36,18 @@ describe('codecs', () => {
     }
   });
 
+  it('msgpack carries 64-bit integers exactly: a number when that is exact, else a BigInt', () => {
+    const codec = resolveCodec({ codec: 'msgpack' }, 'test');
+    const back = (value: unknown) => codec.decode(codec.encode(value));
+    expect(back(5n)).toBe(5);
+    expect(back(-(2n ** 53n) + 1n)).toBe(-(2 ** 53) + 1);
+    expect(back(2n ** 53n + 1n)).toBe(2n ** 53n + 1n);
+    expect(back(2n ** 63n - 1n)).toBe(2n ** 63n - 1n);
+    expect(back(-(2n ** 63n))).toBe(-(2n ** 63n));
+    expect(back(2n ** 64n - 1n)).toBe(2n ** 64n - 1n);
+    expect(back({ id: 2n ** 60n, n: 3 })).toEqual({ id: 2n ** 60n, n: 3 });
+  });
+
   it('v8 keeps Map, Date, BigInt and typed arrays', () => {
     const codec = resolveCodec({ codec: 'v8' }, 'test');
     const message = { m: new Map([[1, 'a']]), d: new Date(5), b: 2n ** 70n, t: new Float64Array([1.5]) };
@@ -44,6 +56,17 @@ describe('codecs', () => {
     expect(back.d.getTime()).toBe(5);
     expect(back.b).toBe(2n ** 70n);
     expect(Array.from(back.t)).toEqual([1.5]);
+  });
+
+  it('v8 hands the receiver typed arrays of their own, never views of the bytes it decoded', () => {
+    const codec = resolveCodec({ codec: 'v8' }, 'test');
+    const wire = new Uint8Array(
+      codec.encode({ b: Buffer.from('secret-A'), u: new Uint8Array([1, 2, 3, 4]) }),
+    );
+    const received = codec.decode(wire) as { b: Buffer; u: Uint8Array };
+    wire.fill(0); // as the transport's next read overwrites its buffer
+    expect(received.b.toString()).toBe('secret-A');
+    expect(Array.from(received.u)).toEqual([1, 2, 3, 4]);
   });
 
   it('raw passes bytes through and hands the receiver its own copy', () => {
@@ -64,6 +87,43 @@ describe('codecs', () => {
     const codec = resolveCodec({ codec: upper }, 'test');
     expect(codec.name).toBe('upper');
     expect(codec.decode(codec.encode('hi'))).toBe('HI');
+  });
+
+  it('refuses what a custom encode returns unless it is bytes; another typed array is sent as its bytes', () => {
+    const loose = {
+      name: 'loose',
+      encode: (m: unknown) => m as Uint8Array,
+      decode: (b: Uint8Array) => Array.from(b),
+    };
+    const codec = resolveCodec({ codec: loose }, 'test');
+    for (const bad of ['text', 42, [1, 2], null, { length: 3 }]) {
+      expect(codeOf(() => codec.encode(bad))).toBe(ErrorCodes.INVALID_MESSAGE);
+      expect(codeOf(() => codec.encodeTransient(bad))).toBe(ErrorCodes.INVALID_MESSAGE);
+    }
+    const wide = new Uint16Array([0x0102, 0x0304]);
+    expect(Array.from(codec.encode(wide))).toEqual(Array.from(new Uint8Array(wide.buffer)));
+  });
+
+  it('a schema validator that throws is ERR_IPC_INVALID_MESSAGE with the exception as cause', () => {
+    const boom = new Error('validator bug');
+    const throwing: StandardSchemaV1<unknown, unknown> = {
+      '~standard': {
+        version: 1,
+        vendor: 'test',
+        validate: () => {
+          throw boom;
+        },
+      },
+    };
+    const codec = resolveCodec({ codec: 'json', schema: throwing }, 'test');
+    let error: IpcError | undefined;
+    try {
+      codec.decode(Buffer.from('{}'));
+    } catch (err) {
+      error = err as IpcError;
+    }
+    expect(error?.code).toBe(ErrorCodes.INVALID_MESSAGE);
+    expect(error?.cause).toBe(boom);
   });
 
   it('rejects unknown codec names and malformed codec objects, naming the option', () => {

@@ -59,6 +59,36 @@ describe('Pipe', () => {
     writer.close();
   });
 
+  it('a bad option to receiver() or sender() throws before the end is taken: it stays usable', async () => {
+    const { reader, writer } = Pipe.create();
+    expect(() => reader.receiver({ maxMessageBytes: 2 ** 40 })).toThrow(RangeError);
+    expect(() => writer.sender({ codec: 'nope' as never })).toThrow(RangeError);
+    const rx = reader.receiver<string>();
+    const tx = writer.sender<string>();
+    await tx.send('still usable');
+    expect(await watchdog(rx.receive(), 5000, 'receive')).toBe('still usable');
+    await tx.close();
+    await rx.close();
+  });
+
+  it('a custom codec that returns something other than bytes fails that send only', async () => {
+    const { reader, writer } = Pipe.create();
+    const text = {
+      name: 'text',
+      encode: (m: string) => (m === 'bad' ? (m as unknown as Uint8Array) : Buffer.from(m)),
+      decode: (b: Uint8Array) => Buffer.from(b).toString(),
+    };
+    const rx = reader.receiver<string>({ codec: text });
+    const tx = writer.sender<string>({ codec: text });
+    await tx.send('one');
+    await expect(tx.send('bad')).rejects.toMatchObject({ code: ErrorCodes.INVALID_MESSAGE });
+    await tx.send('two');
+    expect(await watchdog(rx.receive(), 5000, 'one')).toBe('one');
+    expect(await watchdog(rx.receive(), 5000, 'two')).toBe('two');
+    await tx.close();
+    await rx.close();
+  });
+
   it('leaks no file descriptor over 1,000 create/use/close cycles', async () => {
     const before = openFdCount();
     for (let i = 0; i < 1000; i++) {
