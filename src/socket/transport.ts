@@ -4,14 +4,15 @@
  * for sockets is here; the protocol above sees only connected duplex streams.
  */
 import { createHash } from 'node:crypto';
-import { chmodSync, lstatSync, unlinkSync } from 'node:fs';
+import { chmodSync, closeSync, constants, fstatSync, lstatSync, openSync, unlinkSync } from 'node:fs';
 import { createServer, connect as netConnect, type Server, type Socket } from 'node:net';
-import { basename } from 'node:path';
+import { basename, dirname } from 'node:path';
 import type { ConnectionOptions as TlsConnectionOptions } from 'node:tls';
 import { ErrorCodes, fromSystemError, IpcError } from '../core/errors.js';
 import { lazyModule } from '../core/lazy-module.js';
 import { register, unregister } from '../core/registry.js';
 import { NAME_PATTERN, refuseSymlink } from '../core/runtime-dir.js';
+import { native, nativeAvailable } from '../native/binding.js';
 import { formatAddress, type SocketAddress } from './address.js';
 
 /** node:tls, loaded by the first TLS listener or connection rather than by every process. */
@@ -22,6 +23,10 @@ export function socketError(err: unknown, label: string): IpcError {
   const code = (err as { code?: string })?.code;
   if (code === 'EADDRINUSE') {
     return new IpcError(ErrorCodes.EXISTS, `${label}: the address is already in use`, { cause: err });
+  }
+  if (code === 'EAGAIN' && (err as { syscall?: string }).syscall === 'connect') {
+    // A Unix socket whose server's accept queue is full: alive, but taking no one now.
+    return new IpcError(ErrorCodes.QUEUE_FULL, `${label}: the server's accept queue is full`, { cause: err });
   }
   if (code === 'EADDRNOTAVAIL') {
     return new IpcError(ErrorCodes.NOT_FOUND, `${label}: no such local address`, { cause: err });
@@ -47,7 +52,10 @@ function registryEntry(address: SocketAddress): { kind: 'named-pipe' | 'socket';
   return NAME_PATTERN.test(name) ? { kind: 'socket', name } : undefined;
 }
 
-/** Is something accepting on the socket file `path`? One left by a dead server is not. */
+/**
+ * Is a server behind the socket file `path`? Only a refusal (or the file gone) says no: a server
+ * whose accept queue is full (busy, or stopped) fails the connect with EAGAIN and is alive.
+ */
 function probe(path: string): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = netConnect(path);
@@ -55,8 +63,53 @@ function probe(path: string): Promise<boolean> {
       socket.destroy();
       resolve(true);
     });
-    socket.once('error', () => resolve(false));
+    socket.once('error', (err: NodeJS.ErrnoException) =>
+      resolve(err.code !== 'ECONNREFUSED' && err.code !== 'ENOENT'),
+    );
   });
+}
+
+/** How long a bind waits for another process binding in the same directory (see lockDirectory). */
+const BIND_LOCK_WAIT_MS = 5000;
+
+/**
+ * Locks the directory of a socket file (flock on the directory itself, so no lock file is left)
+ * for the look-probe-replace-listen sequence: two processes replacing one stale file at once would
+ * otherwise both listen, one of them on a file the other had already unlinked. Returns the unlock.
+ */
+async function lockDirectory(path: string, label: string): Promise<() => void> {
+  const noLock = () => {};
+  if (!nativeAvailable()) return noLock;
+  const n = native();
+  let fd: number;
+  try {
+    fd = openSync(dirname(path), constants.O_RDONLY | constants.O_DIRECTORY);
+  } catch (err) {
+    throw socketError(err, label);
+  }
+  // Only a directory of our own: anyone may lock a shared one such as /tmp, and hold our binds.
+  if (fstatSync(fd).uid !== process.geteuid?.()) {
+    closeSync(fd);
+    return noLock;
+  }
+  const unlock = () => {
+    try {
+      closeSync(fd); // closing the fd releases the flock
+    } catch {}
+  };
+  const deadline = Date.now() + BIND_LOCK_WAIT_MS;
+  try {
+    while (!n.flock(fd, true, false)) {
+      if (Date.now() > deadline) {
+        throw new IpcError(ErrorCodes.TIMEOUT, `${label}: another process kept binding in ${dirname(path)}`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+  } catch (err) {
+    unlock();
+    throw err;
+  }
+  return unlock;
 }
 
 /** Removes a socket file (and only a socket file: never a regular file someone named by mistake). */
@@ -89,21 +142,27 @@ export async function bind(address: SocketAddress, mode: number, label: string):
     return { server, address: { ...address, port }, release: () => {} };
   }
   const path = address.path;
-  if (process.platform !== 'win32') {
-    refuseSymlink(path, label);
-    let stat: ReturnType<typeof lstatSync> | undefined;
+  if (process.platform === 'win32') {
+    await listenOn(server, { path }, label);
+  } else {
+    const unlock = await lockDirectory(path, label);
     try {
-      stat = lstatSync(path);
-    } catch {}
-    if (stat) {
-      if (!stat.isSocket())
-        throw new IpcError(ErrorCodes.EXISTS, `${label}: ${path} exists and is not a socket`);
-      if (await probe(path)) throw new IpcError(ErrorCodes.EXISTS, `${label}: a server is already listening`);
-      removeSocketFile(path);
+      refuseSymlink(path, label);
+      let stat: ReturnType<typeof lstatSync> | undefined;
+      try {
+        stat = lstatSync(path);
+      } catch {}
+      if (stat) {
+        if (!stat.isSocket())
+          throw new IpcError(ErrorCodes.EXISTS, `${label}: ${path} exists and is not a socket`);
+        if (await probe(path))
+          throw new IpcError(ErrorCodes.EXISTS, `${label}: a server is already listening`);
+        removeSocketFile(path);
+      }
+      await listenOn(server, { path }, label);
+    } finally {
+      unlock();
     }
-  }
-  await listenOn(server, { path }, label);
-  if (process.platform !== 'win32') {
     try {
       chmodSync(path, address.kind === 'pipe' ? 0o600 : mode);
     } catch (err) {

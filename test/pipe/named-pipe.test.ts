@@ -1,9 +1,11 @@
 import { spawn as nodeSpawn } from 'node:child_process';
 import { mkdirSync, statSync, writeFileSync } from 'node:fs';
+import { connect as netConnect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, onTestFinished } from 'vitest';
 import { ErrorCodes, NamedPipe } from '../../src/index.js';
 import { fixtureArgs, isolateRuntimeDir, openFdCount, rejectionOf, watchdog } from '../helpers.js';
+import { startFixture } from '../socket/child.js';
 
 let env: ReturnType<typeof isolateRuntimeDir>;
 beforeEach(() => {
@@ -55,6 +57,74 @@ describe('NamedPipe', () => {
     const client = await NamedPipe.connect('stale');
     await client.close();
     await server.close();
+  });
+
+  it('several listens racing over a stale socket file: exactly one gets the name, the others ERR_IPC_EXISTS', async () => {
+    const path = join(env.dir, 'race.sock');
+    mkdirSync(env.dir, { recursive: true, mode: 0o700 });
+    for (let round = 0; round < 10; round++) {
+      const dead = nodeSpawn(
+        process.execPath,
+        [
+          '-e',
+          `require('net').createServer().listen(${JSON.stringify(path)}, () => process.kill(process.pid, 'SIGKILL'))`,
+        ],
+        { stdio: 'ignore' },
+      );
+      await watchdog(new Promise((resolve) => dead.once('exit', resolve)), 10_000, 'the dead server');
+      const results = await Promise.allSettled([1, 2, 3].map(() => NamedPipe.listen<string>('race')));
+      const winners = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+      const codes = results.flatMap((r) =>
+        r.status === 'rejected' ? [(r.reason as { code?: string }).code] : [],
+      );
+      expect({ round, winners: winners.length, codes }).toEqual({
+        round,
+        winners: 1,
+        codes: [ErrorCodes.EXISTS, ErrorCodes.EXISTS],
+      });
+      // The winner is the one clients reach.
+      const accepted = winners[0]!.accept();
+      const client = await NamedPipe.connect<string>('race');
+      await client.send('hi');
+      expect(await watchdog((await watchdog(accepted, 5000, 'accept')).receive(), 5000, 'hi')).toBe('hi');
+      await client.close();
+      await winners[0]!.close();
+    }
+  });
+
+  it('a live server whose accept queue is full keeps its name: listen is ERR_IPC_EXISTS, connect ERR_IPC_QUEUE_FULL', async () => {
+    const server = startFixture('socket-echo-server.ts', ['pipe://busy']);
+    onTestFinished(() => server.kill());
+    await server.line('LISTENING');
+    const pid = server.process.pid!;
+    process.kill(pid, 'SIGSTOP');
+    onTestFinished(() => {
+      if (server.process.exitCode === null) process.kill(pid, 'SIGCONT');
+    });
+    // Connections pend in its queue (backlog 511) until the kernel refuses one with EAGAIN.
+    const path = join(env.dir, 'busy.sock');
+    const inode = statSync(path).ino;
+    const sockets: Socket[] = [];
+    onTestFinished(() => {
+      for (const socket of sockets) socket.destroy();
+    });
+    const full = new Promise<void>((resolve) => {
+      for (let i = 0; i < 700; i++) {
+        const socket = netConnect(path);
+        socket.on('error', (err: NodeJS.ErrnoException) => {
+          if (err.code === 'EAGAIN') resolve();
+        });
+        sockets.push(socket);
+      }
+    });
+    await watchdog(full, 10_000, 'the accept queue fills');
+    expect((await rejectionOf(NamedPipe.listen('busy'))).code).toBe(ErrorCodes.EXISTS);
+    expect((await rejectionOf(NamedPipe.connect('busy', { timeout: 5000 }))).code).toBe(
+      ErrorCodes.QUEUE_FULL,
+    );
+    // Its socket file is still the one it bound, and it is still running.
+    expect(statSync(path).ino).toBe(inode);
+    expect(server.process.exitCode).toBeNull();
   });
 
   it('refuses a path that is not a socket and a name whose socket path is too long', async () => {
