@@ -49,6 +49,42 @@ export function unwrittenBytes(output: Socket): number {
 }
 
 /**
+ * Bytes a stream was handed and has not put in the kernel: what libuv's queue still holds of the
+ * write in progress, plus the writes the stream buffers behind it. Its writableLength alone also
+ * counts the part of the write in progress that is already written (only the write's callback, a
+ * tick process.exit() never gives, is missing). Undefined when the stream does not say exactly:
+ * an estimate would repeat or skip bytes in the middle of a frame.
+ */
+export function unsentBytes(output: Socket): number | undefined {
+  const queued = (output as unknown as { _handle?: { writeQueueSize?: unknown } | null })._handle
+    ?.writeQueueSize;
+  const state = (output as unknown as { _writableState?: { writing?: unknown; writelen?: unknown } })
+    ._writableState;
+  if (
+    typeof queued !== 'number' ||
+    typeof state?.writing !== 'boolean' ||
+    typeof state.writelen !== 'number'
+  ) {
+    return undefined;
+  }
+  const inProgress = state.writing ? state.writelen : 0;
+  return queued + output.writableLength - inProgress;
+}
+
+/** The last `bytes` bytes of `chunks` taken as one sequence, as views of them. */
+export function lastBytes(chunks: readonly Uint8Array[], bytes: number): Uint8Array[] {
+  const tail: Uint8Array[] = [];
+  let need = bytes;
+  for (let i = chunks.length - 1; i >= 0 && need > 0; i--) {
+    const chunk = chunks[i]!;
+    const take = Math.min(need, chunk.byteLength);
+    tail.unshift(take === chunk.byteLength ? chunk : chunk.subarray(chunk.byteLength - take));
+    need -= take;
+  }
+  return tail;
+}
+
+/**
  * Writes `chunks`, in order, to the non-blocking `fd` from an 'exit' handler, where nothing
  * asynchronous completes: each with write(2) as far as the kernel takes it (a chunk of up to
  * PIPE_BUF bytes stays atomic), waiting up to EXIT_WRITE_MS in all while the kernel's buffer is
@@ -68,19 +104,4 @@ export function writeFdAtExit(fd: number, chunks: readonly Uint8Array[]): void {
       }
     }
   }
-}
-
-/**
- * Writes `chunks`, in order, to `output` from an 'exit' handler. When the stream has nothing
- * queued, they go straight to its fd (writeFdAtExit). Otherwise (bytes of earlier writes still
- * queued in the stream, or a TLS stream, whose fd carries ciphertext) the stream writes what the
- * kernel takes at once, and the rest is lost with the process.
- */
-export function writeAtExit(output: Socket, chunks: readonly Uint8Array[]): void {
-  const fd = socketFd(output);
-  if (output.writableLength !== 0 || 'encrypted' in output || fd === undefined) {
-    for (const chunk of chunks) output.write(chunk);
-    return;
-  }
-  writeFdAtExit(fd, chunks);
 }

@@ -6,7 +6,14 @@
 import type { Socket } from 'node:net';
 import { ChannelBase, type ChannelOptions } from './channel.js';
 import { ErrorCodes, IpcError } from './errors.js';
-import { flushAtExit, flushedBeforeExit, writeAtExit } from './exit-flush.js';
+import {
+  flushAtExit,
+  flushedBeforeExit,
+  lastBytes,
+  socketFd,
+  unsentBytes,
+  writeFdAtExit,
+} from './exit-flush.js';
 import { Control, encodeHello, FrameBatch, FrameDecoder, parseHello } from './framing.js';
 
 /** Options for a {@link StreamChannel}. */
@@ -31,11 +38,31 @@ export class StreamChannel<T> extends ChannelBase<T> {
   #reading = false;
   /** One closure per channel, not one per flush. */
   readonly #flushTick = (): void => this.#flush();
-  /** The batch's tick did not come before the process exited: written synchronously instead. */
+  /**
+   * Writes handed to the output that the kernel had not taken all of when they were made, oldest
+   * first, trimmed to what the output may still hold: at exit, the stream's unsent bytes are their
+   * tail (see #flushAtExit).
+   */
+  #unfinished: Uint8Array[] = [];
+  #unfinishedBytes = 0;
+  /**
+   * The process is exiting (process.exit() runs no tick): the batch whose tick did not come, and
+   * the tail of earlier writes that libuv still held, are written synchronously, tail first. Without
+   * the tail, a large message over a Unix socket (the kernel takes about 200 KiB at once) was lost
+   * after its send had resolved.
+   */
   readonly #flushAtExit = (): void => {
     const output = this.#output;
-    if (this.#batch.byteLength === 0 || !output || output.destroyed) return;
-    writeAtExit(output, [this.#batch.take()]);
+    if (!output || output.destroyed) return;
+    const pending = this.#batch.byteLength > 0 ? [this.#batch.take()] : [];
+    const unsent = this.#unfinishedBytes > 0 ? unsentBytes(output) : 0;
+    const fd = socketFd(output);
+    // TLS writes ciphertext to the fd; and a tail the stream cannot account for exactly is left.
+    if ('encrypted' in output || fd === undefined || unsent === undefined || unsent > this.#unfinishedBytes) {
+      for (const chunk of pending) output.write(chunk);
+      return;
+    }
+    writeFdAtExit(fd, [...lastBytes(this.#unfinished, unsent), ...pending]);
   };
   #outputFull = false;
   #hello: Buffer | undefined;
@@ -224,6 +251,9 @@ export class StreamChannel<T> extends ChannelBase<T> {
   }
 
   protected teardown(): void {
+    this.#unfinished = [];
+    this.#unfinishedBytes = 0;
+    flushedBeforeExit(this.#flushAtExit);
     this.#settleReady?.(
       new IpcError(ErrorCodes.CLOSED, `${this.what} was closed before the peer said hello`),
     );
@@ -232,9 +262,13 @@ export class StreamChannel<T> extends ChannelBase<T> {
   }
 
   #flush(): void {
-    if (this.#flushScheduled) flushedBeforeExit(this.#flushAtExit);
+    const scheduled = this.#flushScheduled;
     this.#flushScheduled = false;
     const output = this.#output;
+    if (this.#unfinishedBytes > 0) {
+      // Everything written before has left the stream: nothing for the exit hook but this flush.
+      if (!output || output.destroyed || output.writableLength === 0) this.#forgetUnfinished();
+    } else if (scheduled) flushedBeforeExit(this.#flushAtExit);
     if (this.#batch.byteLength === 0 || !output || output.destroyed) return;
     // With nothing queued, the write usually completes at once: a small batch then leaves from
     // the batch's own memory, uncopied, and the memory is free again right after. If the stream
@@ -251,8 +285,29 @@ export class StreamChannel<T> extends ChannelBase<T> {
       // later, and a sender looping on trySend() gives no tick: waiting for it, a flood over
       // loopback TCP (which takes megabytes at once) allocated a fresh batch per flush.
       if (lent) this.#batch.release(bytes);
-    } else if (idle) this.#batch.kept(bytes);
+      if (this.#unfinishedBytes > 0) this.#forgetUnfinished();
+    } else {
+      if (idle) this.#batch.kept(bytes);
+      this.#trackUnfinished(bytes, output.writableLength);
+    }
     if (!written) this.#outputFull = true;
+  }
+
+  /** Keeps `bytes` for #flushAtExit while the output may still hold up to `held` bytes. */
+  #trackUnfinished(bytes: Uint8Array, held: number): void {
+    this.#unfinished.push(bytes);
+    this.#unfinishedBytes += bytes.byteLength;
+    // Older writes wholly before the last `held` bytes are done.
+    while (this.#unfinishedBytes - this.#unfinished[0]!.byteLength >= held) {
+      this.#unfinishedBytes -= this.#unfinished.shift()!.byteLength;
+    }
+    flushAtExit(this.#flushAtExit);
+  }
+
+  #forgetUnfinished(): void {
+    this.#unfinished = [];
+    this.#unfinishedBytes = 0;
+    if (!this.#flushScheduled) flushedBeforeExit(this.#flushAtExit);
   }
 
   #onData(chunk: Buffer): void {
