@@ -11,4 +11,10 @@ try {
   }
   throw err;
 }
+// A reader that stops early (`ipckit ls | head -1`) closes stdout: stop quietly, as ls and git do,
+// rather than die of an unhandled EPIPE with a stack trace.
+process.stdout.on('error', (err) => {
+  if (err?.code === 'EPIPE') process.exit(0);
+  throw err;
+});
 process.exitCode = await cli.main(process.argv.slice(2));

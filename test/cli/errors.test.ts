@@ -1,6 +1,8 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { isolateRuntimeDir } from '../helpers.js';
-import { runCli } from './run-cli.js';
+import { isolateRuntimeDir, watchdog } from '../helpers.js';
+import { BIN, runCli } from './run-cli.js';
 
 let runtime: ReturnType<typeof isolateRuntimeDir>;
 beforeEach(() => {
@@ -44,6 +46,18 @@ describe('ipckit errors', () => {
     const run = await runCli(['fifo', 'rm', 'missing']);
     expect(run.code).toBe(1);
     expect(expectOneLineError(run)).toMatch(/^ipckit fifo rm: fifo 'missing'.*ERR_IPC_NOT_FOUND/);
+  });
+
+  it('a reader that closes stdout early (`| head -1`) ends the command quietly, exit code 0', async () => {
+    const child = spawn(process.execPath, [BIN, '--help'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    // Closed before the process has even started: its first write meets EPIPE.
+    child.stdout.destroy();
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+      stderr += chunk;
+    });
+    const [code] = await watchdog(once(child, 'close'), 20_000, 'ipckit --help to exit');
+    expect({ code, stderr }).toEqual({ code: 0, stderr: '' });
   });
 
   it('creating a FIFO that exists fails with ERR_IPC_EXISTS', async () => {
