@@ -15,6 +15,7 @@ import {
   openSync,
   renameSync,
   rmSync,
+  type Stats,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -52,21 +53,23 @@ export function runtimeDirPath(): string {
   return join(tmpdir(), `ipckit-${uid()}`);
 }
 
-const verified = new Set<string>();
-
 /**
  * Returns the runtime directory, creating it 0700 if needed. Throws ERR_IPC_UNSAFE_PATH if it is a
- * symlink or not a directory, ERR_IPC_PERMISSION if another user owns it.
+ * symlink or not a directory, ERR_IPC_PERMISSION if another user owns it. Checked on every call
+ * (one lstat), not once per process: a directory swapped for a symlink, or loosened, after an
+ * earlier call is refused, or tightened again, before anything is made in it.
  */
 export function runtimeDir(): string {
   const dir = runtimeDirPath();
-  if (verified.has(dir)) return dir;
-  try {
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
-  } catch (err) {
-    throw fromSystemError(err, `runtime directory ${dir}`);
+  let stat = lstatOrUndefined(dir);
+  if (!stat) {
+    try {
+      mkdirSync(dir, { recursive: true, mode: 0o700 });
+    } catch (err) {
+      throw fromSystemError(err, `runtime directory ${dir}`);
+    }
+    stat = lstatSync(dir);
   }
-  const stat = lstatSync(dir);
   if (stat.isSymbolicLink() || !stat.isDirectory()) {
     throw new IpcError(
       ErrorCodes.UNSAFE_PATH,
@@ -79,10 +82,20 @@ export function runtimeDir(): string {
       `runtime directory ${dir} belongs to uid ${stat.uid}, not to this user (${uid()}); refusing it`,
     );
   }
-  // mkdir's mode is filtered by the umask, and an existing directory keeps its mode: make it 0700.
-  if ((stat.mode & 0o777) !== 0o700) chmodSync(dir, 0o700);
-  verified.add(dir);
+  // mkdir's mode is filtered by the umask, and an existing directory keeps its mode: take away what
+  // the group and others may do. The owner's bits stay as they are: a directory its owner made
+  // read-only (0500) is not made writable again.
+  if ((stat.mode & 0o077) !== 0) chmodSync(dir, stat.mode & 0o700);
   return dir;
+}
+
+function lstatOrUndefined(path: string): Stats | undefined {
+  try {
+    return lstatSync(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw fromSystemError(err, `runtime directory ${path}`);
+  }
 }
 
 /** A file path for a named resource inside the runtime directory (created if needed). */
@@ -161,7 +174,7 @@ function checkedSubdir(name: string, create: boolean): string | undefined {
         `${what} belongs to uid ${stat.uid}, not to this user (${uid()}); refusing it`,
       );
     }
-    if ((stat.mode & 0o777) !== 0o700) fchmodSync(fd, 0o700);
+    if ((stat.mode & 0o077) !== 0) fchmodSync(fd, stat.mode & 0o700); // as for the runtime directory
   } finally {
     closeSync(fd);
   }

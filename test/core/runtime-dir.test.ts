@@ -1,4 +1,5 @@
 import {
+  chmodSync,
   chownSync,
   existsSync,
   lstatSync,
@@ -6,6 +7,7 @@ import {
   mkdtempSync,
   readdirSync,
   readFileSync,
+  renameSync,
   rmSync,
   statSync,
   symlinkSync,
@@ -171,6 +173,24 @@ describe('runtime directory', () => {
     const registryDir = join(dir, '.registry');
     expect(statSync(registryDir).mode & 0o777).toBe(0o700);
     expect(statSync(join(registryDir, 'fifo.modes.json')).mode & 0o777).toBe(0o600);
+  });
+
+  it('is checked again on every use: loosened later, it is tightened; swapped for a symlink, refused', async () => {
+    expect(runtimeDir()).toBe(env.dir);
+    chmodSync(env.dir, 0o755);
+    await Fifo.create('after-chmod');
+    expect(statSync(env.dir).mode & 0o777).toBe(0o700);
+    const target = mkdtempSync(join(tmpdir(), 'ipckit-target-'));
+    try {
+      renameSync(env.dir, `${env.dir}.moved`);
+      symlinkSync(target, env.dir);
+      await expect(Fifo.create('through-link')).rejects.toMatchObject({ code: ErrorCodes.UNSAFE_PATH });
+      expect(readdirSync(target)).toEqual([]);
+    } finally {
+      rmSync(env.dir, { force: true });
+      renameSync(`${env.dir}.moved`, env.dir);
+      rmSync(target, { recursive: true, force: true });
+    }
   });
 
   it('tightens an existing directory it owns to 0700', () => {
