@@ -414,7 +414,11 @@ export class SocketClient<T = unknown> extends ChannelBase<T> {
 
   /** Opens the first connection; `connect` bounds it with the caller's timeout and signal. */
   async start(opts: WaitOptions | undefined): Promise<void> {
-    this.#attach(await this.#open(opts));
+    // Without a timeout of the caller's, the first connection gets connectTimeoutMs too: a server
+    // that accepts and never answers the handshake (stopped, or not an ipckit server) would
+    // otherwise keep connect() waiting for ever.
+    const wait = opts?.timeout === undefined ? { ...opts, timeout: this.#connectTimeoutMs } : opts;
+    this.#attach(await this.#open(wait));
   }
 
   /** Why requests and subscriptions cannot be made now (undefined when they can). */

@@ -77,7 +77,10 @@ export interface ConnectOptions<T = unknown> extends ChannelOptions<T>, WaitOpti
   maxPendingRequests?: number;
   /** Messages buffered per subscription; past it the oldest is dropped and counted. Default 1024. */
   subscriptionHighWaterMark?: number;
-  /** Time allowed for one reconnection attempt, handshake included. Default 10000. */
+  /**
+   * Time allowed for one connection attempt, handshake included: each reconnection, and the first
+   * connection unless `timeout` bounds it. Default 10000.
+   */
   connectTimeoutMs?: number;
 }
 

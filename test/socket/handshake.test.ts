@@ -94,6 +94,48 @@ describe.each(transports)('handshake and authentication over %s', (transport) =>
     }
   });
 
+  it('a peer that accepts and never answers: connect fails with ERR_IPC_TIMEOUT after connectTimeoutMs', async () => {
+    const held: import('node:net').Socket[] = [];
+    const silent = netCreateServer((socket) => {
+      socket.on('error', () => {});
+      held.push(socket); // accepted, and never a byte back
+    });
+    const where =
+      transport === 'tcp'
+        ? { host: '127.0.0.1', port: 0 }
+        : { path: listenUrl(transport, env.dir, 'silent').slice('unix://'.length) };
+    await watchdog(
+      new Promise<void>((resolve, reject) => {
+        silent.once('error', reject);
+        silent.listen(where, resolve);
+      }),
+      5000,
+      'listen',
+    );
+    const address = silent.address();
+    const url =
+      typeof address === 'object' && address ? `tcp://127.0.0.1:${address.port}` : `unix://${address}`;
+    try {
+      // No timeout of the caller's: connectTimeoutMs bounds the first connection too.
+      const err = await watchdog(
+        rejectionOf(connect(url, { connectTimeoutMs: 200 })),
+        10_000,
+        'connect fails',
+      );
+      expect(err.code).toBe(ErrorCodes.TIMEOUT);
+      // The caller's own timeout, when given, is the bound instead.
+      const own = await watchdog(
+        rejectionOf(connect(url, { connectTimeoutMs: 60_000, timeout: 200 })),
+        10_000,
+        'connect fails',
+      );
+      expect(own.code).toBe(ErrorCodes.TIMEOUT);
+    } finally {
+      for (const socket of held) socket.destroy();
+      silent.close();
+    }
+  });
+
   it.each(['an end', 'a reset'])(
     'a frame cut short by %s: the whole message before it arrives, then ERR_IPC_PEER_GONE',
     async (how) => {
