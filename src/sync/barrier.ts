@@ -186,10 +186,13 @@ export class Barrier extends Primitive {
 
   /**
    * Starts a fresh generation: parties waiting now reject with ERR_IPC_PEER_GONE, the broken state
-   * is cleared, and later waits start counting from zero.
+   * is cleared, and later waits start counting from zero. Members that died before it (the reason
+   * for a reset, often) are forgotten here, so that finding them later does not break the new
+   * generation too.
    */
   reset(): void {
     this.assertOpen();
+    this.#members.reclaimDead(() => {});
     for (;;) {
       const seen = Atomics.load(this.#round, 0);
       const generation = generationOf(seen);

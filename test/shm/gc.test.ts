@@ -1,4 +1,4 @@
-import { readdirSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
@@ -71,6 +71,29 @@ describe('gcResources', () => {
       expect.objectContaining({ kind: 'shm', name: 'unregistered', source: 'orphan' }),
     ]);
     expect(exists(() => SharedMemory.open('unregistered'))).toBe(false);
+  });
+
+  it('judges a creator dead when its pid is alive but started at another time (a reused pid)', () => {
+    // Registered: the entry names this live process's pid with a start time it never had.
+    const registered = SharedMemory.create('reused-registered', { size: 64 });
+    const manifest = join(env.dir, '.registry', 'shm.reused-registered.json');
+    const entry = JSON.parse(readFileSync(manifest, 'utf8'));
+    entry.owner = { pid: process.pid, startTime: entry.owner.startTime + 12345 };
+    writeFileSync(manifest, JSON.stringify(entry));
+    // Unregistered: the header names the same live pid with a wrong start time.
+    const orphan = createNamed(kernelName('shm', 'reused-orphan', 'x'), 'test', 0, 64, 0o600);
+    const header = new DataView(orphan.header);
+    expect(header.getInt32(24, true)).toBe(process.pid);
+    header.setFloat64(32, header.getFloat64(32, true) + 12345, true);
+    expect(listResources().find((r) => r.name === 'reused-registered')?.ownerAlive).toBe(false);
+    const result = gcResources();
+    expect(result.removed.map((r) => `${r.name}:${r.source}`).sort()).toEqual([
+      'reused-orphan:orphan',
+      'reused-registered:registry',
+    ]);
+    expect(exists(() => SharedMemory.open('reused-registered'))).toBe(false);
+    expect(exists(() => SharedMemory.open('reused-orphan'))).toBe(false);
+    registered.close();
   });
 
   it("removes the doorbell socket of a queue consumer killed with SIGKILL, and keeps a live one's", async () => {
