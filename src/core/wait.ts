@@ -60,20 +60,20 @@ export function armWait(
   if (!opts || (opts.signal === undefined && opts.timeout === undefined)) return noop;
   const { signal, timeout } = opts;
   let timer: NodeJS.Timeout | undefined;
-  const onAbort = () => {
-    disarm();
-    fail(abortedError(what, signal!));
-  };
+  let unwatch: (() => void) | undefined;
   const disarm = () => {
     if (timer) clearTimeout(timer);
-    signal?.removeEventListener('abort', onAbort);
+    unwatch?.();
   };
   if (signal) {
     if (signal.aborted) {
       fail(abortedError(what, signal));
       return noop;
     }
-    signal.addEventListener('abort', onAbort, { once: true });
+    unwatch = watchAbort(signal, () => {
+      disarm();
+      fail(abortedError(what, signal));
+    });
   }
   if (timeout !== undefined) {
     timer = setTimeout(() => {
@@ -103,3 +103,35 @@ export function withWait<T>(what: string, opts: WaitOptions | undefined, work: P
 }
 
 function noop(): void {}
+
+/** The waits armed on each signal, behind one 'abort' listener per signal (see watchAbort). */
+const abortWatchers = new WeakMap<AbortSignal, Set<() => void>>();
+
+/**
+ * Calls `onAbort` when `signal` aborts, until the returned function is called. However many waits
+ * share a signal (a pool of receives under one AbortController), the signal gets one listener:
+ * Node warns of a leak (MaxListenersExceededWarning) past ten on one signal. The listener stays
+ * until the signal aborts or is collected, so a signal reused wait after wait keeps just the one.
+ */
+export function watchAbort(signal: AbortSignal, onAbort: () => void): () => void {
+  let waits = abortWatchers.get(signal);
+  if (!waits) {
+    const armed = new Set<() => void>();
+    waits = armed;
+    abortWatchers.set(signal, armed);
+    signal.addEventListener(
+      'abort',
+      () => {
+        abortWatchers.delete(signal);
+        for (const fail of armed) fail();
+        armed.clear();
+      },
+      { once: true },
+    );
+  }
+  const set = waits;
+  set.add(onAbort);
+  return () => {
+    set.delete(onAbort);
+  };
+}

@@ -10,7 +10,7 @@ import { type MessageCodec, resolveCodec } from '../core/codec.js';
 import { closedError, ErrorCodes, IpcError, isIpcError } from '../core/errors.js';
 import { frameTooLarge } from '../core/framing.js';
 import { checkName } from '../core/runtime-dir.js';
-import { checkWaitOptions, type WaitOptions } from '../core/wait.js';
+import { checkWaitOptions, type WaitOptions, watchAbort } from '../core/wait.js';
 import { Batcher } from './batcher.js';
 import { Fetcher, type FetchSource } from './fetcher.js';
 import { newMessageId } from './ids.js';
@@ -248,17 +248,18 @@ export class MessageQueue<T = unknown> implements AsyncDisposable {
     const signal = checkSignal(opts?.signal, 'options.signal');
     const fetcher = new Fetcher(this.#source, types, prefetch);
     let finished = false;
+    let unwatch: (() => void) | undefined;
     const finish = () => {
       if (finished) return;
       finished = true;
-      signal?.removeEventListener('abort', finish);
+      unwatch?.();
       this.#fetchers.delete(fetcher);
       this.#release(fetcher.close());
     };
     if (this.#closing || signal?.aborted) finish();
     else {
       this.#fetchers.add(fetcher);
-      signal?.addEventListener('abort', finish, { once: true });
+      if (signal) unwatch = watchAbort(signal, finish);
     }
     const done = { done: true, value: undefined } as IteratorReturnResult<undefined>;
     const iterator: AsyncIterableIterator<Message<T>> = {
@@ -341,7 +342,7 @@ export class MessageQueue<T = unknown> implements AsyncDisposable {
     this.#fetchers.add(fetcher);
     const stop = () => this.#release(fetcher.close());
     if (o.signal?.aborted) stop();
-    o.signal?.addEventListener('abort', stop, { once: true });
+    const unwatch = o.signal ? watchAbort(o.signal, stop) : undefined;
     const report = (err: unknown, message: { id: string } | undefined) => {
       try {
         o.onError?.(err, message);
@@ -402,7 +403,7 @@ export class MessageQueue<T = unknown> implements AsyncDisposable {
     };
     await Promise.all(Array.from({ length: o.concurrency }, worker));
     await settledBelow(0);
-    o.signal?.removeEventListener('abort', stop);
+    unwatch?.();
     this.#fetchers.delete(fetcher);
     stop();
     if (failure !== undefined) throw failure;
