@@ -69,6 +69,19 @@ function probe(path: string): Promise<boolean> {
   });
 }
 
+/**
+ * One try at the directory's lock; true when it is ours, or when the filesystem cannot lock a
+ * directory opened read-only (NFS emulates flock with a POSIX lock, which needs a writable fd):
+ * the bind then goes unlocked rather than fails.
+ */
+function tryLock(n: ReturnType<typeof native>, fd: number): boolean {
+  try {
+    return n.flock(fd, true, false);
+  } catch {
+    return true;
+  }
+}
+
 /** How long a bind waits for another process binding in the same directory (see lockDirectory). */
 const BIND_LOCK_WAIT_MS = 5000;
 
@@ -87,8 +100,11 @@ async function lockDirectory(path: string, label: string): Promise<() => void> {
   } catch (err) {
     throw socketError(err, label);
   }
-  // Only a directory of our own: anyone may lock a shared one such as /tmp, and hold our binds.
-  if (fstatSync(fd).uid !== process.geteuid?.()) {
+  // Only a directory of our own that no one else may open (flock needs just an open fd, so anyone
+  // who can read a directory, /tmp or a 0755 one, could hold the lock and stall our binds): the
+  // runtime directory, 0700, is one. Elsewhere binds go unlocked, as they did before.
+  const stat = fstatSync(fd);
+  if (stat.uid !== process.geteuid?.() || (stat.mode & 0o044) !== 0) {
     closeSync(fd);
     return noLock;
   }
@@ -99,7 +115,7 @@ async function lockDirectory(path: string, label: string): Promise<() => void> {
   };
   const deadline = Date.now() + BIND_LOCK_WAIT_MS;
   try {
-    while (!n.flock(fd, true, false)) {
+    while (!tryLock(n, fd)) {
       if (Date.now() > deadline) {
         throw new IpcError(ErrorCodes.TIMEOUT, `${label}: another process kept binding in ${dirname(path)}`);
       }
