@@ -16,6 +16,8 @@ export function flushAtExit(flush: () => void): void {
   if (!hooked) {
     hooked = true;
     process.on('exit', () => {
+      // One deadline for every channel's writes: an exit waits EXIT_WRITE_MS in all, not per channel.
+      exitDeadline = Date.now() + EXIT_WRITE_MS;
       for (const pending of waiting) pending();
       waiting.clear();
     });
@@ -28,8 +30,10 @@ export function flushedBeforeExit(flush: () => void): void {
   waiting.delete(flush);
 }
 
-/** How long an exiting process waits for a full pipe or socket to take the last batch. */
+/** How long an exiting process waits, in all, for full pipes and sockets to take the last batches. */
 const EXIT_WRITE_MS = 2000;
+/** When the exiting process stops waiting; set as the 'exit' event begins. */
+let exitDeadline: number | undefined;
 const pause = new Int32Array(new SharedArrayBuffer(4));
 
 /** The fd a net.Socket writes to (it has no public one; its libuv handle's), or undefined. */
@@ -91,7 +95,7 @@ export function lastBytes(chunks: readonly Uint8Array[], bytes: number): Uint8Ar
  * full, so that a reader that keeps reading gets them all.
  */
 export function writeFdAtExit(fd: number, chunks: readonly Uint8Array[]): void {
-  const deadline = Date.now() + EXIT_WRITE_MS;
+  const deadline = exitDeadline ?? Date.now() + EXIT_WRITE_MS;
   for (const chunk of chunks) {
     let offset = 0;
     while (offset < chunk.byteLength) {

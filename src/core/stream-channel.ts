@@ -113,7 +113,12 @@ export class StreamChannel<T> extends ChannelBase<T> {
     if (output) {
       output.on('drain', () => {
         this.#outputFull = false;
+        if (this.#unfinishedBytes > 0 && output.writableLength === 0) this.#forgetUnfinished();
         this.writable();
+      });
+      // A stream that ended, failed or was destroyed writes nothing more: nothing to keep for exit.
+      output.once('close', () => {
+        if (this.#unfinishedBytes > 0) this.#forgetUnfinished();
       });
       // With an input of its own, an output error ends sending only (see #onError).
       const outputOnly = input !== undefined;
@@ -279,7 +284,7 @@ export class StreamChannel<T> extends ChannelBase<T> {
     // callback: a write without one that completes at once costs the stream no tick and no
     // allocation (a fresh callback per write costs both), which a round trip feels.
     const lent = this.#batch.lends(bytes);
-    const written = lent ? output.write(bytes, () => this.#batch.release(bytes)) : output.write(bytes);
+    const written = lent ? output.write(bytes, () => this.#lentWritten(bytes)) : output.write(bytes);
     if (output.writableLength === 0) {
       // The kernel took it all at once: the memory is free now. Its callback comes only a tick
       // later, and a sender looping on trySend() gives no tick: waiting for it, a flood over
@@ -291,6 +296,21 @@ export class StreamChannel<T> extends ChannelBase<T> {
       this.#trackUnfinished(bytes, output.writableLength);
     }
     if (!written) this.#outputFull = true;
+  }
+
+  /**
+   * A large batch (lent from the batch's memory) is written: the memory goes back for reuse, and
+   * it, with every write before it (writes complete in order), is no longer kept for exit.
+   */
+  #lentWritten(bytes: Uint8Array): void {
+    this.#batch.release(bytes);
+    const at = this.#unfinished.indexOf(bytes);
+    if (at < 0) return;
+    if (at === this.#unfinished.length - 1) {
+      this.#forgetUnfinished();
+      return;
+    }
+    for (const done of this.#unfinished.splice(0, at + 1)) this.#unfinishedBytes -= done.byteLength;
   }
 
   /** Keeps `bytes` for #flushAtExit while the output may still hold up to `held` bytes. */
