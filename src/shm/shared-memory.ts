@@ -248,9 +248,17 @@ export class SharedMemory implements Disposable {
       if (size < 1) throw new RangeError(`${what} is empty: pass options.size to size it`);
       if (opts?.size === undefined) checkSize(size, `the size of ${what}`);
       if (stat.size < size) {
-        ftruncateSync(fd, size);
-        // The new part's blocks now, or ENOSPC now, rather than SIGBUS on a full disk later.
-        native().allocate(fd, stat.size, size - stat.size);
+        // The new part's blocks now, or ENOSPC now, rather than SIGBUS on a full disk later
+        // (posix_fallocate extends the file too). A failure gives the file its old size back, so
+        // that a retry allocates again instead of finding it long enough and mapping holes.
+        try {
+          native().allocate(fd, stat.size, size - stat.size);
+        } catch (err) {
+          try {
+            ftruncateSync(fd, stat.size);
+          } catch {}
+          throw err;
+        }
       }
       const buffer = native().mmap(fd, 0, size);
       return new SharedMemory('file', absolute, buffer);

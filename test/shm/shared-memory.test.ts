@@ -2,16 +2,27 @@ import { spawnSync } from 'node:child_process';
 import {
   chownSync,
   closeSync,
+  mkdtempSync,
   openSync,
   readdirSync,
   readFileSync,
+  rmSync,
   statSync,
   truncateSync,
   writeSync,
 } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ErrorCodes, isIpcError, listResources, SharedMemory, shareFds, spawn } from '../../src/index.js';
+import {
+  ErrorCodes,
+  type IpcError,
+  isIpcError,
+  listResources,
+  SharedMemory,
+  shareFds,
+  spawn,
+} from '../../src/index.js';
 import { native } from '../../src/native/binding.js';
 import { kernelName, kernelPath } from '../../src/shm/kernel-name.js';
 import { fixtureArgs, isolateRuntimeDir, openFdCount, watchdog } from '../helpers.js';
@@ -292,6 +303,44 @@ describe('SharedMemory on a full /dev/shm', () => {
         channelTooLarge: noSpace,
         mutex: { created: true },
       });
+    },
+  );
+});
+
+describe('SharedMemory.mapFile on a full filesystem', () => {
+  it.skipIf(noPrivateDevShm !== undefined)(
+    `is an error that leaves the file as it was, so a retry fails too instead of mapping holes${noPrivateDevShm ? ` (skipped: ${noPrivateDevShm})` : ''}`,
+    () => {
+      const mountPoint = mkdtempSync(join(tmpdir(), 'ipckit-mapfile-full-'));
+      expect(spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', mountPoint]).status).toBe(0);
+      try {
+        const path = join(mountPoint, 'data.bin');
+        for (let attempt = 0; attempt < 2; attempt++) {
+          let error: unknown;
+          try {
+            SharedMemory.mapFile(path, { size: 8 << 20 }).close();
+          } catch (err) {
+            error = err;
+          }
+          expect({
+            attempt,
+            code: (error as IpcError)?.code,
+            cause: ((error as IpcError)?.cause as { code?: string })?.code,
+          }).toEqual({
+            attempt,
+            code: ErrorCodes.SYSTEM,
+            cause: 'ENOSPC',
+          });
+          expect(statSync(path).size).toBe(0);
+        }
+        // What fits is mapped, and every byte of it can be written.
+        const fits = SharedMemory.mapFile(path, { size: 256 << 10 });
+        new Uint8Array(fits.buffer).fill(1);
+        fits.close();
+      } finally {
+        spawnSync('umount', [mountPoint]);
+        rmSync(mountPoint, { recursive: true, force: true });
+      }
     },
   );
 });
