@@ -131,10 +131,11 @@ export function parentChannel<T = unknown>(opts?: ParentChannelOptions<T>): Chan
   if (spec) checkChannelOptions(opts, 'parent channel');
   const shm = spec ? /^shm:(\d+)$/.exec(spec) : null;
   if (shm) {
-    // spawn(..., { channel: 'shm' }): a ShmChannel in the anonymous segment at this fd.
-    delete process.env[CHANNEL_ENV];
+    // spawn(..., { channel: 'shm' }): a ShmChannel in the anonymous segment at this fd. The variable
+    // goes only once the addon is there: a failure to load it (out of fds) leaves it for a retry.
     const fd = Number(shm[1]);
     native().setCloexec(fd, true);
+    delete process.env[CHANNEL_ENV];
     inherited = ShmChannel.openInherited<unknown>(fd, opts as ChannelOptions<unknown>, () => {
       if (exitWithParent) process.kill(process.pid, 'SIGTERM');
     });
@@ -149,12 +150,13 @@ export function parentChannel<T = unknown>(opts?: ParentChannelOptions<T>): Chan
   }
   const readFd = Number(match[1]);
   const writeFd = Number(match[2]);
-  // Our own children must not inherit the channel: neither its fds nor the variable pointing at them.
-  delete process.env[CHANNEL_ENV];
+  // Our own children must not inherit the channel: neither its fds nor the variable pointing at
+  // them. The variable goes last: out of fds, nativeAvailable() throws, and a retry needs it.
   if (nativeAvailable()) {
     native().setCloexec(readFd, true);
     native().setCloexec(writeFd, true);
   }
+  delete process.env[CHANNEL_ENV];
   inherited = new ParentStreamChannel<unknown>(
     'parent channel',
     framedReadStream(readFd),

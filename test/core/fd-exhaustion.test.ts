@@ -5,7 +5,8 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { fixtureArgs, isolateRuntimeDir } from '../helpers.js';
+import { spawn } from '../../src/index.js';
+import { fixtureArgs, isolateRuntimeDir, watchdog } from '../helpers.js';
 
 let env: ReturnType<typeof isolateRuntimeDir>;
 beforeEach(() => {
@@ -40,6 +41,26 @@ describe('out of file descriptors', () => {
       env: process.env,
       timeout: 60_000,
     });
+    expect(stdout.trim().split('\n')).toEqual(['FAILED ERR_IPC_SYSTEM EMFILE', 'RECOVERED']);
+  });
+
+  it('parentChannel(): ERR_IPC_SYSTEM caused by EMFILE, and the channel is still there to take after', async () => {
+    const node = [process.execPath, ...fixtureArgs('exhaust-fds-then-report.ts', 'parent-channel')]
+      .map((arg) => `'${arg}'`)
+      .join(' ');
+    // The shell keeps the channel's fds 3 and 4 for the node it becomes.
+    const child = spawn<string>('bash', ['-c', `ulimit -n 128 && exec ${node}`], {
+      channel: 'pipe',
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let stdout = '';
+    child.process.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
+      stdout += chunk;
+    });
+    expect(await watchdog(child.channel!.receive(), 60_000, 'the message')).toBe('hello from the child');
+    // The child's channel keeps it running until this end closes.
+    await child.channel!.close();
+    expect((await watchdog(child.exited, 60_000, 'exit')).code).toBe(0);
     expect(stdout.trim().split('\n')).toEqual(['FAILED ERR_IPC_SYSTEM EMFILE', 'RECOVERED']);
   });
 });
