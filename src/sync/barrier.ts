@@ -192,6 +192,9 @@ export class Barrier extends Primitive {
    */
   reset(): void {
     this.assertOpen();
+    // The generation in progress is broken first: a last arrival that, once the dead are forgotten,
+    // no longer sees a dead party that had arrived must still not complete it.
+    this.#break(generationOf(Atomics.load(this.#round, 0)));
     this.#members.reclaimDead(() => {});
     for (;;) {
       const seen = Atomics.load(this.#round, 0);
