@@ -260,6 +260,7 @@ export function resolveCodec<T>(opts: CodecOptions<T> | undefined, what: string)
   // of its own) already are one, and copying 1 MiB again cost more than the rest of its receive.
   const keepsOwned = codec === (codecs.raw as Codec<unknown>);
   const hasScratch = codec === (codecs.msgpack as Codec<unknown>);
+  const isV8 = codec === (codecs.v8 as Codec<unknown>);
   const encodeFailed = (err: unknown): IpcError =>
     new IpcError(ErrorCodes.INVALID_MESSAGE, `${what}: cannot encode message with ${name}`, { cause: err });
   // A custom codec's result is checked: anything but bytes would corrupt the stream's framing.
@@ -268,12 +269,14 @@ export function resolveCodec<T>(opts: CodecOptions<T> | undefined, what: string)
     const bytes = codec.encode(message);
     return custom ? asBytes(bytes) : bytes;
   };
-  const decodeRange = (data: Uint8Array, start: number, end: number): T => {
+  /** `owned`: the bytes are the receiver's own (a large frame assembled apart from the read buffer). */
+  const decodeRange = (data: Uint8Array, start: number, end: number, owned = false): T => {
     let value: T;
     try {
-      value = hasScratch
-        ? (msgpackDecodeRange(data, start, end) as T)
-        : codec.decode(range(data, start, end));
+      if (hasScratch) value = msgpackDecodeRange(data, start, end) as T;
+      // v8 copies what it decodes, as its typed arrays may be views of it; owned bytes need no copy.
+      else if (owned && isV8) value = v8().deserialize(range(data, start, end)) as T;
+      else value = codec.decode(range(data, start, end));
     } catch (err) {
       throw new IpcError(ErrorCodes.INVALID_MESSAGE, `${what}: cannot decode message with ${name}`, {
         cause: err,
@@ -299,7 +302,7 @@ export function resolveCodec<T>(opts: CodecOptions<T> | undefined, what: string)
     },
     decode(bytes, owned) {
       if (owned && keepsOwned) return schema ? validate(schema, bytes as T, what) : (bytes as T);
-      return decodeRange(bytes, 0, bytes.length);
+      return decodeRange(bytes, 0, bytes.length, owned);
     },
     decodeRange,
   };
