@@ -60,79 +60,71 @@ describe.each(transports)('handshake and authentication over %s', (transport) =>
     }
   });
 
-  it('a peer that answers something else and keeps the connection open fails connect with ERR_IPC_BAD_FRAME', async () => {
+  /**
+   * A plain net server on this transport that keeps every connection open and does `greet` with
+   * each (never an ipckit handshake). Close it with `stop()`.
+   */
+  async function plainPeer(name: string, greet: (socket: import('node:net').Socket) => void) {
     const held: import('node:net').Socket[] = [];
-    const plain = netCreateServer((socket) => {
+    const server = netCreateServer((socket) => {
       socket.on('error', () => {});
       held.push(socket);
-      socket.write('garbage, and no goodbye');
+      greet(socket);
     });
     const where =
       transport === 'tcp'
         ? { host: '127.0.0.1', port: 0 }
-        : { path: listenUrl(transport, env.dir, 'garbage').slice('unix://'.length) };
+        : { path: listenUrl(transport, env.dir, name).slice('unix://'.length) };
     await watchdog(
       new Promise<void>((resolve, reject) => {
-        plain.once('error', reject);
-        plain.listen(where, resolve);
+        server.once('error', reject);
+        server.listen(where, resolve);
       }),
       5000,
       'listen',
     );
-    const address = plain.address();
+    const address = server.address();
     const url =
       typeof address === 'object' && address ? `tcp://127.0.0.1:${address.port}` : `unix://${address}`;
+    const stop = () => {
+      for (const socket of held) socket.destroy();
+      server.close();
+    };
+    return { url, held, stop };
+  }
+
+  it('a peer that answers something else and keeps the connection open fails connect with ERR_IPC_BAD_FRAME', async () => {
+    const peer = await plainPeer('garbage', (socket) => socket.write('garbage, and no goodbye'));
     try {
       // (The client's socket then lingers up to 2 s to let its ABORT out, as this peer never
       // closes; connect no longer waits for that: 2 ms instead of 2,000 in a standalone run.)
-      const err = await watchdog(rejectionOf(connect(url)), 10_000, 'connect fails');
+      const err = await watchdog(rejectionOf(connect(peer.url)), 10_000, 'connect fails');
       expect(err.code).toBe(ErrorCodes.BAD_FRAME);
-      expect(held.length).toBe(1);
+      expect(peer.held.length).toBe(1);
     } finally {
-      for (const socket of held) socket.destroy();
-      plain.close();
+      peer.stop();
     }
   });
 
   it('a peer that accepts and never answers: connect fails with ERR_IPC_TIMEOUT after connectTimeoutMs', async () => {
-    const held: import('node:net').Socket[] = [];
-    const silent = netCreateServer((socket) => {
-      socket.on('error', () => {});
-      held.push(socket); // accepted, and never a byte back
-    });
-    const where =
-      transport === 'tcp'
-        ? { host: '127.0.0.1', port: 0 }
-        : { path: listenUrl(transport, env.dir, 'silent').slice('unix://'.length) };
-    await watchdog(
-      new Promise<void>((resolve, reject) => {
-        silent.once('error', reject);
-        silent.listen(where, resolve);
-      }),
-      5000,
-      'listen',
-    );
-    const address = silent.address();
-    const url =
-      typeof address === 'object' && address ? `tcp://127.0.0.1:${address.port}` : `unix://${address}`;
+    const peer = await plainPeer('silent', () => {}); // accepted, and never a byte back
     try {
       // No timeout of the caller's: connectTimeoutMs bounds the first connection too.
       const err = await watchdog(
-        rejectionOf(connect(url, { connectTimeoutMs: 200 })),
+        rejectionOf(connect(peer.url, { connectTimeoutMs: 200 })),
         10_000,
         'connect fails',
       );
       expect(err.code).toBe(ErrorCodes.TIMEOUT);
       // The caller's own timeout, when given, is the bound instead.
       const own = await watchdog(
-        rejectionOf(connect(url, { connectTimeoutMs: 60_000, timeout: 200 })),
+        rejectionOf(connect(peer.url, { connectTimeoutMs: 60_000, timeout: 200 })),
         10_000,
         'connect fails',
       );
       expect(own.code).toBe(ErrorCodes.TIMEOUT);
     } finally {
-      for (const socket of held) socket.destroy();
-      silent.close();
+      peer.stop();
     }
   });
 
