@@ -117,6 +117,16 @@ function range(data: Uint8Array, start: number, end: number): Uint8Array {
 }
 
 function msgpackrDecode(bytes: Uint8Array): unknown {
+  const value = msgpackrDecodeAny(bytes);
+  // 0xC1 is "never used" in msgpack, and msgpackr decodes it to a marker object rather than fail.
+  // Only bytes that hold 0xC1 somewhere (a fast memchr) can have one, and only they are walked.
+  if (bytes.indexOf(0xc1) !== -1 && holdsNeverUsed(value, msgpackr().C1, 0)) {
+    throw new TypeError('the message holds the never-used msgpack byte 0xc1');
+  }
+  return value;
+}
+
+function msgpackrDecodeAny(bytes: Uint8Array): unknown {
   const length = bytes.byteLength;
   if (length === 0) return packr().decode(bytes);
   if (length <= SMALL_FRAME) {
@@ -127,6 +137,19 @@ function msgpackrDecode(bytes: Uint8Array): unknown {
     start: bytes.byteOffset,
     end: bytes.byteOffset + bytes.byteLength,
   });
+}
+
+/** True if `value` is, or holds, msgpackr's 0xC1 marker. Decoded values are trees, not graphs. */
+function holdsNeverUsed(value: unknown, marker: unknown, depth: number): boolean {
+  if (value === marker) return true;
+  if (typeof value !== 'object' || value === null || depth > 1000 || ArrayBuffer.isView(value)) return false;
+  const children =
+    value instanceof Map
+      ? [...value.keys(), ...value.values()]
+      : value instanceof Set
+        ? [...value]
+        : Object.values(value);
+  return children.some((child) => holdsNeverUsed(child, marker, depth + 1));
 }
 
 /** The deepest JSON the json codec decodes (msgpack and v8 are bounded by their decoders' stacks). */

@@ -48,6 +48,19 @@ describe('codecs', () => {
     expect(back({ id: 2n ** 60n, n: 3 })).toEqual({ id: 2n ** 60n, n: 3 });
   });
 
+  it('msgpack refuses the never-used byte 0xc1 as a value, at any depth; the byte inside data is data', () => {
+    const codec = resolveCodec({ codec: 'msgpack' }, 'test');
+    for (const bytes of [[0xc1], [0x92, 0x01, 0xc1], [0x81, 0xa1, 0x61, 0x91, 0xc1]]) {
+      expect(codeOf(() => codec.decode(Uint8Array.from(bytes)))).toBe(ErrorCodes.INVALID_MESSAGE);
+    }
+    // A Date sends the message to msgpackr; 0xc1 inside a bin or a string is not a value.
+    const message = { when: new Date(5), bytes: new Uint8Array([0xc1, 0xc1]), text: 'Á' };
+    const back = codec.decode(codec.encode(message)) as typeof message;
+    expect(back.when.getTime()).toBe(5);
+    expect(Array.from(back.bytes)).toEqual([0xc1, 0xc1]);
+    expect(back.text).toBe('Á');
+  });
+
   it('v8 keeps Map, Date, BigInt and typed arrays', () => {
     const codec = resolveCodec({ codec: 'v8' }, 'test');
     const message = { m: new Map([[1, 'a']]), d: new Date(5), b: 2n ** 70n, t: new Float64Array([1.5]) };
