@@ -38,7 +38,17 @@ export const SIDE_BASE = 8;
 export const SIDE_WORDS = 8;
 /** START is a float64 over words 4-5 of the block (8-byte aligned: the blocks are). */
 export const S = { STATE: 0, PID: 1, TID: 2, NONCE: 3, START: 4, SESSION: 6 } as const;
-export const State = { FREE: 0, ATTACHED: 1, DETACHED: 2, CLAIMING: 3 } as const;
+/**
+ * A side's state word. A side being claimed holds the claimer's pid, negated (pids are positive,
+ * so it meets none of these): a newcomer can then tell a claim in progress, whose claimer lives,
+ * from one whose claimer died before it recorded itself.
+ */
+export const State = { FREE: 0, ATTACHED: 1, DETACHED: 2 } as const;
+
+/** The state word of a side being claimed by this process. */
+function claimingByMe(): number {
+  return -process.pid;
+}
 
 /** Byte offset of ring r's control block in the control page. */
 export function ringControlOffset(r: number): number {
@@ -120,11 +130,16 @@ export interface SideClaim {
   takenOver: boolean;
 }
 
-/** True when side `side` can be taken over: let go of, or its owner is dead. */
+/** True when side `side` can be taken over: let go of, or its owner (or its claimer) is dead. */
 function isVacant(words: Int32Array, side: number, state: number): boolean {
   if (state === State.DETACHED) return true;
+  if (state < 0) {
+    // Being claimed: vacant only if the claimer died before recording itself. A live claimer is
+    // recording itself right now, and taking the side from it would give it two owners.
+    const claimer = -state;
+    return claimer !== process.pid && !isAlive({ pid: claimer, startTime: 0 });
+  }
   const owner = sideOwner(words, side);
-  // A pid of 0 with a non-free state: a claim that died before recording itself.
   return owner.pid === 0 || (owner.pid !== process.pid && !isAlive(owner));
 }
 
@@ -135,7 +150,7 @@ function isVacant(words: Int32Array, side: number, state: number): boolean {
 export function claimOpenerSide(buffer: ArrayBuffer, what: string): SideClaim {
   const words = controlWords(buffer);
   const opener = SIDE_BASE + SIDE_WORDS + S.STATE;
-  if (Atomics.compareExchange(words, opener, State.FREE, State.CLAIMING) === State.FREE) {
+  if (Atomics.compareExchange(words, opener, State.FREE, claimingByMe()) === State.FREE) {
     claimSide(words, 1, 0);
     Atomics.store(words, opener, State.ATTACHED);
     return { side: 1, session: 0, takenOver: false };
@@ -145,7 +160,7 @@ export function claimOpenerSide(buffer: ArrayBuffer, what: string): SideClaim {
     const state = Atomics.load(words, at);
     if (state === State.FREE || !isVacant(words, side, state)) continue;
     // Of several newcomers, the one whose swap succeeds takes the side; the others look again.
-    if (Atomics.compareExchange(words, at, state, State.CLAIMING) !== state) continue;
+    if (Atomics.compareExchange(words, at, state, claimingByMe()) !== state) continue;
     const session = Atomics.add(words, W.SESSION, 1) + 1;
     claimSide(words, side, session);
     Atomics.store(words, at, State.ATTACHED);

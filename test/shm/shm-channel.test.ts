@@ -5,6 +5,8 @@
  * torn records are all detected. Sizes are scaled to a shared 2-core machine (200k, not 1M: 1M
  * took over 10 s there; the benchmark pushes millions through the same path).
  */
+import { spawn as nodeSpawn } from 'node:child_process';
+import { once } from 'node:events';
 import { readdirSync, readlinkSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import {
@@ -17,7 +19,7 @@ import {
   spawn,
 } from '../../src/index.js';
 import { kernelPrefix } from '../../src/shm/kernel-name.js';
-import { VERSION, W } from '../../src/shm/shm-channel-layout.js';
+import { S, SIDE_BASE, SIDE_WORDS, State, VERSION, W } from '../../src/shm/shm-channel-layout.js';
 import { checkMessage, makeMessage, sizeFor } from '../fixtures/shm-channel-message.js';
 import { fixtureArgs, rejectionOf, watchdog } from '../helpers.js';
 import { isolatedWithChildren } from '../support/spawned-children.js';
@@ -313,6 +315,28 @@ describe('ShmChannel in one process', () => {
     expect(() => ShmChannel.create('other', { capacity: 5000 })).toThrow(RangeError);
     a.destroy();
     b.destroy();
+  });
+
+  it('an end being claimed by a live process is not taken from it; a claimer that died leaves it free', async () => {
+    const a = ShmChannel.create<Uint8Array>('claimed', { codec: 'raw' });
+    const segment = SharedMemory.open('claimed');
+    const words = new Int32Array(segment.buffer, 0, 64);
+    const state = SIDE_BASE + SIDE_WORDS + S.STATE;
+    // Side 1 as a live opener leaves it between its claim and recording itself: claimed, no pid yet.
+    const claimer = nodeSpawn('sleep', ['30'], { stdio: 'ignore' });
+    try {
+      Atomics.store(words, state, -claimer.pid!);
+      expect(() => ShmChannel.open('claimed')).toThrow(expect.objectContaining({ code: ErrorCodes.EXISTS }));
+    } finally {
+      claimer.kill('SIGKILL');
+    }
+    await watchdog(once(claimer, 'exit'), 5000, 'the claimer dies');
+    // Killed before it recorded itself: the next opener takes the end over.
+    const b = ShmChannel.open<Uint8Array>('claimed', { codec: 'raw' });
+    expect(Atomics.load(words, state)).toBe(State.ATTACHED);
+    segment.close();
+    b.destroy();
+    a.destroy();
   });
 
   it('closing the creating end leaves alone a name that now belongs to a newer channel', async () => {
