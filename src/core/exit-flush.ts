@@ -7,6 +7,11 @@
 import { writeSync } from 'node:fs';
 import type { Socket } from 'node:net';
 
+/** The time an exiting process stops waiting for readers (Date.now() ms), the same for every channel. */
+export function exitDeadline(): number {
+  return exitDeadlineMs ?? Date.now() + EXIT_WRITE_MS;
+}
+
 /** Flushes of the channels whose batch waits for its tick. */
 const waiting = new Set<() => void>();
 let hooked = false;
@@ -17,7 +22,7 @@ export function flushAtExit(flush: () => void): void {
     hooked = true;
     process.on('exit', () => {
       // One deadline for every channel's writes: an exit waits EXIT_WRITE_MS in all, not per channel.
-      exitDeadline = Date.now() + EXIT_WRITE_MS;
+      exitDeadlineMs = Date.now() + EXIT_WRITE_MS;
       for (const pending of waiting) pending();
       waiting.clear();
     });
@@ -33,7 +38,7 @@ export function flushedBeforeExit(flush: () => void): void {
 /** How long an exiting process waits, in all, for full pipes and sockets to take the last batches. */
 const EXIT_WRITE_MS = 2000;
 /** When the exiting process stops waiting; set as the 'exit' event begins. */
-let exitDeadline: number | undefined;
+let exitDeadlineMs: number | undefined;
 const pause = new Int32Array(new SharedArrayBuffer(4));
 
 /** The fd a net.Socket writes to (it has no public one; its libuv handle's), or undefined. */
@@ -95,7 +100,7 @@ export function lastBytes(chunks: readonly Uint8Array[], bytes: number): Uint8Ar
  * full, so that a reader that keeps reading gets them all.
  */
 export function writeFdAtExit(fd: number, chunks: readonly Uint8Array[]): void {
-  const deadline = exitDeadline ?? Date.now() + EXIT_WRITE_MS;
+  const deadline = exitDeadline();
   for (const chunk of chunks) {
     let offset = 0;
     while (offset < chunk.byteLength) {

@@ -27,8 +27,10 @@
  */
 import { ChannelBase, type ChannelOptions } from '../core/channel.js';
 import { closedError, ErrorCodes, IpcError } from '../core/errors.js';
+import { exitDeadline, flushAtExit, flushedBeforeExit } from '../core/exit-flush.js';
 import { checkMaxMessageBytes } from '../core/framing.js';
 import { choiceError } from '../core/options.js';
+import { isAlive } from '../core/process-identity.js';
 import { Queue } from '../core/queue.js';
 import { armWait, checkWaitOptions, type WaitOptions } from '../core/wait.js';
 import { native } from '../native/binding.js';
@@ -610,7 +612,41 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
     }
     const rest = this.#spill.copy(at === 0 ? payload : payload.subarray(at));
     this.#pending.push({ bytes: rest, offset: 0, kind: RecordKind.DATA, continued: at > 0 });
-    return this.#flushPending();
+    if (this.#flushPending()) return true;
+    flushAtExit(this.#drainAtExit);
+    return false;
+  }
+
+  /**
+   * The process is exiting (process.exit() runs no tick) with a message still going out in pieces,
+   * larger than the ring's free space: the pieces go on as the reader makes room, while the peer is
+   * there, up to the exit's deadline (2 s in all, shared with every channel; see exit-flush.ts).
+   * Without it, `await send(big); process.exit(0)` lost the message its send had accepted.
+   */
+  readonly #drainAtExit = (): void => {
+    if (this.#torn) return;
+    const deadline = exitDeadline();
+    let lookedAtPeer = Date.now();
+    while (!this.#flushPending()) {
+      // Nothing runs the event loop now: wake the reader here, not in a setImmediate.
+      if (Atomics.compareExchange(this.#out, Ctl.READER_IDLE, 1, 0) === 1) this.#ringPeer();
+      const now = Date.now();
+      if (now >= deadline || this.#peerEnded !== undefined) return;
+      if (now - lookedAtPeer >= 10) {
+        lookedAtPeer = now;
+        if (!this.#peerMayRead()) return;
+      }
+      // A short pause: a small ring may need refilling hundreds of times for one large message.
+      Atomics.wait(EXIT_PAUSE, 0, 0, 0.05);
+    }
+  };
+
+  /** False once the peer let go of its side or its process is gone (a check for the exit drain). */
+  #peerMayRead(): boolean {
+    const base = SIDE_BASE + (1 - this.#side) * SIDE_WORDS;
+    if (Atomics.load(this.#words, base + S.STATE) === State.DETACHED) return false;
+    const pid = Atomics.load(this.#words, base + S.PID);
+    return pid === 0 || pid === process.pid || isAlive({ pid, startTime: 0 });
   }
 
   protected pauseInput(): void {
@@ -639,6 +675,7 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
     // Sent is sent: what trySend accepted goes out even if the channel is destroyed right after.
     this.#publishLate();
     this.#torn = true;
+    flushedBeforeExit(this.#drainAtExit);
     this.#unsubscribe();
     this.#releaseHold();
     for (const waiter of this.#reattachWaiters.drain()) {
@@ -707,6 +744,7 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
       flagged = true;
     }
     for (const waiter of this.#drainWaiters.splice(0)) waiter.resolve();
+    flushedBeforeExit(this.#drainAtExit);
     return true;
   }
 
@@ -1432,6 +1470,9 @@ function registerProducer(buffer: ArrayBuffer, what: string): number {
 }
 
 function noop(): void {}
+
+/** What the exit drain waits on between looks at the ring: nothing ever wakes it but its timeout. */
+const EXIT_PAUSE = new Int32Array(new SharedArrayBuffer(4));
 
 /** Channels whose trySend records wait for a microtask: published at exit if it never runs. */
 const latePublications = new Set<() => void>();

@@ -414,6 +414,28 @@ describe('ShmChannel between processes', () => {
     );
   });
 
+  it('await send of messages larger than the ring, then process.exit(): they arrive whole', async () => {
+    // A 4 KiB ring and 1 MiB messages: each goes in pieces as this end reads, and send resolves
+    // once it is accepted, long before its last piece is in the ring.
+    const count = 3;
+    const size = 1 << 20;
+    const child = spawn<Uint8Array>(
+      process.execPath,
+      fixtureArgs('shm-send-large-then-exit.ts', String(count), String(size)),
+      { channel: 'shm', codec: 'raw', capacity: 4096 },
+    );
+    children.push(child as ChildProcess<unknown>);
+    for (let i = 0; i < count; i++) {
+      const message = await watchdog(child.channel.receive(), 30_000, `message ${i}`);
+      expect({ i, length: message.byteLength, check: checkMessage(message) }).toEqual({
+        i,
+        length: size,
+        check: i,
+      });
+    }
+    expect(await watchdog(child.exited, 15_000, 'child exits')).toEqual({ code: 0, signal: null });
+  });
+
   // A writer SIGKILLed mid-stream, round after round, with a new one taking over each time:
   // shm-channel-reattach.test.ts.
 
