@@ -4,15 +4,16 @@
  * for sockets is here; the protocol above sees only connected duplex streams.
  */
 import { createHash } from 'node:crypto';
-import { chmodSync, closeSync, constants, fstatSync, lstatSync, openSync, unlinkSync } from 'node:fs';
+import { chmodSync, lstatSync, statSync, unlinkSync } from 'node:fs';
 import { createServer, connect as netConnect, type Server, type Socket } from 'node:net';
 import { basename, dirname } from 'node:path';
 import type { ConnectionOptions as TlsConnectionOptions } from 'node:tls';
-import { ErrorCodes, fromSystemError, IpcError } from '../core/errors.js';
+import { ErrorCodes, fromSystemError, IpcError, isIpcError } from '../core/errors.js';
 import { lazyModule } from '../core/lazy-module.js';
 import { register, unregister } from '../core/registry.js';
 import { NAME_PATTERN, refuseSymlink } from '../core/runtime-dir.js';
-import { native, nativeAvailable } from '../native/binding.js';
+import { nativeAvailable } from '../native/binding.js';
+import { FileLock } from '../sync/file-lock.js';
 import { formatAddress, type SocketAddress } from './address.js';
 
 /** node:tls, loaded by the first TLS listener or connection rather than by every process. */
@@ -69,64 +70,41 @@ function probe(path: string): Promise<boolean> {
   });
 }
 
-/**
- * One try at the directory's lock; true when it is ours, or when the filesystem cannot lock a
- * directory opened read-only (NFS emulates flock with a POSIX lock, which needs a writable fd):
- * the bind then goes unlocked rather than fails.
- */
-function tryLock(n: ReturnType<typeof native>, fd: number): boolean {
-  try {
-    return n.flock(fd, true, false);
-  } catch {
-    return true;
-  }
-}
-
 /** How long a bind waits for another process binding in the same directory (see lockDirectory). */
 const BIND_LOCK_WAIT_MS = 5000;
 
 /**
- * Locks the directory of a socket file (flock on the directory itself, so no lock file is left)
- * for the look-probe-replace-listen sequence: two processes replacing one stale file at once would
- * otherwise both listen, one of them on a file the other had already unlinked. Returns the unlock.
+ * Locks the directory of a socket file (a FileLock on the directory itself, so no lock file is
+ * left) for the look-probe-replace-listen sequence: two processes replacing one stale file at once
+ * would otherwise both listen, one of them on a file the other had already unlinked. Only in a
+ * directory of our own that no one else may open: flock needs just an open fd, so anyone who can
+ * read a directory (/tmp, a 0755 one) could hold the lock and stall our binds. The runtime
+ * directory, 0700, is one. Elsewhere, or where the filesystem cannot lock a directory (NFS
+ * emulates flock with a POSIX lock, which needs a writable fd), binds go unlocked. Returns the unlock.
  */
 async function lockDirectory(path: string, label: string): Promise<() => void> {
-  const noLock = () => {};
-  if (!nativeAvailable()) return noLock;
-  const n = native();
-  let fd: number;
+  const dir = dirname(path);
+  let stat: ReturnType<typeof statSync>;
   try {
-    fd = openSync(dirname(path), constants.O_RDONLY | constants.O_DIRECTORY);
+    stat = statSync(dir);
   } catch (err) {
     throw socketError(err, label);
   }
-  // Only a directory of our own that no one else may open (flock needs just an open fd, so anyone
-  // who can read a directory, /tmp or a 0755 one, could hold the lock and stall our binds): the
-  // runtime directory, 0700, is one. Elsewhere binds go unlocked, as they did before.
-  const stat = fstatSync(fd);
-  if (stat.uid !== process.geteuid?.() || (stat.mode & 0o044) !== 0) {
-    closeSync(fd);
-    return noLock;
-  }
-  const unlock = () => {
-    try {
-      closeSync(fd); // closing the fd releases the flock
-    } catch {}
-  };
-  const deadline = Date.now() + BIND_LOCK_WAIT_MS;
+  if (stat.uid !== process.geteuid?.() || (stat.mode & 0o044) !== 0 || !nativeAvailable()) return noop;
   try {
-    while (!tryLock(n, fd)) {
-      if (Date.now() > deadline) {
-        throw new IpcError(ErrorCodes.TIMEOUT, `${label}: another process kept binding in ${dirname(path)}`);
-      }
-      await new Promise((resolve) => setTimeout(resolve, 5));
-    }
+    const lock = await FileLock.lock(dir, { timeout: BIND_LOCK_WAIT_MS });
+    return () => lock.release();
   } catch (err) {
-    unlock();
-    throw err;
+    if (isIpcError(err, ErrorCodes.TIMEOUT)) {
+      throw new IpcError(ErrorCodes.TIMEOUT, `${label}: another process kept binding in ${dir}`, {
+        cause: err,
+      });
+    }
+    return noop;
   }
-  return unlock;
 }
+
+function noop(): void {}
 
 /** Removes a socket file (and only a socket file: never a regular file someone named by mistake). */
 export function removeSocketFile(path: string): void {
