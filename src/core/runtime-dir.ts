@@ -61,14 +61,15 @@ export function runtimeDirPath(): string {
  */
 export function runtimeDir(): string {
   const dir = runtimeDirPath();
-  let stat = lstatOrUndefined(dir);
-  if (!stat) {
-    try {
+  let stat: Stats | undefined;
+  try {
+    stat = lstatSync(dir, { throwIfNoEntry: false });
+    if (!stat) {
       mkdirSync(dir, { recursive: true, mode: 0o700 });
-    } catch (err) {
-      throw fromSystemError(err, `runtime directory ${dir}`);
+      stat = lstatSync(dir);
     }
-    stat = lstatSync(dir);
+  } catch (err) {
+    throw fromSystemError(err, `runtime directory ${dir}`);
   }
   if (stat.isSymbolicLink() || !stat.isDirectory()) {
     throw new IpcError(
@@ -87,15 +88,6 @@ export function runtimeDir(): string {
   // read-only (0500) is not made writable again.
   if ((stat.mode & 0o077) !== 0) chmodSync(dir, stat.mode & 0o700);
   return dir;
-}
-
-function lstatOrUndefined(path: string): Stats | undefined {
-  try {
-    return lstatSync(path);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw fromSystemError(err, `runtime directory ${path}`);
-  }
 }
 
 /** A file path for a named resource inside the runtime directory (created if needed). */

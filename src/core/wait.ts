@@ -114,24 +114,25 @@ const abortWatchers = new WeakMap<AbortSignal, Set<() => void>>();
  * until the signal aborts or is collected, so a signal reused wait after wait keeps just the one.
  */
 export function watchAbort(signal: AbortSignal, onAbort: () => void): () => void {
-  let waits = abortWatchers.get(signal);
-  if (!waits) {
-    const armed = new Set<() => void>();
-    waits = armed;
-    abortWatchers.set(signal, armed);
-    signal.addEventListener(
-      'abort',
-      () => {
-        abortWatchers.delete(signal);
-        for (const fail of armed) fail();
-        armed.clear();
-      },
-      { once: true },
-    );
-  }
-  const set = waits;
-  set.add(onAbort);
+  const armed = abortWatchers.get(signal) ?? listenOnce(signal);
+  armed.add(onAbort);
   return () => {
-    set.delete(onAbort);
+    armed.delete(onAbort);
   };
+}
+
+/** Adds the one 'abort' listener of `signal`, which fails every wait armed on it. */
+function listenOnce(signal: AbortSignal): Set<() => void> {
+  const armed = new Set<() => void>();
+  abortWatchers.set(signal, armed);
+  signal.addEventListener(
+    'abort',
+    () => {
+      abortWatchers.delete(signal);
+      for (const fail of armed) fail();
+      armed.clear();
+    },
+    { once: true },
+  );
+  return armed;
 }
