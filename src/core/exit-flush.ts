@@ -48,16 +48,6 @@ export function socketFd(output: Socket): number | undefined {
 }
 
 /**
- * The bytes of a socket's writes that libuv still holds, not yet in the kernel: its write queue.
- * Not the stream's writableLength, which stays non-zero after libuv wrote the bytes until the
- * write's callback runs, a tick that process.exit() never lets happen.
- */
-export function unwrittenBytes(output: Socket): number {
-  const handle = (output as unknown as { _handle?: { writeQueueSize?: number } | null })._handle;
-  return typeof handle?.writeQueueSize === 'number' ? handle.writeQueueSize : output.writableLength;
-}
-
-/**
  * Bytes a stream was handed and has not put in the kernel: what libuv's queue still holds of the
  * write in progress, plus the writes the stream buffers behind it. Its writableLength alone also
  * counts the part of the write in progress that is already written (only the write's callback, a

@@ -113,7 +113,7 @@ export class StreamChannel<T> extends ChannelBase<T> {
     if (output) {
       output.on('drain', () => {
         this.#outputFull = false;
-        if (this.#unfinishedBytes > 0 && output.writableLength === 0) this.#forgetUnfinished();
+        this.#forgetIfWritten();
         this.writable();
       });
       // A stream that ended, failed or was destroyed writes nothing more: nothing to keep for exit.
@@ -270,10 +270,8 @@ export class StreamChannel<T> extends ChannelBase<T> {
     const scheduled = this.#flushScheduled;
     this.#flushScheduled = false;
     const output = this.#output;
-    if (this.#unfinishedBytes > 0) {
-      // Everything written before has left the stream: nothing for the exit hook but this flush.
-      if (!output || output.destroyed || output.writableLength === 0) this.#forgetUnfinished();
-    } else if (scheduled) flushedBeforeExit(this.#flushAtExit);
+    if (this.#unfinishedBytes > 0) this.#forgetIfWritten();
+    else if (scheduled) flushedBeforeExit(this.#flushAtExit);
     if (this.#batch.byteLength === 0 || !output || output.destroyed) return;
     // With nothing queued, the write usually completes at once: a small batch then leaves from
     // the batch's own memory, uncopied, and the memory is free again right after. If the stream
@@ -284,7 +282,12 @@ export class StreamChannel<T> extends ChannelBase<T> {
     // callback: a write without one that completes at once costs the stream no tick and no
     // allocation (a fresh callback per write costs both), which a round trip feels.
     const lent = this.#batch.lends(bytes);
-    const written = lent ? output.write(bytes, () => this.#lentWritten(bytes)) : output.write(bytes);
+    const written = lent
+      ? output.write(bytes, () => {
+          this.#batch.release(bytes);
+          this.#forgetIfWritten();
+        })
+      : output.write(bytes);
     if (output.writableLength === 0) {
       // The kernel took it all at once: the memory is free now. Its callback comes only a tick
       // later, and a sender looping on trySend() gives no tick: waiting for it, a flood over
@@ -298,21 +301,6 @@ export class StreamChannel<T> extends ChannelBase<T> {
     if (!written) this.#outputFull = true;
   }
 
-  /**
-   * A large batch (lent from the batch's memory) is written: the memory goes back for reuse, and
-   * it, with every write before it (writes complete in order), is no longer kept for exit.
-   */
-  #lentWritten(bytes: Uint8Array): void {
-    this.#batch.release(bytes);
-    const at = this.#unfinished.indexOf(bytes);
-    if (at < 0) return;
-    if (at === this.#unfinished.length - 1) {
-      this.#forgetUnfinished();
-      return;
-    }
-    for (const done of this.#unfinished.splice(0, at + 1)) this.#unfinishedBytes -= done.byteLength;
-  }
-
   /** Keeps `bytes` for #flushAtExit while the output may still hold up to `held` bytes. */
   #trackUnfinished(bytes: Uint8Array, held: number): void {
     this.#unfinished.push(bytes);
@@ -322,6 +310,14 @@ export class StreamChannel<T> extends ChannelBase<T> {
       this.#unfinishedBytes -= this.#unfinished.shift()!.byteLength;
     }
     flushAtExit(this.#flushAtExit);
+  }
+
+  /** Once everything handed to the output is in the kernel, nothing is kept for exit. */
+  #forgetIfWritten(): void {
+    const output = this.#output;
+    if (this.#unfinishedBytes > 0 && (!output || output.destroyed || output.writableLength === 0)) {
+      this.#forgetUnfinished();
+    }
   }
 
   #forgetUnfinished(): void {

@@ -8,7 +8,7 @@
 import { writeSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { ChannelBase, type ChannelOptions } from '../core/channel.js';
-import { flushAtExit, flushedBeforeExit, unwrittenBytes, writeFdAtExit } from '../core/exit-flush.js';
+import { flushAtExit, flushedBeforeExit, unsentBytes, writeFdAtExit } from '../core/exit-flush.js';
 import { readStream, writeStream } from './fd-stream.js';
 import { createSplitter, type FifoFormat, type Splitter, wireBytes } from './fifo-format.js';
 import {
@@ -98,14 +98,16 @@ export class FifoSender<T> extends ChannelBase<T> {
    * The process exits with groups not yet written (process.exit() runs no tick): written now. A
    * write in flight is one a sender issues at a time: what libuv still holds of it (a write the
    * kernel refused, EAGAIN) would never happen, and what follows would be written first, so its
-   * unwritten tail goes first. libuv's queue says how much that is (see unwrittenBytes): asking the
+   * unwritten tail goes first. libuv's queue says how much that is (see unsentBytes): asking the
    * stream instead wrote a chunk libuv had retried successfully a second time.
    */
   readonly #flushAtExit = (): void => {
     this.#closeGroup();
     if (this.#output.destroyed) return;
     const inFlight = this.#inFlight;
-    const unwritten = inFlight ? Math.min(unwrittenBytes(this.#output), inFlight.byteLength) : 0;
+    const unwritten = inFlight
+      ? Math.min(unsentBytes(this.#output) ?? this.#output.writableLength, inFlight.byteLength)
+      : 0;
     const refused = unwritten > 0 ? [inFlight!.subarray(inFlight!.byteLength - unwritten)] : [];
     writeFdAtExit(this.#fd, [...refused, ...this.#groups.splice(0).flatMap(pieces)]);
   };
