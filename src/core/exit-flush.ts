@@ -6,6 +6,7 @@
  */
 import { writeSync } from 'node:fs';
 import type { Socket } from 'node:net';
+import { sleepSync } from './sleep.js';
 
 /** The time an exiting process stops waiting for readers (Date.now() ms), the same for every channel. */
 export function exitDeadline(): number {
@@ -39,7 +40,6 @@ export function flushedBeforeExit(flush: () => void): void {
 const EXIT_WRITE_MS = 2000;
 /** When the exiting process stops waiting; set as the 'exit' event begins. */
 let exitDeadlineMs: number | undefined;
-const pause = new Int32Array(new SharedArrayBuffer(4));
 
 /** The fd a net.Socket writes to (it has no public one; its libuv handle's), or undefined. */
 export function socketFd(output: Socket): number | undefined {
@@ -99,7 +99,7 @@ export function writeFdAtExit(fd: number, chunks: readonly Uint8Array[]): void {
       } catch (err) {
         // EAGAIN: the kernel's buffer is full for now.
         if ((err as NodeJS.ErrnoException).code !== 'EAGAIN' || Date.now() >= deadline) return;
-        Atomics.wait(pause, 0, 0, 1);
+        sleepSync(1);
       }
     }
   }

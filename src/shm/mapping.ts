@@ -11,6 +11,7 @@ import { fchmodSync, fstatSync, ftruncateSync, statSync } from 'node:fs';
 import { ErrorCodes, fromSystemError, IpcError } from '../core/errors.js';
 import { numberError } from '../core/options.js';
 import { type ResourceKind, unregister } from '../core/registry.js';
+import { sleepSync } from '../core/sleep.js';
 import { native } from '../native/binding.js';
 import {
   HEADER_BYTES,
@@ -21,7 +22,6 @@ import {
   writeHeader,
 } from './header.js';
 import { creatorIdentity, kernelPath } from './kernel-name.js';
-import { sleepSync } from './sleep.js';
 
 /** How long an opener waits for a creator that is between shm_open and writing the header. */
 const INIT_WAIT_MS = 250;

@@ -32,6 +32,7 @@ import { checkMaxMessageBytes } from '../core/framing.js';
 import { choiceError } from '../core/options.js';
 import { isAlive } from '../core/process-identity.js';
 import { Queue } from '../core/queue.js';
+import { sleepSync } from '../core/sleep.js';
 import { armWait, checkWaitOptions, type WaitOptions } from '../core/wait.js';
 import { native } from '../native/binding.js';
 import { type DoorbellAddress, ringDoorbell, type ThreadDoorbell, threadDoorbell } from './doorbell.js';
@@ -637,7 +638,7 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
         if (!this.#peerMayRead()) return;
       }
       // A short pause: a small ring may need refilling hundreds of times for one large message.
-      Atomics.wait(EXIT_PAUSE, 0, 0, 0.05);
+      sleepSync(0.05);
     }
   };
 
@@ -1470,9 +1471,6 @@ function registerProducer(buffer: ArrayBuffer, what: string): number {
 }
 
 function noop(): void {}
-
-/** What the exit drain waits on between looks at the ring: nothing ever wakes it but its timeout. */
-const EXIT_PAUSE = new Int32Array(new SharedArrayBuffer(4));
 
 /** Channels whose trySend records wait for a microtask: published at exit if it never runs. */
 const latePublications = new Set<() => void>();

@@ -15,9 +15,9 @@ import { closeSync, constants, openSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { ErrorCodes, fromSystemError, IpcError } from '../core/errors.js';
 import { booleanOption } from '../core/options.js';
+import { sleepSync } from '../core/sleep.js';
 import { armWait, checkWaitOptions, timeoutError, type WaitOptions } from '../core/wait.js';
 import { native } from '../native/binding.js';
-import { sleepSync } from '../shm/sleep.js';
 
 /** Options for {@link FileLock.lock}. */
 export interface FileLockOptions extends WaitOptions {

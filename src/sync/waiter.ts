@@ -13,11 +13,11 @@
  * process and systems without pidfd.
  */
 import { closedError, ErrorCodes, IpcError } from '../core/errors.js';
+import { sleepSync } from '../core/sleep.js';
 import { abortedError, armWait, checkWaitOptions, timeoutError, type WaitOptions } from '../core/wait.js';
 import { native } from '../native/binding.js';
 import { threadDoorbell } from '../shm/doorbell.js';
 import { watchProcess } from '../shm/process-watch.js';
-import { sleepSync } from '../shm/sleep.js';
 import { selfThread } from './thread.js';
 import { HANDED, NOTIFIED, type Registration, type WaitQueue } from './wait-queue.js';
 
