@@ -858,6 +858,7 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
     const delivered = this.#deliverPublished(force);
     if (delivered < 0) return;
     if (delivered === BATCH && !force) {
+      this.#dataCame();
       this.#schedulePump();
       return;
     }
@@ -926,8 +927,7 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
       return;
     }
     if (gotData) {
-      if (this.#parkedSince !== 0) this.#learnFromWake();
-      this.#idleSince = 0;
+      this.#dataCame();
       this.#schedulePump();
       return;
     }
@@ -978,6 +978,12 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
   #resetSession(rec: RingRecord): number {
     const data = this.#reader.data;
     return rec.length >= 4 ? new DataView(data.buffer).getUint32(data.byteOffset + rec.offset, true) : 0;
+  }
+
+  /** A turn found data: the idle clock restarts, and a wake-up from parking tunes the spin. */
+  #dataCame(): void {
+    if (this.#parkedSince !== 0) this.#learnFromWake();
+    this.#idleSince = 0;
   }
 
   /**
@@ -1226,7 +1232,10 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
       waiter.resolve(view);
     }
     // Nobody waits: the next receiveView() looks itself.
-    if (this.#viewWaiters.length === 0 && this.receiversWaiting === 0) return;
+    if (this.#viewWaiters.length === 0 && this.receiversWaiting === 0) {
+      if (served) this.#dataCame();
+      return;
+    }
     const ended = this.#viewEndError();
     if (ended) {
       for (const waiter of this.#viewWaiters.drain()) {
