@@ -35,10 +35,12 @@ import { Queue } from '../core/queue.js';
 import { sleepSync } from '../core/sleep.js';
 import { armWait, checkWaitOptions, type WaitOptions } from '../core/wait.js';
 import { native } from '../native/binding.js';
+import { AdaptiveSpin } from './adaptive-spin.js';
 import { type DoorbellAddress, ringDoorbell, type ThreadDoorbell, threadDoorbell } from './doorbell.js';
 import { CONTENT_PLAIN } from './header.js';
 import { createAnonymous, mapFd, unmapSegment } from './mapping.js';
 import { MpRingWriter, ProducerSlots, SLOT_COUNT } from './mp-ring.js';
+import { PieceAssembler } from './piece-assembler.js';
 import { watchProcess } from './process-watch.js';
 import {
   Ctl,
@@ -133,12 +135,6 @@ const DEFAULT_CAPACITY = 1 << 20;
 const BATCH = 4096;
 /** Bytes queued for a parked reader that make the writer ring at once rather than at the end of its turn. */
 const RING_EARLY_BYTES = 16 * 1024;
-/**
- * Bounds of the default mode's adaptive spin: how long (ms) a reader re-polls an empty ring, once
- * per event-loop turn, before parking. It learns from each wake-up (see #learnFromWake).
- */
-const SPIN_MIN_MS = 0.005;
-const SPIN_MAX_MS = 0.25;
 /** `mode: 'latency'`: how long a reader keeps re-polling an empty ring, every event-loop turn, before parking. */
 const LATENCY_SPIN_MS = 2;
 /** `mode: 'latency'`: how long one event-loop turn may busy-poll an empty ring (50 µs). */
@@ -248,22 +244,22 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
   #goodbyeAhead = false;
   /** The reader stopped before a later session's RESET. */
   #replaced = false;
-  #pieces: Uint8Array[] = [];
+  /** A message arriving in pieces. */
+  readonly #pieces: PieceAssembler;
   /** Whether the last message #assemble returned is a buffer of its own (not a view into the ring). */
   #owned = false;
   readonly #rawCodec: boolean;
-  #piecesBytes = 0;
   #pumpScheduled: NodeJS.Immediate | undefined;
   #ringScheduled: NodeJS.Immediate | undefined;
   /** trySend left records unpublished: a microtask publishes them (see #publishLate). */
   #publishScheduled = false;
   /** A trySend went out since the last receive or publication: the next ones may wait (#schedulePublish). */
   #trySendRun = false;
-  /** When the ring was found empty after the last record (0: not idle). */
-  #idleSince = 0;
-  /** While parked: when the idle period began, to learn from the wake-up how long it lasted. */
-  #parkedSince = 0;
-  #spinMs = SPIN_MIN_MS;
+  /** How long the reader re-polls an empty ring before it parks (the default mode's window). */
+  readonly #readSpin = new AdaptiveSpin();
+  /** How long the writer re-polls a full ring before it parks. */
+  readonly #writeSpin = new AdaptiveSpin();
+  #retryScheduled: NodeJS.Immediate | undefined;
   #pumping = false;
 
   #viewMode = false;
@@ -285,6 +281,7 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
     this.#segment = segment;
     this.#opts = opts;
     this.#rawCodec = this.codec.name === 'raw';
+    this.#pieces = new PieceAssembler(this.maxMessageBytes);
     const { side, session } = attachment;
     this.#side = side;
     this.#session = session;
@@ -690,6 +687,7 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
     this.#producerWatches.clear();
     if (this.#pumpScheduled) clearImmediate(this.#pumpScheduled);
     if (this.#ringScheduled) clearImmediate(this.#ringScheduled);
+    if (this.#retryScheduled) clearImmediate(this.#retryScheduled);
     const err = closedError(this.what);
     for (const waiter of this.#viewWaiters.drain()) {
       waiter.disarm();
@@ -739,14 +737,30 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
       if (flagged) return false;
       // The reader frees only what it can see: records trySend left unpublished must go out first.
       this.#publishLate();
+      if (this.#writeSpin.polling()) {
+        this.#retryNextTurn();
+        return false;
+      }
       // Full: announce that we wait, then look once more, so that a reader that freed space
       // between our attempt and the flag cannot be missed (it rings us only if it sees the flag).
+      this.#writeSpin.park();
       Atomics.store(this.#out, Ctl.WRITER_WAITING, 1);
       flagged = true;
     }
     for (const waiter of this.#drainWaiters.splice(0)) waiter.resolve();
     flushedBeforeExit(this.#drainAtExit);
     return true;
+  }
+
+  /**
+   * The ring is full and the writer re-polls it (see AdaptiveSpin): the pending messages are tried
+   * again on the next turn, without the flag that makes the reader ring us.
+   */
+  #retryNextTurn(): void {
+    this.#retryScheduled ??= setImmediate(() => {
+      this.#retryScheduled = undefined;
+      if (!this.#torn && this.#pending.length > 0 && this.#flushPending()) this.writable();
+    });
   }
 
   /** Puts as much of the first pending message (or the GOODBYE) in the ring as fits; true on progress. */
@@ -765,6 +779,7 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
         this.#spill.release(head.bytes);
       }
     }
+    this.#writeSpin.came();
     this.#notifyReader();
     return true;
   }
@@ -858,7 +873,7 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
     const delivered = this.#deliverPublished(force);
     if (delivered < 0) return;
     if (delivered === BATCH && !force) {
-      this.#dataCame();
+      this.#readSpin.came();
       this.#schedulePump();
       return;
     }
@@ -868,8 +883,7 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
     }
     if (this.#inputPaused) {
       // Not idle: the reader is full. The spin learns nothing from this gap.
-      this.#idleSince = 0;
-      this.#parkedSince = 0;
+      this.#readSpin.forget();
       return;
     }
     this.#idleOrSpin(delivered > 0);
@@ -927,20 +941,17 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
       return;
     }
     if (gotData) {
-      this.#dataCame();
+      this.#readSpin.came();
       this.#schedulePump();
       return;
     }
-    const now = performance.now();
-    if (this.#idleSince === 0) this.#idleSince = now;
-    if (now - this.#idleSince < (this.#latency ? LATENCY_SPIN_MS : this.#spinMs)) {
+    if (this.#readSpin.polling(this.#latency ? LATENCY_SPIN_MS : undefined)) {
       this.#schedulePump();
       return;
     }
     if (this.#skipDeadClaim()) return;
     // Park: announce idleness, then re-check so a record published in between is not slept through.
-    this.#parkedSince = this.#idleSince;
-    this.#idleSince = 0;
+    this.#readSpin.park();
     Atomics.store(this.#in, Ctl.READER_IDLE, 1);
     if (this.#reader.available()) {
       Atomics.store(this.#in, Ctl.READER_IDLE, 0);
@@ -965,8 +976,7 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
           this.#replaced = true;
           return undefined;
         }
-        this.#pieces = [];
-        this.#piecesBytes = 0;
+        this.#pieces.reset();
         if (session === this.#session) this.#skipping = false;
         continue;
       }
@@ -978,27 +988,6 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
   #resetSession(rec: RingRecord): number {
     const data = this.#reader.data;
     return rec.length >= 4 ? new DataView(data.buffer).getUint32(data.byteOffset + rec.offset, true) : 0;
-  }
-
-  /** A turn found data: the idle clock restarts, and a wake-up from parking tunes the spin. */
-  #dataCame(): void {
-    if (this.#parkedSince !== 0) this.#learnFromWake();
-    this.#idleSince = 0;
-  }
-
-  /**
-   * A record came after this reader parked. Had it come within SPIN_MAX_MS of the ring going empty,
-   * re-polling that long would have caught it without the wake-up (a syscall each side, and a
-   * sleeping core's wake latency, tens of µs on a VM): spin longer next time. A longer gap means a
-   * slow stream, for which spinning only burns CPU: spin less.
-   */
-  #learnFromWake(): void {
-    const gap = performance.now() - this.#parkedSince;
-    this.#parkedSince = 0;
-    this.#spinMs =
-      gap <= SPIN_MAX_MS
-        ? Math.min(SPIN_MAX_MS, Math.max(this.#spinMs * 2, gap * 1.5))
-        : Math.max(SPIN_MIN_MS, this.#spinMs / 2);
   }
 
   /**
@@ -1048,14 +1037,9 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
     return (
       !this.#rawCodec &&
       rec.kind === RecordKind.DATA &&
-      this.#noPieces() &&
+      !this.#pieces.collecting &&
       rec.length <= this.maxMessageBytes
     );
-  }
-
-  /** No piece of a larger message is waiting: a DATA record now is a whole message. */
-  #noPieces(): boolean {
-    return this.#pieces.length === 0 && this.#piecesBytes === 0;
   }
 
   /**
@@ -1065,34 +1049,21 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
    */
   #assemble(rec: RingRecord, copy: boolean): Uint8Array | IpcError | undefined {
     const data = this.#reader.data;
+    const end = rec.offset + rec.length;
     if (rec.kind === RecordKind.PIECE) {
-      this.#piecesBytes += rec.length;
-      if (this.#piecesBytes <= this.maxMessageBytes)
-        this.#pieces.push(data.slice(rec.offset, rec.offset + rec.length));
+      this.#pieces.add(data, rec.offset, end);
       return undefined;
     }
-    if (this.#noPieces()) {
+    if (!this.#pieces.collecting) {
       if (rec.length > this.maxMessageBytes) return this.#tooLarge(rec.length);
       // The raw codec would copy a view anyway: one copy of our own spares it the view.
       this.#owned = copy;
-      return copy
-        ? data.slice(rec.offset, rec.offset + rec.length)
-        : data.subarray(rec.offset, rec.offset + rec.length);
+      return copy ? data.slice(rec.offset, end) : data.subarray(rec.offset, end);
     }
-    const total = this.#piecesBytes + rec.length;
-    const pieces = this.#pieces;
-    this.#pieces = [];
-    this.#piecesBytes = 0;
-    if (total > this.maxMessageBytes) return this.#tooLarge(total);
-    const bytes = new Uint8Array(total);
-    let at = 0;
-    for (const piece of pieces) {
-      bytes.set(piece, at);
-      at += piece.byteLength;
-    }
-    bytes.set(data.subarray(rec.offset, rec.offset + rec.length), at);
+    const message = this.#pieces.finish(data, rec.offset, end);
+    if (typeof message === 'number') return this.#tooLarge(message);
     this.#owned = true;
-    return bytes;
+    return message;
   }
 
   #tooLarge(bytes: number): IpcError {
@@ -1233,7 +1204,7 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
     }
     // Nobody waits: the next receiveView() looks itself.
     if (this.#viewWaiters.length === 0 && this.receiversWaiting === 0) {
-      if (served) this.#dataCame();
+      if (served) this.#readSpin.came();
       return;
     }
     const ended = this.#viewEndError();
