@@ -737,7 +737,9 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
       if (flagged) return false;
       // The reader frees only what it can see: records trySend left unpublished must go out first.
       this.#publishLate();
-      if (this.#writeSpin.polling()) {
+      // Many producers do not re-poll: several of them spinning on one full ring would take the
+      // cores its reader needs to empty it.
+      if (!this.#slots && this.#writeSpin.polling()) {
         this.#retryNextTurn();
         return false;
       }
