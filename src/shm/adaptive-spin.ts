@@ -14,23 +14,33 @@ export const SPIN_MAX_MS = 0.25;
 export class AdaptiveSpin {
   /** When the current wait began (0: not waiting). */
   #since = 0;
-  /** While parked: when the wait began, to learn from the wake-up how long it lasted. */
+  /** Whether this wait has parked: it stays parked until what it waits for comes. */
+  #parked = false;
+  /** When the parked wait began, to learn from the wake-up how long it lasted. */
   #parkedSince = 0;
   #windowMs = SPIN_MIN_MS;
 
   /**
    * The thing waited for is not there yet: true while the window (from the wait's first miss) is
    * open, so the caller re-polls on a later turn; false once it has passed, so the caller parks.
-   * `windowMs` replaces the learned window (a mode that always spins longer).
+   * A parked wait stays parked: a doorbell rung for something else (it serves every channel of
+   * the thread) does not open a new window. `windowMs` replaces the learned window (a mode that
+   * always spins longer).
    */
   polling(windowMs = this.#windowMs): boolean {
+    if (this.#parked) return false;
     const now = performance.now();
     if (this.#since === 0) this.#since = now;
     return now - this.#since < windowMs;
   }
 
-  /** The caller parks: the wake-up will tell how long this wait lasted. */
+  /**
+   * The caller parks (or parks again, after a wake-up that brought nothing): the wake-up that
+   * brings what it waits for will tell how long the whole wait lasted.
+   */
   park(): void {
+    if (this.#parked) return;
+    this.#parked = true;
     this.#parkedSince = this.#since;
     this.#since = 0;
   }
@@ -42,9 +52,9 @@ export class AdaptiveSpin {
    */
   came(): void {
     this.#since = 0;
-    if (this.#parkedSince === 0) return;
+    if (!this.#parked) return;
+    this.#parked = false;
     const waited = performance.now() - this.#parkedSince;
-    this.#parkedSince = 0;
     this.#windowMs =
       waited <= SPIN_MAX_MS
         ? Math.min(SPIN_MAX_MS, Math.max(this.#windowMs * 2, waited * 1.5))
@@ -54,6 +64,6 @@ export class AdaptiveSpin {
   /** The wait does not count (the reader stopped on its own, at its high-water mark). */
   forget(): void {
     this.#since = 0;
-    this.#parkedSince = 0;
+    this.#parked = false;
   }
 }

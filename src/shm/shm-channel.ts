@@ -970,6 +970,8 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
     for (;;) {
       const rec = this.#reader.next();
       if (!rec) return undefined;
+      // Whoever reads it (the pump, receive()'s poll, receiveView()), the wait for data is over.
+      this.#readSpin.came();
       if (rec.kind === RecordKind.RESET) {
         const session = this.#resetSession(rec);
         if (session > this.#session) {
