@@ -875,7 +875,6 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
     const delivered = this.#deliverPublished(force);
     if (delivered < 0) return;
     if (delivered === BATCH && !force) {
-      this.#readSpin.came();
       this.#schedulePump();
       return;
     }
@@ -899,6 +898,7 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
     // A codec or schema that calls receive() while decoding must not re-enter the ring reader.
     this.#pumping = true;
     try {
+      const from = this.#reader.cursor;
       let delivered = 0;
       while ((force || !this.#inputPaused) && delivered < BATCH) {
         let rec: RingRecord | undefined;
@@ -928,6 +928,8 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
         }
         if (this.#torn) return -1;
       }
+      // Records were read (pieces count): whoever asked (the pump, receive()'s poll), the wait is over.
+      if (this.#reader.cursor !== from) this.#readSpin.came();
       this.#freeRead();
       return delivered;
     } finally {
@@ -943,7 +945,6 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
       return;
     }
     if (gotData) {
-      this.#readSpin.came();
       this.#schedulePump();
       return;
     }
@@ -970,8 +971,6 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
     for (;;) {
       const rec = this.#reader.next();
       if (!rec) return undefined;
-      // Whoever reads it (the pump, receive()'s poll, receiveView()), the wait for data is over.
-      this.#readSpin.came();
       if (rec.kind === RecordKind.RESET) {
         const session = this.#resetSession(rec);
         if (session > this.#session) {
@@ -1132,6 +1131,7 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
         throw error;
       }
       if (!rec) return undefined;
+      this.#readSpin.came();
       if (rec.kind === RecordKind.GOODBYE) {
         this.#inputDone = true;
         this.#freeRead();
@@ -1207,10 +1207,7 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
       waiter.resolve(view);
     }
     // Nobody waits: the next receiveView() looks itself.
-    if (this.#viewWaiters.length === 0 && this.receiversWaiting === 0) {
-      if (served) this.#readSpin.came();
-      return;
-    }
+    if (this.#viewWaiters.length === 0 && this.receiversWaiting === 0) return;
     const ended = this.#viewEndError();
     if (ended) {
       for (const waiter of this.#viewWaiters.drain()) {
