@@ -7,15 +7,20 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-/** Gives the current test its own runtime directory; returns it and a cleanup function. */
-export function isolateRuntimeDir(): { dir: string; cleanup(): void } {
+/**
+ * Gives the current test its own runtime directory; returns it and a cleanup function. `umask`:
+ * the process's umask until cleanup (0 to check that modes do not depend on it).
+ */
+export function isolateRuntimeDir(opts?: { umask?: number }): { dir: string; cleanup(): void } {
   const previous = process.env.IPCKIT_DIR;
   const base = mkdtempSync(join(tmpdir(), 'ipckit-test-'));
   const dir = join(base, 'rt');
   process.env.IPCKIT_DIR = dir;
+  const previousUmask = opts?.umask === undefined ? undefined : process.umask(opts.umask);
   return {
     dir,
     cleanup() {
+      if (previousUmask !== undefined) process.umask(previousUmask);
       if (previous === undefined) delete process.env.IPCKIT_DIR;
       else process.env.IPCKIT_DIR = previous;
       rmSync(base, { recursive: true, force: true });

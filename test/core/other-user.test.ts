@@ -37,13 +37,10 @@ function walk(dir: string): string[] {
 
 describe('what ipckit makes, seen by another user', () => {
   let env: ReturnType<typeof isolateRuntimeDir>;
-  let oldUmask: number;
   beforeEach(() => {
-    env = isolateRuntimeDir();
-    oldUmask = process.umask(0);
+    env = isolateRuntimeDir({ umask: 0 });
   });
   afterEach(() => {
-    process.umask(oldUmask);
     removeShmObjects();
     env.cleanup();
   });

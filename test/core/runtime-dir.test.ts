@@ -154,15 +154,10 @@ describe('names that are not strings', () => {
 
 describe('runtime directory', () => {
   let env: ReturnType<typeof isolateRuntimeDir>;
-  let oldUmask: number;
   beforeEach(() => {
-    env = isolateRuntimeDir();
-    oldUmask = process.umask(0);
+    env = isolateRuntimeDir({ umask: 0 });
   });
-  afterEach(() => {
-    process.umask(oldUmask);
-    env.cleanup();
-  });
+  afterEach(() => env.cleanup());
 
   it('is created 0700 even under umask 000, and FIFOs in it are 0600', async () => {
     const dir = runtimeDir();
