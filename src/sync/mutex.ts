@@ -120,6 +120,11 @@ export class Mutex extends Primitive {
       ready: this.#lockFree,
       watchPids: this.#ownerPids,
       track: (kick) => this.trackWait(kick),
+      passOnHanded: (deathCheck) => {
+        if (this.acquireWord(deathCheck, true) === undefined) return false;
+        this.#releaseHeldWord();
+        return true;
+      },
     };
   }
 
@@ -288,14 +293,18 @@ export class Mutex extends Primitive {
    */
   releaseWord(): void {
     this.assertOpen();
-    const i32 = this.#i32;
-    const me = selfThread();
-    if (Atomics.load(i32, STATE) !== me.tid) {
+    if (Atomics.load(this.#i32, STATE) !== selfThread().tid) {
       throw new IpcError(
         ErrorCodes.OWNER_DIED,
         `${this.what}: released by a thread that does not hold it (it was recovered as if this thread had died)`,
       );
     }
+    this.#releaseHeldWord();
+  }
+
+  /** {@link Mutex.releaseWord} once it is known that this thread holds the word and it is mapped. */
+  #releaseHeldWord(): void {
+    const i32 = this.#i32;
     const queue = this.#queue;
     if (queue.waiting > 0) {
       // Fair: any waiter, however short its wait (waiting-since times come from each process's own

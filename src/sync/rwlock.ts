@@ -290,7 +290,12 @@ export class RwLock extends Primitive {
       cancel: () => {
         if (!claimed) return;
         claimed = false;
-        if (!this.closed && Atomics.compareExchange(i32, WRITER, selfThread().tid, 0) === selfThread().tid) {
+        // Also when close() ended the wait: its memory is still mapped then, and a claim left behind
+        // would bar every reader and writer until this process exits.
+        if (
+          !this.region.detached &&
+          Atomics.compareExchange(i32, WRITER, selfThread().tid, 0) === selfThread().tid
+        ) {
           this.#queue.wake(Number.POSITIVE_INFINITY);
         }
       },

@@ -45,6 +45,13 @@ export interface WaitTarget<T> {
   /** Undoes partial progress when the wait fails (a writer giving back its claim, a barrier breaking). */
   cancel?(): void;
   /**
+   * A wait that was handed the lock (its slot read HANDED when it left the queue) but whose handle
+   * was closed meanwhile: completes the hand-off and passes the lock on as a release would, so it
+   * is not left held by a thread that will never release it. False while the releaser is still
+   * making this thread the owner. Called only while the memory is mapped.
+   */
+  passOnHanded?(deathCheck: boolean): boolean;
+  /**
    * When a failing wait (timeout, abort) finds it had been notified meanwhile, end with this result
    * instead of the error (a Condition wait that was notified counts as notified).
    */
@@ -470,7 +477,17 @@ export function waitSync<T>(target: WaitTarget<T>, opts: WaitOptions | undefined
  */
 function takeHanded<T>(target: WaitTarget<T>): T {
   for (let i = 0; i < 100_000; i++) {
-    const result = target.attempt(i % 1000 === 999, true);
+    const deathCheck = i % 1000 === 999;
+    let result: T | undefined;
+    try {
+      result = target.attempt(deathCheck, true);
+    } catch (err) {
+      // Closed (its memory still mapped) while the lock was on its way to this wait: the wait fails,
+      // and the lock goes on to the next waiter instead of staying with a handle nobody can use.
+      if (!target.passOnHanded || target.queue.detached) throw err;
+      if (target.passOnHanded(deathCheck)) throw err;
+      continue;
+    }
     if (result !== undefined) return result;
   }
   throw new IpcError(ErrorCodes.SYSTEM, `${target.what}: a lock hand-off did not complete`);

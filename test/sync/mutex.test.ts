@@ -243,6 +243,25 @@ describe('Mutex within one process', () => {
     holder.unlink();
   });
 
+  it('close() of a wait the lock was being handed to passes the lock on to the next waiter', async () => {
+    // Fair: the release hands the lock to the oldest waiter, whose handle is then closed before
+    // its wake-up is handled. The lock must not stay with that handle, which nobody can release.
+    using holder = Mutex.create('handed', { fair: true });
+    const closing = Mutex.open('handed');
+    using next = Mutex.open('handed');
+    const guard = holder.tryLock()!;
+    const first = closing.lock(); // queued and parked before lock() returns
+    const second = next.lock();
+    guard.release(); // hands the lock to `first`
+    closing.close();
+    expect(isIpcError(await watchdog(rejection(first), 2000, 'closed wait'), ErrorCodes.CLOSED)).toBe(true);
+    const passedOn = await watchdog(second, 2000, 'the next waiter');
+    expect(holder.locked).toBe(true);
+    passedOn.release();
+    expect(holder.locked).toBe(false);
+    holder.unlink();
+  });
+
   it("placed through a typed array, lives at the view's start plus the offset, within the view", () => {
     const sab = new SharedArrayBuffer(64 + Mutex.byteLength + 64);
     const bytes = new Uint8Array(sab);

@@ -25,6 +25,31 @@ describe('RwLock', () => {
     lock.unlink();
   });
 
+  it('close() during a pending writeLock() withdraws its writer claim', async () => {
+    using lock = RwLock.create('lock');
+    const closing = RwLock.open('lock');
+    const reader = lock.tryReadLock()!;
+    const writing = closing.writeLock(); // claims the writer word, then waits for the reader
+    expect(lock.writing).toBe(true);
+    closing.close();
+    const err = await watchdog(
+      writing.then(
+        () => undefined,
+        (e: unknown) => e,
+      ),
+      2000,
+      'closed writer',
+    );
+    expect(err).toMatchObject({ code: ErrorCodes.CLOSED });
+    // The claim went with the wait: nobody is left barred by a writer that will never come.
+    expect(lock.writing).toBe(false);
+    reader.release();
+    const writer = lock.tryWriteLock();
+    expect(writer).toBeDefined();
+    writer!.release();
+    lock.unlink();
+  });
+
   it('detects self-deadlock in the Sync variants', () => {
     using lock = RwLock.create('lock');
     const r = lock.readLockSync();
