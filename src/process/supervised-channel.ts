@@ -43,10 +43,14 @@ export class SupervisedChannel<T> implements Channel<T> {
   /** Pumps parked because the receive queue is full. */
   #pumpWaiters: (() => void)[] = [];
   #pumps = 0;
+  /** The latest child's pump: the next child's starts once it is done, so messages stay in order. */
+  #lastPump: Promise<void> = Promise.resolve();
   /** Set when no child will come any more: why receives and sends end. */
   #ended: IpcError | undefined;
   #closed = false;
   #closing: Promise<void> | undefined;
+  /** The child's channel that close() is closing in order: its pump must not destroy it. */
+  #closingChild: Channel<T> | undefined;
 
   /** @internal Made by the Supervisor. */
   constructor(what: string, maxBuffered: number) {
@@ -67,7 +71,7 @@ export class SupervisedChannel<T> implements Channel<T> {
       return;
     }
     this.#current = channel;
-    void this.#pump(channel);
+    this.#lastPump = this.#pump(channel, this.#lastPump);
     if (this.#buffer.length > 0) void this.#flush(channel);
   }
 
@@ -201,6 +205,7 @@ export class SupervisedChannel<T> implements Channel<T> {
       await this.#flushing;
       const current = this.#current;
       this.#current = undefined;
+      this.#closingChild = current;
       this.#buffer.drain();
       if (current) await current.close().catch(() => {});
       this.#finish(closedError(this.#what));
@@ -258,10 +263,15 @@ export class SupervisedChannel<T> implements Channel<T> {
     return tracked;
   }
 
-  /** Moves one child's messages into this channel until that child's channel ends. */
-  async #pump(channel: Channel<T>): Promise<void> {
+  /**
+   * Moves one child's messages into this channel until that child's channel ends, then releases
+   * that channel (its fds, an shm channel's segment). Starts once `previous`, the pump of the child
+   * before, is done: what a dying child sent is all received before its successor's first message.
+   */
+  async #pump(channel: Channel<T>, previous: Promise<void>): Promise<void> {
     this.#pumps++;
     try {
+      await previous;
       for (;;) {
         if (this.#closed) break;
         if (this.#received.length >= HIGH_WATER) {
@@ -283,6 +293,9 @@ export class SupervisedChannel<T> implements Channel<T> {
     } finally {
       this.#pumps--;
       if (this.#current === channel) this.#current = undefined;
+      // Its input has ended, or this channel is closing: nothing more will be read from it, and
+      // nothing can be sent through it (a dead child's channel otherwise kept its fds or segment).
+      if (channel !== this.#closingChild) channel.destroy();
       this.#rejectReceiversIfDone();
     }
   }

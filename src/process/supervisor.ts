@@ -109,6 +109,8 @@ interface Entry {
   timer: NodeJS.Timeout | undefined;
   /** Why the child being restarted failed its `ready` hook: for the exit that follows its kill. */
   readyError: unknown;
+  /** Being started by start(), which reports its failure: its exit meanwhile is no restart's. */
+  inStart: boolean;
 }
 
 const NO_EXIT: ExitStatus = { code: null, signal: null };
@@ -154,6 +156,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       lastExit: undefined,
       timer: undefined,
       readyError: undefined,
+      inStart: false,
     };
     this.#entries.set(name, entry);
     if (this.#state === 'running') void this.#relaunch(entry);
@@ -273,7 +276,12 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       gone.catch(() => {}); // the race below may be won by the hook: this one then goes unheard
       await Promise.race([ready(child), gone]);
     }
+    if (entry.child !== child && entry.inStart && this.#state === 'running') {
+      // It exited as its hook settled: start() fails, as for an exit during the hook.
+      throw new IpcError(ErrorCodes.PEER_GONE, `supervisor: '${entry.name}' exited before it was ready`);
+    }
     if (entry.child !== child || this.#state !== 'running') return;
+    entry.inStart = false;
     entry.phase = 'up';
     entry.channel.attach(child.channel);
     this.#announce('start', entry.name, child);
@@ -281,13 +289,18 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
 
   /** A first start within start(): any failure is start()'s. */
   async #launch(entry: Entry): Promise<void> {
-    const child = this.#spawnChild(entry);
+    entry.inStart = true;
     try {
-      await this.#ready(entry, child);
-    } catch (err) {
-      entry.phase = 'stopped';
-      child.kill('SIGKILL');
-      throw err;
+      const child = this.#spawnChild(entry);
+      try {
+        await this.#ready(entry, child);
+      } catch (err) {
+        entry.phase = 'stopped';
+        child.kill('SIGKILL');
+        throw err;
+      }
+    } finally {
+      entry.inStart = false;
     }
   }
 
@@ -330,7 +343,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
             `supervisor: '${entry.name}' exited (${describeExit(status)}) before it was ready`,
           ));
     entry.readyError = undefined;
-    if (this.#state !== 'running' || entry.phase === 'stopped') return;
+    if (this.#state !== 'running' || entry.phase === 'stopped' || entry.inStart) return;
     this.#failed(entry, status, error);
   }
 

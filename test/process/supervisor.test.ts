@@ -1,4 +1,5 @@
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   type ChildProcess,
@@ -156,6 +157,57 @@ describe('Supervisor: restarts', () => {
     expect(() => channel.tryReceive()).toThrow(expect.objectContaining({ code: ErrorCodes.CLOSED }));
   });
 
+  it("a dying child's unread messages all come before its successor's, however many", async () => {
+    // More than the supervised channel holds before it stops reading from a child (1,024): the
+    // dead child's pump and its successor's used to take turns from there on.
+    const COUNT = 1500;
+    const sup = supervisor({ restart: 'on-failure', backoff: { initialMs: 1 } });
+    let starts = 0;
+    sup.add('counter', () => {
+      starts++;
+      const code = starts === 1 ? '3' : '0'; // the first fails and is restarted, the second is done
+      return spawn(process.execPath, fixtureArgs('process-send-count-then-exit.ts', String(COUNT), code), {
+        channel: 'pipe',
+      });
+    });
+    let exits = 0;
+    const bothExited = new Promise<void>((resolve) =>
+      sup.on('exit', () => {
+        if (++exits === 2) resolve();
+      }),
+    );
+    const channel = sup.channel<{ pid: number; i: number }>('counter');
+    await sup.start();
+    await watchdog(bothExited, 30_000, 'both children exited');
+    const received: { pid: number; i: number }[] = [];
+    for (let k = 0; k < 2 * COUNT; k++)
+      received.push(await watchdog(channel.receive(), 15_000, `message ${k}`));
+    const pids = [...new Set(received.map((m) => m.pid))];
+    expect(pids).toHaveLength(2);
+    expect(received).toEqual(pids.flatMap((pid) => Array.from({ length: COUNT }, (_, i) => ({ pid, i }))));
+  });
+
+  it("releases each dead child's channel: restarts of an shm child leave no segment mapped", async () => {
+    const segments = () =>
+      readFileSync('/proc/self/maps', 'utf8')
+        .split('\n')
+        .filter((line) => line.includes('memfd:ipckit-anonymous')).length;
+    const before = segments();
+    const sup = supervisor({ restart: 'always', maxRestarts: 3, backoff: { initialMs: 1 } });
+    sup.add('hello', () =>
+      spawn(process.execPath, fixtureArgs('process-hello-then-exit.ts', '1'), { channel: 'shm' }),
+    );
+    const channel = sup.channel<{ hello: number }>('hello');
+    await sup.start();
+    // Four children say hello and exit; after the last, the channel ends once every child's
+    // channel has been read to its end.
+    for (let k = 0; k < 4; k++)
+      expect(await watchdog(channel.receive(), 30_000, `hello ${k}`)).toHaveProperty('hello');
+    const end = await watchdog(rejectionOf(channel.receive()), 30_000, 'the end after giveup');
+    expect(end.code).toBe(ErrorCodes.PEER_GONE);
+    expect(segments()).toBe(before);
+  });
+
   it("a 'ready' hook gates the start; the next child starts only after it", async () => {
     const sup = supervisor();
     const log = record(sup);
@@ -273,6 +325,17 @@ describe('Supervisor: start and stop', () => {
     expect(name).toBe('picky');
     expect(lastExit).toEqual({ code: null, signal: 'SIGKILL' });
     expect((error as Error).message).toBe('not ready #3');
+  });
+
+  it('a child that exits while start() waits for its ready hook fails start(), and is not restarted', async () => {
+    const sup = supervisor({ maxRestarts: 3, backoff: { initialMs: 1 } });
+    const log = record(sup);
+    sup.add('early', node('process-hello-then-exit.ts', '1'), { ready: () => new Promise(() => {}) });
+    const err = await watchdog(rejectionOf(sup.start()), 30_000, 'start');
+    expect(err.code).toBe(ErrorCodes.PEER_GONE);
+    // start() reports the failure: no 'restart' (or 'giveup') event for a restart that never comes.
+    expect(log).toEqual(['exit early 1']);
+    expect(sup.restarts('early')).toBe(0);
   });
 
   it("a child that exits while its 'ready' hook waits: 'giveup' says it exited before it was ready", async () => {
