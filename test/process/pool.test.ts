@@ -23,6 +23,27 @@ function pool<In, Out>(task: string, opts: Parameters<typeof Pool.create>[1] = {
   return p;
 }
 
+describe("Pool over channel: 'shm'", () => {
+  it('maps, runs large data in pieces, and replaces a crashed worker as over pipes', async () => {
+    const squares = pool<number, number>('pool-square.ts', { channel: 'shm' });
+    const items = Array.from({ length: 5000 }, (_, i) => i);
+    expect(await watchdog(squares.map(items), 60_000, 'map')).toEqual(items.map((i) => i * i));
+    // 3 MiB each way: more than a ring holds, so it crosses in pieces.
+    const echo = pool<string, string>('pool-echo.ts', { channel: 'shm', size: 1 });
+    const big = 'x'.repeat(3 * 1024 * 1024);
+    expect(await watchdog(echo.run(big), 60_000, 'large echo')).toBe(big);
+
+    const crashing = pool<string, number>('pool-crash.ts', { channel: 'shm', size: 1 });
+    const first = await crashing.run('who');
+    const crash = crashing.run('crash');
+    const behind = crashing.run('who');
+    expect((await rejectionOf(watchdog(crash, 30_000, 'crash'))).code).toBe(ErrorCodes.PEER_GONE);
+    const replacement = await watchdog(behind, 30_000, 'the task behind it');
+    expect(replacement).not.toBe(first);
+    expect(crashing.pids).toEqual([replacement]);
+  });
+});
+
 describe('Pool: results', () => {
   it('map over 10k items returns every result in input order', async () => {
     const p = pool<number, number>('pool-square.ts');
@@ -317,6 +338,8 @@ describe('Pool: cancellation, closing, limits', () => {
     expect(() => Pool.create(fixture('pool-square.ts'), { size: 0 })).toThrow(RangeError);
     expect(() => Pool.create(fixture('pool-square.ts'), { codec: 'raw' as never })).toThrow(/codec/);
     expect(() => Pool.create(fixture('pool-square.ts'), { channel: 'tcp' as never })).toThrow(/channel/);
+    // A pool's workers need a channel: false is refused, not ignored.
+    expect(() => Pool.create(fixture('pool-square.ts'), { channel: false as never })).toThrow(/channel/);
     expect(() => Pool.create(fixture('pool-square.ts'), { maxQueue: -1 })).toThrow(/maxQueue/);
     expect(() => Pool.create(fixture('no-such-task.ts'))).toThrow(
       expect.objectContaining({ code: ErrorCodes.NOT_FOUND }),
