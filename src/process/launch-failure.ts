@@ -9,6 +9,8 @@ import { ErrorCodes, IpcError } from '../core/errors.js';
 
 export function launchFailure(command: string, cwd: string | undefined, path: string | undefined): IpcError {
   const what = `spawn ${command}`;
+  const badCwd = cwdFailure(command, cwd);
+  if (badCwd) return badCwd;
   // As execvp: a name with a slash is a path; a bare name is looked up on PATH.
   const candidates = command.includes('/')
     ? [resolve(cwd ?? '.', command)]
@@ -31,4 +33,19 @@ function isUnrunnableFile(file: string): boolean {
   } catch {
     return true;
   }
+}
+
+/**
+ * ERR_IPC_NOT_FOUND if `cwd` is given and is not a directory: the child changes to it before it
+ * runs anything, so a bad one fails every command, and saying so beats blaming the command.
+ */
+export function cwdFailure(command: string, cwd: string | undefined): IpcError | undefined {
+  if (typeof cwd !== 'string') return undefined;
+  const dir = statSync(cwd, { throwIfNoEntry: false });
+  if (dir === undefined)
+    return new IpcError(ErrorCodes.NOT_FOUND, `spawn ${command}: options.cwd ${cwd} does not exist`);
+  if (!dir.isDirectory()) {
+    return new IpcError(ErrorCodes.NOT_FOUND, `spawn ${command}: options.cwd ${cwd} is not a directory`);
+  }
+  return undefined;
 }

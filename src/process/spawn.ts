@@ -19,7 +19,7 @@ import {
   type StdioEntry,
 } from './channel-plan.js';
 import { ChildProcess } from './child-process.js';
-import { launchFailure } from './launch-failure.js';
+import { cwdFailure, launchFailure } from './launch-failure.js';
 import { planShares, SHARE_ENV, type ShareItem } from './share.js';
 
 export { ChildProcess, type ExitStatus, type ProcessState, type StopOptions } from './child-process.js';
@@ -113,7 +113,10 @@ export function spawn<T = unknown>(
     });
   } catch (err) {
     plan?.abort();
-    throw fromSystemError(err, `spawn ${command}`);
+    // Node's own checks of the options it takes as they are (cwd, stdio entries): its TypeError
+    // names the option, as ours do.
+    if (err instanceof TypeError || err instanceof RangeError) throw err;
+    throw cwdFailure(command, opts?.cwd) ?? fromSystemError(err, `spawn ${command}`);
   }
   if (child.pid === undefined) {
     // Asked before the channel's fds are given back, which may be what made the spawn fail.

@@ -297,7 +297,26 @@ describe('bad arguments and failures to start', () => {
     expect(() => spawn('true', 'x' as never)).toThrow(TypeError);
     expect(() => spawn('', [])).toThrow(TypeError);
     expect(() => spawn('true', [], { stdio: [0, 1, 2, 3] as never })).toThrow(/share/);
+    // Options Node checks itself come back as its TypeErrors, which name them.
+    for (const channel of ['pipe', 'shm', false] as const) {
+      expect(() => spawn('true', [], { channel, cwd: 5 as never })).toThrow(TypeError);
+      expect(() => spawn('true', [], { channel, cwd: 'a\0b' })).toThrow(/options\.cwd/);
+      expect(() => spawn('true', [], { channel, stdio: ['pipe', 'bogus' as never] })).toThrow(TypeError);
+    }
     expect(childrenOfThisProcess().length).toBe(before);
+  });
+
+  it('a cwd that does not exist, or is not a directory, is ERR_IPC_NOT_FOUND naming the cwd', () => {
+    for (const cwd of ['/nonexistent/ipckit-dir', process.execPath]) {
+      for (const channel of ['pipe', false] as const) {
+        expect(() => spawn('true', [], { channel, cwd })).toThrow(
+          expect.objectContaining({
+            code: ErrorCodes.NOT_FOUND,
+            message: expect.stringContaining(`options.cwd ${cwd}`),
+          }),
+        );
+      }
+    }
   });
 
   it('a command that does not exist is ERR_IPC_NOT_FOUND; one that is not executable ERR_IPC_PERMISSION', () => {
