@@ -72,6 +72,8 @@ export class MessageQueue<T = unknown> implements AsyncDisposable {
   readonly #receivers = new Map<string, Fetcher>();
   readonly #fetchers = new Set<Fetcher>();
   readonly #runs = new Set<Promise<void>>();
+  /** Claims the store has not answered yet: close() waits for them (see #shutdown). */
+  readonly #claimsInFlight = new Set<Promise<unknown>>();
   readonly #settle: Settle;
   #closing: Promise<void> | undefined;
   #storeClosed = false;
@@ -104,7 +106,13 @@ export class MessageQueue<T = unknown> implements AsyncDisposable {
       what: this.#what,
       pollIntervalMs: settings.pollIntervalMs,
       leaseMs: settings.visibilityTimeoutMs,
-      claim: (types, max, arm) => this.#claim(types, max, arm),
+      claim: (types, max, arm) => {
+        const claim = this.#claim(types, max, arm);
+        this.#claimsInFlight.add(claim);
+        const done = () => this.#claimsInFlight.delete(claim);
+        claim.then(done, done);
+        return claim;
+      },
       release: (messages) => this.#release(messages),
     };
   }
@@ -246,6 +254,9 @@ export class MessageQueue<T = unknown> implements AsyncDisposable {
     const types = resolveTypes(opts?.types, 'options.types');
     const prefetch = intOption(opts?.prefetch, 'options.prefetch', 1, MAX_PREFETCH, DEFAULT_PREFETCH);
     const signal = checkSignal(opts?.signal, 'options.signal');
+    // As process() and every other call: a loop started on a closed queue is an error, not a loop
+    // that ends at once unnoticed. A loop already running when the queue closes ends cleanly.
+    this.#checkOpen();
     const fetcher = new Fetcher(this.#source, types, prefetch);
     let finished = false;
     let unwatch: (() => void) | undefined;
@@ -256,7 +267,7 @@ export class MessageQueue<T = unknown> implements AsyncDisposable {
       this.#fetchers.delete(fetcher);
       this.#release(fetcher.close());
     };
-    if (this.#closing || signal?.aborted) finish();
+    if (signal?.aborted) finish();
     else {
       this.#fetchers.add(fetcher);
       if (signal) unwatch = watchAbort(signal, finish);
@@ -472,6 +483,11 @@ export class MessageQueue<T = unknown> implements AsyncDisposable {
     this.#receivers.clear();
     await Promise.allSettled([...this.#runs]);
     await sendsDone;
+    // A claim in flight as the fetchers closed leases its messages to nobody: its fetcher gives
+    // them back when it answers (its handler runs before this wait ends, having been attached
+    // first), and those releases must commit before the store closes. Otherwise they stayed leased
+    // until the lease ran out, and came back with an attempt counted that nobody made.
+    while (this.#claimsInFlight.size > 0) await Promise.allSettled([...this.#claimsInFlight]);
     await this.#settles.drained();
     this.#storeClosed = true;
     await this.#store.close();

@@ -113,6 +113,21 @@ async function connect(location: RedisLocation, what: string): Promise<ScriptedR
   redis.on('error', () => {
     // Reported through the commands that fail; reconnection is ioredis's business.
   });
+  // ioredis selects the database as it connects but, when the server has no such database, only
+  // reports it as an 'error' event and goes on in database 0: queues meant to be apart would share it.
+  const db = redis.options.db ?? 0;
+  if (db !== 0) {
+    try {
+      await redis.select(db);
+    } catch (err) {
+      redis.disconnect();
+      throw new IpcError(
+        ErrorCodes.NOT_FOUND,
+        `${what}: Redis at ${location.display} has no database ${db}: ${(err as Error)?.message ?? String(err)}`,
+        { cause: err },
+      );
+    }
+  }
   return redis;
 }
 

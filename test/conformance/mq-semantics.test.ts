@@ -564,6 +564,8 @@ for (const store of stores) {
         expect(await watchdog(loop, 10_000, 'the consume loop to end')).toBe(0);
         expect(await code(q.send('x'))).toBe(ErrorCodes.CLOSED);
         expect(await code(q.stats())).toBe(ErrorCodes.CLOSED);
+        expect(() => q.consume()).toThrow(expect.objectContaining({ code: ErrorCodes.CLOSED }));
+        expect(await code(q.process(async () => {}))).toBe(ErrorCodes.CLOSED);
         expect(q.closed).toBe(true);
         await q.close();
       });

@@ -125,6 +125,25 @@ describe.skipIf(skip !== undefined)(`Redis store${skip ? ` (${skip})` : ''}`, ()
     expect((err.cause as NodeJS.ErrnoException).code).toBe('ECONNREFUSED');
   });
 
+  it('reports a database number the server does not have as ERR_IPC_NOT_FOUND, never falling back to 0', async () => {
+    // redis-server has 16 databases unless told otherwise.
+    const url = `redis://127.0.0.1:${server.port}/99?prefix=${prefix}` as StoreSpec;
+    const err = await rejectionOf(MessageQueue.open('q', { store: url }));
+    expect(err.code).toBe(ErrorCodes.NOT_FOUND);
+    expect(err.message).toContain('no database 99');
+    const inRange = await MessageQueue.open('q', {
+      store: `redis://127.0.0.1:${server.port}/15?prefix=${prefix}` as StoreSpec,
+    });
+    await inRange.send('in database 15');
+    await inRange.close();
+    const admin = new Redis(server.port, '127.0.0.1', { db: 0 });
+    try {
+      expect(await admin.keys(`${prefix}*`)).toEqual([]);
+    } finally {
+      admin.disconnect();
+    }
+  });
+
   it('reports wrong or missing credentials as ERR_IPC_AUTH and works with the right ones', async () => {
     const locked = await RedisServer.start({ args: ['--requirepass', 's3cret'] });
     try {

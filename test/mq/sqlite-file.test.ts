@@ -273,6 +273,35 @@ describe('SQLite store file', () => {
     await watchdog(q.close(), 10_000, 'close');
   });
 
+  it('close() while a claim waits for the write lock gives its messages back uncounted', async () => {
+    const admin = await MessageQueue.open<number>('claimed');
+    await admin.sendBatch([1, 2, 3, 4, 5].map((body) => ({ body })));
+    const q = await MessageQueue.open<number>('claimed', { maxAttempts: 1 });
+    const holder = new Fixture('mq-hold-write-lock.ts', [join(rt.dir, 'claimed.mq.sqlite')]);
+    let closing: Promise<void> | undefined;
+    try {
+      expect(await holder.waitFor('locked')).toBe('locked');
+      const first = q.consume({ prefetch: 8 })[Symbol.asyncIterator]().next();
+      // The consumer's claim starts on the next turn of the event loop and then waits for the lock.
+      for (let turn = 0; turn < 3; turn++) await new Promise((resolve) => setImmediate(resolve));
+      closing = q.close();
+      holder.kill('SIGKILL');
+      await holder.exit();
+      await watchdog(closing, 10_000, 'close');
+      expect(await watchdog(first, 10_000, 'the consume loop')).toEqual({ done: true, value: undefined });
+    } finally {
+      holder.kill('SIGKILL');
+    }
+    // Whatever that claim took came back as never delivered: nothing leased to nobody, no attempt
+    // spent (with maxAttempts 1, a counted attempt would have made each a dead letter unseen).
+    expect(await admin.stats()).toMatchObject({ ready: 5, inflight: 0, dead: 0 });
+    const received = [];
+    for (let i = 0; i < 5; i++) received.push(await watchdog(admin.receive(), 10_000, `message ${i}`));
+    expect(received.map((m) => [m.body, m.attempts])).toEqual([1, 2, 3, 4, 5].map((body) => [body, 1]));
+    for (const m of received) await m.ack();
+    await admin.close();
+  });
+
   it('is created once when many processes open a new queue at the same moment', async () => {
     const producers = Array.from({ length: 6 }, (_, i) => new Fixture('mq-send.ts', ['race', String(i)]));
     for (const p of producers) expect(await p.waitFor('sent ')).toMatch(/^sent /);
