@@ -175,8 +175,10 @@ export class MessageQueue<T = unknown> implements AsyncDisposable {
 
   /**
    * Sends one message; resolves with its id once it is durable in the store. A rejection other
-   * than a bad argument, ERR_IPC_QUEUE_FULL, a timeout or an abort means the outcome is unknown:
-   * retry with the same `id` and the dedupe makes the retry safe.
+   * than a bad argument or ERR_IPC_QUEUE_FULL means the outcome is unknown: retry with the same
+   * `id` and the dedupe makes the retry safe. That includes a timeout or an abort that fired while
+   * the store was committing the send (it may still be stored); `timeout: 0` never fires then: it
+   * rejects with ERR_IPC_TIMEOUT only when the queue is full.
    */
   send(body: T, opts?: SendOptions): Promise<string> {
     let message: OutgoingMessage;

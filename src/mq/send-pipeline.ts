@@ -7,7 +7,7 @@
  */
 import { closedError, ErrorCodes, IpcError } from '../core/errors.js';
 import { Queue } from '../core/queue.js';
-import { armWait, type WaitOptions } from '../core/wait.js';
+import { armWait, timeoutError, type WaitOptions } from '../core/wait.js';
 import type { OutgoingMessage, SendOutcome, Store } from './store.js';
 
 /** Messages per transaction, at most. */
@@ -19,7 +19,10 @@ interface Entry {
   /** Stored whole or not at all: one run of SendRequest.groups. */
   messages: OutgoingMessage[];
   inFlight: boolean;
-  /** A timeout or abort that fired while in flight: applies if the entry then has to wait. */
+  /**
+   * A timeout or abort that fired while in flight, or `timeout: 0` from the start: applies if the
+   * entry then has to wait for room.
+   */
   expired: IpcError | undefined;
   /** Resolve with the id alone (`send`) rather than the array of ids (`sendBatch`). */
   single: boolean;
@@ -72,17 +75,22 @@ export class SendPipeline {
     opts: WaitOptions | undefined,
   ): Promise<string | string[]> {
     if (this.#closed) return Promise.reject(this.#closed);
+    const what = `${this.#target.what}: send`;
+    // `timeout: 0` asks not to wait for room, as receive's poll asks the store once: a timer of
+    // 0 ms would fire while a healthy store commits the send, rejecting sends that are stored.
+    const noWait = opts?.timeout === 0;
+    const armed = noWait ? { signal: opts?.signal } : opts;
     return new Promise<string | string[]>((resolve, reject) => {
       const entry: Entry = {
         messages,
         inFlight: false,
-        expired: undefined,
+        expired: noWait ? timeoutError(what, 0) : undefined,
         single,
         resolve,
         reject,
         disarm: noop,
       };
-      entry.disarm = armWait(`${this.#target.what}: send`, opts, (err) => {
+      entry.disarm = armWait(what, armed, (err) => {
         if (entry.inFlight) {
           // Already with the store, which may yet commit it (a Redis that is away gets it when it
           // is back): the caller learns of the timeout now, not when the store answers, and

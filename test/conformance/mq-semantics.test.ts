@@ -339,6 +339,21 @@ for (const store of stores) {
         expect(rest).toEqual([3, 4]);
       });
 
+      it('a send with timeout: 0 never waits for room, and never times out while it is committed', async () => {
+        const q = await ctx.open<number>({ maxMessages: 101 });
+        // Room for all: every send is stored and resolves, however long its commit takes.
+        const results = await Promise.allSettled(
+          Array.from({ length: 100 }, (_, i) => q.send(i, { timeout: 0 })),
+        );
+        expect(results.filter((r) => r.status === 'rejected')).toEqual([]);
+        expect((await q.stats()).ready).toBe(100);
+        await q.send(100);
+        // Full: it does not wait, and stores nothing.
+        expect(await code(q.send(101, { timeout: 0 }))).toBe(ErrorCodes.TIMEOUT);
+        expect(await code(q.sendBatch([{ body: 102 }], { timeout: 0 }))).toBe(ErrorCodes.TIMEOUT);
+        expect((await q.stats()).ready).toBe(101);
+      });
+
       it("stores a sendBatch whole or not at all with onFull: 'reject'", async () => {
         const q = await ctx.open<string>({ maxMessages: 3, onFull: 'reject' });
         await q.sendBatch([{ body: '0' }, { body: '1' }]);
