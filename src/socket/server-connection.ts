@@ -4,6 +4,7 @@
  * dropping the oldest past a bound so a slow subscriber never blocks the publisher.
  */
 import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import type { Channel, ChannelOptions } from '../core/channel.js';
 import { ErrorCodes, IpcError } from '../core/errors.js';
 import { Queue } from '../core/queue.js';
@@ -59,6 +60,11 @@ export interface ServerSide {
   readonly url: string;
   readonly limits: ServerLimits;
   readonly token: TokenCheck | undefined;
+  /**
+   * TLS with `requestCert` and `rejectUnauthorized`: a client whose certificate the CA did not
+   * sign is refused. Node enforces that only in tls.Server, not on a TLSSocket made by hand.
+   */
+  readonly verifiesClientCerts: boolean;
   readonly handlers: ReadonlyMap<string, Handler>;
   /** True while the server is closing: new requests are refused. */
   readonly draining: boolean;
@@ -195,6 +201,15 @@ export class ServerConnection<T> extends Link<T> implements SocketConnection<T> 
         new IpcError(
           ErrorCodes.INCOMPATIBLE,
           `${this.what}: the client speaks socket protocol version ${String(hello.v)}, the server ${SOCKET_PROTOCOL_VERSION}`,
+        ),
+      );
+    }
+    if (this.#server.verifiesClientCerts && !this.peer.authorized) {
+      const why = (this.socket as TLSSocket).authorizationError;
+      throw this.refuse(
+        new IpcError(
+          ErrorCodes.AUTH,
+          `${this.what}: authentication failed: the client certificate is not trusted${why ? ` (${String((why as Error).message ?? why)})` : ''}`,
         ),
       );
     }

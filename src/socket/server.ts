@@ -4,7 +4,7 @@
  * enforces the connection cap, handshake deadline and authentication, and closes gracefully.
  */
 import type { Socket } from 'node:net';
-import type { SecureContext, TlsOptions } from 'node:tls';
+import type { SecureContext, TLSSocket, TlsOptions } from 'node:tls';
 import { type MessageCodec, resolveCodec } from '../core/codec.js';
 import { closedError, ErrorCodes, IpcError } from '../core/errors.js';
 import { checkMaxMessageBytes, encodeHello, FrameBatch, frameTooLarge } from '../core/framing.js';
@@ -131,6 +131,10 @@ export class SocketServer<T = unknown> implements AsyncIterable<SocketConnection
       url: init.url,
       limits: init.limits,
       token: init.token,
+      verifiesClientCerts:
+        init.tls !== undefined &&
+        init.tls.options.requestCert === true &&
+        init.tls.options.rejectUnauthorized !== false,
       handlers: this.#handlers,
       get draining() {
         return server.#draining;
@@ -378,7 +382,7 @@ export class SocketServer<T = unknown> implements AsyncIterable<SocketConnection
         rejectUnauthorized: tls.options.rejectUnauthorized ?? true,
       });
       secure.once('secure', () => {
-        peer.authorized = secure.authorized;
+        peer.authorized = clientCertVerified(secure);
       });
       socket = secure;
     }
@@ -554,4 +558,22 @@ export async function listenWith<T, S extends SocketServer<T>>(
  */
 export function listen<T = unknown>(url: string, opts?: ListenOptions<T>): Promise<SocketServer<T>> {
   return listenWith<T, SocketServer<T>>(url, opts, (init) => new SocketServer<T>(init));
+}
+
+/**
+ * Whether the client's certificate chain verified, as tls.Server decides for its own connections
+ * (its internal onServerSocketSecure): a TLSSocket made by hand, as here, never sets `authorized`
+ * itself, so every client, trusted or not, read as unauthorized and none was refused. Node keeps
+ * the verification result on the handle; without that method, nobody counts as verified.
+ */
+function clientCertVerified(secure: TLSSocket): boolean {
+  const handle = (secure as unknown as { _handle?: { verifyError?(): Error | null } })._handle;
+  if (typeof handle?.verifyError !== 'function') return false;
+  const error = handle.verifyError() as (Error & { code?: string }) | null;
+  if (error) {
+    secure.authorizationError = error;
+    return false;
+  }
+  secure.authorized = true;
+  return true;
 }

@@ -6,6 +6,7 @@ import { encodeHello, FrameBatch } from '../../src/core/framing.js';
 import { connect, ErrorCodes, type IpcError, listen } from '../../src/index.js';
 import { jsonFrame, Kind, SOCKET_PROTOCOL_VERSION } from '../../src/socket/protocol.js';
 import { cert, key } from '../fixtures/socket-tls-cert.js';
+import { untrustedCert, untrustedKey } from '../fixtures/socket-tls-untrusted-cert.js';
 import { isolateRuntimeDir, rejectionOf, watchdog } from '../helpers.js';
 import { closed, greeting, rawConnect } from './raw.js';
 import { listenUrl, transports } from './transports.js';
@@ -195,6 +196,31 @@ describe.each(transports)('handshake and authentication over %s', (transport) =>
     expect(unverified.code).toBe(ErrorCodes.AUTH);
     const plain = await rejectionOf(connect(server.url, { timeout: 5000 }));
     expect([ErrorCodes.BAD_FRAME, ErrorCodes.PEER_GONE]).toContain(plain.code);
+  });
+
+  it('mutual tls: a trusted client certificate gets in, an untrusted one is ERR_IPC_AUTH before any handler runs', async () => {
+    await using server = await listen(listenUrl(transport, env.dir), {
+      tls: { key, cert, ca: cert, requestCert: true },
+    });
+    let handled = 0;
+    server.handle('who', (_p, ctx) => {
+      handled++;
+      return ctx.peer.authorized;
+    });
+    const trusted = await connect(server.url, { tls: { ca: cert, key, cert } });
+    expect(await trusted.request('who')).toBe(true);
+    await trusted.close();
+    expect(handled).toBe(1);
+
+    const untrusted = await rejectionOf(
+      connect(server.url, { tls: { ca: cert, key: untrustedKey, cert: untrustedCert }, timeout: 5000 }),
+    );
+    expect(untrusted.code).toBe(ErrorCodes.AUTH);
+    expect(untrusted.message).toMatch(/client certificate is not trusted/);
+    // Without a certificate, TLS itself cuts the handshake short.
+    const none = await rejectionOf(connect(server.url, { tls: { ca: cert }, timeout: 5000 }));
+    expect([ErrorCodes.AUTH, ErrorCodes.PEER_GONE]).toContain(none.code);
+    expect(handled).toBe(1);
   });
 
   it('tls + auth.token: a wrong or missing token is ERR_IPC_AUTH: the ABORT survives the TLS close', async () => {
