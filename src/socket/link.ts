@@ -336,6 +336,10 @@ export abstract class Link<T> extends StreamChannel<T> implements Beating {
       cause === undefined ? undefined : { cause },
     );
     super.peerGone(detail, cause);
+    // Gone before the handshake (a port probe, a TLS client that gave up): nothing more can be said
+    // to it. Closing now frees its maxConnections slot; a TLS socket with our hello still unsent
+    // would otherwise not close until the handshake deadline.
+    if (!this.#open && !this.socket.destroyed) this.socket.destroy();
   }
 
   protected override fail(err: IpcError): void {

@@ -4,6 +4,7 @@ import { FrameBatch } from '../../src/core/framing.js';
 import { connect, ErrorCodes, type IpcError, listen } from '../../src/index.js';
 import { encodeName, requestHead } from '../../src/socket/protocol.js';
 import { MAX_LINGERING_REFUSALS } from '../../src/socket/server.js';
+import { cert, key } from '../fixtures/socket-tls-cert.js';
 import { isolateRuntimeDir, openFdCount, rejectionOf, watchdog } from '../helpers.js';
 import { startFixture } from './child.js';
 import { closed, greeting, rawConnect } from './raw.js';
@@ -232,6 +233,23 @@ describe.each(transports)('limits over %s', (transport) => {
     expect(await watchdog(replies, 10_000, 'every reply')).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
     expect(started).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
     expect(most).toBe(3);
+    await client.close();
+  });
+
+  it('a TLS peer that hangs up during the handshake frees its maxConnections slot at once', async () => {
+    await using server = await listen(listenUrl(transport, env.dir), {
+      tls: { key, cert },
+      maxConnections: 1,
+      handshakeTimeoutMs: 60_000,
+    });
+    const gone = new Promise<IpcError>((resolve) => server.once('refused', resolve));
+    // A port probe: connects, says nothing, hangs up.
+    const probe = await rawConnect(server.url);
+    probe.end();
+    const reason = await watchdog(gone, 10_000, 'the probe to be let go (not at the 60 s deadline)');
+    expect(reason.code).toBe(ErrorCodes.PEER_GONE);
+    expect(server.stats().handshaking).toBe(0);
+    const client = await connect(server.url, { tls: { ca: cert }, timeout: 5000 });
     await client.close();
   });
 
