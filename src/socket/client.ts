@@ -240,10 +240,16 @@ export class SocketClient<T = unknown> extends ChannelBase<T> {
       entry = { method, resolve: resolve as (value: unknown) => void, reject, disarm: noop, generation: 0 };
     });
     const id = this.#pending.add(entry);
+    /** Its place in the reconnect queue while it waits there. */
+    let queued: Queued | undefined;
     // No timer or listener (nor a closure for them) unless the caller asked for one.
     if (opts !== undefined && (opts.signal !== undefined || opts.timeout !== undefined)) {
       entry.disarm = armWait(`${this.what}: request '${method}'`, opts, (err) => {
         if (this.#pending.take(id) === undefined) return;
+        // Withdrawn from the reconnect queue too: it would hold a place under maxQueued otherwise.
+        if (queued && this.#offline.remove(queued)) {
+          this.#offlineBytes -= queued.head.byteLength + queued.body.byteLength;
+        }
         // Tell the server, so a handler watching ctx.signal can stop.
         if (entry.generation === this.#generation && this.#link?.isOpen) {
           this.#link.sendParts(idHead(Kind.CANCEL, id), EMPTY);
@@ -260,12 +266,10 @@ export class SocketClient<T = unknown> extends ChannelBase<T> {
       // flight are batched into one write per tick.
       if (this.#pending.size === 1) link.sendPartsNow(head, body ?? EMPTY);
       else link.sendParts(head, body ?? EMPTY);
-    } else if (
-      !this.#enqueue(
-        { head: requestHead(id, name, body === undefined), body: body ?? EMPTY, requestId: id },
-        true,
-      )
-    ) {
+      return promise;
+    }
+    queued = { head: requestHead(id, name, body === undefined), body: body ?? EMPTY, requestId: id };
+    if (!this.#enqueue(queued, true)) {
       this.#pending.take(id);
       entry.disarm();
       entry.reject(
@@ -537,6 +541,9 @@ export class SocketClient<T = unknown> extends ChannelBase<T> {
       // topic whose `ready` is still pending keeps it: the next server's answer settles it.
       for (const topic of this.#topics.values()) if (topic.settled) armTopic(topic);
       this.#scheduleReconnect(reason);
+      // Sends that waited for room on the dead connection go to the offline queue now, as new
+      // ones do: left waiting, they held up every later send until a reconnect.
+      if (!this.closed && this.#link === undefined) this.writable();
       return;
     }
     this.#giveUp(reason);
@@ -559,7 +566,9 @@ export class SocketClient<T = unknown> extends ChannelBase<T> {
     const named = reason.message.startsWith(`${this.what}:`)
       ? reason.message
       : `${this.what}: ${reason.message}`;
-    const pendingError = new IpcError(ErrorCodes.PEER_GONE, named, { cause: reason });
+    // The reason's own code (ERR_IPC_AUTH for a server that now refuses us), as for every other
+    // operation: these requests were queued, never sent.
+    const pendingError = new IpcError(reason.code, named, { cause: reason });
     this.#pending.failAll(() => pendingError);
     this.#endTopics(reason.code === ErrorCodes.CLOSED ? closedError(this.what) : reason);
     if (reason.code === ErrorCodes.CLOSED) this.peerClosed();

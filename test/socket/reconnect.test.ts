@@ -182,6 +182,67 @@ describe.each(transports)('reconnecting clients over %s', (transport) => {
     expect((await closing).code).toBe(ErrorCodes.CLOSED);
   });
 
+  it('a queued request that times out gives its place in the reconnect queue back', async () => {
+    const server = await listen(listenUrl(transport, env.dir));
+    const client = await connect(server.url, { reconnect: { ...fast, retries: 1000, maxQueued: 1 } });
+    const disconnected = new Promise((resolve) => client.once('disconnect', resolve));
+    await server.close({ graceMs: 0 });
+    await watchdog(disconnected, 5000, 'disconnect');
+    expect((await rejectionOf(client.request('x', undefined, { timeout: 20 }))).code).toBe(
+      ErrorCodes.TIMEOUT,
+    );
+    // Its place is free: the next request is queued, not refused as ERR_IPC_QUEUE_FULL.
+    const next = rejectionOf(client.request('y'));
+    expect(await isPending(next)).toBe(true);
+    await client.close();
+    expect((await next).code).toBe(ErrorCodes.CLOSED);
+  });
+
+  it('a send waiting for room when the connection drops goes to the reconnect queue', async () => {
+    const server = startFixture('socket-echo-server.ts', [listenUrl(transport, env.dir)]);
+    try {
+      const url = await server.line('LISTENING');
+      const client = await connect<Uint8Array>(url, { reconnect: { ...fast, retries: 1000 } });
+      await client.request('pid');
+      process.kill(server.process.pid!, 'SIGSTOP'); // it reads nothing more: the socket fills up
+      const big = new Uint8Array(64 * 1024);
+      let sent = 0;
+      while (client.trySend(big)) if (++sent > 100_000) throw new Error('the socket never filled up');
+      const waiting = client.send(big);
+      expect(await isPending(waiting)).toBe(true);
+      const disconnected = new Promise((resolve) => client.once('disconnect', resolve));
+      server.kill();
+      await watchdog(disconnected, 10_000, 'disconnect');
+      await watchdog(waiting, 5000, 'the waiting send, queued for the next server');
+      await watchdog(client.send(new Uint8Array(8), { timeout: 5000 }), 10_000, 'a new send, queued too');
+      await client.close();
+    } finally {
+      server.kill();
+    }
+  });
+
+  it('gives up with the reason of the last refusal: queued requests reject with it too (ERR_IPC_AUTH)', async () => {
+    const where =
+      transport === 'tcp' ? `tcp://127.0.0.1:${await stablePort()}` : listenUrl(transport, env.dir);
+    let server = await listen(where, { auth: { token: 'first' } });
+    const client = await connect(server.url, { auth: { token: 'first' }, reconnect: fast });
+    const gaveUp = new Promise<IpcError>((resolve) => client.once('giveup', resolve));
+    let queued: ReturnType<typeof rejectionOf> | undefined;
+    client.once('disconnect', () => {
+      queued = rejectionOf(client.request('queued'));
+    });
+    await server.close({ graceMs: 0 });
+    server = await listen(where, { auth: { token: 'second' } });
+    try {
+      expect((await watchdog(gaveUp, 10_000, 'giveup')).code).toBe(ErrorCodes.AUTH);
+      expect((await watchdog(queued!, 5000, 'the queued request')).code).toBe(ErrorCodes.AUTH);
+      expect((await rejectionOf(client.request('new'))).code).toBe(ErrorCodes.AUTH);
+    } finally {
+      await client.close();
+      await server.close();
+    }
+  });
+
   it('gives up after `retries` attempts: giveup event, and the client fails with ERR_IPC_PEER_GONE', async () => {
     const server = await listen(listenUrl(transport, env.dir));
     const client = await connect(server.url, { reconnect: { ...fast, retries: 2 } });
