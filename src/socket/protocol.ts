@@ -287,6 +287,26 @@ function describeThrown(err: unknown, exposeStack: boolean): WireError {
   return { code: ErrorCodes.REMOTE, message: clip(String(err)) };
 }
 
+/**
+ * The WireError as the JSON an ERROR frame carries, within `limit` bytes (the peer's
+ * maxMessageBytes): the stack goes first, then the message is shortened. Undefined if even the
+ * bare code does not fit.
+ */
+export function encodeWireError(wire: WireError, limit: number): Buffer | undefined {
+  let fitted = wire;
+  let bytes = Buffer.from(JSON.stringify(fitted), 'utf8');
+  if (bytes.byteLength > limit && fitted.stack !== undefined) {
+    fitted = { ...fitted, stack: undefined };
+    bytes = Buffer.from(JSON.stringify(fitted), 'utf8');
+  }
+  while (bytes.byteLength > limit && fitted.message !== '') {
+    const keep = Math.floor(fitted.message.length / 2);
+    fitted = { ...fitted, message: keep > 0 ? `${fitted.message.slice(0, keep)}…` : '' };
+    bytes = Buffer.from(JSON.stringify(fitted), 'utf8');
+  }
+  return bytes.byteLength > limit ? undefined : bytes;
+}
+
 function clip(value: unknown): string {
   const text = String(value);
   return text.length > MAX_WIRE_MESSAGE ? `${text.slice(0, MAX_WIRE_MESSAGE)}…` : text;

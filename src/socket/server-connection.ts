@@ -14,6 +14,7 @@ import type { ServerLimits } from './options.js';
 import {
   droppedFrame,
   encodeName,
+  encodeWireError,
   idHead,
   jsonFrame,
   Kind,
@@ -405,7 +406,18 @@ export class ServerConnection<T> extends Link<T> implements SocketConnection<T> 
   #replyError(id: number, err: unknown): void {
     if (!this.#canSend()) return;
     const wire = toWireError(err, this.#server.limits.exposeErrorStacks);
-    this.transmitParts(idHead(Kind.ERROR, id), Buffer.from(JSON.stringify(wire), 'utf8'));
+    // Within what the client accepts, as every reply: a longer frame would end its connection.
+    const body = encodeWireError(wire, this.sendLimit);
+    if (body === undefined) {
+      this.abort(
+        new IpcError(
+          ErrorCodes.FRAME_TOO_LARGE,
+          `${this.what}: the client's maxMessageBytes cannot hold an error reply`,
+        ),
+      );
+      return;
+    }
+    this.transmitParts(idHead(Kind.ERROR, id), body);
     this.#checkSlowConsumer();
   }
 

@@ -91,6 +91,14 @@ describe.each(transports)('limits over %s', (transport) => {
     expect(reply.code).toBe(ErrorCodes.FRAME_TOO_LARGE);
     expect(reply.message).toMatch(/exceeds the client's maxMessageBytes \(1024\)/);
     expect(await client.request('big', 10)).toBe('x'.repeat(10));
+    // So does an error whose message is too long: it arrives shortened, the connection stays.
+    server.handle('fail', (n: number) => {
+      throw new Error('y'.repeat(n));
+    });
+    const failed = await rejectionOf(client.request('fail', 4000));
+    expect(failed.code).toBe(ErrorCodes.REMOTE);
+    expect(failed.message).toMatch(/yyy…/);
+    expect(await client.request('big', 10)).toBe('x'.repeat(10));
     const sent = await rejectionOf(conn.send('x'.repeat(4000)));
     expect(sent.code).toBe(ErrorCodes.FRAME_TOO_LARGE);
     // A publication too large for one subscriber is dropped for it, and it is told.
