@@ -12,9 +12,10 @@ try {
   throw err;
 }
 // A reader that stops early (`ipckit ls | head -1`) closes stdout: stop quietly, as ls and git do,
-// rather than die of an unhandled EPIPE with a stack trace.
+// rather than die of an unhandled EPIPE with a stack trace. A command with resources to clean up
+// (the tour) is told instead, and ends by itself once they are gone.
 process.stdout.on('error', (err) => {
-  if (err?.code === 'EPIPE') process.exit(0);
-  throw err;
+  if (err?.code !== 'EPIPE') throw err;
+  if (!cli.stdoutWentAway()) process.exit(0);
 });
 process.exitCode = await cli.main(process.argv.slice(2));

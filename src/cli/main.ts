@@ -74,6 +74,8 @@ Documentation: docs/cli.md`,
   return program;
 }
 
+export { stdoutWentAway } from './stdout-closed.js';
+
 /**
  * Runs the CLI on `args` (the arguments after the program name) and resolves with the exit code.
  * Never rejects: every failure is reported as one line on stderr.

@@ -2,6 +2,7 @@
 import { Command } from 'commander';
 import { EXIT_INTERRUPTED, InterruptedError } from './errors.js';
 import { createOutput } from './output.js';
+import { holdStdout, stdoutClosed } from './stdout-closed.js';
 import { runTour } from './tour/run.js';
 import { comingNext, tourSteps } from './tour/steps.js';
 
@@ -25,6 +26,10 @@ tour-<pid>-*, and removes it all before it ends, also when interrupted with Ctrl
         process.once('SIGINT', () => process.exit(EXIT_INTERRUPTED));
       };
       process.once('SIGINT', onInterrupt);
+      // `ipckit tour | head`: nobody reads on, so stop as for Ctrl-C, clean up, and end quietly.
+      const releaseStdout = holdStdout();
+      const onStdoutClosed = () => controller.abort(new InterruptedError('stdout closed'));
+      stdoutClosed.addEventListener('abort', onStdoutClosed, { once: true });
       try {
         const result = await runTour({
           steps: tourSteps,
@@ -38,12 +43,15 @@ tour-<pid>-*, and removes it all before it ends, also when interrupted with Ctrl
           throw new Error(`the tour left resources behind: ${result.leftBehind.join(', ')}`);
         }
       } catch (err) {
+        if (stdoutClosed.aborted) return;
         if (controller.signal.aborted) {
           throw new InterruptedError('interrupted; the step in progress cleaned up after itself');
         }
         throw err;
       } finally {
         process.off('SIGINT', onInterrupt);
+        stdoutClosed.removeEventListener('abort', onStdoutClosed);
+        releaseStdout();
       }
     });
 }

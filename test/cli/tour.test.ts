@@ -1,9 +1,10 @@
+import { spawn } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { kernelPrefix } from '../../src/shm/kernel-name.js';
-import { isolateRuntimeDir } from '../helpers.js';
-import { runCli, runCliJson } from './run-cli.js';
+import { isolateRuntimeDir, watchdog } from '../helpers.js';
+import { BIN, runCli, runCliJson } from './run-cli.js';
 
 let runtime: ReturnType<typeof isolateRuntimeDir>;
 beforeEach(() => {
@@ -64,6 +65,35 @@ describe('ipckit tour', () => {
     expect(run.stdout).toContain('Nothing left behind');
     expect(await runCliJson(['ls', '--json'])).toEqual([]);
     // Not even the files ipckit keeps for itself (doorbell sockets, kept marks), nor a segment.
+    expect(leftovers(runtime.dir)).toEqual([]);
+  });
+
+  it('a reader that stops early (`ipckit tour | head`) ends it quietly, after it cleaned up', {
+    timeout: TOUR_MS + 30_000,
+  }, async () => {
+    const child = spawn(process.execPath, [BIN, 'tour'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+      stderr += chunk;
+    });
+    const exited = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
+    // Read until a step that holds resources (a named-pipe server and its clients) has begun, then
+    // hang up: its next write fails with EPIPE.
+    let stdout = '';
+    await watchdog(
+      new Promise<void>((resolve) => {
+        child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+          stdout += chunk;
+          if (/^3\/\d+ {2}/m.test(stdout)) resolve();
+        });
+      }),
+      TOUR_MS,
+      'the third step',
+    );
+    child.stdout.destroy();
+    expect(await watchdog(exited, TOUR_MS, 'the tour to end')).toBe(0);
+    expect(stderr).toBe('');
+    expect(await runCliJson(['ls', '--json'])).toEqual([]);
     expect(leftovers(runtime.dir)).toEqual([]);
   });
 
