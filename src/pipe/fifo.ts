@@ -10,7 +10,7 @@ import { promisify } from 'node:util';
 import type { ChannelOptions, Receiver, Sender } from '../core/channel.js';
 import { ErrorCodes, fromSystemError, IpcError } from '../core/errors.js';
 import { numberError } from '../core/options.js';
-import { register, unregister } from '../core/registry.js';
+import { checkRegistry, register, unregister } from '../core/registry.js';
 import { refuseSymlink, resourcePath } from '../core/runtime-dir.js';
 import { checkWaitOptions, type WaitOptions, withWait } from '../core/wait.js';
 import { native, nativeAvailable } from '../native/binding.js';
@@ -75,6 +75,17 @@ async function openFifo(target: FifoTarget, flags: number): Promise<number> {
   try {
     fd = await openAsync(path, flags | constants.O_NONBLOCK | constants.O_NOFOLLOW);
   } catch (err) {
+    // A socket file fails with ENXIO, as a FIFO without a reader does (which the sender waits
+    // out), and a directory with EISDIR: neither is a FIFO, and waiting would never end.
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENXIO' || code === 'EISDIR') {
+      const stat = await fs.lstat(path).catch(() => undefined);
+      if (stat && !stat.isFIFO()) {
+        throw new IpcError(ErrorCodes.INCOMPATIBLE, `${label(target)}: ${path} exists but is not a FIFO`, {
+          cause: err,
+        });
+      }
+    }
     throw fromSystemError(err, label(target));
   }
   const stat = await fstatAsync(fd);
@@ -153,6 +164,7 @@ const fifo = {
           // ENXIO: no reader yet. The kernel offers no event for "a reader opened", so back off.
           if (
             !(err instanceof IpcError) ||
+            err.code === ErrorCodes.INCOMPATIBLE ||
             (err.cause as NodeJS.ErrnoException)?.code !== 'ENXIO' ||
             stopped
           ) {
@@ -193,6 +205,8 @@ const fifo = {
     }
     if (!stat.isFIFO())
       throw new IpcError(ErrorCodes.INCOMPATIBLE, `${label(target)}: ${path} is not a FIFO`);
+    // An unsafe registry refuses before anything is removed, not after the FIFO is gone.
+    if (name !== undefined) checkRegistry();
     await fs.unlink(path);
     if (name !== undefined) unregister('fifo', name);
   },

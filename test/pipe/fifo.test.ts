@@ -3,13 +3,16 @@ import {
   closeSync,
   constants,
   lstatSync,
+  mkdirSync,
   openSync,
   readFileSync,
+  rmSync,
   statSync,
   symlinkSync,
   writeFileSync,
   writeSync,
 } from 'node:fs';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { crc32 } from 'node:zlib';
@@ -719,6 +722,33 @@ describe('Fifo', () => {
     await expect(Fifo.receiver('regular')).rejects.toMatchObject({ code: ErrorCodes.INCOMPATIBLE });
     await expect(Fifo.unlink('regular')).rejects.toMatchObject({ code: ErrorCodes.INCOMPATIBLE });
     await expect(Fifo.receiver('missing')).rejects.toMatchObject({ code: ErrorCodes.NOT_FOUND });
+    // A socket file and a directory fail to open with ENXIO (as a FIFO with no reader yet, which a
+    // sender waits out) and EISDIR: both are refused as not FIFOs, at once.
+    const server = createServer();
+    await new Promise<void>((resolve) => server.listen(Fifo.path('socket'), resolve));
+    try {
+      for (const end of [
+        () => Fifo.receiver('socket'),
+        () => Fifo.sender('socket'),
+      ] as (() => Promise<unknown>)[]) {
+        await expect(watchdog(end(), 5000, 'refusal')).rejects.toMatchObject({
+          code: ErrorCodes.INCOMPATIBLE,
+        });
+      }
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
+    mkdirSync(Fifo.path('directory'));
+    await expect(Fifo.receiver('directory')).rejects.toMatchObject({ code: ErrorCodes.INCOMPATIBLE });
+  });
+
+  it('an unsafe registry refuses unlink() before the FIFO is removed', async () => {
+    await Fifo.create('kept');
+    const registry = join(env.dir, '.registry');
+    rmSync(registry, { recursive: true });
+    symlinkSync(join(env.dir, '..'), registry);
+    await expect(Fifo.unlink('kept')).rejects.toMatchObject({ code: ErrorCodes.UNSAFE_PATH });
+    expect(lstatSync(Fifo.path('kept')).isFIFO()).toBe(true);
   });
 
   it('works at an explicit path outside the runtime dir', async () => {
