@@ -53,7 +53,9 @@ Examples:
         const { colors } = out;
         const verb = dryRun ? 'would remove' : 'removed';
         for (const r of result.removed) {
-          const orphan = r.source === 'orphan' ? ', found in /dev/shm without a registry entry' : '';
+          // Orphans are /dev/shm objects, or a queue consumer's doorbell socket in the runtime directory.
+          const where = r.kind === 'socket' ? '' : ' in /dev/shm';
+          const orphan = r.source === 'orphan' ? `, found${where} without a registry entry` : '';
           out.line(
             `${verb} ${r.kind} ${r.name} ${colors.dim(`(creator pid ${r.owner.pid} exited${orphan})`)}`,
           );

@@ -6,8 +6,9 @@
  * process. Removing a name never breaks a process that still
  * has the object mapped or open; it only stops new opens from finding it.
  */
-import { closeSync, openSync, readdirSync, readSync, rmSync } from 'node:fs';
+import { closeSync, lstatSync, openSync, readdirSync, readSync, rmSync } from 'node:fs';
 import { basename } from 'node:path';
+import { ErrorCodes, IpcError } from '../core/errors.js';
 import { booleanOption } from '../core/options.js';
 import { isAlive } from '../core/process-identity.js';
 import {
@@ -85,6 +86,24 @@ function kindsOption(kinds: unknown): ReadonlySet<ResourceKind> {
   return new Set(kinds as ResourceKind[]);
 }
 
+/**
+ * Throws ERR_IPC_INCOMPATIBLE if what is now at a FIFO's or socket's registered path is something
+ * else (a file made there since): gc removes what the dead creator made, never anything else.
+ */
+function checkStillItself(entry: ResourceStatus): void {
+  if (entry.path === undefined) return;
+  const wanted =
+    entry.kind === 'fifo'
+      ? 'FIFO'
+      : entry.kind === 'named-pipe' || entry.kind === 'socket'
+        ? 'socket'
+        : undefined;
+  if (wanted === undefined) return;
+  const stat = lstatSync(entry.path, { throwIfNoEntry: false });
+  if (stat === undefined || (wanted === 'FIFO' ? stat.isFIFO() : stat.isSocket())) return;
+  throw new IpcError(ErrorCodes.INCOMPATIBLE, `${entry.path} is no longer a ${wanted}; left in place`);
+}
+
 function removeEntry(entry: ResourceStatus): void {
   if (SHM_KINDS.has(entry.kind)) {
     unlinkNamed(`${kernelPrefix()}${entry.kind}.${entry.name}`, `${entry.kind} '${entry.name}'`);
@@ -129,6 +148,7 @@ export function gcResources(opts?: GcOptions): GcResult {
     const removed: GcRemoved = { kind: entry.kind, name: entry.name, owner: entry.owner, source: 'registry' };
     if (entry.path !== undefined) removed.path = entry.path;
     try {
+      checkStillItself(entry);
       if (!dryRun) removeEntry(entry);
       result.removed.push(removed);
     } catch (err) {

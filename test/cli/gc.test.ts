@@ -1,4 +1,4 @@
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ErrorCodes, Fifo, isIpcError, SharedMemory } from '../../src/index.js';
@@ -109,6 +109,24 @@ describe('ipckit gc', () => {
     expect(existsSync(path)).toBe(false);
     expect(await runCliJson(['ls', '--json'])).toEqual([]);
     expect(readdirSync(join(runtime.dir, '.kept'))).toEqual([]);
+  });
+
+  it('leaves a file that took the place of a dead creator’s FIFO, and says why', async () => {
+    const created = await runCli(['fifo', 'create', 'data']);
+    const path = created.stdout.trim();
+    rmSync(path);
+    writeFileSync(path, 'not ours to remove');
+    for (const args of [
+      ['gc', '--kept', '--dry-run', '--json'],
+      ['gc', '--kept', '--json'],
+    ]) {
+      const run = await runCli(args);
+      expect(run.code).toBe(1);
+      const report = JSON.parse(run.stdout) as GcJson;
+      expect(report.removed).toEqual([]);
+      expect(report.failed).toEqual([expect.objectContaining({ kind: 'fifo', name: 'data' })]);
+      expect(readFileSync(path, 'utf8')).toBe('not ours to remove');
+    }
   });
 
   it('drops the kept mark of a FIFO that a program removed itself', async () => {
