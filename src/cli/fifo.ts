@@ -30,7 +30,14 @@ Examples:
       const out = createOutput();
       const path = await Fifo.create(name, opts.mode === undefined ? undefined : { mode: opts.mode });
       // Made for shell scripts to outlive this command: `ipckit gc` leaves it unless given --kept.
-      keepResource('fifo', name);
+      try {
+        keepResource('fifo', name);
+      } catch (err) {
+        // Not kept, it would be collected as its creator (this command) exits: a failed command
+        // leaves nothing behind instead.
+        await Fifo.unlink(name).catch(() => {});
+        throw err;
+      }
       if (opts.json) out.json({ kind: 'fifo', name, path });
       else out.line(path);
     });
@@ -46,11 +53,10 @@ function rmCommand(): Command {
         try {
           await Fifo.unlink(name);
         } catch (err) {
-          if (opts.force && isIpcError(err, ErrorCodes.NOT_FOUND)) continue;
-          throw err;
-        } finally {
-          releaseResource('fifo', name);
+          if (!(opts.force && isIpcError(err, ErrorCodes.NOT_FOUND))) throw err;
         }
+        // Only once it is gone: a FIFO that could not be removed stays kept from gc.
+        releaseResource('fifo', name);
       }
     });
 }

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { lstatSync } from 'node:fs';
+import { existsSync, lstatSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Fifo } from '../../src/index.js';
@@ -37,6 +37,25 @@ describe('ipckit fifo', () => {
     expect(() => lstatSync(path)).toThrow(/ENOENT/);
     expect(await runCliJson(['ls', '--json'])).toEqual([]);
     expect((await runCli(['fifo', 'rm', '--force', 'jobs'])).code).toBe(0);
+  });
+
+  it('a create that fails (an unsafe .kept) leaves nothing; an rm that fails keeps the FIFO kept', async () => {
+    const outside = mkdtempSync(join(runtime.dir, '..', 'kept-'));
+    Fifo.path('k'); // makes the runtime directory
+    symlinkSync(outside, join(runtime.dir, '.kept'));
+    const created = await runCli(['fifo', 'create', 'k']);
+    expect(created.code).toBe(1);
+    expect(created.stderr).toMatch(/ERR_IPC_UNSAFE_PATH/);
+    expect(existsSync(join(runtime.dir, 'k.fifo'))).toBe(false);
+    expect(await runCliJson(['ls', '--json'])).toEqual([]);
+    rmSync(join(runtime.dir, '.kept'));
+
+    // A file where a kept FIFO was: rm refuses it, and the mark stays, so gc leaves it too.
+    expect((await runCli(['fifo', 'create', 'j'])).code).toBe(0);
+    rmSync(join(runtime.dir, 'j.fifo'));
+    writeFileSync(join(runtime.dir, 'j.fifo'), 'x');
+    expect((await runCli(['fifo', 'rm', 'j'])).code).toBe(1);
+    expect(readdirSync(join(runtime.dir, '.kept'))).toHaveLength(1);
   });
 
   it('a shell writes into a FIFO found with `ipckit fifo path`, and a reader gets the line', async () => {
