@@ -489,10 +489,31 @@ export class MessageQueue<T = unknown> implements AsyncDisposable {
     // them back when it answers (its handler runs before this wait ends, having been attached
     // first), and those releases must commit before the store closes. Otherwise they stayed leased
     // until the lease ran out, and came back with an attempt counted that nobody made.
-    while (this.#claimsInFlight.size > 0) await Promise.allSettled([...this.#claimsInFlight]);
+    // Bounded by the lease: a claim the store has not answered by then (Redis away) leased
+    // nothing that a release could still give back early, and close() must not wait for Redis.
+    await this.#claimsAnswered(this.#settings.visibilityTimeoutMs);
     await this.#settles.drained();
     this.#storeClosed = true;
     await this.#store.close();
+  }
+
+  /** Resolves once no claim is in flight, or after `ms`. */
+  async #claimsAnswered(ms: number): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, ms);
+    });
+    let expired = false;
+    void late.then(() => {
+      expired = true;
+    });
+    try {
+      while (this.#claimsInFlight.size > 0 && !expired) {
+        await Promise.race([Promise.allSettled([...this.#claimsInFlight]), late]);
+      }
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   /** Claims for a fetcher; the settles waiting for their group commit ride along in the same transaction. */
