@@ -144,6 +144,23 @@ describe.skipIf(skip !== undefined)(`Redis store${skip ? ` (${skip})` : ''}`, ()
     }
   });
 
+  it("a consumer's close() while redis-server is down ends without waiting for it", async () => {
+    const down = await RedisServer.start();
+    const q = await MessageQueue.open('q', {
+      store: down.url(`?prefix=${prefix}`) as StoreSpec,
+      visibilityTimeoutMs: 1000,
+    });
+    await q.send('warm-up');
+    await (await q.receive()).ack();
+    await down.kill();
+    // A claim now waits in the client for a server that is not coming back.
+    const waiting = rejectionOf(q.receive());
+    for (let turn = 0; turn < 3; turn++) await new Promise((resolve) => setImmediate(resolve));
+    await watchdog(q.close(), 15_000, 'close() with redis-server down');
+    expect((await waiting).code).toBe(ErrorCodes.CLOSED);
+    await down.stop();
+  });
+
   it('reports wrong or missing credentials as ERR_IPC_AUTH and works with the right ones', async () => {
     const locked = await RedisServer.start({ args: ['--requirepass', 's3cret'] });
     try {
