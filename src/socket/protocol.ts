@@ -259,6 +259,7 @@ export interface WireError {
 }
 
 const MAX_WIRE_MESSAGE = 8192;
+const MAX_WIRE_LABEL = 256;
 
 /** Describes an error thrown by a handler for the wire: code and message, no stack unless asked. */
 export function toWireError(err: unknown, exposeStack: boolean): WireError {
@@ -278,9 +279,13 @@ function describeThrown(err: unknown, exposeStack: boolean): WireError {
     return wire;
   }
   if (err instanceof Error) {
-    const wire: WireError = { code: ErrorCodes.REMOTE, message: clip(err.message), name: String(err.name) };
+    const wire: WireError = {
+      code: ErrorCodes.REMOTE,
+      message: clip(err.message),
+      name: clipLabel(err.name),
+    };
     const code = (err as { code?: unknown }).code;
-    if (typeof code === 'string' || typeof code === 'number') wire.remoteCode = String(code);
+    if (typeof code === 'string' || typeof code === 'number') wire.remoteCode = clipLabel(code);
     if (exposeStack && err.stack) wire.stack = clip(err.stack);
     return wire;
   }
@@ -300,11 +305,22 @@ export function encodeWireError(wire: WireError, limit: number): Buffer | undefi
     bytes = Buffer.from(JSON.stringify(fitted), 'utf8');
   }
   while (bytes.byteLength > limit && fitted.message !== '') {
+    // Halving ends: a message of a character or two (which the … would not shorten) goes whole.
     const keep = Math.floor(fitted.message.length / 2);
-    fitted = { ...fitted, message: keep > 0 ? `${fitted.message.slice(0, keep)}…` : '' };
+    fitted = { ...fitted, message: keep > 1 ? `${fitted.message.slice(0, keep)}…` : '' };
+    bytes = Buffer.from(JSON.stringify(fitted), 'utf8');
+  }
+  if (bytes.byteLength > limit && (fitted.name !== undefined || fitted.remoteCode !== undefined)) {
+    fitted = { code: fitted.code, message: fitted.message };
     bytes = Buffer.from(JSON.stringify(fitted), 'utf8');
   }
   return bytes.byteLength > limit ? undefined : bytes;
+}
+
+/** A class name or an error code: short by nature, so a long one is cut hard. */
+function clipLabel(value: unknown): string {
+  const text = String(value);
+  return text.length > MAX_WIRE_LABEL ? `${text.slice(0, MAX_WIRE_LABEL)}…` : text;
 }
 
 function clip(value: unknown): string {

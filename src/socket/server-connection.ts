@@ -18,6 +18,7 @@ import {
   idHead,
   jsonFrame,
   Kind,
+  MAX_HEAD_BYTES,
   nameEnd,
   readJson,
   readMethod,
@@ -406,8 +407,10 @@ export class ServerConnection<T> extends Link<T> implements SocketConnection<T> 
   #replyError(id: number, err: unknown): void {
     if (!this.#canSend()) return;
     const wire = toWireError(err, this.#server.limits.exposeErrorStacks);
-    // Within what the client accepts, as every reply: a longer frame would end its connection.
-    const body = encodeWireError(wire, this.sendLimit);
+    // Within what the client accepts (its maxMessageBytes, plus the head room it allows every
+    // frame), as every reply: a longer frame would end its connection.
+    const head = idHead(Kind.ERROR, id);
+    const body = encodeWireError(wire, this.sendLimit + MAX_HEAD_BYTES - head.byteLength);
     if (body === undefined) {
       this.abort(
         new IpcError(
@@ -417,7 +420,7 @@ export class ServerConnection<T> extends Link<T> implements SocketConnection<T> 
       );
       return;
     }
-    this.transmitParts(idHead(Kind.ERROR, id), body);
+    this.transmitParts(head, body);
     this.#checkSlowConsumer();
   }
 

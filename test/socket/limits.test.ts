@@ -98,6 +98,14 @@ describe.each(transports)('limits over %s', (transport) => {
     const failed = await rejectionOf(client.request('fail', 4000));
     expect(failed.code).toBe(ErrorCodes.REMOTE);
     expect(failed.message).toMatch(/yyy…/);
+    server.handle('coded', () => {
+      throw Object.assign(new Error('short'), { code: 'C'.repeat(4000) });
+    });
+    expect((await rejectionOf(client.request('coded'))).code).toBe(ErrorCodes.REMOTE);
+    // A client that accepts almost nothing still gets a bare error back, and the server goes on.
+    const tiny = await connect(server.url, { maxMessageBytes: 40 });
+    expect((await rejectionOf(tiny.request('no-such-method'))).code).toBe(ErrorCodes.NOT_FOUND);
+    await tiny.close();
     expect(await client.request('big', 10)).toBe('x'.repeat(10));
     const sent = await rejectionOf(conn.send('x'.repeat(4000)));
     expect(sent.code).toBe(ErrorCodes.FRAME_TOO_LARGE);
