@@ -96,6 +96,8 @@ export class PoolWorker {
     // is of no use: end it.
     this.child.kill('SIGKILL');
     const status = await this.child.exited;
+    // The worker is gone: release the channel (an shm channel's segment stays mapped otherwise).
+    channel.destroy();
     const inflight = [...this.inflight.values()];
     this.inflight.clear();
     const running = inflight.filter((u) => this.#started.has(u.id));

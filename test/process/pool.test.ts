@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -35,12 +35,19 @@ describe("Pool over channel: 'shm'", () => {
 
     const crashing = pool<string, number>('pool-crash.ts', { channel: 'shm', size: 1 });
     const first = await crashing.run('who');
+    const segments = () =>
+      readFileSync('/proc/self/maps', 'utf8')
+        .split('\n')
+        .filter((line) => line.includes('memfd:ipckit-anonymous')).length;
+    const mapped = segments();
     const crash = crashing.run('crash');
     const behind = crashing.run('who');
     expect((await rejectionOf(watchdog(crash, 30_000, 'crash'))).code).toBe(ErrorCodes.PEER_GONE);
     const replacement = await watchdog(behind, 30_000, 'the task behind it');
     expect(replacement).not.toBe(first);
     expect(crashing.pids).toEqual([replacement]);
+    // The dead worker's segment went with it: the replacement's takes its place.
+    expect(segments()).toBe(mapped);
   });
 });
 
