@@ -30,6 +30,7 @@ tour-<pid>-*, and removes it all before it ends, also when interrupted with Ctrl
       const releaseStdout = holdStdout();
       const onStdoutClosed = () => controller.abort(new InterruptedError('stdout closed'));
       stdoutClosed.addEventListener('abort', onStdoutClosed, { once: true });
+      let leftBehind: string[] = [];
       try {
         const result = await runTour({
           steps: tourSteps,
@@ -38,12 +39,11 @@ tour-<pid>-*, and removes it all before it ends, also when interrupted with Ctrl
           narrate: !opts.json,
           signal: controller.signal,
         });
-        if (opts.json) out.json(result);
-        if (result.leftBehind.length > 0) {
-          throw new Error(`the tour left resources behind: ${result.leftBehind.join(', ')}`);
-        }
+        leftBehind = result.leftBehind;
+        if (opts.json && !stdoutClosed.aborted) out.json(result);
       } catch (err) {
-        if (stdoutClosed.aborted) return;
+        // Stopped because nobody reads on: the cleanup ran, and the end is quiet.
+        if (stdoutClosed.aborted && controller.signal.aborted) return;
         if (controller.signal.aborted) {
           throw new InterruptedError('interrupted; the step in progress cleaned up after itself');
         }
@@ -52,6 +52,10 @@ tour-<pid>-*, and removes it all before it ends, also when interrupted with Ctrl
         process.off('SIGINT', onInterrupt);
         stdoutClosed.removeEventListener('abort', onStdoutClosed);
         releaseStdout();
+      }
+      // Said on stderr (exit 1) however the tour ended, a closed stdout included.
+      if (leftBehind.length > 0) {
+        throw new Error(`the tour left resources behind: ${leftBehind.join(', ')}`);
       }
     });
 }

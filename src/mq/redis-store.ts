@@ -121,9 +121,11 @@ async function connect(location: RedisLocation, what: string): Promise<ScriptedR
       await redis.select(db);
     } catch (err) {
       redis.disconnect();
+      // An ACL that forbids SELECT is a refusal of this user, as for any other command.
+      const refused = redisError(err, what).code === ErrorCodes.AUTH;
       throw new IpcError(
-        ErrorCodes.NOT_FOUND,
-        `${what}: Redis at ${location.display} has no database ${db}: ${(err as Error)?.message ?? String(err)}`,
+        refused ? ErrorCodes.AUTH : ErrorCodes.NOT_FOUND,
+        `${what}: Redis at ${location.display} ${refused ? 'refuses to select' : 'has no'} database ${db}: ${(err as Error)?.message ?? String(err)}`,
         { cause: err },
       );
     }

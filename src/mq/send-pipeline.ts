@@ -19,6 +19,8 @@ interface Entry {
   /** Stored whole or not at all: one run of SendRequest.groups. */
   messages: OutgoingMessage[];
   inFlight: boolean;
+  /** `timeout: 0`: never waits for room. */
+  noWait: boolean;
   /**
    * A timeout or abort that fired while in flight, or `timeout: 0` from the start: applies if the
    * entry then has to wait for room.
@@ -79,11 +81,14 @@ export class SendPipeline {
     // `timeout: 0` asks not to wait for room, as receive's poll asks the store once: a timer of
     // 0 ms would fire while a healthy store commits the send, rejecting sends that are stored.
     const noWait = opts?.timeout === 0;
+    // Sends already wait for room: the queue is full, and this one would wait behind them.
+    if (noWait && this.#parked) return Promise.reject(timeoutError(what, 0));
     const armed = noWait ? { signal: opts?.signal } : opts;
     return new Promise<string | string[]>((resolve, reject) => {
       const entry: Entry = {
         messages,
         inFlight: false,
+        noWait,
         expired: noWait ? timeoutError(what, 0) : undefined,
         single,
         resolve,
@@ -244,12 +249,29 @@ export class SendPipeline {
     if (waiting.length > 0) {
       this.#head = [...waiting, ...this.#head];
       this.#parked = true;
+      this.#refuseNoWait();
       // The store rings when room appears; this re-check is only the safety net.
       this.#retryTimer = setTimeout(() => this.room(), this.#target.pollIntervalMs);
       if (this.#closed) this.#failWaiting(this.#closed);
     }
     if (!this.#parked) this.#schedule();
     this.#settleIdle();
+  }
+
+  /**
+   * The queue is full and the pipeline waits for room: sends with `timeout: 0` queued behind it
+   * would wait too, which they asked not to. They fail as a full queue fails them.
+   */
+  #refuseNoWait(): void {
+    // Only the queued ones: one that met the full queue itself was refused as it came back.
+    for (const entry of this.#queue.drain()) {
+      if (entry.noWait) {
+        entry.disarm();
+        entry.reject(entry.expired ?? timeoutError(`${this.#target.what}: send`, 0));
+      } else {
+        this.#queue.push(entry);
+      }
+    }
   }
 
   #fullError(): IpcError {

@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { ErrorCodes, isIpcError, MessageQueue } from '../../src/index.js';
-import { watchdog } from '../helpers.js';
+import { isPending, watchdog } from '../helpers.js';
 import { useQueueContext } from './context.js';
 import { stores } from './stores.js';
 
@@ -340,7 +340,8 @@ for (const store of stores) {
       });
 
       it('a send with timeout: 0 never waits for room, and never times out while it is committed', async () => {
-        const q = await ctx.open<number>({ maxMessages: 101 });
+        // The safety-net poll far away: a send that waited for room would wait for a wake-up.
+        const q = await ctx.open<number>({ maxMessages: 101, pollIntervalMs: 60_000 });
         // Room for all: every send is stored and resolves, however long its commit takes.
         const results = await Promise.allSettled(
           Array.from({ length: 100 }, (_, i) => q.send(i, { timeout: 0 })),
@@ -351,7 +352,15 @@ for (const store of stores) {
         // Full: it does not wait, and stores nothing.
         expect(await code(q.send(101, { timeout: 0 }))).toBe(ErrorCodes.TIMEOUT);
         expect(await code(q.sendBatch([{ body: 102 }], { timeout: 0 }))).toBe(ErrorCodes.TIMEOUT);
+        // Nor behind a send that waits for room.
+        const waiting = q.send(103);
+        expect(await isPending(waiting)).toBe(true);
+        expect(await watchdog(code(q.send(104, { timeout: 0 })), 5000, 'the refusal')).toBe(
+          ErrorCodes.TIMEOUT,
+        );
         expect((await q.stats()).ready).toBe(101);
+        await (await q.receive()).ack();
+        await watchdog(waiting, 10_000, 'the waiting send, once there is room');
       });
 
       it("stores a sendBatch whole or not at all with onFull: 'reject'", async () => {

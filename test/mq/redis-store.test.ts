@@ -139,6 +139,15 @@ describe.skipIf(skip !== undefined)(`Redis store${skip ? ` (${skip})` : ''}`, ()
     const admin = new Redis(server.port, '127.0.0.1', { db: 0 });
     try {
       expect(await admin.keys(`${prefix}*`)).toEqual([]);
+      // A user an ACL forbids SELECT is refused as such, not told the database is missing.
+      const user = `noselect${prefix}`;
+      await admin.call('ACL', 'SETUSER', user, 'on', '>pw', '~*', '&*', '+@all', '-select');
+      const refused = await rejectionOf(
+        MessageQueue.open('q', {
+          store: `redis://${user}:pw@127.0.0.1:${server.port}/1?prefix=${prefix}` as StoreSpec,
+        }),
+      );
+      expect(refused.code).toBe(ErrorCodes.AUTH);
     } finally {
       admin.disconnect();
     }
