@@ -45,6 +45,9 @@ import type {
 } from './store.js';
 import { resolveStoreDriver } from './store-drivers.js';
 
+/** How long close() waits for the store to answer a claim in flight (see #shutdown). */
+const CLAIM_ANSWER_WAIT_MS = 2000;
+
 const DEFAULT_PREFETCH = 32;
 const MAX_PREFETCH = 10_000;
 const MAX_LIST = 100_000;
@@ -489,9 +492,9 @@ export class MessageQueue<T = unknown> implements AsyncDisposable {
     // them back when it answers (its handler runs before this wait ends, having been attached
     // first), and those releases must commit before the store closes. Otherwise they stayed leased
     // until the lease ran out, and came back with an attempt counted that nobody made.
-    // Bounded by the lease: a claim the store has not answered by then (Redis away) leased
-    // nothing that a release could still give back early, and close() must not wait for Redis.
-    await this.#claimsAnswered(this.#settings.visibilityTimeoutMs);
+    // Bounded: a store that has not answered a claim in that time is away (Redis down), and
+    // close() must not wait for it; what that claim leased comes back when its lease ends.
+    await this.#claimsAnswered(Math.min(this.#settings.visibilityTimeoutMs, CLAIM_ANSWER_WAIT_MS));
     await this.#settles.drained();
     this.#storeClosed = true;
     await this.#store.close();
