@@ -45,7 +45,7 @@ import type {
 } from './store.js';
 import { resolveStoreDriver } from './store-drivers.js';
 
-/** How long close() waits for the store to answer a claim in flight (see #shutdown). */
+/** How long close() waits for a remote store to answer a claim in flight (see #shutdown). */
 const CLAIM_ANSWER_WAIT_MS = 2000;
 
 const DEFAULT_PREFETCH = 32;
@@ -492,9 +492,14 @@ export class MessageQueue<T = unknown> implements AsyncDisposable {
     // them back when it answers (its handler runs before this wait ends, having been attached
     // first), and those releases must commit before the store closes. Otherwise they stayed leased
     // until the lease ran out, and came back with an attempt counted that nobody made.
-    // Bounded: a store that has not answered a claim in that time is away (Redis down), and
-    // close() must not wait for it; what that claim leased comes back when its lease ends.
-    await this.#claimsAnswered(Math.min(this.#settings.visibilityTimeoutMs, CLAIM_ANSWER_WAIT_MS));
+    // A server that has not answered a claim in that time is away (Redis down), and close() must
+    // not wait for it; what that claim leased comes back when its lease ends. A local store is
+    // only busy (another process's write lock): its answer comes, and its own close waits anyway.
+    await this.#claimsAnswered(
+      this.#store.remote
+        ? Math.min(this.#settings.visibilityTimeoutMs, CLAIM_ANSWER_WAIT_MS)
+        : Number.POSITIVE_INFINITY,
+    );
     await this.#settles.drained();
     this.#storeClosed = true;
     await this.#store.close();
@@ -504,7 +509,7 @@ export class MessageQueue<T = unknown> implements AsyncDisposable {
   async #claimsAnswered(ms: number): Promise<void> {
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<void>((resolve) => {
-      timer = setTimeout(resolve, ms);
+      if (Number.isFinite(ms)) timer = setTimeout(resolve, ms);
     });
     let expired = false;
     void late.then(() => {

@@ -187,6 +187,7 @@ function settleResults(list: unknown, ops: readonly SettleOp[]): SettleResult[] 
 }
 
 class RedisStore implements Store {
+  readonly remote = true;
   readonly #redis: ScriptedRedis;
   readonly #keys: QueueKeys;
   readonly #what: string;

@@ -151,6 +151,11 @@ export interface QueueStats {
 /** One queue in one store, opened by one process. */
 export interface Store {
   /**
+   * A server that may be away (Redis): close() then waits only briefly for the answer to a claim
+   * in flight. A local store (SQLite) always answers in the end, busy or not. Default false.
+   */
+  readonly remote?: boolean;
+  /**
    * Adds messages in one atomic commit, in order; resolves only once they are durable. A run of
    * {@link SendRequest.groups} is stored whole or not at all, and the runs after the first 'full'
    * one are 'full' too, so a producer's order survives a full queue.
