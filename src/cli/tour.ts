@@ -3,7 +3,7 @@ import { Command } from 'commander';
 import { EXIT_INTERRUPTED, InterruptedError } from './errors.js';
 import { createOutput } from './output.js';
 import { holdStdout, stdoutClosed } from './stdout-closed.js';
-import { runTour } from './tour/run.js';
+import { runTour, tourLeftovers } from './tour/run.js';
 import { comingNext, tourSteps } from './tour/steps.js';
 
 /** Builds the `tour` command. */
@@ -42,12 +42,14 @@ tour-<pid>-*, and removes it all before it ends, also when interrupted with Ctrl
         leftBehind = result.leftBehind;
         if (opts.json && !stdoutClosed.aborted) out.json(result);
       } catch (err) {
-        // Stopped because nobody reads on: the cleanup ran, and the end is quiet.
-        if (stdoutClosed.aborted && controller.signal.aborted) return;
-        if (controller.signal.aborted) {
+        if (!controller.signal.aborted) throw err;
+        // Stopped (Ctrl-C, or nobody reads on): the step in progress cleaned up; check that it did.
+        leftBehind = tourLeftovers();
+        if (leftBehind.length === 0) {
+          // A closed stdout ends quietly; Ctrl-C says so.
+          if (stdoutClosed.aborted) return;
           throw new InterruptedError('interrupted; the step in progress cleaned up after itself');
         }
-        throw err;
       } finally {
         process.off('SIGINT', onInterrupt);
         stdoutClosed.removeEventListener('abort', onStdoutClosed);

@@ -82,7 +82,7 @@ export class SendPipeline {
     // 0 ms would fire while a healthy store commits the send, rejecting sends that are stored.
     const noWait = opts?.timeout === 0;
     // Sends already wait for room: the queue is full, and this one would wait behind them.
-    if (noWait && this.#parked) return Promise.reject(timeoutError(what, 0));
+    if (noWait && this.#parked && !opts?.signal?.aborted) return Promise.reject(timeoutError(what, 0));
     const armed = noWait ? { signal: opts?.signal } : opts;
     return new Promise<string | string[]>((resolve, reject) => {
       const entry: Entry = {

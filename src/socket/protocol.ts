@@ -259,7 +259,8 @@ export interface WireError {
 }
 
 const MAX_WIRE_MESSAGE = 8192;
-const MAX_WIRE_LABEL = 256;
+// What a client keeps of a name or code (readWireError): no use sending more.
+const MAX_WIRE_LABEL = 100;
 
 /** Describes an error thrown by a handler for the wire: code and message, no stack unless asked. */
 export function toWireError(err: unknown, exposeStack: boolean): WireError {
@@ -274,7 +275,7 @@ export function toWireError(err: unknown, exposeStack: boolean): WireError {
 
 function describeThrown(err: unknown, exposeStack: boolean): WireError {
   if (err instanceof IpcError) {
-    const wire: WireError = { code: err.code, message: clip(err.message) };
+    const wire: WireError = { code: clipLabel(err.code), message: clip(err.message) };
     if (exposeStack && err.stack) wire.stack = clip(err.stack);
     return wire;
   }
@@ -304,14 +305,15 @@ export function encodeWireError(wire: WireError, limit: number): Buffer | undefi
     fitted = { ...fitted, stack: undefined };
     bytes = Buffer.from(JSON.stringify(fitted), 'utf8');
   }
+  // The message matters more than the class name and the application's code.
+  if (bytes.byteLength > limit && (fitted.name !== undefined || fitted.remoteCode !== undefined)) {
+    fitted = { code: fitted.code, message: fitted.message };
+    bytes = Buffer.from(JSON.stringify(fitted), 'utf8');
+  }
   while (bytes.byteLength > limit && fitted.message !== '') {
     // Halving ends: a message of a character or two (which the … would not shorten) goes whole.
     const keep = Math.floor(fitted.message.length / 2);
     fitted = { ...fitted, message: keep > 1 ? `${fitted.message.slice(0, keep)}…` : '' };
-    bytes = Buffer.from(JSON.stringify(fitted), 'utf8');
-  }
-  if (bytes.byteLength > limit && (fitted.name !== undefined || fitted.remoteCode !== undefined)) {
-    fitted = { code: fitted.code, message: fitted.message };
     bytes = Buffer.from(JSON.stringify(fitted), 'utf8');
   }
   return bytes.byteLength > limit ? undefined : bytes;

@@ -123,9 +123,7 @@ export async function runTour(opts: RunTourOptions): Promise<TourResult> {
     print(`   ${c.green('→')} ${c.green(c.bold(formatFigure(figure)))}`);
   }
 
-  const leftBehind = listResources()
-    .filter((entry) => entry.name.startsWith(`${prefix}-`))
-    .map((entry) => `${entry.kind} ${entry.name}`);
+  const leftBehind = tourLeftovers();
   print();
   if (opts.comingNext.length > 0) print(`${c.bold('Coming next')}: ${opts.comingNext.join('; ')}.`);
   if (leftBehind.length === 0)
@@ -141,4 +139,12 @@ export async function runTour(opts: RunTourOptions): Promise<TourResult> {
     leftBehind,
     elapsedMs: total,
   };
+}
+
+/** The named resources of this process's tour (`tour-<pid>-*`) that still exist. */
+export function tourLeftovers(): string[] {
+  const prefix = `tour-${process.pid}-`;
+  return listResources()
+    .filter((entry) => entry.name.startsWith(prefix))
+    .map((entry) => `${entry.kind} ${entry.name}`);
 }
