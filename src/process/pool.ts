@@ -418,14 +418,6 @@ export class Pool<In = unknown, Out = unknown> implements AsyncDisposable {
         ),
       );
     }
-    for (const unit of running) {
-      unit.job.fail(
-        new IpcError(
-          ErrorCodes.PEER_GONE,
-          `pool worker ${worker.pid} exited (${describeExit(status)}) while running a task; the task is not retried`,
-        ),
-      );
-    }
     for (const unit of unstarted) {
       if (unit.job.settled) continue;
       // A unit whose workers keep dying before it starts is failed rather than passed on forever.
@@ -441,6 +433,16 @@ export class Pool<In = unknown, Out = unknown> implements AsyncDisposable {
       }
       unit.job.requeue({ ...unit, requeued });
       this.#enqueue(unit.job);
+    }
+    // After the requeue: failing a task may settle the last job in sight, and a closing pool that
+    // then saw no job would finish while the requeued ones were never run nor failed.
+    for (const unit of running) {
+      unit.job.fail(
+        new IpcError(
+          ErrorCodes.PEER_GONE,
+          `pool worker ${worker.pid} exited (${describeExit(status)}) while running a task; the task is not retried`,
+        ),
+      );
     }
     const wanted = this.#state === 'open' || (this.#state === 'closing' && this.#jobs.length > 0);
     if (!this.#broken && wanted && this.#workers.size < this.#size) this.#spawnWorker();

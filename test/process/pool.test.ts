@@ -183,6 +183,16 @@ describe('Pool: failures', () => {
     expect(isAlive({ pid: first, startTime: 0 })).toBe(false);
   });
 
+  it('close() while a worker crashes with a task queued in it: that task still runs, every call settles', async () => {
+    const p = pool<string, number>('pool-crash.ts', { size: 1 });
+    await p.run('who');
+    const [before, crash, after] = ['who', 'crash', 'who'].map((input) => p.run(input));
+    await watchdog(p.close(), 30_000, 'close');
+    expect(typeof (await watchdog(before!, 1000, 'the task before'))).toBe('number');
+    expect((await rejectionOf(watchdog(crash!, 1000, 'the crash'))).code).toBe(ErrorCodes.PEER_GONE);
+    expect(typeof (await watchdog(after!, 1000, 'the task queued behind the crash'))).toBe('number');
+  });
+
   it('a worker killed from outside while idle is replaced', async () => {
     const p = pool<string, number>('pool-crash.ts', { size: 2 });
     await p.map(['a', 'b', 'c', 'd'], { chunkSize: 1 });
