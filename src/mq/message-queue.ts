@@ -505,23 +505,19 @@ export class MessageQueue<T = unknown> implements AsyncDisposable {
     await this.#store.close();
   }
 
-  /** Resolves once no claim is in flight, or after `ms`. */
+  /**
+   * Resolves once the claims in flight have answered, or after `ms`. No claim starts any more:
+   * every fetcher is closed by now, and a closed fetcher claims nothing.
+   */
   async #claimsAnswered(ms: number): Promise<void> {
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<void>((resolve) => {
-      if (Number.isFinite(ms)) timer = setTimeout(resolve, ms);
-    });
-    let expired = false;
-    void late.then(() => {
-      expired = true;
-    });
-    try {
-      while (this.#claimsInFlight.size > 0 && !expired) {
-        await Promise.race([Promise.allSettled([...this.#claimsInFlight]), late]);
-      }
-    } finally {
-      clearTimeout(timer);
+    const answered = Promise.allSettled([...this.#claimsInFlight]);
+    if (!Number.isFinite(ms)) {
+      await answered;
+      return;
     }
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([answered, new Promise((resolve) => (timer = setTimeout(resolve, ms)))]);
+    clearTimeout(timer);
   }
 
   /** Claims for a fetcher; the settles waiting for their group commit ride along in the same transaction. */

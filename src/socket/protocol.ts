@@ -295,26 +295,27 @@ function describeThrown(err: unknown, exposeStack: boolean): WireError {
 
 /**
  * The WireError as the JSON an ERROR frame carries, within `limit` bytes (the peer's
- * maxMessageBytes): the stack goes first, then the message is shortened. Undefined if even the
- * bare code does not fit.
+ * maxMessageBytes): the stack goes first, then the name and application code, then the message is
+ * shortened. Undefined if even the bare code does not fit.
  */
 export function encodeWireError(wire: WireError, limit: number): Buffer | undefined {
+  const encode = (value: WireError) => Buffer.from(JSON.stringify(value), 'utf8');
   let fitted = wire;
-  let bytes = Buffer.from(JSON.stringify(fitted), 'utf8');
+  let bytes = encode(fitted);
   if (bytes.byteLength > limit && fitted.stack !== undefined) {
     fitted = { ...fitted, stack: undefined };
-    bytes = Buffer.from(JSON.stringify(fitted), 'utf8');
+    bytes = encode(fitted);
   }
   // The message matters more than the class name and the application's code.
   if (bytes.byteLength > limit && (fitted.name !== undefined || fitted.remoteCode !== undefined)) {
     fitted = { code: fitted.code, message: fitted.message };
-    bytes = Buffer.from(JSON.stringify(fitted), 'utf8');
+    bytes = encode(fitted);
   }
   while (bytes.byteLength > limit && fitted.message !== '') {
     // Halving ends: a message of a character or two (which the … would not shorten) goes whole.
     const keep = Math.floor(fitted.message.length / 2);
     fitted = { ...fitted, message: keep > 1 ? `${fitted.message.slice(0, keep)}…` : '' };
-    bytes = Buffer.from(JSON.stringify(fitted), 'utf8');
+    bytes = encode(fitted);
   }
   return bytes.byteLength > limit ? undefined : bytes;
 }
