@@ -379,7 +379,10 @@ export class SocketServer<T = unknown> implements AsyncIterable<SocketConnection
         isServer: true,
         secureContext: tls.context,
         requestCert: tls.options.requestCert ?? false,
-        rejectUnauthorized: tls.options.rejectUnauthorized ?? true,
+        // Never refused by TLS itself: OpenSSL would cut a client with no certificate short (the
+        // client saw only a closed connection). Our handshake refuses it instead, with the reason
+        // (see verifiesClientCerts), as it refuses an untrusted one.
+        rejectUnauthorized: false,
       });
       secure.once('secure', () => {
         peer.authorized = clientCertVerified(secure);
@@ -571,7 +574,9 @@ function clientCertVerified(secure: TLSSocket): boolean {
   if (typeof handle?.verifyError !== 'function') return false;
   const error = handle.verifyError() as (Error & { code?: string }) | null;
   if (error) {
-    secure.authorizationError = error;
+    // OpenSSL reports a missing certificate as UNABLE_TO_GET_ISSUER_CERT: say what happened.
+    const presented = Object.keys(secure.getPeerCertificate()).length > 0;
+    secure.authorizationError = presented ? error : new Error('no client certificate was presented');
     return false;
   }
   secure.authorized = true;
