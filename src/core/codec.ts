@@ -256,6 +256,11 @@ export interface MessageCodec<T> {
    * view of the range.
    */
   decodeRange(data: Uint8Array, start: number, end: number): T;
+  /**
+   * {@link MessageCodec.decode} for a receiver that can wait (a message queue): a schema whose
+   * validation returns a promise is awaited, where decode refuses it.
+   */
+  decodeAsync(bytes: Uint8Array): T | Promise<T>;
 }
 
 /** Resolves `codec` / `schema` options into one encoder/decoder, checking them eagerly. */
@@ -294,6 +299,10 @@ export function resolveCodec<T>(opts: CodecOptions<T> | undefined, what: string)
   };
   /** `owned`: the bytes are the receiver's own (a large frame assembled apart from the read buffer). */
   const decodeRange = (data: Uint8Array, start: number, end: number, owned = false): T => {
+    const value = decodeOnly(data, start, end, owned);
+    return schema ? validate(schema, value, what) : value;
+  };
+  const decodeOnly = (data: Uint8Array, start: number, end: number, owned: boolean): T => {
     let value: T;
     try {
       if (hasScratch) value = msgpackDecodeRange(data, start, end) as T;
@@ -305,7 +314,7 @@ export function resolveCodec<T>(opts: CodecOptions<T> | undefined, what: string)
         cause: err,
       });
     }
-    return schema ? validate(schema, value, what) : value;
+    return value;
   };
   return {
     name,
@@ -328,6 +337,10 @@ export function resolveCodec<T>(opts: CodecOptions<T> | undefined, what: string)
       return decodeRange(bytes, 0, bytes.length, owned);
     },
     decodeRange,
+    decodeAsync(bytes) {
+      const value = decodeOnly(bytes, 0, bytes.length, false);
+      return schema ? validateMaybeAsync(schema, value, what) : value;
+    },
   };
 }
 
@@ -341,17 +354,49 @@ function asBytes(result: unknown): Uint8Array {
 }
 
 function validate<T>(schema: StandardSchemaV1<unknown, T>, value: unknown, what: string): T {
-  let result: StandardSchemaV1.Result<T> | Promise<StandardSchemaV1.Result<T>>;
-  try {
-    result = schema['~standard'].validate(value);
-  } catch (err) {
-    throw new IpcError(ErrorCodes.INVALID_MESSAGE, `${what}: the schema validator threw`, { cause: err });
-  }
+  const result = runValidator(schema, value, what);
   if (result instanceof Promise) {
     // Refused, so nobody will await it: its own failure must not become an unhandled rejection.
     result.catch(() => {});
     throw new TypeError('options.schema must validate synchronously');
   }
+  return validated(result, what);
+}
+
+/** {@link validate}, awaiting a validator that answers with a promise. */
+function validateMaybeAsync<T>(
+  schema: StandardSchemaV1<unknown, T>,
+  value: unknown,
+  what: string,
+): T | Promise<T> {
+  const result = runValidator(schema, value, what);
+  if (!(result instanceof Promise)) return validated(result, what);
+  return result.then(
+    (answer) => validated(answer, what),
+    (err: unknown) => {
+      throw validatorThrew(err, what);
+    },
+  );
+}
+
+function runValidator<T>(
+  schema: StandardSchemaV1<unknown, T>,
+  value: unknown,
+  what: string,
+): StandardSchemaV1.Result<T> | Promise<StandardSchemaV1.Result<T>> {
+  try {
+    return schema['~standard'].validate(value);
+  } catch (err) {
+    throw validatorThrew(err, what);
+  }
+}
+
+function validatorThrew(err: unknown, what: string): IpcError {
+  return new IpcError(ErrorCodes.INVALID_MESSAGE, `${what}: the schema validator threw`, { cause: err });
+}
+
+/** The validated value, or ERR_IPC_INVALID_MESSAGE naming the first issue and where it is. */
+function validated<T>(result: StandardSchemaV1.Result<T>, what: string): T {
   if (result.issues) {
     const first = result.issues[0];
     const where = first?.path?.length

@@ -291,7 +291,7 @@ export class MessageQueue<T = unknown> implements AsyncDisposable {
           throw err;
         }
         try {
-          return { done: false, value: this.#toMessage(claimed) };
+          return { done: false, value: await this.#toMessage(claimed) };
         } catch (err) {
           finish();
           throw err;
@@ -399,7 +399,8 @@ export class MessageQueue<T = unknown> implements AsyncDisposable {
         }
         let message: Message<T>;
         try {
-          message = this.#toMessage(claimed);
+          const decoded = this.#toMessage(claimed);
+          message = decoded instanceof Promise ? await decoded : decoded;
         } catch (err) {
           report(err, { id: claimed.id });
           continue;
@@ -623,15 +624,33 @@ export class MessageQueue<T = unknown> implements AsyncDisposable {
    * receives behind it go on, and another consumer (one with a newer schema, in a rolling
    * upgrade) may still take it; after maxAttempts deliveries it is a dead letter, as any other.
    */
-  #toMessage(claimed: ClaimedMessage): Message<T> {
-    let body: T;
+  #toMessage(claimed: ClaimedMessage): Message<T> | Promise<Message<T>> {
+    let body: T | Promise<T>;
     try {
-      body = this.#codec.decode(claimed.body);
+      // A schema that validates asynchronously is awaited: a receive can wait, a channel's cannot.
+      body = this.#codec.decodeAsync(claimed.body);
     } catch (err) {
-      const delayMs = this.#settings.visibilityTimeoutMs;
-      this.#settle({ kind: 'nack', receipt: claimed.receipt, delayMs }).catch(() => {});
-      throw err;
+      throw this.#undecodable(claimed, err);
     }
+    if (body instanceof Promise) {
+      return body.then(
+        (checked) => this.#message(claimed, checked),
+        (err: unknown) => {
+          throw this.#undecodable(claimed, err);
+        },
+      );
+    }
+    return this.#message(claimed, body);
+  }
+
+  /** Nacks a message whose body fails the codec or schema (see #toMessage); returns the error. */
+  #undecodable(claimed: ClaimedMessage, err: unknown): unknown {
+    const delayMs = this.#settings.visibilityTimeoutMs;
+    this.#settle({ kind: 'nack', receipt: claimed.receipt, delayMs }).catch(() => {});
+    return err;
+  }
+
+  #message(claimed: ClaimedMessage, body: T): Message<T> {
     return new Message<T>({
       id: claimed.id,
       body,

@@ -19,6 +19,19 @@ const numbersOnly = {
   },
 };
 
+/** numbersOnly, answering with a promise (an async refinement); it rejects for NaN. */
+const numbersOnlyAsync = {
+  '~standard': {
+    version: 1 as const,
+    vendor: 'test',
+    validate: async (value: unknown) => {
+      await Promise.resolve();
+      if (Number.isNaN(value)) throw new Error('the validator failed');
+      return numbersOnly['~standard'].validate(value);
+    },
+  },
+};
+
 async function code(promise: Promise<unknown>): Promise<string | undefined> {
   try {
     await promise;
@@ -541,6 +554,48 @@ for (const store of stores) {
         const q = await refusedThenGood({});
         // Delayed for another consumer (attempts left), not dead yet and not in the way.
         expect(await q.stats()).toMatchObject({ ready: 0, delayed: 1, dead: 0 });
+      });
+
+      it('awaits a schema that validates asynchronously: receive, consume and process', async () => {
+        const q = await ctx.open<number>({ schema: numbersOnlyAsync, maxAttempts: 1 });
+        const raw = await ctx.open<unknown>();
+        const numbers = await ctx.open<unknown>({ schema: numbersOnlyAsync, maxAttempts: 1 });
+        await raw.send('not a number');
+        await raw.send(1);
+        expect(await code(q.receive({ timeout: 10_000 }))).toBe(ErrorCodes.INVALID_MESSAGE);
+        const one = await q.receive({ timeout: 10_000 });
+        expect(one.body).toBe(1);
+        await one.ack();
+        // A validator whose promise rejects is ERR_IPC_INVALID_MESSAGE too, its error the cause.
+        await raw.send(Number.NaN);
+        const threw = await numbers.receive({ timeout: 10_000 }).catch((e: unknown) => e);
+        expect(isIpcError(threw, ErrorCodes.INVALID_MESSAGE)).toBe(true);
+        expect((threw as Error).message).toMatch(/the schema validator threw/);
+        expect(((threw as Error).cause as Error).message).toBe('the validator failed');
+
+        await raw.send(2);
+        for await (const m of q.consume()) {
+          expect(m.body).toBe(2);
+          await m.ack();
+          break;
+        }
+        await raw.send(3);
+        const stop = new AbortController();
+        const seen: number[] = [];
+        await watchdog(
+          q.process(
+            (body) => {
+              seen.push(body);
+              stop.abort();
+            },
+            { signal: stop.signal },
+          ),
+          10_000,
+          'process() to handle one message',
+        );
+        expect(seen).toEqual([3]);
+        // Each refused body went to the dead letters (maxAttempts 1), nothing else did.
+        expect(await q.stats()).toMatchObject({ ready: 0, inflight: 0, dead: 2 });
       });
 
       it('close() awaited inside a process() handler is ERR_IPC_DEADLOCK, not a hang; the queue still closes', async () => {
