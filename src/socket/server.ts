@@ -570,13 +570,17 @@ export function listen<T = unknown>(url: string, opts?: ListenOptions<T>): Promi
  * the verification result on the handle; without that method, nobody counts as verified.
  */
 function clientCertVerified(secure: TLSSocket): boolean {
+  // No certificate is never verified. Checked first: a client that resumes a TLS 1.3 session (one
+  // it got from a connection the handshake then refused) without a certificate has no verify error.
+  if (Object.keys(secure.getPeerCertificate()).length === 0) {
+    secure.authorizationError = new Error('no client certificate was presented');
+    return false;
+  }
   const handle = (secure as unknown as { _handle?: { verifyError?(): Error | null } })._handle;
   if (typeof handle?.verifyError !== 'function') return false;
   const error = handle.verifyError() as (Error & { code?: string }) | null;
   if (error) {
-    // OpenSSL reports a missing certificate as UNABLE_TO_GET_ISSUER_CERT: say what happened.
-    const presented = Object.keys(secure.getPeerCertificate()).length > 0;
-    secure.authorizationError = presented ? error : new Error('no client certificate was presented');
+    secure.authorizationError = error;
     return false;
   }
   secure.authorized = true;

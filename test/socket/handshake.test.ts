@@ -1,6 +1,6 @@
 import { createServer as netCreateServer } from 'node:net';
 import { join } from 'node:path';
-import { createServer as tlsCreateServer } from 'node:tls';
+import { connect as tlsConnect, createServer as tlsCreateServer } from 'node:tls';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { encodeHello, FrameBatch } from '../../src/core/framing.js';
 import { connect, ErrorCodes, type IpcError, listen } from '../../src/index.js';
@@ -222,6 +222,36 @@ describe.each(transports)('handshake and authentication over %s', (transport) =>
     expect(none.code).toBe(ErrorCodes.AUTH);
     expect(none.message).toMatch(/no client certificate was presented/);
     expect(handled).toBe(1);
+  });
+
+  it('mutual tls: resuming a TLS session without a certificate is refused too', async () => {
+    // sessionIdContext lets TLS 1.3 resume sessions on this server; the ticket comes from a
+    // connection that presented no certificate (TLS completes; ipckit's handshake then refuses).
+    await using server = await listen(listenUrl(transport, env.dir), {
+      tls: { key, cert, ca: cert, requestCert: true, sessionIdContext: 'resume-test' },
+    });
+    let handled = 0;
+    server.handle('who', () => ++handled);
+    const address = server.url.startsWith('tcp://')
+      ? { host: '127.0.0.1', port: Number(new URL(server.url.replace('tcp:', 'http:')).port) }
+      : { path: server.url.slice('unix://'.length) };
+    const session = await watchdog(
+      new Promise<Buffer>((resolve, reject) => {
+        const raw = tlsConnect({ ...address, ca: cert, servername: 'localhost' });
+        raw.once('session', (ticket: Buffer) => {
+          resolve(ticket);
+          raw.destroy();
+        });
+        raw.once('error', reject);
+        raw.resume();
+      }),
+      10_000,
+      'a session ticket',
+    );
+    const resumed = await rejectionOf(connect(server.url, { tls: { ca: cert, session }, timeout: 5000 }));
+    expect(resumed.code).toBe(ErrorCodes.AUTH);
+    expect(resumed.message).toMatch(/no client certificate was presented/);
+    expect(handled).toBe(0);
   });
 
   it('tls + auth.token: a wrong or missing token is ERR_IPC_AUTH: the ABORT survives the TLS close', async () => {
