@@ -134,8 +134,14 @@ export class SendPipeline {
 
   #withdraw(entry: Entry): void {
     const index = this.#head.indexOf(entry);
-    if (index >= 0) this.#head.splice(index, 1);
-    else this.#queue.remove(entry);
+    if (index < 0) {
+      this.#queue.remove(entry);
+      return;
+    }
+    this.#head.splice(index, 1);
+    // The entry that did not fit gave up: the ones behind it may fit, and must not wait for a
+    // wake-up that only room freed in the store would bring.
+    if (index === 0) this.room();
   }
 
   #failWaiting(err: IpcError): void {

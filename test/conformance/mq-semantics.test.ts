@@ -376,6 +376,29 @@ for (const store of stores) {
         await watchdog(waiting, 10_000, 'the waiting send, once there is room');
       });
 
+      it('a send waiting for room that gives up lets the sends behind it go on at once', async () => {
+        const q = await ctx.open<number>({ maxMessages: 4, pollIntervalMs: 60_000 });
+        await q.sendBatch([{ body: 0 }, { body: 1 }]);
+        const tooBig = new AbortController();
+        const batch = q.sendBatch([{ body: 2 }, { body: 3 }, { body: 4 }], { signal: tooBig.signal });
+        // A send that may not wait is refused: the batch is known to wait for room now.
+        expect(await code(q.send(-1, { timeout: 0 }))).toBe(ErrorCodes.TIMEOUT);
+        tooBig.abort();
+        expect(await code(batch)).toBe(ErrorCodes.ABORTED);
+        // Nothing waits any more and there is room: such a send is stored.
+        expect(await watchdog(code(q.send(5, { timeout: 0 })), 5000, 'the send')).toBeUndefined();
+
+        const stillTooBig = new AbortController();
+        const second = q.sendBatch([{ body: 6 }, { body: 7 }], { signal: stillTooBig.signal });
+        expect(await code(q.send(-1, { timeout: 0 }))).toBe(ErrorCodes.TIMEOUT);
+        const behind = q.send(8);
+        stillTooBig.abort();
+        expect(await code(second)).toBe(ErrorCodes.ABORTED);
+        // Stored without a wake-up from the store (its poll is a minute away): one place was free.
+        await watchdog(behind, 10_000, 'the send behind the batch that gave up');
+        expect((await q.peek()).map((m) => m.body)).toEqual([0, 1, 5, 8]);
+      });
+
       it("stores a sendBatch whole or not at all with onFull: 'reject'", async () => {
         const q = await ctx.open<string>({ maxMessages: 3, onFull: 'reject' });
         await q.sendBatch([{ body: '0' }, { body: '1' }]);
