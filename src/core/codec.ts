@@ -355,12 +355,17 @@ function asBytes(result: unknown): Uint8Array {
 
 function validate<T>(schema: StandardSchemaV1<unknown, T>, value: unknown, what: string): T {
   const result = runValidator(schema, value, what);
-  if (result instanceof Promise) {
+  if (isThenable(result)) {
     // Refused, so nobody will await it: its own failure must not become an unhandled rejection.
-    result.catch(() => {});
+    Promise.resolve(result).catch(() => {});
     throw new TypeError('options.schema must validate synchronously');
   }
   return validated(result, what);
+}
+
+/** A promise, this realm's or not (another vm context's, a library's thenable). */
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return typeof (value as { then?: unknown } | null)?.then === 'function';
 }
 
 /** {@link validate}, awaiting a validator that answers with a promise. */
@@ -370,8 +375,8 @@ function validateMaybeAsync<T>(
   what: string,
 ): T | Promise<T> {
   const result = runValidator(schema, value, what);
-  if (!(result instanceof Promise)) return validated(result, what);
-  return result.then(
+  if (!isThenable(result)) return validated(result, what);
+  return Promise.resolve(result).then(
     (answer) => validated(answer, what),
     (err: unknown) => {
       throw validatorThrew(err, what);
@@ -397,6 +402,12 @@ function validatorThrew(err: unknown, what: string): IpcError {
 
 /** The validated value, or ERR_IPC_INVALID_MESSAGE naming the first issue and where it is. */
 function validated<T>(result: StandardSchemaV1.Result<T>, what: string): T {
+  if (typeof result !== 'object' || result === null) {
+    throw new IpcError(
+      ErrorCodes.INVALID_MESSAGE,
+      `${what}: the schema validator gave no result (${result === null ? 'null' : typeof result})`,
+    );
+  }
   if (result.issues) {
     const first = result.issues[0];
     const where = first?.path?.length

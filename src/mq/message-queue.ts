@@ -75,6 +75,11 @@ export class MessageQueue<T = unknown> implements AsyncDisposable {
   readonly #receivers = new Map<string, Fetcher>();
   readonly #fetchers = new Set<Fetcher>();
   readonly #runs = new Set<Promise<void>>();
+  /**
+   * Messages whose schema validates asynchronously, with what abandons their receive: close()
+   * gives them back rather than wait for a validator (see #toMessage).
+   */
+  readonly #validating = new Map<ClaimedMessage, (err: IpcError) => void>();
   /** Claims the store has not answered yet: close() waits for them (see #shutdown). */
   readonly #claimsInFlight = new Set<Promise<unknown>>();
   readonly #settle: Settle;
@@ -293,7 +298,10 @@ export class MessageQueue<T = unknown> implements AsyncDisposable {
         try {
           return { done: false, value: await this.#toMessage(claimed) };
         } catch (err) {
+          // The queue closed while the message was being validated: the loop ends, as it would have.
+          const ended = finished || isIpcError(err, ErrorCodes.CLOSED);
           finish();
+          if (ended) return done;
           throw err;
         }
       },
@@ -402,6 +410,8 @@ export class MessageQueue<T = unknown> implements AsyncDisposable {
           const decoded = this.#toMessage(claimed);
           message = decoded instanceof Promise ? await decoded : decoded;
         } catch (err) {
+          // The queue closed while the message was being validated: no handler starts any more.
+          if (isIpcError(err, ErrorCodes.CLOSED)) return;
           report(err, { id: claimed.id });
           continue;
         }
@@ -487,6 +497,12 @@ export class MessageQueue<T = unknown> implements AsyncDisposable {
     for (const fetcher of this.#fetchers) this.#release(fetcher.close(err));
     this.#fetchers.clear();
     this.#receivers.clear();
+    // Their receives reject as waiting ones do; whatever the validator answers later is ignored.
+    for (const [claimed, abandon] of this.#validating) {
+      this.#release([claimed]);
+      abandon(err);
+    }
+    this.#validating.clear();
     await Promise.allSettled([...this.#runs]);
     await sendsDone;
     // A claim in flight as the fetchers closed leases its messages to nobody: its fetcher gives
@@ -632,15 +648,19 @@ export class MessageQueue<T = unknown> implements AsyncDisposable {
     } catch (err) {
       throw this.#undecodable(claimed, err);
     }
-    if (body instanceof Promise) {
-      return body.then(
-        (checked) => this.#message(claimed, checked),
+    if (!(body instanceof Promise)) return this.#message(claimed, body);
+    const checking = body;
+    return new Promise<Message<T>>((resolve, reject) => {
+      this.#validating.set(claimed, reject);
+      checking.then(
+        (checked) => {
+          if (this.#validating.delete(claimed)) resolve(this.#message(claimed, checked));
+        },
         (err: unknown) => {
-          throw this.#undecodable(claimed, err);
+          if (this.#validating.delete(claimed)) reject(this.#undecodable(claimed, err));
         },
       );
-    }
-    return this.#message(claimed, body);
+    });
   }
 
   /** Nacks a message whose body fails the codec or schema (see #toMessage); returns the error. */

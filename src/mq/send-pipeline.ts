@@ -116,9 +116,14 @@ export class SendPipeline {
   /** The store says there may be room now. */
   room(): void {
     if (!this.#parked) return;
+    this.#unpark();
+    this.#schedule();
+  }
+
+  /** Nothing waits for room any more (a send now goes to the store as soon as it comes). */
+  #unpark(): void {
     this.#parked = false;
     this.#clearRetry();
-    this.#schedule();
   }
 
   /**
@@ -139,14 +144,17 @@ export class SendPipeline {
       return;
     }
     this.#head.splice(index, 1);
-    // The entry that did not fit gave up: the ones behind it may fit, and must not wait for a
-    // wake-up that only room freed in the store would bring.
-    if (index === 0) this.room();
+    if (index !== 0 || !this.#parked) return;
+    // The entry that did not fit gave up. One behind it that is smaller in messages or in bytes
+    // may fit: it must not wait for a wake-up that only room freed in the store would bring.
+    // One as large cannot: trying it would ask the store again for every send that times out.
+    const next = this.#head[0] ?? this.#queue.peek();
+    if (next === undefined) this.#unpark();
+    else if (next.messages.length < entry.messages.length || bodyBytes(next) < bodyBytes(entry)) this.room();
   }
 
   #failWaiting(err: IpcError): void {
-    this.#parked = false;
-    this.#clearRetry();
+    this.#unpark();
     for (const entry of [...this.#head, ...this.#queue.drain()]) {
       entry.disarm();
       entry.reject(err);
@@ -172,8 +180,7 @@ export class SendPipeline {
       const entry = this.#head.length > 0 ? this.#head[0] : this.#queue.peek();
       if (!entry) break;
       const remaining = entry.messages.length;
-      let size = 0;
-      for (const m of entry.messages) size += m.body.byteLength;
+      const size = bodyBytes(entry);
       if (batch.length > 0 && (count + remaining > MAX_BATCH_MESSAGES || bytes + size > MAX_BATCH_BYTES))
         break;
       if (this.#head.length > 0) this.#head.shift();
@@ -307,3 +314,10 @@ export class SendPipeline {
 }
 
 function noop(): void {}
+
+/** The body bytes of an entry's messages. */
+function bodyBytes(entry: Entry): number {
+  let bytes = 0;
+  for (const m of entry.messages) bytes += m.body.byteLength;
+  return bytes;
+}

@@ -3,6 +3,7 @@
  * selective receive, leases, dead letters, delays, expiry, dedupe, bounds, listing and lifecycle.
  * Nothing here sleeps: where time must pass (a lease, a delay), a receive waits for it.
  */
+import { runInNewContext } from 'node:vm';
 import { describe, expect, it } from 'vitest';
 import { ErrorCodes, isIpcError, MessageQueue } from '../../src/index.js';
 import { isPending, watchdog } from '../helpers.js';
@@ -619,6 +620,72 @@ for (const store of stores) {
         expect(seen).toEqual([3]);
         // Each refused body went to the dead letters (maxAttempts 1), nothing else did.
         expect(await q.stats()).toMatchObject({ ready: 0, inflight: 0, dead: 2 });
+      });
+
+      it('close() during an async validation gives the message back, and a validator that never answers does not hold it up', async () => {
+        const other = await ctx.open<number>();
+        for (const mode of ['receive', 'consume', 'process'] as const) {
+          let started!: () => void;
+          const validating = new Promise<void>((resolve) => {
+            started = resolve;
+          });
+          const neverAnswers = {
+            '~standard': {
+              version: 1 as const,
+              vendor: 'test',
+              validate: () => {
+                started();
+                return new Promise<never>(() => {});
+              },
+            },
+          };
+          const q = await ctx.open<number>({ schema: neverAnswers });
+          await other.send(1);
+          let handled = 0;
+          const consumer: Promise<unknown> =
+            mode === 'receive'
+              ? code(q.receive({ timeout: 10_000 }))
+              : mode === 'consume'
+                ? (async () => {
+                    for await (const _ of q.consume()) handled++;
+                    return 'ended';
+                  })()
+                : q.process(() => {
+                    handled++;
+                  });
+          await watchdog(validating, 10_000, `${mode}: the validation to start`);
+          await watchdog(q.close(), 10_000, `${mode}: close()`);
+          const outcome = await watchdog(consumer, 10_000, `${mode}: the consumer to end`);
+          expect(outcome).toBe(
+            mode === 'receive' ? ErrorCodes.CLOSED : mode === 'consume' ? 'ended' : undefined,
+          );
+          expect(handled).toBe(0);
+          // Given back at once, not leased to nobody until its lease ends.
+          expect(await other.stats()).toMatchObject({ ready: 1, inflight: 0 });
+          await (await other.receive({ timeout: 10_000 })).ack();
+        }
+      });
+
+      it('a validator that answers with a foreign thenable or with no result is ERR_IPC_INVALID_MESSAGE', async () => {
+        const answers: unknown[] = [
+          // A promise that is not this realm's Promise (another vm context's).
+          runInNewContext("Promise.resolve({ issues: [{ message: 'refused' }] })"),
+          null,
+        ];
+        let next = 0;
+        const odd = {
+          '~standard': { version: 1 as const, vendor: 'test', validate: () => answers[next++] as never },
+        };
+        const q = await ctx.open<number>({ schema: odd });
+        const raw = await ctx.open<number>();
+        await raw.send(1);
+        await raw.send(2);
+        const refused = await q.receive({ timeout: 10_000 }).catch((e: unknown) => e);
+        expect(isIpcError(refused, ErrorCodes.INVALID_MESSAGE)).toBe(true);
+        expect((refused as Error).message).toMatch(/refused/);
+        const empty = await q.receive({ timeout: 10_000 }).catch((e: unknown) => e);
+        expect(isIpcError(empty, ErrorCodes.INVALID_MESSAGE)).toBe(true);
+        expect((empty as Error).message).toMatch(/gave no result/);
       });
 
       it('close() awaited inside a process() handler is ERR_IPC_DEADLOCK, not a hang; the queue still closes', async () => {
