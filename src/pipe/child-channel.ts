@@ -3,6 +3,7 @@
  * as the child's fds 3 (parent -> child) and 4 (child -> parent). The child finds them through the
  * IPCKIT_CHANNEL environment variable and takes them with {@link parentChannel}.
  */
+import { fstatSync } from 'node:fs';
 import { type Channel, type ChannelOptions, checkChannelOptions } from '../core/channel.js';
 import { ErrorCodes, IpcError } from '../core/errors.js';
 import { StreamChannel } from '../core/stream-channel.js';
@@ -134,6 +135,7 @@ export function parentChannel<T = unknown>(opts?: ParentChannelOptions<T>): Chan
     // spawn(..., { channel: 'shm' }): a ShmChannel in the anonymous segment at this fd. The variable
     // goes only once the addon is there: a failure to load it (out of fds) leaves it for a retry.
     const fd = Number(shm[1]);
+    checkInherited(fd, 'shm');
     native().setCloexec(fd, true);
     delete process.env[CHANNEL_ENV];
     inherited = ShmChannel.openInherited<unknown>(fd, opts as ChannelOptions<unknown>, () => {
@@ -150,6 +152,8 @@ export function parentChannel<T = unknown>(opts?: ParentChannelOptions<T>): Chan
   }
   const readFd = Number(match[1]);
   const writeFd = Number(match[2]);
+  checkInherited(readFd, 'pipe');
+  checkInherited(writeFd, 'pipe');
   // Our own children must not inherit the channel: neither its fds nor the variable pointing at
   // them. The variable goes last: out of fds, nativeAvailable() throws, and a retry needs it.
   if (nativeAvailable()) {
@@ -164,4 +168,31 @@ export function parentChannel<T = unknown>(opts?: ParentChannelOptions<T>): Chan
     opts as ChannelOptions<unknown>,
   );
   return inherited as Channel<T>;
+}
+
+/**
+ * Throws ERR_IPC_NOT_FOUND unless `fd` is open and of the kind spawn() passes: the variable can
+ * reach a process the fds did not, through a launcher that runs the program in a child of its own
+ * without passing them on (the tsx command does). Taking whatever is open there instead failed
+ * with a bare ERR_INVALID_FD_TYPE, or could take over an unrelated pipe.
+ */
+function checkInherited(fd: number, kind: 'pipe' | 'shm'): void {
+  let found: string;
+  try {
+    const stat = fstatSync(fd);
+    if (kind === 'shm' ? stat.isFile() : stat.isFIFO() || stat.isSocket()) return;
+    found = stat.isFIFO()
+      ? 'a pipe'
+      : stat.isSocket()
+        ? 'a socket'
+        : stat.isFile()
+          ? 'a file'
+          : 'something else';
+  } catch {
+    found = 'closed';
+  }
+  throw new IpcError(
+    ErrorCodes.NOT_FOUND,
+    `parentChannel(): the channel's fd ${fd} was not inherited (it is ${found}, not ${kind === 'shm' ? 'a shared memory segment' : 'a pipe'}): was this program started by a launcher that runs it in a process of its own without passing fds on, such as the tsx command? Run it with node (node --import tsx for TypeScript)`,
+  );
 }

@@ -101,6 +101,26 @@ describe('spawn with a pipe channel', () => {
     await watchdog(printed(child as ChildProcess<unknown>, ErrorCodes.NOT_FOUND), 30_000, 'report');
   });
 
+  it.each(['pipe', 'shm'] as const)(
+    'parentChannel() in a %s child whose fds a launcher did not pass on is ERR_IPC_NOT_FOUND',
+    async (channel) => {
+      // The variable reaches the program, the fds do not (as through the tsx command): Node's own
+      // fds take their numbers.
+      const child = spawn<unknown>(
+        '/bin/sh',
+        [
+          '-c',
+          'exec 3<&- 4<&-; exec "$0" "$@"',
+          process.execPath,
+          ...fixtureArgs('report-parent-channel.ts'),
+        ],
+        { channel, stdio: ['ignore', 'pipe', 'inherit'] },
+      );
+      children.push(child);
+      await watchdog(printed(child, ErrorCodes.NOT_FOUND), 30_000, 'report');
+    },
+  );
+
   it('a child killed with SIGKILL mid-message is ERR_IPC_PEER_GONE and nothing partial is delivered', async () => {
     const child = start('raw-bytes-to-parent.ts', ['truncated']);
     await watchdog(printed(child as ChildProcess<unknown>, 'written'), 30_000, 'fixture ready');
