@@ -4,6 +4,7 @@
  * today); the child takes its end with `parentChannel()`. Extra fds go with `share`.
  */
 import { type ChildProcess as NodeChild, spawn as nodeSpawn, type StdioOptions } from 'node:child_process';
+import { Stream } from 'node:stream';
 import type { Channel, ChannelOptions } from '../core/channel.js';
 import { fromSystemError } from '../core/errors.js';
 import { fdExhaustionError } from '../core/fd-exhaustion.js';
@@ -39,8 +40,11 @@ export interface SpawnOptions<T = unknown> extends ChannelOptions<T> {
   env?: NodeJS.ProcessEnv;
   /** Working directory of the child. */
   cwd?: string;
-  /** The child's stdin, stdout and stderr, as in `child_process.spawn`. Default `'inherit'`. */
-  stdio?: 'inherit' | 'pipe' | 'ignore' | StdioOptions;
+  /**
+   * The child's stdin, stdout and stderr, as in `child_process.spawn`; an entry may also be an
+   * object with an `fd`, such as a `PipeReader` or `PipeWriter`. Default `'inherit'`.
+   */
+  stdio?: 'inherit' | 'pipe' | 'ignore' | StdioOptions | readonly (StdioEntry | { readonly fd: number })[];
   /**
    * Extra fds for the child (numbers, or objects with an `fd` such as a `PipeReader`): it gets them
    * as consecutive fds after its channel's and finds each with `inheritedFd(index)`. Your copies
@@ -151,12 +155,25 @@ function childEnv(base: NodeJS.ProcessEnv, add: Record<string, string>): NodeJS.
   return Object.assign(env, add);
 }
 
+/** An object that only holds an fd (a pipe end), not one of Node's streams. */
+function isFdHolder(entry: unknown): entry is { readonly fd: number } {
+  return (
+    typeof entry === 'object' &&
+    entry !== null &&
+    !(entry instanceof Stream) &&
+    typeof (entry as { fd?: unknown }).fd === 'number'
+  );
+}
+
 function normalizeStdio(stdio: SpawnOptions['stdio']): StdioEntry[] {
   if (stdio === undefined) return ['inherit', 'inherit', 'inherit'];
   if (typeof stdio === 'string') return [stdio, stdio, stdio];
   if (!Array.isArray(stdio))
     throw new TypeError("options.stdio must be 'inherit', 'pipe', 'ignore' or an array");
-  const list: StdioEntry[] = [...(stdio as StdioEntry[])];
+  // Node takes any object with a numeric `fd` at run time; its types take only its own streams.
+  const list = (stdio as readonly (StdioEntry | { readonly fd: number })[]).map((entry) =>
+    isFdHolder(entry) ? entry.fd : entry,
+  );
   if (list.length > 3) {
     throw new RangeError('options.stdio takes at most 3 entries; pass further fds with options.share');
   }

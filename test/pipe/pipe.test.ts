@@ -1,6 +1,6 @@
 import { spawn as nodeSpawn } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { ErrorCodes, Pipe } from '../../src/index.js';
+import { ErrorCodes, Pipe, spawn } from '../../src/index.js';
 import { native } from '../../src/native/binding.js';
 import { openFdCount, watchdog } from '../helpers.js';
 
@@ -39,6 +39,16 @@ describe('Pipe', () => {
     for await (const chunk of reader.stream()) text += chunk;
     expect(text).toBe('hello from sh\n');
     await new Promise((resolve) => child.once('exit', resolve));
+  });
+
+  it("hands an end itself to ipckit spawn's stdio (an object with an fd), type-checked", async () => {
+    const { reader, writer } = Pipe.create();
+    const child = spawn('sh', ['-c', 'echo hello from sh'], { stdio: ['ignore', writer, 'inherit'] });
+    writer.close();
+    let text = '';
+    for await (const chunk of reader.stream()) text += chunk;
+    expect(text).toBe('hello from sh\n');
+    expect(await watchdog(child.exited, 10_000, 'the child to exit')).toMatchObject({ code: 0 });
   });
 
   it('sizes the kernel buffer on request and checks the option', () => {
