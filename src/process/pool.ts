@@ -299,11 +299,16 @@ export class Pool<In = unknown, Out = unknown> implements AsyncDisposable {
   }
 
   #enqueue(job: Job): void {
+    this.#queue(job);
+    this.#dispatch();
+  }
+
+  /** Puts `job` in line without handing anything out yet. */
+  #queue(job: Job): void {
     if (!job.queued && !job.settled) {
       job.queued = true;
       this.#jobs.push(job);
     }
-    this.#dispatch();
   }
 
   /** The next unit, taking turns between queued jobs. */
@@ -432,7 +437,9 @@ export class Pool<In = unknown, Out = unknown> implements AsyncDisposable {
         continue;
       }
       unit.job.requeue({ ...unit, requeued });
-      this.#enqueue(unit.job);
+      // Handed out only below, once the running units have failed: an item of a map() that one
+      // of them fails must not start in another worker first.
+      this.#queue(unit.job);
     }
     // After the requeue: failing a task may settle the last job in sight, and a closing pool that
     // then saw no job would finish while the requeued ones were never run nor failed.

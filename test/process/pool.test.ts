@@ -194,6 +194,33 @@ describe('Pool: failures', () => {
     expect(typeof (await watchdog(after!, 1000, 'the task queued behind the crash'))).toBe('number');
   });
 
+  it('a map() failed by a crash starts none of its items that were queued in the crashed worker', async () => {
+    const log = join(env.dir, '..', 'ran.txt');
+    writeFileSync(log, '');
+    const p = pool<string, number>('pool-crash-or-log.ts', {
+      size: 2,
+      env: { ...process.env, POOL_TASK_LOG: log },
+    });
+    // Both workers ready, so that the map's units are spread over both at once, two each.
+    await watchdog(
+      (async () => {
+        while (new Set(await p.map(['w', 'w', 'w', 'w'], { chunkSize: 1 })).size < 2);
+      })(),
+      30_000,
+      'both workers at work',
+    );
+    writeFileSync(log, '');
+    const err = await rejectionOf(
+      watchdog(p.map(['crash', 'x1', 'x2', 'x3'], { chunkSize: 1 }), 30_000, 'map'),
+    );
+    expect(err.code).toBe(ErrorCodes.PEER_GONE);
+    // close() waits for whatever the pool handed out: x2, queued behind the crash, never ran.
+    await watchdog(p.close(), 30_000, 'close');
+    const ran = readFileSync(log, 'utf8').split('\n').filter(Boolean);
+    expect(ran).not.toContain('x2');
+    expect(ran).not.toContain('crash');
+  });
+
   it('a worker killed from outside while idle is replaced', async () => {
     const p = pool<string, number>('pool-crash.ts', { size: 2 });
     await p.map(['a', 'b', 'c', 'd'], { chunkSize: 1 });
