@@ -26,6 +26,13 @@ interface ReceiveWaiter<T> {
 /** Messages held here before pumps stop reading from the children's channels. */
 const HIGH_WATER = 1024;
 
+/**
+ * Once a child has exited, a receive on its channel that waits this long means all it wrote has
+ * been read: what a dead process wrote is in the pipe already. Its channel is then released, even
+ * if a process it left behind (one that inherited the pipe) keeps the end-of-file from coming.
+ */
+const DEAD_CHILD_QUIET_MS = 250;
+
 function isTransportEnd(err: unknown): boolean {
   return isIpcError(err, ErrorCodes.PEER_GONE) || isIpcError(err, ErrorCodes.CLOSED);
 }
@@ -45,6 +52,8 @@ export class SupervisedChannel<T> implements Channel<T> {
   #pumps = 0;
   /** The latest child's pump: the next child's starts once it is done, so messages stay in order. */
   #lastPump: Promise<void> = Promise.resolve();
+  /** Per attached child's channel: aborted when that child has exited (see #pump). */
+  readonly #exited = new Map<Channel<T>, AbortController>();
   /** Set when no child will come any more: why receives and sends end. */
   #ended: IpcError | undefined;
   #closed = false;
@@ -71,13 +80,17 @@ export class SupervisedChannel<T> implements Channel<T> {
       return;
     }
     this.#current = channel;
-    this.#lastPump = this.#pump(channel, this.#lastPump);
+    const exited = new AbortController();
+    this.#exited.set(channel, exited);
+    this.#lastPump = this.#pump(channel, this.#lastPump, exited.signal);
     if (this.#buffer.length > 0) void this.#flush(channel);
   }
 
   /** @internal The current child exited: sends buffer until the next one. */
   detach(): void {
+    const current = this.#current;
     this.#current = undefined;
+    if (current) this.#exited.get(current)?.abort();
   }
 
   /** @internal No child will come any more (given up, not restarted, supervisor stopped). */
@@ -268,7 +281,7 @@ export class SupervisedChannel<T> implements Channel<T> {
    * that channel (its fds, an shm channel's segment). Starts once `previous`, the pump of the child
    * before, is done: what a dying child sent is all received before its successor's first message.
    */
-  async #pump(channel: Channel<T>, previous: Promise<void>): Promise<void> {
+  async #pump(channel: Channel<T>, previous: Promise<void>, exited: AbortSignal): Promise<void> {
     this.#pumps++;
     try {
       await previous;
@@ -280,8 +293,14 @@ export class SupervisedChannel<T> implements Channel<T> {
         }
         let value: T;
         try {
-          value = await channel.receive();
+          const next = channel.tryReceive();
+          value = next
+            ? next.message
+            : await channel.receive(exited.aborted ? { timeout: DEAD_CHILD_QUIET_MS } : { signal: exited });
         } catch (err) {
+          // The child exited while this waited: wait again, bounded (DEAD_CHILD_QUIET_MS).
+          if (exited.aborted && isIpcError(err, ErrorCodes.ABORTED)) continue;
+          if (exited.aborted && isIpcError(err, ErrorCodes.TIMEOUT)) break;
           if (isTransportEnd(err)) break;
           this.#deliver({ ok: false, error: err as IpcError });
           // A message the codec or schema refused leaves the channel usable; anything else ends it.
@@ -292,6 +311,7 @@ export class SupervisedChannel<T> implements Channel<T> {
       }
     } finally {
       this.#pumps--;
+      this.#exited.delete(channel);
       if (this.#current === channel) this.#current = undefined;
       // Its input has ended, or this channel is closing: nothing more will be read from it, and
       // nothing can be sent through it (a dead child's channel otherwise kept its fds or segment).

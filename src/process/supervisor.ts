@@ -124,6 +124,8 @@ function cleanExit(status: ExitStatus): boolean {
 export class Supervisor extends EventEmitter<SupervisorEvents> {
   readonly #defaults: Settings;
   readonly #entries = new Map<string, Entry>();
+  /** Children whose channel went to their SupervisedChannel, which releases it when they die. */
+  readonly #attached = new WeakSet<ChildProcess<unknown>>();
   #state: 'idle' | 'running' | 'stopping' | 'stopped' = 'idle';
   #starting: Promise<void> | undefined;
   #stopping: Promise<void> | undefined;
@@ -257,7 +259,12 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       throw new TypeError(`supervisor: the factory of '${entry.name}' must return spawn(...)`);
     }
     entry.child = child;
-    void child.exited.then((status) => this.#exited(entry, child, status));
+    void child.exited.then((status) => {
+      // A child never attached (its ready hook failed, it exited first, stop() came) has no pump
+      // to release its channel: an shm child's segment stayed mapped, one per failed start.
+      if (!this.#attached.has(child)) child.channel?.destroy();
+      this.#exited(entry, child, status);
+    });
     return child;
   }
 
@@ -283,6 +290,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     if (entry.child !== child || this.#state !== 'running') return;
     entry.inStart = false;
     entry.phase = 'up';
+    this.#attached.add(child);
     entry.channel.attach(child.channel);
     this.#announce('start', entry.name, child);
   }

@@ -1,5 +1,6 @@
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   type ChildProcess,
@@ -26,6 +27,13 @@ function supervisor(opts?: ConstructorParameters<typeof Supervisor>[0]): Supervi
   const sup = new Supervisor(opts);
   supervisors.push(sup);
   return sup;
+}
+
+/** Anonymous shared-memory segments mapped in this process (an shm channel's, among others). */
+function segments(): number {
+  return readFileSync('/proc/self/maps', 'utf8')
+    .split('\n')
+    .filter((line) => line.includes('memfd:ipckit-anonymous')).length;
 }
 
 const node =
@@ -187,11 +195,40 @@ describe('Supervisor: restarts', () => {
     expect(received).toEqual(pids.flatMap((pid) => Array.from({ length: COUNT }, (_, i) => ({ pid, i }))));
   });
 
+  it("a child that exits leaving a process that holds its pipe: its successor's messages still come", async () => {
+    // The grandchild inherits the channel's pipe and outlives the child: the end-of-file the
+    // child's pump waited for (so that its messages come before the successor's) never came.
+    const grandchild = join(env.dir, '..', 'grandchild.pid');
+    const sup = supervisor({ restart: 'always', maxRestarts: 1, backoff: { initialMs: 1 } });
+    sup.add('leaves-one-behind', () =>
+      spawn(
+        '/bin/sh',
+        [
+          '-c',
+          `sleep 120 & echo $! >> '${grandchild}'; exec "$0" "$@"`,
+          process.execPath,
+          ...fixtureArgs('process-send-count-then-exit.ts', '1', '3'),
+        ],
+        { channel: 'pipe' },
+      ),
+    );
+    const channel = sup.channel<{ pid: number; i: number }>('leaves-one-behind');
+    try {
+      await sup.start();
+      const first = await watchdog(channel.receive(), 30_000, "the first child's message");
+      const second = await watchdog(channel.receive(), 30_000, "the successor's message");
+      expect(second.pid).not.toBe(first.pid);
+    } finally {
+      await sup.stop();
+      for (const pid of readFileSync(grandchild, 'utf8').split('\n').filter(Boolean)) {
+        try {
+          process.kill(Number(pid), 'SIGKILL');
+        } catch {}
+      }
+    }
+  });
+
   it("releases each dead child's channel: restarts of an shm child leave no segment mapped", async () => {
-    const segments = () =>
-      readFileSync('/proc/self/maps', 'utf8')
-        .split('\n')
-        .filter((line) => line.includes('memfd:ipckit-anonymous')).length;
     const before = segments();
     const sup = supervisor({ restart: 'always', maxRestarts: 3, backoff: { initialMs: 1 } });
     sup.add('hello', () =>
@@ -306,6 +343,26 @@ describe('Supervisor: start and stop', () => {
     expect(calls).toBe(3);
     expect(restarts.map((r) => r.attempt)).toEqual([1, 2]);
     expect(sup.listenerCount('error')).toBe(0);
+  });
+
+  it('a child whose ready hook failed leaves no segment mapped (its channel was never attached)', async () => {
+    const before = segments();
+    const sup = supervisor({ restart: 'always', maxRestarts: 3, backoff: { initialMs: 1 } });
+    let calls = 0;
+    sup.add(
+      'never-ready',
+      () => spawn(process.execPath, fixtureArgs('echo-parent-channel.ts'), { channel: 'shm' }),
+      {
+        ready: async (child) => {
+          if (++calls > 1) throw new Error(`not ready #${calls}`);
+          child.kill('SIGKILL');
+        },
+      },
+    );
+    const gaveUp = once(sup, 'giveup');
+    await sup.start();
+    await watchdog(gaveUp, 30_000, 'giveup');
+    expect(segments()).toBe(before);
   });
 
   it("a 'ready' hook that fails during a restart: 'giveup' carries its error", async () => {
