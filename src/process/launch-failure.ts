@@ -41,11 +41,22 @@ function isUnrunnableFile(file: string): boolean {
  */
 export function cwdFailure(command: string, cwd: string | undefined): IpcError | undefined {
   if (typeof cwd !== 'string') return undefined;
-  const dir = statSync(cwd, { throwIfNoEntry: false });
-  if (dir === undefined)
-    return new IpcError(ErrorCodes.NOT_FOUND, `spawn ${command}: options.cwd ${cwd} does not exist`);
-  if (!dir.isDirectory()) {
-    return new IpcError(ErrorCodes.NOT_FOUND, `spawn ${command}: options.cwd ${cwd} is not a directory`);
+  const what = `spawn ${command}: options.cwd ${cwd}`;
+  try {
+    if (!statSync(cwd).isDirectory()) return new IpcError(ErrorCodes.NOT_FOUND, `${what} is not a directory`);
+    // The child must be able to enter it (search permission), or nothing runs there.
+    accessSync(cwd, constants.X_OK);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EACCES' || code === 'EPERM') {
+      return new IpcError(ErrorCodes.PERMISSION, `${what} cannot be entered (${code})`, { cause: err });
+    }
+    // ENOENT, ENOTDIR (a file on the way), ELOOP, ENAMETOOLONG: no directory there to run in.
+    return new IpcError(
+      ErrorCodes.NOT_FOUND,
+      code === 'ENOENT' ? `${what} does not exist` : `${what} is not a usable directory (${code})`,
+      { cause: err },
+    );
   }
   return undefined;
 }

@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -307,7 +307,14 @@ describe('bad arguments and failures to start', () => {
   });
 
   it('a cwd that does not exist, or is not a directory, is ERR_IPC_NOT_FOUND naming the cwd', () => {
-    for (const cwd of ['/nonexistent/ipckit-dir', process.execPath]) {
+    const loops = mkdtempSync(join(tmpdir(), 'ipckit-cwd-'));
+    symlinkSync('loop', join(loops, 'loop'));
+    const unusable = [
+      join(process.execPath, 'sub'), // ENOTDIR: a file on the way
+      join(loops, 'loop'), // ELOOP
+      `/${'x'.repeat(5000)}`, // ENAMETOOLONG
+    ];
+    for (const cwd of ['/nonexistent/ipckit-dir', process.execPath, ...unusable]) {
       for (const channel of ['pipe', false] as const) {
         expect(() => spawn('true', [], { channel, cwd })).toThrow(
           expect.objectContaining({
@@ -317,6 +324,7 @@ describe('bad arguments and failures to start', () => {
         );
       }
     }
+    rmSync(loops, { recursive: true, force: true });
   });
 
   it('a command that does not exist is ERR_IPC_NOT_FOUND; one that is not executable ERR_IPC_PERMISSION', () => {
