@@ -470,13 +470,27 @@ export function waitSync<T>(target: WaitTarget<T>, opts: WaitOptions | undefined
   }
 }
 
+/** Polls of a lock hand-off in flight before takeHanded pauses between them. */
+const HANDOFF_SPINS = 10_000;
+/** How long takeHanded waits for a live releaser to finish a hand-off before it gives up. */
+const HANDOFF_WAIT_MS = 2000;
+const HANDOFF_PAUSE_MS = 0.05;
+const handoffPause = new Int32Array(new SharedArrayBuffer(4));
+
 /**
  * Completes a wait whose slot was handed the lock while it was giving up: the releaser makes this
  * thread the owner right after marking the slot, so this spins only for that instant (or, if the
  * releaser died in between, recovers the lock from it).
  */
 function takeHanded<T>(target: WaitTarget<T>): T {
-  for (let i = 0; i < 100_000; i++) {
+  const deadline = performance.now() + HANDOFF_WAIT_MS;
+  for (let i = 0; ; i++) {
+    if (i >= HANDOFF_SPINS) {
+      // The releaser was descheduled between marking the slot and storing the lock word (a few
+      // milliseconds on a busy machine): let it run rather than give up on a lock it is handing us.
+      if (performance.now() > deadline) break;
+      Atomics.wait(handoffPause, 0, 0, HANDOFF_PAUSE_MS);
+    }
     const deathCheck = i % 1000 === 999;
     let result: T | undefined;
     try {
