@@ -74,6 +74,10 @@ export abstract class Link<T> extends StreamChannel<T> implements Beating {
   #seen = 0;
   #missed = 0;
   #holds = 0;
+  /** The peer's side has ended: its goodbye, its end-of-file, an error, or the socket closed. */
+  #peerDone = false;
+  #peerEnded: (() => void) | undefined;
+  #peerEnd: Promise<void> | undefined;
 
   protected constructor(what: string, socket: Socket, opts: ChannelOptions<T> | undefined) {
     super(what, socket, socket, opts);
@@ -315,6 +319,24 @@ export abstract class Link<T> extends StreamChannel<T> implements Beating {
     return super.close();
   }
 
+  /**
+   * Resolves once the peer's side has ended, or after `ms`: a lingering close, which keeps the
+   * socket open until the peer has read our goodbye and answered with its own end. Closed at once,
+   * a socket the peer then writes to (a request sent before it read the goodbye) fails that write
+   * with EPIPE or a reset, and the peer loses the goodbye still waiting in its input.
+   */
+  protected lingerForPeer(ms: number): Promise<void> {
+    if (this.#peerDone || this.#ended || this.socket.destroyed) return Promise.resolve();
+    this.#peerEnd ??= new Promise<void>((resolve) => {
+      this.#peerEnded = resolve;
+    });
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, ms).unref();
+    });
+    return Promise.race([this.#peerEnd, late]).finally(() => clearTimeout(timer));
+  }
+
   override destroy(reason?: Error): void {
     this.#reason ??= new IpcError(
       ErrorCodes.CLOSED,
@@ -326,6 +348,7 @@ export abstract class Link<T> extends StreamChannel<T> implements Beating {
 
   protected override peerClosed(): void {
     this.#reason ??= new IpcError(ErrorCodes.CLOSED, `${this.what}: the peer closed the connection`);
+    this.#markPeerDone();
     super.peerClosed();
   }
 
@@ -335,6 +358,7 @@ export abstract class Link<T> extends StreamChannel<T> implements Beating {
       `${this.what}: ${detail}`,
       cause === undefined ? undefined : { cause },
     );
+    this.#markPeerDone();
     super.peerGone(detail, cause);
     // Gone before the handshake (a port probe, a TLS client that gave up): nothing more can be said
     // to it. Closing now frees its maxConnections slot; a TLS socket with our hello still unsent
@@ -352,7 +376,13 @@ export abstract class Link<T> extends StreamChannel<T> implements Beating {
     super.teardown();
   }
 
+  #markPeerDone(): void {
+    this.#peerDone = true;
+    this.#peerEnded?.();
+  }
+
   #onSocketClose(): void {
+    this.#markPeerDone();
     if (this.#ended) return;
     this.#ended = true;
     if (this.#heartbeatMs > 0) leaveHeartbeat(this.#heartbeatMs, this);

@@ -30,6 +30,7 @@ import {
   toWireError,
 } from './protocol.js';
 import { SlotMap } from './slot-map.js';
+import { LINGER_MS } from './transport.js';
 
 /** A connection accepted by a server: a Channel of plain messages, plus who is on the other end. */
 export interface SocketConnection<T = unknown> extends Channel<T> {
@@ -499,6 +500,15 @@ export class ServerConnection<T> extends Link<T> implements SocketConnection<T> 
   /** Publications waiting for this subscriber's socket. */
   get queuedPublications(): number {
     return this.#publications.length;
+  }
+
+  /**
+   * Ends with a lingering close (see Link.lingerForPeer): a client that sent a request before it
+   * read our goodbye still reads the goodbye, and knows that request was never run.
+   */
+  protected override async endOutput(): Promise<void> {
+    await super.endOutput();
+    await this.lingerForPeer(LINGER_MS);
   }
 
   protected override writable(): void {

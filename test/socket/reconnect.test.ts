@@ -67,6 +67,57 @@ describe.each(transports)('reconnecting clients over %s', (transport) => {
     }
   }, 60_000);
 
+  it('survive a graceful restart: requests the old server never ran go to the new one', async () => {
+    const where =
+      transport === 'tcp' ? `tcp://127.0.0.1:${await stablePort()}` : listenUrl(transport, env.dir);
+    const first = await listen(where);
+    let ranOnFirst = 0;
+    first.handle('who', () => {
+      ranOnFirst++;
+      return 'first';
+    });
+    const client = await connect<string>(first.url, { reconnect: fast });
+    expect(await client.request('who')).toBe('first');
+    // Written before the client has read the server's goodbye: the server never runs it (it is
+    // closing), and its goodbye says so.
+    const inFlight = client.request('who');
+    await first.close();
+    // Made once close() has returned (the client has read the goodbye by then: the server waits
+    // for the client's end before its socket goes).
+    const after = client.request('who');
+    await using second = await listen(first.url);
+    second.handle('who', () => 'second');
+    expect(await watchdog(inFlight, 10_000, 'the request in flight during close')).toBe('second');
+    expect(await watchdog(after, 10_000, 'the request made after close')).toBe('second');
+    expect(ranOnFirst).toBe(1);
+    await client.close();
+  });
+
+  it('a handler that outlives graceMs: its request fails (it may have run) and is not sent again', async () => {
+    const where =
+      transport === 'tcp' ? `tcp://127.0.0.1:${await stablePort()}` : listenUrl(transport, env.dir);
+    const first = await listen(where);
+    let started!: () => void;
+    const running = new Promise<void>((resolve) => {
+      started = resolve;
+    });
+    first.handle('slow', () => {
+      started();
+      return new Promise(() => {});
+    });
+    const client = await connect<string>(first.url, { reconnect: fast });
+    const slow = rejectionOf(client.request('slow'));
+    await watchdog(running, 10_000, 'the handler to start');
+    await first.close({ graceMs: 0 });
+    await using second = await listen(first.url);
+    let ranOnSecond = 0;
+    second.handle('slow', () => ++ranOnSecond);
+    expect((await watchdog(slow, 10_000, 'the request cut short')).code).toBe(ErrorCodes.PEER_GONE);
+    // The client is back on the new server, which never saw that request.
+    expect(await watchdog(client.request('slow'), 10_000, 'a new request')).toBe(1);
+    await client.close();
+  });
+
   it('resubscribe after reconnecting', async () => {
     let server = await listen(listenUrl(transport, env.dir));
     const url = server.url;
