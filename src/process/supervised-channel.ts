@@ -285,6 +285,8 @@ export class SupervisedChannel<T> implements Channel<T> {
     this.#pumps++;
     try {
       await previous;
+      /** The quiet bound has passed and a poll of the loop since: nothing more is on its way. */
+      let lastLook = false;
       for (;;) {
         if (this.#closed) break;
         if (this.#received.length >= HIGH_WATER) {
@@ -294,13 +296,21 @@ export class SupervisedChannel<T> implements Channel<T> {
         let value: T;
         try {
           const next = channel.tryReceive();
+          if (!next && lastLook) break;
+          lastLook = false;
           value = next
             ? next.message
             : await channel.receive(exited.aborted ? { timeout: DEAD_CHILD_QUIET_MS } : { signal: exited });
         } catch (err) {
           // The child exited while this waited: wait again, bounded (DEAD_CHILD_QUIET_MS).
           if (exited.aborted && isIpcError(err, ErrorCodes.ABORTED)) continue;
-          if (exited.aborted && isIpcError(err, ErrorCodes.TIMEOUT)) break;
+          if (exited.aborted && isIpcError(err, ErrorCodes.TIMEOUT)) {
+            // Timers run before I/O in a turn of the loop: after a loop blocked longer than the
+            // bound, the timeout comes before bytes already waiting are read. One more poll first.
+            await new Promise<void>((resolve) => setImmediate(resolve));
+            lastLook = true;
+            continue;
+          }
           if (isTransportEnd(err)) break;
           this.#deliver({ ok: false, error: err as IpcError });
           // A message the codec or schema refused leaves the channel usable; anything else ends it.
