@@ -240,14 +240,13 @@ export class SocketClient<T = unknown> extends ChannelBase<T> {
       entry = { method, resolve: resolve as (value: unknown) => void, reject, disarm: noop, generation: 0 };
     });
     const id = this.#pending.add(entry);
-    // Kept to send it again if the server says goodbye before it answers (see #requeueUnanswered).
-    if (this.#policy) entry.resend = { name, body };
+    /** Its place in the reconnect queue while it waits there. */
+    let queued: Queued | undefined;
     // No timer or listener (nor a closure for them) unless the caller asked for one.
     if (opts !== undefined && (opts.signal !== undefined || opts.timeout !== undefined)) {
       entry.disarm = armWait(`${this.what}: request '${method}'`, opts, (err) => {
         if (this.#pending.take(id) === undefined) return;
         // Withdrawn from the reconnect queue too: it would hold a place under maxQueued otherwise.
-        const queued = entry.queued;
         if (queued && this.#offline.remove(queued)) {
           this.#offlineBytes -= queued.head.byteLength + queued.body.byteLength;
         }
@@ -269,12 +268,7 @@ export class SocketClient<T = unknown> extends ChannelBase<T> {
       else link.sendParts(head, body ?? EMPTY);
       return promise;
     }
-    const queued: Queued = {
-      head: requestHead(id, name, body === undefined),
-      body: body ?? EMPTY,
-      requestId: id,
-    };
-    entry.queued = queued;
+    queued = { head: requestHead(id, name, body === undefined), body: body ?? EMPTY, requestId: id };
     if (!this.#enqueue(queued, true)) {
       this.#pending.take(id);
       entry.disarm();
@@ -511,7 +505,6 @@ export class SocketClient<T = unknown> extends ChannelBase<T> {
         const entry = this.#pending.get(item.requestId);
         if (!entry) continue; // timed out while queued
         entry.generation = this.#generation;
-        entry.queued = undefined;
       }
       link.sendParts(item.head, item.body);
     }
@@ -532,8 +525,6 @@ export class SocketClient<T = unknown> extends ChannelBase<T> {
     if (link !== this.#link) return; // a connection that never got attached
     this.#link = undefined;
     const generation = this.#generation;
-    if (this.#policy && !this.closed && reason.code === ErrorCodes.CLOSED)
-      this.#requeueUnanswered(generation);
     this.#pending.failGeneration(
       generation,
       (entry) =>
@@ -556,27 +547,6 @@ export class SocketClient<T = unknown> extends ChannelBase<T> {
       return;
     }
     this.#giveUp(reason);
-  }
-
-  /**
-   * The server said goodbye, which it does only once every request it read has its answer (see
-   * SocketServer.close): a request still unanswered was never run, so it goes to the reconnect
-   * queue to be sent again, as if it had been made while disconnected. Past the queue's bounds it
-   * fails as on any drop. A server restart then costs the caller nothing but the wait.
-   */
-  #requeueUnanswered(generation: number): void {
-    for (const [id, entry] of this.#pending.ofGeneration(generation)) {
-      const resend = entry.resend;
-      if (!resend) continue;
-      const queued: Queued = {
-        head: requestHead(id, resend.name, resend.body === undefined),
-        body: resend.body ?? EMPTY,
-        requestId: id,
-      };
-      if (!this.#enqueue(queued, true)) return;
-      entry.generation = 0;
-      entry.queued = queued;
-    }
   }
 
   #giveUp(cause: IpcError): void {

@@ -14,10 +14,6 @@ export interface PendingRequest {
   disarm(): void;
   /** The connection (by generation) it was written to; 0 while it waits in the reconnect queue. */
   generation: number;
-  /** A reconnecting client's copy of what it sent, to send it again (see SocketClient). */
-  resend?: { name: Buffer; body: Uint8Array | undefined };
-  /** Its place in the reconnect queue while it waits there. */
-  queued?: { head: Uint8Array; body: Uint8Array; requestId?: number };
 }
 
 /** The requests in flight, by id (a {@link SlotMap}: one at a time never touches a Map). */
@@ -58,11 +54,6 @@ export class PendingRequests {
   /** Removes and returns the request with `id` (undefined for a late or unknown reply). */
   take(id: number): PendingRequest | undefined {
     return this.#entries.take(id);
-  }
-
-  /** The requests written to connection `generation`, with their ids. */
-  ofGeneration(generation: number): [number, PendingRequest][] {
-    return this.#entries.entries().filter(([, entry]) => entry.generation === generation);
   }
 
   /** Fails every request written to connection `generation`; `error` builds each one's error. */

@@ -314,6 +314,12 @@ export class ServerConnection<T> extends Link<T> implements SocketConnection<T> 
       this.#replyError(id, new IpcError(ErrorCodes.CLOSED, `socket ${this.#server.url} is shutting down`));
       return;
     }
+    // This connection is closing (its goodbye sent or on its way, see endOutput's linger): a request
+    // read now is not run, as no reply could reach the client.
+    if (this.closed) {
+      this.#replyError(id, new IpcError(ErrorCodes.CLOSED, `${this.what} is closing`));
+      return;
+    }
     const handler = this.#server.handlers.get(method);
     if (!handler) {
       this.#replyError(
@@ -325,7 +331,7 @@ export class ServerConnection<T> extends Link<T> implements SocketConnection<T> 
     const limit = this.#server.limits.maxConcurrentRequests;
     if (this.#running.size >= limit) {
       this.#parked.set(id, () => {
-        if (this.#server.draining) {
+        if (this.#server.draining || this.closed) {
           this.#replyError(
             id,
             new IpcError(ErrorCodes.CLOSED, `socket ${this.#server.url} is shutting down`),

@@ -313,10 +313,6 @@ export class SocketServer<T = unknown> implements AsyncIterable<SocketConnection
     for (const conn of this.#connections) if (!conn.isOpen) conn.destroy();
     const open = [...this.#connections];
     await bounded(Promise.all(open.map((conn) => conn.whenIdle())), graceMs);
-    // A goodbye tells the client that every request read from it has its answer, so that one
-    // still unanswered was never run and a reconnecting client may send it again. A connection
-    // whose handlers outlived graceMs cannot say that: it is cut, and its client fails them.
-    for (const conn of open) if (conn.running > 0) conn.destroy();
     await bounded(Promise.all(open.map((conn) => conn.close())), LINGER_MS);
     for (const conn of this.#connections) conn.destroy();
     for (const conn of this.#pending.drain()) conn.destroy();

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { connect, ErrorCodes, type IpcError, listen } from '../../src/index.js';
+import { connect, ErrorCodes, type IpcError, listen, type SocketConnection } from '../../src/index.js';
 import { isolateRuntimeDir, isPending, rejectionOf, watchdog } from '../helpers.js';
 import { stablePort } from '../support/ports.js';
 import { startFixture } from './child.js';
@@ -67,7 +67,7 @@ describe.each(transports)('reconnecting clients over %s', (transport) => {
     }
   }, 60_000);
 
-  it('survive a graceful restart: requests the old server never ran go to the new one', async () => {
+  it('survive a graceful restart: a request made once close() has returned goes to the new server', async () => {
     const where =
       transport === 'tcp' ? `tcp://127.0.0.1:${await stablePort()}` : listenUrl(transport, env.dir);
     const first = await listen(where);
@@ -78,22 +78,43 @@ describe.each(transports)('reconnecting clients over %s', (transport) => {
     });
     const client = await connect<string>(first.url, { reconnect: fast });
     expect(await client.request('who')).toBe('first');
-    // Written before the client has read the server's goodbye: the server never runs it (it is
-    // closing), and its goodbye says so.
-    const inFlight = client.request('who');
+    // Written before the client has read the server's goodbye: the closing server does not run
+    // it, and the client cannot know that, so it fails as any request the connection dropped.
+    const inFlight = rejectionOf(client.request('who'));
     await first.close();
-    // Made once close() has returned (the client has read the goodbye by then: the server waits
-    // for the client's end before its socket goes).
+    // Made once close() has returned: the server's socket lingered until the client had read its
+    // goodbye, so the client knows it is disconnected and queues this for the next server
+    // (written to a socket already gone, it failed with EPIPE).
     const after = client.request('who');
     await using second = await listen(first.url);
     second.handle('who', () => 'second');
-    expect(await watchdog(inFlight, 10_000, 'the request in flight during close')).toBe('second');
+    expect((await watchdog(inFlight, 10_000, 'the request in flight during close')).code).toBe(
+      ErrorCodes.PEER_GONE,
+    );
     expect(await watchdog(after, 10_000, 'the request made after close')).toBe('second');
     expect(ranOnFirst).toBe(1);
     await client.close();
   });
 
-  it('a handler that outlives graceMs: its request fails (it may have run) and is not sent again', async () => {
+  it('a request that reaches a connection while it closes is not run', async () => {
+    await using server = await listen(listenUrl(transport, env.dir));
+    let runs = 0;
+    server.handle('count', () => ++runs);
+    const accepted = new Promise<SocketConnection<unknown>>((resolve) => server.once('connection', resolve));
+    const client = await connect(server.url);
+    const conn = await watchdog(accepted, 10_000, 'the connection');
+    expect(await client.request('count')).toBe(1);
+    // The connection lingers until the client has read its goodbye: a request the client wrote
+    // before that is read, and refused or left unanswered, never run.
+    const closing = conn.close();
+    const late = await watchdog(rejectionOf(client.request('count')), 10_000, 'the late request');
+    expect([ErrorCodes.CLOSED, ErrorCodes.PEER_GONE]).toContain(late.code);
+    await watchdog(closing, 10_000, 'the connection to close');
+    expect(runs).toBe(1);
+    await client.close();
+  });
+
+  it('a handler that outlives graceMs: its request fails (it may have run), and is not sent again', async () => {
     const where =
       transport === 'tcp' ? `tcp://127.0.0.1:${await stablePort()}` : listenUrl(transport, env.dir);
     const first = await listen(where);
