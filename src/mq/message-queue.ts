@@ -641,6 +641,11 @@ export class MessageQueue<T = unknown> implements AsyncDisposable {
    * upgrade) may still take it; after maxAttempts deliveries it is a dead letter, as any other.
    */
   #toMessage(claimed: ClaimedMessage): Message<T> | Promise<Message<T>> {
+    if (this.#closing) {
+      // Taken from a fetcher before close() and reaching here after it: given back, as prefetched ones are.
+      this.#release([claimed]);
+      throw closedError(this.#what);
+    }
     let body: T | Promise<T>;
     try {
       // A schema that validates asynchronously is awaited: a receive can wait, a channel's cannot.

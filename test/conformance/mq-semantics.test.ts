@@ -666,6 +666,31 @@ for (const store of stores) {
         }
       });
 
+      it('a prefetched message a consume() loop takes as close() begins is given back, not handed out', async () => {
+        const later = {
+          '~standard': {
+            version: 1 as const,
+            vendor: 'test',
+            validate: async (value: unknown) => {
+              await new Promise<void>((resolve) => setImmediate(resolve));
+              return { value: value as number };
+            },
+          },
+        };
+        const q = await ctx.open<number>({ schema: later });
+        const other = await ctx.open<number>();
+        for (let i = 0; i < 3; i++) await other.send(i);
+        const loop = q.consume({ prefetch: 3 });
+        const first = await watchdog(loop.next(), 10_000, 'the first message');
+        await first.value!.ack();
+        // The fetcher holds the other two by now (prefetch 3). Taken in the same tick as close().
+        const next = loop.next();
+        const closing = q.close();
+        expect((await watchdog(next, 10_000, 'the next step')).done).toBe(true);
+        await watchdog(closing, 10_000, 'close()');
+        expect(await other.stats()).toMatchObject({ ready: 2, inflight: 0 });
+      });
+
       it('a validator that answers with a foreign thenable or with no result is ERR_IPC_INVALID_MESSAGE', async () => {
         const answers: unknown[] = [
           // A promise that is not this realm's Promise (another vm context's).
