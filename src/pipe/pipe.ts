@@ -20,20 +20,25 @@ export interface PipeOptions {
 abstract class PipeEnd {
   #fd: number;
   #taken = false;
+  #closed = false;
 
   constructor(fd: number) {
     this.#fd = fd;
   }
 
-  /** The file descriptor, e.g. for `spawn(cmd, args, { stdio: ['ignore', writer.fd, 'inherit'] })`. */
+  /**
+   * The file descriptor, e.g. for `spawn(cmd, args, { stdio: ['ignore', writer.fd, 'inherit'] })`;
+   * -1 once closed (as a closed FileHandle's), since the number may already name another file.
+   */
   get fd(): number {
-    return this.#fd;
+    return this.#closed ? -1 : this.#fd;
   }
 
   /** Closes this process's copy of the fd (after handing it to a child, close yours). Idempotent. */
   close(): void {
     if (this.#taken) return;
     this.#taken = true;
+    this.#closed = true;
     try {
       // pipe2 and inheritance open pipe fds, never fs: the addon closes them (no worker warning).
       native().close(this.#fd);

@@ -6,7 +6,7 @@
 import { type ChildProcess as NodeChild, spawn as nodeSpawn, type StdioOptions } from 'node:child_process';
 import { Stream } from 'node:stream';
 import type { Channel, ChannelOptions } from '../core/channel.js';
-import { fromSystemError } from '../core/errors.js';
+import { ErrorCodes, fromSystemError, IpcError } from '../core/errors.js';
 import { fdExhaustionError } from '../core/fd-exhaustion.js';
 import type { ShmChannelMode } from '../shm/shm-channel.js';
 import {
@@ -171,9 +171,12 @@ function normalizeStdio(stdio: SpawnOptions['stdio']): StdioEntry[] {
   if (!Array.isArray(stdio))
     throw new TypeError("options.stdio must be 'inherit', 'pipe', 'ignore' or an array");
   // Node takes any object with a numeric `fd` at run time; its types take only its own streams.
-  const list = (stdio as readonly (StdioEntry | { readonly fd: number })[]).map((entry) =>
-    isFdHolder(entry) ? entry.fd : entry,
-  );
+  const list = (stdio as readonly (StdioEntry | { readonly fd: number })[]).map((entry, i) => {
+    if (!isFdHolder(entry)) return entry;
+    if (entry.fd < 0)
+      throw new IpcError(ErrorCodes.CLOSED, `options.stdio[${i}] is closed (its fd is ${entry.fd})`);
+    return entry.fd;
+  });
   if (list.length > 3) {
     throw new RangeError('options.stdio takes at most 3 entries; pass further fds with options.share');
   }

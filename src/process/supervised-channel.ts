@@ -86,11 +86,14 @@ export class SupervisedChannel<T> implements Channel<T> {
     if (this.#buffer.length > 0) void this.#flush(channel);
   }
 
-  /** @internal The current child exited: sends buffer until the next one. */
-  detach(): void {
-    const current = this.#current;
+  /**
+   * @internal The current child exited (`channel` was its channel): sends buffer until the next
+   * one, and its channel is read on only until it has been quiet (see #pump). Its channel is named
+   * by the caller: a send its transport refused no longer counts it as the current one.
+   */
+  detach(channel: Channel<T> | undefined): void {
     this.#current = undefined;
-    if (current) this.#exited.get(current)?.abort();
+    if (channel) this.#exited.get(channel)?.abort();
   }
 
   /** @internal No child will come any more (given up, not restarted, supervisor stopped). */

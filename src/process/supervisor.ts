@@ -338,7 +338,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     if (entry.child !== child) return;
     entry.child = undefined;
     entry.lastExit = status;
-    entry.channel.detach();
+    entry.channel.detach(child.channel);
     this.#announce('exit', entry.name, status);
     // A child that failed while starting carries why, for 'giveup'. A clean exit (code 0) stays
     // clean, as the restart policy says, even before its ready hook was done.

@@ -49,6 +49,11 @@ describe('Pipe', () => {
     for await (const chunk of reader.stream()) text += chunk;
     expect(text).toBe('hello from sh\n');
     expect(await watchdog(child.exited, 10_000, 'the child to exit')).toMatchObject({ code: 0 });
+    // Closed, its number may name another file by now: refused, not passed on.
+    expect(writer.fd).toBe(-1);
+    expect(() => spawn('true', [], { stdio: ['ignore', writer, 'inherit'] })).toThrow(
+      expect.objectContaining({ code: ErrorCodes.CLOSED }),
+    );
   });
 
   it('sizes the kernel buffer on request and checks the option', () => {

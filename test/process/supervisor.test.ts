@@ -228,6 +228,51 @@ describe('Supervisor: restarts', () => {
     }
   });
 
+  it("the same, after the child's transport refused a send (it had closed its end of the pipe)", async () => {
+    const grandchild = join(env.dir, '..', 'grandchild.pid');
+    const sup = supervisor({ restart: 'always', maxRestarts: 1, backoff: { initialMs: 1 } });
+    let starts = 0;
+    sup.add('closes-its-input', () =>
+      ++starts === 1
+        ? // Closes fd 3 (what the parent sends), leaves a process holding fd 4, exits after a while.
+          spawn(
+            '/bin/sh',
+            ['-c', `sleep 120 3<&- & echo $! >> '${grandchild}'; exec 3<&-; sleep 1; exit 1`],
+            { channel: 'pipe' },
+          )
+        : spawn(process.execPath, fixtureArgs('process-send-count-then-exit.ts', '3', '0'), {
+            channel: 'pipe',
+          }),
+    );
+    const channel = sup.channel<{ pid: number; i: number } | string>('closes-its-input');
+    const firstExited = once(sup, 'exit');
+    try {
+      await sup.start();
+      // Sends while the first child is up: its transport refuses them (EPIPE), and they wait for
+      // the next child. Paced, not timed: the loop ends when the child has exited.
+      let exited = false;
+      void firstExited.then(() => {
+        exited = true;
+      });
+      while (!exited) {
+        await channel.send('ping');
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      for (let i = 0; i < 3; i++) {
+        expect(await watchdog(channel.receive(), 30_000, `the successor's message ${i}`)).toMatchObject({
+          i,
+        });
+      }
+    } finally {
+      await sup.stop();
+      for (const pid of readFileSync(grandchild, 'utf8').split('\n').filter(Boolean)) {
+        try {
+          process.kill(Number(pid), 'SIGKILL');
+        } catch {}
+      }
+    }
+  });
+
   it("releases each dead child's channel: restarts of an shm child leave no segment mapped", async () => {
     const before = segments();
     const sup = supervisor({ restart: 'always', maxRestarts: 3, backoff: { initialMs: 1 } });
