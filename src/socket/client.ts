@@ -155,7 +155,7 @@ export class SocketClient<T = unknown> extends ChannelBase<T> {
 
   /** True while a connection is up (false while reconnecting). */
   get connected(): boolean {
-    return this.#link?.isOpen === true;
+    return this.#link?.reachable === true;
   }
 
   /** Requests awaiting their reply. */
@@ -259,7 +259,7 @@ export class SocketClient<T = unknown> extends ChannelBase<T> {
       if (!this.#pending.has(id)) return promise; // the signal was already aborted
     }
     const link = this.#link;
-    if (link?.isOpen) {
+    if (link?.reachable) {
       entry.generation = this.#generation;
       const head = requestHeadNow(id, name, body === undefined);
       // A lone request (the caller awaits each reply before the next) leaves at once; several in
@@ -324,7 +324,7 @@ export class SocketClient<T = unknown> extends ChannelBase<T> {
     if (!entry) {
       entry = armTopic({ name, subs: new Set(), ready: Promise.resolve(), settled: true, settle: noop });
       this.#topics.set(topic, entry);
-      if (this.#link?.isOpen) this.#sendSubscribe(topic, entry);
+      if (this.#link?.reachable) this.#sendSubscribe(topic, entry);
     }
     const sub = new Subscription<M>(topic, limit, entry.ready, (s) =>
       this.#unsubscribe(s as Subscription<unknown>),
@@ -380,7 +380,7 @@ export class SocketClient<T = unknown> extends ChannelBase<T> {
 
   protected transmit(payload: Uint8Array): boolean {
     const link = this.#link;
-    if (link?.isOpen) return link.sendMessage(payload);
+    if (link?.reachable) return link.sendMessage(payload);
     // Reconnecting: queue a copy (a raw-codec caller may reuse its buffer once send resolves).
     this.#enqueue({ head: MESSAGE_HEAD, body: new Uint8Array(payload) }, false);
     return !this.#offlineFull();

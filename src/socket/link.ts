@@ -76,6 +76,8 @@ export abstract class Link<T> extends StreamChannel<T> implements Beating {
   #holds = 0;
   /** The peer's side has ended: its goodbye, its end-of-file, an error, or the socket closed. */
   #peerDone = false;
+  /** Closing, our goodbye sent: reading only to see the peer's end (see lingerForPeer). */
+  #lingering = false;
   #peerEnded: (() => void) | undefined;
   #peerEnd: Promise<void> | undefined;
 
@@ -130,6 +132,8 @@ export abstract class Link<T> extends StreamChannel<T> implements Beating {
    * `end`, valid during the call.
    */
   protected receiveMessage(data: Uint8Array, start: number, end: number): void {
+    // Lingering after our goodbye: nobody will receive it (and a flood must not pile up).
+    if (this.#lingering) return;
     this.deliverRange(data, start, end);
   }
 
@@ -293,6 +297,7 @@ export abstract class Link<T> extends StreamChannel<T> implements Beating {
 
   /** Stops reading for `reason` (a {@link Hold} bit); reading resumes when no reason is left. */
   hold(reason: number): void {
+    if (this.#lingering) return;
     if (this.#holds === 0) super.pauseInput();
     this.#holds |= reason;
   }
@@ -327,14 +332,28 @@ export abstract class Link<T> extends StreamChannel<T> implements Beating {
    */
   protected lingerForPeer(ms: number): Promise<void> {
     if (this.#peerDone || this.#ended || this.socket.destroyed) return Promise.resolve();
+    // The peer's end can only be seen by reading: whatever held the input (messages nobody read,
+    // requests parked) no longer does, and what comes now is dropped (see receiveMessage).
+    this.#lingering = true;
+    if (this.#holds !== 0) {
+      this.#holds = 0;
+      super.resumeInput();
+    }
     this.#peerEnd ??= new Promise<void>((resolve) => {
       this.#peerEnded = resolve;
     });
     let timer: NodeJS.Timeout | undefined;
+    // Not unref'd: a paused or quiet socket may be all that keeps the loop alive, and close() must
+    // settle. It is bounded by `ms`.
     const late = new Promise<void>((resolve) => {
-      timer = setTimeout(resolve, ms).unref();
+      timer = setTimeout(resolve, ms);
     });
     return Promise.race([this.#peerEnd, late]).finally(() => clearTimeout(timer));
+  }
+
+  /** Open, and the peer has neither said goodbye nor gone: what is sent now can still reach it. */
+  get reachable(): boolean {
+    return this.isOpen && !this.#peerDone;
   }
 
   override destroy(reason?: Error): void {

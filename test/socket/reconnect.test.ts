@@ -96,6 +96,35 @@ describe.each(transports)('reconnecting clients over %s', (transport) => {
     await client.close();
   });
 
+  it("what a client sends on reading the server's last message before its goodbye goes to the next connection", async () => {
+    await using server = await listen(listenUrl(transport, env.dir));
+    const runs: number[] = [];
+    server.handle('x', (n: number) => {
+      runs.push(n);
+      return n;
+    });
+    const connections = server[Symbol.asyncIterator]();
+    const client = await connect<string>(server.url, { reconnect: fast });
+    const first = (await watchdog(connections.next(), 10_000, 'the connection'))
+      .value as SocketConnection<string>;
+    // Read in the same chunk as the goodbye that follows it: the client reacts before it has
+    // processed the goodbye, on a link that is still open but whose peer is leaving.
+    const reaction = client.receive().then((m) => {
+      expect(m).toBe('last');
+      return Promise.all([client.request('x', 1), client.send('after the goodbye')]);
+    });
+    await first.send('last');
+    await watchdog(first.close(), 10_000, 'the connection to close');
+    const second = (await watchdog(connections.next(), 10_000, 'the next connection'))
+      .value as SocketConnection<string>;
+    expect((await watchdog(reaction, 10_000, 'the request and the send'))[0]).toBe(1);
+    expect(await watchdog(second.receive(), 10_000, 'the message on the next connection')).toBe(
+      'after the goodbye',
+    );
+    expect(runs).toEqual([1]);
+    await client.close();
+  });
+
   it('a request that reaches a connection while it closes is not run', async () => {
     await using server = await listen(listenUrl(transport, env.dir));
     let runs = 0;
