@@ -20,7 +20,6 @@ export interface PipeOptions {
 abstract class PipeEnd {
   #fd: number;
   #taken = false;
-  #closed = false;
 
   constructor(fd: number) {
     this.#fd = fd;
@@ -28,17 +27,17 @@ abstract class PipeEnd {
 
   /**
    * The file descriptor, e.g. for `spawn(cmd, args, { stdio: ['ignore', writer.fd, 'inherit'] })`;
-   * -1 once closed (as a closed FileHandle's), since the number may already name another file.
+   * -1 once closed (as a closed FileHandle's) or handed to a stream, receiver or sender, which
+   * closes it when it ends: the number may then name another file.
    */
   get fd(): number {
-    return this.#closed ? -1 : this.#fd;
+    return this.#taken ? -1 : this.#fd;
   }
 
   /** Closes this process's copy of the fd (after handing it to a child, close yours). Idempotent. */
   close(): void {
     if (this.#taken) return;
     this.#taken = true;
-    this.#closed = true;
     try {
       // pipe2 and inheritance open pipe fds, never fs: the addon closes them (no worker warning).
       native().close(this.#fd);

@@ -172,6 +172,11 @@ function normalizeStdio(stdio: SpawnOptions['stdio']): StdioEntry[] {
     throw new TypeError("options.stdio must be 'inherit', 'pipe', 'ignore' or an array");
   // Node takes any object with a numeric `fd` at run time; its types take only its own streams.
   const list = (stdio as readonly (StdioEntry | { readonly fd: number })[]).map((entry, i) => {
+    if (typeof entry === 'number' && entry < 0) {
+      throw new RangeError(
+        `options.stdio[${i}] must be an fd >= 0, got ${entry} (a closed pipe end's fd is -1)`,
+      );
+    }
     if (!isFdHolder(entry)) return entry;
     if (entry.fd < 0)
       throw new IpcError(ErrorCodes.CLOSED, `options.stdio[${i}] is closed (its fd is ${entry.fd})`);

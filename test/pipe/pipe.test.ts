@@ -54,6 +54,9 @@ describe('Pipe', () => {
     expect(() => spawn('true', [], { stdio: ['ignore', writer, 'inherit'] })).toThrow(
       expect.objectContaining({ code: ErrorCodes.CLOSED }),
     );
+    expect(() => spawn('true', [], { stdio: ['ignore', writer.fd, 'inherit'] })).toThrow(RangeError);
+    // Handed to a stream, which closes it when it ends: the same.
+    expect(reader.fd).toBe(-1);
   });
 
   it('sizes the kernel buffer on request and checks the option', () => {
