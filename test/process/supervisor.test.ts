@@ -36,6 +36,15 @@ function segments(): number {
     .filter((line) => line.includes('memfd:ipckit-anonymous')).length;
 }
 
+/** Kills the processes whose pids a fixture appended to `pidFile`, one per line. */
+function killListed(pidFile: string): void {
+  for (const pid of readFileSync(pidFile, 'utf8').split('\n').filter(Boolean)) {
+    try {
+      process.kill(Number(pid), 'SIGKILL');
+    } catch {}
+  }
+}
+
 const node =
   (fixture: string, ...args: string[]) =>
   () =>
@@ -220,11 +229,7 @@ describe('Supervisor: restarts', () => {
       expect(second.pid).not.toBe(first.pid);
     } finally {
       await sup.stop();
-      for (const pid of readFileSync(grandchild, 'utf8').split('\n').filter(Boolean)) {
-        try {
-          process.kill(Number(pid), 'SIGKILL');
-        } catch {}
-      }
+      killListed(grandchild);
     }
   });
 
@@ -265,11 +270,7 @@ describe('Supervisor: restarts', () => {
       }
     } finally {
       await sup.stop();
-      for (const pid of readFileSync(grandchild, 'utf8').split('\n').filter(Boolean)) {
-        try {
-          process.kill(Number(pid), 'SIGKILL');
-        } catch {}
-      }
+      killListed(grandchild);
     }
   });
 
