@@ -9,40 +9,18 @@ import { join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import {
-  type ClaimRequest,
-  ErrorCodes,
-  isIpcError,
-  MessageQueue,
-  type StoreDriver,
-} from '../../src/index.js';
-import { resolveStoreDriver } from '../../src/mq/store-drivers.js';
+import { ErrorCodes, isIpcError, MessageQueue, type StoreDriver } from '../../src/index.js';
 import { isolateRuntimeDir, openFdCount } from '../helpers.js';
 import { killAll, killWaitingConsumer } from '../sync/children.js';
+import { sqliteAround } from './sqlite-spy.js';
 
 /** The SQLite store, with a weak reference kept to the `types` of every claim (the fetcher's own array). */
 function filterSpy(): { driver: StoreDriver; filters: WeakRef<readonly string[]>[] } {
-  const sqlite = resolveStoreDriver('sqlite');
   const filters: WeakRef<readonly string[]>[] = [];
-  const driver: StoreDriver = {
-    name: 'filter-spy',
-    remove: (name) => sqlite.remove(name),
-    async open(name, options) {
-      const store = await sqlite.open(name, options);
-      return new Proxy(store, {
-        get(target, prop) {
-          if (prop === 'claim') {
-            return (request: ClaimRequest) => {
-              if (request.types) filters.push(new WeakRef(request.types));
-              return target.claim(request);
-            };
-          }
-          const value = Reflect.get(target, prop);
-          return typeof value === 'function' ? value.bind(target) : value;
-        },
-      });
-    },
-  };
+  const driver = sqliteAround('filter-spy', 'claim', (claim) => (request) => {
+    if (request.types) filters.push(new WeakRef(request.types));
+    return claim(request);
+  });
   return { driver, filters };
 }
 

@@ -4,43 +4,18 @@
  * where it could not. Counted on the real SQLite store through a driver that counts its sends.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ErrorCodes, isIpcError, MessageQueue, type SendRequest, type StoreDriver } from '../../src/index.js';
-import { resolveStoreDriver } from '../../src/mq/store-drivers.js';
-import { isolateRuntimeDir, isPending, watchdog } from '../helpers.js';
+import { ErrorCodes, MessageQueue, type StoreDriver } from '../../src/index.js';
+import { isolateRuntimeDir, isPending, rejectionOf, watchdog } from '../helpers.js';
+import { sqliteAround } from './sqlite-spy.js';
 
 /** The SQLite store, counting the transactions of sends it is asked for. */
 function countingSends(): { driver: StoreDriver; sends: () => number } {
-  const sqlite = resolveStoreDriver('sqlite');
   let sends = 0;
-  const driver: StoreDriver = {
-    name: 'send-counter',
-    remove: (name) => sqlite.remove(name),
-    async open(name, options) {
-      const store = await sqlite.open(name, options);
-      return new Proxy(store, {
-        get(target, prop) {
-          if (prop === 'send') {
-            return (request: SendRequest) => {
-              sends++;
-              return target.send(request);
-            };
-          }
-          const value = Reflect.get(target, prop);
-          return typeof value === 'function' ? value.bind(target) : value;
-        },
-      });
-    },
-  };
+  const driver = sqliteAround('send-counter', 'send', (send) => (request) => {
+    sends++;
+    return send(request);
+  });
   return { driver, sends: () => sends };
-}
-
-async function codeOf(promise: Promise<unknown>): Promise<string | undefined> {
-  try {
-    await promise;
-    return undefined;
-  } catch (err) {
-    return isIpcError(err) ? err.code : String(err);
-  }
 }
 
 /** A few turns of the event loop: what a send scheduled now would have done by then. */
@@ -67,11 +42,11 @@ describe('sends waiting for room', () => {
     const giveUp = new AbortController();
     const first = q.send('c', { signal: giveUp.signal });
     // A send that may not wait is refused: the first one is known to wait for room now.
-    expect(await codeOf(q.send('x', { timeout: 0 }))).toBe(ErrorCodes.TIMEOUT);
+    expect((await rejectionOf(q.send('x', { timeout: 0 }))).code).toBe(ErrorCodes.TIMEOUT);
     const second = q.send('d');
     const asked = sends();
     giveUp.abort();
-    expect(await codeOf(first)).toBe(ErrorCodes.ABORTED);
+    expect((await rejectionOf(first)).code).toBe(ErrorCodes.ABORTED);
     await turns(5);
     // As large as the one that did not fit: the store was not asked again.
     expect(sends()).toBe(asked);
