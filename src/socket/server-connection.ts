@@ -310,14 +310,9 @@ export class ServerConnection<T> extends Link<T> implements SocketConnection<T> 
         return;
       }
     }
-    if (this.#server.draining) {
-      this.#replyError(id, new IpcError(ErrorCodes.CLOSED, `socket ${this.#server.url} is shutting down`));
-      return;
-    }
-    // This connection is closing (its goodbye sent or on its way, see endOutput's linger): a request
-    // read now is not run, as no reply could reach the client.
-    if (this.closed) {
-      this.#replyError(id, new IpcError(ErrorCodes.CLOSED, `${this.what} is closing`));
+    const refusal = this.#closingRefusal();
+    if (refusal) {
+      this.#replyError(id, refusal);
       return;
     }
     const handler = this.#server.handlers.get(method);
@@ -331,17 +326,25 @@ export class ServerConnection<T> extends Link<T> implements SocketConnection<T> 
     const limit = this.#server.limits.maxConcurrentRequests;
     if (this.#running.size >= limit) {
       this.#parked.set(id, () => {
-        if (this.#server.draining || this.closed) {
-          this.#replyError(
-            id,
-            new IpcError(ErrorCodes.CLOSED, `socket ${this.#server.url} is shutting down`),
-          );
-        } else this.#run(id, method, handler, params);
+        const refusal = this.#closingRefusal();
+        if (refusal) this.#replyError(id, refusal);
+        else this.#run(id, method, handler, params);
       });
       if (this.#parked.size >= limit + PARKED_PAST_LIMIT) this.hold(Hold.REQUESTS);
       return;
     }
     this.#run(id, method, handler, params);
+  }
+
+  /**
+   * Why a request read now is not run: the server is shutting down, or this connection is closing
+   * (its goodbye sent or on its way, see endOutput's linger), when no reply may reach the client.
+   */
+  #closingRefusal(): IpcError | undefined {
+    if (this.#server.draining)
+      return new IpcError(ErrorCodes.CLOSED, `socket ${this.#server.url} is shutting down`);
+    if (this.closed) return new IpcError(ErrorCodes.CLOSED, `${this.what} is closing`);
+    return undefined;
   }
 
   #run(id: number, method: string, handler: Handler, params: unknown): void {
