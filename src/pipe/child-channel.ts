@@ -3,7 +3,7 @@
  * as the child's fds 3 (parent -> child) and 4 (child -> parent). The child finds them through the
  * IPCKIT_CHANNEL environment variable and takes them with {@link parentChannel}.
  */
-import { fstatSync } from 'node:fs';
+import { fstatSync, type Stats } from 'node:fs';
 import { type Channel, type ChannelOptions, checkChannelOptions } from '../core/channel.js';
 import { ErrorCodes, IpcError } from '../core/errors.js';
 import { StreamChannel } from '../core/stream-channel.js';
@@ -177,22 +177,13 @@ export function parentChannel<T = unknown>(opts?: ParentChannelOptions<T>): Chan
  * with a bare ERR_INVALID_FD_TYPE, or could take over an unrelated pipe.
  */
 function checkInherited(fd: number, kind: 'pipe' | 'shm'): void {
-  let found: string;
+  let stat: Stats | undefined;
   try {
-    const stat = fstatSync(fd);
-    if (kind === 'shm' ? stat.isFile() : stat.isFIFO() || stat.isSocket()) return;
-    found = stat.isFIFO()
-      ? 'a pipe'
-      : stat.isSocket()
-        ? 'a socket'
-        : stat.isFile()
-          ? 'a file'
-          : 'something else';
-  } catch {
-    found = 'closed';
-  }
+    stat = fstatSync(fd);
+  } catch {} // closed: stat stays undefined
+  if (stat && (kind === 'shm' ? stat.isFile() : stat.isFIFO() || stat.isSocket())) return;
   throw new IpcError(
     ErrorCodes.NOT_FOUND,
-    `parentChannel(): the channel's fd ${fd} was not inherited (it is ${found}, not ${kind === 'shm' ? 'a shared memory segment' : 'a pipe'}): was this program started by a launcher that runs it in a process of its own without passing fds on, such as the tsx command? Run it with node (node --import tsx for TypeScript)`,
+    `parentChannel(): the channel's fd ${fd} was not inherited (it is ${stat ? 'another kind of file' : 'closed'}): was this program started by a launcher that runs it in a process of its own without passing fds on, such as the tsx command? Run it with node (node --import tsx for TypeScript)`,
   );
 }

@@ -91,18 +91,19 @@ function kindsOption(kinds: unknown): ReadonlySet<ResourceKind> {
  * else (a file made there since): gc removes what the dead creator made, never anything else.
  */
 function checkStillItself(entry: ResourceStatus): void {
-  if (entry.path === undefined) return;
-  const wanted =
-    entry.kind === 'fifo'
-      ? 'FIFO'
-      : entry.kind === 'named-pipe' || entry.kind === 'socket'
-        ? 'socket'
-        : undefined;
-  if (wanted === undefined) return;
+  const wanted = FILE_TYPE_OF[entry.kind];
+  if (entry.path === undefined || wanted === undefined) return;
   const stat = lstatSync(entry.path, { throwIfNoEntry: false });
   if (stat === undefined || (wanted === 'FIFO' ? stat.isFIFO() : stat.isSocket())) return;
   throw new IpcError(ErrorCodes.INCOMPATIBLE, `${entry.path} is no longer a ${wanted}; left in place`);
 }
+
+/** What is at the path of the kinds that have one. */
+const FILE_TYPE_OF: Partial<Record<ResourceKind, 'FIFO' | 'socket'>> = {
+  fifo: 'FIFO',
+  'named-pipe': 'socket',
+  socket: 'socket',
+};
 
 function removeEntry(entry: ResourceStatus): void {
   if (SHM_KINDS.has(entry.kind)) {
