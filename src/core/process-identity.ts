@@ -16,12 +16,18 @@ interface ProcStat {
   startTime: number;
 }
 
-function readStat(pid: number): ProcStat | undefined {
+/**
+ * The process's /proc/<pid>/stat; 'gone' when there is no such process; 'unknown' when the file
+ * could not be read for another reason (no /proc, or the caller is out of file descriptors), which
+ * must never be taken for a death: a live lock holder would lose its lock.
+ */
+function readStat(pid: number): ProcStat | 'gone' | 'unknown' {
   let text: string;
   try {
     text = readFileSync(`/proc/${pid}/stat`, 'latin1');
-  } catch {
-    return undefined;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    return (code === 'ENOENT' || code === 'ESRCH') && process.platform === 'linux' ? 'gone' : 'unknown';
   }
   // The command name (field 2) may contain spaces and parentheses; fields resume after the last ')'.
   const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
@@ -30,31 +36,42 @@ function readStat(pid: number): ProcStat | undefined {
 
 let self: ProcessIdentity | undefined;
 
-/** The identity of the calling process (read once: a Node process never changes its pid). */
+/**
+ * The identity of the calling process (read once: a Node process never changes its pid; read again
+ * while its start time is unknown, as when the first read found no file descriptor free).
+ */
 export function selfIdentity(): ProcessIdentity {
-  self ??= identityOf(process.pid) ?? { pid: process.pid, startTime: 0 };
+  if (!self?.startTime) self = identityOf(process.pid) ?? { pid: process.pid, startTime: 0 };
   return { ...self };
 }
 
 /** The identity of a running process, or undefined if there is none with that pid. */
 export function identityOf(pid: number): ProcessIdentity | undefined {
   const stat = readStat(pid);
-  return stat ? { pid, startTime: stat.startTime } : undefined;
+  if (stat === 'gone') return undefined;
+  // Unreadable: the pid alone, which isAlive then checks with signal 0.
+  return stat === 'unknown'
+    ? signalReaches(pid)
+      ? { pid, startTime: 0 }
+      : undefined
+    : { pid, startTime: stat.startTime };
+}
+
+/** Signal 0: whether a process with this pid exists. It cannot see pid reuse or zombies. */
+function signalReaches(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 /** True while the identified process runs: same pid, same start time, not a zombie. */
 export function isAlive(identity: ProcessIdentity): boolean {
   const stat = readStat(identity.pid);
-  if (!stat) {
-    // No /proc (not Linux): fall back to signal 0, which cannot see pid reuse or zombies.
-    if (process.platform === 'linux') return false;
-    try {
-      process.kill(identity.pid, 0);
-      return true;
-    } catch (err) {
-      return (err as NodeJS.ErrnoException).code === 'EPERM';
-    }
-  }
+  if (stat === 'gone') return false;
+  if (stat === 'unknown') return signalReaches(identity.pid);
   if (stat.state === 'Z' || stat.state === 'X') return false;
   return identity.startTime === 0 || stat.startTime === identity.startTime;
 }

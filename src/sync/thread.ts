@@ -20,8 +20,9 @@ let self: ThreadIdentity | undefined;
 
 /** The calling thread's identity (module state is per thread in Node, so this is cached per thread). */
 export function selfThread(): ThreadIdentity {
-  if (!self) {
-    const tid = native().gettid();
+  // Read again while the start time is unknown (a first read out of file descriptors).
+  if (!self?.startTime) {
+    const tid = self?.tid ?? native().gettid();
     // /proc/<tid>/stat works for any thread id, listed in /proc or not.
     self = { tid, pid: process.pid, startTime: identityOf(tid)?.startTime ?? 0 };
   }

@@ -5,7 +5,7 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { spawn } from '../../src/index.js';
+import { Mutex, RwLock, Semaphore, spawn } from '../../src/index.js';
 import { fixtureArgs, isolateRuntimeDir, watchdog } from '../helpers.js';
 
 let env: ReturnType<typeof isolateRuntimeDir>;
@@ -62,5 +62,28 @@ describe('out of file descriptors', () => {
     await child.channel!.close();
     expect((await watchdog(child.exited, 60_000, 'exit')).code).toBe(0);
     expect(stdout.trim().split('\n')).toEqual(['FAILED ERR_IPC_SYSTEM EMFILE', 'RECOVERED']);
+  });
+
+  it('a live holder stays the holder for a process that cannot read /proc', async () => {
+    // This process holds all three; the fixture, out of fds, cannot read this process's /proc
+    // entry, and must not take that for a death.
+    const mutex = Mutex.create('held');
+    const semaphore = Semaphore.create('held', { initial: 1 });
+    const rwlock = RwLock.create('held');
+    const held = [await mutex.lock(), await semaphore.acquire(), await rwlock.readLock()];
+    try {
+      const node = [process.execPath, ...fixtureArgs('sync-try-held-while-out-of-fds.ts')]
+        .map((arg) => `'${arg}'`)
+        .join(' ');
+      const { stdout } = await run('bash', ['-c', `ulimit -n 128 && exec ${node}`], {
+        env: process.env,
+        timeout: 60_000,
+      });
+      expect(stdout.trim().split('\n')).toEqual(['mutex refused', 'semaphore refused', 'rwlock refused']);
+      expect(semaphore.value).toBe(0);
+    } finally {
+      for (const guard of held) guard.release();
+      for (const primitive of [mutex, semaphore, rwlock]) primitive.close();
+    }
   });
 });
