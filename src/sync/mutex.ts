@@ -199,7 +199,7 @@ export class Mutex extends Primitive {
    */
   lockSync(opts?: WaitOptions): MutexGuard {
     this.assertOpen();
-    if (Atomics.load(this.#i32, STATE) === selfThread().tid) {
+    if (this.#owner.isMe(Atomics.load(this.#i32, STATE), selfThread())) {
       throw new IpcError(
         ErrorCodes.DEADLOCK,
         `${this.what}: lockSync by the thread that holds it would never return (release the other guard first)`,
@@ -280,7 +280,7 @@ export class Mutex extends Primitive {
         return false;
       }
     }
-    if (!deathCheck || prev === me.tid || !this.#owner.isDead(prev)) return undefined;
+    if (!deathCheck || this.#owner.isMe(prev, me) || !this.#owner.isDead(prev)) return undefined;
     if (Atomics.compareExchange(i32, STATE, prev, me.tid) !== prev) return undefined;
     this.#owner.record(me);
     Atomics.add(i32, RECOVERIES, 1);

@@ -69,6 +69,25 @@ export class OwnerRecord {
     return !threadAlive(tid, 0);
   }
 
+  /**
+   * True if `tid`, found in the lock word, is `me`: the same id and not an earlier thread that had
+   * it. A holder that died without releasing leaves its id in the word; once the kernel gives that
+   * id to `me`, only the recorded start time tells the two apart, and `me` must then recover the
+   * lock rather than take it for its own (or refuse it as a deadlock).
+   */
+  isMe(tid: number, me: ThreadIdentity): boolean {
+    if (tid !== me.tid) return false;
+    const snap = this.#snapshot();
+    // Unknown start times (either side) cannot tell: `me`, as before start times were recorded.
+    return (
+      !snap ||
+      snap.tid !== tid ||
+      snap.startTime === 0 ||
+      me.startTime === 0 ||
+      snap.startTime === me.startTime
+    );
+  }
+
   /** The process of thread `tid` if the record knows it (for pidfd watching), else 0. */
   pidOf(tid: number): number {
     const snap = this.#snapshot();

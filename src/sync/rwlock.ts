@@ -133,7 +133,7 @@ export class RwLock extends Primitive {
     this.assertOpen();
     const me = selfThread();
     const writer = Atomics.load(this.#i32, WRITER);
-    if (writer === me.tid) {
+    if (this.#owner.isMe(writer, me)) {
       throw new IpcError(
         ErrorCodes.DEADLOCK,
         `${this.what}: readLockSync by the thread that holds the write lock`,
@@ -175,7 +175,10 @@ export class RwLock extends Primitive {
     this.assertOpen();
     const me = selfThread();
     const slot = this.#readers.slotOf(me, false, this.#slot);
-    if (Atomics.load(this.#i32, WRITER) === me.tid || (slot >= 0 && this.#readers.count(slot) > 0)) {
+    if (
+      this.#owner.isMe(Atomics.load(this.#i32, WRITER), me) ||
+      (slot >= 0 && this.#readers.count(slot) > 0)
+    ) {
       throw new IpcError(
         ErrorCodes.DEADLOCK,
         `${this.what}: writeLockSync by a thread that already holds a read or write lock on it`,
@@ -193,7 +196,7 @@ export class RwLock extends Primitive {
 
   /** Clears a dead writer's claim; true if this call did. */
   #clearDeadWriter(writer: number): boolean {
-    if (writer === selfThread().tid || !this.#owner.isDead(writer)) return false;
+    if (this.#owner.isMe(writer, selfThread()) || !this.#owner.isDead(writer)) return false;
     if (Atomics.compareExchange(this.#i32, WRITER, writer, 0) !== writer) return false;
     Atomics.add(this.#i32, RECOVERIES, 1);
     this.#queue.wake(Number.POSITIVE_INFINITY);
@@ -273,7 +276,7 @@ export class RwLock extends Primitive {
           const prev = Atomics.compareExchange(i32, WRITER, 0, me.tid);
           if (prev === 0) {
             claimed = true;
-          } else if (deathCheck && prev !== me.tid && this.#owner.isDead(prev)) {
+          } else if (deathCheck && !this.#owner.isMe(prev, me) && this.#owner.isDead(prev)) {
             if (Atomics.compareExchange(i32, WRITER, prev, me.tid) !== prev) return undefined;
             Atomics.add(i32, RECOVERIES, 1);
             claimed = true;

@@ -10,6 +10,7 @@ import {
   Semaphore,
   SharedMemory,
 } from '../../src/index.js';
+import { selfThread } from '../../src/sync/thread.js';
 import { fixture, watchdog } from '../helpers.js';
 import { isolateEachTest, startFixture, succeeded } from './children.js';
 
@@ -427,5 +428,51 @@ describe('Mutex between processes', () => {
     expect(mutex.tryLock()).toBeUndefined();
     segment.close();
     segment.unlink();
+  });
+
+  it('lets a thread recover the lock of a dead holder whose thread id the kernel gave it (pid reuse)', async () => {
+    // Mutex and RwLock both keep the holder's thread id in word 4 and its record at words 6..11.
+    const me = selfThread();
+    const forgeDeadHolderWithMyId = (memory: ArrayBuffer): void => {
+      const words = new Int32Array(memory);
+      words[7] = me.tid;
+      words[8] = me.pid;
+      new Float64Array(memory)[5] = me.startTime - 1;
+      Atomics.store(words, 6, 2);
+      Atomics.store(words, 4, me.tid);
+    };
+    const segment = SharedMemory.create('forged', { size: Math.max(Mutex.byteLength, RwLock.byteLength) });
+    try {
+      const mutex = Mutex.createAt(segment, 0);
+      forgeDeadHolderWithMyId(segment.buffer);
+      const tried = mutex.tryLock();
+      expect(tried?.ownerDied).toBe(true);
+      tried?.release();
+      forgeDeadHolderWithMyId(segment.buffer);
+      const blocked = mutex.lockSync({ timeout: 5000 });
+      expect(blocked.ownerDied).toBe(true);
+      blocked.release();
+      forgeDeadHolderWithMyId(segment.buffer);
+      const guard = await watchdog(mutex.lock(), 10_000, 'lock()');
+      expect(guard.ownerDied).toBe(true);
+      guard.release();
+      expect(mutex.locked).toBe(false);
+      mutex.close();
+
+      new Uint8Array(segment.buffer).fill(0);
+      const rwlock = RwLock.createAt(segment, 0);
+      forgeDeadHolderWithMyId(segment.buffer);
+      const reader = rwlock.readLockSync({ timeout: 5000 });
+      expect(reader.ownerDied).toBe(true);
+      reader.release();
+      forgeDeadHolderWithMyId(segment.buffer);
+      const writer = await watchdog(rwlock.writeLock(), 10_000, 'writeLock()');
+      expect(writer.ownerDied).toBe(true);
+      writer.release();
+      rwlock.close();
+    } finally {
+      segment.close();
+      segment.unlink();
+    }
   });
 });
