@@ -8,6 +8,7 @@ import type * as Msgpackr from 'msgpackr';
 import { ErrorCodes, IpcError } from './errors.js';
 import { lazy, lazyModule } from './lazy-module.js';
 import { withByteViews } from './msgpack-byte-views.js';
+import { checkMsgpack, MAX_MSGPACK_NESTING } from './msgpack-check.js';
 import { decodePlain, encodePlain, encodePlainTransient, NOT_PLAIN } from './msgpack-plain.js';
 
 /** Turns messages of type T into bytes and back. `decode` receives a view it must not keep. */
@@ -37,6 +38,9 @@ const packr = lazy(
       // type declarations predate it.
       int64AsType: 'auto' as 'bigint',
       copyBuffers: true,
+      // Never references between values: a received message is a tree (checkMsgpack refuses the
+      // extension types too).
+      structuredClone: false,
     }),
 );
 
@@ -117,13 +121,8 @@ function range(data: Uint8Array, start: number, end: number): Uint8Array {
 }
 
 function msgpackrDecode(bytes: Uint8Array): unknown {
-  const value = msgpackrDecodeAny(bytes);
-  // 0xC1 is "never used" in msgpack, and msgpackr decodes it to a marker object rather than fail.
-  // Only bytes that hold 0xC1 somewhere (a fast memchr) can have one, and only they are walked.
-  if (bytes.indexOf(0xc1) !== -1 && holdsNeverUsed(value, msgpackr().C1, 0)) {
-    throw new TypeError('the message holds the never-used msgpack byte 0xc1');
-  }
-  return value;
+  checkMsgpack(bytes, 0, bytes.length);
+  return msgpackrDecodeAny(bytes);
 }
 
 function msgpackrDecodeAny(bytes: Uint8Array): unknown {
@@ -139,21 +138,8 @@ function msgpackrDecodeAny(bytes: Uint8Array): unknown {
   });
 }
 
-/** True if `value` is, or holds, msgpackr's 0xC1 marker. Decoded values are trees, not graphs. */
-function holdsNeverUsed(value: unknown, marker: unknown, depth: number): boolean {
-  if (value === marker) return true;
-  if (typeof value !== 'object' || value === null || depth > 1000 || ArrayBuffer.isView(value)) return false;
-  const children =
-    value instanceof Map
-      ? [...value.keys(), ...value.values()]
-      : value instanceof Set
-        ? [...value]
-        : Object.values(value);
-  return children.some((child) => holdsNeverUsed(child, marker, depth + 1));
-}
-
-/** The deepest JSON the json codec decodes (msgpack and v8 are bounded by their decoders' stacks). */
-const MAX_JSON_NESTING = 1000;
+/** The deepest JSON the json codec decodes, as deep as msgpack (v8 is bounded by its decoder's stack). */
+const MAX_JSON_NESTING = MAX_MSGPACK_NESTING;
 
 /**
  * Refuses JSON nested deeper than MAX_JSON_NESTING. V8's JSON.parse is not recursive, so it

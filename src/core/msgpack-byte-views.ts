@@ -1,60 +1,111 @@
 /**
- * A workaround for msgpackr's typed-array encoding, for the messages the plain-data path
- * (msgpack-plain.ts) leaves to msgpackr.
+ * The walk a message takes before msgpackr encodes it, for the messages the plain-data path
+ * (msgpack-plain.ts) leaves to msgpackr: it replaces what msgpackr would write wrongly, and refuses
+ * what could not be sent at all, with a TypeError saying why.
  */
-
-// Deeper than this, the message is left as it is: msgpackr refuses what is that deep (or cyclic).
-const MAX_BYTE_VIEW_DEPTH = 64;
+import { MAX_MSGPACK_NESTING } from './msgpack-check.js';
 
 /**
  * msgpackr 1.12.1 (with moreTypes off) writes a typed array other than a Uint8Array as bin of the
  * right byte length, but copies the array's elements into it instead of its bytes, and leaves the
- * rest of the bin as whatever its buffer held: bytes of earlier messages. The plain path writes
- * those correctly; a message it leaves to msgpackr (one that also holds a Map, a Date, …) has them
- * replaced by Uint8Array views of their bytes first. Only the containers on the way to one are
- * copied; everything else is passed as it is.
+ * rest of the bin as whatever its buffer held: bytes of earlier messages, sent to the peer. So every
+ * typed array msgpackr would reach is replaced by a Uint8Array view of its bytes, wherever it is:
+ * in an Error's cause and in what a class's toJSON() returns too (msgpackr writes an Error as
+ * `[name, message, cause]` and a class instance as its toJSON(), which the walk does the same way).
+ * Only the containers on the way to one are copied; everything else is passed as it is.
+ *
+ * Also refused here, before anything is written:
+ * - a cycle (msgpack carries trees; msgpackr would recurse until its stack ran out, and a walk
+ *   that did not remember where it had been would take exponential time on one),
+ * - nesting deeper than MAX_MSGPACK_NESTING, which the receiving side refuses,
+ * - a Map key that is not a string, number, boolean, null or undefined: a receiver, which reads
+ *   maps as objects, could never decode it.
  */
-export function withByteViews(value: unknown, depth = 0): unknown {
-  if (typeof value !== 'object' || value === null || depth >= MAX_BYTE_VIEW_DEPTH) return value;
-  if (ArrayBuffer.isView(value)) {
-    return value instanceof Uint8Array
-      ? value
-      : new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
-  }
-  if (Array.isArray(value)) return replaced(value, depth) ?? value;
-  if (value instanceof Set) {
-    const items = replaced([...value], depth);
-    return items ? new Set(items) : value;
-  }
-  if (value instanceof Map) {
-    const items = replaced([...value.values()], depth);
-    if (!items) return value;
-    return new Map([...value.keys()].map((key, i) => [key, items[i]]));
-  }
-  // Dates, errors and the like go to msgpackr's extensions; objects with toJSON are its to call.
-  if (value instanceof Date || value instanceof Error || value instanceof RegExp) return value;
-  if (typeof (value as { toJSON?: unknown }).toJSON === 'function') return value;
-  const keys = Object.keys(value);
-  const items = replaced(
-    keys.map((key) => (value as Record<string, unknown>)[key]),
-    depth,
-  );
-  if (!items) return value;
-  // Property descriptors, so that an own `__proto__` key stays a key.
-  return Object.defineProperties(
-    {},
-    Object.fromEntries(keys.map((key, i) => [key, { value: items[i], enumerable: true }])),
-  );
+export function withByteViews(value: unknown): unknown {
+  return new ByteViewWalk().of(value, 0);
 }
 
-/** `items` with every element passed through {@link withByteViews}, or undefined if none changed. */
-function replaced(items: unknown[], depth: number): unknown[] | undefined {
-  let copy: unknown[] | undefined;
-  for (let i = 0; i < items.length; i++) {
-    const item = withByteViews(items[i], depth + 1);
-    if (item === items[i]) continue;
-    copy ??= items.slice();
-    copy[i] = item;
+class ByteViewWalk {
+  /** What each object met so far became: shared parts are walked once. */
+  readonly #done = new Map<object, unknown>();
+  /** The objects from the message's root to the current one. */
+  readonly #path = new Set<object>();
+
+  of(value: unknown, depth: number): unknown {
+    if (typeof value !== 'object' || value === null) return value;
+    if (ArrayBuffer.isView(value)) {
+      return value instanceof Uint8Array
+        ? value
+        : new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
+    }
+    // msgpackr writes an ArrayBuffer's bytes but a SharedArrayBuffer as an empty map.
+    if (value instanceof ArrayBuffer || value instanceof SharedArrayBuffer) return new Uint8Array(value);
+    if (this.#done.has(value)) return this.#done.get(value);
+    if (this.#path.has(value)) {
+      throw new TypeError('the message is circular: msgpack carries trees (the v8 codec carries cycles)');
+    }
+    if (depth >= MAX_MSGPACK_NESTING) {
+      throw new TypeError(`the message is nested deeper than ${MAX_MSGPACK_NESTING} levels`);
+    }
+    this.#path.add(value);
+    let result: unknown;
+    try {
+      result = this.#contents(value, depth);
+    } finally {
+      this.#path.delete(value);
+    }
+    this.#done.set(value, result);
+    return result;
   }
-  return copy;
+
+  #contents(value: object, depth: number): unknown {
+    if (Array.isArray(value)) return this.#items(value, depth) ?? value;
+    if (value instanceof Set) {
+      const items = this.#items([...value], depth);
+      return items ? new Set(items) : value;
+    }
+    if (value instanceof Map) {
+      for (const key of value.keys()) {
+        if (key !== null && typeof key === 'object') {
+          throw new TypeError(
+            'a Map key must be a string, number, boolean, null or undefined (keys become strings)',
+          );
+        }
+      }
+      const items = this.#items([...value.values()], depth);
+      if (!items) return value;
+      return new Map([...value.keys()].map((key, i) => [key, items[i]]));
+    }
+    if (value instanceof Date || value instanceof RegExp) return value;
+    if (value instanceof Error) return [value.name, value.message, this.of(value.cause, depth + 1)];
+    // As msgpackr: a class instance (not a plain object) with toJSON() is sent as what it returns.
+    const withToJson = value as { constructor?: unknown; toJSON?: () => unknown };
+    if (withToJson.constructor !== Object && typeof withToJson.toJSON === 'function') {
+      const json = withToJson.toJSON();
+      return json === value ? value : this.of(json, depth + 1);
+    }
+    const keys = Object.keys(value);
+    const items = this.#items(
+      keys.map((key) => (value as Record<string, unknown>)[key]),
+      depth,
+    );
+    if (!items) return value;
+    // Property descriptors, so that an own `__proto__` key stays a key.
+    return Object.defineProperties(
+      {},
+      Object.fromEntries(keys.map((key, i) => [key, { value: items[i], enumerable: true }])),
+    );
+  }
+
+  /** `items` with every element walked, or undefined if none changed. */
+  #items(items: unknown[], depth: number): unknown[] | undefined {
+    let copy: unknown[] | undefined;
+    for (let i = 0; i < items.length; i++) {
+      const item = this.of(items[i], depth + 1);
+      if (item === items[i]) continue;
+      copy ??= items.slice();
+      copy[i] = item;
+    }
+    return copy;
+  }
 }

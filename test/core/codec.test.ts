@@ -344,4 +344,124 @@ describe('codecs', () => {
     const text = JSON.stringify({ s: '\\"'.concat('['.repeat(3000)) });
     expect(json.decode(Buffer.from(text))).toEqual(JSON.parse(text));
   });
+
+  it('msgpack refuses what msgpackr alone would decode unsafely: references, bundled strings, records, lying headers', () => {
+    const codec = resolveCodec({ codec: 'msgpack' }, 'test');
+    const refused = (hex: string): string | undefined => codeOf(() => codec.decode(Buffer.from(hex, 'hex')));
+    // Structured-clone references (0x69, 0x70): a value could share or hold itself.
+    expect(refused('d66900000000c0')).toBe(ErrorCodes.INVALID_MESSAGE);
+    expect(refused('d57000c0')).toBe(ErrorCodes.INVALID_MESSAGE);
+    // Bundled strings (0x62) move msgpackr's read position: it would read past the frame's end.
+    expect(refused('d66200000006c478a0a0')).toBe(ErrorCodes.INVALID_MESSAGE);
+    // msgpackr's Error extension (0x65) and a record definition (0x72).
+    expect(refused('d46593a14ea14da0')).toBe(ErrorCodes.INVALID_MESSAGE);
+    expect(refused('d47240')).toBe(ErrorCodes.INVALID_MESSAGE);
+    // An array header claiming 33 million items, in 5 bytes: refused before anything is allocated.
+    expect(refused('dd01ffffff')).toBe(ErrorCodes.INVALID_MESSAGE);
+    // A string that ends inside a UTF-8 sequence, beside something only msgpackr reads (a Date).
+    expect(refused('92a2f041d6ff00000000')).toBe(ErrorCodes.INVALID_MESSAGE);
+    // Bytes after the value.
+    expect(refused('d6ff0000000001')).toBe(ErrorCodes.INVALID_MESSAGE);
+    // What ipckit itself sends through msgpackr still decodes: dates (valid or not) and undefined.
+    const dates = { at: new Date(5), far: new Date(1e15), bad: new Date(Number.NaN), none: undefined };
+    const back = codec.decode(codec.encode(dates)) as typeof dates;
+    expect(back.at).toEqual(dates.at);
+    expect(back.far).toEqual(dates.far);
+    expect(Number.isNaN(back.bad.getTime())).toBe(true);
+    expect('none' in back && back.none === undefined).toBe(true);
+  });
+
+  it('msgpack refuses 0xc1 and nesting deeper than 1000 levels however deep, beside values only msgpackr reads', () => {
+    const codec = resolveCodec({ codec: 'msgpack' }, 'test');
+    // fixarray(2) [Date, [[[ … 0xc1 ]]]] at the given depth.
+    const nested = (depth: number, last: number) =>
+      Buffer.concat([Buffer.from('92d6ff00000000', 'hex'), Buffer.alloc(depth, 0x91), Buffer.from([last])]);
+    expect(codeOf(() => codec.decode(nested(1500, 0xc1)))).toBe(ErrorCodes.INVALID_MESSAGE);
+    expect(codeOf(() => codec.decode(nested(998, 0xc1)))).toBe(ErrorCodes.INVALID_MESSAGE);
+    expect(codeOf(() => codec.decode(nested(1000, 0xc0)))).toBe(ErrorCodes.INVALID_MESSAGE);
+    expect(codeOf(() => codec.decode(nested(998, 0xc0)))).toBeUndefined();
+  });
+
+  it('msgpack refuses to send a circular message at once, however its cycles branch', () => {
+    const codec = resolveCodec({ codec: 'msgpack' }, 'test');
+    // Each node holds its parent and three children, and a Date sends the message to msgpackr.
+    type Node = { parent?: Node; kids: Node[]; at: Date };
+    const root: Node = { kids: [], at: new Date(0) };
+    let level = [root];
+    for (let depth = 0; depth < 6; depth++) {
+      const next: Node[] = [];
+      for (const node of level) {
+        for (let k = 0; k < 3; k++) {
+          const kid: Node = { parent: node, kids: [], at: new Date(0) };
+          node.kids.push(kid);
+          next.push(kid);
+        }
+      }
+      level = next;
+    }
+    const error = (() => {
+      try {
+        codec.encode(root);
+      } catch (err) {
+        return err as IpcError;
+      }
+    })();
+    expect(error?.code).toBe(ErrorCodes.INVALID_MESSAGE);
+    expect(String((error?.cause as Error | undefined)?.message)).toMatch(/circular/);
+    // An object met twice without a cycle is no cycle: sent twice, as msgpack does.
+    const shared = { d: new Date(7) };
+    expect(codec.decode(codec.encode({ a: shared, b: shared }))).toEqual({ a: shared, b: shared });
+  });
+
+  it("msgpack sends every typed array as its bytes, in an Error's cause, a class's toJSON() and deep down", () => {
+    const codec = resolveCodec({ codec: 'msgpack' }, 'test');
+    const floats = new Float64Array([1.5, -2.25]);
+    const bytes = new Uint8Array(floats.buffer);
+    class Reading {
+      toJSON() {
+        return { values: floats };
+      }
+    }
+    let deep: unknown = floats;
+    for (let level = 0; level < 100; level++) deep = [deep];
+    const message = {
+      error: new Error('failed', { cause: floats }),
+      reading: new Reading(),
+      deep,
+      shared: new SharedArrayBuffer(2),
+      at: new Date(0),
+    };
+    const back = codec.decode(codec.encode(message)) as {
+      error: [string, string, Uint8Array];
+      reading: { values: Uint8Array };
+      deep: unknown;
+      shared: Uint8Array;
+    };
+    expect(back.error).toEqual(['Error', 'failed', bytes]);
+    expect(back.reading.values).toEqual(bytes);
+    let found = back.deep;
+    for (let level = 0; level < 100; level++) found = (found as unknown[])[0];
+    expect(found).toEqual(bytes);
+    expect(back.shared).toEqual(new Uint8Array(2));
+  });
+
+  it('msgpack refuses to send a Map with an object as a key, which no receiver could decode', () => {
+    const codec = resolveCodec({ codec: 'msgpack' }, 'test');
+    expect(codeOf(() => codec.encode(new Map([[[1], 'a']])))).toBe(ErrorCodes.INVALID_MESSAGE);
+    expect(
+      codec.decode(
+        codec.encode(
+          new Map<unknown, string>([
+            [1, 'a'],
+            ['b', 'c'],
+            [true, 'd'],
+          ]),
+        ),
+      ),
+    ).toEqual({
+      1: 'a',
+      b: 'c',
+      true: 'd',
+    });
+  });
 });
