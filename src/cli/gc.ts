@@ -22,14 +22,16 @@ export function gcCommand(): Command {
     .option('--kept', "also remove what 'ipckit shm create' and 'ipckit fifo create' made (kept by default)")
     .option(
       '--json',
-      'print { dryRun, removed: [{ kind, name, path, owner, source }], failed: [{ kind, name, error }] }',
+      'print { dryRun, removed: [{ kind, name, path, owner, source }], failed: [{ kind, name, error }], inUse: [{ kind, name, pids }] }',
     )
     .addHelpText(
       'after',
       `
 A creator is a pid plus its start time, so a reused pid does not keep a dead creator's resources
-alive, and nothing whose creator still runs is ever removed. Removing a name does not break a
-process that has the object open: it only stops new opens from finding it. Exit code 1 if a
+alive, and nothing whose creator still runs is ever removed. A segment or lock that live processes
+still map is left in place too, and listed: they may be using it (a lock whose creator exited
+first, say). Removing a name does not stop a process that has the object open, but the next
+process to open the name makes a new one, which the others do not share. Exit code 1 if a
 resource could not be removed (each failure is listed).
 
 Examples:
@@ -62,7 +64,12 @@ Examples:
         }
         for (const f of result.failed)
           out.line(colors.red(`could not remove ${f.kind} ${f.name}: ${f.error}`));
-        if (result.removed.length === 0 && result.failed.length === 0)
+        for (const u of result.inUse) {
+          out.line(
+            `left ${u.kind} ${u.name} ${colors.dim(`(creator exited, still mapped by pid ${u.pids.join(', ')})`)}`,
+          );
+        }
+        if (result.removed.length === 0 && result.failed.length === 0 && result.inUse.length === 0)
           out.line(colors.dim('nothing to remove: no resource of a dead creator'));
       }
       if (result.failed.length > 0) {

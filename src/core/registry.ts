@@ -6,7 +6,7 @@
 import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { isAlive, type ProcessIdentity, selfIdentity } from './process-identity.js';
-import { runtimeSubdir, writePrivateFileAtomic } from './runtime-dir.js';
+import { NAME_PATTERN, runtimeSubdir, writePrivateFileAtomic } from './runtime-dir.js';
 
 /** The kinds of named resource that are POSIX shared-memory objects (a segment, or a primitive's). */
 export const SHARED_MEMORY_KINDS = [
@@ -73,8 +73,22 @@ export function unregister(kind: ResourceKind, name: string): void {
   if (dir) rmSync(manifestPath(dir, kind, name), { force: true });
 }
 
+/** The manifest of one resource as it is now, or undefined if there is none (or it is not well formed). */
+export function readEntry(kind: ResourceKind, name: string): ResourceEntry | undefined {
+  const dir = runtimeSubdir(REGISTRY_DIR, { create: false });
+  if (!dir) return undefined;
+  try {
+    const entry = JSON.parse(readFileSync(manifestPath(dir, kind, name), 'utf8')) as ResourceEntry;
+    return isWellFormed(entry, `${kind}.${name}.json`) ? entry : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /**
- * Every registered resource, with whether its creator still runs. Unreadable manifests are skipped.
+ * Every registered resource, with whether its creator still runs. Unreadable manifests are skipped,
+ * and so are manifests that are not what {@link register} writes (an unknown kind, an invalid name,
+ * a file name that is not the entry's own, no creator): gc acts on what this returns.
  * Throws like {@link register} for an unsafe `.registry`.
  */
 export function listResources(): ResourceStatus[] {
@@ -85,8 +99,25 @@ export function listResources(): ResourceStatus[] {
     if (!file.endsWith('.json')) continue;
     try {
       const entry = JSON.parse(readFileSync(join(dir, file), 'utf8')) as ResourceEntry;
+      if (!isWellFormed(entry, file)) continue;
       entries.push({ ...entry, ownerAlive: isAlive(entry.owner) });
     } catch {}
   }
   return entries;
+}
+
+function isWellFormed(entry: ResourceEntry, file: string): boolean {
+  return (
+    typeof entry === 'object' &&
+    entry !== null &&
+    (RESOURCE_KINDS as readonly unknown[]).includes(entry.kind) &&
+    typeof entry.name === 'string' &&
+    NAME_PATTERN.test(entry.name) &&
+    file === `${entry.kind}.${entry.name}.json` &&
+    (entry.path === undefined || typeof entry.path === 'string') &&
+    Number.isSafeInteger(entry.owner?.pid) &&
+    entry.owner.pid > 0 &&
+    typeof entry.owner.startTime === 'number' &&
+    typeof entry.createdAt === 'string'
+  );
 }

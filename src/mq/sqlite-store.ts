@@ -21,9 +21,9 @@ import type BetterSqlite3 from 'better-sqlite3';
 import { closedError, fromSystemError } from '../core/errors.js';
 import { isAlive, selfIdentity } from '../core/process-identity.js';
 import { checkRegistry, register, unregister } from '../core/registry.js';
-import { resourcePath } from '../core/runtime-dir.js';
 import { crashpoint } from './crashpoint.js';
 import { type Doorbell, type DoorbellTransport, RING_MESSAGES, RING_ROOM, type Ringer } from './doorbell.js';
+import { queuePath, removeQueueFiles } from './queue-files.js';
 import { removeDeadBells, socketDoorbells } from './socket-doorbell.js';
 import { Checkpointer } from './sqlite-checkpoint.js';
 import { isBusy, needsReopen, sqliteError } from './sqlite-errors.js';
@@ -43,9 +43,6 @@ import type {
   StoredMessage,
   StoreOpenOptions,
 } from './store.js';
-
-/** The file suffix of a queue database in the runtime directory. */
-export const SQLITE_SUFFIX = '.mq.sqlite';
 
 /** How long opening waits for another process that holds the new file's lock. */
 const OPEN_BUSY_TIMEOUT_MS = 10_000;
@@ -74,10 +71,6 @@ interface Rings {
 }
 
 const NO_RINGS: Rings = { messages: [], room: [] };
-
-function queuePath(name: string): string {
-  return resourcePath(name, SQLITE_SUFFIX, 'message queue');
-}
 
 function toStored(row: MessageRow): StoredMessage {
   return {
@@ -629,9 +622,7 @@ export const sqliteDriver: StoreDriver = {
       removeDeadBells();
       checkRegistry();
       if (existed) accessSync(dirname(path), constants.W_OK | constants.X_OK);
-      // The WAL goes before the database: a WAL left behind would be replayed into a new queue
-      // of the same name, whereas a database left without its WAL is merely behind.
-      for (const suffix of ['-journal', '-wal', '-shm', '']) rmSync(path + suffix, { force: true });
+      removeQueueFiles(path);
       // Forgotten last: a removal that failed above is still listed by `ipckit ls`, to retry.
       unregister('queue', name);
       return existed;

@@ -3,25 +3,42 @@
  * It walks the registry (and, on Linux, this runtime directory's objects in /dev/shm that never
  * made it into the registry because their creator died between creating and registering them,
  * and the message-queue doorbell sockets of killed consumers), and removes what belongs to a dead
- * process. Removing a name never breaks a process that still
- * has the object mapped or open; it only stops new opens from finding it.
+ * process, unless a live process still maps it: a lock or segment whose creator exited may be in
+ * use by others (a creator that exits first is the usual way to set one up). Removing a name never
+ * breaks a process that still has the object open; it stops new opens from finding it, so the
+ * next opener would make a fresh one, and two processes would no longer share it.
  */
-import { closeSync, lstatSync, openSync, readdirSync, readSync, rmSync } from 'node:fs';
+import {
+  closeSync,
+  constants,
+  fstatSync,
+  lstatSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readSync,
+  rmSync,
+} from 'node:fs';
 import { basename } from 'node:path';
 import { ErrorCodes, IpcError } from '../core/errors.js';
 import { booleanOption } from '../core/options.js';
+import { namedPipeAddress } from '../core/platform.js';
 import { isAlive } from '../core/process-identity.js';
 import {
   listResources,
   RESOURCE_KINDS,
   type ResourceKind,
   type ResourceStatus,
+  readEntry,
   SHARED_MEMORY_KINDS,
   unregister,
 } from '../core/registry.js';
+import { NAME_PATTERN, resourcePath } from '../core/runtime-dir.js';
+import { queuePath, removeQueueFiles } from '../mq/queue-files.js';
 import { deadBells } from '../mq/socket-doorbell.js';
+import { unixSocketRegistryName } from '../socket/address.js';
 import { HEADER_BYTES, readHeader } from './header.js';
-import { kernelPath, kernelPrefix } from './kernel-name.js';
+import { kernelName, kernelPath, kernelPrefix } from './kernel-name.js';
 import { unlinkNamed } from './mapping.js';
 
 /** Options for {@link gcResources}. */
@@ -63,6 +80,11 @@ export interface GcResult {
   removed: GcRemoved[];
   /** Resources that could not be removed, with the reason. */
   failed: { kind: ResourceKind; name: string; error: string }[];
+  /**
+   * Resources of a dead creator left in place because live processes still map them (a lock or a
+   * segment that others opened and use), with those processes' pids.
+   */
+  inUse: { kind: ResourceKind; name: string; pids: number[] }[];
 }
 
 const SHM_KINDS: ReadonlySet<string> = new Set(SHARED_MEMORY_KINDS);
@@ -105,20 +127,104 @@ const FILE_TYPE_OF: Partial<Record<ResourceKind, 'FIFO' | 'socket'>> = {
   socket: 'socket',
 };
 
+/**
+ * Where a registered resource must be, from its kind and name alone; for a unix:// socket (any path
+ * of the user's), the path its name was derived from. A manifest naming another path is not acted
+ * on: gc removes what ipckit made, never a file a manifest points at.
+ */
+function pathMatches(entry: ResourceStatus): boolean {
+  switch (entry.kind) {
+    case 'fifo':
+      return entry.path === resourcePath(entry.name, '.fifo', 'fifo');
+    case 'queue':
+      return entry.path === queuePath(entry.name);
+    case 'named-pipe':
+      return entry.path === namedPipeAddress(entry.name);
+    case 'socket':
+      return entry.path !== undefined && unixSocketRegistryName(entry.path) === entry.name;
+    default:
+      return entry.path === kernelPath(kernelName(entry.kind, entry.name, entry.kind));
+  }
+}
+
 function removeEntry(entry: ResourceStatus): void {
   if (SHM_KINDS.has(entry.kind)) {
     unlinkNamed(`${kernelPrefix()}${entry.kind}.${entry.name}`, `${entry.kind} '${entry.name}'`);
+  } else if (entry.kind === 'queue') {
+    removeQueueFiles(entry.path!);
   } else if (entry.path !== undefined) {
     rmSync(entry.path, { force: true });
   }
   unregister(entry.kind, entry.name);
 }
 
-/** The creator recorded in a /dev/shm object's header, or undefined if it has no readable header. */
+/**
+ * True if the resource is still the one gc judged: the same manifest (its creator and creation
+ * time), and for a shared-memory object, no other creator in its header. Checked again right
+ * before removing, as a live process may have removed the name and made it anew meanwhile.
+ */
+function stillTheSame(entry: ResourceStatus): boolean {
+  const now = readEntry(entry.kind, entry.name);
+  if (
+    now === undefined ||
+    now.createdAt !== entry.createdAt ||
+    now.owner.pid !== entry.owner.pid ||
+    now.owner.startTime !== entry.owner.startTime
+  ) {
+    return false;
+  }
+  if (!SHM_KINDS.has(entry.kind) || entry.path === undefined) return true;
+  const creator = headerCreator(entry.path);
+  return (
+    creator === undefined || (creator.pid === entry.owner.pid && creator.startTime === entry.owner.startTime)
+  );
+}
+
+/**
+ * The live processes that map each of this runtime directory's /dev/shm objects, by path (read
+ * from /proc/<pid>/maps; processes of other users are not readable and not counted, unless gc
+ * runs as root).
+ */
+function shmMappers(): Map<string, number[]> {
+  const mappers = new Map<string, number[]>();
+  if (process.platform !== 'linux') return mappers;
+  const prefix = kernelPath(kernelPrefix());
+  let pids: string[];
+  try {
+    pids = readdirSync('/proc').filter((entry) => /^\d+$/.test(entry));
+  } catch {
+    return mappers;
+  }
+  for (const pid of pids) {
+    let maps: string;
+    try {
+      maps = readFileSync(`/proc/${pid}/maps`, 'latin1');
+    } catch {
+      continue;
+    }
+    for (let at = maps.indexOf(prefix); at !== -1; at = maps.indexOf(prefix, at + 1)) {
+      const end = maps.indexOf('\n', at);
+      const path = maps.slice(at, end === -1 ? undefined : end);
+      if (path.endsWith(' (deleted)')) continue;
+      const list = mappers.get(path) ?? [];
+      if (!list.includes(Number(pid))) list.push(Number(pid));
+      mappers.set(path, list);
+    }
+  }
+  return mappers;
+}
+
+/**
+ * The creator recorded in a /dev/shm object's header, or undefined if it has no readable header.
+ * Only a regular file of this user's is read: another user can plant a FIFO (opening it would
+ * block gc forever), a symlink or a file of their own under a name of this runtime directory.
+ */
 function headerCreator(path: string): { pid: number; startTime: number } | undefined {
   let fd: number | undefined;
   try {
-    fd = openSync(path, 'r');
+    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+    const stat = fstatSync(fd);
+    if (!stat.isFile() || stat.uid !== process.geteuid?.()) return undefined;
     const page = new ArrayBuffer(HEADER_BYTES);
     const got = readSync(fd, new Uint8Array(page), 0, HEADER_BYTES, 0);
     if (got < 48) return undefined;
@@ -141,16 +247,34 @@ export function gcResources(opts?: GcOptions): GcResult {
   if (opts?.keep !== undefined && typeof opts.keep !== 'function') {
     throw new TypeError('options.keep must be a function');
   }
-  const result: GcResult = { removed: [], failed: [] };
+  const result: GcResult = { removed: [], failed: [], inUse: [] };
   const registered = new Set<string>();
+  let mappers: Map<string, number[]> | undefined;
+  /** True (and noted in `inUse`) if live processes map the object at `path`. */
+  const mapped = (kind: ResourceKind, name: string, path: string): boolean => {
+    mappers ??= shmMappers();
+    const pids = mappers.get(path);
+    if (pids) result.inUse.push({ kind, name, pids });
+    return pids !== undefined;
+  };
   for (const entry of listResources()) {
     registered.add(`${entry.kind}.${entry.name}`);
     if (entry.ownerAlive || !kinds.has(entry.kind) || opts?.keep?.(entry)) continue;
     const removed: GcRemoved = { kind: entry.kind, name: entry.name, owner: entry.owner, source: 'registry' };
     if (entry.path !== undefined) removed.path = entry.path;
     try {
+      if (!pathMatches(entry)) {
+        throw new IpcError(
+          ErrorCodes.INCOMPATIBLE,
+          `its manifest names another path (${entry.path}); left in place`,
+        );
+      }
+      if (SHM_KINDS.has(entry.kind) && mapped(entry.kind, entry.name, entry.path!)) continue;
       checkStillItself(entry);
-      if (!dryRun) removeEntry(entry);
+      if (!dryRun) {
+        if (!stillTheSame(entry)) continue;
+        removeEntry(entry);
+      }
       result.removed.push(removed);
     } catch (err) {
       result.failed.push({
@@ -194,13 +318,20 @@ export function gcResources(opts?: GcOptions): GcResult {
     const kind = rest.slice(0, dot) as ResourceKind;
     const name = rest.slice(dot + 1);
     if (dot < 0 || !SHM_KINDS.has(kind) || !kinds.has(kind) || registered.has(`${kind}.${name}`)) continue;
+    // Names ipckit would never make (another user's file, say) are not ours to judge, or to print.
+    if (!NAME_PATTERN.test(name)) continue;
     const path = kernelPath(`/${file}`);
     const creator = headerCreator(path);
     // No readable header: a creator died mid-creation, or it is being created right now. Leave
     // those alone unless the header names a dead creator: racing a live creator would be worse.
     if (!creator || isAlive(creator) || opts?.keep?.({ kind, name, owner: creator })) continue;
+    if (mapped(kind, name, path)) continue;
     try {
-      if (!dryRun) unlinkNamed(`/${file}`, `${kind} '${name}'`);
+      if (!dryRun) {
+        const again = headerCreator(path);
+        if (again?.pid !== creator.pid || again.startTime !== creator.startTime) continue;
+        unlinkNamed(`/${file}`, `${kind} '${name}'`);
+      }
       result.removed.push({ kind, name, path, owner: creator, source: 'orphan' });
     } catch (err) {
       result.failed.push({ kind, name, error: String((err as Error).message ?? err) });

@@ -4,9 +4,11 @@
  * address is a TypeError/RangeError naming it, and a too-long socket path is ERR_IPC_PATH_TOO_LONG
  * instead of a path Node would silently truncate.
  */
+import { createHash } from 'node:crypto';
 import { isIP } from 'node:net';
-import { resolve } from 'node:path';
+import { basename, resolve } from 'node:path';
 import { checkSocketPath, namedPipeAddress } from '../core/platform.js';
+import { NAME_PATTERN } from '../core/runtime-dir.js';
 
 /** A parsed socket address. */
 export type SocketAddress =
@@ -86,4 +88,17 @@ export function isLoopback(host: string): boolean {
     return mapped !== null && mapped[1]!.startsWith('127.');
   }
   return false;
+}
+
+/**
+ * The name a unix:// socket file is registered under (its file name, then a hash of its path, so
+ * that `ipckit ls` shows it and gc can tell which path a name belongs to), or undefined if none fits.
+ */
+export function unixSocketRegistryName(path: string): string | undefined {
+  const base = basename(path)
+    .replace(/[^A-Za-z0-9._-]/g, '_')
+    .replace(/^[^A-Za-z0-9]+/, '');
+  const hash = createHash('sha256').update(path).digest('hex').slice(0, 8);
+  const name = `${base.slice(0, 80) || 'socket'}-${hash}`;
+  return NAME_PATTERN.test(name) ? name : undefined;
 }

@@ -3,18 +3,17 @@
  * symlink refusal, registry) and TLS on top of either. Everything that touches node:net/node:tls
  * for sockets is here; the protocol above sees only connected duplex streams.
  */
-import { createHash } from 'node:crypto';
 import { chmodSync, lstatSync, statSync, unlinkSync } from 'node:fs';
 import { createServer, connect as netConnect, type Server, type Socket } from 'node:net';
-import { basename, dirname } from 'node:path';
+import { dirname } from 'node:path';
 import type { ConnectionOptions as TlsConnectionOptions } from 'node:tls';
 import { ErrorCodes, fromSystemError, IpcError, isIpcError } from '../core/errors.js';
 import { lazyModule } from '../core/lazy-module.js';
 import { register, unregister } from '../core/registry.js';
-import { NAME_PATTERN, refuseSymlink } from '../core/runtime-dir.js';
+import { refuseSymlink } from '../core/runtime-dir.js';
 import { nativeAvailable } from '../native/binding.js';
 import { FileLock } from '../sync/file-lock.js';
-import { formatAddress, type SocketAddress } from './address.js';
+import { formatAddress, type SocketAddress, unixSocketRegistryName } from './address.js';
 
 /** node:tls, loaded by the first TLS listener or connection rather than by every process. */
 export const tlsModule = lazyModule<typeof import('node:tls')>('node:tls');
@@ -45,12 +44,8 @@ export function socketError(err: unknown, label: string): IpcError {
 function registryEntry(address: SocketAddress): { kind: 'named-pipe' | 'socket'; name: string } | undefined {
   if (address.kind === 'pipe') return { kind: 'named-pipe', name: address.name };
   if (address.kind !== 'unix') return undefined;
-  const base = basename(address.path)
-    .replace(/[^A-Za-z0-9._-]/g, '_')
-    .replace(/^[^A-Za-z0-9]+/, '');
-  const hash = createHash('sha256').update(address.path).digest('hex').slice(0, 8);
-  const name = `${base.slice(0, 80) || 'socket'}-${hash}`;
-  return NAME_PATTERN.test(name) ? { kind: 'socket', name } : undefined;
+  const name = unixSocketRegistryName(address.path);
+  return name === undefined ? undefined : { kind: 'socket', name };
 }
 
 /**

@@ -1,7 +1,10 @@
-import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { chownSync, existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ErrorCodes, Fifo, isIpcError, SharedMemory } from '../../src/index.js';
+import { kernelPrefix } from '../../src/shm/kernel-name.js';
+import { createNamed, unmapSegment } from '../../src/shm/mapping.js';
 import { isolateRuntimeDir, watchdog } from '../helpers.js';
 import { killAll, removeShmObjects, startFixture, succeeded } from '../sync/children.js';
 import { runCli, runCliJson } from './run-cli.js';
@@ -83,7 +86,7 @@ describe('ipckit gc', () => {
     expect(after).toEqual([expect.objectContaining({ name: 'survivor', ownerAlive: true })]);
 
     const again = await runCliJson<GcJson>(['gc', '--json']);
-    expect(again).toEqual({ dryRun: false, removed: [], failed: [] });
+    expect(again).toEqual({ dryRun: false, removed: [], failed: [], inUse: [] });
     survivor.child.kill('SIGKILL');
   });
 
@@ -97,7 +100,7 @@ describe('ipckit gc', () => {
     ]);
     expect(entry).toMatchObject({ name: 'inbox', ownerAlive: false, kept: true });
 
-    expect(await runCliJson<GcJson>(['gc', '--json'])).toMatchObject({ removed: [], failed: [] });
+    expect(await runCliJson<GcJson>(['gc', '--json'])).toMatchObject({ removed: [], failed: [], inUse: [] });
     expect(existsSync(path)).toBe(true);
 
     const dry = await runCliJson<GcJson>(['gc', '--kept', '--dry-run', '--json']);
@@ -133,7 +136,12 @@ describe('ipckit gc', () => {
     expect((await runCli(['fifo', 'create', 'outbox'])).code).toBe(0);
     expect(readdirSync(join(runtime.dir, '.kept'))).toHaveLength(1);
     await Fifo.unlink('outbox');
-    expect(await runCliJson<GcJson>(['gc', '--json'])).toEqual({ dryRun: false, removed: [], failed: [] });
+    expect(await runCliJson<GcJson>(['gc', '--json'])).toEqual({
+      dryRun: false,
+      removed: [],
+      failed: [],
+      inUse: [],
+    });
     expect(readdirSync(join(runtime.dir, '.kept'))).toEqual([]);
   });
 
@@ -171,5 +179,28 @@ describe('ipckit gc', () => {
     expect(run.code).toBe(0);
     expect(run.stdout).toContain('Usage: ipckit gc');
     expect(run.stdout).toContain('--dry-run');
+  });
+
+  it("is not stopped or steered by what another user plants under this directory's /dev/shm names", async () => {
+    const prefix = `/dev/shm${kernelPrefix()}`;
+    // A FIFO (opening it to read a header would block gc forever), another user's file whose
+    // header names a dead creator, and a name with terminal escapes in it.
+    const fifo = `${prefix}shm.planted`;
+    execFileSync('mkfifo', ['-m', '666', fifo]);
+    const foreign = createNamed(`${kernelPrefix()}shm.foreign`, 'test', 0, 64, 0o644);
+    new Int32Array(foreign.header)[6] = 0x7ffffffe;
+    unmapSegment(foreign);
+    chownSync(`${prefix}shm.foreign`, 65534, 65534);
+    const escapes = `${prefix}shm.\x1b[2J\x1b[31mFAKE`;
+    writeFileSync(escapes, '');
+    try {
+      const run = await runCli(['gc'], { ms: 20_000 });
+      expect(run.code).toBe(0);
+      expect(run.stdout).not.toContain('\x1b');
+      expect(run.stdout).toContain('nothing to remove');
+      expect(existsSync(fifo) && existsSync(`${prefix}shm.foreign`) && existsSync(escapes)).toBe(true);
+    } finally {
+      for (const path of [fifo, `${prefix}shm.foreign`, escapes]) rmSync(path, { force: true });
+    }
   });
 });

@@ -1,4 +1,14 @@
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readSync,
+  rmSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
@@ -10,8 +20,8 @@ import {
   Mutex,
   SharedMemory,
 } from '../../src/index.js';
-import { kernelName } from '../../src/shm/kernel-name.js';
-import { createNamed } from '../../src/shm/mapping.js';
+import { kernelName, kernelPath } from '../../src/shm/kernel-name.js';
+import { createNamed, unmapSegment } from '../../src/shm/mapping.js';
 import { isolateEachTest, killWaitingConsumer, startFixture, succeeded } from '../sync/children.js';
 
 const env = isolateEachTest();
@@ -66,6 +76,11 @@ describe('gcResources', () => {
     const kernel = kernelName('shm', 'unregistered', 'x');
     const segment = createNamed(kernel, 'test', 0, 64, 0o600);
     new Int32Array(segment.header)[6] = 0x7ffffffe;
+    // Mapped by this live process, it is in use: left, and listed.
+    expect(gcResources({ dryRun: true }).inUse).toEqual([
+      { kind: 'shm', name: 'unregistered', pids: [process.pid] },
+    ]);
+    unmapSegment(segment);
     const result = gcResources();
     expect(result.removed).toEqual([
       expect.objectContaining({ kind: 'shm', name: 'unregistered', source: 'orphan' }),
@@ -80,12 +95,21 @@ describe('gcResources', () => {
     const entry = JSON.parse(readFileSync(manifest, 'utf8'));
     entry.owner = { pid: process.pid, startTime: entry.owner.startTime + 12345 };
     writeFileSync(manifest, JSON.stringify(entry));
+    // And its header, which gc reads again before removing (a live re-creator's would differ).
+    const file = openSync(kernelPath(kernelName('shm', 'reused-registered', 'x')), 'r+');
+    const start = Buffer.alloc(8);
+    readSync(file, start, 0, 8, 32);
+    start.writeDoubleLE(start.readDoubleLE(0) + 12345);
+    writeSync(file, start, 0, 8, 32);
+    closeSync(file);
     // Unregistered: the header names the same live pid with a wrong start time.
     const orphan = createNamed(kernelName('shm', 'reused-orphan', 'x'), 'test', 0, 64, 0o600);
     const header = new DataView(orphan.header);
     expect(header.getInt32(24, true)).toBe(process.pid);
     header.setFloat64(32, header.getFloat64(32, true) + 12345, true);
     expect(listResources().find((r) => r.name === 'reused-registered')?.ownerAlive).toBe(false);
+    registered.close();
+    unmapSegment(orphan);
     const result = gcResources();
     expect(result.removed.map((r) => `${r.name}:${r.source}`).sort()).toEqual([
       'reused-orphan:orphan',
@@ -93,7 +117,6 @@ describe('gcResources', () => {
     ]);
     expect(exists(() => SharedMemory.open('reused-registered'))).toBe(false);
     expect(exists(() => SharedMemory.open('reused-orphan'))).toBe(false);
-    registered.close();
   });
 
   it("removes the doorbell socket of a queue consumer killed with SIGKILL, and keeps a live one's", async () => {
@@ -119,5 +142,91 @@ describe('gcResources', () => {
     await mine;
     await q.close();
     await MessageQueue.remove('jobs');
+  });
+
+  it("leaves a dead creator's lock and segment while a live process maps them, and lists them in inUse", async () => {
+    await succeeded(startFixture('shm-create-and-exit.ts', ['board', 'board-lock']), 20_000, 'creator');
+    // This process uses the lock whose creator exited: removing its name would let the next
+    // opener make a second lock, and two processes would both hold "the" lock.
+    const lock = Mutex.open('board-lock');
+    const guard = lock.tryLock();
+    expect(guard).toBeDefined();
+    const result = gcResources();
+    expect(result.inUse).toEqual([{ kind: 'mutex', name: 'board-lock', pids: [process.pid] }]);
+    expect(result.removed.map((r) => r.name)).toEqual(['board']);
+    const second = Mutex.openOrCreate('board-lock');
+    expect(second.tryLock()).toBeUndefined();
+    second.close();
+    guard?.release();
+    lock.close();
+    expect(gcResources().removed.map((r) => r.name)).toEqual(['board-lock']);
+  });
+
+  it('does not remove a name a live process made anew while gc was deciding', async () => {
+    await succeeded(
+      startFixture('shm-create-and-exit.ts', ['restarted', 'restarted-lock']),
+      20_000,
+      'creator',
+    );
+    const result = gcResources({
+      kinds: ['shm'],
+      // Between gc's listing and its removal, a live process removes the name and makes it anew
+      // (the usual restart), then unmaps it.
+      keep: ({ name }) => {
+        SharedMemory.unlink(name);
+        SharedMemory.create(name, { size: 64 }).close();
+        return false;
+      },
+    });
+    expect(result.removed).toEqual([]);
+    expect(listResources().find((r) => r.name === 'restarted')?.ownerAlive).toBe(true);
+    expect(exists(() => SharedMemory.open('restarted'))).toBe(true);
+  });
+
+  it('acts only on manifests that name the path their kind and name give', () => {
+    const outside = join(env.dir, '..', `precious-${process.pid}.txt`);
+    writeFileSync(outside, 'keep me');
+    try {
+      const registry = join(env.dir, '.registry');
+      mkdirSync(registry, { recursive: true, mode: 0o700 });
+      const dead = { pid: 0x7ffffffe, startTime: 1 };
+      const createdAt = new Date().toISOString();
+      const forged = (kind: string, name: string, path: string) =>
+        writeFileSync(
+          join(registry, `${kind}.${name}.json`),
+          JSON.stringify({ kind, name, path, owner: dead, createdAt }),
+        );
+      forged('queue', 'evil', outside);
+      // A manifest whose file name is not its own, and one with a name ipckit never makes.
+      writeFileSync(
+        join(registry, 'queue.other.json'),
+        JSON.stringify({ kind: 'queue', name: 'evil2', path: outside, owner: dead, createdAt }),
+      );
+      forged('fifo', 'a b', outside);
+      const result = gcResources({ kinds: ['queue', 'fifo'] });
+      expect(result.removed).toEqual([]);
+      expect(result.failed).toEqual([
+        { kind: 'queue', name: 'evil', error: expect.stringMatching(/manifest names another path/) },
+      ]);
+      expect(readFileSync(outside, 'utf8')).toBe('keep me');
+    } finally {
+      rmSync(outside, { force: true });
+    }
+  });
+
+  it("removes a dead creator's queue with its WAL files", async () => {
+    const wal = await MessageQueue.open('left');
+    await wal.send({ n: 1 });
+    const path = join(env.dir, 'left.mq.sqlite');
+    // Its creator's manifest, as a killed creator leaves it; the WAL files stay as it left them.
+    const manifest = join(env.dir, '.registry', 'queue.left.json');
+    const entry = JSON.parse(readFileSync(manifest, 'utf8'));
+    writeFileSync(manifest, JSON.stringify({ ...entry, owner: { pid: 0x7ffffffe, startTime: 1 } }));
+    expect(readdirSync(env.dir).filter((f) => f.startsWith('left.'))).toContain('left.mq.sqlite-wal');
+    await wal.close();
+    writeFileSync(`${path}-wal`, 'x');
+    writeFileSync(`${path}-shm`, 'x');
+    expect(gcResources({ kinds: ['queue'] }).removed.map((r) => r.name)).toEqual(['left']);
+    expect(readdirSync(env.dir).filter((f) => f.startsWith('left.'))).toEqual([]);
   });
 });
