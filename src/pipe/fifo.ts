@@ -58,6 +58,8 @@ interface FifoEnds {
 function pathOf(target: FifoTarget): { path: string; name: string | undefined } {
   if (typeof target === 'string') return { path: resourcePath(target, '.fifo', 'fifo'), name: target };
   if (target && typeof target.path === 'string' && target.path.length > 0) {
+    // A C string ends at NUL: mkfifo would make the FIFO at the path before it, elsewhere.
+    if (target.path.includes('\0')) throw new TypeError('a FIFO path must not contain NUL characters');
     return { path: resolve(target.path), name: undefined };
   }
   throw new TypeError('a FIFO is named by a string or { path: string }');

@@ -2,6 +2,7 @@ import { execFile, spawn as nodeSpawn, spawnSync } from 'node:child_process';
 import {
   closeSync,
   constants,
+  existsSync,
   lstatSync,
   mkdirSync,
   openSync,
@@ -155,6 +156,14 @@ describe('Fifo', () => {
     await expect(Fifo.create('typed', { mode: 0o1000 })).rejects.toThrow(RangeError);
     await expect(Fifo.create('typed', { mode: 1.5 })).rejects.toThrow(RangeError);
     expect(listResources().filter((r) => r.name === 'typed')).toEqual([]);
+  });
+
+  it('refuses a path with a NUL in it, which the kernel would cut short and make elsewhere', async () => {
+    const target = join(env.dir, 'target');
+    await expect(Fifo.create({ path: `${target}\0.ignored` })).rejects.toThrow(/NUL/);
+    await expect(Fifo.create({ path: `${env.dir}/sub\0/../../escaped` })).rejects.toThrow(TypeError);
+    expect(existsSync(target)).toBe(false);
+    expect(existsSync(join(env.dir, '..', 'escaped'))).toBe(false);
   });
 
   it('applies an explicit mode exactly, whatever the umask', async () => {
