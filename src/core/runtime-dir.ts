@@ -16,6 +16,7 @@ import {
   renameSync,
   rmSync,
   type Stats,
+  statSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -49,8 +50,26 @@ function uid(): number {
 /** The runtime directory path for this process's environment (not created). */
 export function runtimeDirPath(): string {
   if (process.env.IPCKIT_DIR) return resolve(process.env.IPCKIT_DIR);
-  if (process.env.XDG_RUNTIME_DIR) return join(process.env.XDG_RUNTIME_DIR, 'ipckit');
+  const xdg = process.env.XDG_RUNTIME_DIR;
+  if (xdg && isOwnDirectory(xdg)) return join(xdg, 'ipckit');
   return join(tmpdir(), `ipckit-${uid()}`);
+}
+
+const ownDirectories = new Map<string, boolean>();
+
+/**
+ * True if `dir` is a directory of this user's. XDG_RUNTIME_DIR must be, by its specification;
+ * another user's (root run with a user's environment, as `sudo -E` does) is passed over, as
+ * GLib does, rather than making a root-owned directory in it that the user could then not use.
+ */
+function isOwnDirectory(dir: string): boolean {
+  let own = ownDirectories.get(dir);
+  if (own === undefined) {
+    const stat = statSync(dir, { throwIfNoEntry: false });
+    own = stat?.isDirectory() === true && (uid() < 0 || stat.uid === uid());
+    ownDirectories.set(dir, own);
+  }
+  return own;
 }
 
 /**

@@ -18,7 +18,7 @@ import { dirname, join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { isKept, keepResource, keptMarks, releaseResource } from '../../src/cli/persistent.js';
 import { unregister } from '../../src/core/registry.js';
-import { checkName, runtimeDir, runtimeSubdir } from '../../src/core/runtime-dir.js';
+import { checkName, runtimeDir, runtimeDirPath, runtimeSubdir } from '../../src/core/runtime-dir.js';
 import {
   Barrier,
   Condition,
@@ -46,6 +46,31 @@ function codeOf(fn: () => unknown): string | undefined {
   }
   return undefined;
 }
+
+describe('where the runtime directory is', () => {
+  it("uses XDG_RUNTIME_DIR only when it is this user's directory", () => {
+    const saved = { IPCKIT_DIR: process.env.IPCKIT_DIR, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR };
+    const base = mkdtempSync(join(tmpdir(), 'ipckit-xdg-'));
+    try {
+      const own = join(base, 'own');
+      const foreign = join(base, 'foreign');
+      mkdirSync(own, { mode: 0o700 });
+      mkdirSync(foreign, { mode: 0o700 });
+      chownSync(foreign, 65534, 65534);
+      delete process.env.IPCKIT_DIR;
+      process.env.XDG_RUNTIME_DIR = own;
+      expect(runtimeDirPath()).toBe(join(own, 'ipckit'));
+      process.env.XDG_RUNTIME_DIR = foreign;
+      expect(runtimeDirPath()).toBe(join(tmpdir(), `ipckit-${process.getuid!()}`));
+    } finally {
+      for (const [key, value] of Object.entries(saved)) {
+        if (value === undefined) delete process.env[key];
+        else process.env[key] = value;
+      }
+      rmSync(base, { recursive: true, force: true });
+    }
+  });
+});
 
 describe('names', () => {
   it.each([
