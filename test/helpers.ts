@@ -94,3 +94,17 @@ export async function isPending(promise: Promise<unknown>): Promise<boolean> {
   ]);
   return settled === marker;
 }
+
+/**
+ * Blocks this thread, event loop included, until `condition()` holds, checking every 2 ms; throws
+ * after `ms`. For tests that need the loop to find a timer due before it reads what another
+ * process did meanwhile.
+ */
+export function blockUntil(condition: () => boolean, ms: number): void {
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  const deadline = Date.now() + ms;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`blockUntil: not within ${ms} ms`);
+    Atomics.wait(pause, 0, 0, 2);
+  }
+}

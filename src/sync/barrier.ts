@@ -300,6 +300,14 @@ export class Barrier extends Primitive {
         }
         return undefined;
       },
+      // The round this party arrived in completed: it was counted, whatever ended its wait.
+      completed: () => {
+        if (Atomics.load(i32, GENERATION) === generation) return undefined;
+        if (Atomics.load(i32, BROKEN) === generation + 1) {
+          throw this.#brokenError(dead ? `pid ${dead.pid} died` : 'a party died or gave up');
+        }
+        return index;
+      },
       watchPids: () => [...new Set(this.#members.holders().map((h) => h.pid))],
       cancel: () => {
         // close() is a member leaving in order (it also leaves the member table): its arrival is

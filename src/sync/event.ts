@@ -121,15 +121,20 @@ export class Event extends Primitive {
   #target(): WaitTarget<true> {
     const i32 = this.#i32;
     const generation = Atomics.load(i32, STATE) & ~FLAG_BIT;
+    const setSince = (): true | undefined => {
+      const state = Atomics.load(i32, STATE);
+      return (state & FLAG_BIT) !== 0 || (state & ~FLAG_BIT) !== generation ? true : undefined;
+    };
     return {
       what: `${this.what}: wait`,
       queue: this.#queue,
       spin: this.spinner,
       attempt: () => {
         this.assertOpen();
-        const state = Atomics.load(i32, STATE);
-        return (state & FLAG_BIT) !== 0 || (state & ~FLAG_BIT) !== generation ? true : undefined;
+        return setSince();
       },
+      // Set, or pulsed (set then cleared), before the timer or the abort ended the wait.
+      completed: setSince,
       track: (kick) => this.trackWait(kick),
     };
   }

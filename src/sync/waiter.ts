@@ -57,6 +57,13 @@ export interface WaitTarget<T> {
    */
   resultIfNotified?(): T;
   /**
+   * A read-only look whether the wait has completed by others' doing (a barrier round that counted
+   * this party, an event set or pulsed since the wait began): a failing wait (timeout, abort) ends
+   * with this result instead of the error. A timer can fire before the doorbell of the completion
+   * is read, and the completion must not be reported as a timeout: the others went on counting it.
+   */
+  completed?(): T | undefined;
+  /**
    * A read-only check that an attempt could succeed now (a Mutex: the word is 0). Spinning polls
    * it and only attempts when it says yes, so spinners read the lock's cache line instead of
    * invalidating it with failed compare-and-swaps under the holder's feet.
@@ -378,6 +385,11 @@ class ParkedWait<T> {
       }
       if (departure === 'notified' && target.resultIfNotified) {
         this.#resolve(target.resultIfNotified());
+        return;
+      }
+      const completed = target.completed?.();
+      if (completed !== undefined) {
+        this.#resolve(completed);
         return;
       }
     } catch (err) {

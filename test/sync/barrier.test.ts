@@ -1,11 +1,27 @@
 import { describe, expect, it } from 'vitest';
 import { Barrier, ErrorCodes, isIpcError, SharedMemory } from '../../src/index.js';
-import { isPending, rejectionOf, watchdog } from '../helpers.js';
+import { blockUntil, isPending, rejectionOf, watchdog } from '../helpers.js';
 import { isolateEachTest, startFixture, succeeded } from './children.js';
 
 isolateEachTest();
 
 describe('Barrier', () => {
+  it('a party whose round completed before it gave up is told its index, not ABORTED', async () => {
+    const barrier = Barrier.create('start', { parties: 2 });
+    const abort = new AbortController();
+    const waited = barrier.wait({ signal: abort.signal });
+    // This thread stays blocked until the child's arrival has completed the round, counting this
+    // party, then gives up before its loop has read the doorbell (as a timer due then would).
+    const child = startFixture('sync-barrier-wait.ts');
+    blockUntil(() => barrier.waiting === 0, 20_000);
+    abort.abort();
+    expect(await watchdog(waited, 2000, 'the wait')).toBe(0);
+    expect((await child.line('passed', 20_000)).trim()).toBe('passed 1');
+    expect(barrier.broken).toBe(false);
+    await succeeded(child, 20_000, 'the other party');
+    barrier.close();
+  });
+
   it('releases all parties together and gives each a distinct arrival index', async () => {
     const barrier = Barrier.create('start', { parties: 3 });
     const others = [Barrier.open('start'), Barrier.open('start')];

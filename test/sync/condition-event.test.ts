@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { Condition, ErrorCodes, Event, isIpcError, Mutex, SharedMemory } from '../../src/index.js';
-import { watchdog } from '../helpers.js';
+import { blockUntil, watchdog } from '../helpers.js';
 import { isolateEachTest, startFixture, succeeded } from './children.js';
 
 isolateEachTest();
@@ -109,6 +109,20 @@ describe('Condition', () => {
 });
 
 describe('Event', () => {
+  it('a wait pulsed by another process before it was aborted completes: the pulse is not lost', async () => {
+    using event = Event.create('late');
+    using done = Event.create('late-done');
+    const abort = new AbortController();
+    const waited = event.wait({ signal: abort.signal });
+    // This thread stays blocked until the child has pulsed, then gives up before its loop has
+    // read the doorbell of the pulse (as a timer due at that moment would).
+    const child = startFixture('sync-event-pulse-then-set.ts', ['late', 'late-done']);
+    blockUntil(() => done.isSet(), 20_000);
+    abort.abort();
+    await expect(watchdog(waited, 2000, 'the wait')).resolves.toBeUndefined();
+    await succeeded(child, 20_000, 'pulser');
+  });
+
   it('sets, clears and wakes waiters; a set-then-clear pulse is not lost', async () => {
     using event = Event.create('flag');
     expect(event.isSet()).toBe(false);
