@@ -117,8 +117,11 @@ static Napi::Value DoorbellSocket(const Napi::CallbackInfo& info) {
 
 // One unbound sending socket per process, shared by all threads (sendto on one fd from several
 // threads is safe), so a terminated worker leaks nothing.
+// Made on first use, and again on a later ring if making it failed (out of fds, say): a failure
+// kept for good would fail every ring of the process from then on.
 static int SharedSender() {
-  static int fd = DatagramSocket();
+  static int fd = -1;
+  if (fd < 0) fd = DatagramSocket();
   return fd;
 }
 
@@ -139,7 +142,7 @@ static Napi::Value DoorbellRing(const Napi::CallbackInfo& info) {
   int fd = info[0].As<Napi::Number>().Int32Value();
   if (fd < 0) fd = SharedSender();
   if (fd < 0) {
-    ErrnoError(env, EMFILE, "socket").ThrowAsJavaScriptException();
+    ErrnoError(env, errno, "socket").ThrowAsJavaScriptException();
     return env.Undefined();
   }
   std::string name = info[1].As<Napi::String>().Utf8Value();

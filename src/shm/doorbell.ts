@@ -117,6 +117,13 @@ export function ringDoorbell(address: DoorbellAddress): boolean {
     local.ringLocal();
     return true;
   }
-  // -1: the process-wide sending socket (one per process, so terminated workers leak nothing).
-  return native().doorbellRing(-1, doorbellName(address.tid, address.nonce)) !== 2;
+  try {
+    // -1: the process-wide sending socket (one per process, so terminated workers leak nothing).
+    return native().doorbellRing(-1, doorbellName(address.tid, address.nonce)) !== 2;
+  } catch {
+    // No socket to ring with (out of file descriptors): the ring is lost, not the waiter, whose
+    // own periodic check finds what the ring would have told it. A release that threw here would
+    // leave its guard unreleased over a lock it had already passed on.
+    return true;
+  }
 }

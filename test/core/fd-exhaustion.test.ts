@@ -86,4 +86,39 @@ describe('out of file descriptors', () => {
       for (const primitive of [mutex, semaphore, rwlock]) primitive.close();
     }
   });
+
+  it('a release that cannot ring its waiter (no fd for the socket) does not throw, and the waiter still gets the lock', async () => {
+    const mutex = Mutex.create('rung');
+    const node = [process.execPath, ...fixtureArgs('sync-release-out-of-fds.ts')]
+      .map((arg) => `'${arg}'`)
+      .join(' ');
+    const holder = spawn<never>('bash', ['-c', `ulimit -n 256 && exec ${node}`], {
+      channel: false,
+      stdio: ['pipe', 'pipe', 'inherit'],
+    });
+    try {
+      let stdout = '';
+      const printed = (line: string) =>
+        new Promise<void>((resolve) => {
+          const look = () => stdout.includes(line) && resolve();
+          holder.process.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
+            stdout += chunk;
+            look();
+          });
+          look();
+        });
+      await watchdog(printed('held'), 30_000, 'the holder');
+      const locking = mutex.lock();
+      holder.process.stdin!.write('go\n');
+      const guard = await watchdog(locking, 10_000, 'the lock, handed over');
+      expect(guard.ownerDied).toBe(false);
+      guard.release();
+      await watchdog(printed('released'), 10_000, 'the release');
+      expect(stdout.trim().split('\n')).toEqual(['held', 'released ok']);
+      expect((await watchdog(holder.exited, 10_000, 'exit')).code).toBe(0);
+    } finally {
+      holder.kill('SIGKILL');
+      mutex.close();
+    }
+  });
 });
