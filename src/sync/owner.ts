@@ -32,11 +32,14 @@ export class OwnerRecord {
     const i32 = this.#i32;
     const b = this.#base;
     if (Atomics.load(i32, b + 1) === me.tid && this.#f64[(b + 4) >> 1] === me.startTime) return;
-    Atomics.add(i32, b, 1);
+    // Only the owner writes, so an odd count here is a previous owner killed mid-update: start
+    // from the next odd number, or the count would stay odd, and the record unreadable, for good.
+    const writing = Atomics.load(i32, b) | 1;
+    Atomics.store(i32, b, writing);
     i32[b + 2] = me.pid;
     this.#f64[(b + 4) >> 1] = me.startTime;
     Atomics.store(i32, b + 1, me.tid);
-    Atomics.add(i32, b, 1);
+    Atomics.store(i32, b, writing + 1);
   }
 
   /** A consistent snapshot, or undefined while a writer is mid-update. */

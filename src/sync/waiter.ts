@@ -443,7 +443,15 @@ export function waitSync<T>(target: WaitTarget<T>, opts: WaitOptions | undefined
         return result;
       }
       const remaining = deadline - Date.now();
-      if (remaining <= 0) throw timeoutError(target.what, timeout ?? 0);
+      if (remaining <= 0) {
+        // One last attempt with the death check before giving up, as the async wait makes: a dead
+        // holder's lock is anyone's, also for `{ timeout: 0 }`.
+        if (!deathCheck) {
+          deathCheck = true;
+          continue;
+        }
+        throw timeoutError(target.what, timeout ?? 0);
+      }
       if (!reg) {
         sleepSync(Math.min(slice, remaining));
         slice = Math.min(slice * 2, SYNC_MAX_SLICE_MS);

@@ -475,4 +475,57 @@ describe('Mutex between processes', () => {
       segment.unlink();
     }
   });
+
+  it('recovers a dead holder in a …Sync wait with timeout 0, as tryLock() does', () => {
+    const segment = SharedMemory.create('dead-sync', { size: Math.max(Mutex.byteLength, RwLock.byteLength) });
+    try {
+      // A holder that cannot be running: thread id 0x7ffffffe, in the lock word and its record.
+      const forgeDeadHolder = (): void => {
+        const words = new Int32Array(segment.buffer);
+        words[7] = 0x7ffffffe;
+        words[8] = 0x7ffffffe;
+        Atomics.store(words, 6, (Atomics.load(words, 6) | 1) + 1);
+        Atomics.store(words, 4, 0x7ffffffe);
+      };
+      const mutex = Mutex.createAt(segment, 0);
+      forgeDeadHolder();
+      const guard = mutex.lockSync({ timeout: 0 });
+      expect(guard.ownerDied).toBe(true);
+      guard.release();
+      mutex.close();
+      new Uint8Array(segment.buffer).fill(0);
+      const rwlock = RwLock.createAt(segment, 0);
+      forgeDeadHolder();
+      const writer = rwlock.writeLockSync({ timeout: 0 });
+      expect(writer.ownerDied).toBe(true);
+      writer.release();
+      rwlock.close();
+    } finally {
+      segment.close();
+      segment.unlink();
+    }
+  });
+
+  it('keeps the owner record readable after recovering from an owner killed while writing it', () => {
+    const segment = SharedMemory.create('odd-record', { size: Mutex.byteLength });
+    try {
+      const mutex = Mutex.createAt(segment, 0);
+      const words = new Int32Array(segment.buffer);
+      // The state a holder leaves when killed between the record's two counter steps: the count
+      // (word 6) odd, its thread id (which cannot be running) in the lock word.
+      Atomics.store(words, 6, 3);
+      Atomics.store(words, 4, 0x7ffffffe);
+      const guard = mutex.tryLock();
+      expect(guard?.ownerDied).toBe(true);
+      // Even again: readers can take a snapshot of the new owner (to watch its process, and to
+      // tell it from a later thread with its id).
+      expect(Atomics.load(words, 6) % 2).toBe(0);
+      expect(words[7]).toBe(selfThread().tid);
+      guard?.release();
+      mutex.close();
+    } finally {
+      segment.close();
+      segment.unlink();
+    }
+  });
 });
