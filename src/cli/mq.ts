@@ -73,7 +73,7 @@ function openQueue(
  * stamped) are judged by the sweeping opener's own bound. The largest bound leaves those to the
  * application's own consumers too, so looking never dead-letters anything.
  */
-const LOOKING_ONLY: MessageQueueOptions<unknown> = { maxAttempts: 1_000_000 };
+export const LOOKING_ONLY: MessageQueueOptions<unknown> = { maxAttempts: 1_000_000 };
 
 /**
  * Opens an existing queue for the commands that only look at or clean one: they must not create

@@ -17,6 +17,7 @@ import {
   Semaphore,
   SharedMemory,
 } from '../index.js';
+import { LOOKING_ONLY } from './mq.js';
 
 export { RESOURCE_KINDS };
 
@@ -59,7 +60,8 @@ async function withQueue<R>(
   read: (queue: MessageQueue) => Promise<R>,
 ): Promise<R | undefined> {
   if (entry.path === undefined || !existsSync(entry.path)) return undefined;
-  const queue = await MessageQueue.open(entry.name);
+  // As `ipckit mq stats` opens one: looking never dead-letters a message (LOOKING_ONLY).
+  const queue = await MessageQueue.open(entry.name, LOOKING_ONLY);
   try {
     return await read(queue);
   } finally {
