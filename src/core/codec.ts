@@ -319,7 +319,14 @@ export function resolveCodec<T>(opts: CodecOptions<T> | undefined, what: string)
       }
     },
     decode(bytes, owned) {
-      if (owned && keepsOwned) return schema ? validate(schema, bytes as T, what) : (bytes as T);
+      if (owned && keepsOwned) {
+        // A plain Uint8Array, as every other raw message is (the transport's own buffer may be a
+        // Buffer, whose toString() and slice() behave differently): a view, not a copy.
+        const message = (
+          bytes instanceof Buffer ? new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength) : bytes
+        ) as T;
+        return schema ? validate(schema, message, what) : message;
+      }
       return decodeRange(bytes, 0, bytes.length, owned);
     },
     decodeRange,

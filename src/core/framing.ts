@@ -326,9 +326,14 @@ const HELLO_MAGIC = [0x49, 0x50, 0x43, 0x4b]; // "IPCK"
 /** Version of the stream protocol; a peer speaking another one is ERR_IPC_INCOMPATIBLE. */
 export const PROTOCOL_VERSION = 1;
 
+/** A codec's name as a hello carries it: its first 255 bytes of UTF-8, compared as bytes by both ends. */
+function helloName(codecName: string): Buffer {
+  return Buffer.from(codecName.slice(0, 255), 'utf8').subarray(0, 255);
+}
+
 /** The hello a connection-oriented stream starts with: magic, version, codec name. */
 export function encodeHello(codecName: string): Buffer {
-  const name = Buffer.from(codecName.slice(0, 255), 'utf8').subarray(0, 255);
+  const name = helloName(codecName);
   const hello = Buffer.allocUnsafe(6 + name.length);
   hello.set(HELLO_MAGIC, 0);
   hello[4] = PROTOCOL_VERSION;
@@ -357,8 +362,9 @@ export function parseHello(bytes: Uint8Array, codecName: string, what: string): 
       `${what}: the peer speaks protocol version ${bytes[4]}, this side ${PROTOCOL_VERSION}`,
     );
   }
-  const peerCodec = Buffer.from(bytes.subarray(6, 6 + nameLength)).toString('utf8');
-  if (peerCodec !== codecName) {
+  const peerName = bytes.subarray(6, 6 + nameLength);
+  if (!helloName(codecName).equals(peerName)) {
+    const peerCodec = Buffer.from(peerName).toString('utf8');
     throw new IpcError(
       ErrorCodes.INCOMPATIBLE,
       `${what}: the peer uses codec '${peerCodec}', this side '${codecName}'`,

@@ -144,7 +144,8 @@ function writeNumber(value: number): boolean {
     else if (value >= -0x8000) scratchView.setInt16(tagged(0xd1, 2), value);
     else scratchView.setInt32(tagged(0xd2, 4), value);
   } else {
-    // Integers beyond 32 bits as well, as msgpackr writes them: every number survives exactly.
+    // Integers beyond 32 bits as well, as msgpackr writes them: every number survives exactly, but
+    // for -0, which (-0 >>> 0 === -0) wrote as the integer 0 above, as msgpackr does too.
     scratchView.setFloat64(tagged(0xcb, 8), value);
   }
   return true;

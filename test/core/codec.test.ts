@@ -91,6 +91,15 @@ describe('codecs', () => {
     expect(codeOf(() => codec.encode('text' as unknown as Uint8Array))).toBe(ErrorCodes.INVALID_MESSAGE);
   });
 
+  it('raw hands out plain Uint8Arrays, also for bytes the transport assembled in a Buffer of its own', () => {
+    const raw = resolveCodec<Uint8Array>({ codec: 'raw' }, 'test');
+    for (const owned of [false, true]) {
+      const message = raw.decode(Buffer.from([1, 2, 3]), owned);
+      expect(Object.getPrototypeOf(message)).toBe(Uint8Array.prototype);
+      expect([...message]).toEqual([1, 2, 3]);
+    }
+  });
+
   it('accepts a custom codec object', () => {
     const upper = {
       name: 'upper',

@@ -138,6 +138,13 @@ describe('framing', () => {
     );
   });
 
+  it('agrees on a codec name longer than a hello carries (255 bytes), as both ends cut it alike', () => {
+    for (const name of ['x'.repeat(300), 'é'.repeat(200)]) {
+      const hello = encodeHello(name);
+      expect(parseHello(hello, name, 'test')).toBe(hello.length);
+    }
+  });
+
   it("reuses a large batch's memory once the transport released it, and only then", () => {
     const batch = new FrameBatch();
     const payload = new Uint8Array(100_000).fill(7);
