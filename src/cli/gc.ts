@@ -58,9 +58,9 @@ Examples:
           // Orphans are /dev/shm objects, or a queue consumer's doorbell socket in the runtime directory.
           const where = r.kind === 'socket' ? '' : ' in /dev/shm';
           const orphan = r.source === 'orphan' ? `, found${where} without a registry entry` : '';
-          out.line(
-            `${verb} ${r.kind} ${r.name} ${colors.dim(`(creator pid ${r.owner.pid} exited${orphan})`)}`,
-          );
+          // pid 0: an object whose creator died making it, before it could write its header.
+          const why = r.owner.pid === 0 ? 'abandoned mid-creation' : `creator pid ${r.owner.pid} exited`;
+          out.line(`${verb} ${r.kind} ${r.name} ${colors.dim(`(${why}${orphan})`)}`);
         }
         for (const f of result.failed)
           out.line(colors.red(`could not remove ${f.kind} ${f.name}: ${f.error}`));

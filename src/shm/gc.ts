@@ -39,7 +39,7 @@ import { deadBells } from '../mq/socket-doorbell.js';
 import { unixSocketRegistryName } from '../socket/address.js';
 import { HEADER_BYTES, readHeader } from './header.js';
 import { kernelName, kernelPath, kernelPrefix } from './kernel-name.js';
-import { unlinkNamed } from './mapping.js';
+import { creatorAtWork, unlinkNamed } from './mapping.js';
 
 /** Options for {@link gcResources}. */
 export interface GcOptions {
@@ -176,7 +176,8 @@ function stillTheSame(entry: ResourceStatus): boolean {
   if (!SHM_KINDS.has(entry.kind) || entry.path === undefined) return true;
   const creator = headerCreator(entry.path);
   return (
-    creator === undefined || (creator.pid === entry.owner.pid && creator.startTime === entry.owner.startTime)
+    typeof creator !== 'object' ||
+    (creator.pid === entry.owner.pid && creator.startTime === entry.owner.startTime)
   );
 }
 
@@ -214,12 +215,26 @@ function shmMappers(): Map<string, number[]> {
   return mappers;
 }
 
+/** What a /dev/shm object's header says of its creator. */
+type HeaderCreator =
+  | { pid: number; startTime: number }
+  /** No header, and nobody at work on it for ABANDONED_AFTER_MS: its creator died making it. */
+  | 'abandoned'
+  | undefined;
+
 /**
- * The creator recorded in a /dev/shm object's header, or undefined if it has no readable header.
- * Only a regular file of this user's is read: another user can plant a FIFO (opening it would
- * block gc forever), a symlink or a file of their own under a name of this runtime directory.
+ * An object whose header is still unwritten this long after its last change, whose creation lock
+ * nobody holds, is taken for abandoned: its creator died between shm_open and the header.
  */
-function headerCreator(path: string): { pid: number; startTime: number } | undefined {
+const ABANDONED_AFTER_MS = 60_000;
+
+/**
+ * The creator recorded in a /dev/shm object's header; 'abandoned' for an object left headerless
+ * by a creator that died making it; undefined if it has no readable header otherwise. Only a
+ * regular file of this user's is read: another user can plant a FIFO (opening it would block gc
+ * forever), a symlink or a file of their own under a name of this runtime directory.
+ */
+function headerCreator(path: string): HeaderCreator {
   let fd: number | undefined;
   try {
     fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
@@ -227,9 +242,10 @@ function headerCreator(path: string): { pid: number; startTime: number } | undef
     if (!stat.isFile() || stat.uid !== process.geteuid?.()) return undefined;
     const page = new ArrayBuffer(HEADER_BYTES);
     const got = readSync(fd, new Uint8Array(page), 0, HEADER_BYTES, 0);
-    if (got < 48) return undefined;
-    const state = readHeader(page, Number.MAX_SAFE_INTEGER);
-    return state.state === 'ready' ? state.info.creator : undefined;
+    const state = got < 48 ? undefined : readHeader(page, Number.MAX_SAFE_INTEGER);
+    if (state?.state === 'ready') return state.info.creator;
+    if (state?.state === 'bad' || Date.now() - stat.mtimeMs < ABANDONED_AFTER_MS) return undefined;
+    return creatorAtWork(fd) ? undefined : 'abandoned';
   } catch {
     return undefined;
   } finally {
@@ -321,15 +337,22 @@ export function gcResources(opts?: GcOptions): GcResult {
     // Names ipckit would never make (another user's file, say) are not ours to judge, or to print.
     if (!NAME_PATTERN.test(name)) continue;
     const path = kernelPath(`/${file}`);
-    const creator = headerCreator(path);
-    // No readable header: a creator died mid-creation, or it is being created right now. Leave
-    // those alone unless the header names a dead creator: racing a live creator would be worse.
-    if (!creator || isAlive(creator) || opts?.keep?.({ kind, name, owner: creator })) continue;
+    const found = headerCreator(path);
+    // No readable header: being created right now, or another kind of file. Left alone unless the
+    // header names a dead creator, or the object was abandoned mid-creation (pid 0 then): racing a
+    // live creator would be worse.
+    if (found === undefined) continue;
+    const creator = found === 'abandoned' ? { pid: 0, startTime: 0 } : found;
+    if ((found !== 'abandoned' && isAlive(creator)) || opts?.keep?.({ kind, name, owner: creator })) continue;
     if (mapped(kind, name, path)) continue;
     try {
       if (!dryRun) {
         const again = headerCreator(path);
-        if (again?.pid !== creator.pid || again.startTime !== creator.startTime) continue;
+        const same =
+          found === 'abandoned'
+            ? again === 'abandoned'
+            : typeof again === 'object' && again.pid === creator.pid && again.startTime === creator.startTime;
+        if (!same) continue;
         unlinkNamed(`/${file}`, `${kind} '${name}'`);
       }
       result.removed.push({ kind, name, path, owner: creator, source: 'orphan' });

@@ -23,8 +23,16 @@ import {
 } from './header.js';
 import { creatorIdentity, kernelPath } from './kernel-name.js';
 
-/** How long an opener waits for a creator that is between shm_open and writing the header. */
+/**
+ * How long an opener waits for a header that is not written yet when nothing says its creator is
+ * still at work: the creator may have died between shm_open and writing it.
+ */
 const INIT_WAIT_MS = 250;
+/**
+ * How long an opener waits for a creator that holds its creation lock (see createNamed): alive and
+ * still allocating, which takes hundreds of milliseconds for gigabytes on a loaded machine.
+ */
+const LIVE_CREATOR_WAIT_MS = 30_000;
 
 /** Which object a name stood for when it was opened: its device and inode. */
 export interface ObjectId {
@@ -111,7 +119,8 @@ function initialize(fd: number, kind: number, size: number, init: Initializer | 
 /** Maps an existing segment behind `fd` after checking its header; waits out a creator in progress. */
 function mapExisting(fd: number, kind: number, what: string): MappedSegment {
   const n = native();
-  const deadline = Date.now() + INIT_WAIT_MS;
+  const start = Date.now();
+  let deadline = start + INIT_WAIT_MS;
   for (;;) {
     const bytes = fstatSync(fd).size;
     if (bytes >= HEADER_BYTES) {
@@ -136,6 +145,10 @@ function mapExisting(fd: number, kind: number, what: string): MappedSegment {
       throw incompatible(what, `the object is ${bytes} bytes, smaller than a header`);
     }
     if (Date.now() >= deadline) {
+      if (creatorAtWork(fd) && Date.now() < start + LIVE_CREATOR_WAIT_MS) {
+        deadline = Math.min(Date.now() + INIT_WAIT_MS, start + LIVE_CREATOR_WAIT_MS);
+        continue;
+      }
       throw incompatible(
         what,
         'its header was never completed (its creator may have died while creating it; unlink it)',
@@ -143,6 +156,21 @@ function mapExisting(fd: number, kind: number, what: string): MappedSegment {
     }
     sleepSync(1);
   }
+}
+
+/**
+ * True while the creator of the object behind `fd` holds its creation lock: it is alive and still
+ * making the object. A lock this process can take is not held (its creator finished, or died).
+ */
+export function creatorAtWork(fd: number): boolean {
+  const n = native();
+  try {
+    if (!n.flock(fd, false, false)) return true;
+    n.funlock(fd);
+  } catch {
+    // No flock here: nothing says the creator is at work.
+  }
+  return false;
 }
 
 /** Creates the named object `kernel` (ERR_IPC_EXISTS if it exists). */
@@ -162,6 +190,11 @@ export function createNamed(
     throw fromSystemError(err, what);
   }
   try {
+    // The creation lock: held (on this open file, so released when the fd closes below) until the
+    // header is written, so that openers and gc can tell a creator at work from a dead one.
+    try {
+      n.flock(fd, true, false);
+    } catch {}
     // shm_open's mode is filtered by the umask; the requested mode must hold exactly.
     fchmodSync(fd, mode);
     const id = objectIdOf(fd);

@@ -1,11 +1,13 @@
 import {
   closeSync,
+  existsSync,
   mkdirSync,
   openSync,
   readdirSync,
   readFileSync,
   readSync,
   rmSync,
+  utimesSync,
   writeFileSync,
   writeSync,
 } from 'node:fs';
@@ -228,5 +230,26 @@ describe('gcResources', () => {
     writeFileSync(`${path}-shm`, 'x');
     expect(gcResources({ kinds: ['queue'] }).removed.map((r) => r.name)).toEqual(['left']);
     expect(readdirSync(env.dir).filter((f) => f.startsWith('left.'))).toEqual([]);
+  });
+
+  it('removes an object left without its header by a creator that died making it, once nobody is at work on it', () => {
+    // Headerless objects: one untouched for two minutes, one just made (a creator may be at it).
+    const abandoned = kernelPath(kernelName('shm', 'abandoned', 'x'));
+    const fresh = kernelPath(kernelName('shm', 'fresh', 'x'));
+    for (const path of [abandoned, fresh]) closeSync(openSync(path, 'w', 0o600));
+    const past = new Date(Date.now() - 120_000);
+    utimesSync(abandoned, past, past);
+    const result = gcResources();
+    expect(result.removed).toEqual([
+      expect.objectContaining({
+        kind: 'shm',
+        name: 'abandoned',
+        source: 'orphan',
+        owner: { pid: 0, startTime: 0 },
+      }),
+    ]);
+    expect(existsSync(abandoned)).toBe(false);
+    expect(existsSync(fresh)).toBe(true);
+    rmSync(fresh);
   });
 });

@@ -255,6 +255,17 @@ describe('SharedMemory header checks', () => {
     expect(err?.message).toMatch(/owned by uid 65534/);
   });
 
+  it('an opener waits for a creator still at work, however long past 250 ms, and then maps what it made', async () => {
+    const creator = startFixture('shm-create-slowly.ts', ['slow', '1500']);
+    await creator.line('initializing', 30_000);
+    // The object exists, its header unwritten for 1.5 s more: its creator holds the creation lock.
+    const segment = SharedMemory.open('slow');
+    expect(segment.size).toBe(4096);
+    await creator.line('created', 30_000);
+    segment.close();
+    SharedMemory.unlink('slow');
+  });
+
   it('refuses an object too small to hold a header, and one whose header never completed', () => {
     const path = kernelPath(kernelName('shm', 'foreign', 'x'));
     const fd = openSync(path, 'w', 0o600);
