@@ -91,8 +91,9 @@ export class Condition extends Primitive {
    * Releases `guard`'s mutex, waits to be notified, and re-takes the mutex before settling (the
    * guard is held again, with `ownerDied` set if the mutex was recovered from a dead holder).
    * Rejects with ERR_IPC_TIMEOUT / ERR_IPC_ABORTED per `opts` (mutex re-taken all the same).
-   * Spurious wake-ups do not happen, but check your predicate in a loop anyway: another thread may
-   * have changed it between the notify and your re-taking the mutex.
+   * Check your predicate in a loop, as with any condition variable: another thread may have changed
+   * it between the notify and your re-taking the mutex, and a waiter can be woken without a notify
+   * of its own, when a notified waiter was killed and its notification is passed on (see docs).
    */
   async wait(guard: MutexGuard, opts?: WaitOptions): Promise<void> {
     checkWaitOptions(opts);
