@@ -45,6 +45,8 @@ export class Condition extends Primitive {
   /** Bytes a Condition occupies when placed with {@link Condition.createAt}. */
   static readonly byteLength = spec.byteLength;
   readonly #queue: WaitQueue;
+  /** Slots of this handle's notified waits that are re-taking their mutex (see #leaveKept). */
+  readonly #keptSlots = new Set<Registration>();
 
   private constructor(storage: Storage) {
     super('condition', storage);
@@ -201,7 +203,15 @@ export class Condition extends Primitive {
    * instead let a waiter killed while re-taking the mutex take the notification with it.
    */
   #leaveKept(reg: Registration, kept: { slot: boolean }): void {
-    if (kept.slot && !this.#queue.detached) this.#queue.leave(reg);
+    if (!kept.slot) return;
+    // Left by close() already if the handle was closed meanwhile (its memory is gone now).
+    if (this.#keptSlots.delete(reg) && !this.#queue.detached) this.#queue.leave(reg);
+  }
+
+  /** Leaves the kept slots while the memory is still mapped: a closed handle's would stay for good. */
+  protected override onClose(): void {
+    for (const reg of this.#keptSlots) this.#queue.leave(reg);
+    this.#keptSlots.clear();
   }
 
   #target(reg: Registration, kept: { slot: boolean }): WaitTarget<true> {
@@ -212,6 +222,7 @@ export class Condition extends Primitive {
       registration: reg,
       keepSlot: () => {
         kept.slot = true;
+        this.#keptSlots.add(reg);
       },
       attempt: () => {
         this.assertOpen();

@@ -28,6 +28,30 @@ describe('Condition', () => {
     cond.unlink();
   });
 
+  it('a handle closed while its notified wait re-takes the mutex leaves no slot behind', async () => {
+    const segment = SharedMemory.create('relock', { size: Mutex.byteLength });
+    const mutex = Mutex.createAt(segment, 0);
+    const mutexWaiters = (): number => Atomics.load(new Int32Array(segment.buffer), 16);
+    const closing = Condition.create('cond');
+    using other = Condition.open('cond');
+    const waited = closing.wait(await mutex.lock());
+    // The wait released the mutex: take it, so that the notified wait has to wait to re-take it.
+    const blocker = mutex.tryLock();
+    expect(blocker).toBeDefined();
+    expect(other.notify()).toBe(1);
+    const relocking = (async () => {
+      while (mutexWaiters() === 0) await new Promise((resolve) => setImmediate(resolve));
+    })();
+    await watchdog(relocking, 5000, 'the notified wait queued for the mutex');
+    closing.close();
+    blocker?.release();
+    await watchdog(waited, 5000, 'the wait');
+    expect(other.waiting).toBe(0);
+    mutex.close();
+    segment.close();
+    segment.unlink();
+  });
+
   it('re-takes the mutex before rejecting on timeout, and counts a late notify as notified', async () => {
     using mutex = Mutex.create('lock');
     using cond = Condition.create('cond');
