@@ -145,12 +145,13 @@ describe('Pool: failures', () => {
   });
 
   it('data a worker cannot decode fails that call with ERR_IPC_INVALID_MESSAGE, and the worker goes on', async () => {
-    // A worker with a small stack overflows decoding what this process encoded fine.
-    const p = pool<unknown, unknown>('pool-echo.ts', { size: 1, execArgv: ['--stack-size=200'] });
+    // A worker with a small stack overflows decoding what this process encoded fine (nesting
+    // within msgpack's 1,000 levels).
+    const p = pool<unknown, unknown>('pool-echo.ts', { size: 1, execArgv: ['--stack-size=120'] });
     expect(await p.run('warm')).toBe('warm');
     const pid = p.pids[0];
     let deep: unknown = 1;
-    for (let i = 0; i < 1200; i++) deep = [deep];
+    for (let i = 0; i < 990; i++) deep = [deep];
     const before = p.run('before');
     const garbled = rejectionOf(watchdog(p.run(deep), 30_000, 'garbled'));
     const after = p.run('after');
