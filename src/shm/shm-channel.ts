@@ -701,6 +701,9 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
       if (this.#slot >= 0) {
         // A producer leaves: its slot serves the next one; the reader and the others go on.
         this.#slots.release(this.#slot);
+        // The ring a send scheduled for the parked reader was cancelled above: ring it now, or
+        // the last messages would wait unseen until another producer rang or this process died.
+        if (Atomics.compareExchange(this.#out, Ctl.READER_IDLE, 1, 0) === 1) this.#ringPeer();
         this.#segment.close();
         return;
       }
@@ -874,7 +877,9 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
     const force = this.#peerEnded !== undefined;
     const delivered = this.#deliverPublished(force);
     if (delivered < 0) return;
-    if (delivered === BATCH && !force) {
+    if (delivered === BATCH) {
+      // Forced or not, a full batch may have more behind it (a goodbye, too): the peer's end is
+      // reported once everything it published has been delivered.
       this.#schedulePump();
       return;
     }

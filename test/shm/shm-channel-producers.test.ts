@@ -5,6 +5,7 @@
  * whose producer died before committing it is skipped.
  */
 import { spawn as nodeSpawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ErrorCodes, ShmChannel } from '../../src/index.js';
 import { MpRingWriter, ProducerSlots } from '../../src/shm/mp-ring.js';
@@ -29,6 +30,28 @@ function startProducer(name: string, id: number, count: number, max: number) {
 }
 
 describe("ShmChannel { producers: 'many' }", () => {
+  it.each(['close', 'destroy'])(
+    'a message sent right before a producer %ss reaches the parked reader',
+    async (how) => {
+      const reader = ShmChannel.create<string>('last', { producers: 'many' });
+      const proc = nodeSpawn(
+        process.execPath,
+        fixtureArgs('shm-channel-send-one-then-close.ts', 'last', how),
+        {
+          stdio: ['ignore', 'pipe', 'inherit'],
+        },
+      );
+      try {
+        // The producer process lives on: only a ring can tell the parked reader.
+        expect(await watchdog(reader.receive(), 30_000, 'the message')).toBe('event');
+      } finally {
+        proc.kill('SIGKILL');
+        await once(proc, 'exit');
+        await reader.close();
+      }
+    },
+  );
+
   it('4 producer processes into one ring: every message exactly once, in each producer order', async () => {
     const count = 20_000;
     const reader = ShmChannel.create<Uint8Array>('many', {

@@ -13,6 +13,7 @@ import {
   type ChildProcess,
   codecs,
   ErrorCodes,
+  type IpcError,
   listResources,
   SharedMemory,
   ShmChannel,
@@ -54,6 +55,39 @@ function pair(capacity = 4096, mode: 'default' | 'latency' = 'default') {
   const b = ShmChannel.open<Uint8Array>('pair', { codec: 'raw' });
   return { a, b };
 }
+
+describe('ShmChannel: a peer that ends with many messages unread', () => {
+  it.each(['close', 'exit'])(
+    'after %s, every message it sent is received, then the end is reported',
+    async (end) => {
+      const count = 10_000;
+      const reader = ShmChannel.create<number>('unread', { capacity: 1 << 20 });
+      const writer = nodeSpawn(
+        process.execPath,
+        fixtureArgs('shm-channel-send-then-end.ts', 'unread', String(count), end),
+        {
+          stdio: ['ignore', 'inherit', 'inherit'],
+        },
+      );
+      const [code] = await watchdog(once(writer, 'exit'), 60_000, 'the writer');
+      expect(code).toBe(0);
+      let received = 0;
+      let error: unknown;
+      try {
+        for await (const n of reader) {
+          expect(n).toBe(received);
+          received++;
+        }
+      } catch (err) {
+        error = err;
+      }
+      expect(received).toBe(count);
+      if (end === 'close') expect(error).toBeUndefined();
+      else expect((error as IpcError | undefined)?.code).toBe(ErrorCodes.PEER_GONE);
+      reader.destroy();
+    },
+  );
+});
 
 describe('ShmChannel in one process', () => {
   // In latency mode receive() itself polls the ring (ShmChannel#pollInput) before it waits.
