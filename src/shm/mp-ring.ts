@@ -172,6 +172,12 @@ export class MpRingWriter {
   /** Always false: each record is published by its own commit. */
   readonly unpublished = false;
 
+  /**
+   * True after a reserve() that failed having lost a claim to another producer: it withdrew the
+   * intent it had announced, and a reader parked on that intent (see deadClaimAt) should look again.
+   */
+  lostRace = false;
+
   /** Bytes free right now. */
   free(): number {
     const head = Atomics.load(this.#control, Ctl.HEAD) >>> 0;
@@ -185,16 +191,27 @@ export class MpRingWriter {
    */
   reserve(want: number, _min: number): number {
     const size = RECORD_HEADER + align8(want);
+    this.lostRace = false;
     for (;;) {
       const head = Atomics.load(this.#control, Ctl.HEAD) >>> 0;
       const tail = Atomics.load(this.#control, Ctl.TAIL) >>> 0;
       const offset = head & this.#mask;
       const contiguous = this.capacity - offset;
       const need = size <= contiguous ? size : contiguous + size;
-      if (this.capacity - ((head - tail) >>> 0) < need) return -1;
+      if (this.capacity - ((head - tail) >>> 0) < need) {
+        if (this.lostRace) {
+          // The intent of the claim another producer won must not stay: it names that producer's
+          // position, where a reader finding the winner dead would take this live producer for
+          // the claimant and wait for it, for good (or, once this one died too, see sizes disagree).
+          this.#slots.intend(this.#slot, 0, 0);
+        }
+        return -1;
+      }
       this.#slots.intend(this.#slot, head, need);
+      this.lostRace = true;
       if (Atomics.compareExchange(this.#control, Ctl.HEAD, head | 0, (head + need) | 0) !== (head | 0))
         continue;
+      this.lostRace = false;
       if (need !== size) {
         this.#words[offset >> 2] = contiguous - RECORD_HEADER;
         Atomics.store(this.#words, (offset >> 2) + 1, RecordKind.PAD);

@@ -131,6 +131,8 @@ export interface RecordWriter {
   commit(kind: number, src: Uint8Array | undefined, srcOffset: number, length: number, lazy?: boolean): void;
   /** Publishes what lazy commits left unpublished; true if there was any. */
   publish(): boolean;
+  /** Many producers: the last failed reserve() lost a claim to another producer (see MpRingWriter). */
+  readonly lostRace?: boolean;
 }
 
 /** The producing end of a ring. One writer per ring at a time. */

@@ -768,16 +768,26 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
     });
   }
 
+  /**
+   * No room for the next record: false. A producer that lost its claim to another withdrew the
+   * intent it had announced; a reader parked on that intent (the winner having died) looks again.
+   */
+  #noRoom(): false {
+    if (this.#writer.lostRace && Atomics.compareExchange(this.#out, Ctl.READER_IDLE, 1, 0) === 1)
+      this.#ringPeer();
+    return false;
+  }
+
   /** Puts as much of the first pending message (or the GOODBYE) in the ring as fits; true on progress. */
   #writeSome(head: Outgoing): boolean {
     if (head.kind !== RecordKind.DATA) {
       const length = head.bytes?.byteLength ?? 0;
-      if (this.#writer.reserve(length, length) < 0) return false;
+      if (this.#writer.reserve(length, length) < 0) return this.#noRoom();
       this.#writer.commit(head.kind, head.bytes, 0, length);
       this.#pending.shift();
     } else if (head.bytes) {
       const at = writeMessage(this.#writer, head.bytes, head.offset, head.continued);
-      if (at < 0) return false;
+      if (at < 0) return this.#noRoom();
       head.offset = at;
       if (at === head.bytes.byteLength) {
         this.#pending.shift();

@@ -134,6 +134,36 @@ describe("ShmChannel { producers: 'many' }", () => {
     await reader.close();
   });
 
+  it('a producer that lost its claim to another and found no room leaves no intent behind', () => {
+    const capacity = 4096;
+    const buffer = new SharedArrayBuffer(4096 + RING_CONTROL_BYTES + capacity);
+    const page = new Int32Array(buffer, 0, 1024);
+    const views = ringViews(buffer, 4096, 4096 + RING_CONTROL_BYTES, capacity);
+    const slots = new ProducerSlots(page);
+    const winner = slots.register(() => true);
+    const loser = slots.register(() => true);
+    const w1 = new MpRingWriter(views, slots, winner);
+    const w2 = new MpRingWriter(views, slots, loser);
+    // Between the loser's intent and its compare-and-swap, the winner claims almost the whole ring.
+    const intend = slots.intend.bind(slots);
+    let raced = false;
+    slots.intend = (slot, position, size) => {
+      intend(slot, position, size);
+      if (slot === loser && size > 0 && !raced) {
+        raced = true;
+        expect(w1.reserve(3000, 3000)).toBe(3000);
+      }
+    };
+    expect(w2.reserve(2000, 2000)).toBe(-1);
+    // The winner then dies before committing: its claim alone is at the reader's position, so the
+    // reader skips it instead of waiting for the live loser (or failing once the loser died too).
+    const gone = spawnSync('true').pid!;
+    Atomics.store(page, 1024 / 4 + winner * 8 + 1, gone);
+    expect(slots.deadClaimAt(new RingReader(views, true).cursor)).toBe(8 + 3000);
+    // And it says so, for the channel to ring a reader that may be parked on its old intent.
+    expect(w2.lostRace).toBe(true);
+  });
+
   it('skips the claim of a producer that died between claim and commit', () => {
     const capacity = 4096;
     const buffer = new SharedArrayBuffer(4096 + RING_CONTROL_BYTES + capacity);
