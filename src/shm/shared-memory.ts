@@ -17,6 +17,7 @@ import {
   checkSize,
   createAnonymous,
   createNamed,
+  type Initializer,
   type MappedSegment,
   mapFd,
   type ObjectId,
@@ -121,12 +122,20 @@ export class SharedMemory implements Disposable {
    * otherwise. Throws ERR_IPC_EXISTS if it exists, ERR_IPC_INVALID_NAME for a bad name.
    */
   static create(name: string, opts: SharedMemoryOptions): SharedMemory {
+    return SharedMemory.createInitialized(name, opts);
+  }
+
+  /**
+   * @internal {@link SharedMemory.create}, with `init` filling the data before the header makes the
+   * segment visible to openers (a ShmChannel's layout: an opener must never see it half made).
+   */
+  static createInitialized(name: string, opts: SharedMemoryOptions, init?: Initializer): SharedMemory {
     const what = `shared memory '${String(name)}'`;
     const kernel = kernelName('shm', name, 'shared memory');
     checkSize(opts?.size);
     const mode = opts.mode ?? 0o600;
     checkMode(mode);
-    const segment = createNamed(kernel, what, CONTENT_PLAIN, opts.size, mode);
+    const segment = createNamed(kernel, what, CONTENT_PLAIN, opts.size, mode, init);
     registerCreated(segment, kernel, name, what);
     return SharedMemory.fromSegment('named', name, segment, kernel);
   }

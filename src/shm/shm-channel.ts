@@ -347,9 +347,14 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
     const flags = modeFlags(opts?.mode) | producersFlag(opts?.producers);
     const permissions = opts?.permissions ?? (typeof opts?.mode === 'number' ? opts.mode : 0o600);
     const what = `shm channel '${String(name)}'`;
-    const segment = SharedMemory.create(name, { size: shmChannelBytes(capacity), mode: permissions });
+    // The layout is written before the segment's header: an opener never sees a segment that is not
+    // a ShmChannel yet (it got ERR_IPC_INCOMPATIBLE in that instant).
+    const segment = SharedMemory.createInitialized(
+      name,
+      { size: shmChannelBytes(capacity), mode: permissions },
+      (data) => initLayout(data, capacity, flags),
+    );
     try {
-      initLayout(segment.buffer, capacity, flags);
       const handle: SegmentHandle = {
         buffer: segment.buffer,
         close: () => segment.close(),

@@ -4,10 +4,10 @@
  * reader (its idle flag is set in the ring), so neither burns a core while nothing arrives.
  */
 import { readFileSync } from 'node:fs';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { type ChildProcess, SharedMemory, ShmChannel, spawn } from '../../src/index.js';
 import { Ctl, RING_CONTROL_BYTES } from '../../src/shm/ring.js';
-import { ringControlOffset } from '../../src/shm/shm-channel-layout.js';
+import { checkLayout, ringControlOffset } from '../../src/shm/shm-channel-layout.js';
 import { checkMessage, makeMessage, sizeFor } from '../fixtures/shm-channel-message.js';
 import { fixtureArgs, watchdog } from '../helpers.js';
 import { isolatedWithChildren } from '../support/spawned-children.js';
@@ -104,4 +104,25 @@ describe('ShmChannel reader modes', () => {
       await b.close();
     });
   }
+});
+
+describe('ShmChannel.create', () => {
+  it('create() lays the channel out before the segment header makes it visible to openers', () => {
+    // The header is written once the initializer returns: the layout must be complete by then, or
+    // an opener in that instant finds a segment that is not a ShmChannel (ERR_IPC_INCOMPATIBLE).
+    const original = SharedMemory.createInitialized;
+    const spy = vi.spyOn(SharedMemory, 'createInitialized').mockImplementation((name, opts, init) =>
+      original.call(SharedMemory, name, opts, (data) => {
+        init?.(data);
+        expect(() => checkLayout(data, 'test')).not.toThrow();
+      }),
+    );
+    try {
+      const channel = ShmChannel.create('laid-out');
+      expect(spy).toHaveBeenCalledTimes(1);
+      channel.destroy();
+    } finally {
+      spy.mockRestore();
+    }
+  });
 });
