@@ -157,11 +157,12 @@ export abstract class ChannelBase<T> implements Channel<T> {
   /** Releases every resource at once (fds, handles, timers). Called exactly once. */
   protected abstract teardown(): void;
   /**
-   * Called by `receive()` when nothing is queued, before it waits: a transport that can see input
-   * without an event-loop turn (shared memory) delivers it now, so a reply that is already there
-   * costs no turn of the loop. The default does nothing.
+   * Called by `receive()` (and `tryReceive()`, with `mayWait` false) when nothing is queued: a
+   * transport that can see input without an event-loop turn (shared memory) delivers it now, so a
+   * reply that is already there costs no turn of the loop. `mayWait`: the caller is about to wait
+   * anyway, so the transport may spin a moment for a reply about to come. The default does nothing.
    */
-  protected pollInput(): void {}
+  protected pollInput(_mayWait: boolean): void {}
 
   // ---- what transports report -----------------------------------------------------------------
 
@@ -399,7 +400,7 @@ export abstract class ChannelBase<T> implements Channel<T> {
   }
 
   tryReceive(): { message: T } | undefined {
-    const item = this.#takeReceived();
+    const item = this.#takeReceived(false);
     if (item === NOTHING) {
       const ended = this.#inputError();
       if (ended) throw ended;
@@ -416,11 +417,11 @@ export abstract class ChannelBase<T> implements Channel<T> {
   }
 
   /** The next queued message, polling the transport once if none is queued and nobody waits. */
-  #takeReceived(): T | ReceiveFailure | typeof NOTHING {
+  #takeReceived(mayWait = true): T | ReceiveFailure | typeof NOTHING {
     const received = this.#received;
     if (received.length === 0) {
       if (this.#receivers.length > 0 || this.#state === 'closed' || this.#inputEnd) return NOTHING;
-      this.pollInput();
+      this.pollInput(mayWait);
       if (received.length === 0) return NOTHING;
     }
     // Messages are queued bare (a message may itself be undefined), so emptiness is the length.
