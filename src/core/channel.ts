@@ -10,7 +10,7 @@ import { closedError, ErrorCodes, IpcError } from './errors.js';
 import { checkMaxMessageBytes, frameTooLarge } from './framing.js';
 import { numberError } from './options.js';
 import { Queue } from './queue.js';
-import { armWait, checkWaitOptions, type WaitOptions } from './wait.js';
+import { abortedError, armWait, checkWaitOptions, type WaitOptions } from './wait.js';
 
 export type { WaitOptions } from './wait.js';
 
@@ -314,6 +314,9 @@ export abstract class ChannelBase<T> implements Channel<T> {
     } catch (err) {
       return Promise.reject(err);
     }
+    // Node's convention, as for every wait in ipckit: a signal aborted before the call fails it,
+    // even when it could complete at once. Nothing is sent.
+    if (opts?.signal?.aborted) return Promise.reject(abortedError(`${this.what}: send`, opts.signal));
     const unusable = this.#outputError();
     if (unusable) return Promise.reject(unusable);
     const now = !this.#blocked && this.#senders.length === 0;
@@ -384,6 +387,8 @@ export abstract class ChannelBase<T> implements Channel<T> {
     } catch (err) {
       return Promise.reject(err);
     }
+    // As for send: nothing is taken.
+    if (opts?.signal?.aborted) return Promise.reject(abortedError(`${this.what}: receive`, opts.signal));
     const item = this.#takeReceived();
     if (item !== NOTHING)
       return item instanceof ReceiveFailure ? Promise.reject(item.error) : Promise.resolve(item);

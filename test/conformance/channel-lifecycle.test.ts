@@ -49,6 +49,20 @@ describe.each(channelTransports)('Channel lifecycle: $name', (transport: Channel
     await expect(a.receive({ signal: already })).rejects.toMatchObject({ code: ErrorCodes.ABORTED });
   });
 
+  it('a signal aborted before the call fails it even when it could complete at once; nothing is sent or taken', async () => {
+    const already = AbortSignal.abort();
+    // Two messages sent in one tick arrive together: once the first is taken, the second is queued.
+    const sent = Promise.all([b.send('first'), b.send('second')]);
+    expect(await watchdog(a.receive(), 5000, 'receive')).toBe('first');
+    await sent;
+    await expect(a.receive({ signal: already })).rejects.toMatchObject({ code: ErrorCodes.ABORTED });
+    expect(await watchdog(a.receive(), 5000, 'receive')).toBe('second');
+    // A send with room: refused, and nothing reaches the peer.
+    await expect(b.send('never', { signal: already })).rejects.toMatchObject({ code: ErrorCodes.ABORTED });
+    await b.send('after');
+    expect(await watchdog(a.receive(), 5000, 'receive')).toBe('after');
+  });
+
   it('checks wait options, rejecting (never throwing) with the option named', async () => {
     const promise = a.receive({ timeout: -1 });
     expect(promise).toBeInstanceOf(Promise);
