@@ -175,9 +175,11 @@ function stillTheSame(entry: ResourceStatus): boolean {
   }
   if (!SHM_KINDS.has(entry.kind) || entry.path === undefined) return true;
   const creator = headerCreator(entry.path);
+  // No header yet may be a live process creating the name anew: only an object abandoned
+  // mid-creation, or none at all, is still the dead creator's to remove.
+  if (creator === 'missing' || creator === 'abandoned') return true;
   return (
-    typeof creator !== 'object' ||
-    (creator.pid === entry.owner.pid && creator.startTime === entry.owner.startTime)
+    creator !== undefined && creator.pid === entry.owner.pid && creator.startTime === entry.owner.startTime
   );
 }
 
@@ -220,6 +222,8 @@ type HeaderCreator =
   | { pid: number; startTime: number }
   /** No header, and nobody at work on it for ABANDONED_AFTER_MS: its creator died making it. */
   | 'abandoned'
+  /** No such object (any more). */
+  | 'missing'
   | undefined;
 
 /**
@@ -230,9 +234,10 @@ const ABANDONED_AFTER_MS = 60_000;
 
 /**
  * The creator recorded in a /dev/shm object's header; 'abandoned' for an object left headerless
- * by a creator that died making it; undefined if it has no readable header otherwise. Only a
- * regular file of this user's is read: another user can plant a FIFO (opening it would block gc
- * forever), a symlink or a file of their own under a name of this runtime directory.
+ * by a creator that died making it; 'missing' if there is no such object; undefined if it has no
+ * readable header otherwise. Only a regular file of this user's is read: another user can plant a
+ * FIFO (opening it would block gc forever), a symlink or a file of their own under a name of this
+ * runtime directory.
  */
 function headerCreator(path: string): HeaderCreator {
   let fd: number | undefined;
@@ -246,8 +251,8 @@ function headerCreator(path: string): HeaderCreator {
     if (state?.state === 'ready') return state.info.creator;
     if (state?.state === 'bad' || Date.now() - stat.mtimeMs < ABANDONED_AFTER_MS) return undefined;
     return creatorAtWork(fd) ? undefined : 'abandoned';
-  } catch {
-    return undefined;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'missing' : undefined;
   } finally {
     if (fd !== undefined) closeSync(fd);
   }
@@ -341,7 +346,7 @@ export function gcResources(opts?: GcOptions): GcResult {
     // No readable header: being created right now, or another kind of file. Left alone unless the
     // header names a dead creator, or the object was abandoned mid-creation (pid 0 then): racing a
     // live creator would be worse.
-    if (found === undefined) continue;
+    if (found === undefined || found === 'missing') continue;
     const creator = found === 'abandoned' ? { pid: 0, startTime: 0 } : found;
     if ((found !== 'abandoned' && isAlive(creator)) || opts?.keep?.({ kind, name, owner: creator })) continue;
     if (mapped(kind, name, path)) continue;

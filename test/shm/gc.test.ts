@@ -185,6 +185,31 @@ describe('gcResources', () => {
     expect(exists(() => SharedMemory.open('restarted'))).toBe(true);
   });
 
+  it('does not remove a name a live process is making anew, its header still unwritten', async () => {
+    await succeeded(startFixture('shm-create-and-exit.ts', ['remade', 'remade-lock']), 20_000, 'creator');
+    const path = kernelPath(kernelName('shm', 'remade', 'remade'));
+    const result = gcResources({
+      kinds: ['shm'],
+      // The dead creator's object went (removed by hand, say) but not its manifest; a live creator
+      // has just made the name again, its header not yet written.
+      keep: () => {
+        rmSync(path);
+        closeSync(openSync(path, 'wx', 0o600));
+        return false;
+      },
+    });
+    expect(result.removed).toEqual([]);
+    expect(existsSync(path)).toBe(true);
+    rmSync(path);
+  });
+
+  it('removes the manifest of a dead creator whose object is already gone', async () => {
+    await succeeded(startFixture('shm-create-and-exit.ts', ['gone', 'gone-lock']), 20_000, 'creator');
+    rmSync(kernelPath(kernelName('shm', 'gone', 'gone')));
+    expect(gcResources({ kinds: ['shm'] }).removed.map((r) => r.name)).toEqual(['gone']);
+    expect(listResources().some((r) => r.name === 'gone')).toBe(false);
+  });
+
   it('acts only on manifests that name the path their kind and name give', () => {
     const outside = join(env.dir, '..', `precious-${process.pid}.txt`);
     writeFileSync(outside, 'keep me');
