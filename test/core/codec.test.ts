@@ -422,6 +422,19 @@ describe('codecs', () => {
     expect(codec.decode(codec.encode({ a: shared, b: shared }))).toEqual({ a: shared, b: shared });
   });
 
+  it('msgpack refuses a message too deep where a part it holds twice is met the second time', () => {
+    const codec = resolveCodec({ codec: 'msgpack' }, 'test');
+    const nest = (levels: number, inside: unknown): unknown => {
+      let value = inside;
+      for (let level = 0; level < levels; level++) value = [value];
+      return value;
+    };
+    // 600 levels deep, fine at the top; the same part again 500 levels down is 1,100 levels deep.
+    const part = nest(600, new Date(0));
+    expect(codeOf(() => codec.encode([part, nest(500, part)]))).toBe(ErrorCodes.INVALID_MESSAGE);
+    expect(codec.decode(codec.encode([part, nest(300, part)]))).toEqual([part, nest(300, part)]);
+  });
+
   it("msgpack sends every typed array as its bytes, in an Error's cause, a class's toJSON() and deep down", () => {
     const codec = resolveCodec({ codec: 'msgpack' }, 'test');
     const floats = new Float64Array([1.5, -2.25]);
