@@ -387,7 +387,11 @@ class ParkedWait<T> {
         this.#resolve(target.resultIfNotified());
         return;
       }
-      const completed = target.completed?.();
+      // Only a wait given up on may have completed meanwhile; one its handle closed never reads
+      // the primitive again.
+      const givenUp =
+        error instanceof IpcError && (error.code === ErrorCodes.TIMEOUT || error.code === ErrorCodes.ABORTED);
+      const completed = givenUp ? target.completed?.() : undefined;
       if (completed !== undefined) {
         this.#resolve(completed);
         return;

@@ -147,6 +147,17 @@ describe('Event', () => {
     await succeeded(child, 20_000, 'pulser');
   });
 
+  it('a wait its handle closes rejects ERR_IPC_CLOSED, even if the event was set before', async () => {
+    using event = Event.create('closing');
+    using other = Event.open('closing');
+    const waited = event.wait();
+    other.set();
+    // Closed before this thread's loop has read the doorbell of the set.
+    event.close();
+    const err = await watchdog(waited, 2000, 'the wait').catch((e: unknown) => e);
+    expect(isIpcError(err, ErrorCodes.CLOSED)).toBe(true);
+  });
+
   it('sets, clears and wakes waiters; a set-then-clear pulse is not lost', async () => {
     using event = Event.create('flag');
     expect(event.isSet()).toBe(false);
