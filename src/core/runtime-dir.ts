@@ -61,14 +61,16 @@ const ownDirectories = new Map<string, boolean>();
  * True if `dir` is a directory of this user's. XDG_RUNTIME_DIR must be, by its specification;
  * another user's (root run with a user's environment, as `sudo -E` does) is passed over, as
  * GLib does, rather than making a root-owned directory in it that the user could then not use.
+ * A missing one is looked for again next time, not remembered as missing: made later (by the
+ * login manager, say), it is where the processes started after it look, and so must this one.
  */
 function isOwnDirectory(dir: string): boolean {
-  let own = ownDirectories.get(dir);
-  if (own === undefined) {
-    const stat = statSync(dir, { throwIfNoEntry: false });
-    own = stat?.isDirectory() === true && (uid() < 0 || stat.uid === uid());
-    ownDirectories.set(dir, own);
-  }
+  const known = ownDirectories.get(dir);
+  if (known !== undefined) return known;
+  const stat = statSync(dir, { throwIfNoEntry: false });
+  if (stat === undefined) return false;
+  const own = stat.isDirectory() && (uid() < 0 || stat.uid === uid());
+  ownDirectories.set(dir, own);
   return own;
 }
 

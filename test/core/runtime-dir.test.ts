@@ -62,6 +62,12 @@ describe('where the runtime directory is', () => {
       expect(runtimeDirPath()).toBe(join(own, 'ipckit'));
       process.env.XDG_RUNTIME_DIR = foreign;
       expect(runtimeDirPath()).toBe(join(tmpdir(), `ipckit-${process.getuid!()}`));
+      // Made after this process first looked (by the login manager, say): used from then on.
+      const late = join(base, 'late');
+      process.env.XDG_RUNTIME_DIR = late;
+      expect(runtimeDirPath()).toBe(join(tmpdir(), `ipckit-${process.getuid!()}`));
+      mkdirSync(late, { mode: 0o700 });
+      expect(runtimeDirPath()).toBe(join(late, 'ipckit'));
     } finally {
       for (const [key, value] of Object.entries(saved)) {
         if (value === undefined) delete process.env[key];
