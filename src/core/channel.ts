@@ -229,17 +229,13 @@ export abstract class ChannelBase<T> implements Channel<T> {
 
   /**
    * A receive-side error that concerns one message only (a corrupt or oversized record the
-   * transport skipped): it is received in order, and the channel stays usable.
+   * transport skipped): it is received in order, and the channel stays usable. It counts toward
+   * the receive high-water mark as a message does: a writer sending nothing but bad records must
+   * not grow the queue of a receiver that is not reading.
    */
   protected deliverError(err: IpcError): void {
     if (this.#state === 'closed') return;
-    const waiter = this.#receivers.shift();
-    if (waiter) {
-      waiter.disarm();
-      waiter.reject(err);
-      return;
-    }
-    this.#received.push(new ReceiveFailure(err));
+    this.#accept(new ReceiveFailure(err));
   }
 
   /** The transport can take more: queued sends go out. */

@@ -101,7 +101,12 @@ export function createSplitter(format: FifoFormat, what: string, max: number, si
 }
 
 class LineSplitter implements Splitter {
-  #pending: Buffer = Buffer.alloc(0);
+  /**
+   * The start of the current line, one copied piece per read: joined once, at its newline, so a
+   * long line costs its length, not its length times the number of reads it took.
+   */
+  #pending: Buffer[] = [];
+  #pendingBytes = 0;
   #discarding = false;
 
   constructor(
@@ -115,29 +120,37 @@ class LineSplitter implements Splitter {
     let newline = chunk.indexOf(NEWLINE);
     while (newline >= 0) {
       const piece = chunk.subarray(start, newline);
+      const length = this.#pendingBytes + piece.length;
       if (this.#discarding) this.#discarding = false;
-      else if (this.#pending.length + piece.length > this.max) {
-        this.sink.error(frameTooLarge(this.what, this.#pending.length + piece.length, this.max));
+      else if (length > this.max) {
+        this.sink.error(frameTooLarge(this.what, length, this.max));
       } else {
-        this.sink.frame(this.#pending.length ? Buffer.concat([this.#pending, piece]) : piece);
+        this.sink.frame(this.#pending.length ? Buffer.concat([...this.#pending, piece], length) : piece);
       }
-      this.#pending = Buffer.alloc(0);
+      this.#clear();
       start = newline + 1;
       newline = chunk.indexOf(NEWLINE, start);
     }
     if (start >= chunk.length || this.#discarding) return;
     const rest = chunk.subarray(start);
-    if (this.#pending.length + rest.length > this.max) {
+    if (this.#pendingBytes + rest.length > this.max) {
       // A line longer than the bound: report it now, then skip to its end without buffering it.
-      this.sink.error(frameTooLarge(this.what, this.#pending.length + rest.length, this.max));
-      this.#pending = Buffer.alloc(0);
+      this.sink.error(frameTooLarge(this.what, this.#pendingBytes + rest.length, this.max));
+      this.#clear();
       this.#discarding = true;
       return;
     }
-    this.#pending = Buffer.concat([this.#pending, rest]);
+    // A copy: the reader reuses the chunk's memory for its next read.
+    this.#pending.push(Buffer.from(rest));
+    this.#pendingBytes += rest.length;
+  }
+
+  #clear(): void {
+    this.#pending = [];
+    this.#pendingBytes = 0;
   }
 
   close(): void {
-    this.#pending = Buffer.alloc(0);
+    this.#clear();
   }
 }

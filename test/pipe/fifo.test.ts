@@ -20,7 +20,7 @@ import { crc32 } from 'node:zlib';
 import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { ErrorCodes, Fifo, listResources } from '../../src/index.js';
-import { PIPE_BUF, wireBytes } from '../../src/pipe/fifo-format.js';
+import { createSplitter, PIPE_BUF, wireBytes } from '../../src/pipe/fifo-format.js';
 import { FrameAssembler } from '../../src/pipe/fifo-frame-assembler.js';
 import {
   chunkedWire,
@@ -218,6 +218,22 @@ describe('Fifo', () => {
     await expect(receiver.receive()).rejects.toMatchObject({ code: ErrorCodes.FRAME_TOO_LARGE });
     expect(await watchdog(receiver.receive(), 5000, 'after')).toBe('after');
     await receiver.close();
+  });
+
+  it("'lines' joins a line that took many reads, from a read buffer reused for each", () => {
+    const lines: string[] = [];
+    const splitter = createSplitter('lines', 'test', 1 << 20, {
+      frame: (payload) => lines.push(Buffer.from(payload).toString()),
+      error: (err) => {
+        throw err;
+      },
+    });
+    const reads = Buffer.alloc(4);
+    for (const piece of ['abcd', 'efgh', 'ij\nk', 'lmno', 'p\n']) {
+      reads.write(piece);
+      splitter.push(reads.subarray(0, piece.length));
+    }
+    expect(lines).toEqual(['abcdefghij', 'klmnop']);
   });
 
   it("'bytes' passes raw chunks through", async () => {
@@ -690,6 +706,30 @@ describe('Fifo', () => {
     expect(next.every((x) => x === 2)).toBe(true);
     await sender.close();
     await receiver.close();
+  });
+
+  it('refused messages count toward the receive high-water mark: a writer of nothing else is held back', async () => {
+    await Fifo.create('refusals');
+    const receiver = await Fifo.receiver<Uint8Array>('refusals', {
+      codec: 'raw',
+      maxMessageBytes: 64,
+      receiveHighWaterMark: 4,
+    });
+    const sender = await Fifo.sender<Uint8Array>('refusals', { codec: 'raw' });
+    const tooLarge = new Uint8Array(100);
+    // Nobody receives: once the pipe is full the writer must wait, as it would for good messages.
+    let heldBack: unknown;
+    for (let sent = 0; sent < 100_000 && heldBack === undefined; sent++) {
+      await sender.send(tooLarge, { timeout: 1000 }).catch((err: unknown) => {
+        heldBack = err;
+      });
+    }
+    expect(heldBack).toMatchObject({ code: ErrorCodes.TIMEOUT });
+    await expect(watchdog(receiver.receive(), 5000, 'refusal')).rejects.toMatchObject({
+      code: ErrorCodes.FRAME_TOO_LARGE,
+    });
+    sender.destroy();
+    receiver.destroy();
   });
 
   it('a sender waits for a reader, bounded by its timeout', async () => {
