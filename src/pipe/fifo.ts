@@ -106,6 +106,25 @@ function channelOptions<T>(format: FifoFormat, opts: FifoOptions<T> | undefined)
   return { ...opts, codec: (imposed as ChannelOptions<T>['codec']) ?? opts?.codec };
 }
 
+/**
+ * Sets the mode of the FIFO just made at `path` exactly (mkfifo's is filtered by the umask), on
+ * an fd of that FIFO: a chmod by path would follow a symlink put in its place meanwhile (in a
+ * shared directory, by anyone who may write there) and change the mode of the file it points to.
+ * Opening for reading without blocking never waits for a writer.
+ */
+async function setModeOfNewFifo(path: string, mode: number): Promise<void> {
+  const handle = await fs.open(path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOFOLLOW);
+  try {
+    const stat = await handle.stat();
+    if (!stat.isFIFO() || stat.uid !== process.geteuid?.()) {
+      throw new IpcError(ErrorCodes.UNSAFE_PATH, `${path} was replaced while it was being made; refusing it`);
+    }
+    await handle.chmod(mode);
+  } finally {
+    await handle.close();
+  }
+}
+
 const openAsync = promisify(open);
 const fstatAsync = promisify(fstat);
 
@@ -125,7 +144,7 @@ const fifo = {
     try {
       if (nativeAvailable()) native().mkfifo(path, mode);
       else mkfifoCommand(path, mode);
-      await fs.chmod(path, mode);
+      await setModeOfNewFifo(path, mode);
     } catch (err) {
       throw fromSystemError(err, label(target));
     }

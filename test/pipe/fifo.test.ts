@@ -20,6 +20,7 @@ import { crc32 } from 'node:zlib';
 import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { ErrorCodes, Fifo, listResources } from '../../src/index.js';
+import { native } from '../../src/native/binding.js';
 import { createSplitter, PIPE_BUF, wireBytes } from '../../src/pipe/fifo-format.js';
 import { FrameAssembler } from '../../src/pipe/fifo-frame-assembler.js';
 import {
@@ -756,6 +757,28 @@ describe('Fifo', () => {
     expect(await watchdog(receiver.receive(), 5000, 'second')).toBe(2);
     await expect(receiver.receive({ timeout: 20 })).rejects.toMatchObject({ code: ErrorCodes.TIMEOUT });
     await receiver.close();
+  });
+
+  it('a FIFO swapped for a symlink while being made: the file it points to keeps its mode', async () => {
+    Fifo.path('x'); // creates the runtime dir
+    const target = join(env.dir, 'target');
+    writeFileSync(target, 'secret', { mode: 0o600 });
+    const path = join(env.dir, 'shared-fifo');
+    const binding = native();
+    const mkfifo = binding.mkfifo.bind(binding);
+    const swap = vi.spyOn(binding, 'mkfifo').mockImplementation((at: string, mode: number) => {
+      mkfifo(at, mode);
+      rmSync(at);
+      symlinkSync(target, at);
+    });
+    try {
+      await expect(Fifo.create({ path }, { mode: 0o666 })).rejects.toMatchObject({
+        code: ErrorCodes.UNSAFE_PATH,
+      });
+    } finally {
+      swap.mockRestore();
+    }
+    expect(statSync(target).mode & 0o777).toBe(0o600);
   });
 
   it('refuses a planted symlink and a path that is not a FIFO', async () => {
