@@ -57,9 +57,11 @@ export class FifoReceiver<T> extends ChannelBase<T> {
 
   protected pauseInput(): void {
     this.#input.pause();
+    this.#splitter.paused?.(true);
   }
 
   protected resumeInput(): void {
+    this.#splitter.paused?.(false);
     this.#input.resume();
   }
 

@@ -89,6 +89,8 @@ export interface SplitSink {
 /** Finds message boundaries in the bytes a FIFO yields. */
 export interface Splitter {
   push(chunk: Buffer): void;
+  /** The receiver stopped reading (its queue is full) or started again. */
+  paused?(paused: boolean): void;
   /** Stops timers and drops what is buffered. */
   close(): void;
 }

@@ -125,6 +125,11 @@ export class FrameAssembler implements Splitter {
   #markRetries = 0;
   #sweptAt = 0;
   #timer: NodeJS.Timeout | undefined;
+  /**
+   * The receiver is not reading (its queue is full): a barrier cannot come back, so its absence
+   * says nothing, and a dead writer's last chunks wait unread behind the bytes ahead of them.
+   */
+  #paused = false;
 
   constructor(
     readonly what: string,
@@ -172,6 +177,12 @@ export class FrameAssembler implements Splitter {
       pos += header + length;
     }
     return pos;
+  }
+
+  paused(paused: boolean): void {
+    this.#paused = paused;
+    // Time spent not reading is no time a barrier had to come back in.
+    if (!paused) this.#markSentAt = Date.now();
   }
 
   close(): void {
@@ -337,6 +348,7 @@ export class FrameAssembler implements Splitter {
    * arriving): those found dead become suspects, settled by the next barrier read back.
    */
   #sweep(now: number, except: WriterKey | undefined): void {
+    if (this.#paused) return;
     this.#sweptAt = now;
     let unsent = false;
     let waiting = false;

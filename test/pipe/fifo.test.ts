@@ -593,6 +593,26 @@ describe('Fifo', () => {
     );
   });
 
+  it("a receiver that stops reading (its queue full) does not take a dead writer's unread chunks for lost", () => {
+    vi.useFakeTimers();
+    try {
+      // Barriers go into the pipe, behind the writer's last chunks, and cannot come back unread.
+      const { asm, frames, errors } = assembler(1 << 24, () => true);
+      const wire = chunkedWire(new Uint8Array(100_000).fill(3), { pid: NO_SUCH_PID, nonce: 1 });
+      asm.push(wire.subarray(0, PIPE_BUF));
+      asm.paused(true);
+      vi.advanceTimersByTime(20_000);
+      expect(errors).toEqual([]);
+      asm.paused(false);
+      for (let at = PIPE_BUF; at < wire.length; at += PIPE_BUF) asm.push(wire.subarray(at, at + PIPE_BUF));
+      asm.close();
+      expect(errors).toEqual([]);
+      expect(frames.map((frame) => frame.length)).toEqual([100_000]);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
   it('a dead writer is reported even when every barrier is read by another receiver', async () => {
     // Barriers are written (true) but never come back: another receiver of the FIFO takes them.
     const { asm, errors, reported } = assembler(1 << 24, () => true);
