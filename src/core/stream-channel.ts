@@ -25,6 +25,13 @@ export interface StreamChannelOptions<T> extends ChannelOptions<T> {
 const FLUSH_BYTES = 64 * 1024;
 
 /**
+ * After the process at the other end exited, input quiet this long (and one more poll of the loop)
+ * means nothing more will come, even if the pipe never reaches its end: a process the peer left
+ * behind holds its write end.
+ */
+const PEER_EXIT_QUIET_MS = 250;
+
+/**
  * A framed channel over an input stream and an output stream, which may be one duplex socket.
  * Either may be absent for a one-way channel (an anonymous pipe's reader or writer).
  */
@@ -45,6 +52,13 @@ export class StreamChannel<T> extends ChannelBase<T> {
    */
   #unfinished: Uint8Array[] = [];
   #unfinishedBytes = 0;
+  /** The peer process has exited (see {@link StreamChannel.peerExited}). */
+  #peerExited = false;
+  #peerExitTimer: NodeJS.Timeout | undefined;
+  /** Input chunks read so far: the quiet bound's last look tells whether any came meanwhile. */
+  #chunksRead = 0;
+  /** Input paused by the receive high-water mark: unread bytes wait, and quiet says nothing. */
+  #inputPaused = false;
   /**
    * The process is exiting (process.exit() runs no tick): the batch whose tick did not come, and
    * the tail of earlier writes that libuv still held, are written synchronously, tail first. Without
@@ -236,11 +250,53 @@ export class StreamChannel<T> extends ChannelBase<T> {
   }
 
   protected pauseInput(): void {
+    this.#inputPaused = true;
+    this.#disarmPeerExit();
     this.#input?.pause();
   }
 
   protected resumeInput(): void {
+    this.#inputPaused = false;
     this.#input?.resume();
+    this.#armPeerExit();
+  }
+
+  /**
+   * @internal The process at the other end has exited (spawn() sees it). Its pipe normally ends
+   * too, once read to the end; but a process it started inherits the pipe's ends, and the pipe
+   * then never ends while that one lives. So input that stays quiet for PEER_EXIT_QUIET_MS from now
+   * (counted only while reading) ends the channel with ERR_IPC_PEER_GONE, as its end would have.
+   */
+  peerExited(): void {
+    if (this.#peerExited || !this.#input) return;
+    this.#peerExited = true;
+    this.#armPeerExit();
+  }
+
+  #armPeerExit(): void {
+    if (!this.#peerExited || this.#inputPaused) return;
+    this.#disarmPeerExit();
+    const chunks = this.#chunksRead;
+    this.#peerExitTimer = setTimeout(() => {
+      // A loop blocked past the bound runs timers before it reads: what is already in the pipe is
+      // read in this turn's poll, and only then does quiet mean nothing more is coming.
+      setImmediate(() => {
+        if (this.#peerExitTimer === undefined || this.#inputPaused) return;
+        if (this.#chunksRead !== chunks) {
+          this.#armPeerExit();
+          return;
+        }
+        this.#onEnd('the peer exited, and a process it left running holds the pipe open');
+        // Its fds are released as if the pipe had ended (the output goes with the input).
+        this.#input?.destroy();
+      });
+    }, PEER_EXIT_QUIET_MS);
+    this.#peerExitTimer.unref();
+  }
+
+  #disarmPeerExit(): void {
+    clearTimeout(this.#peerExitTimer);
+    this.#peerExitTimer = undefined;
   }
 
   protected async endOutput(): Promise<void> {
@@ -256,6 +312,7 @@ export class StreamChannel<T> extends ChannelBase<T> {
   }
 
   protected teardown(): void {
+    this.#disarmPeerExit();
     this.#unfinished = [];
     this.#unfinishedBytes = 0;
     flushedBeforeExit(this.#flushAtExit);
@@ -327,6 +384,7 @@ export class StreamChannel<T> extends ChannelBase<T> {
   }
 
   #onData(chunk: Buffer): void {
+    this.#chunksRead++;
     try {
       if (this.#hello) {
         chunk = this.#readHello(chunk);
@@ -370,10 +428,15 @@ export class StreamChannel<T> extends ChannelBase<T> {
     throw new IpcError(ErrorCodes.BAD_FRAME, `${this.what}: unknown control frame ${code}`);
   }
 
-  #onEnd(): void {
+  /** The input ended; `exited`: ended by the peer's exit rather than the pipe's end, and why. */
+  #onEnd(exited?: string): void {
+    this.#disarmPeerExit();
+    this.#peerExited = false;
     if (this.#goodbyeReceived) return;
-    const detail =
-      this.#decoder.midFrame || (this.#hello && this.#hello.length > 0)
+    const midMessage = this.#decoder.midFrame || (this.#hello && this.#hello.length > 0);
+    const detail = exited
+      ? `${exited}${midMessage ? '; the partial message was dropped' : ''}`
+      : midMessage
         ? 'the peer went away mid-message; the partial message was dropped'
         : 'the peer went away without closing the channel';
     this.#settleReady?.(new IpcError(ErrorCodes.PEER_GONE, `${this.what}: ${detail}`));

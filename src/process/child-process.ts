@@ -12,6 +12,7 @@ import type { ChildProcess as NodeChild } from 'node:child_process';
 import type { Channel } from '../core/channel.js';
 import { numberError } from '../core/options.js';
 import { identityOf, type ProcessIdentity } from '../core/process-identity.js';
+import { StreamChannel } from '../core/stream-channel.js';
 import { type ProcessStats, processGone, readProcessStats } from './proc-stats.js';
 
 /** How a process ended. */
@@ -68,6 +69,7 @@ export class ChildProcess<T = unknown> implements AsyncDisposable {
       child.once('exit', (code, signal) => {
         this.#state = 'exited';
         this.#status = { code, signal };
+        if (channel instanceof StreamChannel) channel.peerExited();
         this.#onExit();
         resolve(this.#status);
       });

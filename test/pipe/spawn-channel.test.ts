@@ -1,3 +1,4 @@
+import { readdirSync, readlinkSync } from 'node:fs';
 import type { StandardSchemaV1 } from '@standard-schema/spec';
 import { describe, expect, it } from 'vitest';
 import { type ChildProcess, ErrorCodes, spawn } from '../../src/index.js';
@@ -137,6 +138,43 @@ describe('spawn with a pipe channel', () => {
     await expect(watchdog(child.channel!.receive(), 30_000, 'second')).rejects.toMatchObject({
       code: ErrorCodes.PEER_GONE,
     });
+  });
+
+  it('a child that exits leaving a process that holds its pipes: ERR_IPC_PEER_GONE, and the fds go', async () => {
+    // The shell's background sleep inherits the channel's fds (3 and 4) and prints its pid.
+    const child = spawn('/bin/sh', ['-c', 'sleep 120 </dev/null >/dev/null 2>&1 & echo $!'], {
+      channel: 'pipe',
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    children.push(child as ChildProcess<unknown>);
+    let output = '';
+    child.process.stdout!.on('data', (chunk: Buffer) => {
+      output += chunk.toString();
+    });
+    await watchdog(child.exited, 20_000, 'the shell exits');
+    const holder = Number(output.trim());
+    try {
+      expect(holder).toBeGreaterThan(0);
+      const pipes = [3, 4].map((fd) => readlinkSync(`/proc/${holder}/fd/${fd}`));
+      const held = () =>
+        readdirSync('/proc/self/fd').some((fd) => {
+          try {
+            return pipes.includes(readlinkSync(`/proc/self/fd/${fd}`));
+          } catch {
+            return false; // closed meanwhile
+          }
+        });
+      expect(held()).toBe(true);
+      await expect(watchdog(child.channel!.receive(), 20_000, 'the end')).rejects.toMatchObject({
+        code: ErrorCodes.PEER_GONE,
+      });
+      const released = (async () => {
+        while (held()) await new Promise((resolve) => setImmediate(resolve));
+      })();
+      await watchdog(released, 10_000, "the parent's ends of the pipes are closed");
+    } finally {
+      if (holder > 0) process.kill(holder, 'SIGKILL');
+    }
   });
 
   it('refuses a 2^32-1 length prefix with ERR_IPC_FRAME_TOO_LARGE and keeps the process running', async () => {
