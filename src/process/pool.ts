@@ -53,8 +53,10 @@ export interface PoolOptions {
   /** Calls (`run`/`map`) that may wait for a worker; beyond it they reject with ERR_IPC_QUEUE_FULL. Default 100000. */
   maxQueue?: number;
   /**
-   * Node flags for the workers. Default: this process's `execArgv` without debugger flags. The tsx
-   * loader is added when the task module is TypeScript and no loader is among them.
+   * Node flags for the workers. Default: this process's `execArgv`. Debugger flags and flags that
+   * would run something else than the worker program (`-e`, `-p`, `--check`, `--test`, `--watch`…)
+   * are left out. The tsx loader is added when the task module is TypeScript and no loader is
+   * among them.
    */
   execArgv?: readonly string[];
   /** Environment of the workers. Default `process.env`. */
