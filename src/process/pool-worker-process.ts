@@ -11,6 +11,13 @@ import type { FromWorker, ToWorker } from './pool-protocol.js';
 import type { ChildProcessWithChannel } from './spawn.js';
 import { readWireError, type WireError } from './task-error.js';
 
+/**
+ * How long a worker whose channel the pool closed may take to exit on its own before it is killed:
+ * long enough for exit handlers, short enough that a task module keeping its worker busy cannot
+ * hang `pool.close()`.
+ */
+const CLOSE_GRACE_MS = 5000;
+
 /** What a worker reports to its pool. */
 export interface WorkerHooks {
   ready(worker: PoolWorker): void;
@@ -50,6 +57,7 @@ export class PoolWorker {
   readonly #answered = new Map<number, number>();
   #ready = false;
   #initError: WireError | undefined;
+  #closing = false;
   readonly #hooks: WorkerHooks;
 
   constructor(child: ChildProcessWithChannel<ToWorker | FromWorker>, hooks: WorkerHooks) {
@@ -82,6 +90,7 @@ export class PoolWorker {
 
   /** Closes the channel: the worker finishes what it has, then exits. */
   close(): void {
+    this.#closing = true;
     void this.child.channel.close();
   }
 
@@ -92,9 +101,16 @@ export class PoolWorker {
       // The worker died (ERR_IPC_PEER_GONE) or sent something unreadable: either way it is done.
     }
     // Every byte the worker wrote has been read by now (end of stream comes after the data), so
-    // results sent just before a crash were counted. A worker whose channel broke while it lives
-    // is of no use: end it.
-    this.child.kill('SIGKILL');
+    // results sent just before a crash were counted.
+    if (this.#closing) {
+      // The read ended because the pool closed the channel: the worker sees the end of its input
+      // and exits by itself, running its exit handlers. Killing it now would cut those short.
+      const timer = setTimeout(() => this.child.kill('SIGKILL'), CLOSE_GRACE_MS);
+      void this.child.exited.then(() => clearTimeout(timer));
+    } else {
+      // A worker whose channel broke while it lives is of no use: end it.
+      this.child.kill('SIGKILL');
+    }
     const status = await this.child.exited;
     // The worker is gone: release the channel (an shm channel's segment stays mapped otherwise).
     channel.destroy();

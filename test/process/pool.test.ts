@@ -1,11 +1,11 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { isAlive } from '../../src/core/process-identity.js';
 import { ErrorCodes, IpcError, Pool, TaskError } from '../../src/index.js';
-import { fixture, isolateRuntimeDir, rejectionOf, watchdog } from '../helpers.js';
+import { directoryReaches, fixture, isolateRuntimeDir, rejectionOf, watchdog } from '../helpers.js';
 
 let env: ReturnType<typeof isolateRuntimeDir>;
 const pools: Pool<never, unknown>[] = [];
@@ -338,6 +338,40 @@ describe('Pool: cancellation, closing, limits', () => {
     for (const pid of pids) expect(isAlive({ pid, startTime: 0 })).toBe(false);
     expect(p.close()).toBe(closing);
   });
+
+  it.each(['pipe', 'shm'] as const)(
+    'close() over %s lets each worker exit by itself (code 0, exit handlers run), not killed',
+    async (channel) => {
+      const dir = join(env.dir, '..', 'exits');
+      const p = pool<number, number>('pool-exit-when-released.ts', {
+        size: 2,
+        channel,
+        env: { ...process.env, POOL_EXIT_DIR: dir },
+      });
+      // Both workers ready: one closed before it said so has nothing to finish, and exits early.
+      await watchdog(
+        (async () => {
+          while (new Set(await p.map([0, 0, 0, 0], { chunkSize: 1 })).size < 2);
+        })(),
+        30_000,
+        'both workers at work',
+      );
+      const pids = p.pids;
+      const closing = p.close();
+      // Each worker is held in its exit handler until both are there: a kill on close() lands meanwhile.
+      await watchdog(
+        directoryReaches(dir, (files) => files.filter((f) => f.startsWith('exiting-')).length === 2),
+        30_000,
+        'both workers in their exit handlers',
+      );
+      writeFileSync(join(dir, 'release'), '');
+      await watchdog(closing, 30_000, 'close');
+      const exited = readdirSync(dir)
+        .filter((f) => f.startsWith('exited-'))
+        .sort();
+      expect(exited).toEqual(pids.map((pid) => `exited-${pid}-0`).sort());
+    },
+  );
 
   it('destroy() rejects what is queued or running with ERR_IPC_CLOSED and kills the workers', async () => {
     const p = pool<string, unknown>('pool-hold-and-record.ts', { size: 1 });
