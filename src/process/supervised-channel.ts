@@ -119,7 +119,7 @@ export class SupervisedChannel<T> implements Channel<T> {
     }
     if (this.closed) return Promise.reject(closedError(this.#what));
     if (this.#ended) return Promise.reject(this.#ended);
-    if (this.#flushing) return this.#flushing.then(() => this.send(message, opts));
+    if (this.#flushing) return this.#sendAfterFlush(this.#flushing, message, opts);
     const current = this.#current;
     if (!current) return this.#bufferOrRefuse(message);
     return current.send(message, opts).catch((err) => {
@@ -242,6 +242,37 @@ export class SupervisedChannel<T> implements Channel<T> {
   }
 
   // ---- internals ----------------------------------------------------------------------------------
+
+  /**
+   * A send behind buffered messages going out to a new child: it waits for them, within its
+   * `timeout`/`signal` (a child that does not read holds the flush up for as long as it lives).
+   * One deadline for the whole send: what is left of it bounds the send to the child, which is
+   * cut short through a signal of its own so that the error is the caller's timeout or abort.
+   */
+  #sendAfterFlush(flushing: Promise<void>, message: T, opts: WaitOptions | undefined): Promise<void> {
+    if (opts?.signal === undefined && opts?.timeout === undefined) {
+      return flushing.then(() => this.send(message, opts));
+    }
+    return new Promise<void>((resolve, reject) => {
+      const cut = new AbortController();
+      const disarm = armWait(`${this.#what}: send`, opts, (err) => {
+        cut.abort(err);
+        reject(err);
+      });
+      flushing
+        .then(() => (cut.signal.aborted ? undefined : this.send(message, { signal: cut.signal })))
+        .then(
+          () => {
+            disarm();
+            resolve();
+          },
+          (err) => {
+            disarm();
+            reject(err);
+          },
+        );
+    });
+  }
 
   #bufferOrRefuse(message: T): Promise<void> {
     if (this.#buffer.length >= this.#maxBuffered) {

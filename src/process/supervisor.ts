@@ -320,7 +320,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     try {
       child = this.#spawnChild(entry);
     } catch (err) {
-      this.#failed(entry, entry.lastExit ?? NO_EXIT, err);
+      this.#failed(entry, entry.lastExit ?? NO_EXIT, err, true);
       return;
     }
     try {
@@ -370,22 +370,33 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     }
   }
 
-  /** Decides what follows an exit (or a failed spawn): restart after a backoff, or not. */
-  #failed(entry: Entry, status: ExitStatus, error: unknown): void {
+  /**
+   * Decides what follows an exit (or a failed spawn: `notSpawned`, `status` is then the previous
+   * child's): restart after a backoff, or not.
+   */
+  #failed(entry: Entry, status: ExitStatus, error: unknown, notSpawned = false): void {
     const s = entry.settings;
     const clean = error === undefined && cleanExit(status);
     if (s.restart === 'never' || (s.restart === 'on-failure' && clean)) {
       entry.phase = 'done';
+      const where = `supervised channel '${entry.name}'`;
+      // Whoever reads the channel learns there why no child will answer: the error is all there is
+      // (no 'giveup' event without restarts).
       entry.channel.end(
         clean
-          ? new IpcError(
-              ErrorCodes.CLOSED,
-              `supervised channel '${entry.name}': the child exited with code 0`,
-            )
-          : new IpcError(
-              ErrorCodes.PEER_GONE,
-              `supervised channel '${entry.name}': the child exited (${describeExit(status)}) and is not restarted`,
-            ),
+          ? new IpcError(ErrorCodes.CLOSED, `${where}: the child exited with code 0`)
+          : error === undefined
+            ? new IpcError(
+                ErrorCodes.PEER_GONE,
+                `${where}: the child exited (${describeExit(status)}) and is not restarted`,
+              )
+            : new IpcError(
+                ErrorCodes.PEER_GONE,
+                notSpawned
+                  ? `${where}: the child could not be started, and is not restarted`
+                  : `${where}: the child did not get ready (it exited: ${describeExit(status)}), and is not restarted`,
+                { cause: error },
+              ),
       );
       return;
     }

@@ -174,6 +174,35 @@ describe('Supervisor: restarts', () => {
     expect(() => channel.tryReceive()).toThrow(expect.objectContaining({ code: ErrorCodes.CLOSED }));
   });
 
+  it.each(['timeout', 'signal'] as const)(
+    'a send waiting behind buffered messages going out to a child that does not read: its %s applies',
+    async (bound) => {
+      const sup = supervisor({ restart: 'always', backoff: { initialMs: 1 }, maxBuffered: 5000 });
+      let calls = 0;
+      sup.add(
+        'deaf',
+        () =>
+          calls++ === 0 ? node('process-hello-then-exit.ts', '1')() : node('hello-then-never-read.ts')(),
+        { ready: (child) => child.channel!.receive() },
+      );
+      const restarting = once(sup, 'restart');
+      await sup.start();
+      await watchdog(restarting, 30_000, 'restart');
+      const channel = sup.channel<string>('deaf');
+      // Buffered while the child is down (each send resolves at once, before the next child
+      // starts): several MiB, more than the pipes hold, so the flush to a child that does not read
+      // never ends.
+      const big = 'x'.repeat(2000);
+      for (let i = 0; i < 3000; i++) await channel.send(big);
+      await watchdog(once(sup, 'start'), 30_000, 'the next child up');
+      const abort = new AbortController();
+      const sending = channel.send('late', bound === 'timeout' ? { timeout: 50 } : { signal: abort.signal });
+      abort.abort();
+      const err = await watchdog(rejectionOf(sending), 15_000, 'send');
+      expect(err.code).toBe(bound === 'timeout' ? ErrorCodes.TIMEOUT : ErrorCodes.ABORTED);
+    },
+  );
+
   it("a dying child's unread messages all come before its successor's, however many", async () => {
     // More than the supervised channel holds before it stops reading from a child (1,024): the
     // dead child's pump and its successor's used to take turns from there on.
@@ -389,6 +418,34 @@ describe('Supervisor: start and stop', () => {
     expect(calls).toBe(3);
     expect(restarts.map((r) => r.attempt)).toEqual([1, 2]);
     expect(sup.listenerCount('error')).toBe(0);
+  });
+
+  it("restart 'never': a factory that throws ends the child's channel with that error as cause", async () => {
+    const sup = supervisor({ restart: 'never' });
+    await sup.start();
+    const failure = new Error('factory failed: config missing');
+    sup.add('broken', () => {
+      throw failure;
+    });
+    const err = await watchdog(rejectionOf(sup.channel('broken').receive()), 30_000, 'receive');
+    expect(err.code).toBe(ErrorCodes.PEER_GONE);
+    expect(err.message).toContain("'broken': the child could not be started");
+    expect(err.cause).toBe(failure);
+  });
+
+  it("restart 'never': a failed 'ready' hook ends the child's channel with that error as cause", async () => {
+    const sup = supervisor({ restart: 'never' });
+    await sup.start();
+    const failure = new Error('not ready');
+    sup.add('picky', node('echo-parent-channel.ts'), {
+      ready: async () => {
+        throw failure;
+      },
+    });
+    const err = await watchdog(rejectionOf(sup.channel('picky').receive()), 30_000, 'receive');
+    expect(err.code).toBe(ErrorCodes.PEER_GONE);
+    expect(err.message).toContain("'picky': the child did not get ready (it exited: signal SIGKILL)");
+    expect(err.cause).toBe(failure);
   });
 
   it('a child whose ready hook failed leaves no segment mapped (its channel was never attached)', async () => {
