@@ -144,7 +144,12 @@ const fifo = {
     try {
       if (nativeAvailable()) native().mkfifo(path, mode);
       else mkfifoCommand(path, mode);
-      await setModeOfNewFifo(path, mode);
+      // Made but not usable (no fd to set its mode with: EMFILE): not left behind, so that a
+      // retry can make it.
+      await setModeOfNewFifo(path, mode).catch(async (err: unknown) => {
+        await fs.unlink(path).catch(() => {});
+        throw err;
+      });
     } catch (err) {
       throw fromSystemError(err, label(target));
     }
