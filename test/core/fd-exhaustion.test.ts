@@ -97,14 +97,21 @@ describe('out of file descriptors', () => {
       stdio: ['pipe', 'pipe', 'inherit'],
     });
     try {
+      // One listener gathers stdout; each wait looks at what it has gathered.
       let stdout = '';
+      const looks = new Set<() => void>();
+      holder.process.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
+        stdout += chunk;
+        for (const look of looks) look();
+      });
       const printed = (line: string) =>
         new Promise<void>((resolve) => {
-          const look = () => stdout.includes(line) && resolve();
-          holder.process.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
-            stdout += chunk;
-            look();
-          });
+          const look = () => {
+            if (!stdout.includes(line)) return;
+            looks.delete(look);
+            resolve();
+          };
+          looks.add(look);
           look();
         });
       await watchdog(printed('held'), 30_000, 'the holder');
