@@ -206,6 +206,11 @@ export abstract class ChannelBase<T> implements Channel<T> {
       .map((item) => (item instanceof ReceiveFailure ? { error: item.error } : { message: item as T }));
   }
 
+  /** True while input is paused because receiveHighWaterMark messages wait unreceived. */
+  protected get inputPaused(): boolean {
+    return this.#inputPaused;
+  }
+
   /** How many receive() calls wait for a message now. */
   protected get receiversWaiting(): number {
     return this.#receivers.length;

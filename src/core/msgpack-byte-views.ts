@@ -5,6 +5,8 @@
  */
 import { MAX_MSGPACK_NESTING } from './msgpack-check.js';
 
+const CIRCULAR = 'the message is circular: msgpack carries trees (the v8 codec carries cycles)';
+
 /**
  * msgpackr 1.12.1 (with moreTypes off) writes a typed array other than a Uint8Array as bin of the
  * right byte length, but copies the array's elements into it instead of its bytes, and leaves the
@@ -45,12 +47,12 @@ class ByteViewWalk {
     // length: looking only there keeps the walk linear, and a cycle is still found before much
     // of it is walked twice.
     if ((depth & (depth - 1)) === 0 && this.#path.includes(value)) {
-      throw new TypeError('the message is circular: msgpack carries trees (the v8 codec carries cycles)');
+      throw new TypeError(CIRCULAR);
     }
     if (depth >= MAX_MSGPACK_NESTING) {
       throw new TypeError(
         this.#path.includes(value)
-          ? 'the message is circular: msgpack carries trees (the v8 codec carries cycles)'
+          ? CIRCULAR
           : `the message is nested deeper than ${MAX_MSGPACK_NESTING} levels`,
       );
     }

@@ -57,8 +57,6 @@ export class StreamChannel<T> extends ChannelBase<T> {
   #peerExitTimer: NodeJS.Timeout | undefined;
   /** Input chunks read so far: the quiet bound's last look tells whether any came meanwhile. */
   #chunksRead = 0;
-  /** Input paused by the receive high-water mark: unread bytes wait, and quiet says nothing. */
-  #inputPaused = false;
   /**
    * The process is exiting (process.exit() runs no tick): the batch whose tick did not come, and
    * the tail of earlier writes that libuv still held, are written synchronously, tail first. Without
@@ -250,13 +248,12 @@ export class StreamChannel<T> extends ChannelBase<T> {
   }
 
   protected pauseInput(): void {
-    this.#inputPaused = true;
+    // Paused, unread bytes wait in the pipe: quiet says nothing then.
     this.#disarmPeerExit();
     this.#input?.pause();
   }
 
   protected resumeInput(): void {
-    this.#inputPaused = false;
     this.#input?.resume();
     this.#armPeerExit();
   }
@@ -274,14 +271,14 @@ export class StreamChannel<T> extends ChannelBase<T> {
   }
 
   #armPeerExit(): void {
-    if (!this.#peerExited || this.#inputPaused) return;
+    if (!this.#peerExited || this.inputPaused) return;
     this.#disarmPeerExit();
     const chunks = this.#chunksRead;
     this.#peerExitTimer = setTimeout(() => {
       // A loop blocked past the bound runs timers before it reads: what is already in the pipe is
       // read in this turn's poll, and only then does quiet mean nothing more is coming.
       setImmediate(() => {
-        if (this.#peerExitTimer === undefined || this.#inputPaused) return;
+        if (this.#peerExitTimer === undefined || this.inputPaused) return;
         if (this.#chunksRead !== chunks) {
           this.#armPeerExit();
           return;

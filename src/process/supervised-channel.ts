@@ -13,7 +13,7 @@
 import type { Channel } from '../core/channel.js';
 import { closedError, ErrorCodes, IpcError, isIpcError } from '../core/errors.js';
 import { Queue } from '../core/queue.js';
-import { armWait, checkWaitOptions, type WaitOptions } from '../core/wait.js';
+import { armWait, checkWaitOptions, type WaitOptions, withWait } from '../core/wait.js';
 
 type Received<T> = { ok: true; value: T } | { ok: false; error: IpcError };
 
@@ -250,27 +250,13 @@ export class SupervisedChannel<T> implements Channel<T> {
    * cut short through a signal of its own so that the error is the caller's timeout or abort.
    */
   #sendAfterFlush(flushing: Promise<void>, message: T, opts: WaitOptions | undefined): Promise<void> {
-    if (opts?.signal === undefined && opts?.timeout === undefined) {
-      return flushing.then(() => this.send(message, opts));
-    }
-    return new Promise<void>((resolve, reject) => {
-      const cut = new AbortController();
-      const disarm = armWait(`${this.#what}: send`, opts, (err) => {
-        cut.abort(err);
-        reject(err);
-      });
-      flushing
-        .then(() => (cut.signal.aborted ? undefined : this.send(message, { signal: cut.signal })))
-        .then(
-          () => {
-            disarm();
-            resolve();
-          },
-          (err) => {
-            disarm();
-            reject(err);
-          },
-        );
+    const cut = new AbortController();
+    const sent = flushing.then(() =>
+      cut.signal.aborted ? undefined : this.send(message, { signal: cut.signal }),
+    );
+    return withWait(`${this.#what}: send`, opts, sent).catch((err: unknown) => {
+      cut.abort(err);
+      throw err;
     });
   }
 

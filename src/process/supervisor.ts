@@ -379,25 +379,9 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     const clean = error === undefined && cleanExit(status);
     if (s.restart === 'never' || (s.restart === 'on-failure' && clean)) {
       entry.phase = 'done';
-      const where = `supervised channel '${entry.name}'`;
       // Whoever reads the channel learns there why no child will answer: the error is all there is
       // (no 'giveup' event without restarts).
-      entry.channel.end(
-        clean
-          ? new IpcError(ErrorCodes.CLOSED, `${where}: the child exited with code 0`)
-          : error === undefined
-            ? new IpcError(
-                ErrorCodes.PEER_GONE,
-                `${where}: the child exited (${describeExit(status)}) and is not restarted`,
-              )
-            : new IpcError(
-                ErrorCodes.PEER_GONE,
-                notSpawned
-                  ? `${where}: the child could not be started, and is not restarted`
-                  : `${where}: the child did not get ready (it exited: ${describeExit(status)}), and is not restarted`,
-                { cause: error },
-              ),
-      );
+      entry.channel.end(notRestarted(entry.name, status, error, clean, notSpawned));
       return;
     }
     const now = performance.now();
@@ -471,4 +455,26 @@ function settings(
     maxBuffered: count('maxBuffered', opts?.maxBuffered, base?.maxBuffered ?? 1024, 0),
     ready,
   };
+}
+
+/** Why a child that is not restarted will not answer, for its channel's end. */
+function notRestarted(
+  name: string,
+  status: ExitStatus,
+  error: unknown,
+  clean: boolean,
+  notSpawned: boolean,
+): IpcError {
+  const where = `supervised channel '${name}'`;
+  if (clean) return new IpcError(ErrorCodes.CLOSED, `${where}: the child exited with code 0`);
+  if (error === undefined) {
+    return new IpcError(
+      ErrorCodes.PEER_GONE,
+      `${where}: the child exited (${describeExit(status)}) and is not restarted`,
+    );
+  }
+  const why = notSpawned
+    ? 'the child could not be started'
+    : `the child did not get ready (it exited: ${describeExit(status)})`;
+  return new IpcError(ErrorCodes.PEER_GONE, `${where}: ${why}, and is not restarted`, { cause: error });
 }
