@@ -272,12 +272,15 @@ for (const store of stores) {
       });
 
       it('a delivered message is not cut off by its ttl: it comes back after its lease ends, or a nack', async () => {
-        const q = await ctx.open<string>({ visibilityTimeoutMs: 300 });
-        await q.send('held', { ttlMs: 50, type: 'a' });
-        await q.send('nacked', { ttlMs: 50, type: 'b' });
-        // Never settled: its lease ends (at 300 ms) well after its ttl.
+        // The ttl leaves a loaded machine a second to claim both messages (50 ms was not always
+        // enough: the first receive then found nothing). Lease and nack delay both start after
+        // the send, so each ends after the ttl, whatever the machine's pace.
+        const q = await ctx.open<string>({ visibilityTimeoutMs: 1200 });
+        await q.send('held', { ttlMs: 1000, type: 'a' });
+        await q.send('nacked', { ttlMs: 1000, type: 'b' });
+        // Never settled: its lease ends after its ttl.
         expect((await q.receive({ types: ['a'], timeout: 10_000 })).body).toBe('held');
-        await (await q.receive({ types: ['b'], timeout: 10_000 })).nack({ delayMs: 300 });
+        await (await q.receive({ types: ['b'], timeout: 10_000 })).nack({ delayMs: 1200 });
         const again = await q.receive({ types: ['a'], timeout: 10_000 });
         expect([again.body, again.attempts]).toEqual(['held', 2]);
         await again.ack();
