@@ -184,7 +184,8 @@ export class SocketClient<T = unknown> extends ChannelBase<T> {
   /**
    * Flushes queued sends, says goodbye and closes. Requests still awaiting replies reject with
    * ERR_IPC_CLOSED (await them first to keep their replies); while disconnected, what was queued
-   * for the next connection is discarded.
+   * for the next connection is discarded. If the connection drops while sends still wait for room,
+   * they reject with the reason and close() resolves.
    */
   override close(): Promise<void> {
     if (!this.closed) {
@@ -448,11 +449,20 @@ export class SocketClient<T = unknown> extends ChannelBase<T> {
   async #open(wait: WaitOptions | undefined): Promise<ClientLink<T>> {
     const dialing = dial(this.#address, this.#tls, this.what);
     let link: ClientLink<T> | undefined;
+    // A socket destroyed before it connected (with TLS: before its TLS handshake finished) reports
+    // nothing: unsettled, the dial's wait and its connectTimeoutMs timer outlived close() and kept
+    // the process alive. Aborting settles it.
+    let cut!: () => void;
+    const cutShort = new Promise<never>((_, reject) => {
+      cut = () => reject(closedError(this.what));
+    });
+    cutShort.catch(() => {});
     const abort = () => {
       // A link that refused the server has sent it an ABORT and ends once that is out.
       if (link?.lingering) return;
       dialing.socket.destroy();
       link?.destroy();
+      cut();
     };
     this.#abortDial = abort;
     const work = (async () => {
@@ -463,7 +473,7 @@ export class SocketClient<T = unknown> extends ChannelBase<T> {
       return link;
     })();
     try {
-      return await withWait(`${this.what}: connect`, wait, work);
+      return await withWait(`${this.what}: connect`, wait, Promise.race([work, cutShort]));
     } catch (err) {
       abort();
       throw err;
@@ -534,7 +544,12 @@ export class SocketClient<T = unknown> extends ChannelBase<T> {
           { cause: reason },
         ),
     );
-    if (this.closed) return;
+    if (this.closed) {
+      // A close() still flushing sends that waited for room would wait for ever: they can no
+      // longer go out, so they fail with the reason and close() goes on.
+      this.fail(reason);
+      return;
+    }
     this.#events.emit('disconnect', reason);
     if (this.#policy && !isFinal(reason)) {
       // The next server has registered nothing yet: a subscription made meanwhile is not ready. A

@@ -273,7 +273,9 @@ export abstract class Link<T> extends StreamChannel<T> implements Beating {
    */
   beat(): void {
     if (!this.isOpen) return;
-    if (!this.outputFull) this.transmitControl(Control.PING);
+    // Not once our output has ended (a lingering close, an ABORT on its way): a write after the end
+    // fails the socket, cutting the linger short and losing what the peer has not read yet.
+    if (!this.outputFull && !this.socket.writableEnded) this.transmitControl(Control.PING);
     // Any byte from the peer is a sign of life. The socket counts them (after TLS: plaintext
     // bytes, heartbeats included), so nothing is done per message or chunk to know it.
     const read = this.socket.bytesRead;

@@ -431,6 +431,10 @@ export class SocketServer<T = unknown> implements AsyncIterable<SocketConnection
       const hello = encodeHello(this.#bodyCodec.name);
       this.#refusing.add(raw);
       raw.once('close', () => this.#refusing.delete(raw));
+      // Read (and dropped) so that the client's end is seen and frees the lingering slot at once:
+      // unread, each refusal held its slot for all of LINGER_MS, and a few well-behaved clients
+      // refused in a row got a bare reset instead of the reason.
+      raw.on('data', () => {});
       endWithin(raw, LINGER_MS, Buffer.concat([hello, batch.take()]));
     }
     this.#events.emit('refused', reason, peer);

@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { connect, ErrorCodes, listen, type SocketConnection } from '../../src/index.js';
+import { MAX_LINGERING_REFUSALS } from '../../src/socket/server.js';
 import { isolateRuntimeDir, rejectionOf, watchdog } from '../helpers.js';
 import { listenUrl, transports } from './transports.js';
 
@@ -102,6 +103,19 @@ describe.each(transports)('socket connections over %s', (transport) => {
     const c = await connect(server.url);
     expect(await c.request('ping')).toBe('pong');
     await Promise.all([b.close(), c.close()]);
+  });
+
+  it('refused clients that hang up free their lingering slot: one after another, every one learns ERR_IPC_QUEUE_FULL', async () => {
+    await using server = await listen(listenUrl(transport, env.dir), { maxConnections: 1 });
+    const held = await connect(server.url);
+    // Well-behaved clients, one at a time: each reads its refusal and closes. Far fewer than a
+    // flood, yet more than MAX_LINGERING_REFUSALS: none may be cut off without the reason.
+    const codes: (string | undefined)[] = [];
+    for (let i = 0; i < MAX_LINGERING_REFUSALS + 8; i++) {
+      codes.push((await rejectionOf(connect(server.url))).code);
+    }
+    expect(codes).toEqual(Array(MAX_LINGERING_REFUSALS + 8).fill(ErrorCodes.QUEUE_FULL));
+    await held.close();
   });
 
   it('graceful close: running requests finish, new ones are refused, then clients see a clean end', async () => {

@@ -2,6 +2,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { connect, ErrorCodes, type IpcError, listen } from '../../src/index.js';
 import { isolateRuntimeDir, rejectionOf, watchdog } from '../helpers.js';
 import { startFixture } from './child.js';
+import { greeting, rawConnect } from './raw.js';
 import { listenUrl, transports } from './transports.js';
 
 let env: ReturnType<typeof isolateRuntimeDir>;
@@ -73,6 +74,50 @@ describe.each(transports)('heartbeats over %s', (transport) => {
       frozen.process.kill('SIGCONT');
       frozen.kill();
     }
+  });
+
+  it('a lingering close is not cut short by a heartbeat: the socket stays open until the client ends its side', async () => {
+    await using server = await listen(listenUrl(transport, env.dir), { heartbeatMs: 200 });
+    const ping = Buffer.from([0x80, 0, 0, 2]);
+    // A: alive (it sends PINGs) but not reading, so it has not seen the goodbye yet.
+    const slow = await rawConnect(server.url);
+    slow.write(greeting());
+    const conn = await watchdog(server.accept(), 5000, 'accept the slow client');
+    const disconnects: IpcError[] = [];
+    const gone = new Promise<void>((resolve) =>
+      server.on('disconnect', (c, reason) => {
+        if (c !== conn) return;
+        disconnects.push(reason);
+        resolve();
+      }),
+    );
+    // B: counts the server's heartbeat ticks (its PINGs); it and A answer each one.
+    const ticker = await rawConnect(server.url);
+    let ticks = 0;
+    const tickWaiters: (() => void)[] = [];
+    ticker.on('data', () => {
+      ticks++;
+      ticker.write(ping);
+      slow.write(ping);
+      for (const wake of tickWaiters.splice(0)) wake();
+    });
+    ticker.write(greeting());
+    const ticksPass = async (n: number) => {
+      const target = ticks + n;
+      while (ticks < target) await new Promise<void>((resolve) => tickWaiters.push(resolve));
+    };
+    await watchdog(ticksPass(2), 5000, 'heartbeats reach the ticker');
+    const closing = conn.close();
+    await watchdog(ticksPass(3), 5000, 'three heartbeat ticks while the close lingers');
+    expect(disconnects).toEqual([]);
+    // A reads the goodbye and ends its side: only now does the connection close, cleanly.
+    const slowClosed = new Promise<void>((resolve) => slow.once('close', () => resolve()));
+    slow.resume();
+    await watchdog(closing, 5000, 'close() resolves once the client has ended');
+    await watchdog(slowClosed, 5000, 'the slow client sees the end');
+    await watchdog(gone, 5000, 'the server reports the connection gone');
+    expect(disconnects.map((r) => r.code)).toEqual([ErrorCodes.CLOSED]);
+    ticker.destroy();
   });
 
   it('idle but live peers are never declared dead', async () => {

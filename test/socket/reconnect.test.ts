@@ -1,5 +1,8 @@
+import { createServer, type Socket } from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { connect, ErrorCodes, type IpcError, listen, type SocketConnection } from '../../src/index.js';
+import { parseAddress } from '../../src/socket/address.js';
+import { cert, key } from '../fixtures/socket-tls-cert.js';
 import { isolateRuntimeDir, isPending, rejectionOf, watchdog } from '../helpers.js';
 import { stablePort } from '../support/ports.js';
 import { startFixture } from './child.js';
@@ -167,6 +170,37 @@ describe.each(transports)('reconnecting clients over %s', (transport) => {
     expect(await watchdog(client.request('slow'), 10_000, 'a new request')).toBe(1);
     await client.close();
   });
+
+  it('close() while redialling a server that never answers leaves nothing behind: the process exits by itself', async () => {
+    const where =
+      transport === 'tcp' ? `tcp://127.0.0.1:${await stablePort()}` : listenUrl(transport, env.dir);
+    const server = await listen(where, { tls: { key, cert } });
+    const client = startFixture('socket-close-while-redialling.ts', [server.url]);
+    // Where the server was, something that takes connections and never says a word (a frozen
+    // server): the client's redial waits there, in its TLS handshake, for connectTimeoutMs.
+    const silent: Socket[] = [];
+    const hole = createServer((socket) => {
+      silent.push(socket);
+      client.process.kill('SIGUSR1');
+    });
+    try {
+      await client.line('CONNECTED');
+      await server.close();
+      const address = parseAddress(server.url);
+      await new Promise<void>((resolve) =>
+        address.kind === 'tcp'
+          ? hole.listen(address.port, address.host, resolve)
+          : hole.listen(address.path, resolve),
+      );
+      await client.line('CLOSED');
+      const exit = await watchdog(client.exited, 20_000, 'the closed client process exits by itself');
+      expect(exit).toEqual({ code: 0, signal: null });
+    } finally {
+      client.kill();
+      for (const socket of silent) socket.destroy();
+      hole.close();
+    }
+  }, 60_000);
 
   it('resubscribe after reconnecting', async () => {
     let server = await listen(listenUrl(transport, env.dir));
