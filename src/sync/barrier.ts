@@ -206,7 +206,9 @@ export class Barrier extends Primitive {
   }
 
   protected override onClose(): void {
-    if (this.#slot >= 0 && !this.region.detached) this.#members.add(this.#slot, -1);
+    if (this.#slot < 0 || this.region.detached) return;
+    this.#members.add(this.#slot, -1);
+    this.#members.freeIfEmpty(this.#slot, selfThread());
   }
 
   #brokenError(detail: string): IpcError {

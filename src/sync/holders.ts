@@ -1,7 +1,8 @@
 /**
  * A table of per-thread counts in shared memory: which threads hold how many permits of a
  * Semaphore, read locks of an RwLock, or handles on a Barrier. It is what lets a dead holder's share
- * be found and given back. Each thread uses one slot, found by its thread id and start time.
+ * be found and given back. Each thread uses one slot, found by its thread id and start time, while
+ * it holds a share: it frees the slot when its count drops to 0.
  *
  * Claiming: tid word 0 -> -tid (CAS), write pid and start time, then store tid; a slot is read as
  * someone's only once its tid is positive. Reclaiming a dead holder: CAS tid -> RECLAIM_BIT | the
@@ -11,7 +12,8 @@
  * that finds that thread dead takes the slot over (the share it had not yet handed on is handed on
  * then, or lost if it had already been taken out of the count: never handed on twice).
  *
- * Layout (words from `base`, even): +0 slot count, +1..3 reserved, then per slot
+ * Layout (words from `base`, even): +0 slot count, +1 high-water mark (slots ever claimed, so that
+ * a thread looks for its own slot among those only), +2..3 reserved, then per slot
  * [tid, count, pid, reserved, start time (f64)].
  */
 import type { Region } from './region.js';
@@ -97,22 +99,20 @@ export class Holders {
     onReclaim: (reclaim: Reclaim) => void = () => {},
   ): number {
     if (hint >= 0 && this.#isMine(hint, me)) return hint;
-    const slots = this.#i32[this.#base]!;
-    for (let i = 0; i < slots; i++) {
-      const slot = this.#slot(i);
-      if (this.#isMine(slot, me)) return slot;
+    const i32 = this.#i32;
+    const f64 = this.#f64;
+    const slots = i32[this.#base]!;
+    // This thread raised the mark past every slot it claimed (an older ipckit that does not keep
+    // the mark only leaves it low for its own slots, which only it looks for).
+    const used = Math.min(Atomics.load(i32, this.#base + 1), slots);
+    for (let slot = this.#slot(0), end = this.#slot(used); slot < end; slot += SLOT_WORDS) {
+      if (Atomics.load(i32, slot) === me.tid && f64[(slot + 4) >> 1] === me.startTime) return slot;
     }
     if (!claim) return -1;
     for (let round = 0; round < 2; round++) {
       for (let i = 0; i < slots; i++) {
         const slot = this.#slot(i);
-        if (Atomics.load(this.#i32, slot) !== 0) continue;
-        if (Atomics.compareExchange(this.#i32, slot, 0, -me.tid) !== 0) continue;
-        this.#i32[slot + 2] = me.pid;
-        this.#f64[(slot + 4) >> 1] = me.startTime;
-        Atomics.store(this.#i32, slot + 1, 0);
-        Atomics.store(this.#i32, slot, me.tid);
-        return slot;
+        if (Atomics.load(i32, slot) === 0 && this.#claim(slot, me)) return slot;
       }
       // Full: free the slots of dead threads, then try once more.
       if (this.reclaimDead(onReclaim, true) === 0) break;
@@ -120,9 +120,39 @@ export class Holders {
     return -1;
   }
 
+  /** Claims `slot` for `me` if it is free. */
+  #claim(slot: number, me: ThreadIdentity): boolean {
+    if (Atomics.compareExchange(this.#i32, slot, 0, -me.tid) !== 0) return false;
+    const mark = this.#base + 1;
+    const index = this.indexOf(slot);
+    for (let used = Atomics.load(this.#i32, mark); used < index + 1; ) {
+      const seen = Atomics.compareExchange(this.#i32, mark, used, index + 1);
+      if (seen === used) break;
+      used = seen;
+    }
+    this.#i32[slot + 2] = me.pid;
+    this.#f64[(slot + 4) >> 1] = me.startTime;
+    Atomics.store(this.#i32, slot + 1, 0);
+    Atomics.store(this.#i32, slot, me.tid);
+    return true;
+  }
+
   /** Adds `delta` to the count of a slot this thread owns; returns the new count. */
   add(slot: number, delta: number): number {
     return Atomics.add(this.#i32, slot + 1, delta) + delta;
+  }
+
+  /**
+   * Frees a slot this thread owns once its count is 0. The table tracks the threads that hold a
+   * share now, not every thread that ever held one: a live thread keeping its empty slot would
+   * hold it for as long as it lives, and after 64 such threads the next one would find no room
+   * (a read lock nobody holds never granted, permits and memberships no longer tracked).
+   * Only the owner frees its slot, and only the owner changes its count while it lives, so the
+   * count cannot change between the look and the free.
+   */
+  freeIfEmpty(slot: number, me: ThreadIdentity): void {
+    if (Atomics.load(this.#i32, slot + 1) !== 0 || !this.#isMine(slot, me)) return;
+    Atomics.compareExchange(this.#i32, slot, me.tid, 0);
   }
 
   /** Sets the count of a slot this thread owns (the Semaphore's journalled updates). */

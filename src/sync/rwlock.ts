@@ -224,6 +224,7 @@ export class RwLock extends Primitive {
     // A writer that claimed the word meanwhile either saw our count or we see its claim: back off.
     if (Atomics.load(i32, WRITER) !== 0) {
       this.#readers.add(slot, -1);
+      this.#readers.freeIfEmpty(slot, me);
       if (this.#queue.waiting > 0) this.#queue.wake(Number.POSITIVE_INFINITY);
       return undefined;
     }
@@ -252,6 +253,7 @@ export class RwLock extends Primitive {
       () => {
         this.assertOpen();
         this.#readers.add(slot, -1);
+        this.#readers.freeIfEmpty(slot, selfThread());
         if (Atomics.load(this.#i32, WRITER) !== 0 && this.#queue.waiting > 0) {
           this.#queue.wake(Number.POSITIVE_INFINITY);
         }

@@ -273,6 +273,8 @@ export class Semaphore extends Primitive {
     if (Atomics.compareExchange(this.#state, 0, seen, next) !== seen) return 'retry';
     this.#holders.setCount(slot, after);
     this.#endStep(Atomics.exchange(i32, JOURNAL, 0));
+    // Freed only once the journal no longer names it: a reclaimer settles a step by slot index.
+    if (after === 0) this.#holders.freeIfEmpty(slot, selfThread());
     return 'done';
   }
 
@@ -343,12 +345,19 @@ export class Semaphore extends Primitive {
   }
 
   #take(track: boolean, ownerDied: boolean): SemaphorePermit | undefined {
+    // No permit: nothing to claim a holder slot for (a waiter spinning here would claim and free it
+    // on every try).
+    if (Atomics.load(this.#i32, VALUE) <= 0) return undefined;
     const slot = track ? this.#trackingSlot() : -1;
     if (slot >= 0) {
       for (;;) {
         const outcome = this.#step(slot, false);
         if (outcome === 'done') return this.#permit(slot, ownerDied);
-        if (outcome !== 'retry') return undefined;
+        if (outcome !== 'retry') {
+          // A slot claimed for this try holds nothing: it must not stay claimed while the thread lives.
+          this.#holders.freeIfEmpty(slot, selfThread());
+          return undefined;
+        }
       }
     }
     // Untracked (asked for, or the holder table is full: the permit works, it is just not recovered).
@@ -380,7 +389,9 @@ export class Semaphore extends Primitive {
       this,
       () => {
         this.assertOpen();
-        this.#releaseFrom(slot);
+        // The thread's slot now, if it has one: `slot` was freed if its count dropped to 0 meanwhile
+        // (a release() of this thread), and may be another thread's.
+        this.#releaseFrom(slot < 0 ? -1 : this.#holders.slotOf(selfThread(), false, slot));
       },
       ownerDied,
     );
