@@ -155,7 +155,7 @@ export interface QueueKeys {
 export function queueKeys(prefix: string, name: string): QueueKeys {
   const base = `${prefix}:mq:{${name}}:`;
   const keys = [
-    'meta', // hash: schema version, seq and lease counters, live count and bytes
+    'meta', // hash: schema version, seq counter, live count and bytes
     'msg', // hash: member -> msgpack record (id, type, priority, enqueued, expires, attempts, lease, state, size)
     'body', // hash: member -> body bytes
     'ready', // zset: every ready message, score -priority, member the zero-padded sequence number

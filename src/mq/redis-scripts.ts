@@ -283,6 +283,9 @@ local function apply_settles(ops)
         end
         ok = true
       elseif kind == 'e' and live then
+        -- Waiting consumers were told when this lease ends (a claim's next due) and wait until
+        -- then: one that now ends sooner is announced, as a nack is.
+        if now + ms < r[DUE] then requeued = true end
         r[DUE] = now + ms
         zadd(INFLIGHT, r[DUE], m)
         save(m, r)
@@ -427,15 +430,19 @@ return outcomes
 `;
 
 /**
- * ARGV[4..7]: max, leaseMs, arm (1/0), the settles msgpack-packed (see apply_settles); then the
- * types to claim (none: any type). Returns { settle results, leaseUntil, next due (-1: none),
- * lease token, metadata, bodies } (see listed()).
+ * ARGV[4..8]: max, leaseMs, arm (1/0), the settles msgpack-packed (see apply_settles), the lease
+ * token; then the types to claim (none: any type). Returns { settle results, leaseUntil, next due
+ * (-1: none), lease token (0: nothing claimed), metadata, bodies } (see listed()).
+ *
+ * The lease token is the client's random number, not a counter of the queue's: a queue removed
+ * and made again starts its sequence over, and a delivery from before (a handle still open) whose
+ * token a counter had handed out again would settle a message of the new queue.
  */
 const CLAIM = `
 local max, lease_ms, arm = tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6] == '1'
 local settled, freed, requeued = apply_settles(cmsgpack.unpack(ARGV[7]))
 freed = freed + sweep()
-local types_at = 8
+local types_at = 9
 local ntypes = #ARGV - types_at + 1
 local members
 if ntypes == 0 then
@@ -459,7 +466,7 @@ local lease_until = now + lease_ms
 local lease = 0
 local claimed = {}
 if #members > 0 then
-  lease = redis.call('HINCRBY', META, 'lease', 1)
+  lease = tonumber(ARGV[8])
   load_many(members)
   for _, m in ipairs(members) do
     local r = load(m)
@@ -550,8 +557,9 @@ return n
 `;
 
 /**
- * Deletes every message; returns how many. The sequence and lease counters stay, so a receipt
- * from before the purge never matches a message sent after it; the dedupe window stays too.
+ * Deletes every message; returns how many. The sequence counter stays (and lease tokens are
+ * random), so a receipt from before the purge never matches a message sent after it; the dedupe
+ * window stays too.
  */
 const PURGE = `
 local n = redis.call('HLEN', MSG)

@@ -9,6 +9,7 @@
  * a Redis restart without being recreated, and scripts missing from a restarted server are loaded
  * again on NOSCRIPT by ioredis's `defineCommand`.
  */
+import { randomInt } from 'node:crypto';
 import type { Redis, RedisOptions } from 'ioredis';
 import type * as Msgpackr from 'msgpackr';
 import { closedError, ErrorCodes, IpcError } from '../core/errors.js';
@@ -167,6 +168,16 @@ function listedMessages(meta: Buffer, bodies: Buffer[]): { m: string; stored: St
   return out;
 }
 
+/**
+ * A flat HGETALL reply (field, count, …) as an object. fromEntries defines the keys: assigning
+ * one, a type named '__proto__' would set the object's prototype instead and go uncounted.
+ */
+function counts(flat: readonly string[]): Record<string, number> {
+  const entries: [string, number][] = [];
+  for (let i = 0; i < flat.length; i += 2) entries.push([flat[i]!, Number(flat[i + 1])]);
+  return Object.fromEntries(entries);
+}
+
 /** Settles packed for apply_settles: 4 values each (kind, member, lease, ms). */
 function packSettles(ops: readonly SettleOp[]): Buffer {
   const flat: (string | number)[] = [];
@@ -253,8 +264,12 @@ class RedisStore implements Store {
   async claim(request: ClaimRequest): Promise<ClaimResult> {
     if (request.arm) await this.#subscribed();
     const settle = request.settle ?? [];
-    const args: Arg[] = [request.max, request.leaseMs, request.arm ? 1 : 0, packSettles(settle)];
+    // As SQLite's: random, so that a delivery from before the queue was removed and made again
+    // never matches one of the new queue (see CLAIM).
+    const token = randomInt(1, 2 ** 47);
+    const args: Arg[] = [request.max, request.leaseMs, request.arm ? 1 : 0, packSettles(settle), token];
     args.push(...(request.types ?? []));
+    const askedAt = Date.now();
     const [settled, leaseUntil, nextDue, lease, meta, bodies] = (await this.#run(
       'ipckitMqClaim',
       args,
@@ -264,9 +279,14 @@ class RedisStore implements Store {
     for (const { m, stored } of listedMessages(meta, bodies)) {
       messages.push({ ...stored, receipt: { m, lease: Number(lease) } satisfies RedisReceipt, leaseUntil });
     }
+    // The script's times are the server's clock; the waiting consumer sets its timer by its own.
+    // Reckoned from before the call (the server's now is leaseUntil - leaseMs), so at worst a
+    // round trip early, which costs one more claim: compared with this clock as it is, a host
+    // behind the server's slept through the moment by as much, one ahead claimed in a busy loop.
+    const dueIn = Number(nextDue) - (Number(leaseUntil) - request.leaseMs);
     return {
       messages,
-      nextDueAt: messages.length === 0 && Number(nextDue) >= 0 ? Number(nextDue) : undefined,
+      nextDueAt: messages.length === 0 && Number(nextDue) >= 0 ? askedAt + dueIn : undefined,
       settled: request.settle ? settleResults(settled, settle) : undefined,
     };
   }
@@ -284,11 +304,7 @@ class RedisStore implements Store {
       string[],
       string[],
     ];
-    const byPriority: Record<string, number> = {};
-    for (let i = 0; i < priorities.length; i += 2) byPriority[priorities[i]!] = Number(priorities[i + 1]);
-    const byType: Record<string, number> = {};
-    for (let i = 0; i < types.length; i += 2) byType[types[i]!] = Number(types[i + 1]);
-    return { ready, delayed, inflight, dead, byPriority, byType };
+    return { ready, delayed, inflight, dead, byPriority: counts(priorities), byType: counts(types) };
   }
 
   async peek(limit: number): Promise<StoredMessage[]> {

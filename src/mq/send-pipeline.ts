@@ -53,6 +53,12 @@ export class SendPipeline {
   #running = false;
   /** True while the head waits for room. */
   #parked = false;
+  /**
+   * The store said there may be room while a send was with it. Redis hears wake-ups on a
+   * connection of their own, so one armed by that very send can come before its answer: parking
+   * then would wait for a wake-up that already came.
+   */
+  #roomMeanwhile = false;
   #retryTimer: NodeJS.Timeout | undefined;
   #closed: IpcError | undefined;
   #idle: (() => void)[] = [];
@@ -115,6 +121,7 @@ export class SendPipeline {
 
   /** The store says there may be room now. */
   room(): void {
+    if (this.#running) this.#roomMeanwhile = true;
     if (!this.#parked) return;
     this.#unpark();
     this.#schedule();
@@ -198,6 +205,7 @@ export class SendPipeline {
     const batch = this.#takeBatch();
     if (batch.length === 0) return this.#settleIdle();
     this.#running = true;
+    this.#roomMeanwhile = false;
     const messages: OutgoingMessage[] = [];
     const groups: number[] = [];
     for (const entry of batch) {
@@ -261,11 +269,13 @@ export class SendPipeline {
     }
     if (waiting.length > 0) {
       this.#head = [...waiting, ...this.#head];
-      this.#parked = true;
-      this.#refuseNoWait();
-      // The store rings when room appears; this re-check is only the safety net.
-      this.#retryTimer = setTimeout(() => this.room(), this.#target.pollIntervalMs);
       if (this.#closed) this.#failWaiting(this.#closed);
+      else if (!this.#roomMeanwhile) {
+        this.#parked = true;
+        this.#refuseNoWait();
+        // The store rings when room appears; this re-check is only the safety net.
+        this.#retryTimer = setTimeout(() => this.room(), this.#target.pollIntervalMs);
+      }
     }
     if (!this.#parked) this.#schedule();
     this.#settleIdle();

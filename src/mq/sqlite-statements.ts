@@ -93,6 +93,8 @@ export class Statements {
     { state: number; size: number }
   >;
   readonly extend: Statement<[number, number, number, number]>;
+  /** The end of a live lease (undefined if lost): an extend that shortens it must be announced. */
+  readonly leaseEnd: Statement<[number, number, number], number>;
   readonly release: Statement<[number, number]>;
 
   /** count(*) per state, indexed by state: a literal state lets SQLite count the partial index. */
@@ -184,6 +186,7 @@ export class Statements {
         'WHERE seq = @seq AND lease = @lease AND state = 1 AND due > @now RETURNING state, length(body) AS size',
     );
     this.extend = p('UPDATE messages SET due = ? WHERE seq = ? AND lease = ? AND state = 1 AND due > ?');
+    this.leaseEnd = p('SELECT due FROM messages WHERE seq = ? AND lease = ? AND state = 1 AND due > ?', true);
     // Given back unread: a first delivery that never happened keeps its ttl; a re-delivery does not.
     this.release = p(
       'UPDATE messages SET state = 0, due = NULL, lease = NULL, attempts = attempts - 1, ' +

@@ -410,7 +410,10 @@ class SqliteStore implements Store {
     return results;
   }
 
-  /** Applies settles in the current transaction. */
+  /**
+   * Applies settles in the current transaction. `requeued`: a message became claimable, or will
+   * sooner than waiting consumers were told, so they must look again.
+   */
   #applySettles(
     sql: Statements,
     ops: readonly SettleOp[],
@@ -471,7 +474,16 @@ class SqliteStore implements Store {
         }
         case 'extend': {
           const until = now + op.leaseMs;
-          results.push(sql.extend.run(until, seq, lease, now).changes === 1 ? until : false);
+          const before = sql.leaseEnd.get(seq, lease, now);
+          if (before === undefined) {
+            results.push(false);
+            break;
+          }
+          sql.extend.run(until, seq, lease, now);
+          results.push(until);
+          // Waiting consumers were told when this lease ends and wait until then (see
+          // ClaimResult.nextDueAt): one that now ends sooner must be announced, as a nack is.
+          requeued ||= until < before;
           break;
         }
         case 'release': {
@@ -489,10 +501,10 @@ class SqliteStore implements Store {
   async stats(): Promise<QueueStats> {
     const { stats, rings } = await this.#write((sql) => {
       const { freed } = this.#sweep(sql, Date.now());
-      const byPriority: Record<string, number> = {};
-      for (const row of sql.byPriority.all()) byPriority[String(row.priority)] = row.n;
-      const byType: Record<string, number> = {};
-      for (const row of sql.byType.all()) byType[row.type] = row.n;
+      const byPriority = Object.fromEntries(sql.byPriority.all().map((row) => [String(row.priority), row.n]));
+      // fromEntries defines the keys: assigning one, a type named '__proto__' would set the
+      // object's prototype instead and go uncounted.
+      const byType = Object.fromEntries(sql.byType.all().map((row) => [row.type, row.n]));
       const count = (state: number) => sql.countState[state]!.get()!;
       const stats: QueueStats = {
         ready: count(State.READY),

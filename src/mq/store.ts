@@ -108,8 +108,9 @@ export interface ClaimResult {
   /** In delivery order. */
   messages: ClaimedMessage[];
   /**
-   * When nothing was claimable: the earliest moment (ms since the epoch) a delayed message becomes
-   * ready or a lease runs out, which no wake-up announces; undefined if there is none.
+   * When nothing was claimable: the earliest moment (ms since the epoch, by this process's clock:
+   * a store with a clock of its own converts) a delayed message becomes ready or a lease runs out,
+   * which no wake-up announces; undefined if there is none.
    */
   nextDueAt?: number | undefined;
 }

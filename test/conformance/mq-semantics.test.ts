@@ -462,6 +462,20 @@ for (const store of stores) {
         expect(await code(q.send(new Uint8Array(101)))).toBe(ErrorCodes.QUEUE_FULL);
       });
 
+      it('counts every type in stats().byType, also one named like an Object.prototype key', async () => {
+        const q = await ctx.open<string>();
+        await q.send('a', { type: '__proto__', priority: 1 });
+        await q.send('b', { type: '__proto__', priority: 1 });
+        await q.send('c', { type: 'constructor' });
+        const { byType, byPriority } = await q.stats();
+        expect(Object.entries(byType).sort()).toEqual([
+          ['__proto__', 2],
+          ['constructor', 1],
+        ]);
+        expect(Object.getPrototypeOf(byType)).toBe(Object.prototype);
+        expect(byPriority).toEqual({ '0': 1, '1': 2 });
+      });
+
       it('peeks without leasing, counts in stats, and purges everything', async () => {
         const q = await ctx.open<string>();
         await q.send('low', { priority: 1, type: 'a' });
@@ -879,6 +893,22 @@ for (const store of stores) {
         expect(await MessageQueue.remove(ctx.name, { store: ctx.handle.store })).toBe(true);
         const fresh = await ctx.open<string>();
         expect((await fresh.stats()).ready).toBe(0);
+      });
+
+      it('a delivery from before remove() settles nothing in the queue made again under its name', async () => {
+        const before = await ctx.open<string>();
+        await before.send('old');
+        const stale = await before.receive({ timeout: 10_000 });
+        expect(await MessageQueue.remove(ctx.name, { store: ctx.handle.store })).toBe(true);
+        const after = await ctx.open<string>();
+        await after.send('new');
+        const current = await after.receive({ timeout: 10_000 });
+        // Whatever becomes of it (the SQLite handle still has the unlinked file), it is not the
+        // delivery of the new message: acking it must not delete that one.
+        await stale.ack().catch(() => {});
+        expect(await after.stats()).toMatchObject({ ready: 0, inflight: 1 });
+        await current.ack();
+        expect(await after.stats()).toMatchObject({ ready: 0, inflight: 0, dead: 0 });
       });
     },
   );

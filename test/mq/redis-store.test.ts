@@ -115,6 +115,30 @@ describe.skipIf(skip !== undefined)(`Redis store${skip ? ` (${skip})` : ''}`, ()
     await producer.close();
   });
 
+  it("a waiting consumer whose clock runs behind the server's looks again when the lease it waits for ends", async () => {
+    const url = server.url(`?prefix=${prefix}`) as StoreSpec;
+    const holder = await MessageQueue.open<string>('skew-behind', { store: url, visibilityTimeoutMs: 1000 });
+    await holder.send('job');
+    const held = await holder.receive({ timeout: 10_000 });
+    const realNow = Date.now;
+    // This "host" is a minute behind, and its safety-net poll further still: told when the lease
+    // ends in the server's clock, and waiting until its own clock said so, it would wait a minute.
+    Date.now = () => realNow() - 60_000;
+    try {
+      const waiter = await MessageQueue.open<string>('skew-behind', {
+        store: url,
+        pollIntervalMs: 600_000,
+      });
+      const again = await watchdog(waiter.receive(), 20_000, 'the receive waiting for the lease to end');
+      expect([again.id, again.attempts]).toEqual([held.id, 2]);
+      await again.ack();
+      await waiter.close();
+    } finally {
+      Date.now = realNow;
+    }
+    await holder.close();
+  });
+
   it('reports a server nobody listens on as ERR_IPC_NOT_FOUND, naming the address', async () => {
     const stopped = await RedisServer.start();
     const url = stopped.url();

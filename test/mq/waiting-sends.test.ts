@@ -4,7 +4,8 @@
  * where it could not. Counted on the real SQLite store through a driver that counts its sends.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ErrorCodes, MessageQueue, type StoreDriver } from '../../src/index.js';
+import { ErrorCodes, MessageQueue, type Store, type StoreDriver } from '../../src/index.js';
+import { resolveStoreDriver } from '../../src/mq/store-drivers.js';
 import { isolateRuntimeDir, isPending, rejectionOf, watchdog } from '../helpers.js';
 import { sqliteAround } from './sqlite-spy.js';
 
@@ -55,5 +56,70 @@ describe('sends waiting for room', () => {
     await (await q.receive({ timeout: 10_000 })).ack();
     await watchdog(second, 10_000, 'the waiting send, once there is room');
     expect((await q.peek()).map((m) => m.body)).toEqual(['b', 'd']);
+  });
+});
+
+describe('a room wake-up that overtakes the answer', () => {
+  let rt: { dir: string; cleanup(): void };
+  beforeEach(() => {
+    rt = isolateRuntimeDir();
+  });
+  afterEach(() => rt.cleanup());
+
+  it('is not lost: a send that found the queue full goes on when the wake-up came before the answer', async () => {
+    // The Redis store hears wake-ups on a connection of their own, so one can be read before the
+    // reply to the send that armed it. This driver makes the real SQLite store answer that late:
+    // an answer of 'full' is held back until the room freed meanwhile has been announced.
+    const sqlite = resolveStoreDriver('sqlite');
+    let beforeFullAnswer: (() => Promise<void>) | undefined;
+    let roomAnnounced: () => void = () => {};
+    const driver: StoreDriver = {
+      name: 'late-answers',
+      remove: (queue) => sqlite.remove(queue),
+      async open(queue, options) {
+        const store = await sqlite.open(queue, {
+          ...options,
+          onWake: (kind) => {
+            if (kind === 'room') roomAnnounced();
+            options.onWake(kind);
+          },
+        });
+        const send: Store['send'] = async (request) => {
+          const outcomes = await store.send(request);
+          const hook = beforeFullAnswer;
+          if (hook && outcomes.includes('full')) {
+            beforeFullAnswer = undefined;
+            await hook();
+          }
+          return outcomes;
+        };
+        return new Proxy(store, {
+          get(target, prop) {
+            if (prop === 'send') return send;
+            const value = Reflect.get(target, prop);
+            return typeof value === 'function' ? value.bind(target) : value;
+          },
+        });
+      },
+    };
+    // The safety-net poll far away: only the wake-up may bring the waiting send in.
+    await using producer = await MessageQueue.open<string>('full', {
+      store: driver,
+      maxMessages: 1,
+      pollIntervalMs: 600_000,
+    });
+    await using consumer = await MessageQueue.open<string>('full');
+    await producer.send('a');
+    const held = await consumer.receive({ timeout: 10_000 });
+    beforeFullAnswer = async () => {
+      const announced = new Promise<void>((resolve) => {
+        roomAnnounced = resolve;
+      });
+      await held.ack();
+      await watchdog(announced, 10_000, 'the room freed by the ack announced');
+    };
+    const sent = producer.send('b');
+    await watchdog(sent, 10_000, 'the send that waited for room, once room was announced');
+    expect((await producer.peek()).map((m) => m.body)).toEqual(['b']);
   });
 });
