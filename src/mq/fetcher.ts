@@ -21,8 +21,8 @@ export interface FetchSource {
   /** How long a claim leases its messages. */
   readonly leaseMs: number;
   claim(types: readonly string[] | undefined, max: number, arm: boolean): Promise<ClaimResult>;
-  /** Gives leased messages nobody will take back to the queue. */
-  release(messages: ClaimedMessage[]): void;
+  /** Gives leased messages nobody will take back to the queue; resolves once they are back. */
+  release(messages: ClaimedMessage[]): Promise<void>;
 }
 
 /**
@@ -66,6 +66,8 @@ export class Fetcher {
   #drained = false;
   #timer: NodeJS.Timeout | undefined;
   #closed: IpcError | undefined;
+  /** The latest claim, settled once its answer was handled (and, after close, given back). */
+  #lastClaim: Promise<void> = Promise.resolve();
   readonly #onIdle: (() => void) | undefined;
 
   /**
@@ -170,6 +172,14 @@ export class Fetcher {
     return this.#buffer.drain().map((leased) => leased.message);
   }
 
+  /**
+   * Resolves once no claim is in flight: after {@link close}, a claim that was in flight has given
+   * its messages back by then.
+   */
+  whenQuiet(): Promise<void> {
+    return this.#lastClaim;
+  }
+
   /** A buffered message whose lease still runs; expired ones are left for the store to redeliver. */
   #take(): ClaimedMessage | undefined {
     const now = Date.now();
@@ -220,11 +230,12 @@ export class Fetcher {
       return;
     }
     const expiresAt = Date.now() + this.#source.leaseMs;
-    this.#source.claim(this.#types, want, arm || this.#waiters.length > 0).then(
+    this.#lastClaim = this.#source.claim(this.#types, want, arm || this.#waiters.length > 0).then(
       (result) => {
         this.#drained = result.messages.length < want;
-        this.#claimed(result, expiresAt);
+        const released = this.#claimed(result, expiresAt);
         this.#endPolls(claim);
+        return released;
       },
       (err) => {
         this.#claiming = false;
@@ -241,12 +252,10 @@ export class Fetcher {
     if (!this.#closed && this.idle) this.#onIdle?.();
   }
 
-  #claimed(result: ClaimResult, expiresAt: number): void {
+  /** Hands the claimed messages out; after close, gives them back (the promise: until they are). */
+  #claimed(result: ClaimResult, expiresAt: number): Promise<void> | undefined {
     this.#claiming = false;
-    if (this.#closed) {
-      this.#source.release(result.messages);
-      return;
-    }
+    if (this.#closed) return this.#source.release(result.messages);
     for (const message of result.messages) this.#buffer.push({ message, expiresAt });
     while (this.#waiters.length > 0) {
       const message = this.#take();
@@ -257,7 +266,7 @@ export class Fetcher {
     }
     if (this.#prefetch === 0 && this.#buffer.length > 0) {
       // A caller gave up while its claim was in flight: nobody asked for these.
-      this.#source.release(this.#buffer.drain().map((leased) => leased.message));
+      void this.#source.release(this.#buffer.drain().map((leased) => leased.message));
     }
     if (this.#waiters.length === 0) {
       if (this.#again && this.#wantsPrefetch()) this.#pump();

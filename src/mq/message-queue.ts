@@ -270,12 +270,16 @@ export class MessageQueue<T = unknown> implements AsyncDisposable {
     const fetcher = new Fetcher(this.#source, types, prefetch);
     let finished = false;
     let unwatch: (() => void) | undefined;
+    // The loop ends once its prefetched messages are back in the queue: a stats(), a receive() or
+    // another consumer right after it sees them there, not leased to a loop that is gone.
+    let givenBack: Promise<void> = Promise.resolve();
     const finish = () => {
-      if (finished) return;
+      if (finished) return givenBack;
       finished = true;
       unwatch?.();
       this.#fetchers.delete(fetcher);
-      this.#release(fetcher.close());
+      givenBack = Promise.all([this.#release(fetcher.close()), fetcher.whenQuiet()]).then(() => {});
+      return givenBack;
     };
     if (signal?.aborted) finish();
     else {
@@ -291,7 +295,7 @@ export class MessageQueue<T = unknown> implements AsyncDisposable {
           claimed = await fetcher.next();
         } catch (err) {
           const ended = finished || isIpcError(err, ErrorCodes.CLOSED);
-          finish();
+          await finish();
           if (ended) return done;
           throw err;
         }
@@ -300,13 +304,13 @@ export class MessageQueue<T = unknown> implements AsyncDisposable {
         } catch (err) {
           // The queue closed while the message was being validated: the loop ends, as it would have.
           const ended = finished || isIpcError(err, ErrorCodes.CLOSED);
-          finish();
+          await finish();
           if (ended) return done;
           throw err;
         }
       },
       return: async () => {
-        finish();
+        await finish();
         return done;
       },
       [Symbol.asyncIterator]() {
@@ -364,7 +368,11 @@ export class MessageQueue<T = unknown> implements AsyncDisposable {
   ): Promise<void> {
     const fetcher = new Fetcher(this.#source, o.types, o.prefetch);
     this.#fetchers.add(fetcher);
-    const stop = () => this.#release(fetcher.close());
+    let givenBack: Promise<void> = Promise.resolve();
+    const stop = () => {
+      const releasing = this.#release(fetcher.close());
+      givenBack = Promise.all([givenBack, releasing]).then(() => {});
+    };
     if (o.signal?.aborted) stop();
     const unwatch = o.signal ? watchAbort(o.signal, stop) : undefined;
     const report = (err: unknown, message: { id: string } | undefined) => {
@@ -433,6 +441,8 @@ export class MessageQueue<T = unknown> implements AsyncDisposable {
     unwatch?.();
     this.#fetchers.delete(fetcher);
     stop();
+    // As a consume() loop: resolved once the prefetched messages are back in the queue.
+    await Promise.all([givenBack, fetcher.whenQuiet()]);
     if (failure !== undefined) throw failure;
   }
 
@@ -494,12 +504,12 @@ export class MessageQueue<T = unknown> implements AsyncDisposable {
   async #shutdown(): Promise<void> {
     const err = closedError(this.#what);
     const sendsDone = this.#sends.close();
-    for (const fetcher of this.#fetchers) this.#release(fetcher.close(err));
+    for (const fetcher of this.#fetchers) void this.#release(fetcher.close(err));
     this.#fetchers.clear();
     this.#receivers.clear();
     // Their receives reject as waiting ones do; whatever the validator answers later is ignored.
     for (const [claimed, abandon] of this.#validating) {
-      this.#release([claimed]);
+      void this.#release([claimed]);
       abandon(err);
     }
     this.#validating.clear();
@@ -643,7 +653,7 @@ export class MessageQueue<T = unknown> implements AsyncDisposable {
   #toMessage(claimed: ClaimedMessage): Message<T> | Promise<Message<T>> {
     if (this.#closing) {
       // Taken from a fetcher before close() and reaching here after it: given back, as prefetched ones are.
-      this.#release([claimed]);
+      void this.#release([claimed]);
       throw closedError(this.#what);
     }
     let body: T | Promise<T>;
@@ -705,9 +715,11 @@ export class MessageQueue<T = unknown> implements AsyncDisposable {
     });
   }
 
-  #release(messages: ClaimedMessage[]): void {
-    for (const message of messages) {
-      this.#settle({ kind: 'release', receipt: message.receipt }).catch(() => {});
-    }
+  /** Gives leased messages back; resolves once they are back (or their release failed). */
+  #release(messages: ClaimedMessage[]): Promise<void> {
+    if (messages.length === 0) return Promise.resolve();
+    return Promise.all(
+      messages.map((message) => this.#settle({ kind: 'release', receipt: message.receipt }).catch(() => {})),
+    ).then(() => {});
   }
 }

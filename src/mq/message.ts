@@ -39,6 +39,8 @@ export class Message<T = unknown> {
   readonly enqueuedAt: number;
   #lease: MessageInit<T>['lease'];
   #settled = false;
+  /** ack or nack was called, whatever came of it. */
+  #settleCalled = false;
 
   /** @internal Messages are made by the queue. */
   constructor(init: MessageInit<T>) {
@@ -59,9 +61,12 @@ export class Message<T = unknown> {
     return this.#lease?.until;
   }
 
-  /** @internal True once ack or nack was called. */
+  /**
+   * @internal True once ack or nack was called, even if the call failed: process() then leaves the
+   * message to its lease rather than settle it the other way (an ack after a failed nack lost it).
+   */
   get [kSettled](): boolean {
-    return this.#settled;
+    return this.#settleCalled;
   }
 
   /**
@@ -113,6 +118,7 @@ export class Message<T = unknown> {
     const lease = this.#lease;
     if (!lease || this.#settled) return Promise.reject(this.#lost(verb));
     this.#settled = true;
+    this.#settleCalled = true;
     return lease.settle(op(lease.receipt)).then(
       (result) => {
         if (result === false) throw this.#lost(verb);

@@ -500,7 +500,7 @@ for (const store of stores) {
         expect(await code(held.ack())).toBe(ErrorCodes.LEASE_LOST);
       });
 
-      it('consumes with prefetch and gives unprocessed messages back when the loop is left', async () => {
+      it('consumes with prefetch and has given unprocessed messages back once the loop is left', async () => {
         const q = await ctx.open<number>();
         await q.sendBatch(Array.from({ length: 10 }, (_, i) => ({ body: i })));
         const seen: number[] = [];
@@ -510,11 +510,29 @@ for (const store of stores) {
           if (seen.length === 3) break;
         }
         expect(seen).toEqual([0, 1, 2]);
+        // Back in the queue by the time the loop is left, not leased to a loop that is gone.
+        expect(await q.stats()).toMatchObject({ ready: 7, inflight: 0 });
         const next = await q.receive({ timeout: 10_000 });
         expect(next.body).toBe(3);
         expect(next.attempts).toBe(1);
         await next.ack();
         expect((await q.stats()).ready).toBe(6);
+      });
+
+      it('process() stopped by its signal resolves once the prefetched messages are back', async () => {
+        const q = await ctx.open<number>();
+        await q.sendBatch(Array.from({ length: 10 }, (_, i) => ({ body: i })));
+        const stop = new AbortController();
+        const handled: number[] = [];
+        await q.process(
+          async (body) => {
+            handled.push(body);
+            stop.abort();
+          },
+          { prefetch: 8, signal: stop.signal },
+        );
+        expect(handled).toEqual([0]);
+        expect(await q.stats()).toMatchObject({ ready: 9, inflight: 0 });
       });
 
       it('processes with a handler: acks on return, nacks on throw, stops on abort', async () => {

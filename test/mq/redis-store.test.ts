@@ -2,7 +2,8 @@
  * The Redis store beyond the conformance suite: bad URLs and unreachable or refusing servers give
  * clear IpcErrors; keys that are not an ipckit queue are refused; the key prefix separates
  * namespaces; two "hosts" (processes with separate runtime directories) share one queue; and a
- * receive waiting across a redis-server restart is woken by a message sent after it. Every test
+ * receive waiting across a redis-server restart is woken by a message sent after it; a nack the
+ * server refused is never turned into an ack by process(). Every test
  * runs its own redis-server on a free loopback port (test/support/redis-server.ts).
  */
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -345,6 +346,56 @@ describe.skipIf(skip !== undefined)(`Redis store${skip ? ` (${skip})` : ''}`, ()
       await producer.close();
     } finally {
       await own.stop();
+    }
+  });
+
+  it("process() never acks a message whose handler's nack failed: it comes back when its lease ends", async () => {
+    const q = await MessageQueue.open<string>('nackfail', {
+      store,
+      visibilityTimeoutMs: 1000,
+      maxAttempts: 5,
+    });
+    const admin = new Redis(server.url());
+    const stop = new AbortController();
+    try {
+      await q.send('job');
+      const deliveries: number[] = [];
+      const nackErrors: unknown[] = [];
+      let redelivered!: () => void;
+      const again = new Promise<void>((resolve) => {
+        redelivered = resolve;
+      });
+      const run = q.process(
+        async (_body, m) => {
+          deliveries.push(m.attempts);
+          if (m.attempts > 1) {
+            redelivered();
+            return;
+          }
+          // Every write refused for a moment (NOREPLICAS: the server wants a replica it lacks): the
+          // handler's nack fails, and the handler goes on.
+          await admin.config('SET', 'min-replicas-to-write', '1');
+          try {
+            await m.nack();
+          } catch (err) {
+            nackErrors.push(err);
+          } finally {
+            await admin.config('SET', 'min-replicas-to-write', '0');
+          }
+        },
+        { signal: stop.signal },
+      );
+      await watchdog(again, 20_000, 'the message to come back after its lease');
+      stop.abort();
+      await run;
+      expect(nackErrors).toHaveLength(1);
+      expect(isIpcError(nackErrors[0])).toBe(true);
+      expect(deliveries).toEqual([1, 2]);
+    } finally {
+      stop.abort();
+      await admin.config('SET', 'min-replicas-to-write', '0');
+      admin.disconnect();
+      await q.close();
     }
   });
 
