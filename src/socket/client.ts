@@ -36,7 +36,7 @@ import {
 } from './protocol.js';
 import { RemoteError } from './remote-error.js';
 import { type SubscribeOptions, Subscription } from './subscription.js';
-import { dial } from './transport.js';
+import { dial, secureContext } from './transport.js';
 
 /** Events of a {@link SocketClient}. None is 'error': failures reach callers as rejections. */
 export type ClientEvents = {
@@ -97,7 +97,8 @@ export class SocketClient<T = unknown> extends ChannelBase<T> {
   readonly url: string;
   readonly #address: SocketAddress;
   readonly #opts: ConnectOptions<T> | undefined;
-  readonly #tls: boolean | TlsConnectionOptions | undefined;
+  /** With the context every dial uses, built once (see secureContext). */
+  readonly #tls: TlsConnectionOptions | undefined;
   readonly #token: Buffer | undefined;
   readonly #serverUids: readonly number[] | undefined;
   readonly #policy: ReconnectPolicy | undefined;
@@ -128,7 +129,11 @@ export class SocketClient<T = unknown> extends ChannelBase<T> {
     if (tls !== undefined && typeof tls !== 'boolean' && (typeof tls !== 'object' || tls === null)) {
       throw new TypeError('options.tls must be a boolean or an object');
     }
-    this.#tls = tls;
+    if (tls === undefined || tls === false) this.#tls = undefined;
+    else {
+      const options = tls === true ? {} : tls;
+      this.#tls = { ...options, secureContext: secureContext(options, this.what) };
+    }
     const { token, uids } = authOption(opts?.auth);
     this.#token = token;
     this.#serverUids = uids;

@@ -24,7 +24,7 @@ import {
   type ServerSide,
   type SocketConnection,
 } from './server-connection.js';
-import { type Bound, bind, endWithin, LINGER_MS, tlsModule } from './transport.js';
+import { type Bound, bind, endWithin, LINGER_MS, secureContext, tlsModule } from './transport.js';
 
 /** Events of a {@link SocketServer}. None is 'error': failures are reported where they happen. */
 export type ServerEvents<T> = {
@@ -539,7 +539,7 @@ export async function listenWith<T, S extends SocketServer<T>>(
   if (opts?.tls !== undefined) {
     if (typeof opts.tls !== 'object' || opts.tls === null)
       throw new TypeError('options.tls must be an object');
-    tls = { context: tlsModule().createSecureContext(opts.tls), options: opts.tls };
+    tls = { context: secureContext(opts.tls, `socket ${url}`), options: opts.tls };
   }
   // Unix sockets are same-user by default: the file is 0600 and the kernel's credentials must match.
   const own = ownUid();

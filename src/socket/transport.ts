@@ -6,7 +6,11 @@
 import { chmodSync, lstatSync, statSync, unlinkSync } from 'node:fs';
 import { createServer, connect as netConnect, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
-import type { ConnectionOptions as TlsConnectionOptions } from 'node:tls';
+import type {
+  SecureContext,
+  SecureContextOptions,
+  ConnectionOptions as TlsConnectionOptions,
+} from 'node:tls';
 import { ErrorCodes, fromSystemError, IpcError, isIpcError } from '../core/errors.js';
 import { lazyModule } from '../core/lazy-module.js';
 import { register, unregister } from '../core/registry.js';
@@ -17,6 +21,30 @@ import { formatAddress, type SocketAddress, unixSocketRegistryName } from './add
 
 /** node:tls, loaded by the first TLS listener or connection rather than by every process. */
 export const tlsModule = lazyModule<typeof import('node:tls')>('node:tls');
+
+/**
+ * The TLS context of a listener, or of a client for all its dials, built once from its options:
+ * a key, certificate or CA that OpenSSL cannot read fails the listen() or connect() it was given
+ * to, as ERR_IPC_AUTH with OpenSSL's error as `cause`. Built at each dial instead, it threw from
+ * inside the dial, past the socket already connecting, whose later error nobody listened for.
+ * Node's own checks of option types stay TypeError and RangeError.
+ */
+export function secureContext(
+  options: SecureContextOptions & { secureContext?: SecureContext },
+  label: string,
+): SecureContext {
+  if (options.secureContext) return options.secureContext;
+  try {
+    return tlsModule().createSecureContext(options);
+  } catch (err) {
+    if (err instanceof TypeError || err instanceof RangeError) throw err;
+    throw new IpcError(
+      ErrorCodes.AUTH,
+      `${label}: options.tls: the key, certificate or CA cannot be used: ${(err as Error).message}`,
+      { cause: err },
+    );
+  }
+}
 
 /** Maps a listen/connect failure to a stable code naming the address. */
 export function socketError(err: unknown, label: string): IpcError {
@@ -218,7 +246,12 @@ export function dial(
     const tlsOptions: TlsConnectionOptions = { ...options, socket: raw };
     if (address.kind === 'tcp') tlsOptions.host = address.host;
     if (servername !== undefined) tlsOptions.servername = servername;
-    socket = tlsModule().connect(tlsOptions);
+    try {
+      socket = tlsModule().connect(tlsOptions);
+    } catch (err) {
+      raw.destroy();
+      throw err;
+    }
     event = 'secureConnect';
   } else {
     socket = address.kind === 'tcp' ? netConnect({ ...where, noDelay: true }) : netConnect(where);

@@ -8,6 +8,7 @@ import { jsonFrame, Kind, SOCKET_PROTOCOL_VERSION } from '../../src/socket/proto
 import { cert, key } from '../fixtures/socket-tls-cert.js';
 import { untrustedCert, untrustedKey } from '../fixtures/socket-tls-untrusted-cert.js';
 import { isolateRuntimeDir, rejectionOf, watchdog } from '../helpers.js';
+import { startFixture } from './child.js';
 import { closed, greeting, rawConnect } from './raw.js';
 import { listenUrl, transports } from './transports.js';
 
@@ -196,6 +197,29 @@ describe.each(transports)('handshake and authentication over %s', (transport) =>
     expect(unverified.code).toBe(ErrorCodes.AUTH);
     const plain = await rejectionOf(connect(server.url, { timeout: 5000 }));
     expect([ErrorCodes.BAD_FRAME, ErrorCodes.PEER_GONE]).toContain(plain.code);
+  });
+
+  it('tls options that cannot work fail listen() and connect() with a clear error and leave nothing open', async () => {
+    const badListen = await rejectionOf(
+      listen(listenUrl(transport, env.dir), { tls: { key: 'not a key', cert } }),
+    );
+    expect(badListen.code).toBe(ErrorCodes.AUTH);
+    expect(badListen.message).toContain('options.tls');
+    expect(badListen.cause).toBeInstanceOf(Error);
+    await using server = await listen(listenUrl(transport, env.dir), { tls: { key, cert } });
+    // In a child, which must exit by itself: a dial that threw had left its socket connecting,
+    // holding the process open, and its later error (heard by nobody) killed the process.
+    const client = startFixture('socket-connect-with-bad-tls-options.ts', [server.url]);
+    try {
+      expect(JSON.parse(await client.line('FAILED'))).toEqual([
+        { name: 'IpcError', code: ErrorCodes.AUTH },
+        { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' },
+      ]);
+      const exit = await watchdog(client.exited, 20_000, 'the client process exits by itself');
+      expect(exit).toEqual({ code: 0, signal: null });
+    } finally {
+      client.kill();
+    }
   });
 
   it('mutual tls: a trusted client certificate gets in, an untrusted one is ERR_IPC_AUTH before any handler runs', async () => {
