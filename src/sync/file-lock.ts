@@ -16,7 +16,7 @@ import { resolve } from 'node:path';
 import { ErrorCodes, fromSystemError, IpcError } from '../core/errors.js';
 import { booleanOption } from '../core/options.js';
 import { sleepSync } from '../core/sleep.js';
-import { armWait, checkWaitOptions, timeoutError, type WaitOptions } from '../core/wait.js';
+import { abortedError, armWait, checkWaitOptions, timeoutError, type WaitOptions } from '../core/wait.js';
 import { native } from '../native/binding.js';
 
 /** Options for {@link FileLock.lock}. */
@@ -144,6 +144,9 @@ export class FileLock implements Disposable, AsyncDisposable {
     checkWaitOptions(opts);
     const shared = sharedOption(opts);
     const what = `file lock ${absolute}`;
+    // As lock(): a signal aborted before the call fails it (the only look: it cannot fire while
+    // this thread is blocked).
+    if (opts?.signal?.aborted) throw abortedError(what, opts.signal);
     const fd = FileLock.#open(absolute);
     try {
       const n = native();

@@ -412,8 +412,11 @@ export function waitSync<T>(target: WaitTarget<T>, opts: WaitOptions | undefined
   checkWaitOptions(opts);
   let reg = target.registration;
   try {
+    // As the async wait: a signal aborted before the call fails it, even if it could succeed (a
+    // signal cannot fire while this thread is blocked, so this is the only look at it). A wait
+    // already registered (a Condition's) leaves below, a notification it got passed on or counted.
+    if (opts?.signal?.aborted) throw abortedError(target.what, opts.signal);
     if (!reg) {
-      if (opts?.signal?.aborted) throw abortedError(target.what, opts.signal);
       const now = target.attempt(false);
       if (now !== undefined) return now;
       if (target.handsOff && opts?.timeout !== 0) {
@@ -486,8 +489,9 @@ export function waitSync<T>(target: WaitTarget<T>, opts: WaitOptions | undefined
     if (target.queue.detached) throw err;
     const departure = reg ? target.queue.leave(reg) : 'waiting';
     if (departure === 'handed') return takeHanded(target);
-    const timedOut = err instanceof IpcError && err.code === ErrorCodes.TIMEOUT;
-    if (departure === 'notified' && target.resultIfNotified && timedOut) return target.resultIfNotified();
+    const gaveUp =
+      err instanceof IpcError && (err.code === ErrorCodes.TIMEOUT || err.code === ErrorCodes.ABORTED);
+    if (departure === 'notified' && target.resultIfNotified && gaveUp) return target.resultIfNotified();
     if (departure === 'notified') target.queue.wake(1);
     target.cancel?.();
     throw err;

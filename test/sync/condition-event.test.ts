@@ -52,6 +52,22 @@ describe('Condition', () => {
     segment.unlink();
   });
 
+  it('waitSync with a signal aborted before the call fails with ERR_IPC_ABORTED, the mutex held again', () => {
+    using mutex = Mutex.create('lock');
+    using cond = Condition.create('cond');
+    const guard = mutex.lockSync();
+    // The timeout only bounds a wait that ignored the signal.
+    expect(() => cond.waitSync(guard, { signal: AbortSignal.abort(new Error('no')), timeout: 2000 })).toThrow(
+      expect.objectContaining({ code: ErrorCodes.ABORTED }),
+    );
+    expect(guard.released).toBe(false);
+    expect(mutex.tryLock()).toBeUndefined();
+    expect(cond.waiting).toBe(0);
+    guard.release();
+    mutex.unlink();
+    cond.unlink();
+  });
+
   it('re-takes the mutex before rejecting on timeout, and counts a late notify as notified', async () => {
     using mutex = Mutex.create('lock');
     using cond = Condition.create('cond');

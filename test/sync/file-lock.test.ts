@@ -70,12 +70,16 @@ describe('FileLock', () => {
     (await watchdog(waiting, 2000, 'second lock')).release();
   });
 
-  it('an already-aborted signal rejects with ERR_IPC_ABORTED and keeps no fd open', async () => {
+  it('an already-aborted signal fails lock() and lockSync() with ERR_IPC_ABORTED and keeps no fd open', async () => {
     const path = join(env.dir, '..', 'aborted.lock');
     const before = openFdCount();
     for (let i = 0; i < 20; i++) {
       const err = await rejectionOf(FileLock.lock(path, { signal: AbortSignal.abort(new Error('no')) }));
       expect(err.code).toBe(ErrorCodes.ABORTED);
+      // lockSync too, although the lock is free: nothing is taken.
+      expect(() => FileLock.lockSync(path, { signal: AbortSignal.abort(new Error('no')) })).toThrow(
+        expect.objectContaining({ code: ErrorCodes.ABORTED }),
+      );
     }
     expect(openFdCount()).toBe(before);
   });
