@@ -187,13 +187,13 @@ describe('Condition: a waiter SIGKILLed after its notification, before it holds 
       const first = startFixture('sync-condition-take-one.ts', [mode]);
       await watchdog(
         until(() => notEmpty.waiting === 1),
-        10_000,
+        20_000,
         'the first consumer waits',
       );
       const second = startFixture('sync-condition-take-one.ts', [mode]);
       await watchdog(
         until(() => notEmpty.waiting === 2),
-        10_000,
+        20_000,
         'the second consumer waits',
       );
       // Produce one item holding the mutex, as one should: the notification goes to the oldest
@@ -211,11 +211,11 @@ describe('Condition: a waiter SIGKILLed after its notification, before it holds 
       await watchdog(first.exited, 10_000, 'the first consumer exits');
       guard.release();
       // The item is there and a consumer waits for it: the notification must reach it.
-      expect(await second.line('took', 5_000)).toBe('took 7');
+      expect(await second.line('took', 10_000)).toBe('took 7');
       expect(words[FULL]).toBe(0);
       expect(notEmpty.waiting).toBe(0);
     },
-    30_000,
+    90_000,
   );
 });
 
