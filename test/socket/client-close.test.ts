@@ -1,7 +1,8 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { connect, ErrorCodes, type IpcError } from '../../src/index.js';
+import { connect, ErrorCodes } from '../../src/index.js';
 import { isolateRuntimeDir, watchdog } from '../helpers.js';
 import { startFixture } from './child.js';
+import { sendsBeyondBuffers } from './flood.js';
 import { listenUrl, transports } from './transports.js';
 
 let env: ReturnType<typeof isolateRuntimeDir>;
@@ -27,13 +28,7 @@ describe.each(transports)('client close over %s', (transport) => {
         expect(await client.request('pid')).toBe(server.process.pid);
         server.process.kill('SIGSTOP');
         // Far more than the socket buffers hold: the last ones wait for room when close() is called.
-        const chunk = new Uint8Array(64 * 1024);
-        const sends = Array.from({ length: 400 }, () =>
-          client.send(chunk).then(
-            () => 'accepted',
-            (err: IpcError) => err.code,
-          ),
-        );
+        const sends = sendsBeyondBuffers(client);
         const closing = client.close();
         server.kill();
         await watchdog(closing, 10_000, 'close() settles once the server is gone');

@@ -2,6 +2,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { connect, ErrorCodes, type IpcError, listen } from '../../src/index.js';
 import { isolateRuntimeDir, rejectionOf, watchdog } from '../helpers.js';
 import { startFixture } from './child.js';
+import { sendsBeyondBuffers } from './flood.js';
 import { greeting, rawConnect } from './raw.js';
 import { listenUrl, transports } from './transports.js';
 
@@ -27,13 +28,7 @@ describe.each(transports)('heartbeats over %s', (transport) => {
       expect(await client.request('pid')).toBe(server.process.pid);
       server.process.kill('SIGSTOP');
       // Far more than the socket buffers hold: these sends are still waiting when the peer is declared dead.
-      const chunk = new Uint8Array(64 * 1024);
-      const sends = Array.from({ length: 400 }, () =>
-        client.send(chunk).then(
-          () => 'accepted',
-          (err: IpcError) => err.code,
-        ),
-      );
+      const sends = sendsBeyondBuffers(client);
       const request = rejectionOf(client.request('pid'));
       const reason = await watchdog(disconnected, 10_000, 'heartbeat declares the server dead');
       expect(reason.code).toBe(ErrorCodes.PEER_GONE);
