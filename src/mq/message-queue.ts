@@ -287,30 +287,38 @@ export class MessageQueue<T = unknown> implements AsyncDisposable {
       if (signal) unwatch = watchAbort(signal, finish);
     }
     const done = { done: true, value: undefined } as IteratorReturnResult<undefined>;
+    // Left by the user (return(), the signal): once the prefetched messages are back. The queue
+    // closing: close() waits for them itself, by its own rule for a store that does not answer.
+    const settleLeaving = (givingBack: Promise<void>) => (this.#closing ? undefined : givingBack);
+    // Ends the loop on `err`: done when the loop was left or the queue closed, else the error.
+    const leave = async (err: unknown): Promise<IteratorReturnResult<undefined>> => {
+      const ended = finished || isIpcError(err, ErrorCodes.CLOSED);
+      const givingBack = finish();
+      if (!ended) throw err;
+      await settleLeaving(givingBack);
+      return done;
+    };
     const iterator: AsyncIterableIterator<Message<T>> = {
       next: async () => {
-        if (finished) return done;
+        if (finished) {
+          await settleLeaving(givenBack);
+          return done;
+        }
         let claimed: ClaimedMessage;
         try {
           claimed = await fetcher.next();
         } catch (err) {
-          const ended = finished || isIpcError(err, ErrorCodes.CLOSED);
-          await finish();
-          if (ended) return done;
-          throw err;
+          return leave(err);
         }
         try {
           return { done: false, value: await this.#toMessage(claimed) };
         } catch (err) {
           // The queue closed while the message was being validated: the loop ends, as it would have.
-          const ended = finished || isIpcError(err, ErrorCodes.CLOSED);
-          await finish();
-          if (ended) return done;
-          throw err;
+          return leave(err);
         }
       },
       return: async () => {
-        await finish();
+        await settleLeaving(finish());
         return done;
       },
       [Symbol.asyncIterator]() {
@@ -441,8 +449,9 @@ export class MessageQueue<T = unknown> implements AsyncDisposable {
     unwatch?.();
     this.#fetchers.delete(fetcher);
     stop();
-    // As a consume() loop: resolved once the prefetched messages are back in the queue.
-    await Promise.all([givenBack, fetcher.whenQuiet()]);
+    // As a consume() loop: resolved once the prefetched messages are back in the queue, unless the
+    // queue is closing: close() waits for them by its own rule (it awaits this run, too).
+    if (!this.#closing) await Promise.all([givenBack, fetcher.whenQuiet()]);
     if (failure !== undefined) throw failure;
   }
 

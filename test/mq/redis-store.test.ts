@@ -187,11 +187,19 @@ describe.skipIf(skip !== undefined)(`Redis store${skip ? ` (${skip})` : ''}`, ()
     await q.send('warm-up');
     await (await q.receive()).ack();
     await down.kill();
-    // A claim now waits in the client for a server that is not coming back.
+    // A claim now waits in the client for a server that is not coming back; so do the claims of a
+    // consume() loop and of a process() run, which end with the queue, not with that claim.
     const waiting = rejectionOf(q.receive());
+    const looping = q.consume().next();
+    const running = q.process(() => {});
     for (let turn = 0; turn < 3; turn++) await new Promise((resolve) => setImmediate(resolve));
     await watchdog(q.close(), 15_000, 'close() with redis-server down');
     expect((await waiting).code).toBe(ErrorCodes.CLOSED);
+    expect(await watchdog(looping, 5000, 'the consume() loop ends')).toEqual({
+      done: true,
+      value: undefined,
+    });
+    await watchdog(running, 5000, 'the process() run ends');
     await down.stop();
   });
 
