@@ -13,6 +13,7 @@ import type { Channel } from '../core/channel.js';
 import { numberError } from '../core/options.js';
 import { identityOf, type ProcessIdentity } from '../core/process-identity.js';
 import { StreamChannel } from '../core/stream-channel.js';
+import { MAX_TIMEOUT_MS } from '../core/wait.js';
 import { type ProcessStats, processGone, readProcessStats } from './proc-stats.js';
 
 /** How a process ended. */
@@ -30,7 +31,10 @@ export function describeExit(status: ExitStatus): string {
 
 /** Options for {@link ChildProcess.stop}. */
 export interface StopOptions {
-  /** How long the process may take to exit after `signal` before it gets SIGKILL. Default 5000. */
+  /**
+   * How long the process may take to exit after `signal` before it gets SIGKILL, at most 2^31 - 1
+   * (the longest Node timer). Default 5000.
+   */
   graceMs?: number;
   /** The polite signal sent first. Default `'SIGTERM'`. */
   signal?: NodeJS.Signals;
@@ -129,6 +133,14 @@ export class ChildProcess<T = unknown> implements AsyncDisposable {
     if (typeof graceMs !== 'number' || !(graceMs >= 0) || !Number.isFinite(graceMs)) {
       return Promise.reject(
         numberError(graceMs, `options.graceMs must be a finite number >= 0, got ${String(graceMs)}`),
+      );
+    }
+    // Past this, Node's setTimeout fires after 1 ms: the SIGKILL would come at once.
+    if (graceMs > MAX_TIMEOUT_MS) {
+      return Promise.reject(
+        new RangeError(
+          `options.graceMs must be at most ${MAX_TIMEOUT_MS} ms (the longest Node timer), got ${graceMs}`,
+        ),
       );
     }
     if (typeof signal !== 'string') {

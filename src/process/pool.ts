@@ -175,7 +175,7 @@ export class Pool<In = unknown, Out = unknown> implements AsyncDisposable {
       exited: (worker, status, running, unstarted, initError) =>
         this.#workerExited(worker, status, running, unstarted, initError),
     };
-    for (let i = 0; i < size; i++) this.#spawnWorker();
+    for (let i = 0; i < size; i++) this.#spawnWorker(i === 0);
   }
 
   /** The number of workers the pool keeps. */
@@ -381,7 +381,8 @@ export class Pool<In = unknown, Out = unknown> implements AsyncDisposable {
 
   // ---- workers ------------------------------------------------------------------------------------
 
-  #spawnWorker(): void {
+  /** `first`: the first worker of a new pool, whose failure on bad options is Pool.create's. */
+  #spawnWorker(first = false): void {
     const { args, env, cwd, channel, codec, maxMessageBytes } = this.#spawnArgs;
     try {
       const child = spawn<ToWorker | FromWorker>(process.execPath, args, {
@@ -394,6 +395,10 @@ export class Pool<In = unknown, Out = unknown> implements AsyncDisposable {
       });
       this.#workers.add(new PoolWorker(child, this.#hooks));
     } catch (err) {
+      // Options Node checks itself (a cwd that is not a string) fail every worker alike: refused
+      // by create(), as bad options are, rather than a pool whose every call fails. Nothing has
+      // been started yet.
+      if (first && (err instanceof TypeError || err instanceof RangeError)) throw err;
       this.#break(
         isIpcError(err)
           ? err

@@ -11,6 +11,7 @@ import { EventEmitter } from 'node:events';
 import type { Channel } from '../core/channel.js';
 import { closedError, ErrorCodes, IpcError } from '../core/errors.js';
 import { numberError } from '../core/options.js';
+import { MAX_TIMEOUT_MS } from '../core/wait.js';
 import { ChildProcess, describeExit, type ExitStatus } from './child-process.js';
 import { SupervisedChannel } from './supervised-channel.js';
 
@@ -21,7 +22,7 @@ export type RestartPolicy = 'always' | 'on-failure' | 'never';
 export interface BackoffOptions {
   /** Default 100. */
   initialMs?: number;
-  /** Default 5000. */
+  /** Default 5000, at most 2^31 - 1 (the longest Node timer). */
   maxMs?: number;
   /** Default 2. */
   factor?: number;
@@ -40,7 +41,7 @@ export interface SupervisorOptions {
   /** The sliding window over which restarts are counted, in ms. Default 60000. */
   windowMs?: number;
   backoff?: BackoffOptions;
-  /** How long `stop()` lets each child exit after SIGTERM before SIGKILL. Default 5000. */
+  /** How long `stop()` lets each child exit after SIGTERM before SIGKILL (at most 2^31 - 1). Default 5000. */
   graceMs?: number;
   /** Messages `channel(name).send` buffers while the child is down. Default 1024. */
   maxBuffered?: number;
@@ -428,10 +429,20 @@ function settings(
     }
     return v;
   };
-  const ms = (key: string, value: number | undefined, fallback: number, min: number): number => {
+  const ms = (
+    key: string,
+    value: number | undefined,
+    fallback: number,
+    min: number,
+    max = Infinity,
+  ): number => {
     const v = value ?? fallback;
     if (typeof v !== 'number' || !Number.isFinite(v) || v < min) {
       throw numberError(v, `${where}.${key} must be a finite number >= ${min}, got ${String(v)}`);
+    }
+    // A timer's delay: past the longest one, Node's setTimeout fires after 1 ms instead.
+    if (v > max) {
+      throw new RangeError(`${where}.${key} must be at most ${max} ms (the longest Node timer), got ${v}`);
     }
     return v;
   };
@@ -443,7 +454,7 @@ function settings(
   if (ready !== undefined && typeof ready !== 'function')
     throw new TypeError(`${where}.ready must be a function`);
   const initialMs = ms('backoff.initialMs', backoff?.initialMs, base?.initialMs ?? 100, 0);
-  const maxMs = ms('backoff.maxMs', backoff?.maxMs, base?.maxMs ?? 5000, 0);
+  const maxMs = ms('backoff.maxMs', backoff?.maxMs, base?.maxMs ?? 5000, 0, MAX_TIMEOUT_MS);
   return {
     restart,
     maxRestarts: count('maxRestarts', opts?.maxRestarts, base?.maxRestarts ?? 5, 0),
@@ -451,7 +462,7 @@ function settings(
     initialMs,
     maxMs: Math.max(maxMs, 0),
     factor: ms('backoff.factor', backoff?.factor, base?.factor ?? 2, 1),
-    graceMs: ms('graceMs', opts?.graceMs, base?.graceMs ?? 5000, 0),
+    graceMs: ms('graceMs', opts?.graceMs, base?.graceMs ?? 5000, 0, MAX_TIMEOUT_MS),
     maxBuffered: count('maxBuffered', opts?.maxBuffered, base?.maxBuffered ?? 1024, 0),
     ready,
   };

@@ -6,6 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { isAlive } from '../../src/core/process-identity.js';
 import { ErrorCodes, IpcError, Pool, TaskError } from '../../src/index.js';
 import { directoryReaches, fixture, isolateRuntimeDir, rejectionOf, watchdog } from '../helpers.js';
+import { childrenOfThisProcess } from './proc-helpers.js';
 
 let env: ReturnType<typeof isolateRuntimeDir>;
 const pools: Pool<never, unknown>[] = [];
@@ -429,6 +430,13 @@ describe('Pool: cancellation, closing, limits', () => {
     await expect(p.map([1], { chunkSize: 0 })).rejects.toBeInstanceOf(RangeError);
     await expect(p.map(5 as never)).rejects.toBeInstanceOf(TypeError);
     await expect(p.run(1, { timeout: -1 })).rejects.toBeInstanceOf(RangeError);
+  });
+
+  it('a cwd that is not a string is a TypeError from create(), not a pool whose calls all fail', () => {
+    const before = childrenOfThisProcess().length;
+    expect(() => Pool.create(fixture('pool-square.ts'), { size: 2, cwd: 5 as never })).toThrow(TypeError);
+    expect(() => Pool.create(fixture('pool-square.ts'), { size: 2, cwd: 'a\0b' })).toThrow(/options\.cwd/);
+    expect(childrenOfThisProcess().length).toBe(before);
   });
 
   it('refuses numeric options that are not numbers with TypeErrors naming them', async () => {

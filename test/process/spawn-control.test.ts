@@ -132,6 +132,21 @@ describe('stop', () => {
     expect(child.state).toBe('running');
   });
 
+  it('a graceMs beyond the longest Node timer is a RangeError, not a SIGKILL at once', async () => {
+    const child = track(
+      spawn(process.execPath, fixtureArgs('process-ignore-sigterm.ts'), {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      }),
+    );
+    const out = new LineReader(child.process.stdout!);
+    await watchdog(out.line(/^ready$/), 15_000, 'handler installed');
+    // Node's setTimeout fires after 1 ms for a delay past 2^31 - 1 ms.
+    const err = await rejectionOf(watchdog(child.stop({ graceMs: 2 ** 31 }), 15_000, 'stop'));
+    expect(err).toBeInstanceOf(RangeError);
+    expect(err.message).toMatch(/graceMs/);
+    expect(child.state).toBe('running');
+  });
+
   it('a graceMs that is not a number is a TypeError, as a rejection', async () => {
     const child = track(spawn('sleep', ['1000']));
     let stopping: Promise<unknown> | undefined;

@@ -564,6 +564,15 @@ describe('Supervisor: start and stop', () => {
     expect(() => new Supervisor({ maxRestarts: 1.5 })).toThrow(RangeError);
   });
 
+  it('refuses a graceMs or backoff.maxMs beyond the longest Node timer (it would fire after 1 ms)', () => {
+    expect(() => new Supervisor({ graceMs: 2 ** 31 })).toThrow(RangeError);
+    expect(() => new Supervisor({ graceMs: 2 ** 31 })).toThrow(/graceMs/);
+    expect(() => new Supervisor({ backoff: { initialMs: 2 ** 31, maxMs: 2 ** 31 } })).toThrow(
+      /backoff\.maxMs/,
+    );
+    expect(() => supervisor().add('x', () => spawn('true'), { graceMs: 2 ** 31 })).toThrow(RangeError);
+  });
+
   it('refuses bad arguments', () => {
     expect(() => new Supervisor({ restart: 'sometimes' as never })).toThrow(RangeError);
     expect(() => new Supervisor({ maxRestarts: -1 })).toThrow(/maxRestarts/);
