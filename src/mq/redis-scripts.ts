@@ -348,7 +348,8 @@ return redis.call('HGET', META, 'v')
  * ARGV[8]: the messages, msgpack-packed flat, 6 values each: id, dedupe (1/0), type, priority,
  * delayMs, ttlMs; ARGV[9]: the sizes of the runs stored whole or not at all (msgpack);
  * ARGV[10…]: the bodies (apart: cmsgpack does not read msgpack's binary type).
- * Returns one outcome per message: 0 sent, 1 duplicate, 2 full.
+ * Returns { one outcome per message: 0 sent, 1 duplicate, 2 full; when a full queue armed the
+ * room wake-up, the ms until the earliest undelivered message's ttl runs out (-1: none, or not asked) }.
  */
 const SEND = `
 local window, max_messages, max_bytes, arm_room = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7] == '1'
@@ -426,7 +427,13 @@ flush()
 if sent > 0 then wake(WAITM, 'm') end
 if full and arm_room then redis.call('SET', WAITR, '1') end
 if swept > 0 then wake(WAITR, 'r') end
-return outcomes
+-- A ttl running out frees room that nobody announces: the waiting producer sets its own alarm.
+local expiry_in = -1
+if full and arm_room then
+  local first_expiring = redis.call('ZRANGE', EXPIRING, 0, 0, 'WITHSCORES')
+  if first_expiring[2] then expiry_in = math.max(tonumber(first_expiring[2]) - now, 0) end
+end
+return { outcomes, expiry_in }
 `;
 
 /**

@@ -14,6 +14,7 @@ import type { Redis, RedisOptions } from 'ioredis';
 import type * as Msgpackr from 'msgpackr';
 import { closedError, ErrorCodes, IpcError } from '../core/errors.js';
 import { lazy, lazyModule } from '../core/lazy-module.js';
+import { ExpiryAlarm } from './expiry-alarm.js';
 import { redisError } from './redis-errors.js';
 import { parseRedisUrl, type QueueKeys, queueKeys, type RedisLocation } from './redis-keys.js';
 import { REDIS_SCHEMA_VERSION, SCRIPT_KEYS, SCRIPTS, scriptSource } from './redis-scripts.js';
@@ -207,6 +208,9 @@ class RedisStore implements Store {
   readonly #head: readonly Arg[];
   #wake: RedisWake | undefined;
   #closed = false;
+  readonly #expiryAlarm = new ExpiryAlarm(() => {
+    if (!this.#closed) this.#options.onWake('room');
+  });
 
   constructor(redis: ScriptedRedis, keys: QueueKeys, what: string, options: StoreOpenOptions) {
     this.#redis = redis;
@@ -257,7 +261,10 @@ class RedisStore implements Store {
     for (const m of request.messages) {
       args.push(Buffer.from(m.body.buffer, m.body.byteOffset, m.body.byteLength));
     }
-    const outcomes = (await this.#run('ipckitMqSend', args)) as number[];
+    const askedAt = Date.now();
+    const [outcomes, expiryIn] = (await this.#run('ipckitMqSend', args)) as [number[], number];
+    // In the server's clock, reckoned from before the call as a claim's next due time is.
+    if (Number(expiryIn) >= 0) this.#expiryAlarm.set(askedAt + Number(expiryIn));
     return outcomes.map((o) => OUTCOMES[o]!);
   }
 
@@ -328,6 +335,7 @@ class RedisStore implements Store {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#expiryAlarm.close();
     this.#wake?.close();
     this.#redis.disconnect();
   }

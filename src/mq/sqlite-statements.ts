@@ -84,6 +84,8 @@ export class Statements {
   readonly claimOne: Statement<[number, number, number, number], ClaimedRow>;
   readonly nextInflight: Statement<[], number>;
   readonly nextDelayed: Statement<[], number>;
+  /** When the earliest message that may still expire does (undefined: none has a ttl). */
+  readonly nextExpiry: Statement<[], number>;
 
   readonly ack: Statement<[number, number, number]>;
   /** Acks of one lease in one statement: the seqs as a JSON array; returns the seqs it deleted. */
@@ -170,6 +172,10 @@ export class Statements {
     );
     this.nextInflight = p('SELECT due FROM messages WHERE state = 1 ORDER BY due LIMIT 1', true);
     this.nextDelayed = p('SELECT due FROM messages WHERE state = 3 ORDER BY due LIMIT 1', true);
+    this.nextExpiry = p(
+      'SELECT expires FROM messages WHERE expires IS NOT NULL ORDER BY expires LIMIT 1',
+      true,
+    );
 
     // A settle matches only the delivery it belongs to (its lease token) while that lease lasts.
     this.ack = p('DELETE FROM messages WHERE seq = ? AND lease = ? AND state = 1 AND due > ?');

@@ -23,6 +23,7 @@ import { isAlive, selfIdentity } from '../core/process-identity.js';
 import { checkRegistry, register, unregister } from '../core/registry.js';
 import { crashpoint } from './crashpoint.js';
 import { type Doorbell, type DoorbellTransport, RING_MESSAGES, RING_ROOM, type Ringer } from './doorbell.js';
+import { ExpiryAlarm } from './expiry-alarm.js';
 import { queuePath, removeQueueFiles } from './queue-files.js';
 import { removeDeadBells, socketDoorbells } from './socket-doorbell.js';
 import { Checkpointer } from './sqlite-checkpoint.js';
@@ -120,6 +121,7 @@ class SqliteStore implements Store {
   #bellAddress: string | undefined;
   #closed = false;
   #nextKeyPrune = 0;
+  readonly #expiryAlarm = new ExpiryAlarm(() => this.#onRing(RING_ROOM));
 
   constructor(path: string, what: string, options: StoreOpenOptions, conn: Connection) {
     this.#path = path;
@@ -253,7 +255,7 @@ class SqliteStore implements Store {
     const bounded = maxMessages !== undefined || maxBytes !== undefined;
     if (bounded && request.armRoom) await this.#ensureBell();
     const window = this.#options.dedupeWindowMs;
-    const { outcomes, rings } = await this.#write((sql) => {
+    const { outcomes, rings, expiresAt } = await this.#write((sql) => {
       const now = Date.now();
       const outcomes: SendOutcome[] = [];
       let live = 0;
@@ -337,11 +339,13 @@ class SqliteStore implements Store {
       if (sent > 0) sql.addTotals.run(sent, sentBytes);
       if (full && request.armRoom && this.#bellAddress) sql.arm.run(RING_ROOM, this.#bellAddress);
       const rings = SqliteStore.#disarm(sql, sent > 0, swept > 0);
+      const expiresAt = full && request.armRoom ? sql.nextExpiry.get() : undefined;
       crashpoint('mq.commit:before');
-      return { outcomes, rings };
+      return { outcomes, rings, expiresAt };
     });
     crashpoint('mq.commit:after');
     this.#ring(rings);
+    if (expiresAt !== undefined) this.#expiryAlarm.set(expiresAt);
     return outcomes;
   }
 
@@ -540,10 +544,11 @@ class SqliteStore implements Store {
 
   async replayDead(): Promise<number> {
     const { count, rings } = await this.#write((sql) => {
-      this.#sweep(sql, Date.now());
+      const { freed } = this.#sweep(sql, Date.now());
       const sizes = sql.replay.all();
       if (sizes.length > 0) sql.addTotals.run(sizes.length, sum(sizes));
-      return { count: sizes.length, rings: SqliteStore.#disarm(sql, sizes.length > 0, false) };
+      // The sweep may have freed more room than the replayed messages take back: producers look.
+      return { count: sizes.length, rings: SqliteStore.#disarm(sql, sizes.length > 0, freed > 0) };
     });
     this.#ring(rings);
     return count;
@@ -571,6 +576,7 @@ class SqliteStore implements Store {
       bell.close();
     }
     this.#closed = true;
+    this.#expiryAlarm.close();
     this.#dropConnection();
     await this.#ringer.close();
   }

@@ -47,6 +47,19 @@ for (const store of stores) {
         expect([again.id, again.attempts]).toEqual([held.id, 2]);
         await again.ack();
       });
+
+      it('wakes a producer waiting for room when the message that filled the queue expires', async () => {
+        const q = await ctx.open<string>({ maxMessages: 1, pollIntervalMs: NEVER });
+        await q.send('stale', { ttlMs: 300 });
+        const pending = q.send('fresh');
+        // Nothing writes to the store while the ttl runs out: no other process would announce the
+        // room its expiry frees, so only the waiting producer's own reckoning can send in time.
+        await watchdog(pending, 10_000, 'the producer was not woken when the message expired');
+        const got = await q.receive({ timeout: 10_000 });
+        expect(got.body).toBe('fresh');
+        await got.ack();
+        expect((await q.stats()).ready).toBe(0);
+      });
     },
   );
 }
