@@ -12,7 +12,13 @@
  */
 import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { listResources, type ResourceKind, runtimeSubdir, writePrivateFileAtomic } from '../index.js';
+import {
+  listResources,
+  RESOURCE_KINDS,
+  type ResourceKind,
+  runtimeSubdir,
+  writePrivateFileAtomic,
+} from '../index.js';
 
 /** A kept resource's mark. */
 export interface KeptMark {
@@ -85,7 +91,23 @@ export function isKept(resource: {
   );
 }
 
-/** Every kept mark in the runtime directory (unreadable ones skipped). */
+/**
+ * True if `mark`, read from `file`, is one {@link keepResource} writes: a known kind, and the file
+ * named after its kind and name (so neither holds a path: `ipckit gc` removes marks by them).
+ */
+function isWellFormed(mark: KeptMark, file: string): boolean {
+  return (
+    typeof mark === 'object' &&
+    mark !== null &&
+    (RESOURCE_KINDS as readonly unknown[]).includes(mark.kind) &&
+    typeof mark.name === 'string' &&
+    file === `${mark.kind}.${mark.name}.json` &&
+    typeof mark.owner?.pid === 'number' &&
+    typeof mark.owner.startTime === 'number'
+  );
+}
+
+/** Every kept mark in the runtime directory (unreadable and ill-formed ones skipped). */
 export function keptMarks(): KeptMark[] {
   const dir = keptDir();
   if (dir === undefined) return [];
@@ -98,5 +120,8 @@ export function keptMarks(): KeptMark[] {
   return files
     .filter((file) => file.endsWith('.json'))
     .sort()
-    .flatMap((file) => readMark(join(dir, file)) ?? []);
+    .flatMap((file) => {
+      const mark = readMark(join(dir, file));
+      return mark !== undefined && isWellFormed(mark, file) ? [mark] : [];
+    });
 }

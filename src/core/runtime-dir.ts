@@ -13,6 +13,7 @@ import {
   lstatSync,
   mkdirSync,
   openSync,
+  realpathSync,
   renameSync,
   rmSync,
   type Stats,
@@ -20,7 +21,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { ErrorCodes, fromSystemError, IpcError } from './errors.js';
 
 /** What a resource name may be: a letter or digit, then up to 99 of `A-Za-z0-9._-`. */
@@ -76,7 +77,8 @@ function isOwnDirectory(dir: string): boolean {
 
 /**
  * Returns the runtime directory, creating it 0700 if needed. Throws ERR_IPC_UNSAFE_PATH if it is a
- * symlink or not a directory, ERR_IPC_PERMISSION if another user owns it. Checked on every call
+ * symlink or not a directory, or lies below a directory others may change (see checkParents),
+ * ERR_IPC_PERMISSION if another user owns it. Checked on every call
  * (one lstat), not once per process: a directory swapped for a symlink, or loosened, after an
  * earlier call is refused, or tightened again, before anything is made in it.
  */
@@ -86,6 +88,7 @@ export function runtimeDir(): string {
   try {
     stat = lstatSync(dir, { throwIfNoEntry: false });
     if (!stat) {
+      checkParents(dir);
       mkdirSync(dir, { recursive: true, mode: 0o700 });
       stat = lstatSync(dir);
     }
@@ -104,11 +107,54 @@ export function runtimeDir(): string {
       `runtime directory ${dir} belongs to uid ${stat.uid}, not to this user (${uid()}); refusing it`,
     );
   }
+  checkParents(dir);
   // mkdir's mode is filtered by the umask, and an existing directory keeps its mode: take away what
   // the group and others may do. The owner's bits stay as they are: a directory its owner made
   // read-only (0500) is not made writable again.
   if ((stat.mode & 0o077) !== 0) chmodSync(dir, stat.mode & 0o700);
   return dir;
+}
+
+/** Runtime directories whose parents passed {@link checkParents}: they cannot become unsafe. */
+const safeParents = new Set<string>();
+
+/**
+ * Throws ERR_IPC_UNSAFE_PATH unless every directory above `dir` (as written, and where symlinks
+ * lead) belongs to root or to this user and is writable by nobody else, or is sticky as /tmp is.
+ * Anyone who may write to one could rename the runtime directory away and put a symlink there
+ * between the check of the runtime directory and the mkfifo, bind or open that follows it, and
+ * ipckit's files would be made wherever the link points. Checked once per path: a directory only
+ * root and this user may change stays safe. Missing parents are checked from the first that exists
+ * (mkdir then makes them, 0700).
+ */
+function checkParents(dir: string): void {
+  if (uid() < 0 || safeParents.has(dir)) return;
+  let parent = dirname(dir);
+  try {
+    while (parent !== dirname(parent) && lstatSync(parent, { throwIfNoEntry: false }) === undefined) {
+      parent = dirname(parent);
+    }
+    const real = realpathSync(parent);
+    for (const start of real === parent ? [parent] : [parent, real]) {
+      for (let at = start; ; at = dirname(at)) {
+        // A symlink on the way is the link's owner's to re-point (its mode means nothing); where
+        // it leads is checked by the walk along the real path.
+        const stat = lstatSync(at);
+        const foreign = stat.uid !== 0 && stat.uid !== uid();
+        const loose = !stat.isSymbolicLink() && (stat.mode & 0o022) !== 0 && (stat.mode & 0o1000) === 0;
+        if (foreign || loose) {
+          throw new IpcError(
+            ErrorCodes.UNSAFE_PATH,
+            `runtime directory ${dir}: ${at} ${foreign ? `belongs to uid ${stat.uid}` : 'may be written by other users and is not sticky'}, so they could swap the runtime directory for a symlink; refusing it`,
+          );
+        }
+        if (at === dirname(at)) break;
+      }
+    }
+  } catch (err) {
+    throw fromSystemError(err, `runtime directory ${dir}`);
+  }
+  safeParents.add(dir);
 }
 
 /** A file path for a named resource inside the runtime directory (created if needed). */

@@ -4,16 +4,19 @@
  * A ring is then a single write on an open connection (tens of µs) and the listener's event loop
  * wakes on it like on any socket: no polling, no threadpool, no native addon needed.
  * Where the runtime directory is too deep for a socket path, the bell uses the Linux abstract
- * namespace instead; a stranger ringing it can only cause a harmless extra check.
+ * namespace instead, which any user can connect to: another user's connections are closed at once
+ * (peer credentials, through the addon; without it a stranger's ring only causes an extra check).
  */
 import { randomBytes } from 'node:crypto';
 import { chmodSync, readdirSync, rmSync } from 'node:fs';
 import { createServer, connect as netConnect, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { fromSystemError } from '../core/errors.js';
+import { socketFd } from '../core/exit-flush.js';
 import { MAX_SOCKET_PATH_BYTES } from '../core/platform.js';
 import { isAlive } from '../core/process-identity.js';
 import { runtimeDir, runtimeDirTag, runtimeSubdir } from '../core/runtime-dir.js';
+import { native, nativeAvailable } from '../native/binding.js';
 import type { Doorbell, DoorbellTransport, Ringer } from './doorbell.js';
 
 /** Rings buffered for a bell whose process does not read (stopped): one pending ring says it all. */
@@ -34,6 +37,17 @@ function bellAddress(): { address: string; file?: string } {
     return { address: path, file: path };
   }
   return { address: `\0ipckit-${runtimeDirTag()}-bell-${tag}` };
+}
+
+/** False if the kernel says another user is on the other end of `socket`. */
+function fromThisUser(socket: Socket): boolean {
+  const fd = socketFd(socket);
+  if (fd === undefined || !nativeAvailable() || typeof process.geteuid !== 'function') return true;
+  try {
+    return native().peerCredentials(fd).uid === process.geteuid();
+  } catch {
+    return false;
+  }
 }
 
 class SocketDoorbell implements Doorbell {
@@ -141,6 +155,13 @@ export const socketDoorbells: DoorbellTransport = {
     const server = createServer();
     let bell: SocketDoorbell | undefined;
     server.on('connection', (socket) => {
+      // A socket file sits in the 0700 runtime directory; an abstract name is open to every user
+      // (and listed in /proc/net/unix): another user's connection is closed unread, so a stranger
+      // can neither ring the bell nor hold its fds. Without the addon there is no one to ask.
+      if (!file && !fromThisUser(socket)) {
+        socket.destroy();
+        return;
+      }
       bell?.track(socket);
       socket.on('data', (chunk: Buffer) => {
         let kinds = 0;

@@ -14,7 +14,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { isKept, keepResource, keptMarks, releaseResource } from '../../src/cli/persistent.js';
 import { unregister } from '../../src/core/registry.js';
@@ -238,6 +238,56 @@ describe('runtime directory', () => {
   });
 });
 
+describe("the runtime directory's parents", () => {
+  // Whoever may write to a directory above the runtime directory can rename the runtime directory
+  // away and put a symlink in its place between ipckit's check and its next mkfifo or open: the
+  // files then land wherever the link points.
+  let env: ReturnType<typeof isolateRuntimeDir>;
+  let base: string;
+  beforeEach(() => {
+    env = isolateRuntimeDir({ umask: 0 });
+    base = dirname(env.dir);
+  });
+  afterEach(() => env.cleanup());
+
+  it('refuses one that others may write to (not sticky), creating nothing in it', async () => {
+    chmodSync(base, 0o777);
+    expect(codeOf(() => runtimeDir())).toBe(ErrorCodes.UNSAFE_PATH);
+    await expect(Fifo.create('x')).rejects.toMatchObject({ code: ErrorCodes.UNSAFE_PATH });
+    expect(existsSync(env.dir)).toBe(false);
+    // Further up counts as well: a missing parent would be made inside the open directory.
+    process.env.IPCKIT_DIR = join(base, 'missing', 'rt');
+    expect(codeOf(() => runtimeDir())).toBe(ErrorCodes.UNSAFE_PATH);
+    expect(readdirSync(base)).toEqual([]);
+  });
+
+  it('refuses one that the group may write to, and one reached through a symlink in such a directory', () => {
+    chmodSync(base, 0o770);
+    expect(codeOf(() => runtimeDir())).toBe(ErrorCodes.UNSAFE_PATH);
+    const safe = mkdtempSync(join(tmpdir(), 'ipckit-safe-'));
+    try {
+      // safe/link -> base: the link's own directory is safe, but where it leads is not.
+      symlinkSync(base, join(safe, 'link'));
+      process.env.IPCKIT_DIR = join(safe, 'link', 'rt');
+      expect(codeOf(() => runtimeDir())).toBe(ErrorCodes.UNSAFE_PATH);
+      expect(readdirSync(base)).toEqual([]);
+    } finally {
+      rmSync(safe, { recursive: true, force: true });
+    }
+  });
+
+  it('accepts a sticky one that everybody may write to, as /tmp', () => {
+    chmodSync(base, 0o1777);
+    expect(runtimeDir()).toBe(env.dir);
+  });
+
+  it.skipIf(process.getuid?.() !== 0)('refuses one owned by another user (not root)', () => {
+    chownSync(base, 65534, 65534);
+    expect(codeOf(() => runtimeDir())).toBe(ErrorCodes.UNSAFE_PATH);
+    expect(existsSync(env.dir)).toBe(false);
+  });
+});
+
 describe('private subdirectories of the runtime directory', () => {
   let env: ReturnType<typeof isolateRuntimeDir>;
   let outside: string;
@@ -332,6 +382,30 @@ describe('private subdirectories of the runtime directory', () => {
     expect(codeOf(() => isKept({ kind: 'fifo', name: 'kept', owner }))).toBe(ErrorCodes.UNSAFE_PATH);
     expect(codeOf(() => releaseResource('fifo', 'kept'))).toBe(ErrorCodes.UNSAFE_PATH);
     expect(readdirSync(outside)).toEqual(['fifo.kept.json']);
+    expect(readFileSync(decoy, 'utf8')).toBe('precious');
+  });
+
+  it("lists only well-formed marks: one whose kind or name is a path is skipped, so gc's cleanup stays in .kept", async () => {
+    await Fifo.create('kept');
+    keepResource('fifo', 'kept');
+    const decoy = join(outside, 'victim.x.json');
+    writeFileSync(decoy, 'precious');
+    const owner = { pid: 1, startTime: 0 };
+    const planted = [
+      { kind: relative(join(env.dir, '.kept'), join(outside, 'victim')), name: 'x' },
+      { kind: 'fifo', name: '../../x' },
+      { kind: 'nonsense', name: 'x' },
+    ];
+    planted.forEach((mark, i) => {
+      writeFileSync(
+        join(env.dir, '.kept', `planted${i}.json`),
+        JSON.stringify({ ...mark, owner, keptAt: '' }),
+      );
+    });
+    const marks = keptMarks();
+    expect(marks.map((mark) => `${mark.kind}.${mark.name}`)).toEqual(['fifo.kept']);
+    // What `ipckit gc` does with the marks of resources no longer registered.
+    for (const mark of marks) releaseResource(mark.kind, mark.name);
     expect(readFileSync(decoy, 'utf8')).toBe('precious');
   });
 });
