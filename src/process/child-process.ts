@@ -167,9 +167,18 @@ export class ChildProcess<T = unknown> implements AsyncDisposable {
     return readProcessStats(this.identity, `process ${this.pid}`);
   }
 
-  /** `await using child = spawn(...)`: stops the process (see {@link stop}) at the end of the scope. */
+  /**
+   * `await using child = spawn(...)`: at the end of the scope, closes the channel and stops the
+   * process (see {@link stop}), as `Supervisor.stop()` does: the goodbye first (the child may exit
+   * on its own), then the signals. Once the child has exited, a close still waiting (to write into
+   * a pipe that a process the child left behind holds open and does not read) is cut short with
+   * destroy(): nothing of the channel (its fds, a shm channel's segment) is held after the scope.
+   */
   async [Symbol.asyncDispose](): Promise<void> {
+    const closing = this.channel?.close();
     await this.stop();
+    this.channel?.destroy();
+    await closing;
   }
 
   #onExit(): void {

@@ -14,6 +14,9 @@
  * Peer death: each side records its pid in the segment and watches the other's with a pidfd; a
  * peer that exits without its GOODBYE record ends the channel with ERR_IPC_PEER_GONE once what it
  * published is received. Records are published only when complete, so nothing torn is delivered.
+ * An anonymous segment (spawn's) is then unmapped without close(), once everything the peer sent
+ * is out of the ring and no view into it is held (#releaseIfDone), as a pipe channel's fds are
+ * closed at the end of its input.
  * A new process may take a dead end over (ShmChannel.open; shm-channel-layout.ts); the survivor
  * accepts it with reattach(), which hands its end to a new channel object in a new session. Each
  * session starts with a RESET record in both rings, and readers skip what came before theirs.
@@ -225,6 +228,11 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
   #torn = false;
   /** reattach() moved the segment and this end to a new channel object: teardown lets go of nothing. */
   #handedOver = false;
+  /**
+   * The channel ended without close() and its segment was unmapped (#releaseIfDone): nothing may
+   * touch the ring any more. The channel object lives on as an ended channel.
+   */
+  #released = false;
   /** Skipping the previous session's records until this session's RESET. */
   #skipping: boolean;
 
@@ -627,7 +635,7 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
    * Without it, `await send(big); process.exit(0)` lost the message its send had accepted.
    */
   readonly #drainAtExit = (): void => {
-    if (this.#torn) return;
+    if (this.#torn || this.#released) return;
     const deadline = exitDeadline();
     let lookedAtPeer = Date.now();
     while (!this.#flushPending()) {
@@ -662,6 +670,8 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
   }
 
   protected async endOutput(): Promise<void> {
+    // Not reached in practice: the channel lets go of its segment only after its output ended.
+    if (this.#released) return;
     if (this.#slots) {
       // One producer's goodbye must not end the reader, which others may still feed: none is sent.
       if (this.#flushPending()) return;
@@ -678,21 +688,12 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
     // Sent is sent: what trySend accepted goes out even if the channel is destroyed right after.
     this.#publishLate();
     this.#torn = true;
-    flushedBeforeExit(this.#drainAtExit);
-    this.#unsubscribe();
-    this.#releaseHold();
+    this.#stopListening();
     for (const waiter of this.#reattachWaiters.drain()) {
       waiter.disarm();
       this.#bell.release();
       waiter.reject(closedError(this.what));
     }
-    this.#unwatch?.();
-    this.#unwatch = undefined;
-    for (const unwatch of this.#producerWatches.values()) unwatch();
-    this.#producerWatches.clear();
-    if (this.#pumpScheduled) clearImmediate(this.#pumpScheduled);
-    if (this.#ringScheduled) clearImmediate(this.#ringScheduled);
-    if (this.#retryScheduled) clearImmediate(this.#retryScheduled);
     const err = closedError(this.what);
     for (const waiter of this.#viewWaiters.drain()) {
       waiter.disarm();
@@ -700,8 +701,9 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
     }
     for (const waiter of this.#drainWaiters.splice(0)) waiter.reject(err);
     this.#pending.drain();
-    // reattach(): this end lives on in a new channel object, which owns the segment now.
-    if (this.#handedOver) return;
+    // reattach(): this end lives on in a new channel object, which owns the segment now. Released:
+    // the segment is unmapped already.
+    if (this.#handedOver || this.#released) return;
     if (this.#slots) {
       if (this.#slot >= 0) {
         // A producer leaves: its slot serves the next one; the reader and the others go on.
@@ -719,6 +721,31 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
       this.#segment.close();
       return;
     }
+    this.#detach();
+  }
+
+  /**
+   * Stops everything that could run for this channel later (doorbell, peer watches, scheduled
+   * turns, the exit flush) and lets the process exit as far as this channel is concerned.
+   */
+  #stopListening(): void {
+    flushedBeforeExit(this.#drainAtExit);
+    this.#unsubscribe();
+    this.#releaseHold();
+    this.#unwatch?.();
+    this.#unwatch = undefined;
+    for (const unwatch of this.#producerWatches.values()) unwatch();
+    this.#producerWatches.clear();
+    if (this.#pumpScheduled) clearImmediate(this.#pumpScheduled);
+    if (this.#ringScheduled) clearImmediate(this.#ringScheduled);
+    if (this.#retryScheduled) clearImmediate(this.#retryScheduled);
+    this.#pumpScheduled = undefined;
+    this.#ringScheduled = undefined;
+    this.#retryScheduled = undefined;
+  }
+
+  /** Marks this end detached, rings whoever holds the peer's side, and lets go of the segment. */
+  #detach(): void {
     // Tell the peer this end is gone (after a GOODBYE, if close() wrote one, which it reads first).
     // The peer may be a newcomer we never talked to: ring whoever holds its side now.
     Atomics.store(this.#words, SIDE_BASE + this.#side * SIDE_WORDS + S.STATE, State.DETACHED);
@@ -728,6 +755,55 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
     }
     this.#segment.unlink?.();
     this.#segment.close();
+  }
+
+  /**
+   * Unmaps the segment of a channel that ended without close(), as a pipe channel's fds are closed
+   * once its input has ended: the peer said goodbye or is gone (and that was reported), everything
+   * it published has been taken out of the ring (into the receive queue, or as views), and no view
+   * into the ring is held (a view stays valid until its release(), so the last release() lets go).
+   * The channel stays what it was, an ended one: what was received stays receivable, then
+   * receive() and send() fail as before; close() and destroy() have nothing left to release.
+   *
+   * Only an anonymous segment (spawn's, and the child's inherited one): a named channel keeps its
+   * segment for reattach() and for its name. Without this, a parent spawning short-lived children
+   * kept each child's segment (2 MiB with the default rings) mapped until it closed the channel:
+   * the thread doorbell's listener keeps the channel object, hence its mapping, alive.
+   */
+  #releaseIfDone(): void {
+    if (this.#released || this.#torn || this.#handedOver || this.#segment.named || this.closed) return;
+    if (!this.#inputDone && !this.#peerReported && !this.#goodbyeAhead) return;
+    if (this.#views.length > 0) return;
+    // View mode: the peer's GOODBYE, found ahead, may be all that is left. It is taken now, as the
+    // next receiveView() would take it, so that a reader that stops at the last message lets go too.
+    if (!this.#inputDone && this.#goodbyeAhead) this.#takeGoodbyeIfNext();
+    if (!this.#inputDone && !this.#peerReported) return;
+    if (this.#reader.available()) return;
+    this.#released = true;
+    // What trySend committed but did not publish has no reader any more.
+    this.#publishScheduled = false;
+    this.#trySendRun = false;
+    latePublications.delete(this.#publishLate);
+    this.#stopListening();
+    this.#pending.drain();
+    this.#pieces.reset();
+    this.#detach();
+  }
+
+  /** Reads the next record if it is the peer's GOODBYE (the end of its input); leaves any other. */
+  #takeGoodbyeIfNext(): void {
+    const reader = this.#reader;
+    const cursor = reader.cursor;
+    let rec: RingRecord | undefined;
+    try {
+      rec = reader.next();
+    } catch {
+      // A corrupt record: receiveView() reports it (ERR_IPC_BAD_FRAME) when it gets there.
+    }
+    if (rec?.kind === RecordKind.GOODBYE && !this.#skipping) {
+      this.#inputDone = true;
+      this.#freeRead();
+    } else reader.rewind(cursor);
   }
 
   // ---- writing ----------------------------------------------------------------------------------
@@ -769,7 +845,7 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
   #retryNextTurn(): void {
     this.#retryScheduled ??= setImmediate(() => {
       this.#retryScheduled = undefined;
-      if (!this.#torn && this.#pending.length > 0 && this.#flushPending()) this.writable();
+      if (!this.#torn && !this.#released && this.#pending.length > 0 && this.#flushPending()) this.writable();
     });
   }
 
@@ -827,7 +903,7 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
     if (!this.#publishScheduled) return;
     this.#publishScheduled = false;
     latePublications.delete(this.#publishLate);
-    if (!this.#torn && this.#writer.publish()) this.#notifyReader();
+    if (!this.#torn && !this.#released && this.#writer.publish()) this.#notifyReader();
   };
 
   /**
@@ -846,7 +922,7 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
     if (this.#ringScheduled) return;
     this.#ringScheduled = setImmediate(() => {
       this.#ringScheduled = undefined;
-      if (this.#torn) return;
+      if (this.#torn || this.#released) return;
       if (Atomics.compareExchange(this.#out, Ctl.READER_IDLE, 1, 0) === 1) this.#ringPeer();
     });
   }
@@ -862,7 +938,8 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
   protected override pollInput(mayWait: boolean): void {
     // The reply awaited may answer a message trySend has not published yet.
     this.#publishLate();
-    if (!this.#latency || this.#pumping || this.#viewMode || this.#sendOnly || this.#torn) return;
+    if (!this.#latency || this.#pumping || this.#viewMode || this.#sendOnly || this.#torn || this.#released)
+      return;
     if (this.#inputDone) return;
     if (this.#inputPaused || this.#peerReported || this.#peerEnded !== undefined) return;
     // tryReceive() never waits: it takes what is there, without a spin.
@@ -873,7 +950,7 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
   }
 
   #schedulePump(): void {
-    if (this.#pumpScheduled || this.#torn || this.#sendOnly) return;
+    if (this.#pumpScheduled || this.#torn || this.#released || this.#sendOnly) return;
     this.#pumpScheduled = setImmediate(() => {
       this.#pumpScheduled = undefined;
       this.#pump();
@@ -882,7 +959,7 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
 
   /** Delivers published records; when the ring stays empty, spins a few turns, then parks. */
   #pump(): void {
-    if (this.#torn || this.#inputDone || this.#peerReported) return;
+    if (this.#torn || this.#released || this.#inputDone || this.#peerReported) return;
     if (this.#viewMode) {
       this.#serveViews();
       this.#settleViewPeer();
@@ -1152,6 +1229,7 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
       // Decoded already: encoded again, into bytes of its own (the same message, not the same bytes).
       return { bytes: this.codec.encode(early.message), release: noop };
     }
+    if (this.#released) return undefined;
     for (;;) {
       let rec: RingRecord | undefined;
       try {
@@ -1161,7 +1239,10 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
         this.fail(error);
         throw error;
       }
-      if (!rec) return undefined;
+      if (!rec) {
+        this.#releaseIfDone();
+        return undefined;
+      }
       this.#readSpin.came();
       if (rec.kind === RecordKind.GOODBYE) {
         this.#inputDone = true;
@@ -1180,6 +1261,8 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
       }
       if (this.#owned) {
         this.#freeRead();
+        // A buffer of its own: the last message of a peer that is gone leaves nothing in the ring.
+        this.#releaseIfDone();
         return { bytes: message, release: noop };
       }
       const entry = { end: rec.end, released: false };
@@ -1199,9 +1282,12 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
   #advanceViews(): void {
     let end: number | undefined;
     while (this.#views.length > 0 && this.#views[0]!.released) end = this.#views.shift()!.end;
-    if (this.#torn) return;
-    if (this.#views.length === 0) this.#freeRead();
-    else if (end !== undefined) {
+    if (this.#torn || this.#released) return;
+    if (this.#views.length === 0) {
+      this.#freeRead();
+      // The last view of an ended channel: the segment can go.
+      this.#releaseIfDone();
+    } else if (end !== undefined) {
       this.#reader.free(end);
       this.#notifyWriter();
     }
@@ -1253,7 +1339,7 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
   /** Why no further view can come, if none can. */
   #viewEndError(): IpcError | undefined {
     if (this.#inputDone) return new IpcError(ErrorCodes.CLOSED, `${this.what}: the peer closed the channel`);
-    if (this.#peerEnded !== undefined && (this.#replaced || !this.#reader.available())) {
+    if (this.#peerEnded !== undefined && (this.#replaced || this.#released || !this.#reader.available())) {
       return new IpcError(ErrorCodes.PEER_GONE, `${this.what}: ${this.#peerEnded}`);
     }
     return undefined;
@@ -1268,7 +1354,7 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
    */
   #settleViewPeer(): void {
     if (this.#peerEnded === undefined || this.#goodbyeAhead || this.#peerReported) return;
-    if (this.#torn || this.#inputDone) return;
+    if (this.#torn || this.#released || this.#inputDone) return;
     if (!this.#findGoodbye()) {
       this.#reportPeerEnded();
       return;
@@ -1306,7 +1392,8 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
   // ---- the peer -----------------------------------------------------------------------------------
 
   #onBell(): void {
-    if (this.#torn) return;
+    // A ring being dispatched may reach a channel that let go of its segment during the dispatch.
+    if (this.#torn || this.#released) return;
     this.#tryReattach();
     if (this.#torn) return;
     this.#watchProducers();
@@ -1366,6 +1453,7 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
     for (const waiter of this.#drainWaiters.splice(0)) waiter.reject(err);
     this.#pending.drain();
     this.peerClosed();
+    this.#releaseIfDone();
   }
 
   #reportPeerEnded(): void {
@@ -1387,6 +1475,7 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
       }
     }
     this.peerGone(detail);
+    this.#releaseIfDone();
   }
 
   protected override peerGone(detail: string, cause?: unknown): void {

@@ -67,6 +67,22 @@ export function untilState(pid: number, state: string): Promise<void> {
   });
 }
 
+/**
+ * The inodes of the anonymous segments (memfds) this process maps: spawn's shm channels and
+ * `SharedMemory.anonymous()`. Each segment is mapped twice (its header page and its data) under one
+ * inode, and its inode tells it from every other segment, whatever the other tests of the process
+ * left mapped.
+ */
+export function mappedAnonymousSegments(): Set<string> {
+  const inodes = new Set<string>();
+  for (const line of readFileSync('/proc/self/maps', 'latin1').split('\n')) {
+    // address perms offset dev inode path
+    const fields = line.trim().split(/\s+/);
+    if (fields[5]?.startsWith('/memfd:ipckit-anonymous')) inodes.add(fields[4]!);
+  }
+  return inodes;
+}
+
 /** Collects a stream's text; `line(re)` resolves with the first line matching `re`. */
 export class LineReader {
   #text = '';

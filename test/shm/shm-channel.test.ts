@@ -23,6 +23,7 @@ import { kernelPrefix } from '../../src/shm/kernel-name.js';
 import { S, SIDE_BASE, SIDE_WORDS, State, VERSION, W } from '../../src/shm/shm-channel-layout.js';
 import { checkMessage, makeMessage, sizeFor } from '../fixtures/shm-channel-message.js';
 import { fixtureArgs, rejectionOf, watchdog } from '../helpers.js';
+import { mappedAnonymousSegments } from '../process/proc-helpers.js';
 import { isolatedWithChildren } from '../support/spawned-children.js';
 
 const children = isolatedWithChildren();
@@ -491,5 +492,151 @@ describe('ShmChannel between processes', () => {
     children.push(child as ChildProcess<unknown>);
     const err = await watchdog(rejectionOf(child.channel.receive()), 15_000, 'receive rejects');
     expect(err.code).toBe(ErrorCodes.PEER_GONE);
+  });
+});
+
+// The parent's end of a spawn's channel maps the child's segment (2 MiB with the default rings).
+// Once the child is gone and all it sent has been taken out of the ring, nothing can come through
+// the segment any more: it is unmapped, as a pipe channel's fds are closed at the end of its input,
+// without close(). A parent that spawns short-lived children without closing their channels must
+// not keep a segment per child for the rest of its life.
+describe("spawn(..., { channel: 'shm' }): the parent lets go of the segment", () => {
+  /** Which of `segments` this process still maps. */
+  function stillMapped(segments: readonly string[]): string[] {
+    const mapped = mappedAnonymousSegments();
+    return segments.filter((inode) => mapped.has(inode));
+  }
+
+  /** The anonymous segments mapped now and not in `before`: those of the channels just spawned. */
+  function newSegments(before: Set<string>): string[] {
+    return [...mappedAnonymousSegments()].filter((inode) => !before.has(inode));
+  }
+
+  it('20 children that exit, none of their channels closed here: every segment is unmapped once its end is received', async () => {
+    const before = mappedAnonymousSegments();
+    // Most children never attach (`true`, cheap to start); of the others, some send a message and
+    // exit without closing their end (ERR_IPC_PEER_GONE here), some close it first (ERR_IPC_CLOSED).
+    const spawned = Array.from({ length: 20 }, (_, i) => {
+      const kind = i % 5 === 0 ? 'exit' : i % 5 === 1 ? 'close' : 'never-attach';
+      const child =
+        kind === 'never-attach'
+          ? spawn('true', [], { channel: 'shm' })
+          : kind === 'exit'
+            ? spawn(process.execPath, fixtureArgs('process-send-count-then-exit.ts', '1', '0'), {
+                channel: 'shm',
+              })
+            : spawn(process.execPath, fixtureArgs('process-hello-then-exit.ts', '0'), { channel: 'shm' });
+      children.push(child as ChildProcess<unknown>);
+      return { kind, child };
+    });
+    const ours = newSegments(before);
+    expect(ours).toHaveLength(20);
+    await watchdog(
+      Promise.all(
+        spawned.map(async ({ kind, child }) => {
+          if (kind === 'exit') expect(await child.channel.receive()).toEqual({ pid: child.pid, i: 0 });
+          if (kind === 'close') expect(await child.channel.receive()).toEqual({ hello: child.pid });
+          expect(await child.exited).toEqual({ code: 0, signal: null });
+          const end = await rejectionOf(child.channel.receive());
+          expect(end.code).toBe(kind === 'close' ? ErrorCodes.CLOSED : ErrorCodes.PEER_GONE);
+          // Ended, not closed: nobody called close().
+          expect(child.channel.closed).toBe(false);
+        }),
+      ),
+      60_000,
+      'every child exits and its channel ends',
+    );
+    // The handles (and their channels) are all still referenced here, in `spawned`.
+    expect(spawned).toHaveLength(20);
+    expect(stillMapped(ours)).toEqual([]);
+  });
+
+  it('messages sent right before the exit are received after it, and only then is the segment unmapped', async () => {
+    const before = mappedAnonymousSegments();
+    const count = 50;
+    // A small receive high-water mark: most of the messages are still in the ring when the child dies.
+    const child = spawn<{ pid: number; i: number }>(
+      process.execPath,
+      fixtureArgs('process-send-count-then-exit.ts', String(count), '0'),
+      { channel: 'shm', receiveHighWaterMark: 4 },
+    );
+    children.push(child as ChildProcess<unknown>);
+    const ours = newSegments(before);
+    expect(ours).toHaveLength(1);
+    expect(await watchdog(child.exited, 30_000, 'the child exits')).toEqual({ code: 0, signal: null });
+    for (let i = 0; i < count; i++) {
+      expect(await watchdog(child.channel.receive(), 10_000, `message ${i}`)).toEqual({ pid: child.pid, i });
+    }
+    const end = await watchdog(rejectionOf(child.channel.receive()), 10_000, 'the end is reported');
+    expect(end.code).toBe(ErrorCodes.PEER_GONE);
+    expect(stillMapped(ours)).toEqual([]);
+    // What is left of the channel still answers as an ended channel, and close() is a no-op.
+    expect((await rejectionOf(child.channel.send({ pid: 0, i: 0 }))).code).toBe(ErrorCodes.PEER_GONE);
+    expect(() => child.channel.tryReceive()).toThrow(expect.objectContaining({ code: ErrorCodes.PEER_GONE }));
+    await child.channel.close();
+    expect(child.channel.closed).toBe(true);
+  });
+
+  it('a view still held keeps the segment mapped, and readable, until it is released', async () => {
+    const before = mappedAnonymousSegments();
+    const child = spawn<Uint8Array>(process.execPath, fixtureArgs('shm-try-send-then-exit.ts', '3'), {
+      channel: 'shm',
+      codec: 'raw',
+    });
+    children.push(child as ChildProcess<unknown>);
+    const ours = newSegments(before);
+    expect(ours).toHaveLength(1);
+    const channel = child.channel as ShmChannel<Uint8Array>;
+    // View mode from the start (before the channel reads ahead): every message is a view into the ring.
+    const first = await watchdog(channel.receiveView(), 30_000, 'view 0');
+    expect(checkMessage(first.bytes)).toBe(0);
+    expect(await watchdog(child.exited, 30_000, 'the child exits')).toEqual({ code: 0, signal: null });
+    for (let i = 1; i < 3; i++) {
+      const view = await watchdog(channel.receiveView(), 10_000, `view ${i}`);
+      expect(checkMessage(view.bytes)).toBe(i);
+      view.release();
+    }
+    const end = await watchdog(rejectionOf(channel.receiveView()), 10_000, 'the end is reported');
+    expect(end.code).toBe(ErrorCodes.PEER_GONE);
+    // The peer is gone and the ring is drained, but the first view is still held.
+    expect(stillMapped(ours)).toEqual(ours);
+    expect(first.bytes.byteLength).toBe(64);
+    expect(checkMessage(first.bytes)).toBe(0);
+    first.release();
+    expect(stillMapped(ours)).toEqual([]);
+    expect((await rejectionOf(channel.receiveView())).code).toBe(ErrorCodes.PEER_GONE);
+    expect((await rejectionOf(channel.receive())).code).toBe(ErrorCodes.PEER_GONE);
+    channel.destroy();
+  });
+
+  it('in view mode, after a child that closed its end: releasing the last view lets go, without another receiveView()', async () => {
+    const before = mappedAnonymousSegments();
+    const child = spawn(process.execPath, fixtureArgs('process-hello-then-exit.ts', '0'), { channel: 'shm' });
+    children.push(child as ChildProcess<unknown>);
+    const ours = newSegments(before);
+    expect(ours).toHaveLength(1);
+    const channel = child.channel as ShmChannel<unknown>;
+    const hello = await watchdog(channel.receiveView(), 30_000, 'the hello, as a view');
+    expect(await watchdog(child.exited, 30_000, 'the child exits')).toEqual({ code: 0, signal: null });
+    // The channel learns of the goodbye by itself (its sends then fail with ERR_IPC_CLOSED), looked
+    // at once per turn of the event loop.
+    const saidGoodbye = new Promise<IpcError>((resolve) => {
+      const check = () => {
+        try {
+          channel.trySend(0);
+          setImmediate(check);
+        } catch (err) {
+          resolve(err as IpcError);
+        }
+      };
+      check();
+    });
+    expect((await watchdog(saidGoodbye, 10_000, 'sends fail')).code).toBe(ErrorCodes.CLOSED);
+    expect(stillMapped(ours)).toEqual(ours);
+    expect(codecs.msgpack.decode(hello.bytes)).toEqual({ hello: child.pid });
+    hello.release();
+    expect(stillMapped(ours)).toEqual([]);
+    expect((await rejectionOf(channel.receiveView())).code).toBe(ErrorCodes.CLOSED);
+    expect(channel.closed).toBe(false);
   });
 });
