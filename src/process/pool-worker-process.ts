@@ -18,6 +18,15 @@ import { readWireError, type WireError } from './task-error.js';
  */
 const CLOSE_GRACE_MS = 5000;
 
+/**
+ * How long a closing pool waits for a worker to get ready (to finish loading the task module),
+ * counted from `close()`, or from the worker's start if it was started later: a module that never
+ * finishes loading must not hang `close()`. Longer than {@link CLOSE_GRACE_MS}: loading is real
+ * work (a big module, a machine under load), and a worker that misses it fails the calls waiting
+ * for it. An object so that tests can shorten it.
+ */
+export const START_GRACE = { ms: 30_000 };
+
 /** What a worker reports to its pool. */
 export interface WorkerHooks {
   ready(worker: PoolWorker): void;
@@ -56,6 +65,8 @@ export class PoolWorker {
   /** Items answered so far per unit, for units answered in several parts. */
   readonly #answered = new Map<number, number>();
   #ready = false;
+  #startTimer: NodeJS.Timeout | undefined;
+  #startExpired = false;
   #initError: WireError | undefined;
   #closing = false;
   readonly #hooks: WorkerHooks;
@@ -73,6 +84,26 @@ export class PoolWorker {
   /** True once the task module has loaded. */
   get ready(): boolean {
     return this.#ready;
+  }
+
+  /** True if the worker was killed by {@link startDeadline} (it was never ready). */
+  get startExpired(): boolean {
+    return this.#startExpired;
+  }
+
+  /**
+   * Kills the worker (SIGKILL) if it is not ready `ms` from now: the pool is closing and will not
+   * wait for ever for a task module that does not finish loading.
+   */
+  startDeadline(ms: number): void {
+    if (this.#ready || this.#startTimer || this.child.exitStatus) return;
+    const timer = setTimeout(() => {
+      if (this.#ready) return;
+      this.#startExpired = true;
+      this.child.kill('SIGKILL');
+    }, ms);
+    this.#startTimer = timer;
+    void this.child.exited.then(() => clearTimeout(timer));
   }
 
   /** Sends a unit; it runs after those already out at this worker. */
@@ -124,7 +155,10 @@ export class PoolWorker {
   #onMessage(message: FromWorker): void {
     switch (message?.t) {
       case 'ready':
+        // Too late: a ready message read after the deadline's kill.
+        if (this.#startExpired) return;
         this.#ready = true;
+        clearTimeout(this.#startTimer);
         this.#hooks.ready(this);
         return;
       case 'start':

@@ -10,7 +10,8 @@
  * unit it was running with ERR_IPC_PEER_GONE (not retried: a task that crashes its worker would
  * likely crash the next one, and a task may not be safe to run twice), puts the units sent to it
  * that had not started back in the queue (a worker says when it starts a unit), and is replaced. A task module that fails to load breaks the pool:
- * every call rejects with that error.
+ * every call rejects with that error. A closing pool does not wait for ever for a worker to get
+ * ready (see {@link Pool.close}).
  */
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -30,8 +31,8 @@ import {
   POOL_TASK_ENV,
   type ToWorker,
 } from './pool-protocol.js';
-import { PoolWorker, type WorkerHooks } from './pool-worker-process.js';
-import { spawn } from './spawn.js';
+import { PoolWorker, START_GRACE, type WorkerHooks } from './pool-worker-process.js';
+import { checkEnv, spawn } from './spawn.js';
 import { TaskError, type WireError } from './task-error.js';
 
 /** The codecs a pool can use: both sides must build the same one, so it is named, not passed. */
@@ -135,6 +136,8 @@ export class Pool<In = unknown, Out = unknown> implements AsyncDisposable {
       throw numberError(maxQueue, `options.maxQueue must be a positive integer, got ${String(maxQueue)}`);
     }
     const maxMessageBytes = checkMaxMessageBytes(opts?.maxMessageBytes);
+    // Checked here: spread into the workers' environment, a string would become its characters.
+    checkEnv(opts?.env);
     this.#url = moduleUrl(module, 'Pool.create(module)');
     const bootstrap = siblingModule('pool-worker');
     this.#size = size;
@@ -252,11 +255,18 @@ export class Pool<In = unknown, Out = unknown> implements AsyncDisposable {
 
   /**
    * Takes no more calls, lets every queued and running one finish, then ends the workers (each
-   * exits when its channel closes). Idempotent.
+   * exits when its channel closes). A worker not ready 30 s after close() (or after its start, if
+   * later: a task module that never finishes loading) is killed and not replaced; once no worker is
+   * left, the calls still queued reject with ERR_IPC_CLOSED. Idempotent.
    */
   close(): Promise<void> {
     if (this.#closing) return this.#closing;
-    if (this.#state === 'open') this.#state = 'closing';
+    if (this.#state === 'open') {
+      this.#state = 'closing';
+      // Queued calls wait for a worker: one that never gets ready (its task module never finishes
+      // loading) must not hold close() up for ever.
+      for (const worker of this.#workers) worker.startDeadline(START_GRACE.ms);
+    }
     this.#closing = (async () => {
       await new Promise<void>((resolve) => {
         this.#drainWaiters.push(resolve);
@@ -393,7 +403,9 @@ export class Pool<In = unknown, Out = unknown> implements AsyncDisposable {
         cwd,
         stdio: ['ignore', 'inherit', 'inherit'],
       });
-      this.#workers.add(new PoolWorker(child, this.#hooks));
+      const worker = new PoolWorker(child, this.#hooks);
+      this.#workers.add(worker);
+      if (this.#state === 'closing') worker.startDeadline(START_GRACE.ms);
     } catch (err) {
       // Options Node checks itself (a cwd that is not a string) fail every worker alike: refused
       // by create(), as bad options are, rather than a pool whose every call fails. Nothing has
@@ -418,7 +430,12 @@ export class Pool<In = unknown, Out = unknown> implements AsyncDisposable {
     for (const unit of [...running, ...unstarted]) unit.job.dispatched.delete(unit);
     if (initError) {
       this.#break(new TaskError(initError, worker.pid, `pool task module ${this.#url.href} failed to load`));
-    } else if (!worker.ready && this.#state !== 'closed' && ++this.#startFailures >= MAX_START_FAILURES) {
+    } else if (
+      !worker.ready &&
+      !worker.startExpired &&
+      this.#state !== 'closed' &&
+      ++this.#startFailures >= MAX_START_FAILURES
+    ) {
       this.#break(
         new IpcError(
           ErrorCodes.PEER_GONE,
@@ -458,8 +475,20 @@ export class Pool<In = unknown, Out = unknown> implements AsyncDisposable {
         ),
       );
     }
-    const wanted = this.#state === 'open' || (this.#state === 'closing' && this.#jobs.length > 0);
+    // A worker that did not get ready in time while closing is not replaced: its successor would
+    // most likely hang in the same place.
+    const wanted =
+      this.#state === 'open' || (this.#state === 'closing' && this.#jobs.length > 0 && !worker.startExpired);
     if (!this.#broken && wanted && this.#workers.size < this.#size) this.#spawnWorker();
+    if (this.#state === 'closing' && this.#workers.size === 0 && this.#jobs.length > 0) {
+      // Closing, and no worker is left to run what is queued: those calls can never finish.
+      this.#failAll(
+        new IpcError(
+          ErrorCodes.CLOSED,
+          `pool is closed: no worker got ready to run this call (the task module ${this.#url.href} did not finish loading within ${START_GRACE.ms} ms while the pool closed)`,
+        ),
+      );
+    }
     this.#dispatch();
     this.#checkDrained();
   }

@@ -92,6 +92,7 @@ export function spawn<T = unknown>(
   if (opts !== undefined && (typeof opts !== 'object' || opts === null)) {
     throw new TypeError('options must be an object');
   }
+  checkEnv(opts?.env);
   const channelKind = checkChannelKind(opts?.channel);
   if (channelKind) checkChannelOptions(opts as ChannelOptions<unknown>);
   const shm = checkShmOptions(channelKind, opts?.capacity, opts?.mode);
@@ -141,6 +142,18 @@ export function spawn<T = unknown>(
     throw err;
   }
   return new ChildProcess<T>(child, channel, { group: killGroup });
+}
+
+/**
+ * A TypeError unless `env` is an object of variables (or undefined/null: this process's). Node
+ * itself takes anything: a string would become the variables `0`, `1`, … of its characters.
+ */
+export function checkEnv(env: unknown): void {
+  if (env === undefined || env === null) return;
+  if (typeof env !== 'object' || Array.isArray(env)) {
+    const got = Array.isArray(env) ? 'an array' : `a ${typeof env}`;
+    throw new TypeError(`options.env must be an object of environment variables, got ${got}`);
+  }
 }
 
 /**

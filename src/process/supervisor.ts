@@ -401,7 +401,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       return;
     }
     const attempt = entry.restarts.length + 1;
-    const delayMs = Math.min(s.maxMs, s.initialMs * s.factor ** (attempt - 1));
+    // factor^(n-1) may be Infinity: from an initialMs of 0 the delay stays 0 (not 0 * Infinity = NaN).
+    const delayMs = s.initialMs === 0 ? 0 : Math.min(s.maxMs, s.initialMs * s.factor ** (attempt - 1));
     entry.restarts.push(now);
     entry.phase = 'backoff';
     entry.timer = setTimeout(() => void this.#relaunch(entry), delayMs);

@@ -1,10 +1,12 @@
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { isAlive } from '../../src/core/process-identity.js';
 import { ErrorCodes, IpcError, Pool, TaskError } from '../../src/index.js';
+import { START_GRACE } from '../../src/process/pool-worker-process.js';
+import { watchProcess } from '../../src/shm/process-watch.js';
 import { directoryReaches, fixture, isolateRuntimeDir, rejectionOf, watchdog } from '../helpers.js';
 import { childrenOfThisProcess } from './proc-helpers.js';
 
@@ -374,6 +376,76 @@ describe('Pool: cancellation, closing, limits', () => {
     },
   );
 
+  describe('close() with workers that never finish loading the task module', () => {
+    // The real grace is 30 s; these tests wait for it to run out, so they shorten it.
+    let grace: number;
+    beforeEach(() => {
+      grace = START_GRACE.ms;
+      START_GRACE.ms = 1000;
+    });
+    afterEach(() => {
+      START_GRACE.ms = grace;
+    });
+
+    /** The pids of the workers that created `loading-<pid>` in `dir`. */
+    const loading = (dir: string): number[] =>
+      readdirSync(dir)
+        .filter((f) => f.startsWith('loading-'))
+        .map((f) => Number(f.slice('loading-'.length)));
+
+    it('does not hang when no worker gets ready: the calls none could take reject with ERR_IPC_CLOSED', async () => {
+      const dir = join(env.dir, '..', 'loading');
+      mkdirSync(dir, { recursive: true });
+      const p = pool<number, number>('pool-never-ready.ts', {
+        size: 2,
+        env: { ...process.env, POOL_LOAD_DIR: dir },
+      });
+      const ran = rejectionOf(p.run(1));
+      const mapped = rejectionOf(p.map([1, 2, 3]));
+      await watchdog(
+        directoryReaches(dir, () => loading(dir).length === 2),
+        30_000,
+        'both workers loading the module',
+      );
+      const pids = p.pids;
+      await watchdog(p.close(), 30_000, 'close');
+      for (const err of [await ran, await mapped]) {
+        expect(err.code).toBe(ErrorCodes.CLOSED);
+        expect(err.message).toMatch(/no worker got ready/);
+      }
+      expect(p.pids).toEqual([]);
+      for (const pid of pids) expect(isAlive({ pid, startTime: 0 })).toBe(false);
+    });
+
+    it('ends a worker still loading, without failing the calls a ready worker runs', async () => {
+      const dir = join(env.dir, '..', 'loading');
+      mkdirSync(dir, { recursive: true });
+      const p = pool<string, number>('pool-never-ready.ts', {
+        size: 2,
+        env: { ...process.env, POOL_LOAD_DIR: dir, POOL_STUCK_ONLY_FIRST: '1' },
+      });
+      const good = await watchdog(p.run('pid'), 30_000, 'a call on the worker that loaded');
+      await watchdog(
+        directoryReaches(dir, () => loading(dir).length === 1),
+        30_000,
+        'the other worker loading',
+      );
+      const [stuck] = loading(dir);
+      const stuckGone = new Promise<void>((resolve) => watchProcess(stuck!, resolve));
+      // The ready worker is held in a task, so close() cannot be done before the grace runs out.
+      const calls = Promise.all([p.run('hold'), p.run('a'), p.run('b'), p.run('c')]);
+      calls.catch(() => {}); // awaited below; observed now in case the test fails before
+      const closing = p.close();
+      await watchdog(stuckGone, 30_000, 'the worker that never got ready ended');
+      process.kill(good, 'SIGUSR2');
+      // Run by the ready worker: the one that never got ready was not replaced while closing.
+      expect(await watchdog(calls, 30_000, 'the calls')).toEqual([good, good, good, good]);
+      await watchdog(closing, 30_000, 'close');
+      expect(p.pids).toEqual([]);
+      expect(isAlive({ pid: good, startTime: 0 })).toBe(false);
+    });
+  });
+
   it('destroy() rejects what is queued or running with ERR_IPC_CLOSED and kills the workers', async () => {
     const p = pool<string, unknown>('pool-hold-and-record.ts', { size: 1 });
     await p.run('warm');
@@ -436,6 +508,17 @@ describe('Pool: cancellation, closing, limits', () => {
     const before = childrenOfThisProcess().length;
     expect(() => Pool.create(fixture('pool-square.ts'), { size: 2, cwd: 5 as never })).toThrow(TypeError);
     expect(() => Pool.create(fixture('pool-square.ts'), { size: 2, cwd: 'a\0b' })).toThrow(/options\.cwd/);
+    expect(childrenOfThisProcess().length).toBe(before);
+  });
+
+  it('an env that is not an object is a TypeError naming options.env, and no worker is started', () => {
+    const before = childrenOfThisProcess().length;
+    for (const env of ['PATH=/usr/bin', 5, true, ['PATH=/usr/bin']]) {
+      const create = () =>
+        pools.push(Pool.create(fixture('pool-square.ts'), { size: 2, env: env as never }) as never);
+      expect(create).toThrow(TypeError);
+      expect(create).toThrow(/options\.env/);
+    }
     expect(childrenOfThisProcess().length).toBe(before);
   });
 

@@ -7,7 +7,13 @@ import { type ChildProcess, ErrorCodes, IpcError, Pipe, spawn } from '../../src/
 import { watchProcess } from '../../src/shm/process-watch.js';
 import { fixtureArgs, rejectionOf, watchdog } from '../helpers.js';
 import { isolatedWithChildren } from '../support/spawned-children.js';
-import { childrenOfThisProcess, LineReader, procState, untilState } from './proc-helpers.js';
+import {
+  childrenOfThisProcess,
+  LineReader,
+  mappedAnonymousSegments,
+  procState,
+  untilState,
+} from './proc-helpers.js';
 
 const children = isolatedWithChildren();
 
@@ -171,6 +177,23 @@ describe('stop', () => {
     }
     expect(await exited).toEqual({ code: null, signal: 'SIGTERM' });
   });
+
+  it.each(['pipe', 'shm'] as const)(
+    '`await using` also closes its %s channel: the parent holds nothing of it after the scope',
+    async (kind) => {
+      const before = mappedAnonymousSegments();
+      let handle: ChildProcess<unknown> | undefined;
+      {
+        await using child = spawn('sleep', ['1000'], { channel: kind, stdio: 'ignore' });
+        handle = child;
+        expect(child.channel.closed).toBe(false);
+      }
+      expect(handle.exitStatus).toEqual({ code: null, signal: 'SIGTERM' });
+      expect(handle.channel!.closed).toBe(true);
+      // Closed, so a pipe channel's fds are closed; a shm channel's segment is unmapped too.
+      expect([...mappedAnonymousSegments()].filter((inode) => !before.has(inode))).toEqual([]);
+    },
+  );
 });
 
 describe('stats', () => {
@@ -317,6 +340,18 @@ describe('bad arguments and failures to start', () => {
       expect(() => spawn('true', [], { channel, cwd: 5 as never })).toThrow(TypeError);
       expect(() => spawn('true', [], { channel, cwd: 'a\0b' })).toThrow(/options\.cwd/);
       expect(() => spawn('true', [], { channel, stdio: ['pipe', 'bogus' as never] })).toThrow(TypeError);
+    }
+    expect(childrenOfThisProcess().length).toBe(before);
+  });
+
+  it('an env that is not an object is a TypeError naming options.env, before anything is started', () => {
+    const before = childrenOfThisProcess().length;
+    for (const channel of ['pipe', 'shm', false] as const) {
+      for (const env of ['PATH=/usr/bin', 5, true, ['PATH=/usr/bin']]) {
+        const start = () => track(spawn('true', [], { channel, env: env as never }));
+        expect(start).toThrow(TypeError);
+        expect(start).toThrow(/options\.env/);
+      }
     }
     expect(childrenOfThisProcess().length).toBe(before);
   });

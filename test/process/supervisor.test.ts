@@ -100,6 +100,18 @@ describe('Supervisor: restarts', () => {
     await expect(channel.send({ hello: 0 })).rejects.toMatchObject({ code: ErrorCodes.PEER_GONE });
   });
 
+  it('a backoff from initialMs 0 stays 0 however large the factor (not NaN from 0 * Infinity)', async () => {
+    const sup = supervisor({ maxRestarts: 3, backoff: { initialMs: 0, factor: 1e308 } });
+    const delays: number[] = [];
+    sup.on('restart', (_name, info: RestartInfo) => delays.push(info.delayMs));
+    sup.add('crasher', () => spawn('false'));
+    const gaveUp = once(sup, 'giveup');
+    await sup.start();
+    await watchdog(gaveUp, 30_000, 'giveup');
+    // The third restart's factor^2 is Infinity.
+    expect(delays).toEqual([0, 0, 0]);
+  });
+
   it("'on-failure' does not restart a clean exit, 'always' does, 'never' never does", async () => {
     const sup = supervisor({ backoff: { initialMs: 1 }, maxRestarts: 1 });
     const log = record(sup);
