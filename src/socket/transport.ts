@@ -3,7 +3,16 @@
  * symlink refusal, registry) and TLS on top of either. Everything that touches node:net/node:tls
  * for sockets is here; the protocol above sees only connected duplex streams.
  */
-import { chmodSync, lstatSync, statSync, unlinkSync } from 'node:fs';
+import {
+  chmodSync,
+  closeSync,
+  constants,
+  fstatSync,
+  lstatSync,
+  openSync,
+  statSync,
+  unlinkSync,
+} from 'node:fs';
 import { createServer, connect as netConnect, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
 import type {
@@ -181,10 +190,10 @@ export async function bind(address: SocketAddress, mode: number, label: string):
       unlock();
     }
     try {
-      chmodSync(path, address.kind === 'pipe' ? 0o600 : mode);
+      chmodBoundSocket(path, address.kind === 'pipe' ? 0o600 : mode, label);
     } catch (err) {
       server.close();
-      throw socketError(err, label);
+      throw isIpcError(err) ? err : socketError(err, label);
     }
   }
   const entry = registryEntry(address);
@@ -205,6 +214,37 @@ export async function bind(address: SocketAddress, mode: number, label: string):
       if (entry) unregister(entry.kind, entry.name);
     },
   };
+}
+
+/** Linux's O_PATH (not in fs.constants): an fd naming a file without opening it, a socket too. */
+const O_PATH = 0o10000000;
+
+/**
+ * Sets the mode of the socket file this process just bound. Not by path: in a directory others
+ * may write to, the file can be swapped for a symlink between bind and chmod, and chmod by path
+ * follows it (a server started by root with `mode: 0o666` would open up whatever it points to).
+ * On Linux the file is named by an O_PATH, O_NOFOLLOW fd, checked to be a socket of this user,
+ * and changed through /proc/self/fd; ERR_IPC_UNSAFE_PATH if it is not that socket any more.
+ */
+export function chmodBoundSocket(path: string, mode: number, label: string): void {
+  if (process.platform !== 'linux') {
+    chmodSync(path, mode);
+    return;
+  }
+  const fd = openSync(path, O_PATH | constants.O_NOFOLLOW);
+  try {
+    const stat = fstatSync(fd);
+    const uid = process.getuid?.();
+    if (!stat.isSocket() || (uid !== undefined && stat.uid !== uid)) {
+      throw new IpcError(
+        ErrorCodes.UNSAFE_PATH,
+        `${label}: ${path} is no longer the socket this server bound (${stat.isSymbolicLink() ? 'a symlink' : 'replaced'}); refusing to change its mode`,
+      );
+    }
+    chmodSync(`/proc/self/fd/${fd}`, mode);
+  } finally {
+    closeSync(fd);
+  }
 }
 
 function listenOn(server: Server, where: { host?: string; port?: number; path?: string }, label: string) {

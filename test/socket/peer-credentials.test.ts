@@ -1,11 +1,12 @@
 // Peer credentials exist only for Unix sockets (unix:// and pipe://), so this suite runs on those
 // two instead of tcp and unix.
 import { spawnSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, statSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { connect, ErrorCodes, listen, NamedPipe } from '../../src/index.js';
+import { chmodBoundSocket } from '../../src/socket/transport.js';
 import { isolateRuntimeDir, rejectionOf, watchdog } from '../helpers.js';
 import { startFixture } from './child.js';
 
@@ -118,3 +119,48 @@ describe('without setpriv', () => {
     },
   );
 });
+
+describe('the socket file mode is set on the socket itself', () => {
+  // In a directory others may write to, the socket file can be swapped between bind and chmod; a
+  // chmod by path would then follow a symlink to whatever it points at.
+  it('a symlink or another file in the socket path meanwhile is refused, and what it points at keeps its mode', () => {
+    const open = openDir();
+    try {
+      const target = join(open.dir, 'secret');
+      writeFileSync(target, 'x', { mode: 0o600 });
+      const path = join(open.dir, 's.sock');
+      symlinkSync(target, path);
+      const err = catchError(() => chmodBoundSocket(path, 0o666, 'listen'));
+      expect(err).toMatchObject({ code: ErrorCodes.UNSAFE_PATH });
+      expect(statSync(target).mode & 0o777).toBe(0o600);
+      unlinkSync(path);
+      writeFileSync(path, 'not a socket', { mode: 0o600 });
+      expect(catchError(() => chmodBoundSocket(path, 0o666, 'listen'))).toMatchObject({
+        code: ErrorCodes.UNSAFE_PATH,
+      });
+      expect(statSync(path).mode & 0o777).toBe(0o600);
+    } finally {
+      open.cleanup();
+    }
+  });
+
+  it('a unix:// server still gets the mode it asked for', async () => {
+    const open = openDir();
+    const server = await listen(`unix://${join(open.dir, 's.sock')}`, { mode: 0o660 });
+    try {
+      expect(statSync(server.path!).mode & 0o777).toBe(0o660);
+    } finally {
+      await server.close();
+      open.cleanup();
+    }
+  });
+});
+
+function catchError(fn: () => void): unknown {
+  try {
+    fn();
+  } catch (err) {
+    return err;
+  }
+  throw new Error('expected an error');
+}
