@@ -19,7 +19,8 @@ if (role === 'client' && serverName) {
   const server = await NamedPipe.listen<string>(name);
   console.log(`server listening as '${name}' at ${server.path}`);
   const client = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), 'client', name]);
-  const connection = await server.accept({ timeout: 10_000 });
+  // Generous: the client has to start Node and compile its TypeScript first, slow on a busy machine.
+  const connection = await server.accept({ timeout: 30_000 });
   // Iteration ends when the client closes its end.
   for await (const message of connection) {
     console.log(`server echoes: ${message}`);

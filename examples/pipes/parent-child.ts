@@ -15,7 +15,8 @@ console.log(`parent ${process.pid} spawned child ${child.pid}`);
 const jobs = [3, 7, 12];
 for (const [id, n] of jobs.entries()) await channel.send({ id, n });
 for (let i = 0; i < jobs.length; i++) {
-  const result = await channel.receive({ timeout: 10_000 });
+  // Generous: the first reply waits for the child to start Node and compile its TypeScript.
+  const result = await channel.receive({ timeout: 30_000 });
   if (!('square' in result)) throw new Error('expected a result');
   console.log(`job ${result.id}: ${result.n}² = ${result.square} (computed by pid ${result.pid})`);
 }

@@ -25,7 +25,8 @@ if (role === 'client' && url) {
     'client',
     server.url,
   ]);
-  const connection = await server.accept({ timeout: 10_000 });
+  // Generous: the client has to start Node and compile its TypeScript first, slow on a busy machine.
+  const connection = await server.accept({ timeout: 30_000 });
   console.log(`client connected from ${connection.peer.address}`);
   // Iteration ends when the client closes its end.
   for await (const message of connection) await connection.send(message.toUpperCase());

@@ -10,8 +10,12 @@ export interface ExampleRun {
   stderr: string;
 }
 
-/** Runs `examples/<dir>/<file>` with tsx; resolves with its exit code and output (watchdog `ms`). */
-export function runExample(dir: string, file: string, ms = 25_000): Promise<ExampleRun> {
+/**
+ * Runs `examples/<dir>/<file>` with tsx; resolves with its exit code and output. The watchdog `ms`
+ * covers the example's own timeouts (30 s for a child to start) on a loaded machine; when it fires,
+ * its error carries what the example printed, to tell where it stopped.
+ */
+export function runExample(dir: string, file: string, ms = 50_000): Promise<ExampleRun> {
   const path = fileURLToPath(new URL(`../../examples/${dir}/${file}`, import.meta.url));
   const child = spawn(process.execPath, ['--import', 'tsx', path], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
@@ -26,8 +30,10 @@ export function runExample(dir: string, file: string, ms = 25_000): Promise<Exam
     child.once('error', reject);
     child.once('close', (code) => resolve({ code, stdout, stderr }));
   });
-  return watchdog(done, ms, `example ${file} to exit`).catch((err) => {
+  return watchdog(done, ms, `example ${file} to exit`).catch((err: Error) => {
     child.kill('SIGKILL');
-    throw err;
+    throw new Error(`${err.message}\n--- stdout so far:\n${stdout}\n--- stderr so far:\n${stderr}`, {
+      cause: err,
+    });
   });
 }
