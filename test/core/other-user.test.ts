@@ -18,11 +18,10 @@ import {
 } from '../../src/index.js';
 import { kernelPrefix } from '../../src/shm/kernel-name.js';
 import { fixtureArgs, isolateRuntimeDir } from '../helpers.js';
+import { AS_NOBODY, canRunAsNobody, NOBODY } from '../support/other-user.js';
 import { removeShmObjects } from '../sync/children.js';
 
-const NOBODY = 65534;
-const canSwitchUser =
-  process.getuid?.() === 0 && spawnSync('setpriv', ['--version'], { stdio: 'ignore' }).status === 0;
+const canSwitchUser = canRunAsNobody;
 
 /** Every path under `dir`, the directory itself included. */
 function walk(dir: string): string[] {
@@ -72,11 +71,9 @@ describe('what ipckit makes, seen by another user', () => {
         }
 
         const probe = spawnSync(
-          'setpriv',
+          AS_NOBODY[0]!,
           [
-            `--reuid=${NOBODY}`,
-            `--regid=${NOBODY}`,
-            '--clear-groups',
+            ...AS_NOBODY.slice(1),
             process.execPath,
             ...fixtureArgs('probe-resources-as-other-user.ts', JSON.stringify([...shmPaths, ...ownPaths])),
           ],

@@ -11,9 +11,9 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { socketDoorbells } from '../../src/mq/socket-doorbell.js';
 import { nativeAvailable } from '../../src/native/binding.js';
 import { isolateRuntimeDir, watchdog } from '../helpers.js';
+import { AS_NOBODY, canRunAsNobody } from '../support/other-user.js';
 
-const NOBODY = 65534;
-const canSwitchUser = process.getuid?.() === 0 && nativeAvailable();
+const canSwitchUser = canRunAsNobody && nativeAvailable();
 
 /**
  * Connects to `address` as uid NOBODY, writes one ring (kind 2) and prints 'closed' when the
@@ -26,17 +26,10 @@ function strangerConnects(address: string): Promise<string> {
     socket.on('error', () => {});
     socket.on('close', () => { console.log('closed'); process.exit(0); });
     setTimeout(() => { console.log('open'); process.exit(0); }, 5000);`;
+  const [setpriv, ...asNobody] = AS_NOBODY;
   const child = spawn(
-    'setpriv',
-    [
-      `--reuid=${NOBODY}`,
-      `--regid=${NOBODY}`,
-      '--clear-groups',
-      process.execPath,
-      '-e',
-      script,
-      Buffer.from(address, 'latin1').toString('hex'),
-    ],
+    setpriv!,
+    [...asNobody, process.execPath, '-e', script, Buffer.from(address, 'latin1').toString('hex')],
     { cwd: '/', stdio: ['ignore', 'pipe', 'inherit'] },
   );
   let out = '';

@@ -3,7 +3,6 @@
  * refuses (not a database, another application's database, a newer schema, a planted symlink).
  */
 
-import { spawnSync } from 'node:child_process';
 import {
   chownSync,
   existsSync,
@@ -27,13 +26,13 @@ import { ErrorCodes, isIpcError, listResources, MessageQueue } from '../../src/i
 import { Fixture } from '../conformance/harness.js';
 import { directoryReaches, isolateRuntimeDir, watchdog } from '../helpers.js';
 import { startFixture } from '../socket/child.js';
+import { AS_NOBODY, canRunAsNobody, NOBODY } from '../support/other-user.js';
 
 const Database = createRequire(import.meta.url)('better-sqlite3') as typeof BetterSqlite3;
 
-const NOBODY = 65534;
 const isRoot = process.getuid?.() === 0;
 /** Root ignores a directory's mode: a test that needs a refused unlink runs its child as nobody. */
-const canDropRoot = isRoot && spawnSync('setpriv', ['--version'], { stdio: 'ignore' }).status === 0;
+const canDropRoot = canRunAsNobody;
 
 /** Resolves once `name` exists in `dir` (inotify, not polling). */
 function appears(dir: string, name: string): Promise<void> {
@@ -330,9 +329,7 @@ describe('SQLite store file', () => {
       try {
         if (isRoot) chownSync(base, NOBODY, NOBODY);
         const child = startFixture('mq-remove-readonly.ts', [], {
-          command: isRoot
-            ? ['setpriv', `--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups']
-            : undefined,
+          command: isRoot ? [...AS_NOBODY] : undefined,
           env: { IPCKIT_DIR: join(base, 'rt'), HOME: base },
         });
         const result = JSON.parse(await child.line('result', 30_000));

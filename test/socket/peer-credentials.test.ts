@@ -1,6 +1,5 @@
 // Peer credentials exist only for Unix sockets (unix:// and pipe://), so this suite runs on those
 // two instead of tcp and unix.
-import { spawnSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync, statSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,6 +7,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { connect, ErrorCodes, listen, NamedPipe } from '../../src/index.js';
 import { chmodBoundSocket } from '../../src/socket/transport.js';
 import { isolateRuntimeDir, rejectionOf, watchdog } from '../helpers.js';
+import { AS_NOBODY, canRunAsNobody, NOBODY } from '../support/other-user.js';
 import { startFixture } from './child.js';
 
 let env: ReturnType<typeof isolateRuntimeDir>;
@@ -16,9 +16,7 @@ beforeEach(() => {
 });
 afterEach(() => env.cleanup());
 
-const NOBODY = 65534;
-const canSwitchUser =
-  process.getuid?.() === 0 && spawnSync('setpriv', ['--version'], { stdio: 'ignore' }).status === 0;
+const canSwitchUser = canRunAsNobody;
 
 /** A directory other users may enter, for a socket they are allowed to reach at the file level. */
 function openDir(): { dir: string; cleanup(): void } {
@@ -29,7 +27,7 @@ function openDir(): { dir: string; cleanup(): void } {
 
 function asNobody(url: string) {
   return startFixture('socket-connect-and-wait.ts', [url], {
-    command: ['setpriv', `--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups'],
+    command: [...AS_NOBODY],
     env: { SOCKET_EXIT: '1' },
   });
 }
