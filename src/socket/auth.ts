@@ -6,6 +6,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { socketFd } from '../core/exit-flush.js';
 import { native, nativeAvailable } from '../native/binding.js';
+import type { SocketTransport } from './address.js';
 
 /** Who is on the other end of a Unix socket, as the kernel recorded it at connect time. */
 export interface PeerCredentials {
@@ -52,4 +53,21 @@ export function peerCredentials(socket: Socket): PeerCredentials | undefined {
 /** The uid of this process (undefined on platforms without one). */
 export function ownUid(): number | undefined {
   return typeof process.getuid === 'function' ? process.getuid() : undefined;
+}
+
+/**
+ * The uids a client accepts on the server's end of a Unix socket: `auth.uid` when given, else this
+ * process's own uid and root's. Without a default, whoever binds a `unix://` path in a shared
+ * directory first would receive the client's token and requests; root can take any socket anyway,
+ * so admitting it costs nothing. Undefined (no check) over TCP, and by default without the addon,
+ * where the credentials cannot be read: file permissions are then all there is, as on the server.
+ */
+export function expectedServerUids(
+  kind: SocketTransport,
+  explicit: readonly number[] | undefined,
+): readonly number[] | undefined {
+  if (explicit || kind === 'tcp') return explicit;
+  const own = ownUid();
+  if (own === undefined || !nativeAvailable()) return undefined;
+  return own === 0 ? [0] : [own, 0];
 }

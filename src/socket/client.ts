@@ -11,7 +11,7 @@ import { closedError, ErrorCodes, IpcError } from '../core/errors.js';
 import { Queue } from '../core/queue.js';
 import { armWait, checkWaitOptions, type WaitOptions, withWait } from '../core/wait.js';
 import { formatAddress, parseAddress, type SocketAddress } from './address.js';
-import { peerCredentials } from './auth.js';
+import { expectedServerUids, peerCredentials } from './auth.js';
 import { ClientLink, type ClientSide } from './client-link.js';
 import { Events } from './events.js';
 import { Hold } from './link.js';
@@ -136,7 +136,7 @@ export class SocketClient<T = unknown> extends ChannelBase<T> {
     }
     const { token, uids } = authOption(opts?.auth);
     this.#token = token;
-    this.#serverUids = uids;
+    this.#serverUids = expectedServerUids(address.kind, uids);
     this.#policy = reconnectPolicy(opts?.reconnect);
     this.#connectTimeoutMs = intOption(opts?.connectTimeoutMs, 'connectTimeoutMs', 10_000);
     this.#subscriptionLimit = intOption(opts?.subscriptionHighWaterMark, 'subscriptionHighWaterMark', 1024);
@@ -493,7 +493,7 @@ export class SocketClient<T = unknown> extends ChannelBase<T> {
       throw new IpcError(
         ErrorCodes.AUTH,
         creds
-          ? `${this.what}: the server runs as uid ${creds.uid}, not one of ${this.#serverUids!.join(', ')}`
+          ? `${this.what}: the server runs as uid ${creds.uid}, not one of ${this.#serverUids!.join(', ')} (auth.uid lists the users a server may run as)`
           : `${this.what}: cannot read the server's credentials to check auth.uid`,
       );
     }

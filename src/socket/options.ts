@@ -16,7 +16,8 @@ export interface AuthOptions {
   token?: string | Uint8Array;
   /**
    * Unix sockets and named pipes only: the user id(s) allowed on the other end, checked with the
-   * kernel's peer credentials (SO_PEERCRED). A server defaults to its own uid.
+   * kernel's peer credentials (SO_PEERCRED). A server defaults to its own uid; a client defaults to
+   * its own uid and root's (both only when the native addon is built).
    */
   uid?: number | readonly number[];
 }

@@ -1,6 +1,15 @@
 // Peer credentials exist only for Unix sockets (unix:// and pipe://), so this suite runs on those
 // two instead of tcp and unix.
-import { chmodSync, mkdtempSync, rmSync, statSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  mkdtempSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -105,6 +114,33 @@ describe.each(['unix', 'pipe'] as const)('peer credentials over %s', (transport)
     } finally {
       await server.close();
       (server as { cleanupDir?: () => void }).cleanupDir?.();
+    }
+  });
+});
+
+// A client expects its own user (or root) on the server's end by default: whoever binds a unix://
+// path in a shared directory first would otherwise get the client's token and requests.
+describe.skipIf(!canSwitchUser)('a server run by another user', () => {
+  it('is refused by a client unless auth.uid names that user', async () => {
+    const open = openDir();
+    chownSync(open.dir, NOBODY, NOBODY);
+    const server = startFixture(
+      'socket-echo-server.ts',
+      [`unix://${join(open.dir, 's.sock')}`, JSON.stringify({ mode: 0o666, auth: { uid: [NOBODY, 0] } })],
+      { command: [...AS_NOBODY], env: { IPCKIT_DIR: join(open.dir, 'runtime') } },
+    );
+    try {
+      const url = await server.line('LISTENING');
+      const refused = await rejectionOf(connect(url));
+      expect(refused.code).toBe(ErrorCodes.AUTH);
+      expect(refused.message).toContain(`the server runs as uid ${NOBODY}`);
+      const client = await connect(url, { auth: { uid: NOBODY } });
+      expect(await client.request('pid', null)).toBe(server.process.pid);
+      await client.close();
+    } finally {
+      server.kill();
+      await server.exited;
+      open.cleanup();
     }
   });
 });
