@@ -40,6 +40,39 @@ int DrainFd(int fd) {
   return reads;
 }
 
+// Reads the queued rings of a doorbell socket (SO_PASSCRED set at bind, so each carries its
+// sender's credentials) until it would block; returns how many came from this process's user or
+// root. The abstract name is listed in /proc/net/unix for all to see: another user's datagrams are
+// read and dropped, so they cannot make the owner's event loop re-check shared memory for them.
+// Bounded like DrainFd.
+int DrainRings(int fd) {
+  uid_t real = getuid();
+  uid_t effective = geteuid();
+  int trusted = 0;
+  for (int i = 0; i < 4096; i++) {
+    char byte;
+    struct iovec iov = {&byte, sizeof byte};
+    alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(struct ucred))];
+    struct msghdr msg = {};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    ssize_t n = recvmsg(fd, &msg, MSG_DONTWAIT);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      break;  // EAGAIN or an error: nothing more to read now.
+    }
+    for (struct cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+      if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_CREDENTIALS) continue;
+      struct ucred cred;
+      std::memcpy(&cred, CMSG_DATA(c), sizeof cred);
+      if (cred.uid == real || cred.uid == effective || cred.uid == 0) trusted++;
+    }
+  }
+  return trusted;
+}
+
 // eventfd() -> fd, non-blocking and close-on-exec, counter 0.
 static Napi::Value Eventfd(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -83,7 +116,8 @@ static socklen_t AbstractAddress(const std::string& name, struct sockaddr_un* ad
 
 static int DatagramSocket() { return socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0); }
 
-// doorbellBind(name) -> fd of a datagram socket bound to the abstract address "\0name".
+// doorbellBind(name) -> fd of a datagram socket bound to the abstract address "\0name", with
+// SO_PASSCRED set before the bind (so every ring it ever queues carries credentials; DrainRings).
 // EADDRINUSE if another live socket has the name.
 static Napi::Value DoorbellBind(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -91,6 +125,13 @@ static Napi::Value DoorbellBind(const Napi::CallbackInfo& info) {
   int fd = DatagramSocket();
   if (fd < 0) {
     ErrnoError(env, errno, "socket").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  int on = 1;
+  if (setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &on, sizeof on) != 0) {
+    int err = errno;
+    close(fd);
+    ErrnoError(env, err, "setsockopt(SO_PASSCRED)").ThrowAsJavaScriptException();
     return env.Undefined();
   }
   struct sockaddr_un addr;

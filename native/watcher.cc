@@ -1,7 +1,7 @@
 // FdWatcher: calls a JS function on the thread's own event loop (uv_poll) when an fd becomes
 // readable: a doorbell (eventfd, datagram socket), a FIFO or a pidfd. Nothing blocks and nothing
-// runs on the libuv threadpool. With `drain`, the fd is read empty before the callback runs, so a
-// level-triggered poll does not fire again for the same rings.
+// runs on the libuv threadpool. With a drain mode, the fd is read empty before the callback runs, so
+// a level-triggered poll does not fire again for the same rings.
 //
 // The uv handle outlives the JS object if needed: it is freed in its close callback, and an async
 // cleanup hook closes it when a worker thread's environment is torn down.
@@ -14,7 +14,11 @@
 
 namespace ipckit {
 
-int DrainFd(int fd);  // doorbell.cc
+int DrainFd(int fd);     // doorbell.cc
+int DrainRings(int fd);  // doorbell.cc
+
+// What to read from the fd before the callback (DrainMode in src/native/binding.ts).
+enum Drain { kNone = 0, kRead = 1, kRings = 2 };
 
 namespace {
 
@@ -28,7 +32,7 @@ struct Poll {
   napi_async_cleanup_hook_handle hook;
   FdWatcher* owner;
   int fd;
-  bool drain;
+  int drain;
   bool close_fd;
   bool closing;
   bool active;
@@ -51,7 +55,9 @@ void OnCleanup(napi_async_cleanup_hook_handle /*hook*/, void* arg) {
 void OnPoll(uv_poll_t* handle, int status, int /*events*/) {
   Poll* poll = static_cast<Poll*>(handle->data);
   if (poll->closing) return;
-  int count = poll->drain && status == 0 ? DrainFd(poll->fd) : 0;
+  int count = 0;
+  if (status == 0 && poll->drain == kRead) count = DrainFd(poll->fd);
+  if (status == 0 && poll->drain == kRings) count = DrainRings(poll->fd);
   napi_env env = poll->env;
   napi_handle_scope scope;
   if (napi_open_handle_scope(env, &scope) != napi_ok) return;
@@ -83,11 +89,11 @@ class FdWatcher : public Napi::ObjectWrap<FdWatcher> {
                        });
   }
 
-  // new FdWatcher(fd, drain, callback(reads, status)[, closeFd])
+  // new FdWatcher(fd, drainMode, callback(reads, status)[, closeFd])
   explicit FdWatcher(const Napi::CallbackInfo& info) : Napi::ObjectWrap<FdWatcher>(info) {
     Napi::Env env = info.Env();
     int fd = info[0].As<Napi::Number>().Int32Value();
-    bool drain = info[1].As<Napi::Boolean>().Value();
+    int drain = info[1].As<Napi::Number>().Int32Value();
     Napi::Function callback = info[2].As<Napi::Function>();
     bool close_fd = info.Length() > 3 && info[3].IsBoolean() && info[3].As<Napi::Boolean>().Value();
     uv_loop_t* loop = nullptr;

@@ -71,7 +71,10 @@ export interface NativeBinding {
   eventfdSignal(fd: number): void;
   /** Reads a non-blocking fd until it would block -> number of reads that returned data. */
   drain(fd: number): number;
-  /** A non-blocking Unix datagram socket bound to the abstract name `\0name` -> fd. EADDRINUSE if taken. */
+  /**
+   * A non-blocking Unix datagram socket bound to the abstract name `\0name`, receiving its senders'
+   * credentials (SO_PASSCRED) -> fd. EADDRINUSE if taken.
+   */
   doorbellBind(name: string): number;
   /** An unbound non-blocking Unix datagram socket to ring doorbells with -> fd. */
   doorbellSocket(): number;
@@ -81,14 +84,15 @@ export interface NativeBinding {
    */
   doorbellRing(fd: number, name: string): 0 | 1 | 2;
   /**
-   * Watches `fd` for readability on this thread's event loop (uv_poll). With `drain`, the fd is read
-   * empty before `callback(reads, status)` runs; `status` < 0 is a libuv error. Starts stopped and
-   * referenced; `close()` stops it for good. With `closeFd` the watcher owns the fd and closes it
-   * when closed, or when the thread's environment is torn down (a terminated worker).
+   * Watches `fd` for readability on this thread's event loop (uv_poll). Unless `drain` is
+   * {@link DrainMode.NONE}, the fd is read empty before `callback(reads, status)` runs; `status` < 0
+   * is a libuv error. Starts stopped and referenced; `close()` stops it for good. With `closeFd` the
+   * watcher owns the fd and closes it when closed, or when the thread's environment is torn down (a
+   * terminated worker).
    */
   FdWatcher: new (
     fd: number,
-    drain: boolean,
+    drain: DrainMode,
     callback: (reads: number, status: number) => void,
     closeFd?: boolean,
   ) => NativeFdWatcher;
@@ -105,6 +109,20 @@ export interface NativeBinding {
   /** flock(2) LOCK_UN. */
   funlock(fd: number): void;
 }
+
+/** What an {@link NativeBinding.FdWatcher} reads from its fd before calling back. */
+export const DrainMode = {
+  /** Nothing: the callback reads (a pidfd, a FIFO), and `reads` is 0. */
+  NONE: 0,
+  /** Everything, with read(2); `reads` counts the reads that returned data (an eventfd, a pipe). */
+  READ: 1,
+  /**
+   * Everything, from a doorbell socket ({@link NativeBinding.doorbellBind}); `reads` counts only the
+   * rings sent by this process's user or root.
+   */
+  RINGS: 2,
+} as const;
+export type DrainMode = (typeof DrainMode)[keyof typeof DrainMode];
 
 /** An fd watcher on the event loop (see {@link NativeBinding.FdWatcher}). */
 export interface NativeFdWatcher {

@@ -14,7 +14,7 @@
  */
 
 import { randomInt } from 'node:crypto';
-import { type NativeFdWatcher, native } from '../native/binding.js';
+import { DrainMode, type NativeFdWatcher, native } from '../native/binding.js';
 
 /** Where a doorbell can be rung: its thread id and a random nonce (0 is never a valid nonce). */
 export interface DoorbellAddress {
@@ -54,7 +54,17 @@ export class ThreadDoorbell {
     }
     this.nonce = nonce;
     // The watcher owns the socket: it closes with the watcher, or when a worker thread is torn down.
-    this.#watcher = new n.FdWatcher(fd, true, () => this.#dispatch(), true);
+    // Only rings of this user (or root) count: another user can learn the name from /proc/net/unix
+    // and send to it, and its rings are dropped unseen. A libuv error still dispatches, so waiters
+    // re-check rather than miss a ring.
+    this.#watcher = new n.FdWatcher(
+      fd,
+      DrainMode.RINGS,
+      (rings, status) => {
+        if (rings > 0 || status < 0) this.#dispatch();
+      },
+      true,
+    );
     this.#watcher.start();
     this.#watcher.unref();
   }

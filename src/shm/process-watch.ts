@@ -4,7 +4,7 @@
  * recover a dead owner's lock at once, and by ShmChannel to notice a dead peer. One pidfd per
  * watched process, shared by all listeners of this thread; it does not keep the loop alive.
  */
-import { type NativeFdWatcher, native } from '../native/binding.js';
+import { DrainMode, type NativeFdWatcher, native } from '../native/binding.js';
 
 interface Watch {
   watcher: NativeFdWatcher;
@@ -48,7 +48,7 @@ export function watchProcess(pid: number, onExit: () => void): () => void {
       idle: undefined,
       watcher: new n.FdWatcher(
         fd,
-        false,
+        DrainMode.NONE,
         () => {
           closeWatch(pid, created);
           for (const listener of [...created.listeners]) listener();

@@ -2,10 +2,12 @@
 import { spawn } from 'node:child_process';
 import { closeSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { native } from '../../src/native/binding.js';
-import { ringDoorbell, threadDoorbell } from '../../src/shm/doorbell.js';
+import { DrainMode, native } from '../../src/native/binding.js';
+import { doorbellName, ringDoorbell, threadDoorbell } from '../../src/shm/doorbell.js';
 import { watchProcess } from '../../src/shm/process-watch.js';
 import { watchdog } from '../helpers.js';
+import { startFixture } from '../socket/child.js';
+import { AS_NOBODY, canRunAsNobody } from '../support/other-user.js';
 import { isolateEachTest } from '../sync/children.js';
 
 isolateEachTest();
@@ -64,6 +66,38 @@ describe('doorbells', () => {
   });
 });
 
+// A doorbell's abstract name is listed in /proc/net/unix for every user to see. Another user's rings
+// are read and dropped: they must not make this thread re-check shared memory on their behalf.
+describe.skipIf(!canRunAsNobody)('rings from another user', () => {
+  it("are dropped unseen, while this user's rings still wake the listeners", async () => {
+    const doorbell = threadDoorbell();
+    const name = doorbellName(doorbell.tid, doorbell.nonce);
+    let dispatches = 0;
+    let onDispatch: (() => void) | undefined;
+    const unsubscribe = doorbell.subscribe(() => {
+      dispatches++;
+      onDispatch?.();
+    });
+    try {
+      // 200 rings through a queue of /proc/sys/net/unix/max_dgram_qlen (10 here): this thread has
+      // read them in many wake-ups by the time the stranger says it is done.
+      const stranger = startFixture('doorbell-ring-many.ts', [name, '200'], { command: [...AS_NOBODY] });
+      expect(await stranger.line('RANG', 30_000)).toBe('200');
+      await stranger.exited;
+      expect(dispatches).toBe(0);
+      const woke = new Promise<void>((resolve) => {
+        onDispatch = resolve;
+      });
+      // Through the socket, as another process of this user would (ringDoorbell would ring locally).
+      expect(native().doorbellRing(-1, name)).toBe(0);
+      await watchdog(woke, 10_000, 'a ring of this user');
+      expect(dispatches).toBe(1);
+    } finally {
+      unsubscribe();
+    }
+  }, 40_000);
+});
+
 describe('eventfd doorbells (for fds handed to children or threads)', () => {
   it('wakes the event loop watcher once per drain, however many signals came before', async () => {
     const n = native();
@@ -72,7 +106,7 @@ describe('eventfd doorbells (for fds handed to children or threads)', () => {
     const woke = new Promise<void>((resolve) => {
       const watcher = new n.FdWatcher(
         fd,
-        true,
+        DrainMode.READ,
         (count) => {
           reads.push(count);
           watcher.close();
