@@ -349,7 +349,8 @@ return redis.call('HGET', META, 'v')
  * delayMs, ttlMs; ARGV[9]: the sizes of the runs stored whole or not at all (msgpack);
  * ARGV[10…]: the bodies (apart: cmsgpack does not read msgpack's binary type).
  * Returns { one outcome per message: 0 sent, 1 duplicate, 2 full; when a full queue armed the
- * room wake-up, the ms until the earliest undelivered message's ttl runs out (-1: none, or not asked) }.
+ * room wake-up, the ms until room may free up by itself: the earliest undelivered message's ttl
+ * or the earliest lease running out (-1: neither can happen, or not asked) }.
  */
 const SEND = `
 local window, max_messages, max_bytes, arm_room = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7] == '1'
@@ -427,13 +428,20 @@ flush()
 if sent > 0 then wake(WAITM, 'm') end
 if full and arm_room then redis.call('SET', WAITR, '1') end
 if swept > 0 then wake(WAITR, 'r') end
--- A ttl running out frees room that nobody announces: the waiting producer sets its own alarm.
-local expiry_in = -1
+-- A ttl running out, or a lease at a message's last attempt (it goes to the dead letters), frees
+-- room that nobody announces: the waiting producer sets its own alarm. Any lease end is taken (a
+-- requeued message frees nothing, and the producer's next send just finds the queue full again):
+-- the records hold the attempts, and reading them here would cost a lookup per message in flight.
+local room_in = -1
 if full and arm_room then
-  local first_expiring = redis.call('ZRANGE', EXPIRING, 0, 0, 'WITHSCORES')
-  if first_expiring[2] then expiry_in = math.max(tonumber(first_expiring[2]) - now, 0) end
+  local room_at = nil
+  for _, key in ipairs({ EXPIRING, INFLIGHT }) do
+    local first = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+    if first[2] and (room_at == nil or tonumber(first[2]) < room_at) then room_at = tonumber(first[2]) end
+  end
+  if room_at then room_in = math.max(room_at - now, 0) end
 end
-return { outcomes, expiry_in }
+return { outcomes, room_in }
 `;
 
 /**

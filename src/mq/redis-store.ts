@@ -14,11 +14,11 @@ import type { Redis, RedisOptions } from 'ioredis';
 import type * as Msgpackr from 'msgpackr';
 import { closedError, ErrorCodes, IpcError } from '../core/errors.js';
 import { lazy, lazyModule } from '../core/lazy-module.js';
-import { ExpiryAlarm } from './expiry-alarm.js';
 import { redisError } from './redis-errors.js';
 import { parseRedisUrl, type QueueKeys, queueKeys, type RedisLocation } from './redis-keys.js';
 import { REDIS_SCHEMA_VERSION, SCRIPT_KEYS, SCRIPTS, scriptSource } from './redis-scripts.js';
 import { RedisWake } from './redis-wake.js';
+import { RoomAlarm } from './room-alarm.js';
 import type {
   ClaimedMessage,
   ClaimRequest,
@@ -208,7 +208,7 @@ class RedisStore implements Store {
   readonly #head: readonly Arg[];
   #wake: RedisWake | undefined;
   #closed = false;
-  readonly #expiryAlarm = new ExpiryAlarm(() => {
+  readonly #roomAlarm = new RoomAlarm(() => {
     if (!this.#closed) this.#options.onWake('room');
   });
 
@@ -262,9 +262,9 @@ class RedisStore implements Store {
       args.push(Buffer.from(m.body.buffer, m.body.byteOffset, m.body.byteLength));
     }
     const askedAt = Date.now();
-    const [outcomes, expiryIn] = (await this.#run('ipckitMqSend', args)) as [number[], number];
+    const [outcomes, roomIn] = (await this.#run('ipckitMqSend', args)) as [number[], number];
     // In the server's clock, reckoned from before the call as a claim's next due time is.
-    if (Number(expiryIn) >= 0) this.#expiryAlarm.set(askedAt + Number(expiryIn));
+    if (Number(roomIn) >= 0) this.#roomAlarm.set(askedAt + Number(roomIn));
     return outcomes.map((o) => OUTCOMES[o]!);
   }
 
@@ -335,7 +335,7 @@ class RedisStore implements Store {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    this.#expiryAlarm.close();
+    this.#roomAlarm.close();
     this.#wake?.close();
     this.#redis.disconnect();
   }

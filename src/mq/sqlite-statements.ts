@@ -84,8 +84,11 @@ export class Statements {
   readonly claimOne: Statement<[number, number, number, number], ClaimedRow>;
   readonly nextInflight: Statement<[], number>;
   readonly nextDelayed: Statement<[], number>;
-  /** When the earliest message that may still expire does (undefined: none has a ttl). */
-  readonly nextExpiry: Statement<[], number>;
+  /**
+   * The earliest moment room may free up by itself: a ttl or a lease running out (null: neither
+   * can happen). Read only by a send that found the queue full.
+   */
+  readonly nextRoom: Statement<[], number | null>;
 
   readonly ack: Statement<[number, number, number]>;
   /** Acks of one lease in one statement: the seqs as a JSON array; returns the seqs it deleted. */
@@ -172,8 +175,9 @@ export class Statements {
     );
     this.nextInflight = p('SELECT due FROM messages WHERE state = 1 ORDER BY due LIMIT 1', true);
     this.nextDelayed = p('SELECT due FROM messages WHERE state = 3 ORDER BY due LIMIT 1', true);
-    this.nextExpiry = p(
-      'SELECT expires FROM messages WHERE expires IS NOT NULL ORDER BY expires LIMIT 1',
+    this.nextRoom = p(
+      'SELECT min(at) FROM (SELECT min(expires) AS at FROM messages WHERE expires IS NOT NULL ' +
+        'UNION ALL SELECT min(due) FROM messages WHERE state = 1)',
       true,
     );
 

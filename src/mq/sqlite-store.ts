@@ -23,8 +23,8 @@ import { isAlive, selfIdentity } from '../core/process-identity.js';
 import { checkRegistry, register, unregister } from '../core/registry.js';
 import { crashpoint } from './crashpoint.js';
 import { type Doorbell, type DoorbellTransport, RING_MESSAGES, RING_ROOM, type Ringer } from './doorbell.js';
-import { ExpiryAlarm } from './expiry-alarm.js';
 import { queuePath, removeQueueFiles } from './queue-files.js';
+import { RoomAlarm } from './room-alarm.js';
 import { removeDeadBells, socketDoorbells } from './socket-doorbell.js';
 import { Checkpointer } from './sqlite-checkpoint.js';
 import { isBusy, needsReopen, sqliteError } from './sqlite-errors.js';
@@ -121,7 +121,7 @@ class SqliteStore implements Store {
   #bellAddress: string | undefined;
   #closed = false;
   #nextKeyPrune = 0;
-  readonly #expiryAlarm = new ExpiryAlarm(() => this.#onRing(RING_ROOM));
+  readonly #roomAlarm = new RoomAlarm(() => this.#onRing(RING_ROOM));
 
   constructor(path: string, what: string, options: StoreOpenOptions, conn: Connection) {
     this.#path = path;
@@ -255,7 +255,7 @@ class SqliteStore implements Store {
     const bounded = maxMessages !== undefined || maxBytes !== undefined;
     if (bounded && request.armRoom) await this.#ensureBell();
     const window = this.#options.dedupeWindowMs;
-    const { outcomes, rings, expiresAt } = await this.#write((sql) => {
+    const { outcomes, rings, roomAt } = await this.#write((sql) => {
       const now = Date.now();
       const outcomes: SendOutcome[] = [];
       let live = 0;
@@ -339,13 +339,13 @@ class SqliteStore implements Store {
       if (sent > 0) sql.addTotals.run(sent, sentBytes);
       if (full && request.armRoom && this.#bellAddress) sql.arm.run(RING_ROOM, this.#bellAddress);
       const rings = SqliteStore.#disarm(sql, sent > 0, swept > 0);
-      const expiresAt = full && request.armRoom ? sql.nextExpiry.get() : undefined;
+      const roomAt = full && request.armRoom ? sql.nextRoom.get() : undefined;
       crashpoint('mq.commit:before');
-      return { outcomes, rings, expiresAt };
+      return { outcomes, rings, roomAt };
     });
     crashpoint('mq.commit:after');
     this.#ring(rings);
-    if (expiresAt !== undefined) this.#expiryAlarm.set(expiresAt);
+    if (roomAt !== undefined && roomAt !== null) this.#roomAlarm.set(roomAt);
     return outcomes;
   }
 
@@ -576,7 +576,7 @@ class SqliteStore implements Store {
       bell.close();
     }
     this.#closed = true;
-    this.#expiryAlarm.close();
+    this.#roomAlarm.close();
     this.#dropConnection();
     await this.#ringer.close();
   }

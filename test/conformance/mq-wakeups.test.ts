@@ -60,6 +60,25 @@ for (const store of stores) {
         await got.ack();
         expect((await q.stats()).ready).toBe(0);
       });
+
+      it('wakes a producer waiting for room when a lease at the last attempt runs out', async () => {
+        const q = await ctx.open<string>({
+          maxMessages: 1,
+          maxAttempts: 1,
+          visibilityTimeoutMs: 300,
+          pollIntervalMs: NEVER,
+        });
+        await q.send('doomed');
+        const held = await q.receive({ timeout: 10_000 });
+        // Never settled, and no consumer waits: nobody sweeps when the lease runs out and the
+        // message goes to the dead letters, so only the producer's own reckoning frees its send.
+        const pending = q.send('fresh');
+        await watchdog(pending, 10_000, 'the producer was not woken when the lease ran out');
+        const got = await q.receive({ timeout: 10_000 });
+        expect([got.body, held.body]).toEqual(['fresh', 'doomed']);
+        await got.ack();
+        expect((await q.stats()).dead).toBe(1);
+      });
     },
   );
 }

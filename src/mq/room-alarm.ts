@@ -1,14 +1,16 @@
 /**
- * A ttl running out frees room in a full queue without anyone writing to the store, so no process
- * rings the 'room' wake-up for it: a producer waiting for room would wait for its next poll. A
- * store whose send found the queue full therefore tells its own waiting producers when the
- * earliest undelivered message expires, with this timer. Rings may be early or spurious (the
- * message may have been delivered meanwhile): the send that follows finds out, as for any ring.
+ * A ttl running out, or a lease running out at a message's last attempt (it goes to the dead
+ * letters), frees room in a full queue without anyone writing to the store, so no process rings
+ * the 'room' wake-up for it: a producer waiting for room would wait for its next poll. A store whose
+ * send found the queue full therefore tells its own waiting producers, with this timer, when the
+ * earliest of those moments comes. Rings may be early or spurious (the message may have been
+ * delivered or acked meanwhile, or its lease was not its last): the send that follows sweeps and
+ * finds out, as for any ring.
  */
 import { MAX_TIMEOUT_MS } from '../core/wait.js';
 
 /** Rings once at the earliest moment it was given; a later moment never delays it. */
-export class ExpiryAlarm {
+export class RoomAlarm {
   readonly #ring: () => void;
   #timer: NodeJS.Timeout | undefined;
   #at = Number.POSITIVE_INFINITY;
@@ -23,7 +25,7 @@ export class ExpiryAlarm {
     if (at >= this.#at) return;
     clearTimeout(this.#timer);
     this.#at = at;
-    // +1: a message expires once the store's clock has passed its moment, not at it.
+    // +1: a ttl or lease runs out once the store's clock has passed its moment, not at it.
     const delay = Math.min(Math.max(at - Date.now() + 1, 0), MAX_TIMEOUT_MS);
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
