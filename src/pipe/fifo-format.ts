@@ -97,7 +97,17 @@ export interface Splitter {
 
 /** A splitter for `format`, bounded by `max` bytes per message. */
 export function createSplitter(format: FifoFormat, what: string, max: number, sink: SplitSink): Splitter {
-  if (format === 'bytes') return { push: (chunk) => sink.frame(chunk), close() {} };
+  if (format === 'bytes') {
+    return {
+      // No boundaries to keep: a read longer than maxMessageBytes arrives as several messages,
+      // each within the bound the receiver asked for.
+      push(chunk) {
+        if (chunk.length <= max) sink.frame(chunk);
+        else for (let at = 0; at < chunk.length; at += max) sink.frame(chunk.subarray(at, at + max));
+      },
+      close() {},
+    };
+  }
   if (format === 'lines') return new LineSplitter(what, max, sink);
   return new FrameAssembler(what, max, sink);
 }

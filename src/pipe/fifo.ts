@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { closeSync, constants, promises as fs, fstat, open } from 'node:fs';
 import { resolve } from 'node:path';
 import { promisify } from 'node:util';
-import type { ChannelOptions, Receiver, Sender } from '../core/channel.js';
+import { type ChannelOptions, checkChannelOptions, type Receiver, type Sender } from '../core/channel.js';
 import { ErrorCodes, fromSystemError, IpcError } from '../core/errors.js';
 import { numberError } from '../core/options.js';
 import { checkRegistry, register, unregister } from '../core/registry.js';
@@ -98,12 +98,23 @@ async function openFifo(target: FifoTarget, flags: number): Promise<number> {
   return fd;
 }
 
-function channelOptions<T>(format: FifoFormat, opts: FifoOptions<T> | undefined): ChannelOptions<T> {
+/**
+ * The channel options of an end, checked in full: before the FIFO is opened, as the end's
+ * constructor would only check them after, with the fd open (a receiver's would then stay open, a
+ * reader that never reads, and a sender would first wait for a reader, without end if none comes).
+ */
+function channelOptions<T>(
+  target: FifoTarget,
+  format: FifoFormat,
+  opts: FifoOptions<T> | undefined,
+): ChannelOptions<T> {
   const imposed = formatCodec(format);
   if (imposed && opts?.codec !== undefined) {
     throw new TypeError(`options.codec applies to the 'frames' format only, not '${format}'`);
   }
-  return { ...opts, codec: (imposed as ChannelOptions<T>['codec']) ?? opts?.codec };
+  const channelOpts = { ...opts, codec: (imposed as ChannelOptions<T>['codec']) ?? opts?.codec };
+  checkChannelOptions(channelOpts, label(target));
+  return channelOpts;
 }
 
 /**
@@ -168,8 +179,9 @@ const fifo = {
 
   /** See {@link FifoEnds.receiver}. */
   async receiver<T = unknown>(target: FifoTarget, opts?: FifoOptions<T>): Promise<Receiver<T>> {
+    pathOf(target); // a bad target is a TypeError before label() names it in an option's error
     const format = checkFormat(opts?.format);
-    const channelOpts = channelOptions(format, opts);
+    const channelOpts = channelOptions(target, format, opts);
     checkWaitOptions(opts);
     const fd = await openFifo(target, constants.O_RDWR);
     return new FifoReceiver<T>(label(target), fd, format, channelOpts);
@@ -177,8 +189,9 @@ const fifo = {
 
   /** See {@link FifoEnds.sender}. */
   async sender<T = unknown>(target: FifoTarget, opts?: FifoOptions<T>): Promise<Sender<T>> {
+    pathOf(target); // a bad target is a TypeError before label() names it in an option's error
     const format = checkFormat(opts?.format);
-    const channelOpts = channelOptions(format, opts);
+    const channelOpts = channelOptions(target, format, opts);
     checkWaitOptions(opts);
     let stopped = false;
     const open = (async () => {

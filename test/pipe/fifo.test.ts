@@ -19,7 +19,7 @@ import { promisify } from 'node:util';
 import { crc32 } from 'node:zlib';
 import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { ErrorCodes, Fifo, listResources } from '../../src/index.js';
+import { ErrorCodes, Fifo, type FifoOptions, listResources } from '../../src/index.js';
 import { native } from '../../src/native/binding.js';
 import { createSplitter, PIPE_BUF, wireBytes } from '../../src/pipe/fifo-format.js';
 import { FrameAssembler } from '../../src/pipe/fifo-frame-assembler.js';
@@ -32,7 +32,7 @@ import {
   tableCrc32,
   writeHeader,
 } from '../../src/pipe/fifo-frames.js';
-import { fixtureArgs, isolateRuntimeDir, isPending, rejectionOf, watchdog } from '../helpers.js';
+import { fixtureArgs, isolateRuntimeDir, isPending, openFdCount, rejectionOf, watchdog } from '../helpers.js';
 
 const run = promisify(execFile);
 let env: ReturnType<typeof isolateRuntimeDir>;
@@ -245,6 +245,23 @@ describe('Fifo', () => {
     expect(Buffer.from(chunk).toString()).toBe('abc');
     await receiver.close();
     await expect(Fifo.receiver('raw', { format: 'bytes', codec: 'json' })).rejects.toThrow(/options.codec/);
+  });
+
+  it("'bytes' receives no chunk larger than maxMessageBytes: a longer read arrives in pieces", async () => {
+    await Fifo.create('bounded');
+    const receiver = await Fifo.receiver<Uint8Array>('bounded', { format: 'bytes', maxMessageBytes: 16 });
+    const text = 'abcdefghijklmnopqrstuvwxyz0123456789'.repeat(3);
+    await run('sh', ['-c', 'printf %s "$1" > "$0"', Fifo.path('bounded'), text]);
+    const pieces: Uint8Array[] = [];
+    let bytes = 0;
+    while (bytes < text.length) {
+      const piece = await watchdog(receiver.receive(), 5000, 'piece');
+      pieces.push(piece);
+      bytes += piece.byteLength;
+    }
+    expect(Math.max(...pieces.map((piece) => piece.byteLength))).toBeLessThanOrEqual(16);
+    expect(Buffer.concat(pieces).toString()).toBe(text);
+    await receiver.close();
   });
 
   it("'bytes': a sender may refill its Buffer as soon as send resolves", async () => {
@@ -751,6 +768,34 @@ describe('Fifo', () => {
     });
     sender.destroy();
     receiver.destroy();
+  });
+
+  it('bad channel options fail before the FIFO is opened: no fd is left open, no reader is waited for', async () => {
+    await Fifo.create('options');
+    const bad = [
+      { maxMessageBytes: 0 },
+      { receiveHighWaterMark: 0 },
+      { codec: 'nope' },
+      { schema: {} },
+    ] as FifoOptions[];
+    const before = openFdCount();
+    // No reader yet: a sender that opened first would wait for one before it saw its options.
+    for (const opts of bad) {
+      const refused = await watchdog(rejectionOf(Fifo.sender('options', opts)), 5000, 'sender refusal');
+      expect(refused.name).toMatch(/^(TypeError|RangeError)$/);
+    }
+    // A receiver that opened first kept the fd: a reader that never reads, for good.
+    for (const opts of bad) {
+      const refused = await rejectionOf(Fifo.receiver('options', opts));
+      expect(refused.name).toMatch(/^(TypeError|RangeError)$/);
+    }
+    expect(openFdCount()).toBe(before);
+    // With a reader there, a refused sender leaves no fd either.
+    const receiver = await Fifo.receiver('options');
+    const withReader = openFdCount();
+    for (const opts of bad) await expect(Fifo.sender('options', opts)).rejects.toBeInstanceOf(Error);
+    expect(openFdCount()).toBe(withReader);
+    await receiver.close();
   });
 
   it('a sender waits for a reader, bounded by its timeout', async () => {
