@@ -34,16 +34,28 @@ export function checkFormat(format: unknown): FifoFormat {
 // ignoreBOM: a line that starts with U+FEFF arrives with it (by default TextDecoder drops it).
 const textDecoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 const NEWLINE = 0x0a;
+const CARRIAGE_RETURN = 0x0d;
 
-/** The codec of the 'lines' format: a string per line, which must not itself contain a newline. */
+/**
+ * The codec of the 'lines' format: a string per line, which must not itself contain a newline.
+ * A line ending "\r\n" (a file from Windows, a network tool's output) arrives without its "\r",
+ * as readline, Python and Go read lines; so a string ending in "\r" is refused, as it would not
+ * arrive as it was sent.
+ */
 export const lineCodec: Codec<string> = {
   name: 'lines',
   encode(line: string) {
     if (typeof line !== 'string') throw new TypeError('lines format sends strings only');
     if (line.includes('\n')) throw new TypeError('a line message must not contain a newline');
+    if (line.endsWith('\r')) {
+      throw new TypeError(
+        'a line message must not end in a carriage return (it ends the line with the newline)',
+      );
+    }
     return Buffer.from(line, 'utf8');
   },
-  decode: (bytes: Uint8Array) => textDecoder.decode(bytes),
+  decode: (bytes: Uint8Array) =>
+    textDecoder.decode(bytes.at(-1) === CARRIAGE_RETURN ? bytes.subarray(0, -1) : bytes),
 };
 
 /** The codec a format imposes, or undefined when the user's codec applies ('frames'). */

@@ -187,6 +187,19 @@ describe('Fifo', () => {
     await receiver.close();
   });
 
+  it("'lines' ends a line at \\r\\n as at \\n, and refuses to send a line ending in \\r", async () => {
+    await Fifo.create('crlf');
+    const receiver = await Fifo.receiver<string>('crlf', { format: 'lines' });
+    await run('sh', ['-c', `printf 'dos\\r\\nunix\\n\\r\\nin\\rside\\n' > "$0"`, Fifo.path('crlf')]);
+    const lines = [];
+    for (let i = 0; i < 4; i++) lines.push(await watchdog(receiver.receive(), 5000, `line ${i}`));
+    expect(lines).toEqual(['dos', 'unix', '', 'in\rside']);
+    const sender = await Fifo.sender<string>('crlf', { format: 'lines', timeout: 5000 });
+    await expect(sender.send('trailing\r')).rejects.toMatchObject({ code: ErrorCodes.INVALID_MESSAGE });
+    await sender.close();
+    await receiver.close();
+  });
+
   it("'lines' sender output is readable by cat, and a line containing a newline is refused", async () => {
     await Fifo.create('out');
     const reader = run('sh', ['-c', 'head -n 2 "$0"', Fifo.path('out')]);
