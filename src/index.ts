@@ -14,6 +14,7 @@ export {
   type ResourceStatus,
 } from './core/registry.js';
 export {
+  readPrivateFile,
   runtimeDir as ensureRuntimeDir,
   runtimeDirPath as runtimeDir,
   runtimeSubdir,

@@ -3,7 +3,7 @@
  * the command line and in the output; on the queue they use the codec of the programs (msgpack by
  * default, `--codec` otherwise), so the CLI and a program talk to the same queue.
  */
-import { Command, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import {
   type CodecName,
   ErrorCodes,
@@ -121,6 +121,15 @@ function addQueueFlags(command: Command): Command {
 const MAX_TYPE_LENGTH = 256;
 const MAX_ID_LENGTH = 1024;
 const typeText = textOf(MAX_TYPE_LENGTH);
+/** The most messages one `deadLetters(limit)` lists. */
+const MAX_LIST = 100_000;
+
+/** `mq dead --limit`: 1 to the queue's bound, which it would refuse only once opened (exit code 1). */
+function parseLimit(value: string): number {
+  const n = parsePositiveInt(value);
+  if (n > MAX_LIST) throw new InvalidArgumentError(`expected a whole number from 1 to ${MAX_LIST}`);
+  return n;
+}
 
 function collect(value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), typeText(value)];
@@ -214,7 +223,7 @@ function receiveCommand(): Command {
       .option(
         '--lease <ms>',
         'how long the message stays invisible to others before it comes back (default 30000)',
-        parsePositiveInt,
+        parsePositiveMs,
       )
       .option('--json', 'print { id, type, priority, attempts, enqueuedAt, body }'),
   )
@@ -308,7 +317,7 @@ function deadCommand(): Command {
     new Command('dead')
       .description("list QUEUE's dead letters, oldest first: messages that failed maxAttempts deliveries")
       .argument('<queue>', 'the queue name')
-      .option('-n, --limit <n>', 'at most this many (default 1000)', parsePositiveInt, 1000)
+      .option('-n, --limit <n>', 'at most this many, up to 100000 (default 1000)', parseLimit, 1000)
       .option('--json', 'print an array of { id, type, priority, attempts, enqueuedAt, body }'),
   ).action(async (name: string, opts: QueueFlags & { limit: number; json?: boolean }) => {
     const out = createOutput();

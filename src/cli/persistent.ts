@@ -10,12 +10,13 @@
  * resource: if a program removes the segment and another process later creates one with the same
  * name, the creators differ and gc judges the new one on its own creator's liveness.
  */
-import { readdirSync, readFileSync, rmSync } from 'node:fs';
+import { readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   listResources,
   RESOURCE_KINDS,
   type ResourceKind,
+  readPrivateFile,
   runtimeSubdir,
   writePrivateFileAtomic,
 } from '../index.js';
@@ -40,8 +41,17 @@ function keptDir(): string | undefined {
   return runtimeSubdir(KEPT_DIR, { create: false });
 }
 
-function markPath(dir: string, kind: ResourceKind, name: string): string {
-  return join(dir, `${kind}.${name}.json`);
+/** The naming rule of every resource (docs/runtime-directory.md). */
+const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
+
+/**
+ * The file name of the mark of `kind`/`name`, or undefined for a kind or name no resource can
+ * have. Callers pass names straight from the command line (`ipckit shm rm NAME` releases the mark
+ * even of a name it refused), and a name such as `x/../../../y` would lead out of `.kept`.
+ */
+function markFile(kind: ResourceKind, name: string): string | undefined {
+  if (!(RESOURCE_KINDS as readonly unknown[]).includes(kind) || !NAME_PATTERN.test(name)) return undefined;
+  return `${kind}.${name}.json`;
 }
 
 /**
@@ -54,20 +64,33 @@ export function keepResource(kind: ResourceKind, name: string): void {
   );
   if (!entry) return;
   const mark: KeptMark = { kind, name, owner: entry.owner, keptAt: new Date().toISOString() };
-  const target = markPath(runtimeSubdir(KEPT_DIR), kind, name);
+  const file = markFile(kind, name);
+  if (file === undefined) return;
   // Written then renamed, as the registry does: a reader never sees half a mark.
-  writePrivateFileAtomic(target, JSON.stringify(mark));
+  writePrivateFileAtomic(join(runtimeSubdir(KEPT_DIR), file), JSON.stringify(mark));
 }
 
 /** Removes the kept mark of `kind`/`name`, if any. */
 export function releaseResource(kind: ResourceKind, name: string): void {
   const dir = keptDir();
-  if (dir) rmSync(markPath(dir, kind, name), { force: true });
+  const file = markFile(kind, name);
+  if (dir !== undefined && file !== undefined) rmSync(join(dir, file), { force: true });
 }
 
-function readMark(path: string): KeptMark | undefined {
+/** A mark is some 100 bytes: a larger file is not one, and is not read. */
+const MAX_MARK_BYTES = 64 * 1024;
+
+/**
+ * The mark read from `file` in `dir` if it is one {@link keepResource} writes (see
+ * {@link isWellFormed}), else undefined: `ls`, `inspect` and `gc` read marks, and what else is in
+ * `.kept` (`null`, a FIFO, a huge file) must neither stop nor crash them.
+ */
+function readMark(dir: string, file: string): KeptMark | undefined {
+  const text = readPrivateFile(join(dir, file), MAX_MARK_BYTES);
+  if (text === undefined) return undefined;
   try {
-    return JSON.parse(readFileSync(path, 'utf8')) as KeptMark;
+    const mark = JSON.parse(text) as KeptMark;
+    return isWellFormed(mark, file) ? mark : undefined;
   } catch {
     return undefined;
   }
@@ -83,7 +106,8 @@ export function isKept(resource: {
   owner: { pid: number; startTime: number };
 }): boolean {
   const dir = keptDir();
-  const mark = dir === undefined ? undefined : readMark(markPath(dir, resource.kind, resource.name));
+  const file = markFile(resource.kind, resource.name);
+  const mark = dir === undefined || file === undefined ? undefined : readMark(dir, file);
   return (
     mark !== undefined &&
     mark.owner.pid === resource.owner.pid &&
@@ -101,6 +125,7 @@ function isWellFormed(mark: KeptMark, file: string): boolean {
     mark !== null &&
     (RESOURCE_KINDS as readonly unknown[]).includes(mark.kind) &&
     typeof mark.name === 'string' &&
+    NAME_PATTERN.test(mark.name) &&
     file === `${mark.kind}.${mark.name}.json` &&
     typeof mark.owner?.pid === 'number' &&
     typeof mark.owner.startTime === 'number'
@@ -121,7 +146,7 @@ export function keptMarks(): KeptMark[] {
     .filter((file) => file.endsWith('.json'))
     .sort()
     .flatMap((file) => {
-      const mark = readMark(join(dir, file));
-      return mark !== undefined && isWellFormed(mark, file) ? [mark] : [];
+      const mark = readMark(dir, file);
+      return mark === undefined ? [] : [mark];
     });
 }

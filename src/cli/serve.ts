@@ -9,6 +9,7 @@ import { listen, type PeerInfo, parseAddress, type SocketConnection, type Socket
 import { checkArgument } from './arguments.js';
 import { jsonText } from './json-text.js';
 import { createOutput, type Output } from './output.js';
+import { holdStdout, stdoutClosed } from './stdout-closed.js';
 
 /** The environment variable holding the shared token of `serve` and `call`. */
 export const TOKEN_ENV = 'IPCKIT_TOKEN';
@@ -50,8 +51,22 @@ async function echoMessages(conn: SocketConnection<unknown>, mode: EchoMode, out
   }
 }
 
-/** Starts the server and resolves once it has been stopped by a signal. */
+/**
+ * Starts the server and resolves once it has been stopped by a signal, or because stdout's reader
+ * went away (`ipckit serve … | head -1`, the way a script reads the first line).
+ */
 async function serve(url: string, mode: EchoMode, out: Output): Promise<void> {
+  // The server has a socket file and a registry entry to remove: a closed stdout must not make
+  // the bin exit at once, with a request half-answered and both left behind (see stdout-closed.ts).
+  const release = holdStdout();
+  try {
+    await serveUntilStopped(url, mode, out);
+  } finally {
+    release();
+  }
+}
+
+async function serveUntilStopped(url: string, mode: EchoMode, out: Output): Promise<void> {
   const token = process.env[TOKEN_ENV];
   const server: SocketServer<unknown> = await listen(url, token ? { auth: { token } } : undefined);
   const transform = mode === 'upper' ? upperCase : (value: unknown) => value;
@@ -73,9 +88,11 @@ async function serve(url: string, mode: EchoMode, out: Output): Promise<void> {
     out.line(`! refused ${describePeer(peer)}: ${reason.message} (${reason.code})`),
   );
 
-  const stopped = new Promise<NodeJS.Signals>((resolve) => {
+  const stopped = new Promise<string>((resolve) => {
     process.once('SIGINT', () => resolve('SIGINT'));
     process.once('SIGTERM', () => resolve('SIGTERM'));
+    if (stdoutClosed.aborted) resolve('stdout closed');
+    stdoutClosed.addEventListener('abort', () => resolve('stdout closed'), { once: true });
   });
   // Scripts and tests wait for this line: the server accepts connections from here on.
   out.line(
@@ -90,8 +107,8 @@ async function serve(url: string, mode: EchoMode, out: Output): Promise<void> {
     // The iterator ends cleanly on close; anything else is worth a line, not a crash.
     out.line(`! accepting failed: ${(err as Error).message}`);
   });
-  const signal = await stopped;
-  out.line(`${signal}: closing (${server.stats().connections} open connection(s))`);
+  const reason = await stopped;
+  out.line(`${reason}: closing (${server.stats().connections} open connection(s))`);
   await server.close({ graceMs: 2000 });
   await accepting;
   out.line('closed');

@@ -60,7 +60,16 @@ Examples:
       const out = createOutput();
       const segment = SharedMemory.create(name, { size: opts.size, mode: opts.mode ?? 0o600 });
       segment.close();
-      keepResource('shm', name);
+      try {
+        keepResource('shm', name);
+      } catch (err) {
+        // Not kept, it would be collected as its creator (this command) exits: a failed command
+        // leaves nothing behind instead, as `ipckit fifo create` does.
+        try {
+          SharedMemory.unlink(name);
+        } catch {}
+        throw err;
+      }
       const path = listResources().find((e) => e.kind === 'shm' && e.name === name)?.path;
       if (opts.json) out.json({ kind: 'shm', name, size: opts.size, path });
       else out.line(`created shared memory '${name}' (${opts.size} bytes)${path ? ` at ${path}` : ''}`);

@@ -3,10 +3,10 @@
  * `<runtime dir>/.registry/`, recording its kind, name, path and creator (pid + start time), so that
  * `ipckit ls` can show who owns what and `ipckit gc` can find what dead processes left behind.
  */
-import { readdirSync, readFileSync, rmSync } from 'node:fs';
+import { readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { isAlive, type ProcessIdentity, selfIdentity } from './process-identity.js';
-import { NAME_PATTERN, runtimeSubdir, writePrivateFileAtomic } from './runtime-dir.js';
+import { NAME_PATTERN, readPrivateFile, runtimeSubdir, writePrivateFileAtomic } from './runtime-dir.js';
 
 /** The kinds of named resource that are POSIX shared-memory objects (a segment, or a primitive's). */
 export const SHARED_MEMORY_KINDS = [
@@ -49,6 +49,23 @@ function manifestPath(dir: string, kind: ResourceKind, name: string): string {
 }
 
 /**
+ * A manifest is a few hundred bytes (a name of at most 100 characters, a path within PATH_MAX):
+ * anything much larger is not one, and is not read.
+ */
+const MAX_MANIFEST_BYTES = 64 * 1024;
+
+/** The parsed manifest at `path`; undefined if it is not a small regular file of valid JSON. */
+function readManifest(path: string): ResourceEntry | undefined {
+  const text = readPrivateFile(path, MAX_MANIFEST_BYTES);
+  if (text === undefined) return undefined;
+  try {
+    return JSON.parse(text) as ResourceEntry;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
  * Records that this process created a resource. Written atomically, 0600.
  * @throws ERR_IPC_UNSAFE_PATH if `.registry` is a symlink or not a directory (a planted link is
  *   never followed); ERR_IPC_PERMISSION if another user owns it.
@@ -77,18 +94,15 @@ export function unregister(kind: ResourceKind, name: string): void {
 export function readEntry(kind: ResourceKind, name: string): ResourceEntry | undefined {
   const dir = runtimeSubdir(REGISTRY_DIR, { create: false });
   if (!dir) return undefined;
-  try {
-    const entry = JSON.parse(readFileSync(manifestPath(dir, kind, name), 'utf8')) as ResourceEntry;
-    return isWellFormed(entry, `${kind}.${name}.json`) ? entry : undefined;
-  } catch {
-    return undefined;
-  }
+  const entry = readManifest(manifestPath(dir, kind, name));
+  return entry !== undefined && isWellFormed(entry, `${kind}.${name}.json`) ? entry : undefined;
 }
 
 /**
- * Every registered resource, with whether its creator still runs. Unreadable manifests are skipped,
- * and so are manifests that are not what {@link register} writes (an unknown kind, an invalid name,
- * a file name that is not the entry's own, no creator): gc acts on what this returns.
+ * Every registered resource, with whether its creator still runs. Unreadable manifests are skipped
+ * (and so are files that are not small regular files: a FIFO, a symlink, a huge file), and so are
+ * manifests that are not what {@link register} writes (an unknown kind, an invalid name, a file
+ * name that is not the entry's own, no creator): gc acts on what this returns.
  * Throws like {@link register} for an unsafe `.registry`.
  */
 export function listResources(): ResourceStatus[] {
@@ -97,11 +111,9 @@ export function listResources(): ResourceStatus[] {
   const entries: ResourceStatus[] = [];
   for (const file of readdirSync(dir).sort()) {
     if (!file.endsWith('.json')) continue;
-    try {
-      const entry = JSON.parse(readFileSync(join(dir, file), 'utf8')) as ResourceEntry;
-      if (!isWellFormed(entry, file)) continue;
-      entries.push({ ...entry, ownerAlive: isAlive(entry.owner) });
-    } catch {}
+    const entry = readManifest(join(dir, file));
+    if (entry === undefined || !isWellFormed(entry, file)) continue;
+    entries.push({ ...entry, ownerAlive: isAlive(entry.owner) });
   }
   return entries;
 }

@@ -13,6 +13,7 @@ import {
   lstatSync,
   mkdirSync,
   openSync,
+  readSync,
   realpathSync,
   renameSync,
   rmSync,
@@ -251,6 +252,37 @@ export function writePrivateFileAtomic(path: string, data: string): void {
   rmSync(temporary, { force: true });
   writeFileSync(temporary, data, { mode: 0o600, flag: 'wx' });
   renameSync(temporary, path);
+}
+
+/**
+ * The text of `path`, a small file in a checked private directory (a manifest, a mark), or
+ * undefined if it is missing, unreadable, not a regular file, or larger than `maxBytes`. Such a
+ * directory is the user's, but whatever is put there must not stop a reader: a FIFO would block
+ * the open forever (O_NONBLOCK), a symlink to /dev/zero would be read until memory runs out
+ * (O_NOFOLLOW, and a regular file only), and so would a huge file (`maxBytes`).
+ */
+export function readPrivateFile(path: string, maxBytes: number): string | undefined {
+  let fd: number;
+  try {
+    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  } catch {
+    return undefined;
+  }
+  try {
+    const stat = fstatSync(fd);
+    if (!stat.isFile() || stat.size > maxBytes) return undefined;
+    // One byte more than allowed: a file that grew since the fstat is refused too.
+    const buffer = Buffer.alloc(maxBytes + 1);
+    let length = 0;
+    for (let got = -1; got !== 0 && length < buffer.length; length += got) {
+      got = readSync(fd, buffer, length, buffer.length - length, null);
+    }
+    return length > maxBytes ? undefined : buffer.toString('utf8', 0, length);
+  } catch {
+    return undefined;
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /**

@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { closeSync, existsSync, openSync } from 'node:fs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { isolateRuntimeDir, watchdog } from '../helpers.js';
 import { BIN, runCli } from './run-cli.js';
@@ -59,6 +60,27 @@ describe('ipckit errors', () => {
     const [code] = await watchdog(once(child, 'close'), 20_000, 'ipckit --help to exit');
     expect({ code, stderr }).toEqual({ code: 0, stderr: '' });
   });
+
+  it.skipIf(!existsSync('/dev/full'))(
+    'output that cannot be written (a full disk) fails with one line and exit code 1, no stack',
+    async () => {
+      const full = openSync('/dev/full', 'w');
+      try {
+        for (const args of [['ls'], ['--version']]) {
+          const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', full, 'pipe'] });
+          let stderr = '';
+          child.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
+            stderr += chunk;
+          });
+          const [code] = await watchdog(once(child, 'close'), 20_000, `ipckit ${args.join(' ')} to exit`);
+          expect(code, args.join(' ')).toBe(1);
+          expect(expectOneLineError({ stdout: '', stderr })).toMatch(/^ipckit.*: .*ENOSPC/);
+        }
+      } finally {
+        closeSync(full);
+      }
+    },
+  );
 
   it('creating a FIFO that exists fails with ERR_IPC_EXISTS', async () => {
     expect((await runCli(['fifo', 'create', 'twice'])).code).toBe(0);

@@ -1,3 +1,5 @@
+import { execFileSync } from 'node:child_process';
+import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Fifo, MessageQueue, SharedMemory } from '../../src/index.js';
@@ -82,5 +84,45 @@ describe('ipckit ls', () => {
       segment.close();
       segment.unlink();
     }
+  });
+
+  it('a kept mark that is not a mark (null, {}, wrong types) is ignored by ls, inspect and gc', async () => {
+    expect((await runCli(['fifo', 'create', 'inbox'])).code).toBe(0);
+    for (const text of ['null', '{}', '{"owner":null}', '"text"']) {
+      writeFileSync(join(runtime.dir, '.kept', 'fifo.inbox.json'), text);
+      const ls = await runCli(['ls', '--json']);
+      expect(ls.stderr, text).toBe('');
+      expect(ls.code, text).toBe(0);
+      expect((JSON.parse(ls.stdout) as LsJsonEntry[]).map((e) => [e.name, e.kept])).toEqual([
+        ['inbox', false],
+      ]);
+      const inspect = await runCli(['inspect', 'inbox']);
+      expect(inspect.stderr, text).toBe('');
+      expect(inspect.code, text).toBe(0);
+      // Not protected by a mark ipckit did not write: its creator exited, so gc would remove it.
+      const gc = await runCli(['gc', '--dry-run']);
+      expect(gc.stderr, text).toBe('');
+      expect(gc.code, text).toBe(0);
+      expect(gc.stdout, text).toContain('would remove fifo inbox');
+    }
+  });
+
+  it('a FIFO planted among the manifests and kept marks does not make ls, inspect or gc hang', async () => {
+    expect((await runCli(['fifo', 'create', 'inbox'])).code).toBe(0);
+    // Opening a FIFO for reading waits for a writer, which never comes.
+    execFileSync('mkfifo', [join(runtime.dir, '.registry', 'fifo.planted.json')]);
+    rmSync(join(runtime.dir, '.kept', 'fifo.inbox.json'));
+    execFileSync('mkfifo', [join(runtime.dir, '.kept', 'fifo.inbox.json')]);
+    for (const args of [
+      ['ls', '--json'],
+      ['inspect', 'inbox'],
+      ['gc', '--dry-run'],
+    ]) {
+      const run = await runCli(args, { ms: 30_000 });
+      expect(run.stderr, args.join(' ')).toBe('');
+      expect(run.code, args.join(' ')).toBe(0);
+    }
+    const entries = await runCliJson<LsJsonEntry[]>(['ls', '--json']);
+    expect(entries.map((e) => [e.name, e.kept])).toEqual([['inbox', false]]);
   });
 });

@@ -215,6 +215,8 @@ describe('ipckit mq', { timeout: 240_000 }, () => {
       ],
       [['mq', 'receive', 'q', '-t', ''], /^ipckit mq receive: option .*--type.* is invalid/],
       [['mq', 'send', 'q', '1', '--ttl', '2147483648'], /^ipckit mq send: option .*--ttl.* is invalid/],
+      [['mq', 'receive', 'q', '--lease', '2147483648'], /^ipckit mq receive: option .*--lease.* is invalid/],
+      [['mq', 'dead', 'q', '--limit', '100001'], /^ipckit mq dead: option .*--limit.* is invalid.*100000/],
       [['mq', 'send', '../q', '1'], /^ipckit mq send: .*ERR_IPC_INVALID_NAME/],
       [['mq', 'receive', 'q', '--timeout', 'soon'], /^ipckit mq receive: option .*--timeout.* is invalid/],
       [

@@ -1,7 +1,8 @@
+import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { connect } from '../../src/index.js';
+import { connect, listResources } from '../../src/index.js';
 import { isolateRuntimeDir, watchdog } from '../helpers.js';
 import { killAll, startFixture } from '../sync/children.js';
 import { BIN, runCli, runCliJson } from './run-cli.js';
@@ -122,6 +123,39 @@ describe('ipckit serve and call', { timeout: 240_000 }, () => {
     const nobody = await runCli(['call', `unix://${join(runtime.dir, 'nobody.sock')}`, 'ping']);
     expect(nobody.code).toBe(1);
     expect(oneLineError(nobody)).toMatch(/^ipckit call: .*\(ERR_IPC_NOT_FOUND\)$/);
+  });
+
+  it('a reader that stops early (`| head -1`) closes the server as a signal does: socket file and entry gone, exit 0', async () => {
+    const path = join(runtime.dir, 'early.sock');
+    const url = `unix://${path}`;
+    const child = spawn(process.execPath, [BIN, 'serve', url], { stdio: ['ignore', 'pipe', 'pipe'] });
+    try {
+      const exited = new Promise<[number | null, string | null]>((resolve) =>
+        child.once('exit', (code, signal) => resolve([code, signal])),
+      );
+      let stderr = '';
+      child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+        stderr += chunk;
+      });
+      // The first line, as `head -1` reads it; then the reader goes away.
+      let stdout = '';
+      const first = new Promise<string>((resolve) => {
+        child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+          stdout += chunk;
+          if (stdout.includes('\n')) resolve(stdout.slice(0, stdout.indexOf('\n')));
+        });
+      });
+      expect(await watchdog(first, 30_000, 'serve to print its first line')).toMatch(/^listening on /);
+      child.stdout.destroy();
+      // The server's next line, for this connection, finds no reader.
+      await runCli(['call', url, 'ping', '--timeout', '5000']);
+      expect(await watchdog(exited, 30_000, 'serve to end once its reader is gone')).toEqual([0, null]);
+      expect(stderr).toBe('');
+      expect(existsSync(path)).toBe(false);
+      expect(listResources()).toEqual([]);
+    } finally {
+      child.kill('SIGKILL');
+    }
   });
 
   it('serve refuses a non-loopback TCP address without a token, as the library does', async () => {

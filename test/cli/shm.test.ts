@@ -1,5 +1,7 @@
+import { existsSync, mkdtempSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ErrorCodes, isIpcError, SharedMemory } from '../../src/index.js';
+import { ErrorCodes, ensureRuntimeDir, isIpcError, SharedMemory } from '../../src/index.js';
 import { isolateRuntimeDir } from '../helpers.js';
 import { runCli, runCliJson } from './run-cli.js';
 
@@ -159,5 +161,40 @@ describe('ipckit shm', { timeout: 240_000 }, () => {
       expect(run.code, args.join(' ')).toBe(2);
       expect(oneLineError(run)).toMatch(pattern);
     }
+  });
+
+  it('a create that fails (an unsafe .kept) leaves no segment behind', async () => {
+    const outside = mkdtempSync(join(dirname(runtime.dir), 'kept-'));
+    ensureRuntimeDir();
+    symlinkSync(outside, join(runtime.dir, '.kept'));
+    const created = await runCli(['shm', 'create', 'kept', '--size', '1']);
+    expect(created.code).toBe(1);
+    expect(oneLineError(created)).toMatch(/^ipckit shm create: .*ERR_IPC_UNSAFE_PATH/);
+    // Not kept, it would have been collected by gc as its creator exited, under a name taken meanwhile.
+    let error: unknown;
+    try {
+      SharedMemory.open('kept').close();
+    } catch (err) {
+      error = err;
+    }
+    expect(isIpcError(error, ErrorCodes.NOT_FOUND)).toBe(true);
+    expect(readdirSync(outside)).toEqual([]);
+  });
+
+  it('rm of an invalid name removes nothing, not even a file its kept-mark path would lead to', async () => {
+    // `.kept` exists once a segment has been made and kept.
+    expect((await runCli(['shm', 'create', 'kept', '--size', '1'])).code).toBe(0);
+    // `.kept/shm.<name>.json` for this name leads out of the runtime directory, to victim.json
+    // beside it (the runtime directory is <base>/rt).
+    const victim = join(dirname(runtime.dir), 'victim.json');
+    writeFileSync(victim, '{}');
+    const run = await runCli(['shm', 'rm', 'x/../../../victim']);
+    expect(run.code).toBe(2);
+    expect(oneLineError(run)).toMatch(/^ipckit shm rm: .*ERR_IPC_INVALID_NAME/);
+    expect(existsSync(victim)).toBe(true);
+    // The kept segment is untouched too.
+    expect(
+      (await runCliJson<{ kind: string; kept: boolean }[]>(['ls', '--json'])).map((e) => e.kept),
+    ).toEqual([true]);
   });
 });

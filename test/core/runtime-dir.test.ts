@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import {
   chmodSync,
   chownSync,
@@ -18,7 +19,13 @@ import { dirname, join, relative } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { isKept, keepResource, keptMarks, releaseResource } from '../../src/cli/persistent.js';
 import { unregister } from '../../src/core/registry.js';
-import { checkName, runtimeDir, runtimeDirPath, runtimeSubdir } from '../../src/core/runtime-dir.js';
+import {
+  checkName,
+  readPrivateFile,
+  runtimeDir,
+  runtimeDirPath,
+  runtimeSubdir,
+} from '../../src/core/runtime-dir.js';
 import {
   Barrier,
   Condition,
@@ -407,5 +414,33 @@ describe('private subdirectories of the runtime directory', () => {
     // What `ipckit gc` does with the marks of resources no longer registered.
     for (const mark of marks) releaseResource(mark.kind, mark.name);
     expect(readFileSync(decoy, 'utf8')).toBe('precious');
+  });
+
+  it('releasing the mark of a name no resource can have (`ipckit shm rm x/../..`) removes nothing', async () => {
+    await Fifo.create('kept');
+    keepResource('fifo', 'kept');
+    const decoy = join(outside, 'victim.json');
+    writeFileSync(decoy, 'precious');
+    // `.kept/shm.<name>.json` for this name is `<outside>/victim.json`.
+    const name = `x/../${relative(join(env.dir, '.kept'), join(outside, 'victim'))}`;
+    releaseResource('shm', name);
+    expect(readFileSync(decoy, 'utf8')).toBe('precious');
+    expect(isKept({ kind: 'shm', name, owner: { pid: 1, startTime: 0 } })).toBe(false);
+  });
+
+  it('readPrivateFile reads a small regular file, and nothing else: a FIFO, a symlink, a large file', () => {
+    const dir = runtimeSubdir('.files');
+    writeFileSync(join(dir, 'small'), 'text');
+    expect(readPrivateFile(join(dir, 'small'), 4)).toBe('text');
+    expect(readPrivateFile(join(dir, 'small'), 3)).toBeUndefined();
+    expect(readPrivateFile(join(dir, 'missing'), 4)).toBeUndefined();
+    symlinkSync(join(dir, 'small'), join(dir, 'link'));
+    expect(readPrivateFile(join(dir, 'link'), 4)).toBeUndefined();
+    symlinkSync('/dev/zero', join(dir, 'zero'));
+    expect(readPrivateFile(join(dir, 'zero'), 4)).toBeUndefined();
+    // Opening a FIFO for reading would wait for a writer that never comes.
+    execFileSync('mkfifo', [join(dir, 'fifo')]);
+    expect(readPrivateFile(join(dir, 'fifo'), 4)).toBeUndefined();
+    expect(readPrivateFile(dir, 4)).toBeUndefined();
   });
 });
