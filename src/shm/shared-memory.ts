@@ -3,7 +3,16 @@
  * and memory-mapped files. `buffer` is an ArrayBuffer of exactly the requested size; the versioned
  * header ipckit keeps (magic, layout version, size, creator) lives in a page in front of it.
  */
-import { closeSync, constants, fstatSync, ftruncateSync, openSync } from 'node:fs';
+import {
+  closeSync,
+  constants,
+  fchmodSync,
+  fstatSync,
+  ftruncateSync,
+  lstatSync,
+  openSync,
+  unlinkSync,
+} from 'node:fs';
 import { resolve } from 'node:path';
 import { ErrorCodes, fromSystemError, IpcError } from '../core/errors.js';
 import { numberError } from '../core/options.js';
@@ -40,7 +49,7 @@ export interface SharedMemoryOptions {
 export interface MapFileOptions {
   /** Bytes to map. The file is extended to this size if shorter. Default: the file's size. */
   size?: number;
-  /** Permission bits if the file is created. Default 0o600. */
+  /** Permission bits if the file is created, applied exactly (the umask does not apply). Default 0o600. */
   mode?: number;
 }
 
@@ -49,6 +58,14 @@ export type SharedMemoryKind = 'named' | 'anonymous' | 'file';
 
 /** The environment variable that lists inherited segment fds, in order (see {@link SharedMemory.inherited}). */
 export const SHARE_FDS_ENV = 'IPCKIT_SHARE_FDS';
+
+/**
+ * How many open segments map each inherited fd. `inherited(i)` may be called more than once for
+ * one index (two modules of a program each mapping it); every such segment holds the same fd, so
+ * only the last one's close() may close it. Closing it sooner would let the next open take its
+ * number, and a later close() of another handle would then close that unrelated fd.
+ */
+const inheritedHolders = new Map<number, number>();
 
 /**
  * Registers a segment this call just created. If the registry refuses (a planted symlink:
@@ -63,6 +80,40 @@ function registerCreated(segment: MappedSegment, kernel: string, name: string, w
     unlinkNamed(kernel, what);
     throw err;
   }
+}
+
+/**
+ * Opens the file `path` read-write for mapFile, creating it if it does not exist; `created` says
+ * whether this call made it (its mode is then fixed, and a failure removes it). A path that exists
+ * but cannot be opened (a symlink that points nowhere) is not created through: ERR_IPC_NOT_FOUND.
+ */
+function openFileToMap(path: string, mode: number, what: string): { fd: number; created: boolean } {
+  // Opening and creating race with another process creating or removing the file: a few rounds
+  // settle it (a create that meets EEXIST opens; an open that meets ENOENT creates).
+  for (let round = 0; ; round++) {
+    try {
+      return { fd: openSync(path, constants.O_RDWR), created: false };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || round >= 5) throw fromSystemError(err, what);
+    }
+    try {
+      return {
+        fd: openSync(path, constants.O_RDWR | constants.O_CREAT | constants.O_EXCL, mode),
+        created: true,
+      };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || round >= 5) throw fromSystemError(err, what);
+    }
+  }
+}
+
+/** Removes the file at `path` if it still is the one open as `fd` (not one made there since). */
+function removeIfSame(path: string, fd: number): void {
+  try {
+    const opened = fstatSync(fd);
+    const now = lstatSync(path, { throwIfNoEntry: false });
+    if (now !== undefined && now.ino === opened.ino && now.dev === opened.dev) unlinkSync(path);
+  } catch {}
 }
 
 /** A shared-memory segment mapped into this process. */
@@ -80,6 +131,8 @@ export class SharedMemory implements Disposable {
   #fd: number | undefined;
   #kernel: string | undefined;
   #id: ObjectId | undefined;
+  /** The fd is an inherited one, shared with other handles (see {@link inheritedHolders}). */
+  #inherited = false;
   #closed = false;
 
   private constructor(
@@ -193,7 +246,8 @@ export class SharedMemory implements Disposable {
 
   /**
    * Maps the `index`-th segment this process inherited from its parent (in the order the parent
-   * listed them in `share`). Throws ERR_IPC_NOT_FOUND if there is none.
+   * listed them in `share`). Throws ERR_IPC_NOT_FOUND if there is none. Called again for the same
+   * index, it maps the segment again; the handles share the fd, which the last `close()` closes.
    */
   static inherited(index = 0): SharedMemory {
     if (!Number.isInteger(index) || index < 0) {
@@ -228,12 +282,16 @@ export class SharedMemory implements Disposable {
     } catch (err) {
       throw fromSystemError(err, what);
     }
-    return SharedMemory.fromSegment('anonymous', 'anonymous', mapFd(fd, what, CONTENT_PLAIN));
+    const segment = SharedMemory.fromSegment('anonymous', 'anonymous', mapFd(fd, what, CONTENT_PLAIN));
+    segment.#inherited = true;
+    inheritedHolders.set(fd, (inheritedHolders.get(fd) ?? 0) + 1);
+    return segment;
   }
 
   /**
    * Maps a regular file MAP_SHARED: processes that map the same file share its pages, and writes
-   * reach the file. The file is created (mode 0600) if missing and extended to `size` if shorter.
+   * reach the file. The file is created (mode 0600, or exactly `mode`) if missing and extended to
+   * `size` if shorter; a call that fails removes a file it created.
    * No header: the bytes are the file's. Another program truncating the file under the mapping
    * makes access beyond the new end fault (SIGBUS); only map files you control.
    */
@@ -244,13 +302,10 @@ export class SharedMemory implements Disposable {
     const mode = opts?.mode ?? 0o600;
     checkMode(mode);
     if (opts?.size !== undefined) checkSize(opts.size);
-    let fd: number;
+    const { fd, created } = openFileToMap(absolute, mode, what);
     try {
-      fd = openSync(absolute, constants.O_RDWR | constants.O_CREAT, mode);
-    } catch (err) {
-      throw fromSystemError(err, what);
-    }
-    try {
+      // open()'s mode is filtered by the umask; a file this call makes gets the requested one exactly.
+      if (created) fchmodSync(fd, mode);
       const stat = fstatSync(fd);
       if (!stat.isFile()) throw new IpcError(ErrorCodes.INCOMPATIBLE, `${what} is not a regular file`);
       const size = opts?.size ?? stat.size;
@@ -272,6 +327,8 @@ export class SharedMemory implements Disposable {
       const buffer = native().mmap(fd, 0, size);
       return new SharedMemory('file', absolute, buffer);
     } catch (err) {
+      // A failed call leaves no file behind that it made (an empty one, say, for want of a size).
+      if (created) removeIfSame(absolute, fd);
       if (err instanceof RangeError) throw err;
       throw fromSystemError(err, what);
     } finally {
@@ -283,7 +340,8 @@ export class SharedMemory implements Disposable {
 
   /**
    * The segment's bytes: exactly `size` of them. After `close()` it is detached (length 0), so a
-   * stale view reads nothing instead of touching unmapped memory.
+   * stale view reads nothing instead of touching unmapped memory. Native code already given the
+   * bytes (an asynchronous zlib call on a view) is not stopped: close only once it is done.
    */
   get buffer(): ArrayBuffer {
     return this.#buffer;
@@ -303,8 +361,17 @@ export class SharedMemory implements Disposable {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    let fd = this.#fd;
+    if (this.#inherited && fd !== undefined) {
+      // Another handle from inherited() still maps this fd: it closes it, last.
+      const holders = (inheritedHolders.get(fd) ?? 1) - 1;
+      if (holders > 0) {
+        inheritedHolders.set(fd, holders);
+        fd = undefined;
+      } else inheritedHolders.delete(fd);
+    }
     if (this.#header) {
-      unmapSegment({ header: this.#header, data: this.#buffer, fd: this.#fd });
+      unmapSegment({ header: this.#header, data: this.#buffer, fd });
     } else {
       native().munmap(this.#buffer);
     }

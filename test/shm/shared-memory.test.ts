@@ -2,13 +2,16 @@ import { spawnSync } from 'node:child_process';
 import {
   chownSync,
   closeSync,
+  existsSync,
   mkdtempSync,
   openSync,
   readdirSync,
   readFileSync,
   rmSync,
   statSync,
+  symlinkSync,
   truncateSync,
+  writeFileSync,
   writeSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -326,6 +329,10 @@ describe('SharedMemory.mapFile on a full filesystem', () => {
       expect(spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', mountPoint]).status).toBe(0);
       try {
         const path = join(mountPoint, 'data.bin');
+        // A file the failed call made is removed; one that was there keeps its old size.
+        expect(() => SharedMemory.mapFile(path, { size: 8 << 20 })).toThrow(/ENOSPC/);
+        expect(existsSync(path)).toBe(false);
+        writeFileSync(path, '');
         for (let attempt = 0; attempt < 2; attempt++) {
           let error: unknown;
           try {
@@ -386,6 +393,22 @@ describe('SharedMemory (anonymous and files)', () => {
     segment.close();
   });
 
+  it('inherited(i) twice: closing one mapping leaves the other valid and never closes an fd it does not own', async () => {
+    const segment = SharedMemory.anonymous(4096);
+    new Int32Array(segment.buffer)[0] = 7;
+    const share = shareFds([segment], 3);
+    const child = startFixture('shm-inherited-twice.ts', [], {
+      env: { ...process.env, ...share.env },
+      stdio: ['ignore', 'pipe', 'inherit', ...share.stdio],
+    });
+    const out = await succeeded(child, 20_000, 'child inheriting twice');
+    const report = JSON.parse(out.trim());
+    // The first close() must not close the fd the second mapping still owns: if it did, the pipe
+    // opened next took that fd number, and the second close() closed the pipe's end.
+    expect(report).toMatchObject({ readOpen: true, writeOpen: true, secondReads: 7 });
+    segment.close();
+  });
+
   it('reports a missing inherited segment as NOT_FOUND (also a closed fd), a pipe there as INCOMPATIBLE', () => {
     expect(codeOf(() => SharedMemory.inherited(3))).toBe(ErrorCodes.NOT_FOUND);
     const saved = process.env.IPCKIT_SHARE_FDS;
@@ -400,6 +423,33 @@ describe('SharedMemory (anonymous and files)', () => {
       if (saved === undefined) delete process.env.IPCKIT_SHARE_FDS;
       else process.env.IPCKIT_SHARE_FDS = saved;
     }
+  });
+
+  it('mapFile creates a file with exactly the mode asked (0600 by default), whatever the umask', () => {
+    const dir = join(env.dir, '..');
+    const old = process.umask(0o077);
+    try {
+      SharedMemory.mapFile(join(dir, 'group.bin'), { size: 64, mode: 0o640 }).close();
+      process.umask(0);
+      SharedMemory.mapFile(join(dir, 'private.bin'), { size: 64 }).close();
+    } finally {
+      process.umask(old);
+    }
+    expect(statSync(join(dir, 'group.bin')).mode & 0o777).toBe(0o640);
+    expect(statSync(join(dir, 'private.bin')).mode & 0o777).toBe(0o600);
+  });
+
+  it('a mapFile that fails leaves no file it created behind, and creates none through a dangling symlink', () => {
+    const path = join(env.dir, '..', 'never.bin');
+    expect(() => SharedMemory.mapFile(path)).toThrow(RangeError);
+    expect(existsSync(path)).toBe(false);
+    // Nor does it create a file where a symlink that points nowhere leads.
+    const target = join(env.dir, '..', 'target.bin');
+    symlinkSync(target, join(env.dir, '..', 'link.bin'));
+    expect(codeOf(() => SharedMemory.mapFile(join(env.dir, '..', 'link.bin'), { size: 64 }))).toBe(
+      ErrorCodes.NOT_FOUND,
+    );
+    expect(existsSync(target)).toBe(false);
   });
 
   it('shares a mapped file between processes, and the writes reach the file', async () => {
