@@ -53,12 +53,42 @@ const v8 = lazyModule<typeof import('node:v8')>('node:v8');
  * encodes.
  */
 function msgpackEncodeTransient(message: unknown): Uint8Array {
-  return encodePlainTransient(message) ?? packr().pack(withByteViews(message), msgpackr().RESET_BUFFER_MODE);
+  enterEncode();
+  try {
+    return (
+      encodePlainTransient(message) ?? packr().pack(withByteViews(message), msgpackr().RESET_BUFFER_MODE)
+    );
+  } finally {
+    encoding = false;
+  }
 }
 
 /** msgpack in memory of its own: plain data copied out of the scratch buffer, or msgpackr's result. */
 function msgpackEncode(message: unknown): Uint8Array {
-  return encodePlain(message) ?? packr().encode(withByteViews(message));
+  enterEncode();
+  try {
+    return encodePlain(message) ?? packr().encode(withByteViews(message));
+  } finally {
+    encoding = false;
+  }
+}
+
+/**
+ * True while a msgpack encode runs. Both of its writers (the plain path and msgpackr) write into
+ * one working buffer per process from a position kept between calls, and a message's getters,
+ * Proxy traps and toJSON() run in the middle of that: an encode started there (a getter that sends
+ * a log line) would overwrite the half-written outer message, which then went out as garbage.
+ */
+let encoding = false;
+
+/** Marks a msgpack encode as running; refuses one begun while another runs (see {@link encoding}). */
+function enterEncode(): void {
+  if (encoding) {
+    throw new TypeError(
+      'a msgpack message cannot be encoded while another is (from a getter, a Proxy trap or toJSON() of the message being sent)',
+    );
+  }
+  encoding = true;
 }
 
 const textEncoder = new TextEncoder();
@@ -261,6 +291,11 @@ export function resolveCodec<T>(opts: CodecOptions<T> | undefined, what: string)
     }
     codec = codecs[spec] as unknown as Codec<T>;
   } else if (spec && typeof spec.encode === 'function' && typeof spec.decode === 'function') {
+    // Checked now: the name goes into each connection's hello, where anything else would throw
+    // from an event handler (a server's) instead of from this call.
+    if (spec.name !== undefined && typeof spec.name !== 'string') {
+      throw new TypeError(`options.codec.name must be a string, got ${typeof spec.name}`);
+    }
     codec = spec;
   } else {
     throw new TypeError('options.codec must be a codec name or an object with encode() and decode()');

@@ -154,6 +154,16 @@ describe('codecs', () => {
     expect(() => resolveCodec({ schema: {} as never }, 'test')).toThrow(/options.schema/);
   });
 
+  it('rejects a custom codec whose name is not a string up front, not in a later handshake', () => {
+    // The name goes into every connection's hello: a number there threw from the event handler of
+    // a NamedPipe server's first connection, an uncaught exception that ended the server process.
+    const bytes = { encode: () => new Uint8Array(1), decode: () => 1 };
+    expect(() => resolveCodec({ codec: { ...bytes, name: 42 } as never }, 'test')).toThrow(
+      expect.objectContaining({ name: 'TypeError', message: expect.stringMatching(/options\.codec\.name/) }),
+    );
+    expect(resolveCodec({ codec: bytes }, 'test').name).toBe('custom');
+  });
+
   it('checks received messages against a Standard Schema and reports the failing path', () => {
     const codec = resolveCodec({ codec: 'json', schema: numberRecord }, 'test');
     expect(codec.decode(codec.encode({ n: 1 }))).toEqual({ n: 1 });
@@ -485,5 +495,47 @@ describe('codecs', () => {
       b: 'c',
       true: 'd',
     });
+  });
+
+  it('msgpack refuses an encode begun inside another (a getter that sends), and the outer message stays intact', () => {
+    const codec = resolveCodec({ codec: 'msgpack' }, 'test');
+    // Plain data and data that needs msgpackr, inside and outside: the plain path and msgpackr
+    // each write into one working buffer per process, which a nested encode would overwrite.
+    const kinds = [{ log: 'plain' }, { at: new Date(0) }];
+    const seen: { outer: string; inner: string; transient: boolean; got: unknown; nested?: string }[] = [];
+    for (const transient of [false, true]) {
+      for (const outer of kinds) {
+        for (const inner of kinds) {
+          let nested: string | undefined;
+          const message = {
+            a: 'hello',
+            get b() {
+              nested = codeOf(() => codec.encode(inner));
+              return 2;
+            },
+            c: 'world',
+            ...outer,
+          };
+          let got: unknown;
+          try {
+            got = codec.decode((transient ? codec.encodeTransient(message) : codec.encode(message)).slice());
+          } catch (err) {
+            got = String((err as IpcError).cause ?? err);
+          }
+          seen.push({ outer: Object.keys(outer)[0]!, inner: Object.keys(inner)[0]!, transient, got, nested });
+        }
+      }
+    }
+    expect(seen).toEqual(
+      seen.map(({ outer, inner, transient }) => ({
+        outer,
+        inner,
+        transient,
+        got: { a: 'hello', b: 2, c: 'world', ...(outer === 'log' ? { log: 'plain' } : { at: new Date(0) }) },
+        nested: ErrorCodes.INVALID_MESSAGE,
+      })),
+    );
+    // And the codec works as before afterwards.
+    expect(codec.decode(codec.encode({ ok: [1, new Date(1)] }))).toEqual({ ok: [1, new Date(1)] });
   });
 });
