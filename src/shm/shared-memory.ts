@@ -68,6 +68,13 @@ export const SHARE_FDS_ENV = 'IPCKIT_SHARE_FDS';
 const inheritedHolders = new Map<number, number>();
 
 /**
+ * Inherited fds this process has closed (the last handle of each). The variable still names them,
+ * and their numbers go to whatever is opened next: a memfd of this process's own there has a valid
+ * header, and `inherited(i)` would map that segment instead of the one the parent handed on.
+ */
+const closedInherited = new Set<number>();
+
+/**
  * Registers a segment this call just created. If the registry refuses (a planted symlink:
  * ERR_IPC_UNSAFE_PATH), the create fails whole: the segment is unmapped and unlinked, not left
  * behind unregistered.
@@ -265,6 +272,9 @@ export class SharedMemory implements Disposable {
       );
     }
     const what = `inherited shared memory #${index} (fd ${fd})`;
+    if (closedInherited.has(fd)) {
+      throw new IpcError(ErrorCodes.NOT_FOUND, `${what}: closed already by this process`);
+    }
     let isFile: boolean;
     try {
       isFile = fstatSync(fd).isFile();
@@ -368,7 +378,10 @@ export class SharedMemory implements Disposable {
       if (holders > 0) {
         inheritedHolders.set(fd, holders);
         fd = undefined;
-      } else inheritedHolders.delete(fd);
+      } else {
+        inheritedHolders.delete(fd);
+        closedInherited.add(fd);
+      }
     }
     if (this.#header) {
       unmapSegment({ header: this.#header, data: this.#buffer, fd });

@@ -406,6 +406,8 @@ describe('SharedMemory (anonymous and files)', () => {
     // The first close() must not close the fd the second mapping still owns: if it did, the pipe
     // opened next took that fd number, and the second close() closed the pipe's end.
     expect(report).toMatchObject({ readOpen: true, writeOpen: true, secondReads: 7 });
+    // Closed for good: asked again, it is not found, whatever now has that fd number.
+    expect(report.again).toBe(ErrorCodes.NOT_FOUND);
     segment.close();
   });
 
