@@ -288,7 +288,13 @@ export class RwLock extends Primitive {
           }
           this.#owner.record(me);
         }
-        if (deathCheck && this.#readers.reclaimDead(() => {}) > 0) died = true;
+        // Only a dead reader's read locks mean a holder died: the slots of a reader killed while
+        // claiming one, or of a reclaimer killed after taking the share out, are freed silently.
+        if (deathCheck) {
+          this.#readers.reclaimDead(() => {
+            died = true;
+          });
+        }
         return this.#readers.total() === 0 ? died : undefined;
       },
       watchPids: () => this.#pids(),

@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { ErrorCodes, Event, RwLock, SharedMemory } from '../../src/index.js';
 import { watchdog } from '../helpers.js';
@@ -136,6 +137,21 @@ describe('RwLock', () => {
     const guard = await watchdog(waiting, 10_000, 'write lock recovery');
     expect(guard.ownerDied).toBe(true);
     guard.release();
+  });
+
+  // The holder table's slot words (src/sync/holders.ts): the table starts at word 12 of the lock,
+  // its slots at 4 words in, each slot's first word its thread id (negative while being claimed).
+  it('a reader that died while claiming its slot held nothing: the writer that frees the slot gets no ownerDied', () => {
+    const memory = new SharedArrayBuffer(RwLock.byteLength);
+    const lock = RwLock.createAt(memory);
+    const dead = spawnSync(process.execPath, ['-e', '0']).pid!;
+    const firstSlot = new Int32Array(memory, 0, 17);
+    Atomics.store(firstSlot, 16, -dead);
+    const guard = lock.tryWriteLock();
+    expect(guard).toBeDefined();
+    expect(Atomics.load(firstSlot, 16)).toBe(0);
+    expect(guard!.ownerDied).toBe(false);
+    guard!.release();
   });
 
   it('recovers from a killed reader: a waiting writer gets in with ownerDied', async () => {
