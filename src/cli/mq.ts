@@ -3,6 +3,7 @@
  * the command line and in the output; on the queue they use the codec of the programs (msgpack by
  * default, `--codec` otherwise), so the CLI and a program talk to the same queue.
  */
+import { existsSync } from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import {
   type CodecName,
@@ -14,7 +15,14 @@ import {
   type MessageQueueOptions,
   type StoreSpec,
 } from '../index.js';
-import { parseMs, parsePositiveInt, parsePositiveMs, parsePriority, textOf } from './arguments.js';
+import {
+  NAME_PATTERN,
+  parseMs,
+  parsePositiveInt,
+  parsePositiveMs,
+  parsePriority,
+  textOf,
+} from './arguments.js';
 import { InterruptedError, UsageError } from './errors.js';
 import { formatAge, renderTable } from './format.js';
 import { jsonText, jsonValue, parseJsonArgument } from './json-text.js';
@@ -83,13 +91,16 @@ export const LOOKING_ONLY: MessageQueueOptions<unknown> = { maxAttempts: 1_000_0
 async function openExisting(name: string, flags: QueueFlags): Promise<MessageQueue<unknown>> {
   // An invalid name goes on to `open`, which refuses it with ERR_IPC_INVALID_NAME before touching
   // anything: that is the better message than "does not exist".
-  const plausible = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/.test(name);
-  if (
-    plausible &&
-    flags.store === 'sqlite' &&
-    !listResources().some((e) => e.kind === 'queue' && e.name === name)
-  ) {
-    throw new IpcError(ErrorCodes.NOT_FOUND, `message queue '${name}' does not exist`);
+  if (NAME_PATTERN.test(name) && flags.store === 'sqlite') {
+    const entry = listResources().find((e) => e.kind === 'queue' && e.name === name);
+    if (!entry) throw new IpcError(ErrorCodes.NOT_FOUND, `message queue '${name}' does not exist`);
+    // Its file removed by hand: opening would make an empty queue in its place, and report that.
+    if (entry.path !== undefined && !existsSync(entry.path)) {
+      throw new IpcError(
+        ErrorCodes.NOT_FOUND,
+        `message queue '${name}' does not exist: its file ${entry.path} is gone`,
+      );
+    }
   }
   return openQueue(name, flags, LOOKING_ONLY);
 }

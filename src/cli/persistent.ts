@@ -20,6 +20,7 @@ import {
   runtimeSubdir,
   writePrivateFileAtomic,
 } from '../index.js';
+import { NAME_PATTERN } from './arguments.js';
 
 /** A kept resource's mark. */
 export interface KeptMark {
@@ -40,9 +41,6 @@ const KEPT_DIR = '.kept';
 function keptDir(): string | undefined {
   return runtimeSubdir(KEPT_DIR, { create: false });
 }
-
-/** The naming rule of every resource (docs/runtime-directory.md). */
-const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
 
 /**
  * The file name of the mark of `kind`/`name`, or undefined for a kind or name no resource can

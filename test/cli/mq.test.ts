@@ -1,3 +1,4 @@
+import { existsSync, rmSync } from 'node:fs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { MessageQueue } from '../../src/index.js';
 import { isolateRuntimeDir } from '../helpers.js';
@@ -241,5 +242,22 @@ describe('ipckit mq', { timeout: 240_000 }, () => {
       );
     }
     expect(await runCliJson(['ls', '--json'])).toEqual([]);
+  });
+
+  it('a queue whose file was removed by hand is ERR_IPC_NOT_FOUND, not made again empty', async () => {
+    expect((await runCli(['mq', 'send', 'gone', '1'])).code).toBe(0);
+    const [entry] = await runCliJson<{ kind: string; path: string }[]>(['ls', '--json']);
+    expect(entry!.kind).toBe('queue');
+    rmSync(entry!.path);
+    for (const command of ['stats', 'dead', 'replay', 'purge']) {
+      const run = await runCli(['mq', command, 'gone']);
+      expect(run.code, command).toBe(1);
+      expect(oneLineError(run)).toMatch(
+        new RegExp(
+          `^ipckit mq ${command}: message queue 'gone' does not exist: its file .* is gone \\(ERR_IPC_NOT_FOUND\\)$`,
+        ),
+      );
+    }
+    expect(existsSync(entry!.path)).toBe(false);
   });
 });
