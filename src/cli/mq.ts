@@ -26,7 +26,7 @@ import {
 import { InterruptedError, UsageError } from './errors.js';
 import { formatAge, renderTable } from './format.js';
 import { jsonText, jsonValue, parseJsonArgument } from './json-text.js';
-import { createOutput } from './output.js';
+import { createOutput, type Output } from './output.js';
 
 /** Options every `mq` subcommand takes. */
 interface QueueFlags {
@@ -268,33 +268,39 @@ Examples:
           opts,
           opts.lease === undefined ? undefined : { visibilityTimeoutMs: opts.lease },
         );
-        const message = await withQueue(queue, (q) =>
+        await withQueue(queue, (q) =>
           interruptible(async (signal) => {
             const m = await q.receive({
               signal,
               ...(opts.type === undefined ? {} : { types: opts.type }),
               ...(opts.timeout === undefined ? {} : { timeout: opts.timeout }),
             });
+            printMessage(out, m, opts.json === true);
+            // Acknowledged only once printed: output that cannot be written (its reader gone, a
+            // full disk) leaves the message leased, and it comes back when the lease runs out.
+            await out.written();
             if (opts.ack) await m.ack();
-            return m;
           }),
         );
-        if (opts.json) {
-          out.json(messageJson(message));
-          return;
-        }
-        const { colors } = out;
-        const rows = [
-          ['id', message.id],
-          ['type', message.type],
-          ['priority', String(message.priority)],
-          ['attempts', String(message.attempts)],
-          ['enqueued', new Date(message.enqueuedAt).toISOString()],
-          ['body', jsonText(message.body)],
-        ];
-        for (const [key, value] of rows) out.line(`${colors.dim(key!.padEnd(9))}${value}`);
       },
     );
+}
+
+function printMessage(out: Output, message: Message<unknown>, json: boolean): void {
+  if (json) {
+    out.json(messageJson(message));
+    return;
+  }
+  const { colors } = out;
+  const rows = [
+    ['id', message.id],
+    ['type', message.type],
+    ['priority', String(message.priority)],
+    ['attempts', String(message.attempts)],
+    ['enqueued', new Date(message.enqueuedAt).toISOString()],
+    ['body', jsonText(message.body)],
+  ];
+  for (const [key, value] of rows) out.line(`${colors.dim(key!.padEnd(9))}${value}`);
 }
 
 function statsCommand(): Command {

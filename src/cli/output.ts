@@ -15,6 +15,12 @@ export interface Output {
   line(text?: string): void;
   /** Writes `value` as pretty JSON, the whole output of a `--json` command. */
   json(value: unknown): void;
+  /**
+   * Resolves once everything written so far has been handed to the kernel; rejects with the write
+   * error (EPIPE, ENOSPC) if it could not be. For a command whose output must be out before it
+   * commits anything (`mq receive` acknowledges a message only once it is printed).
+   */
+  written(): Promise<void>;
 }
 
 /** True when color makes sense: stdout is a terminal and the user did not opt out (no-color.org). */
@@ -32,6 +38,12 @@ export function createOutput(stream: NodeJS.WriteStream = process.stdout): Outpu
     },
     json(value) {
       stream.write(`${JSON.stringify(value, null, 2)}\n`);
+    },
+    written() {
+      // Writes complete in order: the callback of an empty one comes after all the earlier ones.
+      return new Promise((resolve, reject) => {
+        stream.write('', (err) => (err ? reject(err) : resolve()));
+      });
     },
   };
 }

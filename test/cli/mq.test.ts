@@ -1,8 +1,10 @@
-import { existsSync, rmSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { closeSync, existsSync, openSync, rmSync } from 'node:fs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { MessageQueue } from '../../src/index.js';
-import { isolateRuntimeDir } from '../helpers.js';
-import { runCli, runCliJson } from './run-cli.js';
+import { isolateRuntimeDir, watchdog } from '../helpers.js';
+import { BIN, runCli, runCliJson } from './run-cli.js';
 
 let runtime: ReturnType<typeof isolateRuntimeDir>;
 beforeEach(() => {
@@ -243,6 +245,36 @@ describe('ipckit mq', { timeout: 240_000 }, () => {
     }
     expect(await runCliJson(['ls', '--json'])).toEqual([]);
   });
+
+  it.skipIf(!existsSync('/dev/full'))(
+    'receive acknowledges only what it could print: output to a full disk leaves the message to come back',
+    async () => {
+      expect((await runCli(['mq', 'send', 'jobs', '{"n":1}'])).code).toBe(0);
+      const full = openSync('/dev/full', 'w');
+      try {
+        const child = spawn(
+          process.execPath,
+          [BIN, 'mq', 'receive', 'jobs', '--lease', '200', '--timeout', '10000'],
+          {
+            stdio: ['ignore', full, 'pipe'],
+          },
+        );
+        let stderr = '';
+        child.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
+          stderr += chunk;
+        });
+        const [code] = await watchdog(once(child, 'close'), 30_000, 'mq receive to exit');
+        expect(code).toBe(1);
+        expect(stderr).toMatch(/ENOSPC/);
+      } finally {
+        closeSync(full);
+      }
+      const again = await runCliJson<MessageJson>(['mq', 'receive', 'jobs', '--json', '--timeout', '10000']);
+      // Delivered before (a lease this short may also run out once before the hand-over).
+      expect(again.body).toEqual({ n: 1 });
+      expect(again.attempts).toBeGreaterThan(1);
+    },
+  );
 
   it('a queue whose file was removed by hand is ERR_IPC_NOT_FOUND, not made again empty', async () => {
     expect((await runCli(['mq', 'send', 'gone', '1'])).code).toBe(0);
