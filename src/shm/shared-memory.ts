@@ -60,19 +60,14 @@ export type SharedMemoryKind = 'named' | 'anonymous' | 'file';
 export const SHARE_FDS_ENV = 'IPCKIT_SHARE_FDS';
 
 /**
- * How many open segments map each inherited fd. `inherited(i)` may be called more than once for
- * one index (two modules of a program each mapping it); every such segment holds the same fd, so
- * only the last one's close() may close it. Closing it sooner would let the next open take its
- * number, and a later close() of another handle would then close that unrelated fd.
+ * How many open segments map each inherited fd; 0 once the last has closed it. `inherited(i)` may
+ * be called more than once for one index (two modules of a program each mapping it); every such
+ * segment holds the same fd, so only the last one's close() may close it. Closing it sooner would
+ * let the next open take its number, and a later close() of another handle would then close that
+ * unrelated fd. Once closed, the variable still names the number, which goes to whatever is opened
+ * next: a memfd of this process's own there has a valid header, and must not be mapped instead.
  */
 const inheritedHolders = new Map<number, number>();
-
-/**
- * Inherited fds this process has closed (the last handle of each). The variable still names them,
- * and their numbers go to whatever is opened next: a memfd of this process's own there has a valid
- * header, and `inherited(i)` would map that segment instead of the one the parent handed on.
- */
-const closedInherited = new Set<number>();
 
 /**
  * Registers a segment this call just created. If the registry refuses (a planted symlink:
@@ -272,7 +267,7 @@ export class SharedMemory implements Disposable {
       );
     }
     const what = `inherited shared memory #${index} (fd ${fd})`;
-    if (closedInherited.has(fd)) {
+    if (inheritedHolders.get(fd) === 0) {
       throw new IpcError(ErrorCodes.NOT_FOUND, `${what}: closed already by this process`);
     }
     let isFile: boolean;
@@ -375,13 +370,8 @@ export class SharedMemory implements Disposable {
     if (this.#inherited && fd !== undefined) {
       // Another handle from inherited() still maps this fd: it closes it, last.
       const holders = (inheritedHolders.get(fd) ?? 1) - 1;
-      if (holders > 0) {
-        inheritedHolders.set(fd, holders);
-        fd = undefined;
-      } else {
-        inheritedHolders.delete(fd);
-        closedInherited.add(fd);
-      }
+      inheritedHolders.set(fd, holders);
+      if (holders > 0) fd = undefined;
     }
     if (this.#header) {
       unmapSegment({ header: this.#header, data: this.#buffer, fd });
