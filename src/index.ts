@@ -14,7 +14,9 @@ export {
   type ResourceStatus,
 } from './core/registry.js';
 export {
+  NAME_PATTERN,
   readPrivateFile,
+  readPrivateJson,
   runtimeDir as ensureRuntimeDir,
   runtimeDirPath as runtimeDir,
   runtimeSubdir,

@@ -10,12 +10,6 @@ import { UsageError } from './errors.js';
 const SIZE_UNITS: Record<string, number> = { '': 1, k: 1 << 10, m: 1 << 20, g: 1 << 30 };
 
 /**
- * The names named resources may take (docs/runtime-directory.md), for the commands that must tell
- * a name from a path before the library sees it: `shm rm` of a mark, "does not exist" for a queue.
- */
-export const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
-
-/**
  * A segment's size: a whole number of bytes, optionally with a binary unit: `4096`, `64k`, `16M`,
  * `1G` (KiB, MiB, GiB), up to the largest segment (the largest ArrayBuffer Node makes).
  */

@@ -13,16 +13,10 @@ import {
   type Message,
   MessageQueue,
   type MessageQueueOptions,
+  NAME_PATTERN,
   type StoreSpec,
 } from '../index.js';
-import {
-  NAME_PATTERN,
-  parseMs,
-  parsePositiveInt,
-  parsePositiveMs,
-  parsePriority,
-  textOf,
-} from './arguments.js';
+import { parseMs, parsePositiveInt, parsePositiveMs, parsePriority, textOf } from './arguments.js';
 import { InterruptedError, UsageError } from './errors.js';
 import { formatAge, renderTable } from './format.js';
 import { jsonText, jsonValue, parseJsonArgument } from './json-text.js';

@@ -14,13 +14,13 @@ import { readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   listResources,
+  NAME_PATTERN,
   RESOURCE_KINDS,
   type ResourceKind,
-  readPrivateFile,
+  readPrivateJson,
   runtimeSubdir,
   writePrivateFileAtomic,
 } from '../index.js';
-import { NAME_PATTERN } from './arguments.js';
 
 /** A kept resource's mark. */
 export interface KeptMark {
@@ -84,14 +84,8 @@ const MAX_MARK_BYTES = 64 * 1024;
  * `.kept` (`null`, a FIFO, a huge file) must neither stop nor crash them.
  */
 function readMark(dir: string, file: string): KeptMark | undefined {
-  const text = readPrivateFile(join(dir, file), MAX_MARK_BYTES);
-  if (text === undefined) return undefined;
-  try {
-    const mark = JSON.parse(text) as KeptMark;
-    return isWellFormed(mark, file) ? mark : undefined;
-  } catch {
-    return undefined;
-  }
+  const mark = readPrivateJson(join(dir, file), MAX_MARK_BYTES) as KeptMark | undefined;
+  return mark !== undefined && isWellFormed(mark, file) ? mark : undefined;
 }
 
 /**

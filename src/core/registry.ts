@@ -6,7 +6,7 @@
 import { readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { isAlive, type ProcessIdentity, selfIdentity } from './process-identity.js';
-import { NAME_PATTERN, readPrivateFile, runtimeSubdir, writePrivateFileAtomic } from './runtime-dir.js';
+import { NAME_PATTERN, readPrivateJson, runtimeSubdir, writePrivateFileAtomic } from './runtime-dir.js';
 
 /** The kinds of named resource that are POSIX shared-memory objects (a segment, or a primitive's). */
 export const SHARED_MEMORY_KINDS = [
@@ -56,13 +56,7 @@ const MAX_MANIFEST_BYTES = 64 * 1024;
 
 /** The parsed manifest at `path`; undefined if it is not a small regular file of valid JSON. */
 function readManifest(path: string): ResourceEntry | undefined {
-  const text = readPrivateFile(path, MAX_MANIFEST_BYTES);
-  if (text === undefined) return undefined;
-  try {
-    return JSON.parse(text) as ResourceEntry;
-  } catch {
-    return undefined;
-  }
+  return readPrivateJson(path, MAX_MANIFEST_BYTES) as ResourceEntry | undefined;
 }
 
 /**

@@ -285,6 +285,17 @@ export function readPrivateFile(path: string, maxBytes: number): string | undefi
   }
 }
 
+/** {@link readPrivateFile} parsed as JSON; undefined if it cannot be read or is not valid JSON. */
+export function readPrivateJson(path: string, maxBytes: number): unknown {
+  const text = readPrivateFile(path, maxBytes);
+  if (text === undefined) return undefined;
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * A short, stable tag of the runtime directory, for kernel namespaces that are not paths
  * (POSIX shared memory names), so processes with different IPCKIT_DIR never meet.
