@@ -56,6 +56,19 @@ export function ownUid(): number | undefined {
 }
 
 /**
+ * The uids a server admits on the other end of a Unix socket: `auth.uid` when given, else its own
+ * (same-user by default). Undefined (no check) over TCP, which has no peer credentials.
+ */
+export function allowedClientUids(
+  kind: SocketTransport,
+  explicit: readonly number[] | undefined,
+): readonly number[] | undefined {
+  if (kind === 'tcp') return undefined;
+  const own = ownUid();
+  return explicit ?? (own === undefined ? undefined : [own]);
+}
+
+/**
  * The uids a client accepts on the server's end of a Unix socket: `auth.uid` when given, else this
  * process's own uid and root's. Without a default, whoever binds a `unix://` path in a shared
  * directory first would receive the client's token and requests; root can take any socket anyway,
@@ -66,7 +79,8 @@ export function expectedServerUids(
   kind: SocketTransport,
   explicit: readonly number[] | undefined,
 ): readonly number[] | undefined {
-  if (explicit || kind === 'tcp') return explicit;
+  if (kind === 'tcp') return undefined;
+  if (explicit) return explicit;
   const own = ownUid();
   if (own === undefined || !nativeAvailable()) return undefined;
   return own === 0 ? [0] : [own, 0];

@@ -472,7 +472,7 @@ export class SocketClient<T = unknown> extends ChannelBase<T> {
     this.#abortDial = abort;
     const work = (async () => {
       await dialing.connected;
-      if (this.#serverUids && this.#address.kind !== 'tcp') this.#checkServer(dialing.raw);
+      if (this.#serverUids) this.#checkServer(dialing.raw);
       link = new ClientLink<T>(this.what, dialing.socket, this.#opts, this.#side as ClientSide, this.#token);
       await link.established;
       return link;

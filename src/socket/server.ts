@@ -13,7 +13,7 @@ import { Queue } from '../core/queue.js';
 import { armWait, checkWaitOptions, type WaitOptions } from '../core/wait.js';
 import { nativeAvailable } from '../native/binding.js';
 import { formatAddress, isLoopback, parseAddress, type SocketAddress } from './address.js';
-import { ownUid, peerCredentials, TokenCheck } from './auth.js';
+import { allowedClientUids, peerCredentials, TokenCheck } from './auth.js';
 import { Events } from './events.js';
 import type { PeerInfo } from './link.js';
 import { authOption, type ListenOptions, type ServerLimits, serverLimits } from './options.js';
@@ -542,8 +542,7 @@ export async function listenWith<T, S extends SocketServer<T>>(
     tls = { context: secureContext(opts.tls, `socket ${url}`), options: opts.tls };
   }
   // Unix sockets are same-user by default: the file is 0600 and the kernel's credentials must match.
-  const own = ownUid();
-  const allowed = uids ?? (address.kind !== 'tcp' && own !== undefined ? [own] : undefined);
+  const allowed = allowedClientUids(address.kind, uids);
   const bound = await bind(address, limits.mode, `socket ${url}`);
   const init: ServerInit<T> = {
     url: formatAddress(bound.address),
