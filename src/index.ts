@@ -2,7 +2,7 @@
  * ipckit: every classic inter-process communication mechanism for Node.js, typed, in one API.
  * This file is the whole public surface.
  */
-export type { Channel, ChannelOptions, Receiver, Sender } from './core/channel.js';
+export type { Channel, ChannelOptions, MessageView, Receiver, Sender } from './core/channel.js';
 export { type Codec, type CodecName, type CodecOptions, codecs } from './core/codec.js';
 export { ErrorCodes, IpcError, type IpcErrorCode, isIpcError } from './core/errors.js';
 export { DEFAULT_MAX_MESSAGE_BYTES } from './core/framing.js';
@@ -55,6 +55,7 @@ export { type ParentChannelOptions, parentChannel } from './pipe/child-channel.j
 export { Fifo, type FifoFormat, type FifoOptions, type FifoTarget } from './pipe/fifo.js';
 export { NamedPipe, NamedPipeServer, type NamedPipeServerOptions } from './pipe/named-pipe.js';
 export { Pipe, type PipeOptions, PipeReader, PipeWriter } from './pipe/pipe.js';
+export { PipeChannel } from './pipe/pipe-channel.js';
 export type { ChannelKind } from './process/channel-plan.js';
 export type { ProcessState, StopOptions } from './process/child-process.js';
 export { type MapOptions, Pool, type PoolCodec, type PoolOptions } from './process/pool.js';

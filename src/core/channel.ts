@@ -55,6 +55,17 @@ export interface Receiver<T> extends AsyncIterable<T>, AsyncDisposable {
 /** A duplex, message-oriented connection between two processes. `await using` closes it. */
 export interface Channel<T> extends Sender<T>, Receiver<T> {}
 
+/**
+ * A message received without a copy of its own (`receiveView()` of the shared-memory and pipe
+ * channels): `bytes` stays valid until `release()`, which gives the memory back for later messages.
+ */
+export interface MessageView {
+  /** The encoded message (with `codecs.raw`, the message itself). */
+  readonly bytes: Uint8Array;
+  /** Gives the bytes back. Idempotent; `bytes` must not be used afterwards. */
+  release(): void;
+}
+
 /** Options every channel accepts. */
 export interface ChannelOptions<T = unknown> extends CodecOptions<T> {
   /** Largest encoded message accepted either way, in bytes. Default 64 MiB. */
@@ -201,9 +212,20 @@ export abstract class ChannelBase<T> implements Channel<T> {
    * switched to another way of receiving (ShmChannel.receiveView) and hands them out there.
    */
   protected takeQueued(): Array<{ message: T } | { error: IpcError }> {
-    return this.#received
+    const taken = this.#received
       .drain()
       .map((item) => (item instanceof ReceiveFailure ? { error: item.error } : { message: item as T }));
+    // The queue is empty now: input paused for it goes on.
+    if (this.#inputPaused && this.#state === 'open') {
+      this.#inputPaused = false;
+      this.resumeInput();
+    }
+    return taken;
+  }
+
+  /** Why nothing more will be received (the channel closed, or its input ended), or undefined. */
+  protected get receiveEnded(): IpcError | undefined {
+    return this.#inputError();
   }
 
   /** True while input is paused because receiveHighWaterMark messages wait unreceived. */

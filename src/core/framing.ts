@@ -241,6 +241,11 @@ export class FrameDecoder {
   #headerFill = 0;
   #partial: Buffer | undefined;
   #partialFill = 0;
+  /**
+   * Where a frame split across chunks is assembled: memory of its own, of exactly the frame's size.
+   * A channel whose receiver gives messages back (views) hands out recycled memory instead.
+   */
+  allocate: (bytes: number) => Buffer = Buffer.allocUnsafeSlow;
 
   constructor(what: string, maxMessageBytes: number, sink: FrameSink) {
     this.#what = what;
@@ -266,6 +271,17 @@ export class FrameDecoder {
     return this.#headerFill > 0 || this.#partial !== undefined;
   }
 
+  /**
+   * Where the next read may land to go straight into the frame being assembled: the rest of it, when
+   * at least `minBytes` of it are still to come; otherwise undefined (read into a buffer of your
+   * own and push that). A chunk read there is pushed as usual, and is not copied again.
+   */
+  readTarget(minBytes: number): Uint8Array | undefined {
+    const partial = this.#partial;
+    if (!partial || partial.length - this.#partialFill < minBytes) return undefined;
+    return partial.subarray(this.#partialFill);
+  }
+
   /** Feeds a chunk. Throws ERR_IPC_FRAME_TOO_LARGE or ERR_IPC_BAD_FRAME; the stream is then unusable. */
   push(chunk: Uint8Array): void {
     let pos = 0;
@@ -274,7 +290,12 @@ export class FrameDecoder {
       if (this.#partial) {
         const need = this.#partial.length - this.#partialFill;
         const take = Math.min(need, end - pos);
-        this.#partial.set(chunk.subarray(pos, pos + take), this.#partialFill);
+        // A chunk read at readTarget() is already in place (a set() onto itself would copy it twice).
+        const inPlace =
+          pos === 0 &&
+          chunk.buffer === this.#partial.buffer &&
+          chunk.byteOffset === this.#partial.byteOffset + this.#partialFill;
+        if (!inPlace) this.#partial.set(chunk.subarray(pos, pos + take), this.#partialFill);
         this.#partialFill += take;
         pos += take;
         if (this.#partialFill === this.#partial.length) {
@@ -311,7 +332,7 @@ export class FrameDecoder {
         pos += header;
       } else {
         // Its own memory, never a slice of Node's shared pool: it is handed on as `owned`.
-        this.#partial = Buffer.allocUnsafeSlow(header);
+        this.#partial = this.allocate(header);
         this.#partialFill = 0;
       }
     }

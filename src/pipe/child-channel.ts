@@ -6,10 +6,10 @@
 import { fstatSync, type Stats } from 'node:fs';
 import { type Channel, type ChannelOptions, checkChannelOptions } from '../core/channel.js';
 import { ErrorCodes, IpcError } from '../core/errors.js';
-import { StreamChannel } from '../core/stream-channel.js';
 import { native, nativeAvailable } from '../native/binding.js';
 import { ShmChannel } from '../shm/shm-channel.js';
 import { channelWriteStream, framedReadStream } from './fd-stream.js';
+import { PipeChannel } from './pipe-channel.js';
 
 /** The environment variable that tells a child where its channel to the parent is. */
 export const CHANNEL_ENV = 'IPCKIT_CHANNEL';
@@ -44,7 +44,7 @@ export function planChildPipes(): ChildPipePlan {
       attach: (what, opts, extra) => {
         const toChild = extra[CHILD_READ_FD] as import('node:net').Socket;
         const fromChild = extra[CHILD_WRITE_FD] as import('node:net').Socket;
-        return new StreamChannel(what, fromChild, toChild, opts);
+        return new PipeChannel(what, fromChild, toChild, opts);
       },
       abort: () => {},
     };
@@ -62,7 +62,7 @@ export function planChildPipes(): ChildPipePlan {
       native().close(fromChildWrite);
       const input = framedReadStream(fromChildRead);
       const output = channelWriteStream(toChildWrite);
-      return new StreamChannel(what, input, output, opts);
+      return new PipeChannel(what, input, output, opts);
     },
     abort: () => {
       for (const fd of [toChildRead, toChildWrite, fromChildRead, fromChildWrite]) native().close(fd);
@@ -104,8 +104,8 @@ export interface ParentChannelOptions<T = unknown> extends ChannelOptions<T> {
 let inherited: Channel<unknown> | undefined;
 let exitWithParent = false;
 
-/** The parent channel: a StreamChannel that can end this process when the parent vanishes. */
-class ParentStreamChannel<T> extends StreamChannel<T> {
+/** The parent channel: a PipeChannel that can end this process when the parent vanishes. */
+class ParentPipeChannel<T> extends PipeChannel<T> {
   protected override peerGone(detail: string, cause?: unknown): void {
     super.peerGone(detail, cause);
     if (exitWithParent) process.kill(process.pid, 'SIGTERM');
@@ -161,7 +161,7 @@ export function parentChannel<T = unknown>(opts?: ParentChannelOptions<T>): Chan
     native().setCloexec(writeFd, true);
   }
   delete process.env[CHANNEL_ENV];
-  inherited = new ParentStreamChannel<unknown>(
+  inherited = new ParentPipeChannel<unknown>(
     'parent channel',
     framedReadStream(readFd),
     channelWriteStream(writeFd),

@@ -3,6 +3,7 @@
  * for a process's own stdin/stdout when those are pipes. Destroying the socket closes the fd.
  */
 import { Socket } from 'node:net';
+import { READ_TARGET, type ReadTargets, type TargetedInput } from '../core/stream-channel.js';
 import { native } from '../native/binding.js';
 
 /** A readable stream over the read end of a pipe or FIFO. */
@@ -37,25 +38,29 @@ const GROWN_READ_BYTES = 256 * 1024;
  * last large size, filled on the turn after a message) did not rescue it: 1,318 against 1,884
  * MB/s with the reads going into it, 1,750 against 1,898 with the copy kept (same run, alternating).
  */
-export function framedReadStream(fd: number): Socket {
+export function framedReadStream(fd: number): Socket & TargetedInput {
   let buffer = Buffer.allocUnsafeSlow(FRAMED_READ_BYTES);
-  const socket: Socket = new Socket({
+  // Made before the socket: its constructor asks for the first buffer already.
+  const reads: ReadTargets = {};
+  const socket: Socket & TargetedInput = new Socket({
     fd,
     readable: true,
     writable: false,
     // `onread` is documented for new net.Socket() but missing from @types/node's constructor type.
-    // A function as `buffer` is asked for the buffer of every next read.
+    // A function as `buffer` is asked for the buffer of every next read (after the last one's
+    // 'data' was handled): the channel may name a frame's own memory (see READ_TARGET).
     onread: {
-      buffer: () => buffer,
-      callback: (bytes: number, read: Buffer) => {
+      buffer: () => reads.next?.() ?? buffer,
+      callback: (bytes: number, read: Uint8Array) => {
         socket.emit('data', read.subarray(0, bytes));
-        if (bytes === read.length && read.length < GROWN_READ_BYTES) {
+        if (read === buffer && bytes === read.length && read.length < GROWN_READ_BYTES) {
           buffer = Buffer.allocUnsafeSlow(GROWN_READ_BYTES);
         }
         return true;
       },
     },
   } as ConstructorParameters<typeof Socket>[0]);
+  socket[READ_TARGET] = reads;
   return socket;
 }
 

@@ -9,6 +9,7 @@ import { numberError } from '../core/options.js';
 import { StreamChannel } from '../core/stream-channel.js';
 import { native } from '../native/binding.js';
 import { framedReadStream, readStream, writeStream } from './fd-stream.js';
+import { PipeChannel } from './pipe-channel.js';
 
 /** Options for {@link Pipe.create}. */
 export interface PipeOptions {
@@ -64,7 +65,7 @@ export class PipeReader extends PipeEnd {
   receiver<T = unknown>(opts?: ChannelOptions<T>): Receiver<T> {
     const what = `pipe reader (fd ${this.fd})`;
     checkChannelOptions(opts, what); // before the fd is taken: a bad option leaves the end usable
-    return new StreamChannel<T>(what, framedReadStream(this.take('read')), undefined, {
+    return new PipeChannel<T>(what, framedReadStream(this.take('read')), undefined, {
       ...opts,
       handshake: false,
     });

@@ -28,7 +28,7 @@
  * side, two ring control blocks at byte 512, producer slots at byte 1024), then ring 0 (creator ->
  * opener) and ring 1 (opener -> creator).
  */
-import { ChannelBase, type ChannelOptions } from '../core/channel.js';
+import { ChannelBase, type ChannelOptions, type MessageView } from '../core/channel.js';
 import { closedError, ErrorCodes, IpcError } from '../core/errors.js';
 import { exitDeadline, flushAtExit, flushedBeforeExit } from '../core/exit-flush.js';
 import { checkMaxMessageBytes } from '../core/framing.js';
@@ -101,13 +101,11 @@ export interface ShmChannelOptions<T = unknown> extends ChannelOptions<T> {
   producers?: 'one' | 'many';
 }
 
-/** A message received without copying: `bytes` stays valid (in the ring) until `release()`. */
-export interface ShmView {
-  /** The encoded message (with `codecs.raw`, the message itself). */
-  readonly bytes: Uint8Array;
-  /** Gives the bytes back to the writer. Idempotent; `bytes` must not be used afterwards. */
-  release(): void;
-}
+/**
+ * A message received without copying: `bytes` stays valid (in the ring) until `release()`, which
+ * gives the space back to the writer.
+ */
+export type ShmView = MessageView;
 
 /** The segment bytes a channel lives in, and how to let go of them. */
 interface SegmentHandle {

@@ -281,4 +281,42 @@ describe('framing', () => {
     expect(views).toHaveLength(1);
     expect(views[0]!.byteLength).toBe(1000);
   });
+  it('assembles a split frame in memory from allocate(), and a read into readTarget() lands in place', () => {
+    const delivered: { payload: Uint8Array; owned: boolean | undefined }[] = [];
+    const decoder = new FrameDecoder('test', 1 << 20, {
+      frame: (payload, owned) => delivered.push({ payload, owned }),
+      control: () => {},
+    });
+    const arena = Buffer.alloc(300_000);
+    const asked: number[] = [];
+    decoder.allocate = (bytes) => {
+      asked.push(bytes);
+      return arena.subarray(1000, 1000 + bytes);
+    };
+    const payload = Uint8Array.from({ length: 200_000 }, (_, i) => (i * 7) & 0xff);
+    const batch = new FrameBatch();
+    batch.add(payload);
+    batch.add(new Uint8Array([42]));
+    const bytes = batch.take();
+    expect(decoder.readTarget(1)).toBeUndefined(); // no frame begun
+    decoder.push(bytes.subarray(0, 4 + 50_000));
+    expect(asked).toEqual([200_000]);
+    // 150,000 bytes to come: more than asked for, so the target is the rest of the frame's memory.
+    expect(decoder.readTarget(200_000)).toBeUndefined();
+    const target = decoder.readTarget(64 * 1024)!;
+    expect(target.buffer).toBe(arena.buffer);
+    expect(target.byteOffset).toBe(1000 + 50_000);
+    expect(target.byteLength).toBe(150_000);
+    // A read of part of the rest, as the kernel would make it, then the rest from another buffer.
+    target.set(bytes.subarray(4 + 50_000, 4 + 120_000));
+    decoder.push(target.subarray(0, 70_000));
+    expect(decoder.readTarget(1)!.byteOffset).toBe(1000 + 120_000);
+    decoder.push(bytes.subarray(4 + 120_000));
+    expect(delivered).toHaveLength(2);
+    expect(delivered[0]!.owned).toBe(true);
+    expect(delivered[0]!.payload.buffer).toBe(arena.buffer);
+    expect(Buffer.compare(delivered[0]!.payload, payload)).toBe(0);
+    expect(Array.from(delivered[1]!.payload)).toEqual([42]);
+    expect(decoder.readTarget(1)).toBeUndefined();
+  });
 });
