@@ -17,12 +17,16 @@ import { startProcessSendPeer } from './support/process-send-peer.js';
 
 const MiB = 1 << 20;
 
-/** Starts one peer per subject, ipckit first; the others are the baselines. */
-async function startPeers(kind: PayloadKind): Promise<Peer[]> {
+/**
+ * Starts one peer per subject, ipckit first; the others are the baselines. `view`: ipckit's child
+ * takes views, and the pipe channel's usual child is one of the baselines.
+ */
+async function startPeers(kind: PayloadKind, opts: { view?: boolean } = {}): Promise<Peer[]> {
   // Each half starts from a collected heap, so the 1 MiB cases do not pay for the garbage of the
   // small-message ones (a major GC of a large heap shows up as a slow run of whoever is measured).
   collectGarbage();
   const started = [
+    ...(opts.view ? [Promise.resolve(startIpckitPeer(kind, { view: true }))] : []),
     Promise.resolve(startIpckitPeer(kind)),
     Promise.resolve(startProcessSendPeer(kind, 'json')),
     Promise.resolve(startProcessSendPeer(kind, 'advanced')),
@@ -110,6 +114,24 @@ async function run(opts: RunOptions): Promise<CaseResult[]> {
     target(tp, ">= 2x process.send 'advanced'", 2, isAdvanced);
     tp.notes = `${tp.notes}; ${childRssNote(peers)}; json carries the bytes as base64 strings`;
     results.push(rt, tp);
+  } finally {
+    await closePeers(peers);
+  }
+
+  // The same with a child that takes views (PipeChannel.receiveView), whose large messages are
+  // read into memory that released views gave back, beside the same baselines in the same rounds.
+  opts.progress('pipes: starting children for 1 MiB buffers, receiveView');
+  peers = await startPeers('bytes', { view: true });
+  try {
+    const tp = await measureCase(
+      'pipes',
+      peers,
+      throughputCase('1 MiB buffer (receiveView)', big, 'MB/s', { min: 4, max: 4000 }),
+      opts,
+    );
+    target(tp, ">= 2x process.send 'advanced'", 2, isAdvanced);
+    tp.notes = `${tp.notes}; ${childRssNote(peers)}; json carries the bytes as base64 strings`;
+    results.push(tp);
   } finally {
     await closePeers(peers);
   }

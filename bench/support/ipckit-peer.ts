@@ -27,12 +27,20 @@ export function childChannelPeer(subject: string, kind: PayloadKind, child: Chil
   };
 }
 
-/** Starts a child on the pipe channel: msgpack for objects, the raw codec for bytes. */
-export function startIpckitPeer(kind: PayloadKind): Peer {
-  const child = spawn<unknown>(process.execPath, childArgs('echo-count-parent-channel.ts', kind), {
+/**
+ * Starts a child on the pipe channel: msgpack for objects, the raw codec for bytes. `view`: the
+ * child receives bytes with receiveView() (bench/children/view-count.ts).
+ */
+export function startIpckitPeer(kind: PayloadKind, opts: { view?: boolean } = {}): Peer {
+  const args = opts.view ? childArgs('view-count.ts') : childArgs('echo-count-parent-channel.ts', kind);
+  const child = spawn<unknown>(process.execPath, args, {
     channel: 'pipe',
     stdio: CHILD_STDIO,
     codec: kind === 'bytes' ? 'raw' : 'msgpack',
   });
-  return childChannelPeer('ipckit pipe channel', kind, child);
+  return childChannelPeer(
+    opts.view ? 'ipckit pipe channel, receiveView' : 'ipckit pipe channel',
+    kind,
+    child,
+  );
 }

@@ -14,7 +14,7 @@ export interface ShmPeerOptions {
 
 /** The subject: a child on `spawn(..., { channel: 'shm' })`, the same echo/count child as the pipe peer's. */
 export function startShmPeer(kind: PayloadKind, opts: ShmPeerOptions = {}): Peer {
-  const args = opts.view ? childArgs('shm-view-count.ts') : childArgs('echo-count-parent-channel.ts', kind);
+  const args = opts.view ? childArgs('view-count.ts') : childArgs('echo-count-parent-channel.ts', kind);
   const child = spawn<unknown>(process.execPath, args, {
     channel: 'shm',
     stdio: CHILD_STDIO,
