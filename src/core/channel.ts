@@ -66,6 +66,15 @@ export interface MessageView {
   release(): void;
 }
 
+/** A view's message, decoded with `codec` into memory of its own; the view is released either way. */
+export function decodeView<T>(codec: MessageCodec<T>, view: MessageView): T {
+  try {
+    return codec.decode(view.bytes, false);
+  } finally {
+    view.release();
+  }
+}
+
 /** Options every channel accepts. */
 export interface ChannelOptions<T = unknown> extends CodecOptions<T> {
   /** Largest encoded message accepted either way, in bytes. Default 64 MiB. */

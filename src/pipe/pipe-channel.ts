@@ -5,7 +5,7 @@
  * is then read straight into memory that earlier messages gave back, with no copy besides the
  * kernel's and no fresh pages to fault in.
  */
-import type { ChannelOptions, MessageView } from '../core/channel.js';
+import { type ChannelOptions, decodeView, type MessageView } from '../core/channel.js';
 import type { IpcError } from '../core/errors.js';
 import { Queue } from '../core/queue.js';
 import { StreamChannel } from '../core/stream-channel.js';
@@ -96,26 +96,18 @@ export class PipeChannel<T = unknown> extends StreamChannel<T> {
 
   override receive(opts?: WaitOptions): Promise<T> {
     if (!this.#viewMode) return super.receive(opts);
-    return this.receiveView(opts).then((view) => this.#decodeView(view));
+    return this.receiveView(opts).then((view) => decodeView(this.codec, view));
   }
 
   override tryReceive(): { message: T } | undefined {
     if (!this.#viewMode) return super.tryReceive();
     // A receiveView() or receive() waiting has the next message first.
-    if (this.#viewWaiters.length > 0) return undefined;
+    if (this.#viewWaiters.length > 0 || this.receiversWaiting > 0) return undefined;
     const view = this.#takeView();
-    if (view) return { message: this.#decodeView(view) };
+    if (view) return { message: decodeView(this.codec, view) };
     const ended = this.receiveEnded;
     if (ended) throw ended;
     return undefined;
-  }
-
-  #decodeView(view: MessageView): T {
-    try {
-      return this.codec.decode(view.bytes, false);
-    } finally {
-      view.release();
-    }
   }
 
   #enterViewMode(): void {

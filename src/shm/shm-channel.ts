@@ -28,7 +28,7 @@
  * side, two ring control blocks at byte 512, producer slots at byte 1024), then ring 0 (creator ->
  * opener) and ring 1 (opener -> creator).
  */
-import { ChannelBase, type ChannelOptions, type MessageView } from '../core/channel.js';
+import { ChannelBase, type ChannelOptions, decodeView, type MessageView } from '../core/channel.js';
 import { closedError, ErrorCodes, IpcError } from '../core/errors.js';
 import { exitDeadline, flushAtExit, flushedBeforeExit } from '../core/exit-flush.js';
 import { checkMaxMessageBytes } from '../core/framing.js';
@@ -578,7 +578,7 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
    */
   override receive(opts?: WaitOptions): Promise<T> {
     if (!this.#viewMode) return super.receive(opts);
-    return this.receiveView(opts).then((view) => this.#decodeView(view));
+    return this.receiveView(opts).then((view) => decodeView(this.codec, view));
   }
 
   override tryReceive(): { message: T } | undefined {
@@ -586,19 +586,11 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
     // A receiveView() or receive() waiting has the next message first.
     if (this.#viewWaiters.length > 0 || this.receiversWaiting > 0) return undefined;
     const view = this.#takeView();
-    if (view) return { message: this.#decodeView(view) };
+    if (view) return { message: decodeView(this.codec, view) };
     this.#settleViewPeer();
     const ended = this.#viewEndError();
     if (ended) throw ended;
     return undefined;
-  }
-
-  #decodeView(view: ShmView): T {
-    try {
-      return this.codec.decode(view.bytes, false);
-    } finally {
-      view.release();
-    }
   }
 
   // ---- ChannelBase transport hooks ------------------------------------------------------------
