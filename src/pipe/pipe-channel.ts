@@ -110,6 +110,14 @@ export class PipeChannel<T = unknown> extends StreamChannel<T> {
     return undefined;
   }
 
+  /**
+   * Input stopped for views not yet taken counts as paused too: StreamChannel reads no quiet into
+   * it (a peer that exited while reading had stopped left its messages in the pipe, not nothing).
+   */
+  protected override get inputPaused(): boolean {
+    return this.#viewsPaused || super.inputPaused;
+  }
+
   #enterViewMode(): void {
     if (this.#viewMode) return;
     this.#viewMode = true;

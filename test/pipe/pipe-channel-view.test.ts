@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import {
   type ChildProcess,
   ErrorCodes,
@@ -243,6 +243,44 @@ describe('PipeChannel.receiveView', () => {
       view.release();
     }
     expect(received).toBe(sent);
+    await closing;
+  });
+  it('a peer that exits while untaken views have stopped reading: everything it sent is still received', async () => {
+    const { rx, tx } = pipePair({ receiveHighWaterMark: 1 });
+    // Sent before the first read: the kernel takes a pipe's worth (64 KiB), the rest waits in the
+    // writer. The first read takes dozens of messages: one for the view below, the rest queued,
+    // which stops reading at once (the high-water mark is 1).
+    const count = 100;
+    for (let i = 0; i < count; i++) void tx.send(pattern(1000, i));
+    const first = await watchdog(rx.receiveView(), 30_000, 'the first view');
+    expect(digest(first.bytes)).toBe(digest(pattern(1000, 0)));
+    first.release();
+    // As spawn() reports a child's exit; then the quiet bound passes (nothing can be read meanwhile:
+    // reading has stopped). That quiet says nothing about a pipe nobody reads.
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setImmediate', 'clearImmediate'] });
+    try {
+      rx.peerExited();
+      await vi.advanceTimersByTimeAsync(10_000);
+    } finally {
+      vi.useRealTimers();
+    }
+    const closing = tx.close();
+    let received = 1;
+    for (;;) {
+      const view = await watchdog(
+        rx.receiveView().catch((err: Error & { code?: string }) => err),
+        30_000,
+        `view ${received}`,
+      );
+      if (!('bytes' in view)) {
+        expect(view).toMatchObject({ code: ErrorCodes.CLOSED });
+        break;
+      }
+      expect(digest(view.bytes)).toBe(digest(pattern(1000, received)));
+      view.release();
+      received++;
+    }
+    expect(received).toBe(count);
     await closing;
   });
 });
