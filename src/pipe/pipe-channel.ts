@@ -62,7 +62,7 @@ export class PipeChannel<T = unknown> extends StreamChannel<T> {
    *
    * After the first call the channel hands out views: `receive()`, `tryReceive()` and iteration go
    * on in order by decoding a view and releasing it. Messages that `receive()` had read ahead come
-   * first, encoded again. Once the peer closes (ERR_IPC_CLOSED) or is gone (ERR_IPC_PEER_GONE),
+   * first, encoded again (to `receive()` as they were decoded). Once the peer closes (ERR_IPC_CLOSED) or is gone (ERR_IPC_PEER_GONE),
    * this returns what the peer sent before, then fails the same way.
    */
   receiveView(opts?: WaitOptions): Promise<MessageView> {
@@ -96,6 +96,17 @@ export class PipeChannel<T = unknown> extends StreamChannel<T> {
 
   override receive(opts?: WaitOptions): Promise<T> {
     if (!this.#viewMode) return super.receive(opts);
+    // Messages read ahead are handed over as decoded (nobody waits while any are left: a waiter
+    // found none). Encoded and decoded again, they met the schema twice: a value it had
+    // transformed need not pass it again, nor even encode.
+    if (this.#readAhead.length > 0 && !opts?.signal?.aborted) {
+      try {
+        checkWaitOptions(opts);
+        return Promise.resolve(this.#takeReadAhead()!.message);
+      } catch (err) {
+        return Promise.reject(err);
+      }
+    }
     return this.receiveView(opts).then((view) => decodeView(this.codec, view));
   }
 
@@ -103,6 +114,8 @@ export class PipeChannel<T = unknown> extends StreamChannel<T> {
     if (!this.#viewMode) return super.tryReceive();
     // A receiveView() or receive() waiting has the next message first.
     if (this.#viewWaiters.length > 0 || this.receiversWaiting > 0) return undefined;
+    const early = this.#takeReadAhead();
+    if (early) return early;
     const view = this.#takeView();
     if (view) return { message: decodeView(this.codec, view) };
     const ended = this.receiveEnded;
@@ -126,11 +139,17 @@ export class PipeChannel<T = unknown> extends StreamChannel<T> {
     this.assembleFramesIn((bytes) => memory.take(bytes));
   }
 
+  /** The next message read ahead for receive() (throwing its error), or undefined if none is left. */
+  #takeReadAhead(): { message: T } | undefined {
+    const early = this.#readAhead.shift();
+    if (early && 'error' in early) throw early.error;
+    return early;
+  }
+
   /** The next message as a view, or undefined if none has come. */
   #takeView(): MessageView | undefined {
-    const early = this.#readAhead.shift();
+    const early = this.#takeReadAhead();
     if (early) {
-      if ('error' in early) throw early.error;
       // Decoded already: encoded again, into bytes of its own (the same message, not the same bytes).
       return { bytes: this.codec.encode(early.message), release: noop };
     }

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import type { StandardSchemaV1 } from '@standard-schema/spec';
 import { describe, expect, it, vi } from 'vitest';
 import {
   type ChildProcess,
@@ -26,16 +27,19 @@ function pattern(bytes: number, seed: number): Uint8Array {
 const digest = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
 
 /** A pipe made in this process, its reader a PipeChannel. */
-function pipePair<T = Uint8Array>(opts: { codec?: 'raw' | 'json'; receiveHighWaterMark?: number } = {}) {
+function pipePair<T = Uint8Array, S = T>(
+  opts: { codec?: 'raw' | 'json'; receiveHighWaterMark?: number; schema?: StandardSchemaV1<unknown, T> } = {},
+) {
   const { reader, writer } = Pipe.create();
   const codec = opts.codec ?? 'raw';
   const rx = reader.receiver<T>({
     codec,
     ...(opts.receiveHighWaterMark ? { receiveHighWaterMark: opts.receiveHighWaterMark } : {}),
+    ...(opts.schema ? { schema: opts.schema } : {}),
   });
-  const tx = writer.sender<T>({ codec });
+  const tx = writer.sender<S>({ codec });
   expect(rx).toBeInstanceOf(PipeChannel);
-  return { rx: rx as Receiver<T> as PipeChannel<T>, tx: tx as Sender<T> };
+  return { rx: rx as Receiver<T> as PipeChannel<T>, tx: tx as Sender<S> };
 }
 
 function startEcho(fixture: string): ChildProcess<Uint8Array> {
@@ -137,6 +141,30 @@ describe('PipeChannel.receiveView', () => {
     await tx.close();
     for await (const message of rx) collected.push(message.n);
     expect(collected).toEqual([5]);
+  });
+
+  it('messages read ahead reach receive() and tryReceive() as decoded: a schema that transforms runs once', async () => {
+    // Strings in, their lengths out: a length is no string, so validating it again would fail.
+    const lengthOf: StandardSchemaV1<unknown, number> = {
+      '~standard': {
+        version: 1,
+        vendor: 'test',
+        validate: (v) =>
+          typeof v === 'string' ? { value: v.length } : { issues: [{ message: 'not a string' }] },
+      },
+    };
+    const { rx, tx } = pipePair<number, string | number>({ codec: 'json', schema: lengthOf });
+    // Sent in one tick: they arrive in one read, so all but the first are read ahead.
+    for (const text of ['a', 2, 'ccc', 'dddd', 'eeeee']) void tx.send(text);
+    expect(await watchdog(rx.receive(), 30_000, 'the first message')).toBe(1);
+    // View mode from here on. The second failed the schema as it was read ahead: its error comes.
+    expect(await rejectionOf(rx.receiveView())).toMatchObject({ code: ErrorCodes.INVALID_MESSAGE });
+    expect(await rx.receive()).toBe(3);
+    expect(rx.tryReceive()).toEqual({ message: 4 });
+    await tx.close();
+    const rest: number[] = [];
+    for await (const length of rx) rest.push(length);
+    expect(rest).toEqual([5]);
   });
 
   it('after the peer closes: the views it sent, then ERR_IPC_CLOSED, also for a view already waited on', async () => {
