@@ -20,9 +20,19 @@ interface ViewWaiter {
 
 function noop(): void {}
 
-/** A copy of a range: Uint8Array's slice(), which copies, where a Buffer's would be a view. */
+/**
+ * A copy of a range, as a plain Uint8Array: Uint8Array's slice() on a Buffer (the read buffer) makes
+ * a Buffer, whose own slice() is a view, not the copy a user takes of a view to keep.
+ */
 function copyOf(data: Uint8Array, start: number, end: number): Uint8Array {
-  return Uint8Array.prototype.slice.call(data, start, end);
+  const copy = new Uint8Array(end - start);
+  copy.set(data.subarray(start, end));
+  return copy;
+}
+
+/** `bytes` as a plain Uint8Array over the same memory (see copyOf). */
+function plain(bytes: Uint8Array): Uint8Array {
+  return bytes instanceof Buffer ? new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength) : bytes;
 }
 
 /**
@@ -151,7 +161,7 @@ export class PipeChannel<T = unknown> extends StreamChannel<T> {
     const early = this.#takeReadAhead();
     if (early) {
       // Decoded already: encoded again, into bytes of its own (the same message, not the same bytes).
-      return { bytes: this.codec.encode(early.message), release: noop };
+      return { bytes: plain(this.codec.encode(early.message)), release: noop };
     }
     const view = this.#views.shift();
     if (this.#viewsPaused && this.#views.length <= this.#highWater >> 1 && !this.#torn) {
@@ -176,7 +186,7 @@ export class PipeChannel<T = unknown> extends StreamChannel<T> {
     // Memory of its own (assembled across reads): given back on release, for a later message.
     let released = false;
     this.#accept({
-      bytes: payload,
+      bytes: plain(payload),
       release: () => {
         if (released) return;
         released = true;

@@ -111,6 +111,24 @@ describe('PipeChannel.receiveView', () => {
     await rx.close();
   });
 
+  it("views' bytes are plain Uint8Arrays: slice() copies, and a copy taken outlives release()", async () => {
+    const { rx, tx } = pipePair();
+    const kept: Uint8Array[] = [];
+    // Large ones (memory given back and reused) and small ones (copies of the read buffer).
+    const sizes = [MiB, MiB, MiB, 100, 100];
+    for (const [i, size] of sizes.entries()) {
+      await tx.send(pattern(size, i));
+      const view = await watchdog(rx.receiveView(), 30_000, `view ${i}`);
+      expect(Object.getPrototypeOf(view.bytes)).toBe(Uint8Array.prototype);
+      // A Buffer's slice() is a view: a later message would be read into this "copy".
+      kept.push(view.bytes.slice());
+      view.release();
+    }
+    for (const [i, size] of sizes.entries()) expect(digest(kept[i]!)).toBe(digest(pattern(size, i)));
+    await tx.close();
+    await rx.close();
+  });
+
   it('small messages come as copies of their own: later reads do not touch them', async () => {
     const { rx, tx } = pipePair();
     const views: MessageView[] = [];
