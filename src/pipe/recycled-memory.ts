@@ -8,6 +8,12 @@
 
 /** Released buffers kept for reuse: enough for a receiver that holds one view while taking the next. */
 const MAX_SPARES = 2;
+/**
+ * Smaller buffers are not kept: a small message split across two reads is assembled apart too, and
+ * its buffer, given back, pushed a large one out of the spares (which large messages are what they
+ * are for); a small allocation costs little.
+ */
+const MIN_SPARE_BYTES = 64 * 1024;
 
 export class RecycledMemory {
   readonly #spares: Buffer[] = [];
@@ -31,9 +37,10 @@ export class RecycledMemory {
 
   /**
    * Gives back memory from {@link RecycledMemory.take} (or any memory of its own: the whole
-   * ArrayBuffer behind `bytes` is reused). The newest buffers are kept.
+   * ArrayBuffer behind `bytes` is reused). The newest buffers are kept, if of 64 KiB or more.
    */
   give(bytes: Uint8Array): void {
+    if (bytes.buffer.byteLength < MIN_SPARE_BYTES) return;
     const whole = Buffer.from(bytes.buffer, 0, bytes.buffer.byteLength);
     if (this.#spares.length >= MAX_SPARES) this.#spares.shift();
     this.#spares.push(whole);

@@ -129,6 +129,38 @@ describe('PipeChannel.receiveView', () => {
     await rx.close();
   });
 
+  it('a small message split across reads, once released, does not push large memory out of reuse', async () => {
+    const { rx, tx } = pipePair();
+    // Two 1 MiB views held at once (two buffers), then released: both kept for reuse.
+    await tx.send(pattern(MiB, 0));
+    const a = await watchdog(rx.receiveView(), 30_000, 'view a');
+    await tx.send(pattern(MiB, 1));
+    const b = await watchdog(rx.receiveView(), 30_000, 'view b');
+    const large = new Set([a.bytes.buffer, b.bytes.buffer]);
+    expect(large.size).toBe(2);
+    a.release();
+    b.release();
+    // A frame of 65,484 bytes and a small one leave in one write; the pipe (64 KiB) takes 65,536 of
+    // them, so the first read ends inside the small message, which is then assembled apart. Sizes
+    // that differ: the second cannot reuse the first's memory.
+    for (const [i, size] of [100, 300].entries()) {
+      void tx.send(pattern(65_480, 10 + i));
+      void tx.send(pattern(size, 20 + i));
+      const filler = await watchdog(rx.receiveView(), 30_000, `filler ${i}`);
+      const small = await watchdog(rx.receiveView(), 30_000, `small ${i}`);
+      expect(digest(small.bytes)).toBe(digest(pattern(size, 20 + i)));
+      filler.release();
+      small.release();
+    }
+    await tx.send(pattern(MiB, 2));
+    const c = await watchdog(rx.receiveView(), 30_000, 'view c');
+    expect(digest(c.bytes)).toBe(digest(pattern(MiB, 2)));
+    expect(large.has(c.bytes.buffer)).toBe(true);
+    c.release();
+    await tx.close();
+    await rx.close();
+  });
+
   it('small messages come as copies of their own: later reads do not touch them', async () => {
     const { rx, tx } = pipePair();
     const views: MessageView[] = [];
