@@ -72,8 +72,9 @@ export class PipeChannel<T = unknown> extends StreamChannel<T> {
    *
    * After the first call the channel hands out views: `receive()`, `tryReceive()` and iteration go
    * on in order by decoding a view and releasing it. Messages that `receive()` had read ahead come
-   * first, encoded again (to `receive()` as they were decoded). Once the peer closes (ERR_IPC_CLOSED) or is gone (ERR_IPC_PEER_GONE),
-   * this returns what the peer sent before, then fails the same way.
+   * first, encoded again (to `receive()` as they were decoded). Once the peer closes
+   * (ERR_IPC_CLOSED) or is gone (ERR_IPC_PEER_GONE), this returns what the peer sent before, then
+   * fails the same way.
    */
   receiveView(opts?: WaitOptions): Promise<MessageView> {
     try {
