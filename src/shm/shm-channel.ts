@@ -578,6 +578,16 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
    */
   override receive(opts?: WaitOptions): Promise<T> {
     if (!this.#viewMode) return super.receive(opts);
+    // Messages read ahead are handed over as decoded (nobody waits while any are left). Encoded and
+    // decoded again, they met the schema twice: a value it had transformed need not pass it again.
+    if (this.#readAhead.length > 0 && !opts?.signal?.aborted) {
+      try {
+        checkWaitOptions(opts);
+        return Promise.resolve(this.#takeReadAhead()!.message);
+      } catch (err) {
+        return Promise.reject(err);
+      }
+    }
     return this.receiveView(opts).then((view) => decodeView(this.codec, view));
   }
 
@@ -585,6 +595,8 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
     if (!this.#viewMode) return super.tryReceive();
     // A receiveView() or receive() waiting has the next message first.
     if (this.#viewWaiters.length > 0 || this.receiversWaiting > 0) return undefined;
+    const early = this.#takeReadAhead();
+    if (early) return early;
     const view = this.#takeView();
     if (view) return { message: decodeView(this.codec, view) };
     this.#settleViewPeer();
@@ -1210,12 +1222,18 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
 
   // ---- zero-copy views ----------------------------------------------------------------------------
 
+  /** The next message read ahead for receive() (throwing its error), or undefined if none is left. */
+  #takeReadAhead(): { message: T } | undefined {
+    const early = this.#readAhead.shift();
+    if (early && 'error' in early) throw early.error;
+    return early;
+  }
+
   /** The next complete message as a view, or undefined if none is published yet. */
   #takeView(): ShmView | undefined {
     if (this.#torn) throw closedError(this.what);
-    const early = this.#readAhead.shift();
+    const early = this.#takeReadAhead();
     if (early) {
-      if ('error' in early) throw early.error;
       // Decoded already: encoded again, into bytes of its own (the same message, not the same bytes).
       return { bytes: this.codec.encode(early.message), release: noop };
     }

@@ -8,6 +8,7 @@
 import { spawn as nodeSpawn } from 'node:child_process';
 import { once } from 'node:events';
 import { readdirSync, readlinkSync } from 'node:fs';
+import type { StandardSchemaV1 } from '@standard-schema/spec';
 import { describe, expect, it } from 'vitest';
 import {
   type ChildProcess,
@@ -274,6 +275,31 @@ describe('ShmChannel in one process', () => {
     const second = await watchdog(b.receiveView(), 5_000, 'second view');
     expect(codecs.msgpack.decode(second.bytes)).toEqual({ n: 2 });
     second.release();
+    a.destroy();
+    b.destroy();
+  });
+
+  it('messages read ahead reach receive() and tryReceive() in view mode as decoded: a schema that transforms runs once', async () => {
+    // Strings in, their lengths out: a length is no string, so validating it again would fail.
+    const lengthOf: StandardSchemaV1<unknown, number> = {
+      '~standard': {
+        version: 1,
+        vendor: 'test',
+        validate: (v) =>
+          typeof v === 'string' ? { value: v.length } : { issues: [{ message: 'not a string' }] },
+      },
+    };
+    const a = ShmChannel.create<string | number>('transform');
+    const b = ShmChannel.open<number>('transform', { schema: lengthOf });
+    for (const text of ['a', 2, 'ccc', 'dddd', 'eeeee']) await a.send(text);
+    // A turn of the event loop: b's pump reads all five ahead for receive().
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(await watchdog(b.receive(), 5_000, 'the first message')).toBe(1);
+    // View mode from here on. The second failed the schema as it was read ahead: its error comes.
+    expect(await rejectionOf(b.receiveView())).toMatchObject({ code: ErrorCodes.INVALID_MESSAGE });
+    expect(await b.receive()).toBe(3);
+    expect(b.tryReceive()).toEqual({ message: 4 });
+    expect(await watchdog(b.receive(), 5_000, 'the last message')).toBe(5);
     a.destroy();
     b.destroy();
   });
