@@ -14,6 +14,11 @@ const MAX_SPARES = 2;
  * are for); a small allocation costs little.
  */
 const MIN_SPARE_BYTES = 64 * 1024;
+/**
+ * At most this much released memory is kept, the newest first: a receiver of 64 MiB messages keeps
+ * one, not two, and memory does not stay with the channel in multiples of maxMessageBytes.
+ */
+const MAX_SPARE_TOTAL = 64 * 1024 * 1024;
 
 export class RecycledMemory {
   readonly #spares: Buffer[] = [];
@@ -37,12 +42,16 @@ export class RecycledMemory {
 
   /**
    * Gives back memory from {@link RecycledMemory.take} (or any memory of its own: the whole
-   * ArrayBuffer behind `bytes` is reused). The newest buffers are kept, if of 64 KiB or more.
+   * ArrayBuffer behind `bytes` is reused). The newest buffers are kept, if of 64 KiB or more, up to
+   * two and 64 MiB in all.
    */
   give(bytes: Uint8Array): void {
-    if (bytes.buffer.byteLength < MIN_SPARE_BYTES) return;
-    const whole = Buffer.from(bytes.buffer, 0, bytes.buffer.byteLength);
-    if (this.#spares.length >= MAX_SPARES) this.#spares.shift();
-    this.#spares.push(whole);
+    const size = bytes.buffer.byteLength;
+    if (size < MIN_SPARE_BYTES || size > MAX_SPARE_TOTAL) return;
+    const spares = this.#spares;
+    spares.push(Buffer.from(bytes.buffer, 0, size));
+    let total = 0;
+    for (const spare of spares) total += spare.length;
+    while (spares.length > MAX_SPARES || total > MAX_SPARE_TOTAL) total -= spares.shift()!.length;
   }
 }
