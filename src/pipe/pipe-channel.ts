@@ -8,6 +8,7 @@
 import { type ChannelOptions, decodeView, type MessageView } from '../core/channel.js';
 import type { IpcError } from '../core/errors.js';
 import { Queue } from '../core/queue.js';
+import { plainBytes, ReadAhead } from '../core/read-ahead.js';
 import { StreamChannel } from '../core/stream-channel.js';
 import { abortedError, armWait, checkWaitOptions, type WaitOptions } from '../core/wait.js';
 import { RecycledMemory } from './recycled-memory.js';
@@ -30,11 +31,6 @@ function copyOf(data: Uint8Array, start: number, end: number): Uint8Array {
   return copy;
 }
 
-/** `bytes` as a plain Uint8Array over the same memory (see copyOf). */
-function plain(bytes: Uint8Array): Uint8Array {
-  return bytes instanceof Buffer ? new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength) : bytes;
-}
-
 /**
  * A pipe channel. `receive()`, iteration and sending are those of every channel; `receiveView()`
  * adds a receive without a copy of its own.
@@ -43,7 +39,7 @@ export class PipeChannel<T = unknown> extends StreamChannel<T> {
   #viewMode = false;
   readonly #memory = new RecycledMemory();
   /** Messages read ahead for receive() before the first receiveView(): it returns them first. */
-  #readAhead: Array<{ message: T } | { error: IpcError }> = [];
+  readonly #readAhead = new ReadAhead<T>();
   readonly #views = new Queue<MessageView>();
   readonly #viewWaiters = new Queue<ViewWaiter>();
   readonly #highWater: number;
@@ -107,25 +103,16 @@ export class PipeChannel<T = unknown> extends StreamChannel<T> {
 
   override receive(opts?: WaitOptions): Promise<T> {
     if (!this.#viewMode) return super.receive(opts);
-    // Messages read ahead are handed over as decoded (nobody waits while any are left: a waiter
-    // found none). Encoded and decoded again, they met the schema twice: a value it had
-    // transformed need not pass it again, nor even encode.
-    if (this.#readAhead.length > 0 && !opts?.signal?.aborted) {
-      try {
-        checkWaitOptions(opts);
-        return Promise.resolve(this.#takeReadAhead()!.message);
-      } catch (err) {
-        return Promise.reject(err);
-      }
-    }
-    return this.receiveView(opts).then((view) => decodeView(this.codec, view));
+    return (
+      this.#readAhead.receive(opts) ?? this.receiveView(opts).then((view) => decodeView(this.codec, view))
+    );
   }
 
   override tryReceive(): { message: T } | undefined {
     if (!this.#viewMode) return super.tryReceive();
     // A receiveView() or receive() waiting has the next message first.
     if (this.#viewWaiters.length > 0 || this.receiversWaiting > 0) return undefined;
-    const early = this.#takeReadAhead();
+    const early = this.#readAhead.take();
     if (early) return early;
     const view = this.#takeView();
     if (view) return { message: decodeView(this.codec, view) };
@@ -145,25 +132,15 @@ export class PipeChannel<T = unknown> extends StreamChannel<T> {
   #enterViewMode(): void {
     if (this.#viewMode) return;
     this.#viewMode = true;
-    this.#readAhead = this.takeQueued();
+    this.#readAhead.fill(this.takeQueued());
     const memory = this.#memory;
     this.assembleFramesIn((bytes) => memory.take(bytes));
   }
 
-  /** The next message read ahead for receive() (throwing its error), or undefined if none is left. */
-  #takeReadAhead(): { message: T } | undefined {
-    const early = this.#readAhead.shift();
-    if (early && 'error' in early) throw early.error;
-    return early;
-  }
-
   /** The next message as a view, or undefined if none has come. */
   #takeView(): MessageView | undefined {
-    const early = this.#takeReadAhead();
-    if (early) {
-      // Decoded already: encoded again, into bytes of its own (the same message, not the same bytes).
-      return { bytes: plain(this.codec.encode(early.message)), release: noop };
-    }
+    const early = this.#readAhead.takeView(this.codec);
+    if (early) return early;
     const view = this.#views.shift();
     if (this.#viewsPaused && this.#views.length <= this.#highWater >> 1 && !this.#torn) {
       this.#viewsPaused = false;
@@ -187,7 +164,7 @@ export class PipeChannel<T = unknown> extends StreamChannel<T> {
     // Memory of its own (assembled across reads): given back on release, for a later message.
     let released = false;
     this.#accept({
-      bytes: plain(payload),
+      bytes: plainBytes(payload),
       release: () => {
         if (released) return;
         released = true;
@@ -241,7 +218,7 @@ export class PipeChannel<T = unknown> extends StreamChannel<T> {
     this.#torn = true;
     // As receive() after close(): what was queued is not handed out any more.
     this.#views.drain();
-    this.#readAhead = [];
+    this.#readAhead.clear();
     super.teardown();
     this.#endViewWaiters();
   }

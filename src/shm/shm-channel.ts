@@ -35,6 +35,7 @@ import { checkMaxMessageBytes } from '../core/framing.js';
 import { choiceError } from '../core/options.js';
 import { isAlive } from '../core/process-identity.js';
 import { Queue } from '../core/queue.js';
+import { ReadAhead } from '../core/read-ahead.js';
 import { sleepSync } from '../core/sleep.js';
 import { armWait, checkWaitOptions, type WaitOptions } from '../core/wait.js';
 import { native } from '../native/binding.js';
@@ -270,7 +271,7 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
 
   #viewMode = false;
   /** Messages read ahead for receive() before the first receiveView(): it returns them first. */
-  #readAhead: Array<{ message: T } | { error: IpcError }> = [];
+  readonly #readAhead = new ReadAhead<T>();
   readonly #views: Array<{ end: number; released: boolean }> = [];
   readonly #viewWaiters = new Queue<ViewWaiter>();
   readonly #reattachWaiters = new Queue<ReattachWaiter<T>>();
@@ -545,7 +546,7 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
       this.#viewMode = true;
       // What the channel read ahead for receive() before this first call comes here first, in
       // order, so that a reader that only takes views misses nothing sent before it started.
-      this.#readAhead = this.takeQueued();
+      this.#readAhead.fill(this.takeQueued());
     }
     // A receive() that waited from before view mode began comes first (the pump serves it).
     if (this.#viewWaiters.length === 0 && this.receiversWaiting === 0) {
@@ -578,24 +579,16 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
    */
   override receive(opts?: WaitOptions): Promise<T> {
     if (!this.#viewMode) return super.receive(opts);
-    // Messages read ahead are handed over as decoded (nobody waits while any are left). Encoded and
-    // decoded again, they met the schema twice: a value it had transformed need not pass it again.
-    if (this.#readAhead.length > 0 && !opts?.signal?.aborted) {
-      try {
-        checkWaitOptions(opts);
-        return Promise.resolve(this.#takeReadAhead()!.message);
-      } catch (err) {
-        return Promise.reject(err);
-      }
-    }
-    return this.receiveView(opts).then((view) => decodeView(this.codec, view));
+    return (
+      this.#readAhead.receive(opts) ?? this.receiveView(opts).then((view) => decodeView(this.codec, view))
+    );
   }
 
   override tryReceive(): { message: T } | undefined {
     if (!this.#viewMode) return super.tryReceive();
     // A receiveView() or receive() waiting has the next message first.
     if (this.#viewWaiters.length > 0 || this.receiversWaiting > 0) return undefined;
-    const early = this.#takeReadAhead();
+    const early = this.#readAhead.take();
     if (early) return early;
     const view = this.#takeView();
     if (view) return { message: decodeView(this.codec, view) };
@@ -1222,21 +1215,11 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
 
   // ---- zero-copy views ----------------------------------------------------------------------------
 
-  /** The next message read ahead for receive() (throwing its error), or undefined if none is left. */
-  #takeReadAhead(): { message: T } | undefined {
-    const early = this.#readAhead.shift();
-    if (early && 'error' in early) throw early.error;
-    return early;
-  }
-
   /** The next complete message as a view, or undefined if none is published yet. */
   #takeView(): ShmView | undefined {
     if (this.#torn) throw closedError(this.what);
-    const early = this.#takeReadAhead();
-    if (early) {
-      // Decoded already: encoded again, into bytes of its own (the same message, not the same bytes).
-      return { bytes: this.codec.encode(early.message), release: noop };
-    }
+    const early = this.#readAhead.takeView(this.codec);
+    if (early) return early;
     if (this.#released) return undefined;
     for (;;) {
       let rec: RingRecord | undefined;
