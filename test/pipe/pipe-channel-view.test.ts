@@ -12,6 +12,7 @@ import {
   spawn,
 } from '../../src/index.js';
 import { fixtureArgs, rejectionOf, watchdog } from '../helpers.js';
+import { stringLength } from '../support/schemas.js';
 import { isolatedWithChildren } from '../support/spawned-children.js';
 
 const children = isolatedWithChildren();
@@ -40,6 +41,24 @@ function pipePair<T = Uint8Array, S = T>(
   const tx = writer.sender<S>({ codec });
   expect(rx).toBeInstanceOf(PipeChannel);
   return { rx: rx as Receiver<T> as PipeChannel<T>, tx: tx as Sender<S> };
+}
+
+/** The digest of every view until the channel ends, which must be a clean ERR_IPC_CLOSED. */
+async function viewsUntilClosed(rx: PipeChannel<Uint8Array>): Promise<string[]> {
+  const digests: string[] = [];
+  for (;;) {
+    const view = await watchdog(
+      rx.receiveView().catch((err: Error & { code?: string }) => err),
+      30_000,
+      `view ${digests.length}`,
+    );
+    if (!('bytes' in view)) {
+      expect(view).toMatchObject({ code: ErrorCodes.CLOSED });
+      return digests;
+    }
+    digests.push(digest(view.bytes));
+    view.release();
+  }
 }
 
 function startEcho(fixture: string): ChildProcess<Uint8Array> {
@@ -194,16 +213,7 @@ describe('PipeChannel.receiveView', () => {
   });
 
   it('messages read ahead reach receive() and tryReceive() as decoded: a schema that transforms runs once', async () => {
-    // Strings in, their lengths out: a length is no string, so validating it again would fail.
-    const lengthOf: StandardSchemaV1<unknown, number> = {
-      '~standard': {
-        version: 1,
-        vendor: 'test',
-        validate: (v) =>
-          typeof v === 'string' ? { value: v.length } : { issues: [{ message: 'not a string' }] },
-      },
-    };
-    const { rx, tx } = pipePair<number, string | number>({ codec: 'json', schema: lengthOf });
+    const { rx, tx } = pipePair<number, string | number>({ codec: 'json', schema: stringLength });
     // Sent in one tick: they arrive in one read, so all but the first are read ahead.
     for (const text of ['a', 2, 'ccc', 'dddd', 'eeeee']) void tx.send(text);
     expect(await watchdog(rx.receive(), 30_000, 'the first message')).toBe(1);
@@ -305,22 +315,9 @@ describe('PipeChannel.receiveView', () => {
     expect(sent).toBeLessThan(400);
     // Closing flushes what the stream still holds, which waits for the reader: drain meanwhile.
     const closing = tx.close();
-    let received = 0;
-    for (;;) {
-      const view = await watchdog(
-        rx.receiveView().catch((err: Error & { code?: string }) => err),
-        30_000,
-        `view ${received}`,
-      );
-      if (!('bytes' in view)) {
-        expect(view).toMatchObject({ code: ErrorCodes.CLOSED });
-        break;
-      }
-      received++;
-      expect(digest(view.bytes)).toBe(digest(pattern(16 * 1024, received)));
-      view.release();
-    }
-    expect(received).toBe(sent);
+    expect(await viewsUntilClosed(rx)).toEqual(
+      Array.from({ length: sent }, (_, i) => digest(pattern(16 * 1024, i + 1))),
+    );
     await closing;
   });
   it('a peer that exits while untaken views have stopped reading: everything it sent is still received', async () => {
@@ -343,22 +340,9 @@ describe('PipeChannel.receiveView', () => {
       vi.useRealTimers();
     }
     const closing = tx.close();
-    let received = 1;
-    for (;;) {
-      const view = await watchdog(
-        rx.receiveView().catch((err: Error & { code?: string }) => err),
-        30_000,
-        `view ${received}`,
-      );
-      if (!('bytes' in view)) {
-        expect(view).toMatchObject({ code: ErrorCodes.CLOSED });
-        break;
-      }
-      expect(digest(view.bytes)).toBe(digest(pattern(1000, received)));
-      view.release();
-      received++;
-    }
-    expect(received).toBe(count);
+    expect(await viewsUntilClosed(rx)).toEqual(
+      Array.from({ length: count - 1 }, (_, i) => digest(pattern(1000, i + 1))),
+    );
     await closing;
   });
 });
