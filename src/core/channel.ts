@@ -237,9 +237,14 @@ export abstract class ChannelBase<T> implements Channel<T> {
     return this.#inputError();
   }
 
-  /** True while input is paused because receiveHighWaterMark messages wait unreceived. */
-  protected get inputPaused(): boolean {
-    return this.#inputPaused;
+  /** receiveHighWaterMark: input pauses when this many messages wait unreceived. */
+  protected get highWaterMark(): number {
+    return this.#highWater;
+  }
+
+  /** Paused input resumes once no more than this many messages wait unreceived. */
+  protected get lowWaterMark(): number {
+    return this.#lowWater;
   }
 
   /** How many receive() calls wait for a message now. */

@@ -79,6 +79,11 @@ export class StreamChannel<T> extends ChannelBase<T> {
   /** The peer process has exited (see {@link StreamChannel.peerExited}). */
   #peerExited = false;
   #peerExitTimer: NodeJS.Timeout | undefined;
+  /**
+   * The input is stopped (pauseInput), whoever asked: the receive queue, or a subclass's own (views
+   * not yet taken). Quiet then says nothing of the peer: its messages wait unread in the pipe.
+   */
+  #inputStopped = false;
   /** Input chunks read so far: the quiet bound's last look tells whether any came meanwhile. */
   #chunksRead = 0;
   /**
@@ -287,11 +292,13 @@ export class StreamChannel<T> extends ChannelBase<T> {
 
   protected pauseInput(): void {
     // Paused, unread bytes wait in the pipe: quiet says nothing then.
+    this.#inputStopped = true;
     this.#disarmPeerExit();
     this.#input?.pause();
   }
 
   protected resumeInput(): void {
+    this.#inputStopped = false;
     this.#input?.resume();
     this.#armPeerExit();
   }
@@ -309,14 +316,14 @@ export class StreamChannel<T> extends ChannelBase<T> {
   }
 
   #armPeerExit(): void {
-    if (!this.#peerExited || this.inputPaused) return;
+    if (!this.#peerExited || this.#inputStopped) return;
     this.#disarmPeerExit();
     const chunks = this.#chunksRead;
     this.#peerExitTimer = setTimeout(() => {
       // A loop blocked past the bound runs timers before it reads: what is already in the pipe is
       // read in this turn's poll, and only then does quiet mean nothing more is coming.
       setImmediate(() => {
-        if (this.#peerExitTimer === undefined || this.inputPaused) return;
+        if (this.#peerExitTimer === undefined || this.#inputStopped) return;
         if (this.#chunksRead !== chunks) {
           this.#armPeerExit();
           return;

@@ -5,7 +5,7 @@
  * is then read straight into memory that earlier messages gave back, with no copy besides the
  * kernel's and no fresh pages to fault in.
  */
-import { type ChannelOptions, decodeView, type MessageView } from '../core/channel.js';
+import { decodeView, type MessageView } from '../core/channel.js';
 import type { IpcError } from '../core/errors.js';
 import { Queue } from '../core/queue.js';
 import { plainBytes, ReadAhead } from '../core/read-ahead.js';
@@ -42,21 +42,9 @@ export class PipeChannel<T = unknown> extends StreamChannel<T> {
   readonly #readAhead = new ReadAhead<T>();
   readonly #views = new Queue<MessageView>();
   readonly #viewWaiters = new Queue<ViewWaiter>();
-  readonly #highWater: number;
   #viewsPaused = false;
   /** Closed or destroyed: nothing more is queued. */
   #torn = false;
-
-  /** @internal Made by spawn(), parentChannel() and PipeReader.receiver(). */
-  constructor(
-    what: string,
-    input: ConstructorParameters<typeof StreamChannel>[1],
-    output: ConstructorParameters<typeof StreamChannel>[2],
-    opts?: ChannelOptions<T> & { handshake?: boolean },
-  ) {
-    super(what, input, output, opts);
-    this.#highWater = opts?.receiveHighWaterMark ?? 1024;
-  }
 
   /**
    * The next message as its encoded bytes (with `codecs.raw`, the message itself), valid until
@@ -121,14 +109,6 @@ export class PipeChannel<T = unknown> extends StreamChannel<T> {
     return undefined;
   }
 
-  /**
-   * Input stopped for views not yet taken counts as paused too: StreamChannel reads no quiet into
-   * it (a peer that exited while reading had stopped left its messages in the pipe, not nothing).
-   */
-  protected override get inputPaused(): boolean {
-    return this.#viewsPaused || super.inputPaused;
-  }
-
   #enterViewMode(): void {
     if (this.#viewMode) return;
     this.#viewMode = true;
@@ -142,7 +122,7 @@ export class PipeChannel<T = unknown> extends StreamChannel<T> {
     const early = this.#readAhead.takeView(this.codec);
     if (early) return early;
     const view = this.#views.shift();
-    if (this.#viewsPaused && this.#views.length <= this.#highWater >> 1 && !this.#torn) {
+    if (this.#viewsPaused && this.#views.length <= this.lowWaterMark && !this.#torn) {
       this.#viewsPaused = false;
       this.resumeInput();
     }
@@ -191,7 +171,7 @@ export class PipeChannel<T = unknown> extends StreamChannel<T> {
       return;
     }
     this.#views.push(view);
-    if (!this.#viewsPaused && this.#views.length >= this.#highWater) {
+    if (!this.#viewsPaused && this.#views.length >= this.highWaterMark) {
       this.#viewsPaused = true;
       this.pauseInput();
     }
