@@ -240,6 +240,14 @@ export const codecs = {
   } satisfies Codec<Uint8Array>,
 } as const;
 
+/**
+ * `bytes` as a plain Uint8Array over the same memory. A transport's buffer may be a Buffer, whose
+ * toString() and slice() behave differently (its slice() is a view, not a copy).
+ */
+export function plainBytes(bytes: Uint8Array): Uint8Array {
+  return bytes instanceof Buffer ? new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength) : bytes;
+}
+
 /** The name of a built-in codec. */
 export type CodecName = keyof typeof codecs;
 
@@ -355,11 +363,8 @@ export function resolveCodec<T>(opts: CodecOptions<T> | undefined, what: string)
     },
     decode(bytes, owned) {
       if (owned && keepsOwned) {
-        // A plain Uint8Array, as every other raw message is (the transport's own buffer may be a
-        // Buffer, whose toString() and slice() behave differently): a view, not a copy.
-        const message = (
-          bytes instanceof Buffer ? new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength) : bytes
-        ) as T;
+        // A plain Uint8Array, as every other raw message is: a view, not a copy.
+        const message = plainBytes(bytes) as T;
         return schema ? validate(schema, message, what) : message;
       }
       return decodeRange(bytes, 0, bytes.length, owned);

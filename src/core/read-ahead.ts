@@ -5,18 +5,13 @@
  * decoding it again would run the schema twice (a value it transformed need not pass it again).
  */
 import type { MessageView } from './channel.js';
-import type { MessageCodec } from './codec.js';
+import { type MessageCodec, plainBytes } from './codec.js';
 import type { IpcError } from './errors.js';
 import { checkWaitOptions, type WaitOptions } from './wait.js';
 
 type Item<T> = { message: T } | { error: IpcError };
 
 function noop(): void {}
-
-/** `bytes` as a plain Uint8Array over the same memory: a Buffer's slice() is a view, not a copy. */
-export function plainBytes(bytes: Uint8Array): Uint8Array {
-  return bytes instanceof Buffer ? new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength) : bytes;
-}
 
 export class ReadAhead<T> {
   #items: Item<T>[] = [];

@@ -6,9 +6,10 @@
  * kernel's and no fresh pages to fault in.
  */
 import { decodeView, type MessageView } from '../core/channel.js';
+import { codecs, plainBytes } from '../core/codec.js';
 import type { IpcError } from '../core/errors.js';
 import { Queue } from '../core/queue.js';
-import { plainBytes, ReadAhead } from '../core/read-ahead.js';
+import { ReadAhead } from '../core/read-ahead.js';
 import { StreamChannel } from '../core/stream-channel.js';
 import { abortedError, armWait, checkWaitOptions, type WaitOptions } from '../core/wait.js';
 import { RecycledMemory } from './recycled-memory.js';
@@ -20,16 +21,6 @@ interface ViewWaiter {
 }
 
 function noop(): void {}
-
-/**
- * A copy of a range, as a plain Uint8Array: Uint8Array's slice() on a Buffer (the read buffer) makes
- * a Buffer, whose own slice() is a view, not the copy a user takes of a view to keep.
- */
-function copyOf(data: Uint8Array, start: number, end: number): Uint8Array {
-  const copy = new Uint8Array(end - start);
-  copy.set(data.subarray(start, end));
-  return copy;
-}
 
 /**
  * A pipe channel. `receive()`, iteration and sending are those of every channel; `receiveView()`
@@ -138,7 +129,7 @@ export class PipeChannel<T = unknown> extends StreamChannel<T> {
       return;
     }
     if (!owned) {
-      this.#accept({ bytes: copyOf(payload, 0, payload.byteLength), release: noop });
+      this.receiveFrameAt(payload, 0, payload.byteLength);
       return;
     }
     // Memory of its own (assembled across reads): given back on release, for a later message.
@@ -158,8 +149,9 @@ export class PipeChannel<T = unknown> extends StreamChannel<T> {
       super.receiveFrameAt(data, start, end);
       return;
     }
-    // The chunk's memory is the stream's read buffer, reused by the next read: a copy.
-    this.#accept({ bytes: copyOf(data, start, end), release: noop });
+    // The chunk's memory is the stream's read buffer, reused by the next read: a copy (the raw
+    // codec's, a plain Uint8Array of its own).
+    this.#accept({ bytes: codecs.raw.decode(data.subarray(start, end)), release: noop });
   }
 
   #accept(view: MessageView): void {
