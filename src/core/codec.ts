@@ -285,6 +285,11 @@ export interface MessageCodec<T> {
    * validation returns a promise is awaited, where decode refuses it.
    */
   decodeAsync(bytes: Uint8Array): T | Promise<T>;
+  /**
+   * True when `decode(bytes, true)` of a plain Uint8Array is `bytes` itself: the raw codec without
+   * a schema. A transport holding such bytes of its own may then deliver them without the call.
+   */
+  readonly passesOwnedThrough: boolean;
 }
 
 /** Resolves `codec` / `schema` options into one encoder/decoder, checking them eagerly. */
@@ -370,6 +375,7 @@ export function resolveCodec<T>(opts: CodecOptions<T> | undefined, what: string)
       return decodeRange(bytes, 0, bytes.length, owned);
     },
     decodeRange,
+    passesOwnedThrough: keepsOwned && !schema,
     decodeAsync(bytes) {
       const value = decodeOnly(bytes, 0, bytes.length, false);
       return schema ? validateMaybeAsync(schema, value, what) : value;

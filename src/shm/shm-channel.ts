@@ -1016,6 +1016,7 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
           if (message) {
             delivered++;
             if (message instanceof IpcError) this.deliverError(message);
+            else if (this.#owned && this.codec.passesOwnedThrough) this.deliverDecoded(message as T);
             else this.deliver(message, this.#owned);
           }
         }

@@ -100,6 +100,19 @@ describe('codecs', () => {
     }
   });
 
+  it('passes owned bytes through undecoded only for the built-in raw codec without a schema', () => {
+    const identity: StandardSchemaV1<unknown, unknown> = {
+      '~standard': { version: 1, vendor: 'test', validate: (value) => ({ value }) },
+    };
+    const namedRaw = { name: 'raw', encode: (m: Uint8Array) => m, decode: (b: Uint8Array) => b };
+    expect(resolveCodec({ codec: 'raw' }, 'test').passesOwnedThrough).toBe(true);
+    expect(resolveCodec({ codec: 'raw', schema: identity }, 'test').passesOwnedThrough).toBe(false);
+    expect(resolveCodec({ codec: namedRaw }, 'test').passesOwnedThrough).toBe(false);
+    for (const codec of ['msgpack', 'json', 'v8'] as const) {
+      expect(resolveCodec({ codec }, 'test').passesOwnedThrough).toBe(false);
+    }
+  });
+
   it('accepts a custom codec object', () => {
     const upper = {
       name: 'upper',

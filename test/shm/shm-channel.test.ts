@@ -24,7 +24,7 @@ import { S, SIDE_BASE, SIDE_WORDS, State, VERSION, W } from '../../src/shm/shm-c
 import { checkMessage, makeMessage, sizeFor } from '../fixtures/shm-channel-message.js';
 import { fixtureArgs, rejectionOf, watchdog } from '../helpers.js';
 import { mappedAnonymousSegments } from '../process/proc-helpers.js';
-import { stringLength } from '../support/schemas.js';
+import { byteLength, stringLength } from '../support/schemas.js';
 import { isolatedWithChildren } from '../support/spawned-children.js';
 
 const children = isolatedWithChildren();
@@ -116,6 +116,37 @@ describe('ShmChannel in one process', () => {
       await b.close();
     },
   );
+
+  it('raw codec: every message is a plain Uint8Array of its own, in one record or in pieces; a schema still sees each', async () => {
+    // 6000 and 12288 B are over half the 4 KiB ring: they go in pieces, assembled apart from it.
+    const sizes = [0, 8, 64, 1000, 6000, 3 * 4096];
+    const { a, b } = pair(4096);
+    const kept: Uint8Array[] = [];
+    for (const [i, size] of sizes.entries()) {
+      const sent = a.send(size === 0 ? new Uint8Array(0) : makeMessage(i, size));
+      const message = await watchdog(b.receive(), 5_000, `message of ${size} B`);
+      await sent;
+      expect(Object.getPrototypeOf(message)).toBe(Uint8Array.prototype);
+      // Its own memory, not a view of the ring that later messages overwrite.
+      expect(message.buffer.byteLength).toBe(size);
+      kept.push(message);
+    }
+    kept.forEach((m, i) => {
+      if (m.byteLength > 0) expect(checkMessage(m)).toBe(i);
+    });
+    await a.close();
+    await b.close();
+
+    const lengths = ShmChannel.create<Uint8Array>('schema', { capacity: 4096, codec: 'raw' });
+    const counted = ShmChannel.open<number>('schema', { codec: 'raw', schema: byteLength });
+    for (const size of sizes) {
+      const sent = lengths.send(size === 0 ? new Uint8Array(0) : makeMessage(0, size));
+      expect(await watchdog(counted.receive(), 5_000, `length of ${size} B`)).toBe(size);
+      await sent;
+    }
+    await lengths.close();
+    await counted.close();
+  });
 
   it('latency mode: receive() takes what is already in the ring, in order, also past a pending receive', async () => {
     const { a, b } = pair(4096, 'latency');

@@ -12,3 +12,13 @@ export const stringLength: StandardSchemaV1<unknown, number> = {
       typeof v === 'string' ? { value: v.length } : { issues: [{ message: 'not a string' }] },
   },
 };
+
+/** A schema that transforms bytes: a Uint8Array in, its length out (anything else fails). */
+export const byteLength: StandardSchemaV1<unknown, number> = {
+  '~standard': {
+    version: 1,
+    vendor: 'test',
+    validate: (v) =>
+      v instanceof Uint8Array ? { value: v.byteLength } : { issues: [{ message: 'not bytes' }] },
+  },
+};
