@@ -925,20 +925,21 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
   // ---- reading ----------------------------------------------------------------------------------
 
   /**
-   * `mode: 'latency'`: receive() found nothing queued, so the ring is busy-polled (see #spinSync)
-   * and what the peer published is delivered now: a reply that arrives within microseconds costs no
-   * event-loop turn at all. The default mode leaves delivery to the pump, once per loop turn, which
-   * takes records in batches (one release of ring space per batch, not per message).
+   * receive() or tryReceive() found nothing queued: what the peer published is delivered now, in a
+   * batch as the pump takes it (one release of ring space per batch), so a reader that keeps up
+   * takes message after message without waiting for the pump's turn of the event loop, and
+   * tryReceive() sees what has arrived (docs/benchmarks.md has the numbers). `mode: 'latency'` also
+   * busy-polls an empty ring for receive() (see #spinSync): a reply that arrives within
+   * microseconds costs no event-loop turn at all.
    */
   protected override pollInput(mayWait: boolean): void {
     // The reply awaited may answer a message trySend has not published yet.
     this.#publishLate();
-    if (!this.#latency || this.#pumping || this.#viewMode || this.#sendOnly || this.#torn || this.#released)
-      return;
+    if (this.#pumping || this.#viewMode || this.#sendOnly || this.#torn || this.#released) return;
     if (this.#inputDone) return;
     if (this.#inputPaused || this.#peerReported || this.#peerEnded !== undefined) return;
     // tryReceive() never waits: it takes what is there, without a spin.
-    if (!this.#reader.available() && !(mayWait && this.#spinSync())) return;
+    if (!this.#reader.available() && !(this.#latency && mayWait && this.#spinSync())) return;
     // Only delivery: the spin-or-park bookkeeping stays with the scheduled pump (or the doorbell).
     const delivered = this.#deliverPublished(false);
     if (delivered === BATCH || (delivered >= 0 && this.#peerEnded !== undefined)) this.#schedulePump();

@@ -148,6 +148,17 @@ describe('ShmChannel in one process', () => {
     await counted.close();
   });
 
+  it('default mode: tryReceive() takes what the peer published, without a turn of the event loop', async () => {
+    const { a, b } = pair(4096);
+    expect(b.tryReceive()).toBeUndefined();
+    // send() resolves in a microtask: no turn of the loop has let the reader's pump run since.
+    for (let i = 0; i < 3; i++) await a.send(makeMessage(i, 64));
+    for (let i = 0; i < 3; i++) expect(checkMessage(b.tryReceive()!.message)).toBe(i);
+    expect(b.tryReceive()).toBeUndefined();
+    await a.close();
+    await b.close();
+  });
+
   it('latency mode: receive() takes what is already in the ring, in order, also past a pending receive', async () => {
     const { a, b } = pair(4096, 'latency');
     const early = b.receive();
