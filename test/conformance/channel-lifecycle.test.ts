@@ -92,13 +92,15 @@ describe.each(channelTransports)('Channel lifecycle: $name', (transport: Channel
   });
 
   it('pending receives reject with ERR_IPC_CLOSED on close() and on destroy()', async () => {
-    // Taken at once: the receive may reject while close() is still awaited.
+    // Each taken while the other end is open and has sent nothing, so each waits when its own end
+    // goes. (After a.close(), b's receive would end at a's goodbye, which a shared-memory reader
+    // sees at once.) Taken at once: the receive may reject while close() is still awaited.
+    const onDestroy = rejectionOf(b.receive());
+    b.destroy(new Error('because'));
     const onClose = rejectionOf(a.receive());
     await a.close();
     expect((await onClose).code).toBe(ErrorCodes.CLOSED);
-    const onDestroy = b.receive();
-    b.destroy(new Error('because'));
-    const error = await rejectionOf(onDestroy);
+    const error = await onDestroy;
     expect(error.code).toBe(ErrorCodes.CLOSED);
     expect(error.cause?.message).toBe('because');
   });
