@@ -268,6 +268,11 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
   readonly #writeSpin = new AdaptiveSpin();
   #retryScheduled: NodeJS.Immediate | undefined;
   #pumping = false;
+  /**
+   * Messages receive() and tryReceive() took from the ring themselves (see pollInput) since the
+   * pump last ran; at BATCH they leave the rest to the pump, one event-loop turn later.
+   */
+  #pulledSincePump = 0;
 
   #viewMode = false;
   /** Messages read ahead for receive() before the first receiveView(): it returns them first. */
@@ -938,10 +943,17 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
     if (this.#pumping || this.#viewMode || this.#sendOnly || this.#torn || this.#released) return;
     if (this.#inputDone) return;
     if (this.#inputPaused || this.#peerReported || this.#peerEnded !== undefined) return;
+    if (this.#pulledSincePump >= BATCH) {
+      // A reader keeping up with a writer that keeps the ring full would never yield: the rest
+      // comes with the pump, on the next turn of the event loop.
+      this.#schedulePump();
+      return;
+    }
     // tryReceive() never waits: it takes what is there, without a spin.
     if (!this.#reader.available() && !(this.#latency && mayWait && this.#spinSync())) return;
     // Only delivery: the spin-or-park bookkeeping stays with the scheduled pump (or the doorbell).
     const delivered = this.#deliverPublished(false);
+    if (delivered > 0) this.#pulledSincePump += delivered;
     if (delivered === BATCH || (delivered >= 0 && this.#peerEnded !== undefined)) this.#schedulePump();
   }
 
@@ -955,6 +967,7 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
 
   /** Delivers published records; when the ring stays empty, spins a few turns, then parks. */
   #pump(): void {
+    this.#pulledSincePump = 0;
     if (this.#torn || this.#released || this.#inputDone || this.#peerReported) return;
     if (this.#viewMode) {
       this.#serveViews();

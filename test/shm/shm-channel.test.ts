@@ -159,6 +159,30 @@ describe('ShmChannel in one process', () => {
     await b.close();
   });
 
+  it.each(['default', 'latency'] as const)(
+    '%s mode: a reader that keeps up with a ring full of messages still lets its event loop turn',
+    async (mode) => {
+      const a = ShmChannel.create<Uint8Array>('flood', { capacity: 1 << 22, codec: 'raw', mode });
+      const b = ShmChannel.open<Uint8Array>('flood', { codec: 'raw' });
+      const count = 30_000;
+      for (let i = 0; i < count; i++) expect(a.trySend(makeMessage(i, 64))).toBe(true);
+      await a.send(makeMessage(count, 64));
+      // The reader takes everything without ever waiting: only the channel can yield to the loop.
+      let takenWhenTurned = -1;
+      let taken = 0;
+      setImmediate(() => {
+        takenWhenTurned = taken;
+      });
+      while (taken <= count) {
+        expect(checkMessage(await b.receive())).toBe(taken);
+        taken++;
+      }
+      expect(takenWhenTurned).toBeGreaterThanOrEqual(0);
+      await a.close();
+      await b.close();
+    },
+  );
+
   it('latency mode: receive() takes what is already in the ring, in order, also past a pending receive', async () => {
     const { a, b } = pair(4096, 'latency');
     const early = b.receive();
