@@ -204,8 +204,8 @@ export abstract class ChannelBase<T> implements Channel<T> {
   /**
    * {@link ChannelBase.deliver} for a payload that is the message already: a plain Uint8Array of
    * the transport's own, for a codec that {@link MessageCodec.passesOwnedThrough}. A small message's
-   * decode call, its try block and its Buffer check were a fifth of a shared-memory reader's time
-   * per message (docs/benchmarks.md, 2026-11-29).
+   * decode call, its try block and its Buffer check took 14–25 % of a shared-memory reader's
+   * time per message (docs/benchmarks.md, 2026-11-29).
    */
   protected deliverDecoded(message: T): void {
     if (this.#state === 'closed') return;
