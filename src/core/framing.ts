@@ -271,17 +271,6 @@ export class FrameDecoder {
     return this.#headerFill > 0 || this.#partial !== undefined;
   }
 
-  /**
-   * Where the next read may land to go straight into the frame being assembled: the rest of it, when
-   * at least `minBytes` of it are still to come; otherwise undefined (read into a buffer of your
-   * own and push that). A chunk read there is pushed as usual, and is not copied again.
-   */
-  readTarget(minBytes: number): Uint8Array | undefined {
-    const partial = this.#partial;
-    if (!partial || partial.length - this.#partialFill < minBytes) return undefined;
-    return partial.subarray(this.#partialFill);
-  }
-
   /** Feeds a chunk. Throws ERR_IPC_FRAME_TOO_LARGE or ERR_IPC_BAD_FRAME; the stream is then unusable. */
   push(chunk: Uint8Array): void {
     let pos = 0;
@@ -290,12 +279,7 @@ export class FrameDecoder {
       if (this.#partial) {
         const need = this.#partial.length - this.#partialFill;
         const take = Math.min(need, end - pos);
-        // A chunk read at readTarget() is already in place (a set() onto itself would copy it twice).
-        const inPlace =
-          pos === 0 &&
-          chunk.buffer === this.#partial.buffer &&
-          chunk.byteOffset === this.#partial.byteOffset + this.#partialFill;
-        if (!inPlace) this.#partial.set(chunk.subarray(pos, pos + take), this.#partialFill);
+        this.#partial.set(chunk.subarray(pos, pos + take), this.#partialFill);
         this.#partialFill += take;
         pos += take;
         if (this.#partialFill === this.#partial.length) {

@@ -25,30 +25,6 @@ export interface StreamChannelOptions<T> extends ChannelOptions<T> {
 const FLUSH_BYTES = 64 * 1024;
 
 /**
- * The slot by which an input stream that chooses its own read buffers (a pipe's framedReadStream)
- * asks its channel where the next read should land. A stream without it reads as Node does.
- */
-export const READ_TARGET: unique symbol = Symbol('ipckit.readTarget');
-
-/** Where an input stream's next read lands, as its channel says. */
-export interface ReadTargets {
-  /** Called before each read: the memory to read into, or undefined for the stream's own buffer. */
-  next?: () => Uint8Array | undefined;
-}
-
-/** An input stream that can read straight into memory its channel names. */
-export interface TargetedInput {
-  [READ_TARGET]?: ReadTargets;
-}
-
-/**
- * Reads straight into a frame's memory only while this much of it is still to come: a smaller
- * rest lands in the stream's own buffer with the next frames and is copied, which costs less than
- * a read of its own.
- */
-const MIN_TARGETED_READ = 64 * 1024;
-
-/**
  * After the process at the other end exited, input quiet this long (and one more poll of the loop)
  * means nothing more will come, even if the pipe never reaches its end: a process the peer left
  * behind holds its write end.
@@ -234,16 +210,11 @@ export class StreamChannel<T> extends ChannelBase<T> {
 
   /**
    * Assembles the frames that span reads in memory from `allocate` (a receiver that gives messages
-   * back recycles it), and has an input that can (a pipe's) read the rest of such a frame straight
-   * into it: with memory used before, a large message then costs the kernel's copy and nothing more.
+   * back recycles it): with memory used before, a large message costs copies out of the read buffer
+   * into pages already in place, and no fresh pages to fault in.
    */
   protected assembleFramesIn(allocate: (bytes: number) => Buffer): void {
     this.#decoder.allocate = allocate;
-    const reads = (this.#input as (Socket & TargetedInput) | undefined)?.[READ_TARGET];
-    if (reads) {
-      const decoder = this.#decoder;
-      reads.next = () => decoder.readTarget(MIN_TARGETED_READ);
-    }
   }
 
   /** Changes the largest incoming frame accepted from now on (small until a handshake is done). */

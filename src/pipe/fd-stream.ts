@@ -3,7 +3,6 @@
  * for a process's own stdin/stdout when those are pipes. Destroying the socket closes the fd.
  */
 import { Socket } from 'node:net';
-import { READ_TARGET, type ReadTargets, type TargetedInput } from '../core/stream-channel.js';
 import { native } from '../native/binding.js';
 
 /** A readable stream over the read end of a pipe or FIFO. */
@@ -37,30 +36,30 @@ const GROWN_READ_BYTES = 256 * 1024;
  * writer's next write. Faulting the next message's memory in ahead of time (a spare buffer of the
  * last large size, filled on the turn after a message) did not rescue it: 1,318 against 1,884
  * MB/s with the reads going into it, 1,750 against 1,898 with the copy kept (same run, alternating).
+ * Nor does memory used before: reading the rest of a message straight into memory a released view
+ * gave back (PipeChannel.receiveView) moved 1,137–1,229 MB/s where copying into that same memory
+ * moved 2,108–2,132 (2026-11-29, alternating): the kernel's copy into a 2 MiB working set ran under
+ * the pipe's lock, where the writer waits, and the copy out of this buffer runs beside its writes.
  */
-export function framedReadStream(fd: number): Socket & TargetedInput {
+export function framedReadStream(fd: number): Socket {
   let buffer = Buffer.allocUnsafeSlow(FRAMED_READ_BYTES);
-  // Made before the socket: its constructor asks for the first buffer already.
-  const reads: ReadTargets = {};
-  const socket: Socket & TargetedInput = new Socket({
+  const socket: Socket = new Socket({
     fd,
     readable: true,
     writable: false,
     // `onread` is documented for new net.Socket() but missing from @types/node's constructor type.
-    // A function as `buffer` is asked for the buffer of every next read (after the last one's
-    // 'data' was handled): the channel may name a frame's own memory (see READ_TARGET).
+    // A function as `buffer` is asked for the buffer of every next read.
     onread: {
-      buffer: () => reads.next?.() ?? buffer,
-      callback: (bytes: number, read: Uint8Array) => {
+      buffer: () => buffer,
+      callback: (bytes: number, read: Buffer) => {
         socket.emit('data', read.subarray(0, bytes));
-        if (read === buffer && bytes === read.length && read.length < GROWN_READ_BYTES) {
+        if (bytes === read.length && read.length < GROWN_READ_BYTES) {
           buffer = Buffer.allocUnsafeSlow(GROWN_READ_BYTES);
         }
         return true;
       },
     },
   } as ConstructorParameters<typeof Socket>[0]);
-  socket[READ_TARGET] = reads;
   return socket;
 }
 

@@ -2,8 +2,7 @@
  * The channel over a pair of anonymous pipes (`spawn(..., { channel: 'pipe' })` and
  * `parentChannel()`) or one pipe's read end (`PipeReader.receiver()`): a StreamChannel that can also
  * hand messages out as views, `receiveView()`, as the shared-memory channel does. A large message
- * is then read straight into memory that earlier messages gave back, with no copy besides the
- * kernel's and no fresh pages to fault in.
+ * is then assembled in memory that earlier messages gave back: no fresh pages to fault in.
  */
 import { decodeView, type MessageView } from '../core/channel.js';
 import { codecs, plainBytes } from '../core/codec.js';
@@ -39,9 +38,9 @@ export class PipeChannel<T = unknown> extends StreamChannel<T> {
 
   /**
    * The next message as its encoded bytes (with `codecs.raw`, the message itself), valid until
-   * `release()`. A message larger than what one read of the pipe takes (64 KiB at first) is read
-   * straight into memory that released views gave back: hold views briefly and release them, and a
-   * stream of large messages costs the kernel's copy and nothing more. Smaller messages come as
+   * `release()`. A message larger than what one read of the pipe takes (64 KiB at first) is
+   * assembled in memory that released views gave back: hold views briefly and release them, and a
+   * stream of large messages costs two copies and no fresh pages. Smaller messages come as
    * copies, and their `release()` does nothing. Views not released are ordinary memory: the channel
    * only stops reusing it.
    *
