@@ -51,12 +51,17 @@ export class PipeChannel<T = unknown> extends StreamChannel<T> {
    * fails the same way.
    */
   receiveView(opts?: WaitOptions): Promise<MessageView> {
+    return this.#nextView(opts, 'receiveView');
+  }
+
+  /** receiveView(), for `operation` (receiveView, or receive in view mode): its errors name that. */
+  #nextView(opts: WaitOptions | undefined, operation: string): Promise<MessageView> {
     try {
       checkWaitOptions(opts);
     } catch (err) {
       return Promise.reject(err);
     }
-    if (opts?.signal?.aborted) return Promise.reject(abortedError(`${this.what}: receiveView`, opts.signal));
+    if (opts?.signal?.aborted) return Promise.reject(abortedError(`${this.what}: ${operation}`, opts.signal));
     this.#enterViewMode();
     if (this.#viewWaiters.length === 0) {
       let view: MessageView | undefined;
@@ -72,7 +77,7 @@ export class PipeChannel<T = unknown> extends StreamChannel<T> {
     return new Promise<MessageView>((resolve, reject) => {
       const waiter: ViewWaiter = { resolve, reject, disarm: noop };
       this.#viewWaiters.push(waiter);
-      waiter.disarm = armWait(`${this.what}: receiveView`, opts, (err) => {
+      waiter.disarm = armWait(`${this.what}: ${operation}`, opts, (err) => {
         this.#viewWaiters.remove(waiter);
         reject(err);
       });
@@ -82,7 +87,8 @@ export class PipeChannel<T = unknown> extends StreamChannel<T> {
   override receive(opts?: WaitOptions): Promise<T> {
     if (!this.#viewMode) return super.receive(opts);
     return (
-      this.#readAhead.receive(opts) ?? this.receiveView(opts).then((view) => decodeView(this.codec, view))
+      this.#readAhead.receive(opts) ??
+      this.#nextView(opts, 'receive').then((view) => decodeView(this.codec, view))
     );
   }
 

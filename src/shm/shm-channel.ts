@@ -37,7 +37,7 @@ import { isAlive } from '../core/process-identity.js';
 import { Queue } from '../core/queue.js';
 import { ReadAhead } from '../core/read-ahead.js';
 import { sleepSync } from '../core/sleep.js';
-import { armWait, checkWaitOptions, type WaitOptions } from '../core/wait.js';
+import { abortedError, armWait, checkWaitOptions, type WaitOptions } from '../core/wait.js';
 import { native } from '../native/binding.js';
 import { AdaptiveSpin } from './adaptive-spin.js';
 import { type DoorbellAddress, ringDoorbell, type ThreadDoorbell, threadDoorbell } from './doorbell.js';
@@ -541,11 +541,18 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
    * this (and `receive()`) returns what the peer sent before, then fails the same way.
    */
   receiveView(opts?: WaitOptions): Promise<ShmView> {
+    return this.#nextView(opts, 'receiveView');
+  }
+
+  /** receiveView(), for `operation` (receiveView, or receive in view mode): its errors name that. */
+  #nextView(opts: WaitOptions | undefined, operation: string): Promise<ShmView> {
     try {
       checkWaitOptions(opts);
     } catch (err) {
       return Promise.reject(err);
     }
+    // As receive(): a signal aborted before the call takes nothing, even a view that is there.
+    if (opts?.signal?.aborted) return Promise.reject(abortedError(`${this.what}: ${operation}`, opts.signal));
     if (this.#torn) return Promise.reject(closedError(this.what));
     if (!this.#viewMode) {
       this.#viewMode = true;
@@ -569,7 +576,7 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
     return new Promise<ShmView>((resolve, reject) => {
       const waiter: ViewWaiter = { resolve, reject, disarm: noop };
       this.#viewWaiters.push(waiter);
-      waiter.disarm = armWait(`${this.what}: receiveView`, opts, (err) => {
+      waiter.disarm = armWait(`${this.what}: ${operation}`, opts, (err) => {
         this.#viewWaiters.remove(waiter);
         reject(err);
       });
@@ -585,7 +592,8 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
   override receive(opts?: WaitOptions): Promise<T> {
     if (!this.#viewMode) return super.receive(opts);
     return (
-      this.#readAhead.receive(opts) ?? this.receiveView(opts).then((view) => decodeView(this.codec, view))
+      this.#readAhead.receive(opts) ??
+      this.#nextView(opts, 'receive').then((view) => decodeView(this.codec, view))
     );
   }
 

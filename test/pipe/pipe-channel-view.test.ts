@@ -275,6 +275,23 @@ describe('PipeChannel.receiveView', () => {
     await rx.close();
   });
 
+  it('in view mode, receive() names itself when it times out or is aborted', async () => {
+    const { rx, tx } = pipePair();
+    await tx.send(pattern(10, 1));
+    (await watchdog(rx.receiveView(), 30_000, 'the first view')).release();
+    const timedOut = await rejectionOf(rx.receive({ timeout: 20 }));
+    expect(timedOut).toMatchObject({ code: ErrorCodes.TIMEOUT });
+    expect(timedOut.message).toMatch(/: receive timed out/);
+    expect((await rejectionOf(rx.receiveView({ timeout: 20 }))).message).toMatch(/: receiveView timed out/);
+    const aborted = await rejectionOf(rx.receive({ signal: AbortSignal.abort() }));
+    expect(aborted).toMatchObject({ code: ErrorCodes.ABORTED });
+    expect(aborted.message).toMatch(/: receive was aborted/);
+    await tx.send(pattern(10, 2));
+    expect(digest(await watchdog(rx.receive(), 30_000, 'the second message'))).toBe(digest(pattern(10, 2)));
+    await tx.close();
+    await rx.close();
+  });
+
   it('close() ends receiving with ERR_IPC_CLOSED; a view taken before stays readable', async () => {
     const { rx, tx } = pipePair();
     await tx.send(pattern(MiB, 9));

@@ -389,6 +389,25 @@ describe('ShmChannel in one process', () => {
     b.destroy();
   });
 
+  it('in view mode, receive() names itself when it times out or is aborted; an aborted signal takes nothing', async () => {
+    const { a, b } = pair(4096);
+    await a.send(makeMessage(0, 64));
+    (await watchdog(b.receiveView(), 5_000, 'the first view')).release();
+    const timedOut = await rejectionOf(b.receive({ timeout: 20 }));
+    expect(timedOut.code).toBe(ErrorCodes.TIMEOUT);
+    expect(timedOut.message).toMatch(/: receive timed out/);
+    expect((await rejectionOf(b.receiveView({ timeout: 20 }))).message).toMatch(/: receiveView timed out/);
+    // The next message is in the ring now: a signal aborted before the call still takes nothing.
+    await a.send(makeMessage(1, 64));
+    const aborted = await rejectionOf(b.receive({ signal: AbortSignal.abort() }));
+    expect(aborted.code).toBe(ErrorCodes.ABORTED);
+    expect(aborted.message).toMatch(/: receive was aborted/);
+    expect((await rejectionOf(b.receiveView({ signal: AbortSignal.abort() }))).code).toBe(ErrorCodes.ABORTED);
+    expect(checkMessage(await watchdog(b.receive(), 5_000, 'the second message'))).toBe(1);
+    await a.close();
+    await b.close();
+  });
+
   it('a receive() already waiting when view mode begins gets the next message, before the view', async () => {
     const a = ShmChannel.create<{ n: number }>('waiting');
     const b = ShmChannel.open<{ n: number }>('waiting');
