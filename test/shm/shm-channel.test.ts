@@ -162,8 +162,7 @@ describe('ShmChannel in one process', () => {
   it.each(['default', 'latency'] as const)(
     '%s mode: a reader that keeps up with a ring full of messages still lets its event loop turn',
     async (mode) => {
-      const a = ShmChannel.create<Uint8Array>('flood', { capacity: 1 << 22, codec: 'raw', mode });
-      const b = ShmChannel.open<Uint8Array>('flood', { codec: 'raw' });
+      const { a, b } = pair(1 << 22, mode);
       const count = 30_000;
       for (let i = 0; i < count; i++) expect(a.trySend(makeMessage(i, 64))).toBe(true);
       await a.send(makeMessage(count, 64));
