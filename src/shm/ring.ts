@@ -345,6 +345,25 @@ export class RingReader {
     }
   }
 
+  /**
+   * The next record's payload as a copy of its own, when that record is a whole message (DATA) of
+   * at most `limit` bytes: a small message's whole read in one call, without the record object and
+   * the checks of the general path. Anything else (nothing published, PAD, PIECE, GOODBYE, RESET, an
+   * oversize or impossible header, a ring of many producers) is left for {@link RingReader.next}:
+   * returns undefined and the cursor stays.
+   */
+  copyNextData(limit: number): Uint8Array | undefined {
+    if (this.#many || !this.available()) return undefined;
+    const offset = this.#cursor & this.#mask;
+    const length = this.#words[offset >> 2]!;
+    if (this.#words[(offset >> 2) + 1] !== RecordKind.DATA || length < 0 || length > limit) return undefined;
+    const size = RECORD_HEADER + align8(length);
+    if (size > this.capacity - offset || size > (this.#head - this.#cursor) >>> 0) return undefined;
+    this.#cursor = (this.#cursor + size) >>> 0;
+    const start = offset + RECORD_HEADER;
+    return this.data.slice(start, start + length);
+  }
+
   /** The position up to which everything read so far could be freed. */
   get cursor(): number {
     return this.#cursor;

@@ -35,7 +35,10 @@ function message(seq: number, size: number): Uint8Array {
   return bytes;
 }
 
-type Op = { write: number; lazy: boolean } | { read: number } | { publish: true };
+type Op =
+  | { write: number; lazy: boolean }
+  | { read: number; fastLimit: number | undefined }
+  | { publish: true };
 
 describe('ring wrap-around (property)', () => {
   it('delivers every message whole and in order under random interleavings', () => {
@@ -44,7 +47,11 @@ describe('ring wrap-around (property)', () => {
         write: fc.oneof(fc.integer({ min: 0, max: 64 }), fc.integer({ min: 0, max: 2 * CAPACITY })),
         lazy: fc.boolean(),
       }),
-      fc.record({ read: fc.integer({ min: 1, max: 8 }) }),
+      fc.record({
+        read: fc.integer({ min: 1, max: 8 }),
+        // Whether the reader tries the whole-message shortcut first, and up to what size.
+        fastLimit: fc.option(fc.integer({ min: 0, max: CAPACITY }), { nil: undefined }),
+      }),
       fc.constant({ publish: true as const }),
     ) as fc.Arbitrary<Op>;
     fc.assert(
@@ -61,8 +68,17 @@ describe('ring wrap-around (property)', () => {
           if (at >= 0) pending.offset = at;
           if (at === pending.bytes.byteLength) pending = undefined;
         };
-        const read = (limit: number) => {
+        const read = (limit: number, fastLimit?: number) => {
           for (let i = 0; i < limit; i++) {
+            // As the channel does: the shortcut only between messages, never amid a pieced one.
+            const whole =
+              fastLimit !== undefined && pieces.length === 0 ? reader.copyNextData(fastLimit) : undefined;
+            if (whole) {
+              expect(whole.byteLength).toBeLessThanOrEqual(fastLimit!);
+              received.push(whole);
+              reader.free(reader.cursor);
+              continue;
+            }
             const rec = reader.next();
             if (!rec) {
               // What a busy-polling reader does at every position: it must change nothing.
@@ -89,7 +105,7 @@ describe('ring wrap-around (property)', () => {
           } else if ('publish' in o) {
             writer.publish();
           } else {
-            read(o.read);
+            read(o.read, o.fastLimit);
             pump();
           }
         }
@@ -106,6 +122,42 @@ describe('ring wrap-around (property)', () => {
       }),
       { numRuns: 300 },
     );
+  });
+
+  it('copyNextData() takes a whole DATA message as a copy of its own, and leaves every other record', () => {
+    const { writer, reader } = makeRing(0);
+    expect(reader.copyNextData(CAPACITY)).toBeUndefined();
+    // Unpublished: not there yet.
+    writeMessage(writer, message(1, 100), 0, false, true);
+    expect(reader.copyNextData(CAPACITY)).toBeUndefined();
+    writer.publish();
+    // Over the limit: left for next(), which reports it.
+    expect(reader.copyNextData(99)).toBeUndefined();
+    const copy = reader.copyNextData(100)!;
+    expect(Buffer.compare(copy, message(1, 100))).toBe(0);
+    expect(copy.buffer).not.toBe(reader.data.buffer);
+    expect(copy.byteOffset).toBe(0);
+    reader.free(reader.cursor);
+    // A message in pieces: the first piece is not a whole message.
+    writeMessage(writer, message(2, CAPACITY), 0);
+    expect(reader.copyNextData(CAPACITY)).toBeUndefined();
+    expect(reader.next()?.kind).toBe(RecordKind.PIECE);
+    reader.free(reader.cursor);
+    while (reader.next()) reader.free(reader.cursor);
+    // GOODBYE: left for next().
+    writer.reserve(0, 0);
+    writer.commit(RecordKind.GOODBYE, undefined, 0, 0);
+    expect(reader.copyNextData(CAPACITY)).toBeUndefined();
+    expect(reader.next()?.kind).toBe(RecordKind.GOODBYE);
+  });
+
+  it('copyNextData() leaves the PAD before a record that wraps to next()', () => {
+    // 16 bytes before the end of the ring: a 100-byte message goes after a PAD, at position 0.
+    const { writer, reader } = makeRing(CAPACITY - 16);
+    expect(writeMessage(writer, message(1, 100), 0)).toBe(100);
+    expect(reader.copyNextData(CAPACITY)).toBeUndefined();
+    const rec = reader.next()!;
+    expect([rec.kind, rec.offset, rec.length]).toEqual([RecordKind.DATA, 8, 100]);
   });
 
   it('publishes nothing until a record is complete', () => {
