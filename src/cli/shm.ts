@@ -139,7 +139,7 @@ Examples:
               offset: opts.offset,
               length,
               encoding: opts.encoding,
-              data: Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString(opts.encoding),
+              data: Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString(opts.encoding),
             });
           } else {
             for (const line of hexDump(bytes, opts.offset)) out.line(line);

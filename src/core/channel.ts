@@ -297,8 +297,8 @@ export abstract class ChannelBase<T> implements Channel<T> {
       const waiter = this.#senders.shift()!;
       waiter.disarm();
       // The limit may have dropped while it waited (a socket client's new server takes less).
-      if (waiter.payload.byteLength > this.sendLimit) {
-        waiter.reject(this.tooLargeToSend(this.what, waiter.payload.byteLength));
+      if (waiter.payload.length > this.sendLimit) {
+        waiter.reject(this.tooLargeToSend(this.what, waiter.payload.length));
         continue;
       }
       this.#blocked = !this.transmit(waiter.payload);
@@ -409,7 +409,7 @@ export abstract class ChannelBase<T> implements Channel<T> {
   #encodeForSend(message: T, now: boolean): Uint8Array {
     const payload =
       now && this.copiesPayload ? this.codec.encodeTransient(message) : this.codec.encode(message);
-    if (payload.byteLength > this.sendLimit) throw this.tooLargeToSend(this.what, payload.byteLength);
+    if (payload.length > this.sendLimit) throw this.tooLargeToSend(this.what, payload.length);
     return payload;
   }
 

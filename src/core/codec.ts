@@ -156,7 +156,7 @@ function msgpackrDecode(bytes: Uint8Array): unknown {
 }
 
 function msgpackrDecodeAny(bytes: Uint8Array): unknown {
-  const length = bytes.byteLength;
+  const length = bytes.length;
   if (length === 0) return packr().decode(bytes);
   if (length <= SMALL_FRAME) {
     smallFrame.set(bytes);
@@ -164,7 +164,7 @@ function msgpackrDecodeAny(bytes: Uint8Array): unknown {
   }
   return packr().decode(wholeViewOf(bytes.buffer), {
     start: bytes.byteOffset,
-    end: bytes.byteOffset + bytes.byteLength,
+    end: bytes.byteOffset + bytes.length,
   });
 }
 
@@ -245,7 +245,7 @@ export const codecs = {
  * toString() and slice() behave differently (its slice() is a view, not a copy).
  */
 export function plainBytes(bytes: Uint8Array): Uint8Array {
-  return bytes instanceof Buffer ? new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength) : bytes;
+  return bytes instanceof Buffer ? new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length) : bytes;
 }
 
 /** The name of a built-in codec. */

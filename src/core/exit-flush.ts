@@ -76,8 +76,8 @@ export function lastBytes(chunks: readonly Uint8Array[], bytes: number): Uint8Ar
   let need = bytes;
   for (let i = chunks.length - 1; i >= 0 && need > 0; i--) {
     const chunk = chunks[i]!;
-    const take = Math.min(need, chunk.byteLength);
-    tail.unshift(take === chunk.byteLength ? chunk : chunk.subarray(chunk.byteLength - take));
+    const take = Math.min(need, chunk.length);
+    tail.unshift(take === chunk.length ? chunk : chunk.subarray(chunk.length - take));
     need -= take;
   }
   return tail;
@@ -93,7 +93,7 @@ export function writeFdAtExit(fd: number, chunks: readonly Uint8Array[]): void {
   const deadline = exitDeadline();
   for (const chunk of chunks) {
     let offset = 0;
-    while (offset < chunk.byteLength) {
+    while (offset < chunk.length) {
       try {
         offset += writeSync(fd, chunk, offset);
       } catch (err) {

@@ -103,17 +103,17 @@ export class FrameBatch {
 
   /** Appends one data frame. */
   add(payload: Uint8Array): void {
-    const offset = this.#reserve(FRAME_HEADER_BYTES + payload.byteLength);
-    this.#buffer.writeUInt32BE(payload.byteLength, offset);
+    const offset = this.#reserve(FRAME_HEADER_BYTES + payload.length);
+    this.#buffer.writeUInt32BE(payload.length, offset);
     this.#buffer.set(payload, offset + FRAME_HEADER_BYTES);
   }
 
   /** Appends one data frame whose payload is `head` followed by `body` (an envelope and a message). */
   addParts(head: Uint8Array, body: Uint8Array): void {
-    const offset = this.#reserve(FRAME_HEADER_BYTES + head.byteLength + body.byteLength);
-    this.#buffer.writeUInt32BE(head.byteLength + body.byteLength, offset);
+    const offset = this.#reserve(FRAME_HEADER_BYTES + head.length + body.length);
+    this.#buffer.writeUInt32BE(head.length + body.length, offset);
     this.#buffer.set(head, offset + FRAME_HEADER_BYTES);
-    this.#buffer.set(body, offset + FRAME_HEADER_BYTES + head.byteLength);
+    this.#buffer.set(body, offset + FRAME_HEADER_BYTES + head.length);
   }
 
   /** Appends one control frame. */
@@ -171,7 +171,7 @@ export class FrameBatch {
    * {@link FrameBatch.release}; false for a small batch's copy, which needs no release.
    */
   lends(bytes: Uint8Array): boolean {
-    return bytes.byteLength > SMALL_BATCH_BYTES && this.#lent.has(bytes.buffer);
+    return bytes.length > SMALL_BATCH_BYTES && this.#lent.has(bytes.buffer);
   }
 
   /**
@@ -274,7 +274,7 @@ export class FrameDecoder {
   /** Feeds a chunk. Throws ERR_IPC_FRAME_TOO_LARGE or ERR_IPC_BAD_FRAME; the stream is then unusable. */
   push(chunk: Uint8Array): void {
     let pos = 0;
-    const end = chunk.byteLength;
+    const end = chunk.length;
     while (pos < end) {
       if (this.#partial) {
         const need = this.#partial.length - this.#partialFill;

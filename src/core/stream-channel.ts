@@ -374,10 +374,10 @@ export class StreamChannel<T> extends ChannelBase<T> {
   /** Keeps `bytes` for #flushAtExit while the output may still hold up to `held` bytes. */
   #trackUnfinished(bytes: Uint8Array, held: number): void {
     this.#unfinished.push(bytes);
-    this.#unfinishedBytes += bytes.byteLength;
+    this.#unfinishedBytes += bytes.length;
     // Older writes wholly before the last `held` bytes are done.
-    while (this.#unfinishedBytes - this.#unfinished[0]!.byteLength >= held) {
-      this.#unfinishedBytes -= this.#unfinished.shift()!.byteLength;
+    while (this.#unfinishedBytes - this.#unfinished[0]!.length >= held) {
+      this.#unfinishedBytes -= this.#unfinished.shift()!.length;
     }
     flushAtExit(this.#flushAtExit);
   }

@@ -603,14 +603,14 @@ export class MessageQueue<T = unknown> implements AsyncDisposable {
 
   #outgoing(body: T, settings: MessageSettings): OutgoingMessage {
     const bytes = this.#codec.encode(body);
-    if (bytes.byteLength > this.#settings.maxMessageBytes) {
-      throw frameTooLarge(this.#what, bytes.byteLength, this.#settings.maxMessageBytes);
+    if (bytes.length > this.#settings.maxMessageBytes) {
+      throw frameTooLarge(this.#what, bytes.length, this.#settings.maxMessageBytes);
     }
     const maxBytes = this.#settings.maxBytes;
-    if (maxBytes !== undefined && bytes.byteLength > maxBytes) {
+    if (maxBytes !== undefined && bytes.length > maxBytes) {
       throw new IpcError(
         ErrorCodes.QUEUE_FULL,
-        `${this.#what}: a message of ${bytes.byteLength} bytes can never fit in maxBytes ${maxBytes}`,
+        `${this.#what}: a message of ${bytes.length} bytes can never fit in maxBytes ${maxBytes}`,
       );
     }
     return {
@@ -641,7 +641,7 @@ export class MessageQueue<T = unknown> implements AsyncDisposable {
         ids.add(m.id);
       }
       count++;
-      bytes += m.body.byteLength;
+      bytes += m.body.length;
     }
     const over =
       maxMessages !== undefined && count > maxMessages

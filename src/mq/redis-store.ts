@@ -259,7 +259,7 @@ class RedisStore implements Store {
     args.push(packr().pack(flat));
     args.push(packr().pack(request.groups));
     for (const m of request.messages) {
-      args.push(Buffer.from(m.body.buffer, m.body.byteOffset, m.body.byteLength));
+      args.push(Buffer.from(m.body.buffer, m.body.byteOffset, m.body.length));
     }
     const askedAt = Date.now();
     const [outcomes, roomIn] = (await this.#run('ipckitMqSend', args)) as [number[], number];

@@ -328,6 +328,6 @@ function noop(): void {}
 /** The body bytes of an entry's messages. */
 function bodyBytes(entry: Entry): number {
   let bytes = 0;
-  for (const m of entry.messages) bytes += m.body.byteLength;
+  for (const m of entry.messages) bytes += m.body.length;
   return bytes;
 }

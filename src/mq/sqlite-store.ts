@@ -300,7 +300,7 @@ class SqliteStore implements Store {
             fresh.push(!duplicate);
             if (!duplicate) {
               count++;
-              runBytes += m.body.byteLength;
+              runBytes += m.body.length;
             }
           }
           full =
@@ -329,7 +329,7 @@ class SqliteStore implements Store {
             m.body,
           );
           sent++;
-          sentBytes += m.body.byteLength;
+          sentBytes += m.body.length;
           outcomes.push('sent');
         }
         at = end;
@@ -392,7 +392,7 @@ class SqliteStore implements Store {
     this.#ring(rings);
     rows.sort(rowsByDeliveryOrder);
     const messages: ClaimedMessage[] = rows.map(([seq, id, type, priority, attempts, enqueued, body]) => ({
-      receipt: { seq, lease, size: body.byteLength } satisfies SqliteReceipt,
+      receipt: { seq, lease, size: body.length } satisfies SqliteReceipt,
       id,
       body,
       type,

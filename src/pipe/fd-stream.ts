@@ -94,7 +94,7 @@ class GrowingPipeWriter extends Socket {
   }
 
   override _write(chunk: Buffer, encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
-    this.#fit(chunk.byteLength);
+    this.#fit(chunk.length);
     super._write(chunk, encoding, callback);
   }
 
@@ -103,7 +103,7 @@ class GrowingPipeWriter extends Socket {
     callback: (error?: Error | null) => void,
   ): void {
     let bytes = 0;
-    for (const { chunk } of chunks) bytes += chunk.byteLength;
+    for (const { chunk } of chunks) bytes += chunk.length;
     this.#fit(bytes);
     super._writev!(chunks, callback);
   }

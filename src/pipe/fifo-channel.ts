@@ -24,7 +24,7 @@ import {
 /** One write(2) of at most PIPE_BUF bytes that never blocks; false if it did not happen. */
 function writeWhole(fd: number, chunk: Uint8Array): boolean {
   try {
-    return writeSync(fd, chunk) === chunk.byteLength;
+    return writeSync(fd, chunk) === chunk.length;
   } catch {
     return false; // EAGAIN (the pipe is full) or the fd is gone
   }
@@ -108,9 +108,9 @@ export class FifoSender<T> extends ChannelBase<T> {
     if (this.#output.destroyed) return;
     const inFlight = this.#inFlight;
     const unwritten = inFlight
-      ? Math.min(unsentBytes(this.#output) ?? this.#output.writableLength, inFlight.byteLength)
+      ? Math.min(unsentBytes(this.#output) ?? this.#output.writableLength, inFlight.length)
       : 0;
-    const refused = unwritten > 0 ? [inFlight!.subarray(inFlight!.byteLength - unwritten)] : [];
+    const refused = unwritten > 0 ? [inFlight!.subarray(inFlight!.length - unwritten)] : [];
     writeFdAtExit(this.#fd, [...refused, ...this.#groups.splice(0).flatMap(pieces)]);
   };
 
@@ -133,9 +133,9 @@ export class FifoSender<T> extends ChannelBase<T> {
 
   protected transmit(payload: Uint8Array): boolean {
     const writer = this.#writer;
-    if (writer && payload.byteLength <= SINGLE_CHUNK_PAYLOAD) {
+    if (writer && payload.length <= SINGLE_CHUNK_PAYLOAD) {
       // The hot path: the chunk is encoded straight into the group, no allocation.
-      if (this.#groupLength + FIRST_HEADER + payload.byteLength > PIPE_BUF) this.#closeGroup();
+      if (this.#groupLength + FIRST_HEADER + payload.length > PIPE_BUF) this.#closeGroup();
       const written = writeSingleChunk(this.#group, this.#groupLength, payload, writer);
       this.#groupLength += written;
       this.#queuedBytes += written;
@@ -144,17 +144,17 @@ export class FifoSender<T> extends ChannelBase<T> {
       return this.#queuedBytes < QUEUE_LIMIT;
     }
     const wire = wireBytes(this.#format, payload, writer);
-    this.#queuedBytes += wire.byteLength;
-    if (wire.byteLength > PIPE_BUF) {
+    this.#queuedBytes += wire.length;
+    if (wire.length > PIPE_BUF) {
       this.#closeGroup();
       // Queued until the pipe takes it, while send has resolved: 'bytes' passes the caller's own
       // buffer through, which it may refill now, so that one is queued as a copy.
       this.#groups.push(wire === payload ? new Uint8Array(payload) : wire);
       flushAtExit(this.#flushAtExit);
     } else {
-      if (this.#groupLength + wire.byteLength > PIPE_BUF) this.#closeGroup();
+      if (this.#groupLength + wire.length > PIPE_BUF) this.#closeGroup();
       this.#group.set(wire, this.#groupLength);
-      this.#groupLength += wire.byteLength;
+      this.#groupLength += wire.length;
       this.#scheduleFlush();
     }
     this.#pump();
@@ -216,7 +216,7 @@ export class FifoSender<T> extends ChannelBase<T> {
       return;
     }
     let next = head;
-    if (this.#writer && head.byteLength > PIPE_BUF) {
+    if (this.#writer && head.length > PIPE_BUF) {
       // One chunk of a large message; the rest stays at the head of the queue.
       next = head.subarray(0, PIPE_BUF);
       this.#groups[0] = head.subarray(PIPE_BUF);
@@ -235,7 +235,7 @@ export class FifoSender<T> extends ChannelBase<T> {
         return;
       }
       if (ends) this.#midMessage = false;
-      this.#queuedBytes -= next.byteLength;
+      this.#queuedBytes -= next.length;
       this.#pump();
       if (this.#queuedBytes < QUEUE_LIMIT) this.writable();
     });
@@ -244,8 +244,8 @@ export class FifoSender<T> extends ChannelBase<T> {
 
 /** A queued group cut into writes of at most PIPE_BUF bytes (for 'frames', each a whole chunk). */
 function pieces(group: Uint8Array): Uint8Array[] {
-  if (group.byteLength <= PIPE_BUF) return [group];
+  if (group.length <= PIPE_BUF) return [group];
   const out: Uint8Array[] = [];
-  for (let at = 0; at < group.byteLength; at += PIPE_BUF) out.push(group.subarray(at, at + PIPE_BUF));
+  for (let at = 0; at < group.length; at += PIPE_BUF) out.push(group.subarray(at, at + PIPE_BUF));
   return out;
 }

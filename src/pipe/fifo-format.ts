@@ -76,9 +76,9 @@ let defaultWriter: FrameWriter | undefined;
 export function wireBytes(format: FifoFormat, payload: Uint8Array, writer?: FrameWriter): Uint8Array {
   if (format === 'bytes') return payload;
   if (format === 'lines') {
-    const wire = Buffer.allocUnsafe(payload.byteLength + 1);
+    const wire = Buffer.allocUnsafe(payload.length + 1);
     wire.set(payload, 0);
-    wire[payload.byteLength] = NEWLINE;
+    wire[payload.length] = NEWLINE;
     return wire;
   }
   writer ??= defaultWriter ??= newFrameWriter();

@@ -92,7 +92,7 @@ export function writeSingleChunk(
   payload: Uint8Array,
   writer: FrameWriter,
 ): number {
-  const length = payload.byteLength;
+  const length = payload.length;
   writeHeader(out, offset, FIRST | LAST, length, writer);
   out.writeUInt32BE(length, offset + 13);
   out.writeUInt32BE(crc32(payload), offset + 17);
@@ -102,7 +102,7 @@ export function writeSingleChunk(
 
 /** A message larger than one chunk, cut into chunks laid out back to back. */
 export function chunkedWire(payload: Uint8Array, writer: FrameWriter): Buffer {
-  const total = payload.byteLength;
+  const total = payload.length;
   const later = Math.ceil(Math.max(0, total - SINGLE_CHUNK_PAYLOAD) / NEXT_CHUNK_PAYLOAD);
   const wire = Buffer.allocUnsafe(FIRST_HEADER + total + later * CHUNK_HEADER);
   const first = Math.min(total, SINGLE_CHUNK_PAYLOAD);

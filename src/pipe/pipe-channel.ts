@@ -134,7 +134,7 @@ export class PipeChannel<T = unknown> extends StreamChannel<T> {
       return;
     }
     if (!owned) {
-      this.receiveFrameAt(payload, 0, payload.byteLength);
+      this.receiveFrameAt(payload, 0, payload.length);
       return;
     }
     // Memory of its own (assembled across reads): given back on release, for a later message.

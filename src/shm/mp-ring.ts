@@ -162,7 +162,7 @@ export class MpRingWriter {
   constructor(views: RingViews, slots: ProducerSlots, slot: number) {
     this.#control = views.control;
     this.#data = views.data;
-    this.capacity = views.data.byteLength;
+    this.capacity = views.data.length;
     this.#mask = this.capacity - 1;
     this.#words = new Int32Array(views.data.buffer, views.data.byteOffset, this.capacity >> 2);
     this.#slots = slots;
@@ -227,7 +227,7 @@ export class MpRingWriter {
     this.#words[offset >> 2] = length;
     if (length > 0 && src) {
       this.#data.set(
-        length === src.byteLength && srcOffset === 0 ? src : src.subarray(srcOffset, srcOffset + length),
+        length === src.length && srcOffset === 0 ? src : src.subarray(srcOffset, srcOffset + length),
         offset + RECORD_HEADER,
       );
     }

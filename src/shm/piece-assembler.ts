@@ -56,7 +56,7 @@ export class PieceAssembler {
     this.#lastTotal = total;
     // Larger than the message (the guess was high): an exact copy, so that the message's
     // ArrayBuffer is the message, as it is for every other message.
-    return buffer.byteLength === total ? buffer : buffer.slice(0, total);
+    return buffer.length === total ? buffer : buffer.slice(0, total);
   }
 
   /** Drops what was collected (the sender's session was reset mid-message). */
@@ -76,8 +76,8 @@ export class PieceAssembler {
     let buffer = this.#buffer;
     if (!buffer) {
       buffer = uninitialized(Math.min(this.#maxBytes, Math.max(this.#lastTotal, 2 * this.#length)));
-    } else if (this.#length > buffer.byteLength) {
-      const grown = uninitialized(Math.min(this.#maxBytes, Math.max(2 * buffer.byteLength, this.#length)));
+    } else if (this.#length > buffer.length) {
+      const grown = uninitialized(Math.min(this.#maxBytes, Math.max(2 * buffer.length, this.#length)));
       grown.set(buffer.subarray(0, at));
       buffer = grown;
     }

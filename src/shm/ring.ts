@@ -152,7 +152,7 @@ export class RingWriter implements RecordWriter {
   constructor(views: RingViews) {
     this.#control = views.control;
     this.#data = views.data;
-    this.capacity = views.data.byteLength;
+    this.capacity = views.data.length;
     this.#mask = this.capacity - 1;
     this.#words = new Int32Array(views.data.buffer, views.data.byteOffset, this.capacity >> 2);
     this.#lazyLimit = Math.min(LAZY_PUBLISH_BYTES, this.capacity / 8);
@@ -210,7 +210,7 @@ export class RingWriter implements RecordWriter {
     this.#writeHeader(offset, length, kind);
     if (length > 0 && src) {
       this.#data.set(
-        length === src.byteLength && srcOffset === 0 ? src : src.subarray(srcOffset, srcOffset + length),
+        length === src.length && srcOffset === 0 ? src : src.subarray(srcOffset, srcOffset + length),
         offset + RECORD_HEADER,
       );
     }
@@ -272,7 +272,7 @@ export class RingReader {
     this.#many = many;
     this.#control = views.control;
     this.data = views.data;
-    this.capacity = views.data.byteLength;
+    this.capacity = views.data.length;
     this.#mask = this.capacity - 1;
     this.#words = new Int32Array(views.data.buffer, views.data.byteOffset, this.capacity >> 2);
     this.#tail = Atomics.load(this.#control, Ctl.TAIL) >>> 0;
@@ -405,7 +405,7 @@ export function writeMessage(
   continued = false,
   lazy = false,
 ): number {
-  const total = payload.byteLength;
+  const total = payload.length;
   const maxPayload = maxRecordPayload(writer.capacity);
   if (offset === 0 && !continued && total <= maxPayload) {
     if (writer.reserve(total, total) < 0) return -1;

@@ -629,7 +629,7 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
         if (this.#writer.unpublished) this.#schedulePublish();
         else this.#notifyReader();
       }
-      if (at === payload.byteLength) return true;
+      if (at === payload.length) return true;
       at = Math.max(at, 0);
     }
     const rest = this.#spill.copy(at === 0 ? payload : payload.subarray(at));
@@ -873,7 +873,7 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
   /** Puts as much of the first pending message (or the GOODBYE) in the ring as fits; true on progress. */
   #writeSome(head: Outgoing): boolean {
     if (head.kind !== RecordKind.DATA) {
-      const length = head.bytes?.byteLength ?? 0;
+      const length = head.bytes?.length ?? 0;
       if (this.#writer.reserve(length, length) < 0) return this.#noRoom();
       this.#writer.commit(head.kind, head.bytes, 0, length);
       this.#pending.shift();
@@ -881,7 +881,7 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
       const at = writeMessage(this.#writer, head.bytes, head.offset, head.continued);
       if (at < 0) return this.#noRoom();
       head.offset = at;
-      if (at === head.bytes.byteLength) {
+      if (at === head.bytes.length) {
         this.#pending.shift();
         this.#spill.release(head.bytes);
       }

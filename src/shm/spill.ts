@@ -19,10 +19,10 @@ export class Spill {
 
   /** A copy of `bytes`, in the kept buffer when it is free and `bytes` not too large to keep. */
   copy(bytes: Uint8Array): Uint8Array {
-    const length = bytes.byteLength;
+    const length = bytes.length;
     if (this.#inUse || length > this.#keepBytes) return new Uint8Array(bytes);
-    if (this.#buffer.byteLength < length) {
-      this.#buffer = new Uint8Array(Math.min(this.#keepBytes, Math.max(length, this.#buffer.byteLength * 2)));
+    if (this.#buffer.length < length) {
+      this.#buffer = new Uint8Array(Math.min(this.#keepBytes, Math.max(length, this.#buffer.length * 2)));
     }
     this.#buffer.set(bytes, 0);
     this.#inUse = true;

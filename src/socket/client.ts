@@ -237,8 +237,8 @@ export class SocketClient<T = unknown> extends ChannelBase<T> {
       } catch (err) {
         return Promise.reject(err);
       }
-      if (body.byteLength > this.sendLimit) {
-        return Promise.reject(this.tooLargeToSend(`${this.what}: request '${method}'`, body.byteLength));
+      if (body.length > this.sendLimit) {
+        return Promise.reject(this.tooLargeToSend(`${this.what}: request '${method}'`, body.length));
       }
     }
     let entry!: PendingRequest;
@@ -254,7 +254,7 @@ export class SocketClient<T = unknown> extends ChannelBase<T> {
         if (this.#pending.take(id) === undefined) return;
         // Withdrawn from the reconnect queue too: it would hold a place under maxQueued otherwise.
         if (queued && this.#offline.remove(queued)) {
-          this.#offlineBytes -= queued.head.byteLength + queued.body.byteLength;
+          this.#offlineBytes -= queued.head.length + queued.body.length;
         }
         // Tell the server, so a handler watching ctx.signal can stop.
         if (entry.generation === this.#generation && this.#link?.isOpen) {
@@ -442,7 +442,7 @@ export class SocketClient<T = unknown> extends ChannelBase<T> {
     if (!policy) return false;
     if (isRequest && this.#offlineFull()) return false;
     this.#offline.push(item);
-    this.#offlineBytes += item.head.byteLength + item.body.byteLength;
+    this.#offlineBytes += item.head.length + item.body.length;
     return true;
   }
 
@@ -511,9 +511,9 @@ export class SocketClient<T = unknown> extends ChannelBase<T> {
     // (it would end the connection) stays here: a request fails, a message is counted.
     let tooLarge = 0;
     for (const item of this.#offline.drain()) {
-      if (item.body.byteLength > this.sendLimit) {
+      if (item.body.length > this.sendLimit) {
         if (item.requestId === undefined) tooLarge++;
-        else this.#refuseQueuedRequest(item.requestId, item.body.byteLength);
+        else this.#refuseQueuedRequest(item.requestId, item.body.length);
         continue;
       }
       if (item.requestId !== undefined) {

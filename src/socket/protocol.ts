@@ -182,12 +182,12 @@ export function badEnvelope(what: string, detail: string): IpcError {
 }
 
 function asBuffer(bytes: Uint8Array): Buffer {
-  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
 }
 
 /** Reads the u32 at `offset`, checking the frame is long enough. */
 export function readU32(payload: Uint8Array, offset: number, what: string): number {
-  if (payload.byteLength < offset + 4) throw badEnvelope(what, 'too short for its id');
+  if (payload.length < offset + 4) throw badEnvelope(what, 'too short for its id');
   return (
     ((payload[offset]! << 24) |
       (payload[offset + 1]! << 16) |
@@ -200,7 +200,7 @@ export function readU32(payload: Uint8Array, offset: number, what: string): numb
 /** Checks the length-prefixed name at `offset`; returns where it ends (where the body starts). */
 export function nameEnd(payload: Uint8Array, offset: number, what: string): number {
   const length = payload[offset];
-  if (length === undefined || length === 0 || payload.byteLength < offset + 1 + length) {
+  if (length === undefined || length === 0 || payload.length < offset + 1 + length) {
     throw badEnvelope(what, 'name length out of range');
   }
   return offset + 1 + length;
@@ -302,22 +302,22 @@ export function encodeWireError(wire: WireError, limit: number): Buffer | undefi
   const encode = (value: WireError) => Buffer.from(JSON.stringify(value), 'utf8');
   let fitted = wire;
   let bytes = encode(fitted);
-  if (bytes.byteLength > limit && fitted.stack !== undefined) {
+  if (bytes.length > limit && fitted.stack !== undefined) {
     fitted = { ...fitted, stack: undefined };
     bytes = encode(fitted);
   }
   // The message matters more than the class name and the application's code.
-  if (bytes.byteLength > limit && (fitted.name !== undefined || fitted.remoteCode !== undefined)) {
+  if (bytes.length > limit && (fitted.name !== undefined || fitted.remoteCode !== undefined)) {
     fitted = { code: fitted.code, message: fitted.message };
     bytes = encode(fitted);
   }
-  while (bytes.byteLength > limit && fitted.message !== '') {
+  while (bytes.length > limit && fitted.message !== '') {
     // Halving ends: a message of a character or two (which the … would not shorten) goes whole.
     const keep = Math.floor(fitted.message.length / 2);
     fitted = { ...fitted, message: keep > 1 ? `${fitted.message.slice(0, keep)}…` : '' };
     bytes = encode(fitted);
   }
-  return bytes.byteLength > limit ? undefined : bytes;
+  return bytes.length > limit ? undefined : bytes;
 }
 
 /** A class name or an error code: short by nature, so a long one is cut hard. */

@@ -405,8 +405,8 @@ export class ServerConnection<T> extends Link<T> implements SocketConnection<T> 
         this.#replyError(id, err);
         return;
       }
-      if (body.byteLength > this.sendLimit) {
-        this.#replyError(id, this.tooLargeToSend(`${this.what}: reply to request ${id}`, body.byteLength));
+      if (body.length > this.sendLimit) {
+        this.#replyError(id, this.tooLargeToSend(`${this.what}: reply to request ${id}`, body.length));
         return;
       }
     }
@@ -420,7 +420,7 @@ export class ServerConnection<T> extends Link<T> implements SocketConnection<T> 
     // Within what the client accepts (its maxMessageBytes, plus the head room it allows every
     // frame), as every reply: a longer frame would end its connection.
     const head = idHead(Kind.ERROR, id);
-    const body = encodeWireError(wire, this.sendLimit + MAX_HEAD_BYTES - head.byteLength);
+    const body = encodeWireError(wire, this.sendLimit + MAX_HEAD_BYTES - head.length);
     if (body === undefined) {
       this.abort(
         new IpcError(
@@ -464,7 +464,7 @@ export class ServerConnection<T> extends Link<T> implements SocketConnection<T> 
    */
   publish(head: Uint8Array, body: Uint8Array, topic: string): boolean {
     if (!this.#canSend()) return false;
-    if (body.byteLength > this.sendLimit) {
+    if (body.length > this.sendLimit) {
       // More than this subscriber accepts: it would end the connection there. Dropped instead, and
       // the subscriber is told (sub.dropped), as for a slow one.
       this.#server.dropped(1);
@@ -477,7 +477,7 @@ export class ServerConnection<T> extends Link<T> implements SocketConnection<T> 
       return true;
     }
     this.#publications.push({ head, body, topic });
-    this.#queuedBytes += head.byteLength + body.byteLength;
+    this.#queuedBytes += head.length + body.length;
     const limit = this.#server.limits.subscriberHighWaterMark;
     let dropped = 0;
     while (
@@ -485,7 +485,7 @@ export class ServerConnection<T> extends Link<T> implements SocketConnection<T> 
       (this.#queuedBytes > MAX_QUEUED_PUBLICATION_BYTES && this.#publications.length > 1)
     ) {
       const oldest = this.#publications.shift()!;
-      this.#queuedBytes -= oldest.head.byteLength + oldest.body.byteLength;
+      this.#queuedBytes -= oldest.head.length + oldest.body.length;
       this.#countDropped(oldest.topic);
       dropped++;
     }
@@ -526,7 +526,7 @@ export class ServerConnection<T> extends Link<T> implements SocketConnection<T> 
     this.#sendDropped();
     while (this.#publications.length > 0 && !this.outputFull) {
       const next = this.#publications.shift()!;
-      this.#queuedBytes -= next.head.byteLength + next.body.byteLength;
+      this.#queuedBytes -= next.head.length + next.body.length;
       this.transmitParts(next.head, next.body);
     }
   }

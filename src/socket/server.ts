@@ -259,10 +259,10 @@ export class SocketServer<T = unknown> implements AsyncIterable<SocketConnection
     const subscribers = this.#topics.get(topic);
     if (!subscribers || subscribers.size === 0) return 0;
     const body = message === undefined ? new Uint8Array(0) : this.#bodyCodec.encode(message);
-    if (body.byteLength > this.#maxMessageBytes) {
+    if (body.length > this.#maxMessageBytes) {
       throw frameTooLarge(
         `socket ${this.url}: publication on '${topic}'`,
-        body.byteLength,
+        body.length,
         this.#maxMessageBytes,
       );
     }
