@@ -256,7 +256,10 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
   /** Whether the last message #assemble returned is a buffer of its own (not a view into the ring). */
   #owned = false;
   readonly #rawCodec: boolean;
-  /** The raw codec without a schema: a copy of a record's bytes is the message (see #deliverPublished). */
+  /**
+   * The codec passes owned bytes through (the raw codec without a schema): a copy of a record's
+   * bytes is the message (see #deliverPublished).
+   */
   readonly #bytesAreMessages: boolean;
   #pumpScheduled: NodeJS.Immediate | undefined;
   #ringScheduled: NodeJS.Immediate | undefined;
@@ -295,7 +298,7 @@ export class ShmChannel<T = unknown> extends ChannelBase<T> {
     this.#segment = segment;
     this.#opts = opts;
     this.#rawCodec = this.codec.name === 'raw';
-    this.#bytesAreMessages = this.#rawCodec && this.codec.passesOwnedThrough;
+    this.#bytesAreMessages = this.codec.passesOwnedThrough;
     this.#pieces = new PieceAssembler(this.maxMessageBytes);
     const { side, session } = attachment;
     this.#side = side;
