@@ -151,6 +151,17 @@ describe('ring wrap-around (property)', () => {
     expect(reader.next()?.kind).toBe(RecordKind.GOODBYE);
   });
 
+  it('copyNextData() leaves a header that claims more than was published, or a negative length, to next(), which refuses it', () => {
+    const { writer, reader } = makeRing(0);
+    expect(writeMessage(writer, message(1, 100), 0)).toBe(100);
+    const words = new Int32Array(reader.data.buffer, reader.data.byteOffset, CAPACITY / 4);
+    for (const scribbled of [200, CAPACITY, -1]) {
+      words[0] = scribbled; // the record's length word, as memory scribbled on would read
+      expect(reader.copyNextData(2 * CAPACITY)).toBeUndefined();
+      expect(() => reader.next()).toThrow(RangeError);
+    }
+  });
+
   it('copyNextData() leaves the PAD before a record that wraps to next()', () => {
     // 16 bytes before the end of the ring: a 100-byte message goes after a PAD, at position 0.
     const { writer, reader } = makeRing(CAPACITY - 16);
