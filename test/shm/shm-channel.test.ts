@@ -20,7 +20,15 @@ import {
   spawn,
 } from '../../src/index.js';
 import { kernelPrefix } from '../../src/shm/kernel-name.js';
-import { S, SIDE_BASE, SIDE_WORDS, State, VERSION, W } from '../../src/shm/shm-channel-layout.js';
+import {
+  CONTROL_PAGE,
+  S,
+  SIDE_BASE,
+  SIDE_WORDS,
+  State,
+  VERSION,
+  W,
+} from '../../src/shm/shm-channel-layout.js';
 import { checkMessage, makeMessage, sizeFor } from '../fixtures/shm-channel-message.js';
 import { fixtureArgs, rejectionOf, watchdog } from '../helpers.js';
 import { mappedAnonymousSegments } from '../process/proc-helpers.js';
@@ -311,6 +319,27 @@ describe('ShmChannel in one process', () => {
         ErrorCodes.FRAME_TOO_LARGE,
       );
       expect(await watchdog(b.receive(), 5_000, 'after')).toEqual(message('after the pieces'));
+      a.destroy();
+      b.destroy();
+    },
+  );
+
+  it.each([
+    ['msgpack', 'a message'],
+    ['raw', new TextEncoder().encode('a message')],
+  ] as const)(
+    '%s: a record header scribbled on in the ring fails the reader with ERR_IPC_BAD_FRAME, never a wrong message',
+    async (codec, message) => {
+      const a = ShmChannel.create<unknown>('scribbled', { capacity: 4096, codec });
+      const b = ShmChannel.open<unknown>('scribbled', { codec });
+      // The creator writes the first ring, whose data starts after the control page; its first record
+      // is at the start. Its length word now claims more than was published.
+      const segment = SharedMemory.open('scribbled');
+      const firstRecord = new Int32Array(segment.buffer, CONTROL_PAGE, 2);
+      expect(a.trySend(message)).toBe(true);
+      firstRecord[0] = 200;
+      expect((await watchdog(rejectionOf(b.receive()), 5_000, 'receive')).code).toBe(ErrorCodes.BAD_FRAME);
+      segment.close();
       a.destroy();
       b.destroy();
     },
