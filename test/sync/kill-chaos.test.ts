@@ -11,7 +11,7 @@
  * before it holds the mutex again.
  */
 import { spawnSync } from 'node:child_process';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { Condition, Event, Mutex, RwLock, SharedMemory } from '../../src/index.js';
 import { ConditionWords, MutexWords, RwLockWords } from '../fixtures/sync-churn-words.js';
 import { watchdog } from '../helpers.js';
@@ -19,6 +19,10 @@ import { isolateEachTest, startFixture, succeeded } from './children.js';
 import { churn, until, wordReaches } from './churn.js';
 
 isolateEachTest();
+// A churn kills and replaces processes dozens of times: 20–26 s per test in CI, 44 s once when the
+// VM was slow, against the suite's 60 s default. A hang still fails at once: every step of churn()
+// has a watchdog of its own (10–20 s).
+vi.setConfig({ testTimeout: 180_000 });
 
 describe('Mutex: holders SIGKILLed at random points', () => {
   const { ITERATIONS, A, B, VIOLATIONS, INSIDE, SECTIONS } = MutexWords;
